@@ -1,0 +1,135 @@
+"""Switchboard: one live inbox for Messenger, Google Business Messages, SMS and email."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, jsonify, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import CONFIGS, INSTANCE_DIR, BASE_DIR
+
+
+def create_app(config: dict[str, Any] | str | None = None) -> Flask:
+    """Build the app. ``config`` is an environment name or a dict of overrides."""
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder="static",
+    )
+    env = config if isinstance(config, str) else os.environ.get("SWITCHBOARD_ENV", "development")
+    cfg_cls = CONFIGS[env]
+    cfg_cls.check()
+    app.config.from_object(cfg_cls)
+    if isinstance(config, dict):
+        app.config.update(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    register_errors(app)
+    return app
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    """WAL + busy timeout so readers and the writer do not block each other."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def register_extensions(app: Flask) -> None:
+    """Initialise the extension objects of ``app.extensions``."""
+    from app.extensions import babel, csrf, db, limiter, login, migrate, socketio
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        opts.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
+            event.listen(engine, "connect", _sqlite_pragmas)
+            engine.dispose()
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login.init_app(app)
+    login.login_view = "auth.login"
+    babel.init_app(app, locale_selector=_select_locale)
+    from app import realtime
+
+    socketio.init_app(
+        app,
+        message_queue=app.config.get("REDIS_URL"),
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS") or [],
+        logger=False,
+        engineio_logger=False,
+    )
+    realtime.init_app(app)
+
+
+def _select_locale() -> str:
+    from flask_login import current_user
+
+    langs = _languages()
+    chosen = request.args.get("lang")
+    if chosen in langs:
+        return chosen
+    if getattr(current_user, "is_authenticated", False) and current_user.locale in langs:
+        return current_user.locale
+    from flask import session
+
+    if session.get("lang") in langs:
+        return session["lang"]
+    return request.accept_languages.best_match(langs) or "en"
+
+
+def _languages() -> list[str]:
+    from flask import current_app
+
+    return current_app.config["LANGUAGES"]
+
+
+def register_blueprints(app: Flask) -> None:
+    """Pages, auth, the JSON API and the webhooks."""
+    from app.web import api, auth, pages, webhooks
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(webhooks.bp)
+
+
+def register_cli(app: Flask) -> None:
+    """``flask users|inboxes|demo|worker`` commands."""
+    from app import cli
+
+    cli.register(app)
+
+
+def register_errors(app: Flask) -> None:
+    """JSON errors for the API and webhooks, pages elsewhere."""
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if request.path.startswith(("/api/", "/webhooks/")):
+            code = (exc.name or "error").lower().replace(" ", "_")
+            body = {"error": {"code": code, "message": exc.description or exc.name}}
+            return jsonify(body), exc.code
+        return exc

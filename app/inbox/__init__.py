@@ -1,0 +1,1 @@
+"""The domain: ingest, threading, reply windows, delivery, assignment, queries."""

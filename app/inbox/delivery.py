@@ -1,0 +1,270 @@
+"""Outbound: the send-time rules, the outbox row, and recording the result.
+
+Posting a reply checks every rule the platform would enforce (reply window,
+opt-out, undeliverable recipient, quiet hours) and refuses with a reason the
+agent understands, without contacting the provider. An accepted reply is a
+message in ``queued`` state plus an outbox row, written in one transaction;
+the worker (``app.inbox.worker``) sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.clock import aware, now
+from app.inbox import events, windows
+from app.inbox.ingest import add_activity, refresh_timers
+from app.inbox.serialize import conversation_dict, message_dict
+from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
+
+log = logging.getLogger(__name__)
+
+QUIET_GRACE = timedelta(minutes=60)  # a customer who wrote within the hour is awake
+
+
+class SendRefused(Exception):
+    """The channel cannot take this message now; nothing was sent."""
+
+    def __init__(self, code: str, message: str, **details) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class InvalidMessage(ValueError):
+    """The request itself is wrong (empty body, too long ...)."""
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What the checks decided: the platform rule used and channel options."""
+
+    window: windows.WindowState
+    options: dict
+
+
+def _identity(session: Session, conv: Conversation) -> ContactIdentity | None:
+    if conv.identity_id is None:
+        return None
+    return session.get(ContactIdentity, conv.identity_id)
+
+
+def quiet_hours_state(conv: Conversation, ident: ContactIdentity | None, at: datetime) -> dict | None:
+    """For SMS: whether ``at`` is inside the customer's quiet hours, and when they end."""
+    if conv.inbox.channel != "sms" or ident is None:
+        return None
+    quiet = conv.inbox.setting("quiet_hours")
+    if not quiet or not quiet.get("start") or not quiet.get("end"):
+        return None
+    from connectors.sms import phone as sms_phone
+    from connectors.sms import quiet as sms_quiet
+
+    tz = sms_phone.customer_timezone(ident.external_id, conv.inbox.setting("timezone") or "UTC")
+    if not sms_quiet.in_quiet_hours(at, tz, quiet["start"], quiet["end"]):
+        return {"quiet": False, "timezone": tz}
+    ends = sms_quiet.quiet_ends_at(at, tz, quiet["start"], quiet["end"])
+    return {"quiet": True, "timezone": tz, "ends_at": ends}
+
+
+def check_send(
+    session: Session, conv: Conversation, at: datetime, *, send_after: datetime | None = None
+) -> SendPlan:
+    """Apply every send-time rule; raises :class:`SendRefused` with a code."""
+    inbox = conv.inbox
+    if not inbox.active:
+        raise SendRefused("undeliverable", "This inbox is disconnected.")
+    human_agent = bool(inbox.setting("human_agent"))
+    window = windows.reply_window(inbox.channel, conv.last_inbound_at, human_agent, at)
+    if window.state == "closed":
+        if inbox.channel == "messenger" and not human_agent and conv.last_inbound_at and (
+            at < aware(conv.last_inbound_at) + timedelta(days=7)
+        ):
+            hint = (" A 7-day human agent reply is possible only where the Page is approved for "
+                    "the HUMAN_AGENT tag (inbox setting).")
+        else:
+            hint = " You can leave a private note; the reply becomes possible when the customer writes again."
+        raise SendRefused(
+            "window_closed",
+            f"The {window.rule.replace(' has ended', '')} has closed.{hint}",
+            expires_at=window.expires_at,
+        )
+    ident = _identity(session, conv)
+    if ident is not None and ident.opted_out_at is not None:
+        raise SendRefused(
+            "opted_out",
+            "The customer opted out of messages from this number (they texted STOP). "
+            "They must text START to receive replies again.",
+        )
+    if ident is not None and ident.undeliverable_reason:
+        raise SendRefused(
+            "undeliverable", f"This customer cannot receive messages: {ident.undeliverable_reason}"
+        )
+    options: dict = {}
+    if window.state == "human_agent":
+        options["tag"] = "HUMAN_AGENT"
+    if send_after is None:
+        quiet = quiet_hours_state(conv, ident, at)
+        if quiet and quiet["quiet"]:
+            last_in = aware(conv.last_inbound_at)
+            if not (last_in and at - last_in <= QUIET_GRACE):
+                ends = quiet["ends_at"]
+                raise SendRefused(
+                    "quiet_hours",
+                    f"It is quiet hours for this customer ({quiet['timezone']}). "
+                    f"Schedule the reply for {ends.astimezone(_zone(quiet['timezone'])):%H:%M} "
+                    "their time instead.",
+                    send_after=ends,
+                    timezone=quiet["timezone"],
+                )
+    return SendPlan(window=window, options=options)
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+MAX_BODY = 20000
+
+
+def post_message(
+    session: Session,
+    conv: Conversation,
+    user: User | None,
+    body: str,
+    *,
+    private: bool = False,
+    client_id: str | None = None,
+    send_after: datetime | None = None,
+    automated: bool = False,
+    attachment_ids: list[int] | None = None,
+) -> tuple[Message, bool]:
+    """Store a note or queue a reply. Returns (message, created).
+
+    Same ``client_id`` on the same conversation returns the first message.
+    Refused sends raise :class:`SendRefused` and store nothing.
+    """
+    body = (body or "").strip("\n")
+    if not body.strip() and not attachment_ids:
+        raise InvalidMessage("The message is empty.")
+    if len(body) > MAX_BODY:
+        raise InvalidMessage(f"The message is longer than {MAX_BODY} characters.")
+    if client_id:
+        existing = session.scalars(
+            sa.select(Message).where(
+                Message.conversation_id == conv.id, Message.client_id == client_id
+            )
+        ).first()
+        if existing is not None:
+            return existing, False
+    at = now()
+    if send_after is not None:
+        send_after = aware(send_after)
+        if send_after <= at:
+            send_after = None
+    sender_name = user.name if user else "Switchboard"
+    if private:
+        msg = Message(
+            conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note", body=body,
+            sender_user_id=user.id if user else None, sender_name=sender_name,
+            client_id=client_id, status="received", meta={}, created_at=at,
+        )
+        session.add(msg)
+        session.flush()
+        conv.last_activity_at = at
+        events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
+        events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+        return msg, True
+    plan = check_send(session, conv, send_after or at, send_after=send_after)
+    if send_after is not None:
+        # a scheduled reply must still be inside the window when it goes out
+        check_send(session, conv, send_after, send_after=send_after)
+    msg = Message(
+        conversation_id=conv.id, inbox_id=conv.inbox_id, direction="outbound", body=body,
+        sender_user_id=user.id if user else None, sender_name=sender_name, client_id=client_id,
+        status="queued", automated=automated, send_after=send_after,
+        meta={"kind": "message", **({"tag": plan.options["tag"]} if "tag" in plan.options else {})},
+        created_at=at,
+    )
+    session.add(msg)
+    session.flush()
+    if attachment_ids:
+        from app.models import Attachment
+
+        for att in session.scalars(sa.select(Attachment).where(Attachment.id.in_(attachment_ids))):
+            if att.message_id is None or att.message.conversation_id == conv.id:
+                att.message_id = msg.id
+    session.add(
+        OutboxItem(kind="send", inbox_id=conv.inbox_id, message_id=msg.id,
+                   next_attempt_at=send_after or at, payload={})
+    )
+    if send_after is None:
+        record_outbound_activity(conv, msg, user, at)
+    else:
+        conv.last_activity_at = at
+        add_activity(session, conv, f"Reply scheduled for {send_after:%Y-%m-%d %H:%M} UTC",
+                     event="scheduled", message_id=msg.id)
+    session.flush()
+    events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
+    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+    events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
+    return msg, True
+
+
+def record_outbound_activity(conv: Conversation, msg: Message, user: User | None, at: datetime) -> None:
+    """A reply resets what waits for an answer (only a human's reply answers)."""
+    conv.last_outbound_at = at
+    if user is not None and not msg.automated:
+        conv.waiting_since = None
+        conv.unread_count = 0
+    conv.last_message_direction = "outbound"
+    conv.last_message_body = (msg.body or "")[:280]
+    conv.last_message_at = at
+    conv.last_activity_at = at
+    refresh_timers(conv, conv.inbox)
+
+
+def cancel_scheduled(session: Session, conv: Conversation) -> int:
+    """The customer wrote first: cancel replies still waiting for quiet hours to end."""
+    rows = list(
+        session.scalars(
+            sa.select(Message).where(
+                Message.conversation_id == conv.id,
+                Message.direction == "outbound",
+                Message.status == "queued",
+                Message.send_after.is_not(None),
+            )
+        )
+    )
+    for msg in rows:
+        msg.status = "failed"
+        msg.error_code = "cancelled"
+        msg.error_message = "Not sent: the customer wrote again before the scheduled time."
+        session.execute(
+            sa.update(OutboxItem)
+            .where(OutboxItem.message_id == msg.id, OutboxItem.state == "pending")
+            .values(state="cancelled")
+        )
+        events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))
+    return len(rows)
+
+
+def retry_message(session: Session, msg: Message, user: User) -> Message:
+    """Queue a failed reply again, after checking the rules once more."""
+    conv = session.get(Conversation, msg.conversation_id)
+    if msg.direction != "outbound" or msg.status != "failed":
+        raise InvalidMessage("Only a failed reply can be retried.")
+    check_send(session, conv, now())
+    msg.status = "queued"
+    msg.error_code = msg.error_message = None
+    session.add(OutboxItem(kind="send", inbox_id=msg.inbox_id, message_id=msg.id, payload={}))
+    session.flush()
+    events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))
+    return msg

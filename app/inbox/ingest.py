@@ -1,0 +1,648 @@
+"""Ingest: store what a connector parsed, idempotently, and thread it.
+
+Every event for one inbox goes through :func:`ingest`, which stores the whole
+batch in one transaction and commits before the webhook answers 2xx. Replays
+are harmless: messages are inserted with ``ON CONFLICT DO NOTHING`` on the
+(inbox, provider id) unique key, so two concurrent deliveries of the same
+message store exactly one row on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.clock import aware, now
+from app.inbox import events, storage, windows
+from app.inbox.serialize import conversation_dict, message_dict
+from app.models import (
+    Attachment,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Inbox,
+    Message,
+    OutboxItem,
+)
+from app.models.message import STATUS_RANK
+from connectors import base as cb
+
+log = logging.getLogger(__name__)
+
+SNIPPET = 280
+
+
+@dataclass
+class IngestResult:
+    """What a batch did: new message ids, duplicates skipped, receipts applied."""
+
+    created: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    updated: int = 0
+    conversations: set[int] = field(default_factory=set)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def insert_ignore(session: Session, model, values: dict, conflict: list[str]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING; returns the new id or None when it existed."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict)
+        .returning(model.id)
+    )
+    return session.execute(stmt).scalar()
+
+
+def lock_for_update(session: Session, stmt):
+    """Row locks where the database has them (PostgreSQL); SQLite serialises writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update()
+    return stmt
+
+
+def find_or_create_identity(
+    session: Session, inbox: Inbox, external_id: str, name: str | None
+) -> tuple[ContactIdentity, bool]:
+    """The contact identity for ``external_id`` in ``inbox``, created when new.
+
+    Safe under concurrency: the identity insert ignores conflicts, and the row
+    is then locked (PostgreSQL) so threading below happens one at a time.
+    """
+    q = sa.select(ContactIdentity).where(
+        ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id == external_id
+    )
+    ident = session.scalars(lock_for_update(session, q)).first()
+    if ident is not None:
+        if name and not ident.contact.name:
+            ident.contact.name = name[:200]
+        return ident, False
+    contact = Contact(name=name[:200] if name else None)
+    session.add(contact)
+    session.flush()
+    new_id = insert_ignore(
+        session,
+        ContactIdentity,
+        {
+            "contact_id": contact.id,
+            "inbox_id": inbox.id,
+            "channel": inbox.channel,
+            "external_id": external_id,
+            "data": {},
+            "created_at": now(),
+        },
+        ["inbox_id", "external_id"],
+    )
+    if new_id is None:  # another request created it first
+        session.delete(contact)
+        session.flush()
+    ident = session.scalars(lock_for_update(session, q).execution_options(populate_existing=True)).one()
+    return ident, new_id is not None
+
+
+def add_activity(session: Session, conv: Conversation, text: str, **meta) -> Message:
+    """Write a system line into the thread (assigned, closed, opted out ...)."""
+    msg = Message(
+        conversation_id=conv.id,
+        inbox_id=conv.inbox_id,
+        direction="activity",
+        body=text,
+        status="received",
+        meta=meta,
+        created_at=now(),
+    )
+    session.add(msg)
+    session.flush()
+    events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
+    return msg
+
+
+def _reopen_window(inbox: Inbox) -> timedelta:
+    return timedelta(days=float(inbox.setting("reopen_days")))
+
+
+def thread_conversation(
+    session: Session,
+    inbox: Inbox,
+    ident: ContactIdentity,
+    at: datetime,
+    *,
+    automated: bool = False,
+    candidate: Conversation | None = None,
+    subject: str | None = None,
+) -> tuple[Conversation, str]:
+    """Pick the conversation a new customer message belongs to.
+
+    The contact's latest conversation in the inbox unless closed; a closed one
+    reopens when closed less than the inbox's reopen period ago; otherwise a
+    new conversation. Automated mail never reopens a closed conversation.
+    Returns the conversation and what happened: ``existing``, ``reopened`` or ``created``.
+    """
+    conv = candidate
+    if conv is None:
+        conv = session.scalars(
+            sa.select(Conversation)
+            .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        ).first()
+    if conv is not None:
+        if conv.status != "closed":
+            return conv, "existing"
+        if automated:
+            return conv, "existing"
+        if conv.closed_at and aware(conv.closed_at) > at - _reopen_window(inbox):
+            conv.status = "open"
+            conv.closed_at = None
+            add_activity(session, conv, "Reopened by a new customer message", event="reopened")
+            return conv, "reopened"
+    conv = Conversation(
+        inbox_id=inbox.id,
+        contact_id=ident.contact_id,
+        identity_id=ident.id,
+        status="open",
+        subject=subject,
+        last_activity_at=at,
+        created_at=at,
+        context={},
+    )
+    session.add(conv)
+    session.flush()
+    return conv, "created"
+
+
+def refresh_timers(conv: Conversation, inbox: Inbox) -> None:
+    """Recompute the precomputed timer columns from the conversation's facts."""
+    conv.window_expires_at = windows.final_expiry(
+        inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent"))
+    )
+    conv.response_due_at = windows.response_due_at(
+        conv.waiting_since, inbox.setting("response_due_hours")
+    )
+
+
+def _set_last_message(conv: Conversation, direction: str, body: str, at: datetime) -> None:
+    conv.last_message_direction = direction
+    conv.last_message_body = (body or "")[:SNIPPET]
+    conv.last_message_at = at
+    conv.last_activity_at = at
+
+
+def _store_attachments(session: Session, msg: Message, refs: tuple[cb.AttachmentRef, ...]) -> None:
+    """Keep bytes we already have; queue downloads for URLs (they expire)."""
+    for ref in refs:
+        att = Attachment(
+            message_id=msg.id,
+            kind=ref.kind or "file",
+            filename=storage.safe_filename(ref.filename, default="") or None,
+            content_type=ref.content_type,
+            content_id=ref.content_id,
+            source_url=ref.url,
+            extra={**(ref.extra or {}), **({"title": ref.title} if ref.title else {})},
+        )
+        if ref.content is not None:
+            att.storage_key = storage.save(ref.content)
+            att.size = len(ref.content)
+            att.state = "stored"
+        elif ref.url:
+            att.state = "pending"
+        else:
+            att.state = "stored"  # nothing to fetch (a location, a fallback share)
+        session.add(att)
+        session.flush()
+        if att.state == "pending":
+            session.add(
+                OutboxItem(kind="download", inbox_id=msg.inbox_id, message_id=msg.id,
+                           payload={"attachment_id": att.id})
+            )
+
+
+# --------------------------------------------------------------------------- events
+
+
+class _Batch:
+    """State shared while one batch is ingested."""
+
+    def __init__(self, session: Session, inbox: Inbox, received_at: datetime) -> None:
+        self.session = session
+        self.inbox = inbox
+        self.received_at = received_at
+        self.result = IngestResult()
+        self.created_convs: set[int] = set()
+        self.touched: dict[int, Conversation] = {}
+        self.new_identities: list[int] = []
+
+    def touch(self, conv: Conversation, created: bool = False) -> None:
+        self.touched[conv.id] = conv
+        if created:
+            self.created_convs.add(conv.id)
+
+
+def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -> Conversation | None:
+    """Email threading: our Message-IDs, plus-address token, ``[#n]`` subject token."""
+    from connectors.email import threads  # email specifics live with the email connector
+
+    session, inbox = b.session, b.inbox
+    refs = [r for r in ev.thread_refs if r]
+    conv = None
+    if refs:
+        conv = session.scalars(
+            sa.select(Conversation)
+            .join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.inbox_id == inbox.id, Message.provider_id.in_(refs))
+            .where(Conversation.contact_id == ident.contact_id)
+            .order_by(Message.id.desc())
+            .limit(1)
+        ).first()
+    tokens = [t for t in (threads.token_from_message_id(r) for r in refs) if t]
+    for address in ev.context.get("to", []) + ev.context.get("cc", []):
+        token = threads.plus_token(address, inbox.config.get("address", ""))
+        if token:
+            tokens.append(token)
+    if conv is None and tokens:
+        conv = session.scalars(
+            sa.select(Conversation).where(
+                Conversation.inbox_id == inbox.id,
+                Conversation.token.in_(tokens),
+                Conversation.contact_id == ident.contact_id,
+            )
+        ).first()
+    if conv is None and ev.subject:
+        number = threads.subject_ticket_token(ev.subject)
+        if number:
+            conv = session.scalars(
+                sa.select(Conversation).where(
+                    Conversation.id == number,
+                    Conversation.inbox_id == inbox.id,
+                    Conversation.contact_id == ident.contact_id,
+                )
+            ).first()
+    return conv
+
+
+def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
+    session, inbox = b.session, b.inbox
+    if ev.external_id:
+        exists = session.scalar(
+            sa.select(Message.id).where(
+                Message.inbox_id == inbox.id, Message.provider_id == ev.external_id
+            )
+        )
+        if exists:
+            b.result.duplicates += 1
+            return
+    ident, new_ident = find_or_create_identity(session, inbox, ev.contact_id, ev.contact_name)
+    if new_ident:
+        b.new_identities.append(ident.id)
+    sent_at = aware(ev.sent_at) or b.received_at
+    candidate = _email_candidate(b, ident, ev) if inbox.channel == "email" else None
+    subject = None
+    if inbox.channel == "email":
+        from connectors.email import threads
+
+        subject = threads.display_subject(ev.subject or "")[:500] or None
+    conv, how = thread_conversation(
+        session, inbox, ident, b.received_at, automated=ev.automated, candidate=candidate,
+        subject=subject,
+    )
+    if conv.identity_id is None:
+        conv.identity_id = ident.id
+    meta = {"kind": ev.kind, **({"context": ev.context} if ev.context else {})}
+    if ev.reply_to_external_id:
+        meta["reply_to"] = ev.reply_to_external_id
+    if ev.subject:
+        meta["subject"] = ev.subject
+    full = ev.context.get("full_text") if ev.context else None
+    if full is not None:
+        meta["context"] = {k: v for k, v in ev.context.items() if k != "full_text"}
+    new_id = insert_ignore(
+        session,
+        Message,
+        {
+            "conversation_id": conv.id,
+            "inbox_id": inbox.id,
+            "direction": "inbound",
+            "body": ev.text or "",
+            "html": ev.html,
+            "full_body": full if full and full != ev.text else None,
+            "sender_name": ev.contact_name or ident.contact.display_name(),
+            "provider_id": ev.external_id,
+            "platform_at": sent_at,
+            "status": "received",
+            "automated": ev.automated,
+            "meta": meta,
+            "created_at": b.received_at,
+            "updated_at": b.received_at,
+        },
+        ["inbox_id", "provider_id"],
+    )
+    if new_id is None:  # a concurrent delivery of the same message won
+        b.result.duplicates += 1
+        if how == "created":
+            session.delete(conv)
+            session.flush()
+        return
+    msg = session.get(Message, new_id)
+    if ev.attachments:
+        _store_attachments(session, msg, ev.attachments)
+    # timers: the platform's own send time; out-of-order deliveries keep the latest
+    if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):
+        conv.last_inbound_at = sent_at
+    if not ev.automated:
+        if conv.waiting_since is None or sent_at < aware(conv.waiting_since):
+            conv.waiting_since = sent_at
+        if conv.status in ("snoozed", "pending"):
+            add_activity(session, conv, f"Back to open: the customer wrote ({conv.status})",
+                         event="woken")
+            conv.status = "open"
+            conv.snooze_until = None
+    conv.unread_count = (conv.unread_count or 0) + 1
+    preview = ev.text or (f"[{ev.attachments[0].kind}]" if ev.attachments else "")
+    _set_last_message(conv, "inbound", preview, b.received_at)
+    refresh_timers(conv, inbox)
+    b.result.created.append(msg.id)
+    b.touch(conv, created=(how == "created"))
+    events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
+
+
+def _echo(b: _Batch, ev: cb.EchoedOutbound) -> None:
+    """Our own send reported back (merge), or a reply sent outside Switchboard (store)."""
+    session, inbox = b.session, b.inbox
+    ours = None
+    if ev.metadata and ev.metadata.startswith("sb:") and ev.metadata[3:].isdigit():
+        ours = session.get(Message, int(ev.metadata[3:]))
+        if ours is not None and ours.inbox_id != inbox.id:
+            ours = None
+    if ours is None and ev.external_id:
+        ours = session.scalars(
+            sa.select(Message).where(
+                Message.inbox_id == inbox.id, Message.provider_id == ev.external_id
+            )
+        ).first()
+        if ours is not None:
+            b.result.duplicates += 1
+            return
+    if ours is not None:
+        # the echo may arrive before the Send API call returned: merge, never downgrade
+        if ours.provider_id is None:
+            ours.provider_id = ev.external_id
+        if STATUS_RANK.get(ours.status, -1) < STATUS_RANK["sent"] and ours.status != "failed":
+            ours.status = "sent"
+        b.result.updated += 1
+        events.publish(session, "message.updated", message_dict(ours), ("inbox", inbox.id))
+        return
+    ident, new_ident = find_or_create_identity(session, inbox, ev.contact_id, None)
+    if new_ident:
+        b.new_identities.append(ident.id)
+    conv, how = thread_conversation(session, inbox, ident, b.received_at, automated=True)
+    sent_at = aware(ev.sent_at) or b.received_at
+    new_id = insert_ignore(
+        session,
+        Message,
+        {
+            "conversation_id": conv.id,
+            "inbox_id": inbox.id,
+            "direction": "outbound",
+            "body": ev.text or "",
+            "sender_name": "Sent outside Switchboard",
+            "provider_id": ev.external_id,
+            "platform_at": sent_at,
+            "status": "sent",
+            "meta": {"kind": "message", "outside_switchboard": True, "app_id": ev.app_id},
+            "created_at": b.received_at,
+            "updated_at": b.received_at,
+        },
+        ["inbox_id", "provider_id"],
+    )
+    if new_id is None:
+        b.result.duplicates += 1
+        return
+    msg = session.get(Message, new_id)
+    if ev.attachments:
+        _store_attachments(session, msg, ev.attachments)
+    conv.last_outbound_at = sent_at
+    conv.waiting_since = None  # a person answered, in the Page's own inbox
+    _set_last_message(conv, "outbound", ev.text or "[attachment]", b.received_at)
+    refresh_timers(conv, inbox)
+    b.result.created.append(msg.id)
+    b.touch(conv, created=(how == "created"))
+    events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
+
+
+def apply_status(session: Session, msg: Message, status: str, error: cb.SendError | None) -> bool:
+    """Advance a message's delivery status; never downgrade. Returns True if changed.
+
+    read > delivered > sent > queued; ``failed`` is final unless a later
+    success (delivered/read) arrives, and never replaces delivered/read.
+    """
+    current = msg.status
+    if status == "failed":
+        if current in ("delivered", "read", "failed"):
+            return False
+        msg.status = "failed"
+        if error is not None:
+            msg.error_code = error.code or error.kind.value
+            msg.error_message = error.message
+        return True
+    if current == "failed":
+        if status in ("delivered", "read"):
+            msg.status = status
+            msg.error_code = msg.error_message = None
+            return True
+        return False
+    if STATUS_RANK.get(status, -1) > STATUS_RANK.get(current, -1):
+        msg.status = status
+        return True
+    return False
+
+
+def mark_identity(session: Session, ident: ContactIdentity, error: cb.SendError, at: datetime) -> None:
+    """Record what a provider error says about the recipient (opted out, undeliverable)."""
+    if error.kind is cb.ErrorKind.OPTED_OUT and ident.opted_out_at is None:
+        ident.opted_out_at = at
+    elif error.kind is cb.ErrorKind.UNDELIVERABLE and not ident.undeliverable_reason:
+        ident.undeliverable_reason = (error.message or "This address cannot receive messages")[:300]
+
+
+def _status(b: _Batch, ev: cb.StatusUpdate) -> None:
+    session, inbox = b.session, b.inbox
+    status = ev.status.value
+    targets: list[Message] = []
+    if ev.external_id:
+        msg = session.scalars(
+            sa.select(Message).where(
+                Message.inbox_id == inbox.id, Message.provider_id == ev.external_id
+            )
+        ).first()
+        if msg is None and ev.external_id.startswith("sb:") and ev.external_id[3:].isdigit():
+            msg = session.get(Message, int(ev.external_id[3:]))
+        if msg is not None and msg.direction == "outbound":
+            targets.append(msg)
+    if ev.watermark is not None and ev.contact_id:
+        ident = session.scalars(
+            sa.select(ContactIdentity).where(
+                ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id == ev.contact_id
+            )
+        ).first()
+        if ident is not None:
+            ranked = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK.get(status, 0)]
+            targets.extend(
+                session.scalars(
+                    sa.select(Message)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(
+                        Conversation.inbox_id == inbox.id,
+                        Conversation.contact_id == ident.contact_id,
+                        Message.direction == "outbound",
+                        Message.status.in_(ranked),
+                        sa.func.coalesce(Message.platform_at, Message.created_at) <= ev.watermark,
+                    )
+                )
+            )
+    for msg in {m.id: m for m in targets}.values():
+        if apply_status(session, msg, status, ev.error):
+            b.result.updated += 1
+            events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+        if ev.error is not None and status == "failed":
+            conv = session.get(Conversation, msg.conversation_id)
+            ident = session.get(ContactIdentity, conv.identity_id) if conv.identity_id else None
+            if ident is not None:
+                mark_identity(session, ident, ev.error, b.received_at)
+                b.touch(conv)
+
+
+def _consent(b: _Batch, ev: cb.OptOut | cb.OptIn) -> None:
+    session, inbox = b.session, b.inbox
+    ident, _ = find_or_create_identity(session, inbox, ev.contact_id, None)
+    opt_out = isinstance(ev, cb.OptOut)
+    if opt_out == (ident.opted_out_at is not None):
+        return
+    ident.opted_out_at = (aware(ev.at) or b.received_at) if opt_out else None
+    conv = session.scalars(
+        sa.select(Conversation)
+        .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    ).first()
+    if conv is not None:
+        text = (
+            f"The customer opted out of messages ({ev.keyword}). Replies are blocked."
+            if opt_out
+            else f"The customer opted back in ({ev.keyword})."
+        )
+        add_activity(session, conv, text, event="opted_out" if opt_out else "opted_in")
+        b.touch(conv)
+
+
+def _context(b: _Batch, ev: cb.ConversationContext) -> None:
+    session, inbox = b.session, b.inbox
+    ident, _ = find_or_create_identity(session, inbox, ev.contact_id, ev.contact_name)
+    conv, how = thread_conversation(session, inbox, ident, b.received_at, automated=True)
+    ctx = dict(conv.context or {})
+    ctx.update(ev.data)
+    conv.context = ctx
+    if ev.data.get("requested_live_agent"):
+        if not conv.requested_live_agent:
+            add_activity(session, conv, "The customer asked to talk to a person", event="live_agent")
+        conv.requested_live_agent = True
+        conv.priority = max(conv.priority or 0, 1)
+    survey = ev.data.get("survey")
+    if survey:
+        add_activity(session, conv, "The customer answered the survey", event="survey", survey=survey)
+    b.touch(conv, created=(how == "created"))
+
+
+def _typing(b: _Batch, ev: cb.Typing) -> None:
+    ident = b.session.scalars(
+        sa.select(ContactIdentity).where(
+            ContactIdentity.inbox_id == b.inbox.id, ContactIdentity.external_id == ev.contact_id
+        )
+    ).first()
+    if ident is None:
+        return
+    conv_id = b.session.scalar(
+        sa.select(Conversation.id)
+        .where(Conversation.inbox_id == b.inbox.id, Conversation.contact_id == ident.contact_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    if conv_id:
+        events.publish(
+            b.session, "contact.typing", {"conversation_id": conv_id, "is_typing": ev.is_typing},
+            ("inbox", b.inbox.id),
+        )
+
+
+def _sort_key(ev: cb.InboundEvent) -> tuple[int, datetime]:
+    """Messages in the platform's time order (a reply never lands before its parent)."""
+    at = getattr(ev, "sent_at", None) or getattr(ev, "at", None)
+    return (0, aware(at)) if at else (1, datetime.max.replace(tzinfo=aware(now()).tzinfo))
+
+
+def ingest(
+    session: Session,
+    inbox: Inbox,
+    batch: list[cb.InboundEvent],
+    received_at: datetime | None = None,
+    *,
+    commit: bool = True,
+) -> IngestResult:
+    """Store a batch of normalised events for ``inbox`` and commit it.
+
+    Events are published to live clients only after the commit succeeds.
+    """
+    received_at = aware(received_at) or now()
+    b = _Batch(session, inbox, received_at)
+    ordered = sorted(batch, key=_sort_key)
+    for ev in ordered:
+        if isinstance(ev, cb.InboundMessage):
+            _inbound(b, ev)
+        elif isinstance(ev, cb.EchoedOutbound):
+            _echo(b, ev)
+        elif isinstance(ev, cb.StatusUpdate):
+            _status(b, ev)
+        elif isinstance(ev, cb.OptOut | cb.OptIn):
+            _consent(b, ev)
+        elif isinstance(ev, cb.ConversationContext):
+            _context(b, ev)
+        elif isinstance(ev, cb.Typing):
+            _typing(b, ev)
+        else:
+            log.warning("ignoring unknown event %r", type(ev).__name__)
+    inbox.last_event_at = received_at
+    _after_batch(b)
+    if commit:
+        session.commit()
+    return b.result
+
+
+def _after_batch(b: _Batch) -> None:
+    """Profile look-ups for new contacts, assignment, and conversation events."""
+    from app.inbox import assignment  # late: assignment imports ingest helpers
+
+    session, inbox = b.session, b.inbox
+    connector_cls = cb.get(inbox.channel) if inbox.channel in cb.channels() else None
+    if connector_cls is not None and connector_cls.fetch_profile is not cb.Connector.fetch_profile:
+        for ident_id in b.new_identities:
+            session.add(OutboxItem(kind="profile", inbox_id=inbox.id, payload={"identity_id": ident_id}))
+    for conv in b.touched.values():
+        if conv.id in b.created_convs:
+            assignment.auto_assign(session, conv)
+    session.flush()
+    for conv in b.touched.values():
+        name = "conversation.created" if conv.id in b.created_convs else "conversation.updated"
+        events.publish(session, name, conversation_dict(conv), ("inbox", inbox.id))
+        b.result.conversations.add(conv.id)
+    if b.touched:
+        events.publish(session, "counts.updated", {"inbox_id": inbox.id}, ("inbox", inbox.id))

@@ -1,0 +1,209 @@
+"""The conversation list: filters, sorts, keyset pagination and the three counts.
+
+One query for the page (inbox, contact and assignee joined), one for the
+contacts' identities, one for the counts: the list stays within a fixed
+number of queries whatever the page size.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.clock import aware, iso
+from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, User
+
+SORTS = ("last_activity", "waiting_longest", "window_expiring", "created")
+STATUS_FILTERS = ("open", "pending", "snoozed", "closed", "all")
+MAX_LIMIT = 100
+
+
+class BadFilter(ValueError):
+    """A list filter the API cannot understand (answered with 400)."""
+
+
+@dataclass
+class ListFilter:
+    """What the agent asked the list for."""
+
+    status: str = "open"
+    assignee: str = "any"  # me | unassigned | any | <user id>
+    channel: str | None = None
+    inbox: int | None = None
+    q: str | None = None
+    sort: str = "last_activity"
+    limit: int = 25
+    cursor: str | None = None
+
+    @classmethod
+    def from_args(cls, args) -> ListFilter:
+        """Parse and validate query-string arguments."""
+        f = cls(
+            status=(args.get("status") or "open").lower(),
+            assignee=(args.get("assignee") or "any").lower(),
+            channel=args.get("channel") or None,
+            q=(args.get("q") or "").strip() or None,
+            sort=args.get("sort") or "last_activity",
+            cursor=args.get("cursor") or None,
+        )
+        if f.status not in STATUS_FILTERS:
+            raise BadFilter(f"status must be one of {', '.join(STATUS_FILTERS)}")
+        if f.sort not in SORTS:
+            raise BadFilter(f"sort must be one of {', '.join(SORTS)}")
+        if f.assignee not in ("me", "unassigned", "any") and not f.assignee.isdigit():
+            raise BadFilter("assignee must be me, unassigned, any or a user id")
+        try:
+            f.limit = max(1, min(MAX_LIMIT, int(args.get("limit") or 25)))
+            f.inbox = int(args["inbox"]) if args.get("inbox") else None
+        except ValueError as exc:
+            raise BadFilter("limit and inbox must be numbers") from exc
+        return f
+
+
+def visible_inbox_ids(user: User):
+    """A subquery of inbox ids the user may see (None = all, for leads and admins)."""
+    if user.is_lead:
+        return None
+    return sa.select(InboxMember.inbox_id).where(InboxMember.user_id == user.id).scalar_subquery()
+
+
+def can_see(session: Session, user: User, inbox_id: int) -> bool:
+    """True when ``user`` may see conversations of ``inbox_id``."""
+    if user.is_lead:
+        return True
+    return (
+        session.get(InboxMember, {"inbox_id": inbox_id, "user_id": user.id}) is not None
+    )
+
+
+def _base_conditions(user: User, f: ListFilter) -> list:
+    conds = []
+    visible = visible_inbox_ids(user)
+    if visible is not None:
+        conds.append(Conversation.inbox_id.in_(visible))
+    if f.status != "all":
+        conds.append(Conversation.status == f.status)
+    if f.inbox:
+        conds.append(Conversation.inbox_id == f.inbox)
+    if f.channel:
+        conds.append(
+            Conversation.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel))
+        )
+    if f.q:
+        like = f"%{f.q.replace('%', '').replace('_', '')}%"
+        ident_match = sa.select(ContactIdentity.contact_id).where(
+            ContactIdentity.external_id.ilike(like)
+        )
+        conds.append(
+            sa.or_(
+                Conversation.contact_id.in_(
+                    sa.select(Contact.id).where(Contact.name.ilike(like))
+                ),
+                Conversation.contact_id.in_(ident_match),
+                Conversation.subject.ilike(like),
+                Conversation.last_message_body.ilike(like),
+            )
+        )
+    return conds
+
+
+def _assignee_condition(user: User, f: ListFilter):
+    if f.assignee == "me":
+        return Conversation.assignee_id == user.id
+    if f.assignee == "unassigned":
+        return Conversation.assignee_id.is_(None)
+    if f.assignee.isdigit():
+        return Conversation.assignee_id == int(f.assignee)
+    return None
+
+
+def _encode_cursor(values: list) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != 2:
+            raise ValueError
+        return values
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise BadFilter("cursor is not valid") from exc
+
+
+def _sort_spec(sort: str):
+    """(column, descending) for each sort; ``id`` breaks ties in the same direction."""
+    return {
+        "last_activity": (Conversation.last_activity_at, True),
+        "waiting_longest": (Conversation.waiting_since, False),
+        "window_expiring": (Conversation.window_expires_at, False),
+        "created": (Conversation.id, True),
+    }[sort]
+
+
+def _keyset(sort: str, cursor: list):
+    """Rows after the cursor; NULLs sort last in ascending sorts."""
+    col, desc = _sort_spec(sort)
+    value, last_id = cursor
+    if sort == "created":
+        return Conversation.id < last_id
+    if desc:
+        v = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return sa.or_(col < v, sa.and_(col == v, Conversation.id < last_id))
+    if value is None:
+        return sa.and_(col.is_(None), Conversation.id > last_id)
+    v = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return sa.or_(col > v, sa.and_(col == v, Conversation.id > last_id), col.is_(None))
+
+
+def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
+    """One page of conversations plus ``{"mine", "unassigned", "all"}`` counts."""
+    conds = _base_conditions(user, f)
+    assignee = _assignee_condition(user, f)
+    page_conds = conds + ([assignee] if assignee is not None else [])
+    if f.cursor:
+        page_conds.append(_keyset(f.sort, _decode_cursor(f.cursor)))
+    col, desc = _sort_spec(f.sort)
+    if f.sort == "created":
+        order = [Conversation.id.desc()]
+    elif desc:
+        order = [col.desc(), Conversation.id.desc()]
+    else:
+        order = [col.is_(None), col.asc(), Conversation.id.asc()]
+    rows = list(
+        session.scalars(
+            sa.select(Conversation).where(*page_conds).order_by(*order).limit(f.limit + 1)
+        ).unique()
+    )
+    next_cursor = None
+    if len(rows) > f.limit:
+        rows = rows[: f.limit]
+        last = rows[-1]
+        value = last.id if f.sort == "created" else iso(getattr(last, col.key))
+        next_cursor = _encode_cursor([value, last.id])
+    counts = count_conversations(session, user, conds)
+    return {"items": rows, "counts": counts, "next_cursor": next_cursor}
+
+
+def count_conversations(session: Session, user: User, conds: list) -> dict:
+    """The three counts in one query."""
+    row = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((Conversation.assignee_id == user.id, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((Conversation.assignee_id.is_(None), 1), else_=0)), 0),
+        ).where(*conds)
+    ).one()
+    return {"all": int(row[0]), "mine": int(row[1]), "unassigned": int(row[2])}
+
+
+def seconds_until(dt: datetime | None, now: datetime) -> int | None:
+    """Helper for templates: seconds from ``now`` to ``dt``."""
+    return None if dt is None else int((aware(dt) - now).total_seconds())

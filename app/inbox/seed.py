@@ -1,0 +1,196 @@
+"""Realistic synthetic data, bulk-inserted: ``flask --app wsgi demo seed``.
+
+Rows go in with executemany on the Core tables in chunks, ids assigned here, so
+a million messages load in seconds instead of building a million ORM objects.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.clock import now
+from app.inbox import windows
+from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, Message, User
+
+CHUNK = 5000
+
+FIRST = ["Amina", "Lucas", "Sofia", "Omar", "Chloé", "Mateus", "Yuki", "Darius", "Leila", "Noah",
+         "Fatima", "Hugo", "Beatriz", "Reza", "Emma", "Karim", "Ana", "Sara", "Jonas", "Maya"]
+LAST = ["Haddad", "Martin", "Silva", "Rahimi", "Dubois", "Costa", "Tanaka", "Moradi", "Nguyen",
+        "Smith", "Benali", "Pereira", "Laurent", "Karimi", "Schmidt", "Ali", "Santos", "Ito"]
+CUSTOMER = [
+    "Hi, my order #{n} hasn't arrived yet. Can you check?",
+    "Bonjour, je voudrais changer l'adresse de livraison.",
+    "Olá! Vocês abrem no domingo?",
+    "مرحبا، هل يمكنني إرجاع المنتج؟",
+    "سلام، سفارش من کی ارسال می‌شود؟",
+    "Is the blue one back in stock?",
+    "I was charged twice for order {n}.",
+    "Can I pick it up at the store instead?",
+    "Thanks, that worked!",
+    "What are your opening hours on holidays?",
+]
+AGENT = [
+    "Thanks for reaching out! Let me look into order {n} for you.",
+    "I've updated the address, you're all set.",
+    "Yes, we're open 10:00-16:00 on Sundays.",
+    "I'm sorry about that, I've refunded the duplicate charge.",
+    "It's back in stock as of this morning.",
+]
+
+
+def _ensure_demo_setup(session: Session) -> tuple[list[Inbox], list[User]]:
+    inboxes = list(session.scalars(sa.select(Inbox).order_by(Inbox.id)))
+    if not inboxes:
+        demo = [
+            ("messenger", "Demo Page", "100000000000001",
+             {"page_id": "100000000000001", "page_token": "demo", "app_secret": "demo",
+              "verify_token": "demo"}),
+            ("sms", "Demo SMS +1 415 555 0100", "+14155550100",
+             {"provider": "twilio", "number": "+14155550100", "account_sid": "AC" + "0" * 32,
+              "auth_token": "demo"}),
+            ("email", "Demo support mailbox", "support@example.com",
+             {"address": "support@example.com", "smtp_host": "127.0.0.1", "smtp_port": 2525,
+              "smtp_security": "none"}),
+            ("gbm", "Demo GBM agent", "brands/demo/agents/demo",
+             {"agent": "brands/demo/agents/demo", "client_token": "demo", "service_account": {}}),
+        ]
+        for channel, name, key, config in demo:
+            session.add(Inbox(channel=channel, name=name, route_key=key, config=config, settings={}))
+        session.flush()
+        inboxes = list(session.scalars(sa.select(Inbox).order_by(Inbox.id)))
+    agents = list(session.scalars(sa.select(User).where(User.role == "agent")))
+    if not agents:
+        for first in ("Alex", "Sam", "Rita", "Yusuf"):
+            user = User(email=f"{first.lower()}@demo.example", name=f"{first} (demo)", role="agent")
+            user.set_password("demo-password")
+            session.add(user)
+        session.flush()
+        agents = list(session.scalars(sa.select(User).where(User.role == "agent")))
+    for inbox in inboxes:
+        for agent in agents:
+            if session.get(InboxMember, {"inbox_id": inbox.id, "user_id": agent.id}) is None:
+                session.add(InboxMember(inbox_id=inbox.id, user_id=agent.id))
+    session.commit()
+    return inboxes, agents
+
+
+def _next_id(session: Session, model) -> int:
+    return (session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
+
+
+def _external_id(channel: str, n: int) -> str:
+    if channel == "sms":
+        return f"+1415{n % 10_000_000:07d}"
+    if channel == "email":
+        return f"customer{n}@example.net"
+    if channel == "messenger":
+        return f"{7_000_000_000_000_000 + n}"
+    return f"gbm-conv-{n:012d}"
+
+
+def seed(session: Session, n_conversations: int, messages_per_conversation: int,
+         rng: random.Random | None = None) -> dict:
+    """Insert ``n_conversations`` conversations with ``messages_per_conversation`` messages each."""
+    rng = rng or random.Random(42)
+    inboxes, agents = _ensure_demo_setup(session)
+    at = now()
+    contact_id = _next_id(session, Contact)
+    ident_id = _next_id(session, ContactIdentity)
+    conv_id = _next_id(session, Conversation)
+    msg_id = _next_id(session, Message)
+    base_n = contact_id
+    contacts, idents, convs, msgs = [], [], [], []
+    total_msgs = 0
+    statuses = ["open"] * 4 + ["pending", "snoozed"] + ["closed"] * 4
+
+    def flush(final: bool = False) -> None:
+        nonlocal contacts, idents, convs, msgs
+        if contacts:
+            session.execute(sa.insert(Contact), contacts)
+            session.execute(sa.insert(ContactIdentity), idents)
+            contacts, idents = [], []
+        if convs:
+            session.execute(sa.insert(Conversation), convs)
+            convs = []
+        if msgs:
+            session.execute(sa.insert(Message), msgs)
+            msgs = []
+        session.commit()
+
+    for i in range(n_conversations):
+        inbox = inboxes[i % len(inboxes)]
+        n = base_n + i
+        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        ext = _external_id(inbox.channel, n)
+        contacts.append({"id": contact_id, "name": name, "created_at": at})
+        idents.append({"id": ident_id, "contact_id": contact_id, "inbox_id": inbox.id,
+                       "channel": inbox.channel, "external_id": ext, "data": {}, "created_at": at})
+        status = rng.choice(statuses)
+        started = at - timedelta(minutes=rng.randint(5, 60 * 24 * 20))
+        last_at = started
+        last_in = None
+        last_out = None
+        last_dir, last_body = "inbound", ""
+        for m in range(messages_per_conversation):
+            inbound = m % 2 == 0 or rng.random() < 0.2
+            text = (rng.choice(CUSTOMER) if inbound else rng.choice(AGENT)).format(n=1000 + n % 9000)
+            last_at = last_at + timedelta(minutes=rng.randint(1, 90))
+            if last_at > at:
+                last_at = at - timedelta(seconds=messages_per_conversation - m)
+            msgs.append({
+                "id": msg_id, "conversation_id": conv_id, "inbox_id": inbox.id,
+                "direction": "inbound" if inbound else "outbound", "body": text,
+                "sender_name": name if inbound else "Agent",
+                "provider_id": f"seed-{msg_id}", "platform_at": last_at,
+                "status": "received" if inbound else "delivered", "automated": False,
+                "meta": {}, "created_at": last_at, "updated_at": last_at,
+            })
+            msg_id += 1
+            total_msgs += 1
+            if inbound:
+                last_in = last_at
+            else:
+                last_out = last_at
+            last_dir, last_body = ("inbound" if inbound else "outbound"), text
+        waiting = last_in if (last_dir == "inbound" and status != "closed") else None
+        assignee = rng.choice(agents).id if rng.random() < 0.6 else None
+        convs.append({
+            "id": conv_id, "inbox_id": inbox.id, "contact_id": contact_id, "identity_id": ident_id,
+            "status": status, "assignee_id": assignee, "priority": 0,
+            "subject": "Order question" if inbox.channel == "email" else None,
+            "token": f"{conv_id:016x}",
+            "snooze_until": at + timedelta(hours=rng.randint(1, 48)) if status == "snoozed" else None,
+            "last_inbound_at": last_in, "waiting_since": waiting, "last_outbound_at": last_out,
+            "last_activity_at": last_at,
+            "window_expires_at": windows.final_expiry(inbox.channel, last_in, False),
+            "response_due_at": windows.response_due_at(waiting, 24),
+            "unread_count": 1 if waiting else 0,
+            "last_message_direction": last_dir, "last_message_body": last_body[:280],
+            "last_message_at": last_at, "requested_live_agent": False, "context": {},
+            "closed_at": last_at if status == "closed" else None, "created_at": started,
+        })
+        contact_id += 1
+        ident_id += 1
+        conv_id += 1
+        if len(msgs) >= CHUNK * 4 or len(convs) >= CHUNK:
+            flush()
+    flush(final=True)
+    _fix_sequences(session)
+    return {"conversations": n_conversations, "messages": total_msgs}
+
+
+def _fix_sequences(session: Session) -> None:
+    """PostgreSQL: move id sequences past the ids we assigned."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in ("contacts", "contact_identities", "conversations", "messages"):
+        session.execute(sa.text(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
+        ))
+    session.commit()

@@ -1,0 +1,111 @@
+"""Reply windows (the platform's rule) and response due (the business's target).
+
+One policy per channel. Windows are counted from the customer's own send time
+as the platform reports it, never from when the webhook reached us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.clock import aware, iso
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How long after the customer's last message a reply can be delivered."""
+
+    standard: timedelta
+    human_agent: timedelta | None = None  # longer window for human replies, where approved
+    standard_label: str = ""
+    human_label: str = ""
+
+
+POLICIES: dict[str, WindowPolicy | None] = {
+    "messenger": WindowPolicy(
+        standard=timedelta(hours=24),
+        human_agent=timedelta(days=7),
+        standard_label="Messenger 24-hour window",
+        human_label="Messenger 7-day human agent window",
+    ),
+    "gbm": WindowPolicy(standard=timedelta(days=30), standard_label="Google 30-day window"),
+    "sms": None,
+    "email": None,
+}
+
+
+@dataclass(frozen=True)
+class WindowState:
+    """Where a conversation stands against its channel's reply window."""
+
+    state: str  # open | human_agent | closed | none
+    expires_at: datetime | None  # end of the current state
+    final_expires_at: datetime | None  # after this nothing can be sent
+    rule: str
+
+    def seconds_left(self, now: datetime) -> int:
+        """Whole seconds until ``expires_at`` (0 when passed or none)."""
+        if self.expires_at is None:
+            return 0
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+    def to_dict(self, now: datetime) -> dict:
+        """The API's ``reply_window`` object."""
+        return {
+            "state": self.state,
+            "expires_at": iso(self.expires_at),
+            "seconds_left": self.seconds_left(now),
+            "final_expires_at": iso(self.final_expires_at),
+            "rule": self.rule,
+        }
+
+
+def final_expiry(channel: str, last_inbound_at: datetime | None, human_agent: bool) -> datetime | None:
+    """When replies become impossible; stored on the conversation for sorting and jobs."""
+    policy = POLICIES.get(channel)
+    if policy is None or last_inbound_at is None:
+        return None
+    span = policy.human_agent if (human_agent and policy.human_agent) else policy.standard
+    return aware(last_inbound_at) + span
+
+
+def reply_window(
+    channel: str, last_inbound_at: datetime | None, human_agent: bool, now: datetime
+) -> WindowState:
+    """The window state at ``now``; exact edges: at 24 h the standard window is closed."""
+    policy = POLICIES.get(channel)
+    if policy is None:
+        return WindowState("none", None, None, "No reply window on this channel")
+    if last_inbound_at is None:
+        return WindowState("closed", None, None, "The customer has not written yet")
+    start = aware(last_inbound_at)
+    standard_end = start + policy.standard
+    if now < standard_end:
+        final = final_expiry(channel, start, human_agent)
+        return WindowState("open", standard_end, final, policy.standard_label)
+    if human_agent and policy.human_agent:
+        human_end = start + policy.human_agent
+        if now < human_end:
+            return WindowState("human_agent", human_end, human_end, policy.human_label)
+        return WindowState("closed", human_end, human_end, policy.human_label + " has ended")
+    return WindowState("closed", standard_end, standard_end, policy.standard_label + " has ended")
+
+
+def response_due_at(waiting_since: datetime | None, due_hours: float) -> datetime | None:
+    """The business's answer target: ``due_hours`` after the oldest unanswered message."""
+    if waiting_since is None:
+        return None
+    return aware(waiting_since) + timedelta(hours=float(due_hours))
+
+
+def response_due(due_at: datetime | None, now: datetime) -> dict:
+    """The API's ``response_due`` object."""
+    if due_at is None:
+        return {"due_at": None, "seconds_left": 0, "breached": False}
+    due_at = aware(due_at)
+    return {
+        "due_at": iso(due_at),
+        "seconds_left": max(0, int((due_at - now).total_seconds())),
+        "breached": now >= due_at,
+    }

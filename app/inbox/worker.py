@@ -1,0 +1,370 @@
+"""The delivery worker: claims outbox rows and does the work outside any request.
+
+Several workers (threads or processes) may run at once; a row is claimed by a
+single conditional UPDATE (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so no
+reply is ever sent twice. Provider calls happen outside database transactions.
+Transient failures are retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from app.clock import aware, now
+from app.extensions import db
+from app.inbox import events, outbound
+from app.inbox.connections import connector_for
+from app.inbox.ingest import apply_status, mark_identity
+from app.inbox.serialize import conversation_dict, message_dict
+from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
+from connectors import base as cb
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=5)
+BACKOFF_BASE = 5.0  # seconds
+BACKOFF_CAP = 3600.0
+RECONNECT_PAUSE = timedelta(minutes=2)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Exponential backoff with full jitter; the provider's Retry-After wins when longer."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    delay = random.uniform(delay / 2, delay)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    return timedelta(seconds=delay)
+
+
+def claim(limit: int, worker_id: str) -> list[int]:
+    """Claim up to ``limit`` due rows for this worker; returns their ids."""
+    session = db.session
+    at = now()
+    due = sa.or_(
+        sa.and_(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= at),
+        sa.and_(OutboxItem.state == "working", OutboxItem.claimed_at < at - STALE_CLAIM),
+    )
+    pick = sa.select(OutboxItem.id).where(due).order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+    pick = pick.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+        ids = list(session.scalars(pick))
+        if not ids:
+            session.rollback()
+            return []
+        session.execute(
+            sa.update(OutboxItem)
+            .where(OutboxItem.id.in_(ids))
+            .values(state="working", claimed_by=worker_id, claimed_at=at)
+        )
+    else:
+        ids_due = list(session.scalars(pick))
+        if not ids_due:
+            session.rollback()
+            return []
+        session.execute(
+            sa.update(OutboxItem)
+            .where(OutboxItem.id.in_(ids_due), due)
+            .values(state="working", claimed_by=worker_id, claimed_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        ids = list(
+            session.scalars(
+                sa.select(OutboxItem.id).where(
+                    OutboxItem.id.in_(ids_due),
+                    OutboxItem.claimed_by == worker_id,
+                    OutboxItem.state == "working",
+                    OutboxItem.claimed_at == at,
+                )
+            )
+        )
+    session.commit()
+    return ids
+
+
+def _finish(item: OutboxItem, state: str, error: str | None = None) -> None:
+    item.state = state
+    item.last_error = error
+    item.claimed_by = None
+
+
+def _retry(item: OutboxItem, error: str, retry_after: float | None = None) -> bool:
+    """Schedule another attempt; False when attempts are used up."""
+    if item.attempts >= current_app.config["DELIVERY_MAX_ATTEMPTS"]:
+        return False
+    item.state = "pending"
+    item.claimed_by = None
+    item.last_error = error
+    item.next_attempt_at = now() + backoff(item.attempts, retry_after)
+    return True
+
+
+# --------------------------------------------------------------------------- sends
+
+
+def _fail_message(msg: Message, code: str, text: str) -> None:
+    msg.status = "failed"
+    msg.error_code = code
+    msg.error_message = text
+
+
+def process_send(item: OutboxItem) -> None:
+    """Send one queued reply through its inbox's connector and record the outcome."""
+    session = db.session
+    msg = session.get(Message, item.message_id)
+    if msg is None or msg.status != "queued":
+        _finish(item, "done")
+        session.commit()
+        return
+    conv = session.get(Conversation, msg.conversation_id)
+    inbox = session.get(Inbox, conv.inbox_id)
+    if inbox.needs_reconnect:
+        item.state, item.claimed_by = "pending", None
+        item.next_attempt_at = now() + RECONNECT_PAUSE
+        session.commit()
+        return
+    from app.inbox.delivery import SendRefused, check_send
+
+    try:
+        plan = check_send(session, conv, now(), send_after=msg.send_after)
+    except SendRefused as refused:  # the window closed while it waited
+        _fail_message(msg, refused.code, refused.message)
+        _finish(item, "failed", refused.message)
+        events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+        session.commit()
+        return
+    out = outbound.build(session, msg, conv, inbox, plan.options)
+    connector = connector_for(inbox)
+    item.attempts += 1
+    session.commit()  # release the database while we talk to the provider
+
+    try:
+        result = connector.send(out)
+    except Exception as exc:  # noqa: BLE001 - a connector bug must not lose the reply
+        log.exception("connector %s raised while sending message %s", inbox.channel, msg.id)
+        result = cb.SendResult(error=cb.SendError(cb.ErrorKind.TRANSIENT, "exception", str(exc)))
+
+    msg = session.get(Message, item.message_id, populate_existing=True)
+    conv = session.get(Conversation, msg.conversation_id)
+    inbox = session.get(Inbox, conv.inbox_id)
+    if result.ok:
+        ext = result.external_id
+        if ext and msg.provider_id is None:
+            taken = session.scalar(
+                sa.select(Message.id).where(
+                    Message.inbox_id == inbox.id, Message.provider_id == ext, Message.id != msg.id
+                )
+            )
+            if not taken:
+                msg.provider_id = ext
+        meta = dict(msg.meta or {})
+        if len(result.external_ids) > 1:
+            meta["provider_ids"] = list(result.external_ids)
+        meta.update(result.extra or {})
+        msg.meta = meta
+        apply_status(session, msg, "sent", None)
+        msg.platform_at = msg.platform_at or now()
+        if inbox.needs_reconnect:
+            inbox.needs_reconnect = False
+        _finish(item, "done")
+        outbound.after_sent(session, msg, conv, inbox)
+    else:
+        err = result.error
+        kind = err.kind
+        if kind is cb.ErrorKind.TRANSIENT and _retry(item, f"{err.code}: {err.message}", err.retry_after):
+            pass  # stays queued
+        elif kind is cb.ErrorKind.AUTH_FAILED:
+            inbox.needs_reconnect = True
+            inbox.last_error = f"Reconnect needed: {err.message}"
+            inbox.last_error_at = now()
+            item.state, item.claimed_by = "pending", None
+            item.attempts = max(0, item.attempts - 1)
+            item.next_attempt_at = now() + RECONNECT_PAUSE
+        else:
+            code = kind.value if kind is not cb.ErrorKind.TRANSIENT else "transient"
+            text = err.message or "The provider refused the message."
+            if err.code:
+                text = f"{text} (code {err.code})"
+            _fail_message(msg, code, text)
+            _finish(item, "failed", text)
+            if kind in (cb.ErrorKind.OPTED_OUT, cb.ErrorKind.UNDELIVERABLE) and conv.identity_id:
+                ident = session.get(ContactIdentity, conv.identity_id)
+                mark_identity(session, ident, err, now())
+            if kind is cb.ErrorKind.WINDOW_CLOSED:
+                ctx = dict(conv.context or {})
+                ctx["window_closed_by_platform_at"] = now().isoformat()
+                conv.context = ctx
+    session.flush()
+    events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", inbox.id))
+    session.commit()
+
+
+# --------------------------------------------------------------------------- other work
+
+
+def process_download(item: OutboxItem) -> None:
+    """Fetch an attachment before its provider URL expires."""
+    from app.inbox import storage
+
+    session = db.session
+    att = session.get(Attachment, item.payload.get("attachment_id"))
+    if att is None or att.state != "pending":
+        _finish(item, "done")
+        session.commit()
+        return
+    inbox = session.get(Inbox, item.inbox_id)
+    connector = connector_for(inbox)
+    ref = cb.AttachmentRef(kind=att.kind, url=att.source_url, filename=att.filename)
+    item.attempts += 1
+    session.commit()
+    try:
+        got = connector.download(ref)
+    except cb.AttachmentTooLarge as exc:
+        att = session.get(Attachment, item.payload["attachment_id"])
+        att.state, att.error = "failed", f"Too large to store: {exc}"
+        _finish(item, "failed", att.error)
+    except Exception as exc:  # noqa: BLE001 - network errors retry, then give up visibly
+        att = session.get(Attachment, item.payload["attachment_id"])
+        if not _retry(item, str(exc)):
+            att.state, att.error = "failed", f"Could not download: {exc}"[:300]
+            _finish(item, "failed", att.error)
+    else:
+        att = session.get(Attachment, item.payload["attachment_id"])
+        att.storage_key = storage.save(got.content)
+        att.size = len(got.content)
+        att.content_type = att.content_type or got.content_type
+        att.filename = att.filename or storage.safe_filename(got.filename, default="") or None
+        att.state = "stored"
+        _finish(item, "done")
+    msg = session.get(Message, att.message_id)
+    session.flush()
+    events.publish(session, "message.updated", message_dict(msg), ("inbox", msg.inbox_id))
+    session.commit()
+
+
+def process_profile(item: OutboxItem) -> None:
+    """Fetch a contact's name and picture from the provider, after the webhook answered."""
+    session = db.session
+    ident = session.get(ContactIdentity, item.payload.get("identity_id"))
+    if ident is None:
+        _finish(item, "done")
+        session.commit()
+        return
+    inbox = session.get(Inbox, ident.inbox_id)
+    connector = connector_for(inbox)
+    ext = ident.external_id
+    item.attempts += 1
+    session.commit()
+    try:
+        profile = connector.fetch_profile(ext)
+    except Exception:  # noqa: BLE001 - a profile is a nicety, never an error for the agent
+        log.exception("profile fetch failed")
+        profile = None
+    ident = session.get(ContactIdentity, item.payload["identity_id"])
+    ident.profile_fetched_at = now()
+    contact = ident.contact
+    if profile is not None:
+        if profile.name and not contact.name:
+            contact.name = profile.name[:200]
+        contact.avatar_url = profile.avatar_url or contact.avatar_url
+        contact.locale = profile.locale or contact.locale
+        contact.timezone = profile.timezone or contact.timezone
+        convs = session.scalars(sa.select(Conversation).where(Conversation.contact_id == contact.id))
+        for conv in convs:
+            events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+    _finish(item, "done")
+    session.commit()
+
+
+def process_action(item: OutboxItem) -> None:
+    """Typing indicators, mark-seen, GBM representative events: best effort, no retries."""
+    session = db.session
+    inbox = session.get(Inbox, item.inbox_id)
+    payload = dict(item.payload)
+    item.attempts += 1
+    session.commit()
+    try:
+        connector_for(inbox).send_action(payload["contact_id"], payload["action"],
+                                         **payload.get("kwargs", {}))
+    except Exception:  # noqa: BLE001
+        log.exception("action %s failed", payload.get("action"))
+    item = session.get(OutboxItem, item.id)
+    _finish(item, "done")
+    session.commit()
+
+
+HANDLERS = {
+    "send": process_send,
+    "download": process_download,
+    "profile": process_profile,
+    "action": process_action,
+}
+
+
+def run_once(limit: int = 20, worker_id: str | None = None) -> int:
+    """Claim and process due work; returns how many rows were handled."""
+    worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+    ids = claim(limit, worker_id)
+    for item_id in ids:
+        item = db.session.get(OutboxItem, item_id)
+        if item is None:
+            continue
+        try:
+            HANDLERS[item.kind](item)
+        except Exception:  # noqa: BLE001 - keep the worker alive; the row retries later
+            log.exception("outbox item %s (%s) failed", item_id, item.kind)
+            db.session.rollback()
+            row = db.session.get(OutboxItem, item_id)
+            if row is not None and row.state == "working":
+                row.state = "pending"
+                row.claimed_by = None
+                row.next_attempt_at = now() + backoff(row.attempts or 1)
+                db.session.commit()
+    db.session.remove()
+    return len(ids)
+
+
+class WorkerThread(threading.Thread):
+    """Runs :func:`run_once` in a loop until stopped (embedded default and `flask worker`)."""
+
+    def __init__(self, app: Flask, poll_seconds: float | None = None) -> None:
+        super().__init__(name="switchboard-worker", daemon=True)
+        self.app = app
+        self.poll = poll_seconds or app.config["DELIVERY_POLL_SECONDS"]
+        self.stop_event = threading.Event()
+        self.wake_event = threading.Event()
+        self.worker_id = f"w-{uuid.uuid4().hex[:12]}"
+
+    def run(self) -> None:
+        """Loop: drain due work, then sleep until woken or the poll interval passes."""
+        while not self.stop_event.is_set():
+            try:
+                with self.app.app_context():
+                    handled = run_once(worker_id=self.worker_id)
+            except Exception:  # noqa: BLE001
+                log.exception("worker loop error")
+                handled = 0
+            if not handled:
+                self.wake_event.wait(self.poll)
+                self.wake_event.clear()
+
+    def stop(self) -> None:
+        """Ask the loop to end."""
+        self.stop_event.set()
+        self.wake_event.set()
+
+
+def next_due(session) -> float | None:
+    """Seconds until the next pending row is due (for tests and the CLI)."""
+    at = session.scalar(
+        sa.select(sa.func.min(OutboxItem.next_attempt_at)).where(OutboxItem.state == "pending")
+    )
+    return None if at is None else max(0.0, (aware(at) - now()).total_seconds())

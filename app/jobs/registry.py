@@ -1,0 +1,108 @@
+"""The periodic jobs and the lock that makes each run happen in one process only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app.clock import now
+from app.extensions import db
+from app.models import JobLock
+
+log = logging.getLogger(__name__)
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A periodic job: a name (its deterministic id), how often, and what it runs."""
+
+    name: str
+    every_seconds: int
+    func: Callable[[], object]
+    max_runtime_seconds: int = 300
+
+
+def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
+    """Take the job's lock for this run; False when another process holds it or ran it just now."""
+    session = db.session
+    at = now()
+    if session.get(JobLock, name) is None:
+        session.execute(_insert_ignore_stmt(session, name))
+        session.commit()
+    result = session.execute(
+        sa.update(JobLock)
+        .where(
+            JobLock.name == name,
+            sa.or_(JobLock.locked_until.is_(None), JobLock.locked_until < at),
+            sa.or_(JobLock.last_run_at.is_(None),
+                   JobLock.last_run_at <= at - timedelta(seconds=every_seconds * 0.5)),
+        )
+        .values(owner=OWNER, locked_until=at + timedelta(seconds=ttl_seconds), last_run_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def _insert_ignore_stmt(session, name: str):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(JobLock).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+
+
+def release(name: str, error: str | None = None) -> None:
+    """Free the lock after a run."""
+    db.session.execute(
+        sa.update(JobLock)
+        .where(JobLock.name == name, JobLock.owner == OWNER)
+        .values(locked_until=None, last_error=error)
+    )
+    db.session.commit()
+
+
+def run_job(app: Flask, name: str) -> bool:
+    """Run one job if this process wins its lock; returns True when it ran."""
+    job = BY_NAME[name]
+    with app.app_context():
+        try:
+            if not acquire(job.name, job.every_seconds, job.max_runtime_seconds):
+                return False
+        except Exception:  # noqa: BLE001 - a database hiccup skips one run
+            log.exception("could not take the lock for job %s", name)
+            db.session.rollback()
+            return False
+        error = None
+        try:
+            job.func()
+        except Exception as exc:  # noqa: BLE001
+            log.exception("job %s failed", name)
+            db.session.rollback()
+            error = str(exc)[:2000]
+        finally:
+            release(job.name, error)
+            db.session.remove()
+        return True
+
+
+def _wake_snoozed() -> None:
+    from app.jobs import timers
+
+    timers.wake_snoozed()
+
+
+JOBS: list[Job] = [
+    Job("wake_snoozed", 30, _wake_snoozed),
+]
+BY_NAME = {job.name: job for job in JOBS}

@@ -1,0 +1,27 @@
+"""SQLAlchemy models, one module per aggregate."""
+
+from app.models.contact import Contact, ContactIdentity
+from app.models.conversation import STATUSES, Conversation
+from app.models.inbox import DEFAULT_SETTINGS, Inbox, InboxMember
+from app.models.job import JobLock
+from app.models.message import Attachment, Message
+from app.models.notification import Notification
+from app.models.outbox import OutboxItem
+from app.models.user import ApiToken, User
+
+__all__ = [
+    "STATUSES",
+    "DEFAULT_SETTINGS",
+    "ApiToken",
+    "Attachment",
+    "Contact",
+    "ContactIdentity",
+    "Conversation",
+    "Inbox",
+    "InboxMember",
+    "JobLock",
+    "Message",
+    "Notification",
+    "OutboxItem",
+    "User",
+]

@@ -1,0 +1,90 @@
+"""Inboxes (one connected account of a channel) and who works in them."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.clock import now
+from app.extensions import db
+from app.models.types import JSONType, UTCDateTime
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "assignment": "manual",  # manual | round_robin | least_loaded
+    "response_due_hours": 24,
+    "reopen_days": 7,
+    "human_agent": False,
+    "quiet_hours": {"start": "21:00", "end": "08:00"},
+    "timezone": "UTC",
+    "business_hours": None,  # {"timezone": ..., "days": {"mon": [["09:00","17:00"]], ...}, "holidays": [...]}
+    "greeting": None,
+    "away_message": None,
+    "window_warnings_minutes": [120, 30],
+}
+
+SETTING_KEYS = tuple(DEFAULT_SETTINGS)
+
+
+class Inbox(db.Model):
+    """A Facebook Page, a GBM agent, a phone number or a mailbox.
+
+    ``config`` holds the connector's fields, secrets included; it is never
+    returned by the API nor logged. ``route_key`` (and ``alt_route_key``) are
+    what webhooks are routed by: Page id, phone number / Messaging Service,
+    GBM agent, email address.
+    """
+
+    __tablename__ = "inboxes"
+    __table_args__ = (
+        sa.Index("ix_inboxes_route", "channel", "route_key"),
+        sa.Index("ix_inboxes_alt_route", "channel", "alt_route_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str] = mapped_column(sa.String(120))
+    route_key: Mapped[str | None] = mapped_column(sa.String(255))
+    alt_route_key: Mapped[str | None] = mapped_column(sa.String(255))
+    inbound_token: Mapped[str] = mapped_column(
+        sa.String(64), unique=True, default=lambda: secrets.token_urlsafe(24)
+    )
+    config: Mapped[dict] = mapped_column(JSONType, default=dict)
+    settings: Mapped[dict] = mapped_column(JSONType, default=dict)
+    state: Mapped[dict] = mapped_column(JSONType, default=dict)  # cursors, health
+    needs_reconnect: Mapped[bool] = mapped_column(default=False)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    def setting(self, key: str) -> Any:
+        """An inbox setting, falling back to the default."""
+        value = (self.settings or {}).get(key)
+        return DEFAULT_SETTINGS.get(key) if value is None else value
+
+    def effective_settings(self) -> dict[str, Any]:
+        """Every setting with defaults filled in."""
+        return {key: self.setting(key) for key in SETTING_KEYS}
+
+    def ref(self) -> dict[str, Any]:
+        """The short form embedded in conversation objects."""
+        return {"id": self.id, "channel": self.channel, "name": self.name}
+
+
+class InboxMember(db.Model):
+    """An agent who works in an inbox."""
+
+    __tablename__ = "inbox_members"
+
+    inbox_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -1,0 +1,198 @@
+"""Socket.IO: authenticated connections, rooms per audience, presence.
+
+Rooms: ``inbox:<id>`` holds the agents who are members of that inbox, ``all``
+holds team leads and admins (who see every inbox), ``user:<id>`` holds one
+user's connections. A committed domain event for an inbox goes to
+``inbox:<id>`` and ``all`` (disjoint sets), so each user receives it once and
+nobody receives an event from an inbox they cannot see.
+
+With ``REDIS_URL`` set, Socket.IO uses Redis as its message queue and any
+process can emit to clients connected to any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+from flask import Flask, request
+from flask_login import current_user
+from flask_socketio import ConnectionRefusedError, join_room
+
+from app.clock import now
+from app.extensions import db, socketio
+from app.inbox import events
+from app.models import InboxMember, User
+
+log = logging.getLogger(__name__)
+
+_sid_users: dict[str, int] = {}
+_presence: dict[int, dict[int, str]] = {}  # conversation id -> {user id: "viewing"|"replying"}
+_presence_lock = threading.Lock()
+
+
+def rooms_for(audience: tuple[str, int]) -> list[str]:
+    """Socket.IO rooms for an event audience."""
+    kind, ident = audience
+    if kind == "inbox":
+        return [f"inbox:{ident}", "all"]
+    if kind == "user":
+        return [f"user:{ident}"]
+    if kind == "all":
+        return ["all"] + ([] if ident is None else [])
+    return []
+
+
+def emit_events(batch: list[events.Event]) -> None:
+    """Send committed events to their rooms (through Redis when configured)."""
+    for ev in batch:
+        rooms: list[str] = []
+        for aud in ev.audience:
+            if aud == ("all", 0):
+                rooms.append("everyone")
+            else:
+                rooms.extend(rooms_for(aud))
+        for room in dict.fromkeys(rooms):
+            socketio.emit(ev.name, ev.payload, to=room)
+
+
+def _authenticate(auth) -> User | None:
+    from app.web.auth import user_for_token
+
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if token:
+        return user_for_token(token)
+    if current_user and current_user.is_authenticated:
+        return db.session.get(User, current_user.id)
+    return None
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers and the event sink."""
+    events.add_sink(emit_events)
+
+    @socketio.on("connect")
+    def on_connect(auth=None):
+        user = _authenticate(auth)
+        if user is None:
+            raise ConnectionRefusedError("unauthorized")
+        _sid_users[request.sid] = user.id
+        join_room(f"user:{user.id}")
+        join_room("everyone")
+        if user.is_lead:
+            join_room("all")
+        else:
+            for inbox_id in db.session.scalars(
+                sa.select(InboxMember.inbox_id).where(InboxMember.user_id == user.id)
+            ):
+                join_room(f"inbox:{inbox_id}")
+        user.last_seen_at = now()
+        db.session.commit()
+        db.session.remove()
+        return True
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_args):
+        user_id = _sid_users.pop(request.sid, None)
+        if user_id is None:
+            return
+        if user_id not in _sid_users.values():
+            _clear_presence(user_id)
+
+    @socketio.on("presence")
+    def on_presence(data):
+        """The agent views (or is replying in) a conversation; ``null`` when they leave."""
+        user_id = _sid_users.get(request.sid)
+        if user_id is None or not isinstance(data, dict):
+            return
+        conv_id = data.get("conversation_id")
+        state = data.get("state") if data.get("state") in ("viewing", "replying") else "viewing"
+        _set_presence(user_id, conv_id if isinstance(conv_id, int) else None, state)
+
+    @socketio.on("typing")
+    def on_typing(data):
+        """Forward the agent's typing to the channel (throttled), e.g. Messenger typing_on."""
+        user_id = _sid_users.get(request.sid)
+        if user_id is None or not isinstance(data, dict) or not isinstance(data.get("conversation_id"), int):
+            return
+        _set_presence(user_id, data["conversation_id"], "replying")
+        _queue_typing(user_id, data["conversation_id"])
+
+
+_typing_sent: dict[tuple[int, int], float] = {}
+TYPING_THROTTLE = 10.0
+
+
+def _queue_typing(user_id: int, conv_id: int) -> None:
+    key = (user_id, conv_id)
+    t = time.monotonic()
+    if t - _typing_sent.get(key, 0) < TYPING_THROTTLE:
+        return
+    _typing_sent[key] = t
+    from app.inbox import hooks
+    from app.inbox.queries import can_see
+    from app.models import Conversation
+
+    conv = db.session.get(Conversation, conv_id)
+    user = db.session.get(User, user_id)
+    if conv is None or user is None or not can_see(db.session, user, conv.inbox_id):
+        return
+    action = {"messenger": "typing_on", "gbm": "TYPING_STARTED"}.get(conv.inbox.channel)
+    if action:
+        hooks.queue_action(db.session, conv, action, agent_name=user.name)
+        db.session.commit()
+    db.session.remove()
+
+
+def _presence_payload(conv_id: int) -> dict:
+    with _presence_lock:
+        people = dict(_presence.get(conv_id, {}))
+    names = dict(
+        db.session.execute(sa.select(User.id, User.name).where(User.id.in_(list(people))))
+    ) if people else {}
+    return {
+        "conversation_id": conv_id,
+        "users": [{"id": uid, "name": names.get(uid, "?"), "state": st} for uid, st in people.items()],
+    }
+
+
+def _set_presence(user_id: int, conv_id: int | None, state: str) -> None:
+    changed: set[int] = set()
+    with _presence_lock:
+        for cid, people in list(_presence.items()):
+            if user_id in people and cid != conv_id:
+                del people[user_id]
+                changed.add(cid)
+        if conv_id is not None and _presence.setdefault(conv_id, {}).get(user_id) != state:
+            _presence[conv_id][user_id] = state
+            changed.add(conv_id)
+    _broadcast_presence(changed)
+
+
+def _clear_presence(user_id: int) -> None:
+    changed = set()
+    with _presence_lock:
+        for cid, people in _presence.items():
+            if people.pop(user_id, None):
+                changed.add(cid)
+    _broadcast_presence(changed)
+
+
+def _broadcast_presence(conv_ids: set[int]) -> None:
+    from app.models import Conversation
+
+    for cid in conv_ids:
+        conv = db.session.get(Conversation, cid)
+        if conv is None:
+            continue
+        socketio.emit("presence.updated", _presence_payload(cid), to=f"inbox:{conv.inbox_id}")
+        socketio.emit("presence.updated", _presence_payload(cid), to="all")
+    db.session.remove()
+
+
+def viewers(conv_id: int) -> dict[int, str]:
+    """Who is viewing or replying to a conversation in this process."""
+    with _presence_lock:
+        return dict(_presence.get(conv_id, {}))

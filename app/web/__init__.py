@@ -1,0 +1,1 @@
+"""HTTP only: pages, the JSON API, webhooks and authentication. Thin by design."""

@@ -1,0 +1,406 @@
+"""The JSON API (``/api/v1``) of ``contract.md``. Thin: the domain does the work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, jsonify, request, send_file
+from flask_login import current_user, login_required
+
+from app.clock import aware, now
+from app.extensions import csrf, db
+from app.inbox import assignment, conversations, delivery, storage
+from app.inbox.connections import public_config
+from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
+from app.inbox.serialize import conversation_dict, message_dict
+from app.models import (
+    Attachment,
+    Conversation,
+    Inbox,
+    InboxMember,
+    Message,
+    Notification,
+    User,
+)
+from app.models.inbox import SETTING_KEYS
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    body = {"error": {"code": exc.code, "message": exc.message, **exc.extra}}
+    return jsonify(body), exc.status
+
+
+@bp.before_request
+def _auth_and_csrf():
+    """Bearer tokens need no CSRF token; browser-session writes do."""
+    if not current_user.is_authenticated:
+        raise ApiError(401, "unauthorized", "Log in or send a bearer token.")
+    bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not bearer:
+        from flask_wtf.csrf import CSRFError
+
+        try:
+            csrf.protect()
+        except CSRFError as exc:
+            raise ApiError(403, "csrf_failed", exc.description) from exc
+
+
+def _json() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "Send a JSON object body.")
+    return data
+
+
+def _conversation(conversation_id: int) -> Conversation:
+    conv = db.session.get(Conversation, conversation_id)
+    if conv is None or not can_see(db.session, current_user, conv.inbox_id):
+        raise ApiError(404, "not_found", "No such conversation.")
+    return conv
+
+
+def _parse_time(value, field: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(422, "invalid", f"{field} must be an ISO 8601 time.") from exc
+    return aware(dt) if dt.tzinfo else aware(dt)
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+@bp.get("/conversations")
+def conversations_list():
+    """The list with filters, sort, cursor and the three counts."""
+    try:
+        f = ListFilter.from_args(request.args)
+    except BadFilter as exc:
+        raise ApiError(400, "bad_filter", str(exc)) from exc
+    page = list_conversations(db.session, current_user, f)
+    at = now()
+    return jsonify(
+        {
+            "items": [conversation_dict(c, at) for c in page["items"]],
+            "counts": page["counts"],
+            "next_cursor": page["next_cursor"],
+        }
+    )
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def conversation_get(conversation_id: int):
+    """One conversation."""
+    return jsonify(conversation_dict(_conversation(conversation_id)))
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+def messages_list(conversation_id: int):
+    """Messages oldest first; ``before`` (a message id) pages back through history."""
+    conv = _conversation(conversation_id)
+    try:
+        limit = max(1, min(200, int(request.args.get("limit") or 50)))
+        before = int(request.args["before"]) if request.args.get("before") else None
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", "limit and before must be numbers.") from exc
+    q = sa.select(Message).where(Message.conversation_id == conv.id)
+    if before:
+        q = q.where(Message.id < before)
+    rows = list(db.session.scalars(q.order_by(Message.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = list(reversed(rows[:limit]))
+    return jsonify({"items": [message_dict(m) for m in rows], "has_more": more})
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+def messages_post(conversation_id: int):
+    """Queue a reply (202) or store a private note (201); refused sends answer 409."""
+    conv = _conversation(conversation_id)
+    data = _json()
+    body = data.get("body")
+    if body is not None and not isinstance(body, str):
+        raise ApiError(422, "invalid", "body must be text.")
+    client_id = data.get("client_id")
+    if client_id is not None and (not isinstance(client_id, str) or len(client_id) > 100):
+        raise ApiError(422, "invalid", "client_id must be text of at most 100 characters.")
+    private = bool(data.get("private"))
+    send_after = _parse_time(data.get("send_after"), "send_after")
+    att_ids = data.get("attachment_ids") or []
+    if not isinstance(att_ids, list) or not all(isinstance(i, int) for i in att_ids):
+        raise ApiError(422, "invalid", "attachment_ids must be a list of ids.")
+    try:
+        msg, created = delivery.post_message(
+            db.session, conv, current_user, body or "", private=private, client_id=client_id,
+            send_after=send_after, attachment_ids=att_ids,
+        )
+    except delivery.InvalidMessage as exc:
+        db.session.rollback()
+        raise ApiError(422, "invalid", str(exc)) from exc
+    except delivery.SendRefused as exc:
+        db.session.rollback()
+        extra = {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
+                 for k, v in exc.details.items()}
+        raise ApiError(409, exc.code, exc.message, **extra) from exc
+    db.session.commit()
+    status = 201 if msg.direction == "note" else 202
+    return jsonify(message_dict(msg)), (status if created else 200)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
+def message_retry(conversation_id: int, message_id: int):
+    """Queue a failed reply again."""
+    conv = _conversation(conversation_id)
+    msg = db.session.get(Message, message_id)
+    if msg is None or msg.conversation_id != conv.id:
+        raise ApiError(404, "not_found", "No such message.")
+    try:
+        delivery.retry_message(db.session, msg, current_user)
+    except delivery.InvalidMessage as exc:
+        raise ApiError(409, "not_retryable", str(exc)) from exc
+    except delivery.SendRefused as exc:
+        db.session.rollback()
+        raise ApiError(409, exc.code, exc.message) from exc
+    db.session.commit()
+    return jsonify(message_dict(msg)), 202
+
+
+@bp.get("/conversations/<int:conversation_id>/messages/<int:message_id>/original")
+def message_original(conversation_id: int, message_id: int):
+    """The full original text of a message (email with its quoted history)."""
+    conv = _conversation(conversation_id)
+    msg = db.session.get(Message, message_id)
+    if msg is None or msg.conversation_id != conv.id:
+        raise ApiError(404, "not_found", "No such message.")
+    return jsonify({"id": msg.id, "full_body": msg.full_body or msg.body, "html": msg.html})
+
+
+@bp.post("/conversations/<int:conversation_id>/assign")
+def conversation_assign(conversation_id: int):
+    """Assign (agents: themselves only; leads and admins: anyone who can see the inbox)."""
+    conv = _conversation(conversation_id)
+    data = _json()
+    if "assignee_id" not in data:
+        raise ApiError(422, "invalid", "assignee_id is required (null to unassign).")
+    target_id = data["assignee_id"]
+    target = None
+    if target_id is not None:
+        if not isinstance(target_id, int):
+            raise ApiError(422, "invalid", "assignee_id must be a user id or null.")
+        target = db.session.get(User, target_id)
+        if target is None or not target.active:
+            raise ApiError(422, "invalid", "No such user.")
+        if not can_see(db.session, target, conv.inbox_id):
+            raise ApiError(422, "invalid", f"{target.name} is not a member of this inbox.")
+    if not current_user.is_lead:
+        own = target is not None and target.id == current_user.id
+        unassign_self = target is None and conv.assignee_id == current_user.id
+        if not (own or unassign_self):
+            raise ApiError(403, "forbidden", "Agents can assign conversations only to themselves.")
+    assignment.assign(db.session, conv, target, by=current_user)
+    db.session.commit()
+    return jsonify(conversation_dict(conv))
+
+
+@bp.post("/conversations/<int:conversation_id>/status")
+def conversation_status(conversation_id: int):
+    """Open, pending, snooze (until a time) or close."""
+    conv = _conversation(conversation_id)
+    data = _json()
+    status = data.get("status")
+    snooze_until = _parse_time(data.get("snooze_until"), "snooze_until")
+    try:
+        conversations.set_status(db.session, conv, status, current_user, snooze_until)
+    except conversations.InvalidStatus as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+    db.session.commit()
+    return jsonify(conversation_dict(conv))
+
+
+@bp.post("/conversations/<int:conversation_id>/read")
+def conversation_read(conversation_id: int):
+    """The agent has seen the thread: clear the unread count (nothing is sent to the customer)."""
+    conv = _conversation(conversation_id)
+    conversations.mark_read(db.session, conv)
+    db.session.commit()
+    return jsonify(conversation_dict(conv))
+
+
+@bp.post("/conversations/bulk")
+def conversations_bulk():
+    """Assign or change the status of many conversations at once."""
+    data = _json()
+    ids = data.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
+        raise ApiError(422, "invalid", "ids must be a non-empty list of conversation ids.")
+    if len(ids) > 500:
+        raise ApiError(422, "invalid", "At most 500 conversations at once.")
+    action = data.get("action")
+    convs = [_conversation(i) for i in ids]
+    if action == "assign":
+        if not current_user.is_lead:
+            raise ApiError(403, "forbidden", "Only team leads can assign in bulk.")
+        target = db.session.get(User, data.get("assignee_id")) if data.get("assignee_id") else None
+        for conv in convs:
+            if target is None or can_see(db.session, target, conv.inbox_id):
+                assignment.assign(db.session, conv, target, by=current_user)
+    elif action == "status":
+        try:
+            for conv in convs:
+                conversations.set_status(db.session, conv, data.get("status"), current_user,
+                                         _parse_time(data.get("snooze_until"), "snooze_until"))
+        except conversations.InvalidStatus as exc:
+            db.session.rollback()
+            raise ApiError(422, "invalid", str(exc)) from exc
+    else:
+        raise ApiError(422, "invalid", "action must be assign or status.")
+    db.session.commit()
+    return jsonify({"items": [conversation_dict(c) for c in convs]})
+
+
+# --------------------------------------------------------------------------- inboxes & users
+
+
+def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
+    """An inbox for the API: settings and identifiers, never a secret."""
+    data = {
+        **inbox.ref(),
+        "identifiers": public_config(inbox),
+        "settings": inbox.effective_settings(),
+        "needs_reconnect": inbox.needs_reconnect,
+        "last_event_at": inbox.last_event_at.isoformat() if inbox.last_event_at else None,
+        "last_error": inbox.last_error,
+        "active": inbox.active,
+    }
+    if with_members:
+        data["member_ids"] = list(
+            db.session.scalars(sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id))
+        )
+    return data
+
+
+@bp.get("/inboxes")
+def inboxes_list():
+    """Inboxes the user can see."""
+    q = sa.select(Inbox).order_by(Inbox.id)
+    if not current_user.is_lead:
+        q = q.join(InboxMember, InboxMember.inbox_id == Inbox.id).where(
+            InboxMember.user_id == current_user.id
+        )
+    return jsonify({"items": [inbox_dict(i, current_user.is_lead) for i in db.session.scalars(q)]})
+
+
+@bp.patch("/inboxes/<int:inbox_id>")
+def inbox_patch(inbox_id: int):
+    """Change inbox settings (team leads and admins)."""
+    if not current_user.is_lead:
+        raise ApiError(403, "forbidden", "Only team leads and admins change inbox settings.")
+    inbox = db.session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise ApiError(404, "not_found", "No such inbox.")
+    data = _json()
+    from app.inbox import settings as inbox_settings
+
+    try:
+        inbox_settings.update(db.session, inbox, data)
+    except inbox_settings.InvalidSetting as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+    db.session.commit()
+    return jsonify(inbox_dict(inbox, True))
+
+
+@bp.get("/users")
+def users_list():
+    """Everyone on the team (names, roles, availability; no secrets)."""
+    users = db.session.scalars(sa.select(User).where(User.active.is_(True)).order_by(User.name))
+    return jsonify({"items": [u.to_dict() for u in users]})
+
+
+@bp.get("/me")
+def me():
+    """The signed-in user."""
+    return jsonify(current_user.to_dict())
+
+
+@bp.patch("/me")
+def me_patch():
+    """Change my availability or language."""
+    data = _json()
+    from app.models.user import AVAILABILITY
+
+    if "availability" in data:
+        if data["availability"] not in AVAILABILITY:
+            raise ApiError(422, "invalid", "availability must be online, away or busy.")
+        current_user.availability = data["availability"]
+    if "locale" in data:
+        from flask import current_app
+
+        if data["locale"] not in current_app.config["LANGUAGES"]:
+            raise ApiError(422, "invalid", "Unsupported language.")
+        current_user.locale = data["locale"]
+    from app.inbox import events
+
+    events.publish(db.session, "presence.updated", {"user": current_user.to_dict()}, ("all", 0))
+    db.session.commit()
+    return jsonify(current_user.to_dict())
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+@bp.get("/notifications")
+def notifications_list():
+    """My notifications, newest first; ``unread=1`` for unread only."""
+    q = sa.select(Notification).where(Notification.user_id == current_user.id)
+    if request.args.get("unread") in ("1", "true"):
+        q = q.where(Notification.read_at.is_(None))
+    rows = db.session.scalars(q.order_by(Notification.id.desc()).limit(100))
+    return jsonify({"items": [n.to_dict() for n in rows]})
+
+
+@bp.post("/notifications/read")
+def notifications_read():
+    """Mark some (``ids``) or all of my notifications read."""
+    data = request.get_json(silent=True) or {}
+    q = sa.update(Notification).where(
+        Notification.user_id == current_user.id, Notification.read_at.is_(None)
+    )
+    if isinstance(data.get("ids"), list):
+        q = q.where(Notification.id.in_([i for i in data["ids"] if isinstance(i, int)]))
+    db.session.execute(q.values(read_at=now()))
+    db.session.commit()
+    return jsonify({"ok": True})
+
+
+# --------------------------------------------------------------------------- files
+
+
+@bp.get("/attachments/<int:attachment_id>")
+def attachment_file(attachment_id: int):
+    """An attachment's bytes, to logged-in users who can see its conversation."""
+    att = db.session.get(Attachment, attachment_id)
+    if att is None or not att.storage_key:
+        abort(404)
+    _conversation(att.message.conversation_id)
+    inline = (att.content_type or "").startswith(("image/", "video/", "audio/"))
+    return send_file(
+        storage.path_for(att.storage_key),
+        mimetype=att.content_type or "application/octet-stream",
+        as_attachment=not inline,
+        download_name=att.filename or f"attachment-{att.id}",
+        max_age=3600,
+    )

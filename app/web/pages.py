@@ -1,0 +1,47 @@
+"""Server-rendered pages: the inbox and the files providers fetch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, send_file
+from flask_login import login_required
+
+from app.extensions import db, limiter
+from app.inbox import storage
+from app.models import Attachment
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+@login_required
+def index():
+    """The live inbox."""
+    return render_template("inbox.html")
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    """Liveness and database check (no auth)."""
+    import sqlalchemy as sa
+
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        database = "ok"
+    except Exception:  # noqa: BLE001 - report, never raise
+        database = "error"
+    status = "ok" if database == "ok" else "degraded"
+    return {"status": status, "database": database}, (200 if database == "ok" else 503)
+
+
+@bp.get("/files/<int:attachment_id>/<key>")
+def public_file(attachment_id: int, key: str):
+    """An outbound attachment at an unguessable URL, for providers that fetch by URL."""
+    att = db.session.get(Attachment, attachment_id)
+    if att is None or not att.storage_key or att.storage_key.rsplit("/", 1)[-1] != key:
+        abort(404)
+    if att.message.direction != "outbound":
+        abort(404)
+    return send_file(storage.path_for(att.storage_key),
+                     mimetype=att.content_type or "application/octet-stream",
+                     download_name=att.filename or "file")

@@ -1,0 +1,83 @@
+"""``/webhooks/sms/twilio`` (inbound SMS/MMS) and ``.../status`` (delivery receipts)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+from flask import request
+
+from app.clock import now
+from app.extensions import db
+from app.inbox.connections import connector_for
+from app.models import Inbox, Message
+from app.web.webhooks import bp, log, request_url, store, text
+from connectors.sms import get_provider
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+TWILIO = get_provider("twilio")
+
+
+def _inbox_for(service_sid: str | None, number: str | None) -> Inbox | None:
+    """Route by Messaging Service first, falling back to the number (pools share a service)."""
+    q = sa.select(Inbox).where(Inbox.channel == "sms", Inbox.active.is_(True))
+    if service_sid:
+        inbox = db.session.scalars(q.where(Inbox.alt_route_key == service_sid)).first()
+        if inbox is not None:
+            return inbox
+    if number:
+        return db.session.scalars(q.where(Inbox.route_key == number)).first()
+    return None
+
+
+def _verified(inbox: Inbox) -> bool:
+    return connector_for(inbox).verify(request_url(), request.form, request.headers)
+
+
+@bp.post("/sms/twilio")
+def twilio_inbound():
+    """An inbound SMS/MMS: verify, store, answer empty TwiML."""
+    service_sid, to = TWILIO.routing_keys(request.form)
+    inbox = _inbox_for(service_sid, to)
+    if inbox is None:
+        log.warning("sms: no inbox for MessagingServiceSid=%s To=%s", service_sid, to)
+        return text("no inbox for this number", 404)
+    if not _verified(inbox):
+        log.warning("sms: bad or missing X-Twilio-Signature for inbox %s", inbox.id)
+        return text("invalid signature", 403)
+    try:
+        events = TWILIO.parse_inbound(request.form, now())
+    except (ValueError, KeyError):
+        log.warning("sms: malformed inbound request for inbox %s acknowledged", inbox.id)
+        return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
+    events = [dataclasses.replace(ev, inbox_key=inbox.route_key) for ev in events]
+    store(inbox, events)
+    return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
+
+
+@bp.post("/sms/twilio/status")
+def twilio_status():
+    """A delivery status callback: verify against the sending inbox, apply without downgrading."""
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid")
+    msg = None
+    if sid:
+        msg = db.session.scalars(
+            sa.select(Message).join(Inbox, Inbox.id == Message.inbox_id)
+            .where(Inbox.channel == "sms", Message.provider_id == sid)
+        ).first()
+    inbox = db.session.get(Inbox, msg.inbox_id) if msg is not None else None
+    if inbox is None:
+        inbox = _inbox_for(request.form.get("MessagingServiceSid"), request.form.get("From"))
+    if inbox is None:
+        log.warning("sms: status for unknown message %s", sid)
+        return text("unknown message", 404)
+    if not _verified(inbox):
+        log.warning("sms: bad or missing signature on a status callback for inbox %s", inbox.id)
+        return text("invalid signature", 403)
+    try:
+        update = TWILIO.parse_status(request.form)
+    except ValueError as exc:
+        log.info("sms: status callback ignored: %s", exc)
+        return text("", 204)
+    store(inbox, [dataclasses.replace(update, inbox_key=inbox.route_key)])
+    return text("", 204)

@@ -1,0 +1,131 @@
+"""Settings read from the environment, one class per environment.
+
+``create_app`` picks the class from ``SWITCHBOARD_ENV`` (development by default,
+``production`` under gunicorn deployments, ``testing`` for the test suite).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Parse a boolean environment variable strictly; anything odd is an error."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name} must be one of 1/0/true/false/yes/no/on/off, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    """Parse an integer environment variable."""
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _instance_secret_key() -> str:
+    """The development secret key, generated once into ``instance/``."""
+    path = INSTANCE_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    PUBLIC_URL = (os.environ.get("PUBLIC_URL") or "").rstrip("/") or None
+    MESSENGER_GRAPH_URL = os.environ.get("MESSENGER_GRAPH_URL", "https://graph.facebook.com")
+    MESSENGER_GRAPH_VERSION = os.environ.get("MESSENGER_GRAPH_VERSION", "v25.0")
+    TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "https://api.twilio.com")
+    GBM_API_URL = os.environ.get("GBM_API_URL", "https://businessmessages.googleapis.com")
+    RUN_BACKGROUND = env_bool("RUN_BACKGROUND", False)
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "attachments"))
+    MAX_ATTACHMENT_BYTES = env_int("MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 40 * 1024 * 1024)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = ["en", "fr", "pt", "ar", "fa"]
+    DELIVERY_POLL_SECONDS = float(os.environ.get("DELIVERY_POLL_SECONDS", "1.0"))
+    DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
+    SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+    TESTING = False
+
+    @classmethod
+    def check(cls) -> None:
+        """Validate settings before the app starts."""
+
+
+class DevelopmentConfig(Config):
+    """The embedded default: SQLite in one process, secret key kept in instance/."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+
+    @classmethod
+    def check(cls) -> None:
+        """Generate the local secret key on first start (kept in instance/)."""
+        if not cls.SECRET_KEY:
+            cls.SECRET_KEY = _instance_secret_key()
+
+
+class ProductionConfig(Config):
+    """Production: SECRET_KEY is required and cookies are secure behind HTTPS."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+
+    @classmethod
+    def check(cls) -> None:
+        """Refuse to start without the secrets production needs."""
+        if not cls.SECRET_KEY:
+            raise RuntimeError("SECRET_KEY must be set in production")
+
+
+class TestingConfig(Config):
+    """Test settings: a throwaway database unless TEST_DATABASE_URL is given."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    WTF_CSRF_ENABLED = True
+    RATELIMIT_ENABLED = True
+    RUN_BACKGROUND = False
+    PUBLIC_URL = None
+
+    @classmethod
+    def check(cls) -> None:
+        """Nothing to check for tests."""
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}

@@ -1,0 +1,402 @@
+"""The connector interface: normalised events in, normalised sends out.
+
+A connector translates one channel's wire format into the dataclasses below and
+turns an :class:`OutboundMessage` into the provider's HTTP call. Connectors never
+import ``app`` and never touch the database, so each one can be tested with
+recorded payloads and a fake provider alone.
+
+Inbound flow: the web layer authenticates a webhook with the connector's
+verification helpers, the connector parses the body into a list of events, and
+``app.inbox.ingest`` stores them. Outbound flow: ``app.inbox.delivery`` builds an
+:class:`OutboundMessage`, and the worker calls :meth:`Connector.send`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+import requests
+
+DEFAULT_TIMEOUT = (5, 20)  # connect, read seconds: every outbound call has a timeout
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    """An attachment as the provider hands it over.
+
+    Either ``content`` holds the bytes already (email), or ``url`` must be
+    downloaded later with :meth:`Connector.download` (Messenger, Twilio, GBM URLs
+    expire, so the worker fetches them promptly).
+    """
+
+    kind: str = "file"  # image | video | audio | file | location | fallback | sticker
+    url: str | None = None
+    content: bytes | None = None
+    content_type: str | None = None
+    filename: str | None = None
+    content_id: str | None = None  # email inline images (cid:)
+    title: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. location coordinates
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message the customer sent.
+
+    ``inbox_key`` routes it to an inbox (Page id, phone number, GBM agent, ...);
+    ``external_id`` is the provider's unique message id and the dedupe key;
+    ``sent_at`` is the time the customer sent it, as the platform reports it
+    (timezone-aware UTC); reply windows are counted from it.
+    """
+
+    inbox_key: str
+    external_id: str
+    contact_id: str  # PSID, E.164 number, email address, GBM conversation id
+    sent_at: datetime
+    text: str = ""
+    html: str | None = None
+    contact_name: str | None = None
+    subject: str | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
+    kind: str = "message"  # message | postback | quick_reply | suggestion
+    reply_to_external_id: str | None = None
+    thread_refs: tuple[str, ...] = ()  # email: In-Reply-To + References message ids
+    automated: bool = False  # auto-replies, bounces, lists: never answered automatically
+    context: dict[str, Any] = field(default_factory=dict)  # referral, locale, quick reply ...
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EchoedOutbound:
+    """A message the business side sent, reported back by the platform.
+
+    Either our own send (``metadata`` carries our reference) or one made outside
+    Switchboard, e.g. in the Page's own inbox.
+    """
+
+    inbox_key: str
+    external_id: str
+    contact_id: str
+    sent_at: datetime
+    text: str = ""
+    attachments: tuple[AttachmentRef, ...] = ()
+    metadata: str | None = None
+    app_id: str | None = None
+
+
+class DeliveryState(str, enum.Enum):
+    """Provider delivery states, in the order they may advance."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery or read receipt.
+
+    Names one message by ``external_id``, or every outbound message to the
+    contact sent at or before ``watermark`` (Messenger watermarks).
+    """
+
+    inbox_key: str
+    status: DeliveryState
+    external_id: str | None = None
+    contact_id: str | None = None
+    watermark: datetime | None = None
+    error: SendError | None = None
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """The customer withdrew consent (SMS STOP and friends)."""
+
+    inbox_key: str
+    contact_id: str
+    keyword: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """The customer gave consent again (SMS START / UNSTOP)."""
+
+    inbox_key: str
+    contact_id: str
+    keyword: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Typing:
+    """The customer started or stopped typing."""
+
+    inbox_key: str
+    contact_id: str
+    is_typing: bool
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    """Facts about the conversation that are not messages.
+
+    ``requested_live_agent`` (GBM), ``referral`` (Messenger ads/links),
+    ``rating`` (GBM survey), ``locale``, ``entry_point`` ... go into ``data``.
+    """
+
+    inbox_key: str
+    contact_id: str
+    data: dict[str, Any]
+    external_id: str | None = None  # dedupe key where the provider gives one
+    contact_name: str | None = None
+    at: datetime | None = None
+
+
+InboundEvent = InboundMessage | EchoedOutbound | StatusUpdate | OptOut | OptIn | Typing | ConversationContext
+
+
+# --------------------------------------------------------------------------- outbound
+
+
+class ErrorKind(str, enum.Enum):
+    """How the domain should react to a failed send."""
+
+    TRANSIENT = "transient"  # retry with backoff
+    WINDOW_CLOSED = "window_closed"  # platform window is over
+    OPTED_OUT = "opted_out"  # recipient withdrew consent
+    UNDELIVERABLE = "undeliverable"  # recipient can never receive (blocked, landline, gone)
+    AUTH_FAILED = "auth_failed"  # inbox credentials invalid: reconnect needed
+    PERMANENT = "permanent"  # the request itself is wrong; do not retry
+
+
+@dataclass(frozen=True)
+class SendError:
+    """Why a send failed, classified; ``message`` is shown to the agent."""
+
+    kind: ErrorKind
+    code: str | None = None
+    message: str = ""
+    retry_after: float | None = None  # seconds, when the provider says
+
+
+@dataclass(frozen=True)
+class OutboundAttachment:
+    """A file to send: a public URL (Messenger, Twilio, GBM) or bytes (email)."""
+
+    filename: str
+    content_type: str
+    url: str | None = None
+    content: bytes | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to deliver to a contact.
+
+    ``reference`` is our stable id for the message (used as Messenger
+    ``metadata``, GBM ``messageId``, email ``Message-ID`` seed) and is the same
+    on every retry. ``options`` carries channel details the domain decided on,
+    e.g. ``{"tag": "HUMAN_AGENT"}`` or email threading headers.
+    """
+
+    contact_id: str
+    text: str
+    reference: str
+    attachments: tuple[OutboundAttachment, ...] = ()
+    agent_name: str | None = None
+    agent_avatar_url: str | None = None
+    subject: str | None = None
+    automated: bool = False  # greeting / away: email marks it Auto-Submitted
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider answered: ``external_id`` on success, else ``error``.
+
+    ``external_ids`` lists every provider id when one message went out in
+    several parts (Messenger text over 2,000 characters).
+    """
+
+    external_id: str | None = None
+    error: SendError | None = None
+    external_ids: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the provider accepted the message."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ContactProfile:
+    """Display details fetched from the provider (Messenger profile, ...)."""
+
+    name: str | None = None
+    avatar_url: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """An attachment's bytes after download."""
+
+    content: bytes
+    content_type: str | None = None
+    filename: str | None = None
+
+
+class AttachmentTooLarge(Exception):
+    """The attachment exceeds the connector's size cap."""
+
+
+@dataclass(frozen=True)
+class ConnectorOptions:
+    """Process-wide settings a connector may need (from ``config.py``)."""
+
+    base_urls: dict[str, str] = field(default_factory=dict)  # e.g. {"graph": "...", "twilio": "..."}
+    public_url: str | None = None  # external base URL of this Switchboard
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    max_attachment_bytes: int = 25 * 1024 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One inbox setting a channel needs; ``secret`` ones are never shown."""
+
+    name: str
+    required: bool = True
+    secret: bool = False
+    help: str = ""
+
+
+class Connector:
+    """Base class for a channel connector.
+
+    A subclass sets ``channel`` and ``fields``, and implements ``send``; the
+    rest is optional. It is built per inbox from the inbox's ``config`` (a plain
+    dict, secrets included) and process-wide ``options``.
+    """
+
+    channel: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    fields: ClassVar[tuple[ConfigField, ...]] = ()
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        options: ConnectorOptions | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.config = config
+        self.options = options or ConnectorOptions()
+        self.http = http or requests.Session()
+
+    # -- description -----------------------------------------------------------
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        """Names of config fields that must never be returned or logged."""
+        return {f.name for f in cls.fields if f.secret}
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> list[str]:
+        """Return human-readable problems with ``config`` (empty when valid)."""
+        return [f"{f.name} is required" for f in cls.fields if f.required and not config.get(f.name)]
+
+    @classmethod
+    def identifiers(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The non-secret values that route webhooks to this inbox."""
+        return {f.name: config.get(f.name) for f in cls.fields if not f.secret and config.get(f.name)}
+
+    # -- outbound --------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver ``message``; never raises for provider errors, returns them."""
+        raise NotImplementedError
+
+    def send_action(self, contact_id: str, action: str, **kwargs: Any) -> SendResult:
+        """Send a non-message signal (``typing_on``, ``mark_seen``, GBM events).
+
+        Channels without such signals return success and do nothing.
+        """
+        return SendResult()
+
+    def fetch_profile(self, contact_id: str) -> ContactProfile | None:
+        """Fetch the contact's display profile, or None when unsupported/failed."""
+        return None
+
+    def download(self, attachment: AttachmentRef) -> Downloaded:
+        """Fetch an attachment's bytes, enforcing ``options.max_attachment_bytes``."""
+        if attachment.content is not None:
+            return Downloaded(attachment.content, attachment.content_type, attachment.filename)
+        if not attachment.url:
+            raise ValueError("attachment has neither content nor url")
+        return download_url(self.http, attachment.url, self.options, auth=self.download_auth())
+
+    def download_auth(self) -> Any:
+        """Credentials for attachment downloads (Twilio media needs the account's)."""
+        return None
+
+
+def download_url(
+    http: requests.Session, url: str, options: ConnectorOptions, auth: Any = None
+) -> Downloaded:
+    """GET ``url`` in a stream, refusing bodies over the size cap."""
+    cap = options.max_attachment_bytes
+    with http.get(url, auth=auth, timeout=options.timeout, stream=True) as resp:
+        resp.raise_for_status()
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise AttachmentTooLarge(f"{declared} bytes exceeds the {cap} byte limit")
+        chunks, size = [], 0
+        for chunk in resp.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise AttachmentTooLarge(f"more than {cap} bytes")
+            chunks.append(chunk)
+        filename = None
+        disposition = resp.headers.get("Content-Disposition", "")
+        if "filename=" in disposition:
+            filename = disposition.split("filename=", 1)[1].strip('"; ')
+        ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip() or None
+        return Downloaded(b"".join(chunks), ctype, filename)
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    """Class decorator: make ``cls`` the connector for ``cls.channel``."""
+    if not cls.channel:
+        raise ValueError("connector class needs a channel name")
+    _REGISTRY[cls.channel] = cls
+    return cls
+
+
+def get(channel: str) -> type[Connector]:
+    """The connector class for ``channel``; KeyError when none is registered."""
+    return _REGISTRY[channel]
+
+
+def channels() -> list[str]:
+    """Registered channel names."""
+    return sorted(_REGISTRY)
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` re-exported for connectors' convenience."""
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,142 @@
+"""The SMS channel: one connector, pluggable providers (Twilio today).
+
+``SmsConnector`` (channel ``sms``) reads ``config["provider"]`` (default
+``twilio``) and delegates webhook checks, parsing and sending to that
+provider (:mod:`connectors.sms.provider`). Provider-neutral helpers live
+beside it: :mod:`.phone` (E.164, number type, time zones), :mod:`.segments`
+(GSM-7/UCS-2 counter), :mod:`.consent` (STOP/START keywords) and
+:mod:`.quiet` (quiet hours in the customer's time zone).
+
+Web layer, inbound: ``get_provider("twilio").routing_keys(form)`` finds the
+inbox (Messaging Service SID first, else the ``To`` number); then
+``connector.verify(public_url, request.form, request.headers)`` and
+``connector.parse_inbound(request.form, now)`` /
+``connector.parse_status(request.form)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import requests
+
+from connectors.base import (
+    ConfigField,
+    Connector,
+    ConnectorOptions,
+    InboundEvent,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    register,
+)
+
+from . import consent, phone, quiet, segments
+from . import twilio as twilio  # registers the Twilio provider
+from .provider import DEFAULT_PROVIDER, SmsProvider, get_provider, providers, register_provider
+
+__all__ = [
+    "SmsConnector",
+    "SmsProvider",
+    "consent",
+    "get_provider",
+    "phone",
+    "providers",
+    "quiet",
+    "register_provider",
+    "segments",
+    "twilio",
+]
+
+_COMMON_FIELDS: tuple[ConfigField, ...] = (
+    ConfigField("provider", required=False, help="SMS provider: twilio (default)"),
+    ConfigField("number", help="The inbox's phone number in E.164 (+14155550100)"),
+)
+
+
+def _all_fields() -> tuple[ConfigField, ...]:
+    """Common fields, then every provider's (the default provider's first).
+
+    Other providers' fields are listed as optional here: which ones are
+    required depends on the inbox's provider (see ``validate_config``).
+    """
+    result: dict[str, ConfigField] = {f.name: f for f in _COMMON_FIELDS}
+    names = [DEFAULT_PROVIDER] + [p for p in providers() if p != DEFAULT_PROVIDER]
+    for name in names:
+        for f in get_provider(name).fields:
+            if f.name not in result:
+                optional = name != DEFAULT_PROVIDER
+                result[f.name] = ConfigField(f.name, f.required and not optional, f.secret, f.help)
+    return tuple(result.values())
+
+
+@register
+class SmsConnector(Connector):
+    """SMS/MMS through the provider named in the inbox config."""
+
+    channel: ClassVar[str] = "sms"
+    display_name: ClassVar[str] = "SMS"
+    fields: ClassVar[tuple[ConfigField, ...]] = _all_fields()
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        options: ConnectorOptions | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        super().__init__(config, options, http)
+        try:
+            provider_cls = get_provider(config.get("provider"))
+        except KeyError:
+            raise ValueError(f"unknown SMS provider: {config.get('provider')!r}") from None
+        self.provider: SmsProvider = provider_cls(self.config, self.options, self.http)
+
+    # -- description -----------------------------------------------------------
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> list[str]:
+        """Problems with ``config``: provider known, number valid, provider fields set."""
+        name = config.get("provider") or DEFAULT_PROVIDER
+        try:
+            provider_cls = get_provider(name)
+        except KeyError:
+            return [f"provider must be one of: {', '.join(providers())}"]
+        problems = []
+        number = config.get("number")
+        if not number:
+            problems.append("number is required")
+        elif phone.normalise(number) is None:
+            problems.append("number must be a valid phone number in E.164 (+14155550100)")
+        return problems + provider_cls.validate_config(config)
+
+    @classmethod
+    def identifiers(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Routing values (number in E.164, account and service SIDs), never secrets."""
+        ids = super().identifiers(config)
+        if ids.get("number"):
+            ids["number"] = phone.address(ids["number"])
+        ids.setdefault("provider", DEFAULT_PROVIDER)
+        return ids
+
+    # -- inbound ---------------------------------------------------------------
+    def verify(self, url: str, params: Any, headers: Mapping[str, str]) -> bool:
+        """True when the webhook is authentic for this inbox (fails closed)."""
+        return self.provider.verify(url, params, headers)
+
+    def parse_inbound(self, form: Mapping[str, str], received_at: datetime) -> list[InboundEvent]:
+        """Inbound SMS/MMS webhook -> message (+ OptOut/OptIn)."""
+        return self.provider.parse_inbound(form, received_at)
+
+    def parse_status(self, form: Mapping[str, str]) -> StatusUpdate:
+        """Status callback -> :class:`StatusUpdate` (ValueError when not an outbound status)."""
+        return self.provider.parse_status(form)
+
+    # -- outbound --------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Send through the provider; errors are returned classified."""
+        return self.provider.send(message)
+
+    def download_auth(self) -> Any:
+        """The provider's media credentials (Twilio: account SID and Auth Token)."""
+        return self.provider.download_auth()

@@ -1,0 +1,604 @@
+"""Twilio Programmable Messaging: webhook signatures, inbound/status parsing, sending.
+
+Wire protocol: ``/work/shared/docs/channels.md`` section 3. Inbound and status
+webhooks are form-encoded POSTs signed with ``X-Twilio-Signature``; sending is
+a form POST to the Messages API with HTTP basic auth.
+
+Signatures (what ``twilio`` 9.13 ``twilio.request_validator`` supports):
+
+* legacy: base64 HMAC-SHA1 keyed with the account Auth Token over the URL plus
+  the sorted form fields (repeated keys: each distinct value, sorted);
+* SharedKey (new in 2026 SDKs): the request also carries
+  ``X-Twilio-Webhooks-Signature-Settings: key=<sharedKeyId>,algorithm=HMAC_SHA256``
+  and is signed with the SharedKey secret. ``get_signature_algorithm`` reads
+  the header (absent/empty: ``HMAC_SHA1``); the validator accepts ``HMAC_SHA1``
+  and ``HMAC_SHA256`` only and fails (with a log warning) on anything else;
+* both: the URL is tried with and without its default port (``:443``/``:80``),
+  comparison is constant-time, and a JSON body is checked through the
+  ``bodySHA256`` query parameter when ``params`` is the raw body string.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import requests
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from connectors.base import (
+    AttachmentRef,
+    ConfigField,
+    DeliveryState,
+    ErrorKind,
+    InboundEvent,
+    InboundMessage,
+    OptIn,
+    OptOut,
+    OutboundMessage,
+    SendError,
+    SendResult,
+    StatusUpdate,
+)
+
+from . import consent, phone
+from .provider import SmsProvider, register_provider
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+SUPPORTED_ALGORITHMS = (HMAC_SHA1, HMAC_SHA256)
+
+# --------------------------------------------------------------------------- errors
+
+# Twilio error code -> (kind, message for the agent). Sources: twilio.com/docs/api/errors.
+# 30003 (handset off / out of coverage) is not permanent in nature, but Twilio
+# does not retry it and an automatic re-send hours later would surprise the
+# customer, so it is PERMANENT with a message that tells the agent to try later.
+TWILIO_ERRORS: dict[int, tuple[ErrorKind, str]] = {
+    # opt-out
+    21610: (
+        ErrorKind.OPTED_OUT,
+        "The customer has opted out (replied STOP). They must text START to receive messages again.",
+    ),
+    # the number can never receive
+    21211: (ErrorKind.UNDELIVERABLE, "This is not a valid phone number."),
+    21612: (ErrorKind.UNDELIVERABLE, "Twilio cannot route text messages to this number."),
+    21614: (
+        ErrorKind.UNDELIVERABLE,
+        "This number is not a mobile number and cannot receive text messages.",
+    ),
+    21635: (ErrorKind.UNDELIVERABLE, "This number is a landline and cannot receive text messages."),
+    30004: (ErrorKind.UNDELIVERABLE, "The recipient or their carrier blocked this message."),
+    30005: (ErrorKind.UNDELIVERABLE, "This number is unknown or no longer in service."),
+    30006: (
+        ErrorKind.UNDELIVERABLE,
+        "This number is a landline or its carrier cannot receive text messages.",
+    ),
+    # delivery failed, but the number is fine
+    30003: (
+        ErrorKind.PERMANENT,
+        "The customer's phone is switched off or out of coverage, so it could not be delivered. "
+        "Twilio does not retry: send it again later.",
+    ),
+    30007: (
+        ErrorKind.PERMANENT,
+        "The carrier filtered this message as spam. Rephrase it (avoid link shorteners and "
+        "all caps) or check the sender's registration.",
+    ),
+    30008: (ErrorKind.PERMANENT, "The carrier reported an unknown error. Try sending it again."),
+    30010: (ErrorKind.PERMANENT, "The message price is above the maximum price set for it."),
+    30032: (
+        ErrorKind.PERMANENT,
+        "The toll-free sender number is not verified, so carriers block it.",
+    ),
+    30034: (
+        ErrorKind.PERMANENT,
+        "The sender number is not registered for US A2P 10DLC, so carriers block its messages.",
+    ),
+    # the request itself or the sender configuration is wrong
+    21408: (
+        ErrorKind.PERMANENT,
+        "Sending to this country is not enabled in the Twilio account (geo permissions).",
+    ),
+    21602: (ErrorKind.PERMANENT, "The message is empty."),
+    21606: (
+        ErrorKind.PERMANENT,
+        "The inbox's number cannot send text messages (not SMS-capable or not in this account).",
+    ),
+    21617: (ErrorKind.PERMANENT, "The message is longer than 1,600 characters."),
+    # try again later
+    20429: (ErrorKind.TRANSIENT, "Twilio is receiving too many requests; will retry."),
+    21611: (ErrorKind.TRANSIENT, "Too many messages are queued for this number; will retry."),
+    30001: (ErrorKind.TRANSIENT, "The messaging service queue is full; will retry."),
+    30022: (ErrorKind.TRANSIENT, "The number's sending rate limit was exceeded; will retry."),
+    30036: (
+        ErrorKind.TRANSIENT,
+        "The message waited too long in Twilio's queue and expired; will retry.",
+    ),
+    63017: (ErrorKind.TRANSIENT, "Twilio is rate limiting this account; will retry."),
+    # credentials / account
+    20003: (
+        ErrorKind.AUTH_FAILED,
+        "Twilio rejected the inbox credentials (Account SID / Auth Token). Reconnect the inbox.",
+    ),
+    20005: (ErrorKind.AUTH_FAILED, "The Twilio account is not active (suspended or closed)."),
+    30002: (ErrorKind.AUTH_FAILED, "The Twilio account is suspended."),
+}
+
+
+def _code(code: int | str | None) -> int | None:
+    """The error code as an int, or None when absent/blank/not a number."""
+    if code is None or isinstance(code, bool):
+        return None
+    try:
+        value = int(str(code).strip())
+    except ValueError:
+        return None
+    return value or None
+
+
+def classify(
+    code: int | str | None,
+    message: str = "",
+    *,
+    http_status: int | None = None,
+    retry_after: float | None = None,
+) -> SendError:
+    """Classify a Twilio error code (and HTTP status) into a :class:`SendError`.
+
+    Known codes get an agent-readable message; 5xx and 429 answers are always
+    TRANSIENT; a 401 without a code is AUTH_FAILED; anything else is PERMANENT
+    with Twilio's own message.
+    """
+    number = _code(code)
+    code_str = str(number) if number is not None else None
+    known = TWILIO_ERRORS.get(number) if number is not None else None
+    if known:
+        kind, text = known
+    else:
+        kind = ErrorKind.PERMANENT
+        text = message.strip() or (f"Twilio error {code_str}" if code_str else "Twilio error")
+    if http_status is not None and (http_status >= 500 or http_status == 429):
+        kind = ErrorKind.TRANSIENT
+        if not known:
+            text = f"Twilio is unavailable (HTTP {http_status}); will retry."
+    elif http_status == 401 and not known:
+        kind = ErrorKind.AUTH_FAILED
+        text = TWILIO_ERRORS[20003][1]
+    return SendError(kind=kind, code=code_str, message=text, retry_after=retry_after)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+class _Params(dict[str, list[str]]):
+    """Form fields as name -> values, with the ``getall`` the validator looks for."""
+
+    def getall(self, name: str) -> list[str]:
+        """Every value sent for ``name`` (the validator sorts distinct values)."""
+        return self[name]
+
+
+def _text(value: Any) -> str:
+    """A form value as text (None as empty)."""
+    return "" if value is None else str(value)
+
+
+def _multi_params(params: Any) -> _Params:
+    """Normalise a dict, a Werkzeug/Django multi-dict or (name, value) pairs to ``_Params``."""
+    result = _Params()
+    if params is None:
+        return result
+    getlist = getattr(params, "getlist", None) or getattr(params, "getall", None)
+    if callable(getlist) and isinstance(params, Mapping):
+        for name in params:
+            result[str(name)] = [_text(v) for v in getlist(name)]
+        return result
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            values = value if isinstance(value, list | tuple) else [value]
+            result[str(name)] = [_text(v) for v in values]
+        return result
+    for name, value in params:  # iterable of pairs, in wire order
+        result.setdefault(str(name), []).append(_text(value))
+    return result
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Header ``name`` from a case-insensitive (Werkzeug) or plain mapping."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lowered:
+            return val
+    return None
+
+
+def validate_signature(
+    url: str,
+    params: Any,
+    signature: str | None,
+    auth_token: str | None,
+    *,
+    signature_settings: str | None = None,
+    shared_key: str | None = None,
+) -> bool:
+    """True when ``signature`` (``X-Twilio-Signature``) signs ``url`` + ``params``.
+
+    ``params`` is the form (dict, Werkzeug ``MultiDict``, Django ``QueryDict``,
+    or (name, value) pairs; repeated keys are kept), or the raw body string of
+    a JSON webhook whose URL carries ``bodySHA256``. ``url`` must be the exact
+    public URL Twilio called, query string included. ``signature_settings`` is
+    the ``X-Twilio-Webhooks-Signature-Settings`` header: when present, the
+    request is checked with its algorithm and the SharedKey secret
+    (``shared_key``), falling back to the Auth Token. Fails closed: no
+    signature, no URL, no secret or an unknown algorithm gives False.
+    """
+    if not signature or not signature.strip() or not url:
+        return False
+    algorithm = get_signature_algorithm(signature_settings).upper()
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        log.warning("Twilio webhook signed with unsupported algorithm %r", algorithm)
+        return False
+    secrets = [shared_key, auth_token] if signature_settings else [auth_token]
+    try:
+        body = params if isinstance(params, str) else _multi_params(params)
+        for secret in dict.fromkeys(s for s in secrets if s):
+            if RequestValidator(secret).validate(url, body, signature.strip(), algorithm):
+                return True
+    except (TypeError, ValueError, AttributeError):  # malformed input: not authentic
+        return False
+    return False
+
+
+def validate_request(
+    url: str,
+    params: Any,
+    headers: Mapping[str, str] | None,
+    auth_token: str | None,
+    shared_key: str | None = None,
+) -> bool:
+    """:func:`validate_signature` reading both signature headers from ``headers``."""
+    return validate_signature(
+        url,
+        params,
+        header(headers, SIGNATURE_HEADER),
+        auth_token,
+        signature_settings=header(headers, SIGNATURE_SETTINGS_HEADER),
+        shared_key=shared_key,
+    )
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+def _field(form: Mapping[str, str], *names: str) -> str:
+    """The first non-empty value among ``names`` (stripped), or ``""``."""
+    for name in names:
+        value = form.get(name)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
+def _int(value: str | None) -> int | None:
+    """``value`` as an int, or None."""
+    try:
+        return int(str(value).strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` as aware UTC (naive values are taken as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _media_kind(content_type: str | None) -> str:
+    """AttachmentRef kind for a MIME type."""
+    major = (content_type or "").split("/", 1)[0].lower()
+    return major if major in ("image", "video", "audio") else "file"
+
+
+def routing_keys(form: Mapping[str, str]) -> tuple[str | None, str]:
+    """(MessagingServiceSid or None, To in E.164) to find the inbox of an inbound webhook.
+
+    Route by the Messaging Service when the inbox has one, else by the number.
+    """
+    return (_field(form, "MessagingServiceSid") or None, phone.address(_field(form, "To")))
+
+
+def _attachments(form: Mapping[str, str]) -> tuple[AttachmentRef, ...]:
+    """The MMS media items (``MediaUrlN`` / ``MediaContentTypeN``)."""
+    count = _int(form.get("NumMedia")) or 0
+    items = []
+    for index in range(max(0, min(count, 100))):
+        url = _field(form, f"MediaUrl{index}")
+        if not url:
+            continue
+        ctype = _field(form, f"MediaContentType{index}") or None
+        media_sid = url.rstrip("/").rsplit("/", 1)[-1]
+        items.append(
+            AttachmentRef(
+                kind=_media_kind(ctype),
+                url=url,
+                content_type=ctype,
+                extra={"index": index, "media_sid": media_sid},
+            )
+        )
+    return tuple(items)
+
+
+def parse_inbound(form: Mapping[str, str], received_at: datetime) -> list[InboundEvent]:
+    """Turn an inbound SMS/MMS webhook into events.
+
+    Always an :class:`InboundMessage` (STOP/START messages are kept in the
+    thread too), followed by an :class:`OptOut` or :class:`OptIn` when the
+    message is a consent keyword or Twilio's ``OptOutType`` says so. Twilio
+    sends no timestamp, so ``sent_at`` is ``received_at``. Raises ValueError
+    when the webhook has no message id.
+    """
+    external_id = _field(form, "MessageSid", "SmsMessageSid", "SmsSid")
+    if not external_id:
+        raise ValueError("Twilio inbound webhook without MessageSid")
+    at = _utc(received_at)
+    from_country = _field(form, "FromCountry") or None
+    inbox_key = phone.address(_field(form, "To"))
+    contact_id = phone.address(_field(form, "From"), from_country)
+    body = form.get("Body") or ""
+    context: dict[str, Any] = {
+        "provider": "twilio",
+        "account_sid": _field(form, "AccountSid") or None,
+        "messaging_service_sid": _field(form, "MessagingServiceSid") or None,
+        "from_country": from_country,
+        "from_state": _field(form, "FromState") or None,
+        "from_city": _field(form, "FromCity") or None,
+        "num_segments": _int(form.get("NumSegments")),
+        "num_media": _int(form.get("NumMedia")),
+    }
+    message = InboundMessage(
+        inbox_key=inbox_key,
+        external_id=external_id,
+        contact_id=contact_id,
+        sent_at=at,
+        text=body,
+        attachments=_attachments(form),
+        context={k: v for k, v in context.items() if v is not None},
+        raw={str(k): form.get(k) for k in form},
+    )
+    events: list[InboundEvent] = [message]
+    decision, word = _consent(body, _field(form, "OptOutType"))
+    if decision is consent.Consent.OPT_OUT:
+        events.append(OptOut(inbox_key=inbox_key, contact_id=contact_id, keyword=word, at=at))
+    elif decision is consent.Consent.OPT_IN:
+        events.append(OptIn(inbox_key=inbox_key, contact_id=contact_id, keyword=word, at=at))
+    return events
+
+
+def _consent(body: str, opt_out_type: str) -> tuple[consent.Consent | None, str]:
+    """The consent decision and keyword: Twilio's ``OptOutType`` first, else our lists."""
+    word = consent.keyword(body)
+    kind = opt_out_type.upper()
+    if kind in ("STOP", "START", "HELP"):  # Advanced Opt-Out decided (custom keywords too)
+        decision = {
+            "STOP": consent.Consent.OPT_OUT,
+            "START": consent.Consent.OPT_IN,
+            "HELP": consent.Consent.HELP,
+        }[kind]
+        custom = body.strip().upper() if len(body.split()) == 1 else ""
+        return decision, word or custom or kind
+    return consent.classify(body), word or ""
+
+
+# --------------------------------------------------------------------------- status
+
+STATUS_MAP: dict[str, DeliveryState] = {
+    "accepted": DeliveryState.QUEUED,
+    "scheduled": DeliveryState.QUEUED,
+    "queued": DeliveryState.QUEUED,
+    "sending": DeliveryState.QUEUED,
+    "sent": DeliveryState.SENT,
+    "delivered": DeliveryState.DELIVERED,
+    "partially_delivered": DeliveryState.SENT,
+    "read": DeliveryState.READ,
+    "undelivered": DeliveryState.FAILED,
+    "failed": DeliveryState.FAILED,
+    "canceled": DeliveryState.FAILED,
+}
+
+
+def parse_status(form: Mapping[str, str]) -> StatusUpdate:
+    """Turn a status callback into a :class:`StatusUpdate`.
+
+    ``inbox_key`` is our number (``From``), ``contact_id`` the customer
+    (``To``). A failed/undelivered/canceled status carries a classified
+    ``error`` (from ``ErrorCode``). Raises ValueError when ``MessageSid`` is
+    missing or the status is not an outbound one (``received``, unknown).
+    """
+    external_id = _field(form, "MessageSid", "SmsSid")
+    if not external_id:
+        raise ValueError("Twilio status callback without MessageSid")
+    raw_status = _field(form, "MessageStatus", "SmsStatus").lower()
+    status = STATUS_MAP.get(raw_status)
+    if status is None:
+        raise ValueError(f"not an outbound message status: {raw_status!r}")
+    error = None
+    if status is DeliveryState.FAILED:
+        code = _field(form, "ErrorCode")
+        if _code(code) is not None:
+            error = classify(code, _field(form, "ErrorMessage"))
+        elif raw_status == "canceled":
+            error = SendError(ErrorKind.PERMANENT, None, "The message was canceled before sending.")
+        else:
+            error = SendError(
+                ErrorKind.PERMANENT, None, f"Twilio reported the message {raw_status}."
+            )
+    return StatusUpdate(
+        inbox_key=phone.address(_field(form, "From")),
+        status=status,
+        external_id=external_id,
+        contact_id=phone.address(_field(form, "To")) or None,
+        error=error,
+    )
+
+
+# --------------------------------------------------------------------------- provider
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds, when numeric."""
+    value = resp.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _json(resp: requests.Response) -> dict[str, Any]:
+    """The response body as a JSON object, or ``{}``."""
+    try:
+        data = resp.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _result(resp: requests.Response) -> SendResult:
+    """Turn a Messages API response into a :class:`SendResult`."""
+    body = _json(resp)
+    if 200 <= resp.status_code < 300:
+        sid = body.get("sid")
+        if not sid:
+            return SendResult(
+                error=SendError(ErrorKind.PERMANENT, None, "Twilio answered without a message id.")
+            )
+        extra = {k: body.get(k) for k in ("status", "num_segments") if body.get(k) is not None}
+        return SendResult(external_id=str(sid), external_ids=(str(sid),), extra=extra)
+    message = str(body.get("message") or resp.reason or f"HTTP {resp.status_code}")
+    error = classify(
+        body.get("code"), message, http_status=resp.status_code, retry_after=_retry_after(resp)
+    )
+    return SendResult(error=error, extra={"http_status": resp.status_code})
+
+
+@register_provider
+class TwilioProvider(SmsProvider):
+    """Twilio Programmable Messaging for one inbox (a number or a Messaging Service)."""
+
+    name: ClassVar[str] = "twilio"
+    display_name: ClassVar[str] = "Twilio"
+    fields: ClassVar[tuple[ConfigField, ...]] = (
+        ConfigField("account_sid", help="Twilio Account SID (AC...)"),
+        ConfigField("auth_token", secret=True, help="Twilio Auth Token"),
+        ConfigField(
+            "messaging_service_sid",
+            required=False,
+            help="Messaging Service SID (MG...): send through the service instead of the number",
+        ),
+        ConfigField(
+            "webhook_shared_key",
+            required=False,
+            secret=True,
+            help="SharedKey secret, when Twilio signs webhooks with HMAC-SHA256",
+        ),
+    )
+
+    @classmethod
+    def routing_keys(cls, form: Mapping[str, str]) -> tuple[str | None, str]:
+        """See :func:`routing_keys`."""
+        return routing_keys(form)
+
+    @classmethod
+    def parse_inbound(cls, form: Mapping[str, str], received_at: datetime) -> list[InboundEvent]:
+        """See :func:`parse_inbound`."""
+        return parse_inbound(form, received_at)
+
+    @classmethod
+    def parse_status(cls, form: Mapping[str, str]) -> StatusUpdate:
+        """See :func:`parse_status`."""
+        return parse_status(form)
+
+    def verify(self, url: str, params: Any, headers: Mapping[str, str]) -> bool:
+        """Check ``X-Twilio-Signature`` (and the SharedKey scheme) for this inbox."""
+        return validate_request(
+            url,
+            params,
+            headers,
+            self.config.get("auth_token"),
+            shared_key=self.config.get("webhook_shared_key"),
+        )
+
+    @property
+    def messages_url(self) -> str:
+        """The Messages API URL of this inbox's account."""
+        base = self.options.base_urls.get("twilio", DEFAULT_BASE_URL).rstrip("/")
+        return f"{base}/2010-04-01/Accounts/{self.config.get('account_sid')}/Messages.json"
+
+    def form_fields(self, message: OutboundMessage) -> list[tuple[str, str]]:
+        """The Messages API form fields for ``message``, in order (``MediaUrl`` repeated)."""
+        data: list[tuple[str, str]] = [("To", message.contact_id)]
+        if message.text:
+            data.append(("Body", message.text))
+        service = (self.config.get("messaging_service_sid") or "").strip()
+        if service:
+            data.append(("MessagingServiceSid", service))
+        else:
+            data.append(("From", phone.address(self.config.get("number"))))
+        callback = message.options.get("status_callback")
+        if callback:
+            data.append(("StatusCallback", str(callback)))
+        data.extend(("MediaUrl", a.url) for a in message.attachments if a.url)
+        return data
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """POST the message to the Messages API; errors come back classified."""
+        missing = [a.filename for a in message.attachments if not a.url]
+        if missing:
+            return SendResult(
+                error=SendError(
+                    ErrorKind.PERMANENT,
+                    None,
+                    "MMS attachments must be reachable at a public URL: " + ", ".join(missing),
+                )
+            )
+        try:
+            resp = self.http.post(
+                self.messages_url,
+                data=self.form_fields(message),
+                auth=self.download_auth(),
+                headers={"Accept": "application/json"},
+                timeout=self.options.timeout,
+            )
+        except requests.Timeout:
+            return SendResult(
+                error=SendError(
+                    ErrorKind.TRANSIENT, None, "Twilio did not answer in time; will retry."
+                )
+            )
+        except requests.RequestException as exc:
+            return SendResult(
+                error=SendError(
+                    ErrorKind.TRANSIENT,
+                    None,
+                    f"Could not reach Twilio ({type(exc).__name__}); will retry.",
+                )
+            )
+        return _result(resp)
+
+    def download_auth(self) -> tuple[str, str]:
+        """(Account SID, Auth Token): Twilio media URLs need the account's basic auth."""
+        return (str(self.config.get("account_sid") or ""), str(self.config.get("auth_token") or ""))

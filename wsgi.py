@@ -1,0 +1,36 @@
+"""Entry point. ``wsgi:app`` for gunicorn; ``python wsgi.py`` serves everything.
+
+``python wsgi.py`` (the embedded default) serves web, API, webhooks and
+Socket.IO and, unless ``RUN_BACKGROUND=0``, also runs the scheduler and the
+delivery worker in the same process. Under gunicorn ``RUN_BACKGROUND``
+defaults to 0: run ``flask --app wsgi worker`` as the one background process.
+"""
+
+from __future__ import annotations
+
+import os
+
+from app import create_app
+from app.extensions import socketio
+
+app = create_app()
+
+
+def main() -> None:
+    """Serve on HOST:PORT with the background work in-process."""
+    from config import env_bool
+
+    if env_bool("RUN_BACKGROUND", True):
+        from app.inbox.worker import WorkerThread
+        from app.jobs import start_scheduler
+
+        start_scheduler(app)
+        WorkerThread(app).start()
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    print(f"Switchboard is serving on http://{host}:{port}", flush=True)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()
