@@ -76,6 +76,7 @@ class Config:
     DELIVERY_POLL_SECONDS = float(os.environ.get("DELIVERY_POLL_SECONDS", "1.0"))
     DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "switchboard")
     TESTING = False
 
     @classmethod

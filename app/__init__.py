@@ -34,6 +34,9 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
 
     register_extensions(app)
     register_blueprints(app)
+    from app.inbox.outbound import remember_base_url
+
+    app.before_request(remember_base_url)
     register_cli(app)
     register_errors(app)
     return app
@@ -75,6 +78,7 @@ def register_extensions(app: Flask) -> None:
     socketio.init_app(
         app,
         message_queue=app.config.get("REDIS_URL"),
+        channel=app.config["SOCKETIO_CHANNEL"],
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS") or [],
         logger=False,
@@ -107,11 +111,13 @@ def _languages() -> list[str]:
 
 def register_blueprints(app: Flask) -> None:
     """Pages, auth, the JSON API and the webhooks."""
-    from app.web import api, auth, pages, webhooks
+    from app.web import admin, api, auth, pages, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(admin.api_bp)
     app.register_blueprint(webhooks.bp)
 
 

@@ -218,6 +218,36 @@ def add_gbm(name, agent, client_token, service_account, partner_key) -> None:
     _print_inbox(inbox, {"Webhook URL": "{base}/webhooks/gbm"})
 
 
+@inboxes.command("reconnect")
+@click.argument("inbox_id", type=int)
+@click.option("--page-token", default=None, help="Messenger: a new Page access token.")
+@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
+              help="Any connector field, e.g. --set auth_token=...")
+def inboxes_reconnect(inbox_id: int, page_token: str | None, settings: tuple[str, ...]) -> None:
+    """New credentials for an inbox: clears "reconnect needed" and resumes paused replies."""
+    from app.inbox.connections import reconnect
+
+    inbox = db.session.get(Inbox, inbox_id)
+    if inbox is None:
+        fail(f"no inbox with id {inbox_id}")
+    changes: dict = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set takes FIELD=VALUE, not {item!r}")
+        changes[key.strip()] = value
+    if page_token:
+        changes["page_token"] = page_token
+    if not changes:
+        fail("give the new credentials, e.g. --page-token")
+    try:
+        resumed = reconnect(db.session, inbox, changes)
+    except ValueError as exc:
+        fail(str(exc))
+    db.session.commit()
+    click.echo(f"Reconnected {inbox.name!r} (id {inbox.id}); {resumed} paused replies resume")
+
+
 @inboxes.command("list")
 def inboxes_list() -> None:
     """One JSON object per inbox: id, channel, name, identifiers (never a secret)."""

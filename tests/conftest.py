@@ -134,7 +134,21 @@ def app(database_url, tmp_path, monkeypatch):
 
 @pytest.fixture
 def client(app):
-    """Flask test client."""
+    """Flask test client; each request authenticates afresh, as separate requests do.
+
+    The test's app context stays pushed, so requests share its ``g``: without
+    this, Flask-Login would keep the first request's user (possibly detached
+    after ``db.session.remove()``) for every later request, whatever its token.
+    """
+    from flask import g
+    from flask.testing import FlaskClient
+
+    class Client(FlaskClient):
+        def open(self, *args, **kwargs):
+            g.pop("_login_user", None)
+            return super().open(*args, **kwargs)
+
+    app.test_client_class = Client
     return app.test_client()
 
 

@@ -51,3 +51,41 @@ def public_config(inbox: Inbox) -> dict:
         for k, v in (inbox.config or {}).items()
         if k not in secret and not any(s in k for s in ("secret", "token", "password", "key"))
     }
+
+
+def reconnect(session, inbox: Inbox, changes: dict) -> int:
+    """New credentials for an inbox (e.g. a fresh Page token after Meta error 190).
+
+    Updates the connector config, clears "reconnect needed" and makes the replies that
+    were paused for it due now. Returns how many paused sends resume. Raises
+    ``ValueError`` for a field the channel does not have or an incomplete config.
+    """
+    import sqlalchemy as sa
+
+    from app.clock import now
+    from app.models import Message, OutboxItem
+
+    cls = connector_class(inbox.channel)
+    known = {f.name for f in cls.fields}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"{inbox.channel} inboxes have no setting {', '.join(unknown)}")
+    config = {**(inbox.config or {}), **changes}
+    problems = cls.validate_config(config)
+    if problems:
+        raise ValueError("; ".join(problems))
+    inbox.config = config
+    inbox.needs_reconnect = False
+    inbox.last_error = None
+    at = now()
+    not_scheduled = sa.select(Message.id).where(
+        Message.inbox_id == inbox.id, sa.or_(Message.send_after.is_(None), Message.send_after <= at)
+    )
+    resumed = session.execute(
+        sa.update(OutboxItem)
+        .where(OutboxItem.inbox_id == inbox.id, OutboxItem.state == "pending",
+               OutboxItem.kind == "send", OutboxItem.message_id.in_(not_scheduled))
+        .values(next_attempt_at=at)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return resumed or 0

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import events, windows
+from app.inbox import events, hooks, windows
 from app.inbox.ingest import add_activity, refresh_timers
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
@@ -73,9 +73,20 @@ def quiet_hours_state(conv: Conversation, ident: ContactIdentity | None, at: dat
 
 
 def check_send(
-    session: Session, conv: Conversation, at: datetime, *, send_after: datetime | None = None
+    session: Session,
+    conv: Conversation,
+    at: datetime,
+    *,
+    send_after: datetime | None = None,
+    quiet_hours: bool = True,
 ) -> SendPlan:
-    """Apply every send-time rule; raises :class:`SendRefused` with a code."""
+    """Apply every send-time rule for a send at ``at``; raises :class:`SendRefused` with a code.
+
+    Quiet hours (SMS) are judged when the agent posts or schedules the reply;
+    the worker passes ``quiet_hours=False`` so a reply that was accepted is not
+    held back later (a scheduled one was checked for its own time). Passing
+    ``send_after`` also skips the quiet-hours rule.
+    """
     inbox = conv.inbox
     if not inbox.active:
         raise SendRefused("undeliverable", "This inbox is disconnected.")
@@ -94,6 +105,13 @@ def check_send(
             f"The {window.rule.replace(' has ended', '')} has closed.{hint}",
             expires_at=window.expires_at,
         )
+    if window.state != "none" and windows.closed_by_platform(conv.context, conv.last_inbound_at):
+        raise SendRefused(
+            "window_closed",
+            "The platform refused the last reply as outside its reply window. "
+            "You can leave a private note; the reply becomes possible when the customer "
+            "writes again.",
+        )
     ident = _identity(session, conv)
     if ident is not None and ident.opted_out_at is not None:
         raise SendRefused(
@@ -108,7 +126,7 @@ def check_send(
     options: dict = {}
     if window.state == "human_agent":
         options["tag"] = "HUMAN_AGENT"
-    if send_after is None:
+    if quiet_hours and send_after is None:
         quiet = quiet_hours_state(conv, ident, at)
         if quiet and quiet["quiet"]:
             last_in = aware(conv.last_inbound_at)
@@ -182,10 +200,16 @@ def post_message(
         events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
         events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
         return msg, True
-    plan = check_send(session, conv, send_after or at, send_after=send_after)
-    if send_after is not None:
-        # a scheduled reply must still be inside the window when it goes out
-        check_send(session, conv, send_after, send_after=send_after)
+    if send_after is None:
+        plan = check_send(session, conv, at)
+    else:
+        # allowed now (opt-out ...), and still allowed when it goes out: inside the
+        # reply window and outside the customer's quiet hours at that time
+        check_send(session, conv, at, quiet_hours=False)
+        plan = check_send(session, conv, send_after)
+    superseded_before = aware(conv.last_inbound_at)
+    if superseded_before is not None:
+        cancel_scheduled(session, conv, before=superseded_before)
     msg = Message(
         conversation_id=conv.id, inbox_id=conv.inbox_id, direction="outbound", body=body,
         sender_user_id=user.id if user else None, sender_name=sender_name, client_id=client_id,
@@ -201,6 +225,8 @@ def post_message(
         for att in session.scalars(sa.select(Attachment).where(Attachment.id.in_(attachment_ids))):
             if att.message_id is None or att.message.conversation_id == conv.id:
                 att.message_id = msg.id
+    if send_after is None and not automated:
+        hooks.replying(session, conv, user, at)  # Messenger: "seen" goes out before the reply
     session.add(
         OutboxItem(kind="send", inbox_id=conv.inbox_id, message_id=msg.id,
                    next_attempt_at=send_after or at, payload={})
@@ -231,28 +257,44 @@ def record_outbound_activity(conv: Conversation, msg: Message, user: User | None
     refresh_timers(conv, conv.inbox)
 
 
-def cancel_scheduled(session: Session, conv: Conversation) -> int:
-    """The customer wrote first: cancel replies still waiting for quiet hours to end."""
-    rows = list(
-        session.scalars(
-            sa.select(Message).where(
-                Message.conversation_id == conv.id,
-                Message.direction == "outbound",
-                Message.status == "queued",
-                Message.send_after.is_not(None),
-            )
-        )
+def cancel_scheduled(session: Session, conv: Conversation, before: datetime | None = None) -> int:
+    """Cancel scheduled replies of ``conv`` that are still waiting; returns how many.
+
+    With ``before``, only replies written before that time. ``post_message``
+    calls it with the customer's latest message time whenever the agent sends
+    another reply: a reply scheduled before the customer wrote again, followed
+    by a newer reply, is out of date and must not go out in the morning. A
+    reply scheduled after the customer's latest message is kept.
+    """
+    q = sa.select(Message).where(
+        Message.conversation_id == conv.id,
+        Message.direction == "outbound",
+        Message.status == "queued",
+        Message.send_after.is_not(None),
     )
+    if before is not None:
+        q = q.where(Message.created_at < before)
+    rows = list(session.scalars(q))
     for msg in rows:
         msg.status = "failed"
         msg.error_code = "cancelled"
-        msg.error_message = "Not sent: the customer wrote again before the scheduled time."
+        msg.error_message = (
+            "Not sent: the customer wrote again before the scheduled time and a newer reply "
+            "was sent."
+        )
         session.execute(
             sa.update(OutboxItem)
             .where(OutboxItem.message_id == msg.id, OutboxItem.state == "pending")
             .values(state="cancelled")
         )
         events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))
+    if rows:
+        add_activity(
+            session, conv,
+            f"Scheduled {'reply' if len(rows) == 1 else 'replies'} cancelled: the customer "
+            "wrote again before it went out",
+            event="scheduled_cancelled", message_ids=[m.id for m in rows],
+        )
     return len(rows)
 
 

@@ -34,6 +34,11 @@ from connectors import base as cb
 log = logging.getLogger(__name__)
 
 SNIPPET = 280
+#: Attachment kinds whose URL is a link to show (a map, a shared page), never downloaded.
+LINK_KINDS = ("location", "fallback")
+#: Message context that describes the whole conversation (where and in which language
+#: the customer started it); the latest message's values are kept on the conversation.
+CONVERSATION_CONTEXT_KEYS = ("entry_point", "place_id", "near_place_id", "locale", "widget")
 
 
 @dataclass
@@ -141,16 +146,19 @@ def thread_conversation(
     automated: bool = False,
     candidate: Conversation | None = None,
     subject: str | None = None,
+    latest: bool = True,
 ) -> tuple[Conversation, str]:
     """Pick the conversation a new customer message belongs to.
 
-    The contact's latest conversation in the inbox unless closed; a closed one
-    reopens when closed less than the inbox's reopen period ago; otherwise a
-    new conversation. Automated mail never reopens a closed conversation.
+    ``candidate`` (email threading found one), else the contact's latest
+    conversation in the inbox (unless ``latest`` is False: email without a thread
+    match starts a new conversation); a closed one reopens when closed less than
+    the inbox's reopen period ago; otherwise a new conversation. Automated mail
+    never reopens a closed conversation.
     Returns the conversation and what happened: ``existing``, ``reopened`` or ``created``.
     """
     conv = candidate
-    if conv is None:
+    if conv is None and latest:
         conv = session.scalars(
             sa.select(Conversation)
             .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
@@ -215,6 +223,9 @@ def _store_attachments(session: Session, msg: Message, refs: tuple[cb.Attachment
             att.storage_key = storage.save(ref.content)
             att.size = len(ref.content)
             att.state = "stored"
+        elif ref.url and att.kind in LINK_KINDS:
+            att.extra = {**att.extra, "link": ref.url}  # a web page to open, not a file
+            att.state = "stored"
         elif ref.url:
             att.state = "pending"
         else:
@@ -250,7 +261,19 @@ class _Batch:
 
 
 def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -> Conversation | None:
-    """Email threading: our Message-IDs, plus-address token, ``[#n]`` subject token."""
+    """Email threading, scoped to this inbox and this contact, in this order.
+
+    1. a stored Message-ID (ours or the customer's) in In-Reply-To/References;
+    2. a conversation token in our own Message-IDs (``sb.<token>.<ref>@``) or in
+       the recipient's plus address (``support+<token>@``);
+    3. a ``[#<number>]`` subject token;
+    4. a reply-prefixed subject (``Re:``, ``AW:`` ...) whose base subject matches
+       one of the contact's conversations active within the reopen period (for
+       clients that drop the threading headers).
+
+    None means a new conversation. Another customer's conversation never
+    matches, so replies to a shared newsletter stay apart.
+    """
     from connectors.email import threads  # email specifics live with the email connector
 
     session, inbox = b.session, b.inbox
@@ -266,7 +289,8 @@ def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -
             .limit(1)
         ).first()
     tokens = [t for t in (threads.token_from_message_id(r) for r in refs) if t]
-    for address in ev.context.get("to", []) + ev.context.get("cc", []):
+    ctx = ev.context or {}
+    for address in [*ctx.get("to", []), *ctx.get("cc", []), *ctx.get("delivered_to", [])]:
         token = threads.plus_token(address, inbox.config.get("address", ""))
         if token:
             tokens.append(token)
@@ -288,6 +312,19 @@ def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -
                     Conversation.contact_id == ident.contact_id,
                 )
             ).first()
+    base = threads.match_subject(ev.subject)
+    if conv is None and base and threads.display_subject(ev.subject) != " ".join(
+        (ev.subject or "").split()
+    ):
+        since = b.received_at - _reopen_window(inbox)
+        recent = session.scalars(
+            sa.select(Conversation)
+            .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id,
+                   Conversation.last_activity_at >= since)
+            .order_by(Conversation.id.desc())
+            .limit(20)
+        )
+        conv = next((c for c in recent if threads.match_subject(c.subject) == base), None)
     return conv
 
 
@@ -314,7 +351,7 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         subject = threads.display_subject(ev.subject or "")[:500] or None
     conv, how = thread_conversation(
         session, inbox, ident, b.received_at, automated=ev.automated, candidate=candidate,
-        subject=subject,
+        subject=subject, latest=inbox.channel != "email",
     )
     if conv.identity_id is None:
         conv.identity_id = ident.id
@@ -335,7 +372,7 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             "direction": "inbound",
             "body": ev.text or "",
             "html": ev.html,
-            "full_body": full if full and full != ev.text else None,
+            "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
             "sender_name": ev.contact_name or ident.contact.display_name(),
             "provider_id": ev.external_id,
             "platform_at": sent_at,
@@ -359,7 +396,13 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     # timers: the platform's own send time; out-of-order deliveries keep the latest
     if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):
         conv.last_inbound_at = sent_at
+        _keep_context(conv, ev.context)
+        referral = (ev.context or {}).get("referral")
+        if isinstance(referral, dict):  # the ad, link or QR code the customer came from
+            conv.context = {**(conv.context or {}), "referral": referral}
     if not ev.automated:
+        if ident.undeliverable_reason:  # they wrote: they can be reached again (unblocked)
+            ident.undeliverable_reason = None
         if conv.waiting_since is None or sent_at < aware(conv.waiting_since):
             conv.waiting_since = sent_at
         if conv.status in ("snoozed", "pending"):
@@ -368,7 +411,8 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             conv.status = "open"
             conv.snooze_until = None
     conv.unread_count = (conv.unread_count or 0) + 1
-    preview = ev.text or (f"[{ev.attachments[0].kind}]" if ev.attachments else "")
+    shown = [a for a in ev.attachments if a.kind != "original"]  # email: the raw .eml
+    preview = ev.text or (f"[{shown[0].kind}]" if shown else "")
     _set_last_message(conv, "inbound", preview, b.received_at)
     refresh_timers(conv, inbox)
     b.result.created.append(msg.id)
@@ -382,7 +426,7 @@ def _echo(b: _Batch, ev: cb.EchoedOutbound) -> None:
     ours = None
     if ev.metadata and ev.metadata.startswith("sb:") and ev.metadata[3:].isdigit():
         ours = session.get(Message, int(ev.metadata[3:]))
-        if ours is not None and ours.inbox_id != inbox.id:
+        if ours is not None and (ours.inbox_id != inbox.id or ours.direction != "outbound"):
             ours = None
     if ours is None and ev.external_id:
         ours = session.scalars(
@@ -397,6 +441,8 @@ def _echo(b: _Batch, ev: cb.EchoedOutbound) -> None:
         # the echo may arrive before the Send API call returned: merge, never downgrade
         if ours.provider_id is None:
             ours.provider_id = ev.external_id
+        if ev.sent_at is not None:  # Meta's own time: what its receipt watermarks compare to
+            ours.platform_at = aware(ev.sent_at)
         if STATUS_RANK.get(ours.status, -1) < STATUS_RANK["sent"] and ours.status != "failed":
             ours.status = "sent"
         b.result.updated += 1
@@ -475,6 +521,44 @@ def mark_identity(session: Session, ident: ContactIdentity, error: cb.SendError,
         ident.undeliverable_reason = (error.message or "This address cannot receive messages")[:300]
 
 
+PROVIDER_RETRIES = 5  # re-sends after a provider reported a full queue or a rate limit
+
+
+def _send_again_later(
+    session: Session, msg: Message, error: cb.SendError | None, at: datetime
+) -> bool:
+    """A receipt says the provider dropped the message for a passing reason: queue it again.
+
+    Twilio reports a full sender queue (21611/30001) or its rate limit (63017)
+    as a failed status after accepting the message. The message goes back to
+    ``queued`` with the reason shown, and a new send is scheduled with back-off;
+    the old provider id is forgotten so its late receipts change nothing.
+    Returns False when this does not apply (or the retries are used up).
+    """
+    if error is None or error.kind is not cb.ErrorKind.TRANSIENT:
+        return False
+    if msg.direction != "outbound" or msg.status not in ("queued", "sent"):
+        return False
+    meta = dict(msg.meta or {})
+    tries = int(meta.get("provider_retries") or 0)
+    if tries >= PROVIDER_RETRIES:
+        return False
+    meta["provider_retries"] = tries + 1
+    if msg.provider_id:
+        meta["previous_provider_ids"] = [*meta.get("previous_provider_ids", []), msg.provider_id]
+    msg.meta = meta
+    msg.provider_id = None
+    msg.status = "queued"
+    msg.error_code = error.code or error.kind.value
+    msg.error_message = error.message
+    delay = max(float(error.retry_after or 0), 60.0 * 2**tries)
+    session.add(
+        OutboxItem(kind="send", inbox_id=msg.inbox_id, message_id=msg.id,
+                   next_attempt_at=at + timedelta(seconds=delay), payload={})
+    )
+    return True
+
+
 def _status(b: _Batch, ev: cb.StatusUpdate) -> None:
     session, inbox = b.session, b.inbox
     status = ev.status.value
@@ -487,7 +571,7 @@ def _status(b: _Batch, ev: cb.StatusUpdate) -> None:
         ).first()
         if msg is None and ev.external_id.startswith("sb:") and ev.external_id[3:].isdigit():
             msg = session.get(Message, int(ev.external_id[3:]))
-        if msg is not None and msg.direction == "outbound":
+        if msg is not None and msg.direction == "outbound" and msg.inbox_id == inbox.id:
             targets.append(msg)
     if ev.watermark is not None and ev.contact_id:
         ident = session.scalars(
@@ -496,7 +580,13 @@ def _status(b: _Batch, ev: cb.StatusUpdate) -> None:
             )
         ).first()
         if ident is not None:
-            ranked = [s for s, r in STATUS_RANK.items() if r < STATUS_RANK.get(status, 0)]
+            # only what has left: a reply still queued (paused, backing off) was not delivered
+            ranked = [
+                s for s, r in STATUS_RANK.items()
+                if STATUS_RANK["sent"] <= r < STATUS_RANK.get(status, 0)
+            ]
+            # watermarks are whole milliseconds: "at or before" covers that whole millisecond
+            until = aware(ev.watermark) + timedelta(milliseconds=1)
             targets.extend(
                 session.scalars(
                     sa.select(Message)
@@ -506,15 +596,19 @@ def _status(b: _Batch, ev: cb.StatusUpdate) -> None:
                         Conversation.contact_id == ident.contact_id,
                         Message.direction == "outbound",
                         Message.status.in_(ranked),
-                        sa.func.coalesce(Message.platform_at, Message.created_at) <= ev.watermark,
+                        sa.func.coalesce(Message.platform_at, Message.created_at) < until,
                     )
                 )
             )
     for msg in {m.id: m for m in targets}.values():
+        if status == "failed" and _send_again_later(session, msg, ev.error, b.received_at):
+            b.result.updated += 1
+            events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+            continue
         if apply_status(session, msg, status, ev.error):
             b.result.updated += 1
             events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
-        if ev.error is not None and status == "failed":
+        if ev.error is not None and status == "failed" and msg.status == "failed":
             conv = session.get(Conversation, msg.conversation_id)
             ident = session.get(ContactIdentity, conv.identity_id) if conv.identity_id else None
             if ident is not None:
@@ -542,7 +636,25 @@ def _consent(b: _Batch, ev: cb.OptOut | cb.OptIn) -> None:
             else f"The customer opted back in ({ev.keyword})."
         )
         add_activity(session, conv, text, event="opted_out" if opt_out else "opted_in")
+        if opt_out:  # nothing can be answered now: no response-due timer to breach
+            conv.waiting_since = None
+            refresh_timers(conv, inbox)
         b.touch(conv)
+
+
+def _keep_context(conv: Conversation, context: dict | None) -> None:
+    """Copy the conversation-level keys of a message's context onto the conversation.
+
+    The keys are replaced as a group, so a stale ``place_id`` never sits beside a
+    newer ``near_place_id``.
+    """
+    found = {k: context[k] for k in CONVERSATION_CONTEXT_KEYS if context and k in context}
+    if not found:
+        return
+    ctx = {k: v for k, v in (conv.context or {}).items() if k not in CONVERSATION_CONTEXT_KEYS}
+    ctx.update(found)
+    if ctx != (conv.context or {}):
+        conv.context = ctx
 
 
 def _context(b: _Batch, ev: cb.ConversationContext) -> None:
@@ -550,15 +662,17 @@ def _context(b: _Batch, ev: cb.ConversationContext) -> None:
     ident, _ = find_or_create_identity(session, inbox, ev.contact_id, ev.contact_name)
     conv, how = thread_conversation(session, inbox, ident, b.received_at, automated=True)
     ctx = dict(conv.context or {})
+    previous_survey = ctx.get("survey")
     ctx.update(ev.data)
     conv.context = ctx
     if ev.data.get("requested_live_agent"):
         if not conv.requested_live_agent:
             add_activity(session, conv, "The customer asked to talk to a person", event="live_agent")
+            conv.last_activity_at = b.received_at  # raise it in the list
         conv.requested_live_agent = True
         conv.priority = max(conv.priority or 0, 1)
     survey = ev.data.get("survey")
-    if survey:
+    if survey and survey != previous_survey:  # a replayed answer adds no second line
         add_activity(session, conv, "The customer answered the survey", event="survey", survey=survey)
     b.touch(conv, created=(how == "created"))
 

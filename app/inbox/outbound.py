@@ -7,10 +7,11 @@ functions in ``_OPTIONS``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app, has_request_context, request
 from sqlalchemy.orm import Session
 
 from app.inbox import storage
@@ -19,35 +20,68 @@ from connectors import base as cb
 
 
 def public_base() -> str:
-    """The external base URL (``PUBLIC_URL``), else this server's own URL."""
+    """The external base URL: ``PUBLIC_URL``, else the URL this server was last called at.
+
+    Providers fetch attachments and post receipts there, so production sets
+    ``PUBLIC_URL``; the embedded default falls back to what requests used.
+    """
     configured = current_app.config.get("PUBLIC_URL")
     if configured:
         return configured.rstrip("/")
-    return url_for("pages.index", _external=True).rstrip("/")
+    if has_request_context():
+        return request.host_url.rstrip("/")
+    seen = current_app.extensions.get("switchboard_seen_base_url")
+    if seen:
+        return seen
+    return f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+
+
+def remember_base_url() -> None:
+    """``before_request`` hook: keep the URL we are called at for the background worker."""
+    if "switchboard_seen_base_url" not in current_app.extensions:
+        current_app.extensions["switchboard_seen_base_url"] = request.host_url.rstrip("/")
 
 
 def _email_options(session: Session, msg: Message, conv: Conversation, inbox: Inbox) -> dict:
-    """Threading headers: Message-ID on our domain, In-Reply-To, References, Reply-To."""
+    """Threading headers: Message-ID on our domain, In-Reply-To, References, Reply-To.
+
+    The reply answers the customer's latest human-written message (an auto-reply
+    only when there is nothing else): ``In-Reply-To`` is its Message-ID,
+    ``References`` its own References (or In-Reply-To) plus its id, and the
+    subject ``Re: <its subject>`` without stacked prefixes. Message-IDs are stored
+    bare; the connector writes the bracketed header form.
+    """
     from connectors.email import threads
 
     address = inbox.config.get("address", "")
     domain = address.rsplit("@", 1)[-1] if "@" in address else "switchboard.local"
-    last_in = session.scalars(
+    inbound = (
         sa.select(Message)
         .where(Message.conversation_id == conv.id, Message.direction == "inbound",
                Message.provider_id.is_not(None))
         .order_by(Message.id.desc())
         .limit(1)
-    ).first()
+    )
+    last_in = session.scalars(inbound.where(Message.automated.is_(False))).first()
+    if last_in is None:
+        last_in = session.scalars(inbound).first()
     options: dict = {
         "message_id": threads.make_message_id(conv.token, str(msg.id), domain),
-        "reply_to": threads.plus_address(address, conv.token) if address else None,
+        "reply_to": threads.plus_address(address, conv.token) if "@" in address else None,
     }
+    if conv.contact is not None and conv.contact.name:
+        options["to_name"] = conv.contact.name
     subject = conv.subject or ""
     if last_in is not None:
-        refs = list((last_in.meta or {}).get("context", {}).get("references", []) or [])
-        options["in_reply_to"] = last_in.provider_id
-        options["references"] = threads.build_references(refs, last_in.provider_id)
+        ctx = (last_in.meta or {}).get("context") or {}
+        parent_refs = list(ctx.get("references") or [])
+        if not parent_refs and ctx.get("in_reply_to"):
+            parent_refs = [ctx["in_reply_to"]]
+        if not ctx.get("message_id_synthetic"):  # the customer's mail had no Message-ID
+            options["in_reply_to"] = last_in.provider_id
+            options["references"] = threads.build_references(parent_refs, last_in.provider_id)
+        elif parent_refs:
+            options["references"] = threads.build_references(parent_refs[:-1], parent_refs[-1])
         subject = (last_in.meta or {}).get("subject") or subject
     options["original_subject"] = subject
     options["subject"] = threads.reply_subject(subject) if last_in is not None else (subject or "")
@@ -55,8 +89,12 @@ def _email_options(session: Session, msg: Message, conv: Conversation, inbox: In
 
 
 def _sms_options(session: Session, msg: Message, conv: Conversation, inbox: Inbox) -> dict:
-    """Twilio posts delivery receipts to our status URL."""
-    return {"status_callback": public_base() + "/webhooks/sms/twilio/status"}
+    """Twilio posts delivery receipts to our status URL.
+
+    ``ref`` names the message, so a receipt that overtakes the worker recording
+    Twilio's message SID still finds it (the signature covers the query string).
+    """
+    return {"status_callback": f"{public_base()}/webhooks/sms/twilio/status?ref={msg.id}"}
 
 
 _OPTIONS: dict[str, Callable[[Session, Message, Conversation, Inbox], dict]] = {
@@ -76,7 +114,7 @@ def build(
     if extra is not None:
         opts.update(extra(session, msg, conv, inbox))
     attachments = []
-    base = public_base()
+    base = public_base() if msg.attachments else ""
     for att in msg.attachments:
         if not att.storage_key:
             continue

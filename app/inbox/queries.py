@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.clock import aware, iso
+from app.clock import aware
 from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, User
 
 SORTS = ("last_activity", "waiting_longest", "window_expiring", "created")
@@ -169,7 +169,10 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
     assignee = _assignee_condition(user, f)
     page_conds = conds + ([assignee] if assignee is not None else [])
     if f.cursor:
-        page_conds.append(_keyset(f.sort, _decode_cursor(f.cursor)))
+        try:
+            page_conds.append(_keyset(f.sort, _decode_cursor(f.cursor)))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BadFilter("cursor is not valid") from exc
     col, desc = _sort_spec(f.sort)
     if f.sort == "created":
         order = [Conversation.id.desc()]
@@ -186,7 +189,8 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
     if len(rows) > f.limit:
         rows = rows[: f.limit]
         last = rows[-1]
-        value = last.id if f.sort == "created" else iso(getattr(last, col.key))
+        raw = getattr(last, col.key)
+        value = last.id if f.sort == "created" else (aware(raw).isoformat() if raw else None)
         next_cursor = _encode_cursor([value, last.id])
     counts = count_conversations(session, user, conds)
     return {"items": rows, "counts": counts, "next_cursor": next_cursor}

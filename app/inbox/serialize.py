@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import url_for
+from flask import current_app, has_request_context, url_for
 
-from app.clock import iso, now
+from app.clock import aware, iso, now
 from app.inbox import windows
 from app.models import Attachment, Conversation, Message
 
@@ -18,6 +18,8 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
     window = windows.reply_window(
         inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent")), at
     )
+    if window.state != "closed" and windows.closed_by_platform(conv.context, conv.last_inbound_at):
+        window = windows.platform_closed_state(inbox.channel)
     assignee = conv.assignee
     identity = next((i for i in conv.contact.identities if i.id == conv.identity_id), None)
     return {
@@ -46,12 +48,50 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         "requested_live_agent": conv.requested_live_agent,
         "opted_out": bool(identity and identity.opted_out_at),
         "undeliverable": identity.undeliverable_reason if identity else None,
+        "quiet_hours": quiet_hours_dict(conv, identity, at),
         "reply_window": window.to_dict(at),
         "response_due": windows.response_due(conv.response_due_at, at),
         "context": conv.context or {},
         "created_at": iso(conv.created_at),
         "closed_at": iso(conv.closed_at),
     }
+
+
+def quiet_hours_dict(conv: Conversation, identity, at: datetime) -> dict | None:
+    """SMS quiet hours in the customer's time zone, for the composer; None for other channels.
+
+    ``active``: it is quiet hours for the customer now; ``ends_at``: when they
+    end (null when not active); ``grace_until``: while active, the end of the
+    hour after the customer's last message, until which a reply is still allowed.
+    Pure computation on loaded rows: no SQL.
+    """
+    if conv.inbox.channel != "sms":
+        return None
+    from app.inbox.delivery import QUIET_GRACE, quiet_hours_state  # delivery imports us
+
+    state = quiet_hours_state(conv, identity, at)
+    if state is None:  # quiet hours switched off for the inbox, or no customer number
+        return {"active": False, "ends_at": None, "timezone": None, "grace_until": None}
+    grace_until = None
+    if state["quiet"] and conv.last_inbound_at is not None:
+        until = aware(conv.last_inbound_at) + QUIET_GRACE
+        if until >= aware(at):
+            grace_until = iso(until)
+    return {
+        "active": state["quiet"],
+        "ends_at": iso(state.get("ends_at")),
+        "timezone": state["timezone"],
+        "grace_until": grace_until,
+    }
+
+
+def attachment_url(attachment_id: int) -> str:
+    """The API path of an attachment's bytes, also outside a request (worker, jobs)."""
+    if has_request_context():
+        return url_for("api.attachment_file", attachment_id=attachment_id)
+    root = current_app.config.get("APPLICATION_ROOT") or "/"
+    adapter = current_app.url_map.bind("localhost", script_name=root)
+    return adapter.build("api.attachment_file", {"attachment_id": attachment_id})
 
 
 def attachment_dict(att: Attachment) -> dict:
@@ -65,13 +105,37 @@ def attachment_dict(att: Attachment) -> dict:
         "state": att.state,
         "error": att.error,
         "content_id": att.content_id,
-        "url": url_for("api.attachment_file", attachment_id=att.id) if att.storage_key else None,
+        "url": attachment_url(att.id) if att.storage_key else None,
         "extra": att.extra or {},
     }
 
 
+def display_html(msg: Message) -> str | None:
+    """The message's sanitised HTML with ``cid:`` images pointing at our attachment URLs.
+
+    The HTML was sanitised when it arrived (remote images parked in ``data-src``);
+    inline images are served to logged-in users only, from ``/api/v1/attachments/<id>``.
+    Uses the selectin-loaded attachments: no extra SQL.
+    """
+    html = msg.html
+    if not html or "cid:" not in html:
+        return html
+    from connectors.email.sanitize import sanitize_html
+
+    cid_map = {
+        a.content_id: attachment_url(a.id)
+        for a in msg.attachments
+        if a.content_id and a.storage_key
+    }
+    return sanitize_html(html, cid_map=cid_map)
+
+
 def message_dict(msg: Message) -> dict:
-    """The message object of ``contract.md``."""
+    """The message object of ``contract.md``.
+
+    Email messages also carry ``original``: the raw ``.eml`` as received
+    (``{id, url, size}``, or null), kept apart from the files in ``attachments``.
+    """
     if msg.direction == "inbound":
         sender = {"type": "contact", "name": msg.sender_name}
     elif msg.sender_user_id:
@@ -84,12 +148,20 @@ def message_dict(msg: Message) -> dict:
         "conversation_id": msg.conversation_id,
         "direction": msg.direction,
         "body": msg.body,
-        "html": msg.html,
+        "html": display_html(msg),
         "has_full_body": bool(msg.full_body),
         "sender": sender,
         "status": msg.status,
         "error": {"code": msg.error_code, "message": msg.error_message} if msg.error_code else None,
-        "attachments": [attachment_dict(a) for a in msg.attachments],
+        "attachments": [attachment_dict(a) for a in msg.attachments if a.kind != "original"],
+        "original": next(
+            (
+                {"id": a.id, "url": attachment_url(a.id), "size": a.size}
+                for a in msg.attachments
+                if a.kind == "original" and a.storage_key
+            ),
+            None,
+        ),
         "automated": msg.automated,
         "kind": meta.get("kind", "message"),
         "meta": {k: v for k, v in meta.items() if k != "kind"},

@@ -92,6 +92,30 @@ def reply_window(
     return WindowState("closed", standard_end, standard_end, policy.standard_label + " has ended")
 
 
+def closed_by_platform(context: dict | None, last_inbound_at: datetime | None) -> bool:
+    """True when the platform refused a send as outside its window (Messenger 10/2018278)
+    after the customer's last message: our clock said open, the platform's said closed.
+
+    The worker records that refusal in the conversation's context; the customer's next
+    message opens a new window and ends it.
+    """
+    reported = (context or {}).get("window_closed_by_platform_at")
+    if not reported:
+        return False
+    try:
+        reported_at = aware(datetime.fromisoformat(str(reported).replace("Z", "+00:00")))
+    except ValueError:
+        return False
+    return last_inbound_at is None or reported_at > aware(last_inbound_at)
+
+
+def platform_closed_state(channel: str) -> WindowState:
+    """The window state shown after the platform refused a send as outside its window."""
+    policy = POLICIES.get(channel)
+    label = policy.standard_label if policy else "reply window"
+    return WindowState("closed", None, None, f"{label} (closed, as the platform reported)")
+
+
 def response_due_at(waiting_since: datetime | None, due_hours: float) -> datetime | None:
     """The business's answer target: ``due_hours`` after the oldest unanswered message."""
     if waiting_since is None:

@@ -133,7 +133,7 @@ def process_send(item: OutboxItem) -> None:
     from app.inbox.delivery import SendRefused, check_send
 
     try:
-        plan = check_send(session, conv, now(), send_after=msg.send_after)
+        plan = check_send(session, conv, now(), send_after=msg.send_after, quiet_hours=False)
     except SendRefused as refused:  # the window closed while it waited
         _fail_message(msg, refused.code, refused.message)
         _finish(item, "failed", refused.message)
@@ -145,6 +145,7 @@ def process_send(item: OutboxItem) -> None:
     item.attempts += 1
     session.commit()  # release the database while we talk to the provider
 
+    started = now()  # the provider stamps the message after this; receipts compare to it
     try:
         result = connector.send(out)
     except Exception as exc:  # noqa: BLE001 - a connector bug must not lose the reply
@@ -155,6 +156,8 @@ def process_send(item: OutboxItem) -> None:
     conv = session.get(Conversation, msg.conversation_id)
     inbox = session.get(Inbox, conv.inbox_id)
     if result.ok:
+        if msg.status == "queued":  # a note from an earlier provider failure is now moot
+            msg.error_code = msg.error_message = None
         ext = result.external_id
         if ext and msg.provider_id is None:
             taken = session.scalar(
@@ -170,7 +173,7 @@ def process_send(item: OutboxItem) -> None:
         meta.update(result.extra or {})
         msg.meta = meta
         apply_status(session, msg, "sent", None)
-        msg.platform_at = msg.platform_at or now()
+        msg.platform_at = msg.platform_at or started
         if inbox.needs_reconnect:
             inbox.needs_reconnect = False
         _finish(item, "done")
@@ -317,11 +320,12 @@ def run_once(limit: int = 20, worker_id: str | None = None) -> int:
         item = db.session.get(OutboxItem, item_id)
         if item is None:
             continue
+        kind = item.kind
         try:
-            HANDLERS[item.kind](item)
+            HANDLERS[kind](item)
         except Exception:  # noqa: BLE001 - keep the worker alive; the row retries later
-            log.exception("outbox item %s (%s) failed", item_id, item.kind)
             db.session.rollback()
+            log.exception("outbox item %s (%s) failed", item_id, kind)
             row = db.session.get(OutboxItem, item_id)
             if row is not None and row.state == "working":
                 row.state = "pending"

@@ -102,7 +102,14 @@ def _wake_snoozed() -> None:
     timers.wake_snoozed()
 
 
+def _imap_poll() -> None:
+    from app.jobs import mail
+
+    mail.poll_all()
+
+
 JOBS: list[Job] = [
     Job("wake_snoozed", 30, _wake_snoozed),
+    Job("imap_poll", 60, _imap_poll, max_runtime_seconds=600),
 ]
 BY_NAME = {job.name: job for job in JOBS}

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate."""
 
+from app.models.canned import CannedReply
 from app.models.contact import Contact, ContactIdentity
 from app.models.conversation import STATUSES, Conversation
 from app.models.inbox import DEFAULT_SETTINGS, Inbox, InboxMember
@@ -14,6 +15,7 @@ __all__ = [
     "DEFAULT_SETTINGS",
     "ApiToken",
     "Attachment",
+    "CannedReply",
     "Contact",
     "ContactIdentity",
     "Conversation",

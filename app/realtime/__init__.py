@@ -17,7 +17,7 @@ import threading
 import time
 
 import sqlalchemy as sa
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
@@ -28,9 +28,20 @@ from app.models import InboxMember, User
 
 log = logging.getLogger(__name__)
 
-_sid_users: dict[str, int] = {}
-_presence: dict[int, dict[int, str]] = {}  # conversation id -> {user id: "viewing"|"replying"}
 _presence_lock = threading.Lock()
+
+
+class _State:
+    """Per-app connection registry: socket ids -> users, conversation -> who is there."""
+
+    def __init__(self) -> None:
+        self.sid_users: dict[str, int] = {}
+        self.presence: dict[int, dict[int, str]] = {}  # conversation -> {user: viewing|replying}
+        self.typing_sent: dict[tuple[int, int], float] = {}
+
+
+def _state() -> _State:
+    return current_app.extensions["switchboard_realtime"]
 
 
 def rooms_for(audience: tuple[str, int]) -> list[str]:
@@ -72,13 +83,14 @@ def _authenticate(auth) -> User | None:
 def init_app(app: Flask) -> None:
     """Register the handlers and the event sink."""
     events.add_sink(emit_events)
+    app.extensions["switchboard_realtime"] = _State()
 
     @socketio.on("connect")
     def on_connect(auth=None):
         user = _authenticate(auth)
         if user is None:
             raise ConnectionRefusedError("unauthorized")
-        _sid_users[request.sid] = user.id
+        _state().sid_users[request.sid] = user.id
         join_room(f"user:{user.id}")
         join_room("everyone")
         if user.is_lead:
@@ -90,21 +102,20 @@ def init_app(app: Flask) -> None:
                 join_room(f"inbox:{inbox_id}")
         user.last_seen_at = now()
         db.session.commit()
-        db.session.remove()
         return True
 
     @socketio.on("disconnect")
     def on_disconnect(*_args):
-        user_id = _sid_users.pop(request.sid, None)
+        user_id = _state().sid_users.pop(request.sid, None)
         if user_id is None:
             return
-        if user_id not in _sid_users.values():
+        if user_id not in _state().sid_users.values():
             _clear_presence(user_id)
 
     @socketio.on("presence")
     def on_presence(data):
         """The agent views (or is replying in) a conversation; ``null`` when they leave."""
-        user_id = _sid_users.get(request.sid)
+        user_id = _state().sid_users.get(request.sid)
         if user_id is None or not isinstance(data, dict):
             return
         conv_id = data.get("conversation_id")
@@ -114,23 +125,23 @@ def init_app(app: Flask) -> None:
     @socketio.on("typing")
     def on_typing(data):
         """Forward the agent's typing to the channel (throttled), e.g. Messenger typing_on."""
-        user_id = _sid_users.get(request.sid)
+        user_id = _state().sid_users.get(request.sid)
         if user_id is None or not isinstance(data, dict) or not isinstance(data.get("conversation_id"), int):
             return
         _set_presence(user_id, data["conversation_id"], "replying")
         _queue_typing(user_id, data["conversation_id"])
 
 
-_typing_sent: dict[tuple[int, int], float] = {}
 TYPING_THROTTLE = 10.0
 
 
 def _queue_typing(user_id: int, conv_id: int) -> None:
     key = (user_id, conv_id)
     t = time.monotonic()
-    if t - _typing_sent.get(key, 0) < TYPING_THROTTLE:
+    sent = _state().typing_sent
+    if t - sent.get(key, 0) < TYPING_THROTTLE:
         return
-    _typing_sent[key] = t
+    sent[key] = t
     from app.inbox import hooks
     from app.inbox.queries import can_see
     from app.models import Conversation
@@ -141,17 +152,19 @@ def _queue_typing(user_id: int, conv_id: int) -> None:
         return
     action = {"messenger": "typing_on", "gbm": "TYPING_STARTED"}.get(conv.inbox.channel)
     if action:
-        hooks.queue_action(db.session, conv, action, agent_name=user.name)
+        hooks.queue_action(db.session, conv, action, agent_name=user.name,
+                           agent_avatar_url=user.avatar_url)
         db.session.commit()
     db.session.remove()
 
 
 def _presence_payload(conv_id: int) -> dict:
     with _presence_lock:
-        people = dict(_presence.get(conv_id, {}))
-    names = dict(
-        db.session.execute(sa.select(User.id, User.name).where(User.id.in_(list(people))))
-    ) if people else {}
+        people = dict(_state().presence.get(conv_id, {}))
+    names: dict[int, str] = {}
+    if people:
+        rows = db.session.execute(sa.select(User.id, User.name).where(User.id.in_(list(people))))
+        names = {uid: name for uid, name in rows}
     return {
         "conversation_id": conv_id,
         "users": [{"id": uid, "name": names.get(uid, "?"), "state": st} for uid, st in people.items()],
@@ -160,13 +173,14 @@ def _presence_payload(conv_id: int) -> dict:
 
 def _set_presence(user_id: int, conv_id: int | None, state: str) -> None:
     changed: set[int] = set()
+    presence = _state().presence
     with _presence_lock:
-        for cid, people in list(_presence.items()):
+        for cid, people in list(presence.items()):
             if user_id in people and cid != conv_id:
                 del people[user_id]
                 changed.add(cid)
-        if conv_id is not None and _presence.setdefault(conv_id, {}).get(user_id) != state:
-            _presence[conv_id][user_id] = state
+        if conv_id is not None and presence.setdefault(conv_id, {}).get(user_id) != state:
+            presence[conv_id][user_id] = state
             changed.add(conv_id)
     _broadcast_presence(changed)
 
@@ -174,7 +188,7 @@ def _set_presence(user_id: int, conv_id: int | None, state: str) -> None:
 def _clear_presence(user_id: int) -> None:
     changed = set()
     with _presence_lock:
-        for cid, people in _presence.items():
+        for cid, people in _state().presence.items():
             if people.pop(user_id, None):
                 changed.add(cid)
     _broadcast_presence(changed)
@@ -189,10 +203,9 @@ def _broadcast_presence(conv_ids: set[int]) -> None:
             continue
         socketio.emit("presence.updated", _presence_payload(cid), to=f"inbox:{conv.inbox_id}")
         socketio.emit("presence.updated", _presence_payload(cid), to="all")
-    db.session.remove()
 
 
 def viewers(conv_id: int) -> dict[int, str]:
     """Who is viewing or replying to a conversation in this process."""
     with _presence_lock:
-        return dict(_presence.get(conv_id, {}))
+        return dict(_state().presence.get(conv_id, {}))

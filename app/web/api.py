@@ -90,9 +90,9 @@ def conversations_list():
     """The list with filters, sort, cursor and the three counts."""
     try:
         f = ListFilter.from_args(request.args)
+        page = list_conversations(db.session, current_user, f)
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from exc
-    page = list_conversations(db.session, current_user, f)
     at = now()
     return jsonify(
         {
@@ -143,6 +143,7 @@ def messages_post(conversation_id: int):
     att_ids = data.get("attachment_ids") or []
     if not isinstance(att_ids, list) or not all(isinstance(i, int) for i in att_ids):
         raise ApiError(422, "invalid", "attachment_ids must be a list of ids.")
+    _guard_new_activity(conv, data, client_id)
     try:
         msg, created = delivery.post_message(
             db.session, conv, current_user, body or "", private=private, client_id=client_id,
@@ -159,6 +160,50 @@ def messages_post(conversation_id: int):
     db.session.commit()
     status = 201 if msg.direction == "note" else 202
     return jsonify(message_dict(msg)), (status if created else 200)
+
+
+def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:
+    """Help Scout's guard: refuse (409 ``new_activity``) a post written without seeing
+    a newer customer message or someone else's reply, unless ``force`` is true.
+
+    Only applies when the client says what it saw (``seen_message_id``); a repeated
+    ``client_id`` is answered by ``post_message`` with the first message instead.
+    """
+    seen = data.get("seen_message_id")
+    if seen is None or data.get("force") is True:
+        return
+    if not isinstance(seen, int) or isinstance(seen, bool):
+        raise ApiError(422, "invalid", "seen_message_id must be a message id.")
+    if client_id and db.session.scalar(
+        sa.select(Message.id).where(Message.conversation_id == conv.id, Message.client_id == client_id)
+    ):
+        return
+    newer = list(
+        db.session.scalars(
+            sa.select(Message)
+            .where(
+                Message.conversation_id == conv.id,
+                Message.id > seen,
+                sa.or_(
+                    Message.direction == "inbound",
+                    sa.and_(
+                        Message.direction == "outbound",
+                        Message.automated.is_(False),
+                        sa.or_(Message.sender_user_id.is_(None),
+                               Message.sender_user_id != current_user.id),
+                    ),
+                ),
+            )
+            .order_by(Message.id)
+            .limit(20)
+        )
+    )
+    if newer:
+        inbound = any(m.direction == "inbound" for m in newer)
+        text = ("The customer wrote again since you last looked." if inbound
+                else "A teammate replied since you last looked.")
+        raise ApiError(409, "new_activity", text + " Review it, then send again.",
+                       messages=[message_dict(m) for m in newer])
 
 
 @bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
@@ -186,7 +231,10 @@ def message_original(conversation_id: int, message_id: int):
     msg = db.session.get(Message, message_id)
     if msg is None or msg.conversation_id != conv.id:
         raise ApiError(404, "not_found", "No such message.")
-    return jsonify({"id": msg.id, "full_body": msg.full_body or msg.body, "html": msg.html})
+    shown = message_dict(msg)  # html with cid: images resolved; the raw .eml as received
+    original = shown["original"]
+    return jsonify({"id": msg.id, "full_body": msg.full_body or msg.body, "html": shown["html"],
+                    "eml_url": original["url"] if original else None})
 
 
 @bp.post("/conversations/<int:conversation_id>/assign")
@@ -240,6 +288,18 @@ def conversation_read(conversation_id: int):
     return jsonify(conversation_dict(conv))
 
 
+@bp.post("/conversations/<int:conversation_id>/mark-seen")
+def conversation_mark_seen(conversation_id: int):
+    """Tell the customer their messages were seen (Messenger ``mark_seen``), on request only."""
+    from app.inbox import hooks
+
+    conv = _conversation(conversation_id)
+    if not hooks.mark_seen(db.session, conv):
+        raise ApiError(409, "unsupported", "This channel cannot show the customer a seen mark.")
+    db.session.commit()
+    return jsonify({"queued": True, "conversation_id": conv.id}), 202
+
+
 @bp.post("/conversations/bulk")
 def conversations_bulk():
     """Assign or change the status of many conversations at once."""
@@ -272,6 +332,45 @@ def conversations_bulk():
     return jsonify({"items": [conversation_dict(c) for c in convs]})
 
 
+@bp.get("/contacts/<int:contact_id>/conversations")
+def contact_conversations(contact_id: int):
+    """The contact's conversations (with contacts merged into it) in inboxes the user sees."""
+    from app.inbox.queries import visible_inbox_ids
+    from app.models import Contact
+
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise ApiError(404, "not_found", "No such contact.")
+    merged = sa.select(Contact.id).where(Contact.merged_into_id == contact.id)
+    q = sa.select(Conversation).where(
+        sa.or_(Conversation.contact_id == contact.id, Conversation.contact_id.in_(merged))
+    )
+    visible = visible_inbox_ids(current_user)
+    if visible is not None:
+        q = q.where(Conversation.inbox_id.in_(visible))
+    rows = list(db.session.scalars(
+        q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(50)
+    ).unique())
+    if not rows and visible is not None:
+        raise ApiError(404, "not_found", "No such contact.")
+    at = now()
+    return jsonify({"contact": contact.ref(), "items": [conversation_dict(c, at) for c in rows]})
+
+
+# --------------------------------------------------------------------------- SMS
+
+
+@bp.post("/sms/segments")
+def sms_segments():
+    """How a draft goes out as SMS: encoding, units, segments, what is left in the last one."""
+    from connectors.sms import segments
+
+    body = _json().get("body", "")
+    if not isinstance(body, str):
+        raise ApiError(422, "invalid", "body must be text.")
+    return jsonify(segments.count(body).to_dict())
+
+
 # --------------------------------------------------------------------------- inboxes & users
 
 
@@ -284,8 +383,13 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
         "needs_reconnect": inbox.needs_reconnect,
         "last_event_at": inbox.last_event_at.isoformat() if inbox.last_event_at else None,
         "last_error": inbox.last_error,
+        "last_error_at": inbox.last_error_at.isoformat() if inbox.last_error_at else None,
         "active": inbox.active,
     }
+    imap = (inbox.state or {}).get("imap")
+    if inbox.channel == "email" and imap:  # mailbox polling health: last success, retry time
+        data["imap"] = {k: imap.get(k) for k in ("last_ok_at", "last_error", "last_error_at",
+                                                   "failures", "retry_at")}
     if with_members:
         data["member_ids"] = list(
             db.session.scalars(sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id))

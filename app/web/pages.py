@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, send_file
-from flask_login import login_required
+from flask import Blueprint, abort, current_app, render_template, request, send_file, session
+from flask_login import current_user, login_required
 
 from app.extensions import db, limiter
 from app.inbox import storage
@@ -12,11 +12,35 @@ from app.models import Attachment
 bp = Blueprint("pages", __name__)
 
 
+@bp.app_context_processor
+def _ui_context() -> dict:
+    from app.web.ui import template_context
+
+    return template_context()
+
+
+@bp.before_app_request
+def _remember_language() -> None:
+    """``?lang=xx`` sticks for the session (the sign-in page's language links)."""
+    lang = request.args.get("lang")
+    if lang and lang in current_app.config["LANGUAGES"]:
+        session["lang"] = lang
+
+
 @bp.get("/")
 @login_required
 def index():
     """The live inbox."""
     return render_template("inbox.html")
+
+
+@bp.get("/team")
+@login_required
+def team():
+    """The team lead view: availability, load against capacity, risks, the queue."""
+    if not current_user.is_lead:
+        abort(403)
+    return render_template("team.html")
 
 
 @bp.get("/healthz")

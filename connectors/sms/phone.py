@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -138,11 +139,16 @@ def customer_timezone(e164: str, fallback_tz: str, at: datetime | None = None) -
     Guernsey, Isle of Man), the first of them. Otherwise ``fallback_tz``
     (typically the inbox's zone). ``at`` picks the year compared (default now).
     """
+    return _customer_timezone(e164, fallback_tz, (at or datetime.now(UTC)).year)
+
+
+@lru_cache(maxsize=4096)
+def _customer_timezone(e164: str, fallback_tz: str, year: int) -> str:
+    """:func:`customer_timezone`, cached: conversation lists ask for every row."""
     names = timezones(e164)
     zones = [z for z in (_zone(n) for n in names) if z is not None]
     if not zones or len(zones) != len(names):
         return fallback_tz
     if len(zones) == 1:
         return names[0]
-    year = (at or datetime.now(UTC)).year
     return names[0] if _same_clock(zones, year) else fallback_tz

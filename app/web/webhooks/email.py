@@ -1,4 +1,11 @@
-"""``POST /webhooks/email/inbound/<token>``: one raw RFC 822 message (Postfix pipe, providers)."""
+"""``POST /webhooks/email/inbound/<token>``: one raw RFC 822 message (Postfix pipe, providers).
+
+The token in the URL is the inbox's secret ``inbound_token`` (404 otherwise, so
+the URL reveals nothing). The body is the message exactly as received
+(``message/rfc822``; any content type is accepted, since pipes and providers
+differ). The answer is 2xx only once the message is committed; a database error
+answers 500 so the sender retries, and a replay stores nothing new.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from flask import jsonify, request
 from app.clock import now
 from app.extensions import db
 from app.models import Inbox
-from app.web.webhooks import bp, log, same, store, text
+from app.web.webhooks import bp, log, same, text
 
 
 @bp.post("/email/inbound/<token>")
@@ -24,8 +31,16 @@ def email_inbound(token: str):
         return text("empty message", 400)
     from app.inbox import email_ingest
 
-    result = email_ingest.ingest_raw(db.session, inbox, [raw], now())
+    try:
+        result = email_ingest.ingest_raw(db.session, inbox, [raw], now())
+    except Exception:
+        db.session.rollback()
+        log.exception("email: storing a message for inbox %s failed", inbox.id)
+        raise
     if result is None:
         log.info("email: message for inbox %s dropped (mail loop)", inbox.id)
         return jsonify({"status": "dropped", "reason": "loop"}), 200
-    return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates}), 200
+    return jsonify(
+        {"status": "ok", "stored": len(result.created), "duplicates": result.duplicates,
+         "updated": result.updated}
+    ), 200

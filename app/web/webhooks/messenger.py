@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 
 import sqlalchemy as sa
 from flask import jsonify, request
@@ -11,6 +13,20 @@ from app.extensions import db
 from app.models import Inbox
 from app.web.webhooks import bp, log, store, text
 from connectors import messenger
+
+_sqlite_writer = threading.Lock()
+
+
+def _writer_turn():
+    """On SQLite, let this process's webhook threads write one after another.
+
+    SQLite has one writer at a time and its busy handler is not fair: under a burst of
+    concurrent large batches some threads starved past the busy timeout and answered
+    500. Queued on a lock they wait their turn instead. PostgreSQL needs no such turn.
+    """
+    if db.engine.dialect.name == "sqlite":
+        return _sqlite_writer
+    return contextlib.nullcontext()
 
 
 @bp.get("/messenger")
@@ -66,8 +82,9 @@ def messenger_events():
     if unknown:
         log.warning("messenger: events for unknown Pages %s ignored", sorted(unknown))
     stored = duplicates = 0
-    for inbox_id, evs in by_inbox.items():
-        result = store(db.session.get(Inbox, inbox_id), evs)
-        stored += len(result.created)
-        duplicates += result.duplicates
+    with _writer_turn():
+        for inbox_id, evs in by_inbox.items():
+            result = store(db.session.get(Inbox, inbox_id), evs)
+            stored += len(result.created)
+            duplicates += result.duplicates
     return jsonify({"status": "ok", "stored": stored, "duplicates": duplicates})

@@ -55,6 +55,24 @@ def twilio_inbound():
     return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
 
 
+def _awaiting_sid(ref: str | None, sid: str | None) -> Message | None:
+    """Our reply named by the callback URL's ``ref`` whose Twilio SID is not recorded yet.
+
+    A receipt can arrive before the worker has stored the SID Twilio answered
+    with; the ``ref`` we put in ``StatusCallback`` (covered by the signature)
+    still finds the message. A SID we already gave up on (re-sent) is ignored.
+    """
+    if not ref or not ref.isdigit() or not sid:
+        return None
+    msg = db.session.get(Message, int(ref))
+    if msg is None or msg.direction != "outbound" or msg.provider_id is not None:
+        return None
+    if sid in (msg.meta or {}).get("previous_provider_ids", []):
+        return None
+    inbox = db.session.get(Inbox, msg.inbox_id)
+    return msg if inbox is not None and inbox.channel == "sms" else None
+
+
 @bp.post("/sms/twilio/status")
 def twilio_status():
     """A delivery status callback: verify against the sending inbox, apply without downgrading."""
@@ -65,6 +83,8 @@ def twilio_status():
             sa.select(Message).join(Inbox, Inbox.id == Message.inbox_id)
             .where(Inbox.channel == "sms", Message.provider_id == sid)
         ).first()
+    early = None if msg is not None else _awaiting_sid(request.args.get("ref"), sid)
+    msg = msg or early
     inbox = db.session.get(Inbox, msg.inbox_id) if msg is not None else None
     if inbox is None:
         inbox = _inbox_for(request.form.get("MessagingServiceSid"), request.form.get("From"))
@@ -79,5 +99,8 @@ def twilio_status():
     except ValueError as exc:
         log.info("sms: status callback ignored: %s", exc)
         return text("", 204)
-    store(inbox, [dataclasses.replace(update, inbox_key=inbox.route_key)])
+    update = dataclasses.replace(update, inbox_key=inbox.route_key)
+    if early is not None:  # found by our reference: ingest looks ``sb:<id>`` up
+        update = dataclasses.replace(update, external_id=early.reference)
+    store(inbox, [update])
     return text("", 204)

@@ -1,0 +1,166 @@
+// The conversation list: rows, chips that count down, counts, bulk selection.
+
+import { ME, avatar, channelIcon, duration, h, icon, listTime, fullDateTime, secondsUntil, t } from "./core.js";
+import { S, liveWindow, presenceOthers } from "./state.js";
+
+const TWO_HOURS = 7200;
+
+/** The reply-window chip: calm with hours left, amber under 2 h, red when closed. */
+export function windowChip(conv) {
+  const w = liveWindow(conv.reply_window);
+  if (w.state === "none") return null;
+  if (w.state === "closed") {
+    return h("span.chip.red", { dataset: { timer: "window" }, title: t("Reply window closed") }, icon("lock"), t("Window closed"));
+  }
+  const left = Math.max(0, w.seconds);
+  const tone = left < TWO_HOURS ? "amber" : (w.state === "human_agent" ? "violet" : "calm");
+  const label = w.state === "human_agent"
+    ? t("7-day human agent · {left}", { left: duration(left) })
+    : t("{left} left", { left: duration(left) });
+  return h("span.chip." + tone, { dataset: { timer: "window" },
+    title: w.state === "human_agent" ? t("Replying under the 7-day human agent rule") : t("Time left to reply") }, icon("timer"), label);
+}
+
+/** The business's own response target: due in ..., overdue by ... */
+export function dueChip(conv) {
+  const due = conv.response_due;
+  if (!due || !due.due_at || conv.status === "closed") return null;
+  const left = secondsUntil(due.due_at);
+  if (left <= 0 || due.breached) {
+    return h("span.chip.red.soft", { dataset: { timer: "due" }, title: t("Response target missed") },
+      icon("alert"), t("Overdue {time}", { time: duration(-left) }));
+  }
+  return h("span.chip." + (left < 3600 ? "amber.soft" : "plain"), { dataset: { timer: "due" }, title: t("Response due") },
+    icon("clock"), t("Due in {time}", { time: duration(left) }));
+}
+
+export function presenceLabel(people) {
+  if (!people.length) return "";
+  const replying = people.filter((p) => p.state === "replying");
+  if (replying.length) return t("{name} is replying", { name: replying.map((p) => p.name).join(", ") });
+  return t("{name} is viewing", { name: people.map((p) => p.name).join(", ") });
+}
+
+function snippet(conv) {
+  const last = conv.last_message;
+  if (!last) return h("span.snippet.muted", t("No messages yet"));
+  const body = (last.body || "").replace(/\s+/g, " ").trim() || t("[attachment]");
+  return h("span.snippet", { dir: "auto" },
+    last.direction === "outbound" ? h("span.snippet-you", icon("reply"), " ") : null,
+    last.direction === "note" ? h("span.snippet-you", icon("note"), " ") : null, body);
+}
+
+/** One row of the list. */
+export function row(conv) {
+  const unread = conv.unread_count > 0;
+  const people = presenceOthers(conv.id);
+  const checked = S.checked.has(conv.id);
+  const li = h("li.conv-item" + (checked ? ".checked" : "") + (conv.id === S.openId ? ".open" : ""), { dataset: { id: conv.id } });
+  const check = h("input.conv-check", { type: "checkbox", checked: checked || null,
+    "aria-label": t("Select conversation with {name}", { name: conv.contact.name }) });
+  check.addEventListener("change", () => {
+    if (check.checked) S.checked.add(conv.id); else S.checked.delete(conv.id);
+    li.classList.toggle("checked", check.checked);
+    document.dispatchEvent(new CustomEvent("bulk-changed"));
+  });
+  const ava = avatar(conv.contact.name, { size: "md" });
+  ava.append(h("span.ava-channel", channelIcon(conv.inbox.channel)));
+  const chips = [windowChip(conv), dueChip(conv),
+    conv.requested_live_agent ? h("span.chip.violet.soft", icon("user"), t("Wants a person")) : null,
+    conv.opted_out ? h("span.chip.red.soft", t("Opted out")) : null,
+    conv.status === "snoozed" && conv.snooze_until ? h("span.chip.plain", icon("snooze"), listTime(conv.snooze_until)) : null,
+  ].filter(Boolean);
+  const link = h("a.conv-row" + (unread ? ".unread" : ""), {
+    href: "#c=" + conv.id,
+    dataset: { id: conv.id },
+    "aria-current": conv.id === S.openId ? "true" : null,
+    "aria-label": null,
+  },
+  ava,
+  h("div.conv-main",
+    h("div.conv-line",
+      h("span.conv-name", { dir: "auto" }, conv.contact.name),
+      h("time.conv-time", { datetime: conv.last_activity_at, title: conv.last_activity_at ? fullDateTime(conv.last_activity_at) : null },
+        listTime(conv.last_activity_at))),
+    h("div.conv-line",
+      snippet(conv),
+      unread ? h("span.unread-badge", { "aria-label": t("{n} unread", { n: conv.unread_count }) }, conv.unread_count > 99 ? "99+" : conv.unread_count) : null),
+    h("div.conv-line.conv-meta",
+      S.inboxes.size > 1 ? h("span.conv-inbox", conv.inbox.name) : null,
+      chips.length ? h("span.chips", chips) : null,
+      h("span.grow"),
+      people.length ? h("span.viewing" + (people.some((p) => p.state === "replying") ? ".replying" : ""), { title: presenceLabel(people) },
+        icon(people.some((p) => p.state === "replying") ? "pen" : "eye"), h("span.viewing-names", people.map((p) => p.name.split(" ")[0]).join(", "))) : null,
+      conv.assignee
+        ? avatar(conv.assignee.name, { size: "xs", title: t("Assigned to {name}", { name: conv.assignee.name }) })
+        : h("span.unassigned-dot", { title: t("Unassigned") }))));
+  li.append(check, link);
+  return li;
+}
+
+/** Re-render the whole list, keeping keyboard focus where it was. */
+export function renderList() {
+  const ul = document.getElementById("conv-list");
+  const focusedId = document.activeElement && document.activeElement.closest && document.activeElement.closest(".conv-item")?.dataset.id;
+  const focusedCheck = document.activeElement && document.activeElement.classList.contains("conv-check");
+  ul.replaceChildren(...S.items.map(row));
+  ul.setAttribute("aria-busy", S.loading ? "true" : "false");
+  const empty = document.getElementById("list-empty");
+  empty.hidden = S.loading || S.items.length > 0;
+  if (!empty.hidden) {
+    empty.querySelector(".empty-title").textContent = S.filter.q ? t("No conversations match your search") : emptyTitle();
+    empty.querySelector(".empty-sub").textContent = S.filter.q ? t("Try another name, number or word.") : t("New messages will appear here the moment they arrive.");
+  }
+  document.getElementById("load-more").hidden = !S.nextCursor;
+  if (S.cursorId) ul.querySelector(`.conv-item[data-id="${S.cursorId}"]`)?.classList.add("cursor");
+  if (focusedId) {
+    const target = ul.querySelector(`.conv-item[data-id="${focusedId}"] ${focusedCheck ? ".conv-check" : ".conv-row"}`);
+    target && target.focus({ preventScroll: true });
+  }
+  renderBulkBar();
+}
+
+function emptyTitle() {
+  return {
+    open: t("No open conversations"), pending: t("Nothing pending"), snoozed: t("Nothing snoozed"),
+    closed: t("No closed conversations"),
+  }[S.filter.status] || t("No conversations");
+}
+
+/** Update the countdown chips and relative times in place (no re-render). */
+export function tickList() {
+  const ul = document.getElementById("conv-list");
+  for (const li of ul.children) {
+    const conv = S.convs.get(Number(li.dataset.id));
+    if (!conv) continue;
+    const chips = li.querySelector(".chips");
+    const fresh = [windowChip(conv), dueChip(conv)];
+    for (const [i, kind] of ["window", "due"].entries()) {
+      const old = chips && chips.querySelector(`[data-timer="${kind}"]`);
+      if (old && fresh[i]) old.replaceWith(fresh[i]);
+    }
+    const time = li.querySelector(".conv-time");
+    if (time && conv.last_activity_at) time.textContent = listTime(conv.last_activity_at);
+  }
+}
+
+export function renderCounts() {
+  document.querySelectorAll("[data-count]").forEach((el) => {
+    const n = S.counts[el.dataset.count];
+    el.textContent = n === null || n === undefined ? "" : n;
+  });
+}
+
+export function renderBulkBar() {
+  const bar = document.getElementById("bulk-bar");
+  for (const id of [...S.checked]) if (!S.items.some((c) => c.id === id)) S.checked.delete(id);
+  const n = S.checked.size;
+  bar.hidden = n === 0;
+  document.getElementById("list-app").classList.toggle("selecting", n > 0);
+  bar.querySelector(".bulk-count").textContent = t("{n} selected", { n });
+  const all = document.getElementById("check-all");
+  all.checked = n > 0 && n === S.items.length;
+  all.indeterminate = n > 0 && n < S.items.length;
+}
+
+export { ME };

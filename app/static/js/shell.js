@@ -1,0 +1,247 @@
+// The top bar on every signed-in page: live connection, user menu, notifications.
+
+import { ME, api, avatar, dialog, h, icon, relTime, t, toast } from "./core.js";
+
+// ------------------------------------------------------------------ live connection
+
+const listeners = {};
+let everConnected = false;
+let socket = null;
+
+/** Subscribe to a live event ("message.created" ...) or to "reconnected"/"connected". */
+export function on(name, fn) {
+  (listeners[name] ||= []).push(fn);
+}
+
+function fire(name, payload) {
+  for (const fn of listeners[name] || []) {
+    try { fn(payload); } catch (e) { console.error(name, e); }
+  }
+}
+
+export function emit(name, payload) {
+  if (socket && socket.connected) socket.emit(name, payload);
+}
+
+const EVENTS = ["conversation.created", "conversation.updated", "message.created", "message.updated",
+  "counts.updated", "presence.updated", "notification.created", "contact.typing", "inbox.updated"];
+
+function connect() {
+  if (typeof window.io !== "function") return;
+  socket = window.io({ reconnectionDelayMax: 5000 });
+  window.switchboard = { socket }; // for the console and end-to-end tests
+  const state = document.getElementById("conn-state");
+  let downTimer = null;
+  socket.on("connect", () => {
+    clearTimeout(downTimer);
+    if (state) state.hidden = true;
+    document.body.dataset.live = "on";
+    fire("connected");
+    if (everConnected) fire("reconnected");
+    everConnected = true;
+  });
+  socket.on("disconnect", () => {
+    document.body.dataset.live = "off";
+    // brief blips (a server restart) do not deserve a banner
+    downTimer = setTimeout(() => { if (state) state.hidden = false; }, 1500);
+  });
+  socket.on("connect_error", () => {
+    document.body.dataset.live = "off";
+    if (state && everConnected) state.hidden = false;
+  });
+  for (const name of EVENTS) socket.on(name, (payload) => fire(name, payload));
+}
+
+// ------------------------------------------------------------------ menus
+
+/** Toggle a popover menu anchored to `button`; closes on outside click and Escape. */
+export function popover(button, panel, { onOpen } = {}) {
+  const close = () => {
+    panel.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    document.removeEventListener("pointerdown", outside, true);
+    document.removeEventListener("keydown", esc, true);
+  };
+  const outside = (e) => { if (!panel.contains(e.target) && !button.contains(e.target)) close(); };
+  const esc = (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); button.focus(); } };
+  const open = () => {
+    panel.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    document.addEventListener("pointerdown", outside, true);
+    document.addEventListener("keydown", esc, true);
+    onOpen && onOpen();
+    const first = panel.querySelector("input:checked, [autofocus], button, input, select, a[href]");
+    first && first.focus();
+  };
+  button.setAttribute("aria-expanded", "false");
+  button.addEventListener("click", () => (panel.hidden ? open() : close()));
+  return { open, close, get isOpen() { return !panel.hidden; } };
+}
+
+function userMenu() {
+  const btn = document.getElementById("user-btn");
+  const panel = document.getElementById("user-menu");
+  if (!btn || !panel) return;
+  popover(btn, panel);
+  panel.querySelectorAll('input[name="availability"]').forEach((input) => {
+    input.addEventListener("change", async () => {
+      try {
+        await api("/me", { method: "PATCH", body: { availability: input.value } });
+        ME.availability = input.value;
+        btn.querySelector(".presence-dot").className = "presence-dot " + input.value;
+        document.getElementById("user-availability").textContent = input.parentElement.textContent.trim();
+      } catch (e) { toast(e.message, "error"); }
+    });
+  });
+  const lang = document.getElementById("lang-select");
+  lang && lang.addEventListener("change", async () => {
+    try {
+      await api("/me", { method: "PATCH", body: { locale: lang.value } });
+      const url = new URL(location.href);
+      url.searchParams.delete("lang");
+      location.replace(url);
+    } catch (e) { toast(e.message, "error"); }
+  });
+}
+
+// ------------------------------------------------------------------ notifications
+
+const PREFS_KEY = "switchboard.notify";
+export const prefs = Object.assign({ desktop: false, sound: false },
+  JSON.parse(localStorage.getItem(PREFS_KEY) || "{}"));
+const savePrefs = () => localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
+
+let audioCtx = null;
+/** A short, soft two-note chime made with WebAudio (no sound file to ship). */
+export function chime() {
+  if (!prefs.sound) return;
+  try {
+    audioCtx ||= new AudioContext();
+    const at = audioCtx.currentTime;
+    [660, 880].forEach((freq, i) => {
+      const osc = audioCtx.createOscillator();
+      const gain = audioCtx.createGain();
+      osc.frequency.value = freq;
+      osc.type = "sine";
+      gain.gain.setValueAtTime(0.0001, at + i * 0.12);
+      gain.gain.exponentialRampToValueAtTime(0.12, at + i * 0.12 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + i * 0.12 + 0.35);
+      osc.connect(gain).connect(audioCtx.destination);
+      osc.start(at + i * 0.12);
+      osc.stop(at + i * 0.12 + 0.4);
+    });
+  } catch { /* no audio */ }
+}
+
+/** A desktop notification (when allowed and the tab is not in front) plus the chime. */
+export function desktopNotify(title, body, { tag, onclick } = {}) {
+  chime();
+  if (!prefs.desktop || !("Notification" in window) || Notification.permission !== "granted") return;
+  if (document.visibilityState === "visible" && document.hasFocus()) return;
+  try {
+    const n = new Notification(title, { body, tag, lang: document.documentElement.lang, dir: "auto" });
+    n.onclick = () => { window.focus(); onclick && onclick(); n.close(); };
+  } catch { /* some browsers need a service worker */ }
+}
+
+const KIND_TEXT = {
+  assigned: (n) => t("{who} assigned a conversation to you", { who: n.data.by || t("Someone") }),
+  window_closing: () => t("A reply window is closing soon"),
+  response_overdue: () => t("A reply is overdue"),
+  mention: (n) => t("{who} mentioned you", { who: n.data.by || t("Someone") }),
+};
+
+function notificationText(n) {
+  const fn = KIND_TEXT[n.kind];
+  return fn ? fn(n) : (n.data && (n.data.text || n.data.message)) || n.kind.replace(/_/g, " ");
+}
+
+function bell() {
+  const btn = document.getElementById("bell");
+  const panel = document.getElementById("bell-panel");
+  if (!btn || !panel) return;
+  const list = panel.querySelector(".notif-list");
+  const badge = btn.querySelector(".badge");
+  let items = [];
+  const render = () => {
+    const unread = items.filter((n) => !n.read_at).length;
+    badge.hidden = !unread;
+    badge.textContent = unread > 99 ? "99+" : String(unread);
+    btn.setAttribute("aria-label", unread ? t("Notifications ({n} unread)", { n: unread }) : t("Notifications"));
+    list.replaceChildren(...(items.length ? items.slice(0, 30).map((n) =>
+      h("li", h("a.notif" + (n.read_at ? "" : ".unread"), {
+        href: n.conversation_id ? "/#c=" + n.conversation_id : "#",
+        onclick: () => { markRead([n.id]); pop.close(); },
+      }, icon(n.kind === "assigned" ? "user" : "bell"), h("span.notif-text", notificationText(n)),
+      h("time.muted", { datetime: n.created_at }, relTime(n.created_at))))) : [h("li.empty", t("You're all caught up."))]));
+  };
+  const load = async () => {
+    try { items = (await api("/notifications")).items; render(); } catch { /* offline */ }
+  };
+  const markRead = async (ids) => {
+    items.forEach((n) => { if (!ids || ids.includes(n.id)) n.read_at ||= new Date().toISOString(); });
+    render();
+    try { await api("/notifications/read", { method: "POST", body: ids ? { ids } : {} }); } catch { /* retry later */ }
+  };
+  const pop = popover(btn, panel, { onOpen: load });
+  panel.querySelector("#notif-read-all").addEventListener("click", () => markRead(null));
+
+  const desktop = panel.querySelector("#notif-desktop");
+  const sound = panel.querySelector("#notif-sound");
+  desktop.checked = prefs.desktop && "Notification" in window && Notification.permission === "granted";
+  sound.checked = prefs.sound;
+  desktop.addEventListener("change", async () => {
+    if (desktop.checked) {
+      if (!("Notification" in window)) { desktop.checked = false; toast(t("This browser cannot show desktop notifications."), "error"); return; }
+      const perm = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+      if (perm !== "granted") { desktop.checked = false; toast(t("Desktop notifications are blocked in this browser's site settings."), "error"); }
+    }
+    prefs.desktop = desktop.checked; savePrefs();
+  });
+  sound.addEventListener("change", () => { prefs.sound = sound.checked; savePrefs(); if (sound.checked) chime(); });
+
+  on("notification.created", (n) => {
+    items.unshift(n);
+    render();
+    desktopNotify("Switchboard", notificationText(n), { tag: "n" + n.id,
+      onclick: () => { if (n.conversation_id) location.href = "/#c=" + n.conversation_id; } });
+  });
+  on("reconnected", load);
+  load();
+}
+
+// ------------------------------------------------------------------ keyboard help
+
+export function showShortcuts() {
+  const rows = [
+    ["j / k", t("Next / previous conversation")],
+    ["Enter", t("Open the selected conversation")],
+    ["r", t("Reply")],
+    ["n", t("Private note")],
+    ["e", t("Close (or reopen) the conversation")],
+    ["a", t("Assign")],
+    ["s", t("Snooze")],
+    ["/", t("Search")],
+    ["Ctrl/⌘ + Enter", t("Send")],
+    ["Esc", t("Leave the composer or close a menu")],
+    ["?", t("Show keyboard shortcuts")],
+  ];
+  dialog({
+    title: t("Keyboard shortcuts"),
+    body: h("dl.shortcuts", rows.map(([k, v]) => [h("dt", k.split(" / ").map((part, i) =>
+      [i ? " / " : "", ...part.split(" + ").map((key, j) => [j ? " + " : "", h("kbd", key)])])), h("dd", v)])),
+    buttons: [{ label: t("Close"), value: true, kind: "primary" }],
+  });
+}
+
+export function initShell() {
+  connect();
+  userMenu();
+  bell();
+  document.querySelectorAll("#menu-shortcuts, [data-show-shortcuts]").forEach((el) => el.addEventListener("click", () => {
+    document.getElementById("user-menu").hidden = true;
+    showShortcuts();
+  }));
+}
+
+export { avatar };

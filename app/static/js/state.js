@@ -1,0 +1,113 @@
+// What the inbox page knows: filters, the list, the open thread, presence, teammates.
+
+import { ME, secondsUntil, t } from "./core.js";
+
+const saved = JSON.parse(localStorage.getItem("switchboard.filter." + (ME && ME.id)) || "{}");
+
+export const S = {
+  filter: Object.assign({ status: "open", assignee: "any", inbox: null, channel: null, q: "", sort: "last_activity" }, saved, { q: "" }),
+  items: [], // conversations in list order
+  convs: new Map(), // id -> latest conversation object seen (list, thread, events)
+  counts: { mine: null, unassigned: null, all: null },
+  nextCursor: null,
+  loading: false,
+  openId: null,
+  cursorId: null, // keyboard cursor in the list
+  checked: new Set(),
+  presence: new Map(), // conversation id -> [{id, name, state}]
+  typing: new Map(), // conversation id -> timestamp the contact last typed
+  inboxes: new Map(),
+  users: [],
+};
+
+export function saveFilter() {
+  const { q, ...rest } = S.filter;
+  localStorage.setItem("switchboard.filter." + (ME && ME.id), JSON.stringify(rest));
+}
+
+/** Remember the newest copy of a conversation (events can arrive out of order). */
+export function remember(conv) {
+  const old = S.convs.get(conv.id);
+  if (old && old.last_activity_at && conv.last_activity_at && old.last_activity_at > conv.last_activity_at
+      && old.status === conv.status && (old.assignee && old.assignee.id) === (conv.assignee && conv.assignee.id)) {
+    return old;
+  }
+  S.convs.set(conv.id, conv);
+  return conv;
+}
+
+/** Does `conv` belong in the list under the current filter? */
+export function matches(conv) {
+  const f = S.filter;
+  if (f.status !== "all" && conv.status !== f.status) return false;
+  if (f.assignee === "me" && !(conv.assignee && conv.assignee.id === ME.id)) return false;
+  if (f.assignee === "unassigned" && conv.assignee) return false;
+  if (f.inbox && conv.inbox.id !== Number(f.inbox)) return false;
+  if (f.channel && conv.inbox.channel !== f.channel) return false;
+  if (f.q) {
+    const q = f.q.toLowerCase();
+    const hay = [conv.contact.name, conv.subject, conv.last_message && conv.last_message.body,
+      ...conv.contact.identities.map((i) => i.external_id)].join(" ").toLowerCase();
+    if (!hay.includes(q)) return false;
+  }
+  return true;
+}
+
+const far = "9999";
+/** Sort key comparator for the current sort. */
+export function compare(a, b) {
+  switch (S.filter.sort) {
+    case "waiting_longest":
+      return (a.waiting_since || far).localeCompare(b.waiting_since || far) || a.id - b.id;
+    case "window_expiring":
+      return (a.reply_window.final_expires_at || far).localeCompare(b.reply_window.final_expires_at || far) || a.id - b.id;
+    case "created":
+      return b.id - a.id;
+    default:
+      return (b.last_activity_at || "").localeCompare(a.last_activity_at || "") || b.id - a.id;
+  }
+}
+
+/** The reply window as it stands now on the (server) clock, even between refreshes. */
+export function liveWindow(w) {
+  if (!w || w.state === "none") return { state: "none" };
+  let { state, expires_at: expires, final_expires_at: final } = w;
+  if ((state === "open" || state === "human_agent") && expires && secondsUntil(expires) <= 0) {
+    if (state === "open" && final && secondsUntil(final) > 0) {
+      state = "human_agent";
+      expires = final;
+    } else {
+      state = "closed";
+    }
+  }
+  return { state, expires_at: expires, seconds: expires ? secondsUntil(expires) : null, rule: w.rule };
+}
+
+/** Translated name of a window rule (the server sends English). */
+export function ruleName(conv, state) {
+  const ch = conv.inbox.channel;
+  if (ch === "messenger") return state === "human_agent" ? t("Messenger 7-day human agent window") : t("Messenger 24-hour window");
+  if (ch === "gbm") return t("Google 30-day window");
+  return conv.reply_window.rule || "";
+}
+
+export function firstName(name) {
+  const n = String(name || "").trim();
+  if (!n || /^[+\d(]/.test(n) || n.includes("@") || /^(Messenger|Google) user\b/.test(n) || /^Contact #/.test(n)) return "";
+  return n.split(/\s+/)[0];
+}
+
+export function presenceOthers(convId) {
+  return (S.presence.get(convId) || []).filter((u) => u.id !== ME.id);
+}
+
+export function canAssignOthers() {
+  return ME.role === "lead" || ME.role === "admin";
+}
+
+/** People who can be assigned a conversation of `inboxId`. */
+export function assignable(inboxId) {
+  const inbox = S.inboxes.get(inboxId);
+  const members = inbox && inbox.member_ids ? new Set(inbox.member_ids) : null;
+  return S.users.filter((u) => u.role !== "agent" || !members || members.has(u.id));
+}

@@ -1,0 +1,156 @@
+"""The email channel: raw RFC 822 in, SMTP out, IMAP polling.
+
+Pure: no database, no ``app`` import. Modules:
+
+- :mod:`.parse`: raw bytes -> :class:`~.parse.ParsedEmail` -> ``InboundMessage``
+  or ``StatusUpdate`` (bounces);
+- :mod:`.quotes`: the new text of a reply, quotes and signatures stripped;
+- :mod:`.threads`: Message-IDs, References, subject normalisation, plus tokens;
+- :mod:`.sanitize`: display-safe HTML (nh3) and HTML -> text;
+- :mod:`.automated`: auto-reply / list / loop detection;
+- :mod:`.bounces`: RFC 3464 DSN parsing with a heuristic fallback;
+- :mod:`.smtp`: building and sending replies;
+- :mod:`.imap`: UID-cursor polling.
+
+Inbound mail arrives either as one raw message POSTed to
+``/webhooks/email/inbound/<token>`` (authenticated by the inbox's
+``inbound_token``) or through :class:`~.imap.ImapPoller`; both end in
+:meth:`EmailConnector.parse`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from connectors.base import (
+    ConfigField,
+    Connector,
+    ErrorKind,
+    InboundMessage,
+    OutboundAttachment,
+    OutboundMessage,
+    SendError,
+    SendResult,
+    StatusUpdate,
+    download_url,
+    register,
+)
+from connectors.email.imap import FetchedMail, ImapError, ImapPoller
+from connectors.email.parse import ParsedEmail, parse_email
+from connectors.email.smtp import build_message, send_message
+
+__all__ = [
+    "EmailConnector",
+    "FetchedMail",
+    "ImapError",
+    "ImapPoller",
+    "ParsedEmail",
+    "parse_email",
+]
+
+_SECURITY = ("none", "starttls", "ssl")
+
+
+@register
+class EmailConnector(Connector):
+    """An email inbox: one address, an SMTP server to send, optionally IMAP to poll."""
+
+    channel = "email"
+    display_name = "Email"
+    fields = (
+        ConfigField("address", help="The inbox address customers write to, e.g. support@shop.com"),
+        ConfigField("smtp_host", help="SMTP server for replies"),
+        ConfigField("smtp_port", help="587 (STARTTLS), 465 (SSL) or 25"),
+        ConfigField("smtp_user", required=False, help="SMTP login (empty: no login)"),
+        ConfigField("smtp_password", required=False, secret=True),
+        ConfigField(
+            "smtp_security", required=False, help="none | starttls | ssl (default starttls)"
+        ),
+        ConfigField("imap_host", required=False, help="IMAP server to poll (empty: webhook only)"),
+        ConfigField("imap_port", required=False, help="993 (SSL) or 143"),
+        ConfigField("imap_user", required=False, help="IMAP login (default: the address)"),
+        ConfigField("imap_password", required=False, secret=True),
+        ConfigField("imap_folder", required=False, help="Folder to poll (default INBOX)"),
+        ConfigField(
+            "imap_security",
+            required=False,
+            help="none | starttls | ssl (default: ssl on 993, else STARTTLS when offered)",
+        ),
+        ConfigField(
+            "inbound_token",
+            required=False,
+            secret=True,
+            help="Secret part of /webhooks/email/inbound/<token>",
+        ),
+    )
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> list[str]:
+        """Required fields plus address, port and security sanity checks."""
+        problems = super().validate_config(config)
+        address = str(config.get("address") or "")
+        if address and ("@" not in address or " " in address.strip()):
+            problems.append("address must be an email address")
+        for name in ("smtp_port", "imap_port"):
+            value = config.get(name)
+            if value not in (None, "") and not str(value).isdigit():
+                problems.append(f"{name} must be a number")
+            elif value not in (None, "") and not 0 < int(value) < 65536:
+                problems.append(f"{name} must be between 1 and 65535")
+        for name in ("smtp_security", "imap_security"):
+            value = config.get(name)
+            if value and str(value).lower() not in _SECURITY:
+                problems.append(f"{name} must be one of {', '.join(_SECURITY)}")
+        if config.get("imap_host") and not config.get("imap_password"):
+            problems.append("imap_password is required when imap_host is set")
+        return problems
+
+    # -- inbound ---------------------------------------------------------------
+    def parse(self, raw: bytes, received_at: datetime | None = None) -> ParsedEmail:
+        """Parse one raw message for this inbox (inbox_key = the inbox address)."""
+        return parse_email(
+            raw,
+            inbox_key=self.inbox_key,
+            received_at=received_at,
+            our_address=self.config.get("address"),
+            max_attachment_bytes=self.options.max_attachment_bytes,
+        )
+
+    def parse_event(
+        self, raw: bytes, received_at: datetime | None = None
+    ) -> InboundMessage | StatusUpdate:
+        """Shortcut: :meth:`parse` then ``to_event()``."""
+        return self.parse(raw, received_at).to_event()
+
+    @property
+    def inbox_key(self) -> str:
+        """Events are routed by the inbox address (lowercased)."""
+        return str(self.config.get("address") or "").strip().lower()
+
+    def poller(self) -> ImapPoller:
+        """An :class:`ImapPoller` for this inbox (raises ImapError without imap_host)."""
+        if not self.config.get("imap_host"):
+            raise ImapError("This inbox has no IMAP server configured.")
+        return ImapPoller(self.config, self.options)
+
+    # -- outbound --------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Build and send ``message`` over SMTP; errors come back classified."""
+        try:
+            msg = build_message(self.config, message, attachment_loader=self._load_attachment)
+        except ValueError as exc:
+            kind = ErrorKind.UNDELIVERABLE if "recipient" in str(exc) else ErrorKind.PERMANENT
+            return SendResult(error=SendError(kind=kind, code="invalid", message=str(exc)))
+        except Exception as exc:  # attachment download failures and the like
+            return SendResult(
+                error=SendError(kind=ErrorKind.TRANSIENT, message=f"Preparing the email: {exc}")
+            )
+        return send_message(
+            self.config, msg, [message.contact_id.strip()], timeout=float(self.options.timeout[1])
+        )
+
+    def _load_attachment(self, attachment: OutboundAttachment) -> bytes:
+        if not attachment.url:
+            raise ValueError(f"attachment {attachment.filename!r} has neither content nor url")
+        return download_url(self.http, attachment.url, self.options).content

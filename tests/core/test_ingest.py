@@ -1,0 +1,262 @@
+"""Ingest: idempotent storage, threading, timers and receipts."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from app.clock import now
+from app.extensions import db
+from app.inbox.ingest import ingest
+from app.models import Contact, Conversation, Inbox, Message
+from connectors.base import (
+    DeliveryState,
+    EchoedOutbound,
+    ErrorKind,
+    InboundMessage,
+    OptIn,
+    OptOut,
+    SendError,
+    StatusUpdate,
+)
+
+
+def _msg(inbox, ext="mid.1", contact="psid-1", text="Hi", at=None, **kw):
+    return InboundMessage(inbox_key=inbox.route_key, external_id=ext, contact_id=contact,
+                          sent_at=at or now(), text=text, **kw)
+
+
+def count(model, *where) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def test_replayed_delivery_stores_one_message(make):
+    inbox = make.inbox()
+    first = ingest(db.session, inbox, [_msg(inbox)])
+    again = ingest(db.session, inbox, [_msg(inbox)])
+    assert len(first.created) == 1
+    assert again.created == [] and again.duplicates == 1
+    assert count(Message) == 1
+    assert count(Conversation) == 1
+
+
+def test_same_provider_id_in_two_inboxes_is_two_messages(make):
+    a, b = make.inbox(), make.inbox()
+    ingest(db.session, a, [_msg(a)])
+    ingest(db.session, b, [_msg(b)])
+    assert count(Message) == 2
+
+
+def test_concurrent_duplicate_deliveries_store_one_message(app, make):
+    """Eight threads deliver the same new message at once: one row, one contact, one thread."""
+    inbox = make.inbox()
+    inbox_id = inbox.id
+    db.session.remove()
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+    at = now()
+
+    def deliver():
+        try:
+            with app.app_context():
+                box = db.session.get(Inbox, inbox_id)
+                barrier.wait(5)
+                ingest(db.session, box, [_msg(box, ext="mid.race", contact="psid-race", at=at)])
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert count(Message, Message.provider_id == "mid.race") == 1
+    assert count(Contact) == 1
+    assert count(Conversation) == 1
+
+
+def test_threading_reuses_open_conversation(make):
+    inbox = make.inbox()
+    m1 = make.inbound(inbox, contact="c1", text="one")
+    m2 = make.inbound(inbox, contact="c1", text="two")
+    m3 = make.inbound(inbox, contact="c2", text="other customer")
+    assert m1.conversation_id == m2.conversation_id != m3.conversation_id
+
+
+def _close(conv, days_ago: float):
+    conv.status = "closed"
+    conv.closed_at = now() - timedelta(days=days_ago)
+    db.session.commit()
+
+
+def test_closed_conversation_reopens_within_reopen_period(make):
+    inbox = make.inbox()
+    m1 = make.inbound(inbox, contact="c1")
+    conv = db.session.get(Conversation, m1.conversation_id)
+    _close(conv, days_ago=6.9)
+    m2 = make.inbound(inbox, contact="c1", text="me again")
+    assert m2.conversation_id == conv.id
+    db.session.refresh(conv)
+    assert conv.status == "open" and conv.closed_at is None
+    bodies = db.session.scalars(sa.select(Message.body).where(Message.direction == "activity"))
+    assert any("Reopened" in b for b in bodies)
+
+
+def test_closed_conversation_past_reopen_period_starts_a_new_one(make):
+    inbox = make.inbox()
+    m1 = make.inbound(inbox, contact="c1")
+    _close(db.session.get(Conversation, m1.conversation_id), days_ago=7.1)
+    m2 = make.inbound(inbox, contact="c1", text="new problem")
+    assert m2.conversation_id != m1.conversation_id
+    assert db.session.get(Conversation, m1.conversation_id).status == "closed"
+
+
+def test_reopen_period_is_per_inbox(make):
+    inbox = make.inbox(settings={"reopen_days": 1})
+    m1 = make.inbound(inbox, contact="c1")
+    _close(db.session.get(Conversation, m1.conversation_id), days_ago=2)
+    assert make.inbound(inbox, contact="c1").conversation_id != m1.conversation_id
+
+
+def test_automated_message_never_reopens(make):
+    inbox = make.inbox("email")
+    m1 = make.inbound(inbox, contact="jane@example.com")
+    conv = db.session.get(Conversation, m1.conversation_id)
+    _close(conv, days_ago=1)
+    make.inbound(inbox, contact="jane@example.com", text="I am out of office", automated=True)
+    db.session.refresh(conv)
+    assert conv.status == "closed"
+
+
+def test_window_counts_from_platform_time_not_arrival(make):
+    inbox = make.inbox()
+    sent = now() - timedelta(hours=23, minutes=40)
+    m = make.inbound(inbox, at=sent)
+    conv = db.session.get(Conversation, m.conversation_id)
+    assert abs((conv.last_inbound_at - sent).total_seconds()) < 1
+    assert abs((conv.window_expires_at - (sent + timedelta(hours=24))).total_seconds()) < 1
+    assert abs((conv.response_due_at - (sent + timedelta(hours=24))).total_seconds()) < 1
+
+
+def test_out_of_order_older_message_keeps_latest_window(make):
+    inbox = make.inbox()
+    late = now() - timedelta(minutes=5)
+    make.inbound(inbox, contact="c", at=late, external_id="m2")
+    m = make.inbound(inbox, contact="c", at=late - timedelta(hours=3), external_id="m1")
+    conv = db.session.get(Conversation, m.conversation_id)
+    assert abs((conv.last_inbound_at - late).total_seconds()) < 1
+    # ... but response due counts from the oldest unanswered message
+    assert abs((conv.waiting_since - (late - timedelta(hours=3))).total_seconds()) < 1
+
+
+def test_response_due_uses_inbox_setting(make):
+    inbox = make.inbox(settings={"response_due_hours": 2})
+    at = now() - timedelta(minutes=10)
+    m = make.inbound(inbox, at=at)
+    conv = db.session.get(Conversation, m.conversation_id)
+    assert abs((conv.response_due_at - (at + timedelta(hours=2))).total_seconds()) < 1
+
+
+def _outbound(conv, status="sent", provider_id="out-1", at=None):
+    msg = Message(conversation_id=conv.id, inbox_id=conv.inbox_id, direction="outbound", body="r",
+                  status=status, provider_id=provider_id, platform_at=at or now(), meta={})
+    db.session.add(msg)
+    db.session.commit()
+    return msg
+
+
+def test_status_updates_never_downgrade(make):
+    inbox = make.inbox()
+    conv = db.session.get(Conversation, make.inbound(inbox).conversation_id)
+    out = _outbound(conv)
+
+    def receipt(state, error=None):
+        ingest(db.session, inbox, [StatusUpdate(inbox.route_key, state, external_id="out-1", error=error)])
+        db.session.refresh(out)
+        return out.status
+
+    assert receipt(DeliveryState.READ) == "read"
+    assert receipt(DeliveryState.DELIVERED) == "read"
+    assert receipt(DeliveryState.SENT) == "read"
+    assert receipt(DeliveryState.FAILED, SendError(ErrorKind.PERMANENT, "30003", "x")) == "read"
+
+
+def test_failed_is_final_unless_a_later_success_arrives(make):
+    inbox = make.inbox()
+    conv = db.session.get(Conversation, make.inbound(inbox).conversation_id)
+    out = _outbound(conv)
+    err = SendError(ErrorKind.PERMANENT, "30007", "Carrier filtered the message")
+    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.FAILED, external_id="out-1", error=err)])
+    db.session.refresh(out)
+    assert (out.status, out.error_code) == ("failed", "30007")
+    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.SENT, external_id="out-1")])
+    db.session.refresh(out)
+    assert out.status == "failed"
+    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.DELIVERED, external_id="out-1")])
+    db.session.refresh(out)
+    assert out.status == "delivered" and out.error_code is None
+
+
+def test_watermark_marks_earlier_outbound_read(make):
+    inbox = make.inbox()
+    conv = db.session.get(Conversation, make.inbound(inbox, contact="psid").conversation_id)
+    t = now()
+    old = _outbound(conv, provider_id="o1", at=t - timedelta(minutes=5))
+    new = _outbound(conv, provider_id="o2", at=t + timedelta(minutes=5))
+    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.READ, contact_id="psid", watermark=t)])
+    db.session.refresh(old)
+    db.session.refresh(new)
+    assert (old.status, new.status) == ("read", "sent")
+
+
+def test_echo_of_our_send_merges_even_before_send_returned(make):
+    inbox = make.inbox()
+    conv = db.session.get(Conversation, make.inbound(inbox, contact="psid").conversation_id)
+    ours = _outbound(conv, status="queued", provider_id=None)
+    echo = EchoedOutbound(inbox.route_key, "m_echo", "psid", now(), text="r", metadata=ours.reference)
+    ingest(db.session, inbox, [echo])
+    db.session.refresh(ours)
+    assert (ours.status, ours.provider_id) == ("sent", "m_echo")
+    assert count(Message, Message.direction == "outbound") == 1
+
+
+def test_echo_from_page_inbox_is_stored_as_outside_reply(make):
+    inbox = make.inbox()
+    conv = db.session.get(Conversation, make.inbound(inbox, contact="psid").conversation_id)
+    echo = EchoedOutbound(inbox.route_key, "m_page", "psid", now(), text="Answered from the Page")
+    ingest(db.session, inbox, [echo])
+    ingest(db.session, inbox, [echo])
+    rows = list(db.session.scalars(sa.select(Message).where(Message.direction == "outbound")))
+    assert len(rows) == 1 and rows[0].meta["outside_switchboard"] is True
+    db.session.refresh(conv)
+    assert conv.waiting_since is None  # a person answered
+
+
+def test_opt_out_and_back_in(make):
+    inbox = make.inbox("sms")
+    make.inbound(inbox, contact="+14155550199", text="STOP")
+    ingest(db.session, inbox, [OptOut(inbox.route_key, "+14155550199", "STOP")])
+    conv = db.session.scalars(sa.select(Conversation)).one()
+    ident = conv.contact.identities[0]
+    assert ident.opted_out_at is not None
+    ingest(db.session, inbox, [OptIn(inbox.route_key, "+14155550199", "START")])
+    db.session.refresh(ident)
+    assert ident.opted_out_at is None
+    lines = list(db.session.scalars(sa.select(Message.body).where(Message.direction == "activity")))
+    assert any("opted out" in s for s in lines) and any("opted back in" in s for s in lines)
+
+
+def test_events_are_published_only_after_commit(make, captured_events):
+    inbox = make.inbox()
+    ingest(db.session, inbox, [_msg(inbox, ext="x1")], commit=False)
+    assert captured_events == []
+    db.session.rollback()
+    assert captured_events == []
+    ingest(db.session, inbox, [_msg(inbox, ext="x2")])
+    names = [e.name for e in captured_events]
+    assert "message.created" in names and "conversation.created" in names
+    assert all(("inbox", inbox.id) in e.audience for e in captured_events)
