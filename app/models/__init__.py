@@ -8,6 +8,7 @@ from app.models.job import JobLock
 from app.models.message import Attachment, Message
 from app.models.notification import Notification
 from app.models.outbox import OutboxItem
+from app.models.report import ResponseBreach
 from app.models.user import ApiToken, User
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "Message",
     "Notification",
     "OutboxItem",
+    "ResponseBreach",
     "User",
 ]

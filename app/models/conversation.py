@@ -35,6 +35,8 @@ class Conversation(db.Model):
         sa.Index("ix_conv_response_due", "response_due_at"),
         sa.Index("ix_conv_contact_inbox", "contact_id", "inbox_id", "id"),
         sa.Index("ix_conv_snooze", "status", "snooze_until"),
+        sa.Index("ix_conv_follow_up", "follow_up_due_at"),
+        sa.Index("ix_conv_activity", "last_activity_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +67,13 @@ class Conversation(db.Model):
     requested_live_agent: Mapped[bool] = mapped_column(default=False)
     context: Mapped[dict] = mapped_column(JSONType, default=dict)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    declined_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    inactive_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    greeted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    away_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    follow_up_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    follow_up_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     inbox: Mapped[Inbox] = relationship(lazy="joined", innerjoin=True)
