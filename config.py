@@ -77,6 +77,10 @@ class Config:
     DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "switchboard")
+    # notification mail to agents who are not online: smtp://host:port (smtp+starttls://, smtps://)
+    NOTIFY_SMTP_URL = os.environ.get("NOTIFY_SMTP_URL") or None
+    NOTIFY_FROM = os.environ.get("NOTIFY_FROM", "Switchboard <switchboard@localhost>")
+    NOTIFY_EMAIL_DELAY = float(os.environ.get("NOTIFY_EMAIL_DELAY", "120"))  # seconds
     TESTING = False
 
     @classmethod
@@ -119,6 +123,7 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = True
     RUN_BACKGROUND = False
     PUBLIC_URL = None
+    NOTIFY_SMTP_URL = None  # a test that mails notifications points it at a local SMTP sink
 
     @classmethod
     def check(cls) -> None:

@@ -83,9 +83,11 @@ def _create_schema(url: str) -> None:
     from app import create_app
     from app.extensions import db
 
+    from flask_migrate import upgrade
+
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True} | _test_overrides())
     with app.app_context():
-        db.create_all()
+        upgrade(directory=str(Path(__file__).resolve().parents[1] / "migrations"))
         db.engine.dispose()
 
 

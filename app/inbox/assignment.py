@@ -1,14 +1,25 @@
-"""Who answers a conversation: manual, round-robin and least-loaded assignment."""
+"""Who answers a conversation: manual, round-robin and least-loaded assignment.
+
+Eligible agents are inbox members who are online (availability ``online`` and a
+live browser heartbeat, ``users.online_until``), active, and below their
+capacity (open assigned conversations). Round robin picks the least recently
+assigned of them; least loaded the fewest open, ties to the least recently
+assigned. With nobody eligible the conversation waits in the unassigned queue;
+:func:`drain_queue` hands the queue out oldest first when an agent comes online
+or frees capacity (and every 30 s from the ``drain_queue`` job).
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.clock import now
-from app.inbox import events
+from app.clock import aware, now
+from app.inbox import events, notifications
 from app.inbox.serialize import conversation_dict
-from app.models import Conversation, InboxMember, Notification, User
+from app.models import Conversation, Inbox, InboxMember, User
 
 MODES = ("manual", "round_robin", "least_loaded")
 
@@ -28,89 +39,207 @@ def open_load(session: Session, user_ids: list[int]) -> dict[int, int]:
 
 
 def eligible_agents(session: Session, inbox_id: int) -> list[tuple[User, int]]:
-    """Members who are online, active and below capacity, with their current load."""
+    """Members who are online (live presence), active and below capacity, with their load."""
     members = list(
         session.scalars(
             sa.select(User)
             .join(InboxMember, InboxMember.user_id == User.id)
             .where(InboxMember.inbox_id == inbox_id, User.active.is_(True))
-            .where(User.availability == "online")
+            .where(User.availability == "online", User.online_until > now())
         )
     )
     load = open_load(session, [u.id for u in members])
     return [(u, load[u.id]) for u in members if load[u.id] < (u.capacity or 0)]
 
 
-def pick_agent(session: Session, conv: Conversation) -> User | None:
-    """The agent the inbox's mode picks, or None (the conversation waits in the queue)."""
-    mode = conv.inbox.setting("assignment")
-    if mode not in ("round_robin", "least_loaded"):
-        return None
-    candidates = eligible_agents(session, conv.inbox_id)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _choose(mode: str, candidates: list[tuple[User, int]]) -> tuple[User, int] | None:
+    """Round robin: least recently assigned; least loaded: fewest open, then least recent."""
     if not candidates:
         return None
-    epoch = now().replace(year=1970, month=1, day=1)
 
     def last_assigned(user: User):
-        return user.last_assigned_at or epoch
+        return aware(user.last_assigned_at) or _EPOCH
 
-    if mode == "round_robin":
-        candidates.sort(key=lambda c: (last_assigned(c[0]), c[0].id))
-    else:
-        candidates.sort(key=lambda c: (c[1], last_assigned(c[0]), c[0].id))
-    return candidates[0][0]
+    if mode == "least_loaded":
+        return min(candidates, key=lambda c: (c[1], last_assigned(c[0]), c[0].id))
+    return min(candidates, key=lambda c: (last_assigned(c[0]), c[0].id))
+
+
+def auto_mode(inbox: Inbox) -> str | None:
+    """The inbox's automatic mode (``round_robin``/``least_loaded``), None when manual."""
+    mode = inbox.setting("assignment")
+    return mode if mode in ("round_robin", "least_loaded") else None
+
+
+def pick_agent(session: Session, conv: Conversation, mode: str | None = None) -> User | None:
+    """The agent the inbox's mode picks, or None (the conversation waits in the queue)."""
+    mode = mode or auto_mode(conv.inbox)
+    if mode is None:
+        return None
+    chosen = _choose(mode, eligible_agents(session, conv.inbox_id))
+    return chosen[0] if chosen else None
 
 
 def notify(session: Session, user_id: int, kind: str, conv: Conversation | None, **data) -> None:
-    """Store an in-app notification and push it to the user."""
-    note = Notification(
-        user_id=user_id,
-        kind=kind,
-        conversation_id=conv.id if conv else None,
-        data=data,
-        created_at=now(),
-        dedupe_key=data.pop("dedupe_key", None),
-    )
-    note.data = data
-    session.add(note)
-    session.flush()
-    events.publish(session, "notification.created", note.to_dict(), ("user", user_id))
+    """Store an in-app notification and push it to the user (per their settings)."""
+    user = session.get(User, user_id)
+    if user is not None:
+        notifications.notify(session, user, kind, conv, **data)
+
+
+def _assignment_stamp(session: Session) -> datetime:
+    """Now, but strictly after every earlier assignment: round robin stays a strict
+    rotation even when several assignments share one clock tick."""
+    at = now()
+    latest = aware(session.scalar(sa.select(sa.func.max(User.last_assigned_at))))
+    if latest is not None and latest >= at:
+        return latest + timedelta(microseconds=1)
+    return at
 
 
 def assign(
-    session: Session, conv: Conversation, assignee: User | None, by: User | None = None
+    session: Session,
+    conv: Conversation,
+    assignee: User | None,
+    by: User | None = None,
+    reason: str | None = None,
 ) -> bool:
-    """Set (or clear) the assignee; writes an activity line, notifies, publishes."""
+    """Set (or clear) the assignee; writes an activity line, notifies, publishes.
+
+    ``reason`` replaces the activity text (returned to the queue ...). The previous
+    assignee's freed capacity is offered to the unassigned queue at once.
+    """
     from app.inbox.ingest import add_activity
 
     if (conv.assignee_id or None) == (assignee.id if assignee else None):
         return False
+    previous_id = conv.assignee_id
     conv.assignee_id = assignee.id if assignee else None
     conv.assignee = assignee
     conv.assigned_at = now() if assignee else None
     who = by.name if by else "Automatic assignment"
     if assignee:
-        assignee.last_assigned_at = now()
-        add_activity(session, conv, f"{who} assigned this to {assignee.name}", event="assigned",
-                     assignee_id=assignee.id)
+        assignee.last_assigned_at = _assignment_stamp(session)
+        add_activity(session, conv, reason or f"{who} assigned this to {assignee.name}",
+                     event="assigned", assignee_id=assignee.id)
         if by is None or by.id != assignee.id:
-            notify(session, assignee.id, "assigned", conv, by=who)
+            notify(session, assignee.id, "assigned", conv, by=who,
+                   text=f"{who} assigned you the conversation with {conv.contact.display_name()}")
     else:
-        add_activity(session, conv, f"{who} unassigned this", event="unassigned")
+        add_activity(session, conv, reason or f"{who} unassigned this", event="unassigned")
     from app.inbox import hooks
 
     hooks.assigned(session, conv, assignee)
     session.flush()
     events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
+    if previous_id is not None and conv.status != "closed":
+        capacity_freed(session, previous_id)
     return True
 
 
-def auto_assign(session: Session, conv: Conversation) -> User | None:
-    """Assign a new conversation by the inbox's mode; None leaves it in the queue."""
+def auto_assign(session: Session, conv: Conversation, mode: str | None = None) -> User | None:
+    """Assign a conversation by the inbox's mode (or ``mode``); None leaves it in the queue."""
     if conv.assignee_id is not None:
         return None
-    agent = pick_agent(session, conv)
+    agent = pick_agent(session, conv, mode)
     if agent is not None:
         assign(session, conv, agent)
     return agent
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+def queue_query(inbox_id: int):
+    """Unassigned open conversations of an inbox, the longest waiting first."""
+    waited = sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)
+    return (
+        sa.select(Conversation)
+        .where(Conversation.inbox_id == inbox_id, Conversation.status == "open",
+               Conversation.assignee_id.is_(None))
+        .order_by(waited, Conversation.id)
+    )
+
+
+def drain_queue(session: Session, inbox_ids: list[int] | None = None, limit: int = 500) -> int:
+    """Assign queued conversations of auto-assigning inboxes, oldest first; returns how many.
+
+    Candidates are computed once per inbox and updated in memory as conversations
+    are handed out, so a long queue costs a few queries, not a few per conversation.
+    """
+    q = sa.select(Inbox).where(Inbox.active.is_(True))
+    if inbox_ids is not None:
+        if not inbox_ids:
+            return 0
+        q = q.where(Inbox.id.in_(inbox_ids))
+    assigned = 0
+    for inbox in session.scalars(q.order_by(Inbox.id)):
+        mode = auto_mode(inbox)
+        if mode is None or assigned >= limit:
+            continue
+        candidates = eligible_agents(session, inbox.id)
+        if not candidates:
+            continue
+        room = sum(max(0, (u.capacity or 0) - load) for u, load in candidates)
+        waiting = list(session.scalars(queue_query(inbox.id).limit(min(room, limit - assigned))))
+        loads = {u.id: load for u, load in candidates}
+        for conv in waiting:
+            live = [(u, loads[u.id]) for u, _ in candidates if loads[u.id] < (u.capacity or 0)]
+            chosen = _choose(mode, live)
+            if chosen is None:
+                break
+            assign(session, conv, chosen[0])
+            loads[chosen[0].id] += 1
+            assigned += 1
+    return assigned
+
+
+def capacity_freed(session: Session, user_id: int | None) -> int:
+    """An agent came online or has room again: drain the queues of their inboxes now."""
+    if user_id is None:
+        return 0
+    inbox_ids = list(
+        session.scalars(sa.select(InboxMember.inbox_id).where(InboxMember.user_id == user_id))
+    )
+    return drain_queue(session, inbox_ids) if inbox_ids else 0
+
+
+def distribute(session: Session, convs: list[Conversation], by: User | None = None) -> list[int]:
+    """Bulk "auto": hand ``convs`` out by each inbox's mode (round robin for manual inboxes).
+
+    Returns the ids left unassigned because nobody was eligible.
+    """
+    left = []
+    for conv in convs:
+        if conv.assignee_id is not None:
+            continue
+        if auto_assign(session, conv, auto_mode(conv.inbox) or "round_robin") is None:
+            left.append(conv.id)
+    return left
+
+
+# --------------------------------------------------------------------------- presence
+
+PRESENCE_SECONDS = 90  # a browser heartbeat every 30 s keeps an agent online
+
+
+def heartbeat(session: Session, user: User, seconds: float = PRESENCE_SECONDS) -> bool:
+    """Extend the user's live presence; True when they just came online (queue drained)."""
+    at = now()
+    was_online = notifications.is_online(user, at)
+    user.online_until = at + timedelta(seconds=seconds)
+    user.last_seen_at = at
+    if not was_online and notifications.is_online(user, at):
+        session.flush()
+        capacity_freed(session, user.id)
+        return True
+    return False
+
+
+def went_offline(session: Session, user: User) -> None:
+    """The user's last live connection closed: not online from now on."""
+    user.online_until = now()

@@ -24,8 +24,13 @@ def set_status(
     status: str | None,
     by: User | None,
     snooze_until: datetime | None = None,
+    note: str | None = None,
 ) -> bool:
-    """Change the status; writes an activity line and publishes. Returns True if changed."""
+    """Change the status; writes an activity line and publishes. Returns True if changed.
+
+    ``note`` replaces the activity text (closed automatically, declined ...). Closing
+    an assigned conversation frees capacity: the unassigned queue is offered to it.
+    """
     if status not in STATUSES:
         raise InvalidStatus(f"status must be one of {', '.join(STATUSES)}")
     at = now()
@@ -48,12 +53,16 @@ def set_status(
     conv.status = status
     conv.closed_at = at if status == "closed" else None
     conv.last_activity_at = at
-    add_activity(session, conv, text, event=status, previous=previous)
+    add_activity(session, conv, note or text, event=status, previous=previous)
     events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     from app.inbox import hooks
 
     hooks.status_changed(session, conv, previous, by)
+    if status == "closed" and conv.assignee_id is not None:
+        from app.inbox import assignment
+
+        assignment.capacity_freed(session, conv.assignee_id)
     return True
 
 

@@ -208,7 +208,8 @@ def post_message(
         check_send(session, conv, at, quiet_hours=False)
         plan = check_send(session, conv, send_after)
     superseded_before = aware(conv.last_inbound_at)
-    if superseded_before is not None:
+    # an automatic message (greeting, away) never cancels an agent's scheduled reply
+    if superseded_before is not None and not automated:
         cancel_scheduled(session, conv, before=superseded_before)
     msg = Message(
         conversation_id=conv.id, inbox_id=conv.inbox_id, direction="outbound", body=body,
@@ -250,6 +251,9 @@ def record_outbound_activity(conv: Conversation, msg: Message, user: User | None
     if user is not None and not msg.automated:
         conv.waiting_since = None
         conv.unread_count = 0
+        from app.inbox import automation  # breaches answered, follow-up timer, active again
+
+        automation.human_replied(conv, at)
     conv.last_message_direction = "outbound"
     conv.last_message_body = (msg.body or "")[:280]
     conv.last_message_at = at

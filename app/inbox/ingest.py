@@ -760,3 +760,6 @@ def _after_batch(b: _Batch) -> None:
         b.result.conversations.add(conv.id)
     if b.touched:
         events.publish(session, "counts.updated", {"inbox_id": inbox.id}, ("inbox", inbox.id))
+        from app.inbox import automation  # greeting, away message, follow-up and inactive flags
+
+        automation.after_batch(b)

@@ -16,10 +16,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware
-from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, User
+from app.models import (
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationCount,
+    Inbox,
+    InboxMember,
+    User,
+)
 
 SORTS = ("last_activity", "waiting_longest", "window_expiring", "created")
-STATUS_FILTERS = ("open", "pending", "snoozed", "closed", "all")
+STATUS_FILTERS = ("open", "pending", "snoozed", "closed", "all", "inactive", "declined")
 MAX_LIMIT = 100
 
 
@@ -86,7 +94,11 @@ def _base_conditions(user: User, f: ListFilter) -> list:
     visible = visible_inbox_ids(user)
     if visible is not None:
         conds.append(Conversation.inbox_id.in_(visible))
-    if f.status != "all":
+    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
+        conds += [Conversation.status != "closed", Conversation.inactive_since.is_not(None)]
+    elif f.status == "declined":  # declined with a reason (and closed), until reactivated
+        conds.append(Conversation.declined_at.is_not(None))
+    elif f.status != "all":
         conds.append(Conversation.status == f.status)
     if f.inbox:
         conds.append(Conversation.inbox_id == f.inbox)
@@ -174,17 +186,7 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
         except (TypeError, ValueError, AttributeError) as exc:
             raise BadFilter("cursor is not valid") from exc
     col, desc = _sort_spec(f.sort)
-    if f.sort == "created":
-        order = [Conversation.id.desc()]
-    elif desc:
-        order = [col.desc(), Conversation.id.desc()]
-    else:
-        order = [col.is_(None), col.asc(), Conversation.id.asc()]
-    rows = list(
-        session.scalars(
-            sa.select(Conversation).where(*page_conds).order_by(*order).limit(f.limit + 1)
-        ).unique()
-    )
+    rows = _page(session, f, page_conds, col, desc)
     next_cursor = None
     if len(rows) > f.limit:
         rows = rows[: f.limit]
@@ -192,12 +194,66 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
         raw = getattr(last, col.key)
         value = last.id if f.sort == "created" else (aware(raw).isoformat() if raw else None)
         next_cursor = _encode_cursor([value, last.id])
-    counts = count_conversations(session, user, conds)
+    counts = maintained_counts(session, user, f)
+    if counts is None:
+        counts = count_conversations(session, user, conds)
     return {"items": rows, "counts": counts, "next_cursor": next_cursor}
 
 
+def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list[Conversation]:
+    """One page in one query, using an index for every sort.
+
+    Ascending sorts put conversations without a value (nothing waiting, no
+    window) last. Both databases sort NULLs differently and neither uses an
+    index for ``col IS NULL`` in ORDER BY, so the ids come from two indexed
+    sub-selects (with a value, without) and only those few rows are sorted.
+    """
+    base = sa.select(Conversation)
+    if f.sort == "created":
+        q = base.where(*conds).order_by(Conversation.id.desc())
+    elif desc:
+        q = base.where(*conds).order_by(col.desc(), Conversation.id.desc())
+    else:
+        with_value = (
+            sa.select(Conversation.id).where(*conds, col.is_not(None))
+            .order_by(col.asc(), Conversation.id.asc()).limit(f.limit + 1).subquery()
+        )
+        without = (
+            sa.select(Conversation.id).where(*conds, col.is_(None))
+            .order_by(Conversation.id.asc()).limit(f.limit + 1).subquery()
+        )
+        ids = sa.union_all(sa.select(with_value.c.id), sa.select(without.c.id)).subquery()
+        q = base.where(Conversation.id.in_(sa.select(ids.c.id))).order_by(
+            col.is_(None), col.asc(), Conversation.id.asc()
+        )
+    return list(session.scalars(q.limit(f.limit + 1)).unique())
+
+
+def maintained_counts(session: Session, user: User, f: ListFilter) -> dict | None:
+    """The three counts from the trigger-maintained table (None when a filter needs a live count)."""
+    if f.q or f.status not in ("open", "pending", "snoozed", "closed", "all"):
+        return None
+    cc = ConversationCount
+    q = sa.select(
+        sa.func.coalesce(sa.func.sum(cc.n), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((cc.assignee_id == user.id, cc.n), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((cc.assignee_id == 0, cc.n), else_=0)), 0),
+    )
+    if f.status != "all":
+        q = q.where(cc.status == f.status)
+    visible = visible_inbox_ids(user)
+    if visible is not None:
+        q = q.where(cc.inbox_id.in_(visible))
+    if f.inbox:
+        q = q.where(cc.inbox_id == f.inbox)
+    if f.channel:
+        q = q.where(cc.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel)))
+    row = session.execute(q).one()
+    return {"all": int(row[0]), "mine": int(row[1]), "unassigned": int(row[2])}
+
+
 def count_conversations(session: Session, user: User, conds: list) -> dict:
-    """The three counts in one query."""
+    """The three counts in one query, counted live (search and derived filters)."""
     row = session.execute(
         sa.select(
             sa.func.count(),

@@ -54,6 +54,12 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         "context": conv.context or {},
         "created_at": iso(conv.created_at),
         "closed_at": iso(conv.closed_at),
+        "declined": (
+            {"reason": conv.declined_reason, "at": iso(conv.declined_at)}
+            if conv.declined_at else None
+        ),
+        "inactive_since": iso(conv.inactive_since),
+        "follow_up_due_at": iso(conv.follow_up_due_at),
     }
 
 

@@ -97,6 +97,15 @@ def update(session: Session, inbox: Inbox, data: dict) -> None:
             value = None if value is None else _positive(value, key, 365 * 24)
         elif key in ("follow_up_message",):
             value = (value or "").strip() or None if isinstance(value, str | None) else None
+        elif key in ("return_to_queue_when_away", "follow_up_auto", "follow_up_reminders"):
+            if not isinstance(value, bool):
+                raise InvalidSetting(f"{key} must be true or false")
+        elif key == "inactive_days":
+            value = None if value is None else _positive(value, key, 3650)
+        elif key in ("response_warning_minutes", "away_skip_minutes"):
+            if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
+                                      or not 0 <= value <= 7 * 24 * 60):
+                raise InvalidSetting(f"{key} must be a number of minutes (0 switches it off)")
         else:
             raise InvalidSetting(f"unknown setting {key}")
         new[key] = value

@@ -304,11 +304,19 @@ def process_action(item: OutboxItem) -> None:
     session.commit()
 
 
+def process_notify_email(item: OutboxItem) -> None:
+    """Mail a notification to a user who is not online (``app.inbox.notifications``)."""
+    from app.inbox import notifications
+
+    notifications.process_email(item)
+
+
 HANDLERS = {
     "send": process_send,
     "download": process_download,
     "profile": process_profile,
     "action": process_action,
+    "notify_email": process_notify_email,
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 
 from app.clock import now
 from app.extensions import db
@@ -36,7 +36,9 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
     """Take the job's lock for this run; False when another process holds it or ran it just now."""
     session = db.session
     at = now()
-    if session.get(JobLock, name) is None:
+    row = session.get(JobLock, name)
+    previous = row.last_run_at if row is not None else None
+    if row is None:
         session.execute(_insert_ignore_stmt(session, name))
         session.commit()
     result = session.execute(
@@ -51,7 +53,14 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     session.commit()
+    if result.rowcount == 1:
+        g.job_previous_run = previous  # what "since the last run" means for this run
     return result.rowcount == 1
+
+
+def previous_run():
+    """When the running job last ran before this run (None: first run, or not run by the lock)."""
+    return g.get("job_previous_run")
 
 
 def _insert_ignore_stmt(session, name: str):
@@ -108,8 +117,27 @@ def _imap_poll() -> None:
     mail.poll_all()
 
 
+def _timer(name: str, with_since: bool = False) -> Callable[[], object]:
+    """A job that calls ``app.jobs.timers.<name>`` (with the previous run time if asked)."""
+
+    def run() -> object:
+        from app.jobs import timers
+
+        func = getattr(timers, name)
+        return func(since=previous_run()) if with_since else func()
+
+    run.__name__ = f"_{name}"
+    return run
+
+
 JOBS: list[Job] = [
     Job("wake_snoozed", 30, _wake_snoozed),
+    Job("watch_windows", 30, _timer("watch_windows", with_since=True)),
+    Job("watch_response_due", 30, _timer("watch_response_due", with_since=True)),
+    Job("follow_ups", 60, _timer("follow_ups")),
+    Job("drain_queue", 30, _timer("drain_queue")),
+    Job("auto_close_pending", 300, _timer("auto_close_pending")),
+    Job("mark_inactive", 300, _timer("mark_inactive", with_since=True)),
     Job("imap_poll", 60, _imap_poll, max_runtime_seconds=600),
 ]
 BY_NAME = {job.name: job for job in JOBS}

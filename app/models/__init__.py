@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from app.models.canned import CannedReply
+from app.models.counts import ConversationCount
 from app.models.contact import Contact, ContactIdentity
 from app.models.conversation import STATUSES, Conversation
 from app.models.inbox import DEFAULT_SETTINGS, Inbox, InboxMember
@@ -19,6 +20,7 @@ __all__ = [
     "CannedReply",
     "Contact",
     "ContactIdentity",
+    "ConversationCount",
     "Conversation",
     "Inbox",
     "InboxMember",

@@ -31,6 +31,7 @@ class Conversation(db.Model):
         sa.Index("ix_conv_inbox_status_activity", "inbox_id", "status", "last_activity_at", "id"),
         sa.Index("ix_conv_assignee_status_activity", "assignee_id", "status", "last_activity_at"),
         sa.Index("ix_conv_status_waiting", "status", "waiting_since"),
+        sa.Index("ix_conv_status_assignee_waiting", "status", "assignee_id", "waiting_since", "id"),
         sa.Index("ix_conv_status_window", "status", "window_expires_at"),
         sa.Index("ix_conv_response_due", "response_due_at"),
         sa.Index("ix_conv_contact_inbox", "contact_id", "inbox_id", "id"),

@@ -101,6 +101,7 @@ def init_app(app: Flask) -> None:
             ):
                 join_room(f"inbox:{inbox_id}")
         user.last_seen_at = now()
+        _heartbeat(user)  # live presence: online for 90 s, extended by "heartbeat" events
         db.session.commit()
         return True
 
@@ -111,6 +112,18 @@ def init_app(app: Flask) -> None:
             return
         if user_id not in _state().sid_users.values():
             _clear_presence(user_id)
+            _offline(user_id)
+
+    @socketio.on("heartbeat")
+    def on_heartbeat(*_args):
+        """The browser is still there (sent every 30 s): extend the user's live presence."""
+        user_id = _state().sid_users.get(request.sid)
+        user = db.session.get(User, user_id) if user_id is not None else None
+        if user is None:
+            return None
+        _heartbeat(user)
+        db.session.commit()
+        return {"online_until": user.online_until.isoformat().replace("+00:00", "Z")}
 
     @socketio.on("presence")
     def on_presence(data):
@@ -130,6 +143,28 @@ def init_app(app: Flask) -> None:
             return
         _set_presence(user_id, data["conversation_id"], "replying")
         _queue_typing(user_id, data["conversation_id"])
+
+
+def _heartbeat(user: User) -> None:
+    """Extend presence; an agent coming online gets the unassigned queue of their inboxes."""
+    from app.inbox import assignment
+
+    try:
+        assignment.heartbeat(db.session, user)
+    except Exception:  # noqa: BLE001 - presence must never break the connection
+        log.exception("presence heartbeat failed for user %s", user.id)
+        db.session.rollback()
+
+
+def _offline(user_id: int) -> None:
+    """The user's last connection here closed: not online any more (for assignment)."""
+    from app.inbox import assignment
+
+    user = db.session.get(User, user_id)
+    if user is not None:
+        assignment.went_offline(db.session, user)
+        db.session.commit()
+    db.session.remove()
 
 
 TYPING_THROTTLE = 10.0

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from app.clock import aware, now
 from app.extensions import csrf, db
-from app.inbox import assignment, conversations, delivery, storage
+from app.inbox import assignment, automation, conversations, delivery, storage
 from app.inbox.connections import public_config
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.inbox.serialize import conversation_dict, message_dict
@@ -311,7 +311,13 @@ def conversations_bulk():
         raise ApiError(422, "invalid", "At most 500 conversations at once.")
     action = data.get("action")
     convs = [_conversation(i) for i in ids]
-    if action == "assign":
+    left: list[int] = []
+    if action == "assign" and data.get("assignee_id") == "auto":
+        # distribute the unassigned ones by each inbox's mode (round robin in manual inboxes)
+        if not current_user.is_lead:
+            raise ApiError(403, "forbidden", "Only team leads can assign in bulk.")
+        left = assignment.distribute(db.session, convs, by=current_user)
+    elif action == "assign":
         if not current_user.is_lead:
             raise ApiError(403, "forbidden", "Only team leads can assign in bulk.")
         target = db.session.get(User, data.get("assignee_id")) if data.get("assignee_id") else None
@@ -329,7 +335,31 @@ def conversations_bulk():
     else:
         raise ApiError(422, "invalid", "action must be assign or status.")
     db.session.commit()
-    return jsonify({"items": [conversation_dict(c) for c in convs]})
+    return jsonify({"items": [conversation_dict(c) for c in convs], "unassigned_ids": left})
+
+
+@bp.post("/conversations/<int:conversation_id>/decline")
+def conversation_decline(conversation_id: int):
+    """Decline with a reason: the conversation is closed and flagged (``status=declined``)."""
+    conv = _conversation(conversation_id)
+    try:
+        automation.decline(db.session, conv, _json().get("reason"), current_user)
+    except automation.InvalidDecline as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+    db.session.commit()
+    return jsonify(conversation_dict(conv))
+
+
+@bp.post("/conversations/<int:conversation_id>/undecline")
+def conversation_undecline(conversation_id: int):
+    """Reactivate a declined conversation: the flag is cleared and it is open again."""
+    conv = _conversation(conversation_id)
+    try:
+        automation.undecline(db.session, conv, current_user)
+    except automation.InvalidDecline as exc:
+        raise ApiError(409, "not_declined", str(exc)) from exc
+    db.session.commit()
+    return jsonify(conversation_dict(conv))
 
 
 @bp.get("/contacts/<int:contact_id>/conversations")
@@ -379,7 +409,7 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
     data = {
         **inbox.ref(),
         "identifiers": public_config(inbox),
-        "settings": inbox.effective_settings(),
+        "settings": automation.effective_settings(inbox),
         "needs_reconnect": inbox.needs_reconnect,
         "last_event_at": inbox.last_event_at.isoformat() if inbox.last_event_at else None,
         "last_error": inbox.last_error,
@@ -450,6 +480,9 @@ def me_patch():
         if data["availability"] not in AVAILABILITY:
             raise ApiError(422, "invalid", "availability must be online, away or busy.")
         current_user.availability = data["availability"]
+        if data["availability"] == "online":  # back: the unassigned queue may have waited
+            db.session.flush()
+            assignment.capacity_freed(db.session, current_user.id)
     if "locale" in data:
         from flask import current_app
 
@@ -464,6 +497,27 @@ def me_patch():
 
 
 # --------------------------------------------------------------------------- notifications
+
+
+@bp.get("/me/notification-settings")
+def notification_settings_get():
+    """Which kinds notify me in the app, as a desktop notification, and by email when offline."""
+    from app.inbox import notifications
+
+    return jsonify(notifications.settings_dict(current_user))
+
+
+@bp.patch("/me/notification-settings")
+def notification_settings_patch():
+    """Change ``{"kinds": {"assigned": {"in_app": true, "desktop": true, "email": false}}}``."""
+    from app.inbox import notifications
+
+    try:
+        notifications.update_settings(current_user, _json())
+    except notifications.InvalidSettings as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+    db.session.commit()
+    return jsonify(notifications.settings_dict(current_user))
 
 
 @bp.get("/notifications")

@@ -56,8 +56,9 @@ function renderCounter(el, info) {
     h("span.enc" + (ucs ? ".ucs" : ""), { title: ucs ? t("Unicode: 70 characters per SMS (67 when split)") : t("GSM-7: 160 characters per SMS (153 when split)") },
       ucs ? t("Unicode") : "GSM-7"),
   );
-  if (ucs && info.offender) {
-    el.append(h("span.enc-hint", t("“{char}” switches this text to Unicode", { char: info.offender })));
+  const offender = info.offender || (info.ucs2_chars || [])[0];
+  if (ucs && offender) {
+    el.append(h("span.enc-hint", t("“{char}” switches this text to Unicode", { char: offender })));
   }
 }
 
@@ -97,10 +98,15 @@ export function composerState(conv) {
     return { level: w.seconds < 7200 ? "amber" : "calm", icon: "timer", text, timer: true };
   }
   const quiet = conv.quiet_hours;
-  if (quiet && (quiet.quiet || quiet.active || quiet.in_quiet_hours)) {
-    const ends = quiet.ends_at || quiet.send_after;
+  if (quiet && (quiet.active || quiet.quiet)) {
+    const ends = quiet.ends_at;
+    const tz = quiet.timezone || "";
+    if (quiet.grace_until && Date.parse(quiet.grace_until) > serverNow()) {
+      return { level: "calm", icon: "moon",
+        text: t("It is quiet hours for this customer ({tz}).", { tz }) + " " + t("They wrote less than an hour ago, so you can still reply until {time}.", { time: timeOfDay(quiet.grace_until) }) };
+    }
     return { level: "amber", icon: "moon", quiet: ends, timezone: quiet.timezone,
-      text: t("It is quiet hours for this customer ({tz}).", { tz: quiet.timezone || "" }) + (ends ? " " + t("Replies sent now will be held; you can schedule yours for {time} their time.", { time: timeOfDay(ends, quiet.timezone) }) : "") };
+      text: t("It is quiet hours for this customer ({tz}).", { tz }) + (ends ? " " + t("Replies sent now will be held; you can schedule yours for {time} their time.", { time: timeOfDay(ends, quiet.timezone) }) : "") };
   }
   return null;
 }

@@ -23,7 +23,9 @@ export function serverNow() {
 }
 
 const rtf = new Intl.RelativeTimeFormat(LANG, { numeric: "auto", style: "narrow" });
-const nf = (unit) => new Intl.NumberFormat(LANG, { style: "unit", unit, unitDisplay: "narrow" });
+// narrow units ("9h") read well in most languages; Persian's narrow form keeps Latin letters
+const UNIT_DISPLAY = LANG.startsWith("fa") ? "short" : "narrow";
+const nf = (unit) => new Intl.NumberFormat(LANG, { style: "unit", unit, unitDisplay: UNIT_DISPLAY });
 const unitFmt = { day: nf("day"), hour: nf("hour"), minute: nf("minute"), second: nf("second") };
 
 /** "3 min ago", "yesterday", localised. */
@@ -189,10 +191,11 @@ export function icon(name, cls = "") {
 }
 
 export function initials(name) {
-  const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
-  const first = parts[0] ? [...parts[0]][0] : "?";
-  const last = parts.length > 1 ? [...parts[parts.length - 1]][0] : "";
-  return (first + last).toUpperCase();
+  const text = String(name || "").trim();
+  if (!/\p{L}/u.test(text)) return text.replace(/\D/g, "").slice(-2) || "?"; // a phone number
+  const parts = text.split(/[\s@._-]+/).map((p) => (p.match(/\p{L}/u) || [""])[0]).filter(Boolean);
+  if (text.includes("@")) return parts[0].toUpperCase(); // an email address
+  return (parts[0] + (parts.length > 1 ? parts[parts.length - 1] : "")).toUpperCase();
 }
 
 const HUES = [210, 262, 330, 20, 160, 190, 290, 40, 120, 0];
@@ -249,6 +252,7 @@ export function dialog({ title, body, buttons, wide = false }) {
         h("button.btn" + (b.kind ? "." + b.kind : ""), { type: "button", onclick: () => close(b.value), autofocus: b.autofocus || null }, b.label))),
     );
     dlg.addEventListener("cancel", (e) => { e.preventDefault(); close(null); });
+    if (!dlg.querySelector("[autofocus]")) dlg.querySelector(".modal-foot .btn.primary")?.setAttribute("autofocus", "");
     document.body.append(dlg);
     dlg.showModal();
   });

@@ -126,13 +126,13 @@ async function loadInboxes() {
   box.replaceChildren(
     ...inboxes.items.map((i) => h("button.side-item", { type: "button", dataset: { inbox: i.id }, "aria-pressed": "false",
       onclick: () => { setFilter({ inbox: S.filter.inbox === i.id ? null : i.id, channel: null }); showList(); } },
-    channelIconEl(i.channel), h("span.side-label", i.name), i.needs_reconnect ? h("span.warn-dot", { title: t("Needs reconnecting") }) : null)),
+    channelIconEl(i.channel), h("span.side-label", { dir: "auto" }, i.name), i.needs_reconnect ? h("span.warn-dot", { title: t("Needs reconnecting") }) : null)),
   );
   const chBox = document.getElementById("channel-filters");
   chBox.closest(".side-section").hidden = channels.length < 2;
   chBox.replaceChildren(...channels.map((c) => h("button.side-item", { type: "button", dataset: { channel: c }, "aria-pressed": "false",
     onclick: () => { setFilter({ channel: S.filter.channel === c ? null : c, inbox: null }); showList(); } },
-  channelIconEl(c), h("span.side-label", channelName(c)))));
+  channelIconEl(c), h("span.side-label", { dir: "auto" }, channelName(c)))));
   renderFilters();
 }
 

@@ -68,6 +68,8 @@ export function row(conv) {
   const chips = [windowChip(conv), dueChip(conv),
     conv.requested_live_agent ? h("span.chip.violet.soft", icon("user"), t("Wants a person")) : null,
     conv.opted_out ? h("span.chip.red.soft", t("Opted out")) : null,
+    conv.declined_at ? h("span.chip.plain", t("Declined")) : null,
+    conv.inactive_since && !conv.declined_at ? h("span.chip.plain", t("Inactive")) : null,
     conv.status === "snoozed" && conv.snooze_until ? h("span.chip.plain", icon("snooze"), listTime(conv.snooze_until)) : null,
   ].filter(Boolean);
   const link = h("a.conv-row" + (unread ? ".unread" : ""), {
@@ -86,7 +88,7 @@ export function row(conv) {
       snippet(conv),
       unread ? h("span.unread-badge", { "aria-label": t("{n} unread", { n: conv.unread_count }) }, conv.unread_count > 99 ? "99+" : conv.unread_count) : null),
     h("div.conv-line.conv-meta",
-      S.inboxes.size > 1 ? h("span.conv-inbox", conv.inbox.name) : null,
+      S.inboxes.size > 1 ? h("span.conv-inbox", { dir: "auto" }, conv.inbox.name) : null,
       chips.length ? h("span.chips", chips) : null,
       h("span.grow"),
       people.length ? h("span.viewing" + (people.some((p) => p.state === "replying") ? ".replying" : ""), { title: presenceLabel(people) },
@@ -163,4 +165,3 @@ export function renderBulkBar() {
   all.indeterminate = n > 0 && n < S.items.length;
 }
 
-export { ME };

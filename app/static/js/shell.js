@@ -1,6 +1,6 @@
 // The top bar on every signed-in page: live connection, user menu, notifications.
 
-import { ME, api, avatar, dialog, h, icon, relTime, t, toast } from "./core.js";
+import { LANG, ME, api, dialog, h, icon, relTime, t, toast } from "./core.js";
 
 // ------------------------------------------------------------------ live connection
 
@@ -146,14 +146,21 @@ export function desktopNotify(title, body, { tag, onclick } = {}) {
 
 const KIND_TEXT = {
   assigned: (n) => t("{who} assigned a conversation to you", { who: n.data.by || t("Someone") }),
+  new_conversation: () => t("A new conversation arrived in your inboxes"),
   window_closing: () => t("A reply window is closing soon"),
+  response_due_soon: () => t("A response target is near"),
   response_overdue: () => t("A reply is overdue"),
+  follow_up: () => t("A customer has not answered since your reply"),
+  returned_to_queue: () => t("Your conversation went back to the queue while you were away"),
   mention: (n) => t("{who} mentioned you", { who: n.data.by || t("Someone") }),
 };
 
+/** The server writes a detailed English text; other languages get the translated kind. */
 function notificationText(n) {
+  const data = n.data || {};
+  if (data.text && (LANG.startsWith("en") || !KIND_TEXT[n.kind])) return data.text;
   const fn = KIND_TEXT[n.kind];
-  return fn ? fn(n) : (n.data && (n.data.text || n.data.message)) || n.kind.replace(/_/g, " ");
+  return fn ? fn({ ...n, data }) : data.message || n.kind.replace(/_/g, " ");
 }
 
 function bell() {
@@ -244,4 +251,3 @@ export function initShell() {
   }));
 }
 
-export { avatar };

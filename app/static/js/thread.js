@@ -1,7 +1,7 @@
 // The open conversation: header with actions, messages grouped by day, contact panel.
 
 import {
-  ME, api, avatar, channelIcon, CHANNEL_NAMES, dayLabel, fullDateTime, h, icon, relTime, t,
+  ME, api, avatar, channelIcon, CHANNEL_NAMES, dayLabel, fullDateTime, h, icon, t,
   timeOfDay, toast, shortDate,
 } from "./core.js";
 import { popover } from "./shell.js";
@@ -416,7 +416,7 @@ export async function renderContact(conv) {
       i.undeliverable ? h("span.chip.red.soft.xs", { title: i.undeliverable }, t("Undeliverable")) : null)))));
   const others = h("ul.other-convs", h("li.muted.sm", t("Loading…")));
   pane.replaceChildren(
-    h("div.contact-card", avatar(c.name, { size: "lg" }), h("h2", { dir: "auto" }, c.name),
+    h("div.contact-card", avatar(c.name, { size: "lg" }), h("h2", h("bdi", c.name)),
       h("button.icon-btn.sm.close-contact", { type: "button", "aria-label": t("Close contact details"), onclick: () => toggleContact(document.querySelector(".panel-toggle")) }, icon("x"))),
     h("section.contact-sec", h("h3", t("Identities")), ids),
     h("section.contact-sec", h("h3", t("Conversations")), others),
@@ -432,8 +432,4 @@ export async function renderContact(conv) {
   } catch (e) {
     others.replaceChildren(h("li.muted.sm", e.message));
   }
-}
-
-export function relMessageTime(msg) {
-  return relTime(msg.created_at);
 }

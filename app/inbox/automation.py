@@ -1,0 +1,321 @@
+"""Automation on the message flow: greeting, away message, follow-up timer, inactive and
+declined states, and returning an away agent's conversations to the queue.
+
+Automatic messages go out through :func:`app.inbox.delivery.post_message` with no
+user and ``automated=True``: they never answer the customer (``waiting_since`` and
+the response target stay), every send rule applies (a refusal such as a closed
+reply window skips the message), a message the customer's side sent automatically
+(auto-reply, bounce, mailing list) never gets one, and each is claimed by a
+conditional UPDATE of its marker column (``greeted_at``, ``away_sent_at``,
+``follow_up_done_at``) in the same transaction, so it is never sent twice.
+
+Inbox settings used here (defaults in :data:`DEFAULTS`): ``greeting``,
+``away_message``, ``business_hours``, ``away_interval_hours``, ``away_skip_minutes``,
+``follow_up_hours``, ``follow_up_reminders``, ``follow_up_auto``,
+``follow_up_message``, ``inactive_days``, ``auto_close_pending_days``,
+``response_warning_minutes``, ``return_to_queue_when_away``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, object_session
+
+from app.clock import aware, now
+from app.inbox import events, hours, notifications
+from app.inbox.serialize import conversation_dict
+from app.models import Conversation, Inbox, Message, ResponseBreach, User
+
+log = logging.getLogger(__name__)
+
+#: Defaults of the automation settings (``Inbox.settings`` keys; a missing key uses these).
+DEFAULTS: dict[str, Any] = {
+    "away_interval_hours": 12,  # at most one away message per conversation in this period
+    "away_skip_minutes": 5,  # no away message when an agent replied this recently
+    "follow_up_hours": 24,  # our reply was last and the customer is quiet this long
+    "follow_up_reminders": True,  # remind the assignee
+    "follow_up_auto": False,  # send follow_up_message instead, when the window allows
+    "follow_up_message": None,
+    "inactive_days": 15,  # no interaction this long: inactive (Google Local Services)
+    "auto_close_pending_days": None,  # off by default
+    "response_warning_minutes": 60,  # warn this long before the response target; 0 = off
+    "return_to_queue_when_away": False,
+}
+
+
+def setting(inbox: Inbox, key: str) -> Any:
+    """An inbox setting, including the automation keys (null or missing: the default)."""
+    if key in DEFAULTS:
+        value = (inbox.settings or {}).get(key)
+        return DEFAULTS[key] if value is None else value
+    return inbox.setting(key)
+
+
+def effective_settings(inbox: Inbox) -> dict[str, Any]:
+    """Every inbox setting with defaults filled in (the API's ``settings``)."""
+    return {**inbox.effective_settings(), **{k: setting(inbox, k) for k in DEFAULTS}}
+
+
+# --------------------------------------------------------------------------- automatic messages
+
+
+def _claim(session: Session, conv: Conversation, column: str, condition, at: datetime) -> bool:
+    """Set a marker column with a conditional UPDATE; True when this transaction won it."""
+    col = getattr(Conversation, column)
+    result = session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id == conv.id, condition(col))
+        .values({column: at})
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        setattr(conv, column, at)
+        return True
+    return False
+
+
+def send_automatic(session: Session, conv: Conversation, body: str, client_id: str,
+                   kind: str) -> Message | None:
+    """Queue an automatic message if every send rule allows it now; None when refused."""
+    from app.inbox import delivery
+
+    try:
+        delivery.check_send(session, conv, now())
+        msg, created = delivery.post_message(
+            session, conv, None, body, automated=True, client_id=client_id[:100]
+        )
+    except (delivery.SendRefused, delivery.InvalidMessage) as exc:
+        log.info("automatic %s for conversation %s not sent: %s", kind, conv.id, exc)
+        return None
+    if created:
+        msg.meta = {**(msg.meta or {}), "automation": kind}
+    return msg if created else None
+
+
+def _first_conversation(session: Session, conv: Conversation) -> bool:
+    other = session.scalar(
+        sa.select(Conversation.id)
+        .where(Conversation.inbox_id == conv.inbox_id, Conversation.contact_id == conv.contact_id,
+               Conversation.id != conv.id)
+        .limit(1)
+    )
+    return other is None
+
+
+def greet(session: Session, conv: Conversation, at: datetime) -> Message | None:
+    """The inbox's greeting, once, on the contact's first conversation in the inbox."""
+    text = setting(conv.inbox, "greeting")
+    if not text or conv.greeted_at is not None or not _first_conversation(session, conv):
+        return None
+    from app.inbox import delivery
+
+    try:
+        delivery.check_send(session, conv, at)
+    except delivery.SendRefused:
+        return None
+    if not _claim(session, conv, "greeted_at", lambda c: c.is_(None), at):
+        return None
+    return send_automatic(session, conv, text, "auto:greeting", "greeting")
+
+
+def _agent_replied_since(session: Session, conv: Conversation, since: datetime) -> bool:
+    return session.scalar(
+        sa.select(Message.id)
+        .where(Message.conversation_id == conv.id, Message.direction == "outbound",
+               Message.automated.is_(False), Message.created_at >= since)
+        .limit(1)
+    ) is not None
+
+
+def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
+    """The away message when the customer writes outside business hours.
+
+    At most once per conversation per ``away_interval_hours``; not when an agent
+    replied in the last ``away_skip_minutes`` (someone is there after all).
+    """
+    inbox = conv.inbox
+    text = setting(inbox, "away_message")
+    schedule = setting(inbox, "business_hours")
+    if not text or not schedule or hours.is_open(schedule, at):
+        return None
+    interval = timedelta(hours=float(setting(inbox, "away_interval_hours") or 0))
+    if conv.away_sent_at is not None and aware(conv.away_sent_at) > at - interval:
+        return None
+    skip = timedelta(minutes=float(setting(inbox, "away_skip_minutes") or 0))
+    if skip and _agent_replied_since(session, conv, at - skip):
+        return None
+    from app.inbox import delivery
+
+    try:
+        delivery.check_send(session, conv, at)
+    except delivery.SendRefused:
+        return None
+    cutoff = at - interval
+    if not _claim(session, conv, "away_sent_at",
+                  lambda c: sa.or_(c.is_(None), c <= cutoff), at):
+        return None
+    return send_automatic(session, conv, text, f"auto:away:{notifications.stamp(at)}", "away")
+
+
+# --------------------------------------------------------------------------- ingest hook
+
+
+def after_batch(b) -> None:
+    """Called by ingest at the end of a batch (``app.inbox.ingest._Batch``), before commit.
+
+    For each conversation where the customer (not a machine) wrote: clear the
+    follow-up timer, the inactive flag and a declined state (the conversation reopened);
+    return it to the queue when its assignee is away (inbox option); notify the inbox
+    of a new conversation; then the greeting and the away message. A reply sent from the
+    platform's own inbox (Messenger echo) counts as a human reply.
+    """
+    session, inbox, at = b.session, b.inbox, b.received_at
+    wrote: dict[int, Conversation] = {}
+    replied: dict[int, Conversation] = {}
+    for msg_id in b.result.created:
+        msg = session.get(Message, msg_id)
+        if msg is None or msg.automated:
+            continue
+        conv = b.touched.get(msg.conversation_id)
+        if conv is None:
+            continue
+        if msg.direction == "inbound":
+            wrote[conv.id] = conv
+        elif msg.direction == "outbound":
+            replied[conv.id] = conv
+    for conv in replied.values():
+        if conv.id not in wrote:
+            human_replied(conv, at)
+    for conv in wrote.values():
+        customer_wrote(session, conv, at)
+        if conv.id in b.created_convs:
+            notifications.notify_many(
+                session, notifications.inbox_members(session, conv.inbox_id), "new_conversation",
+                conv, f"new:{conv.id}",
+                text=f"New conversation with {conv.contact.display_name()} in {inbox.name}",
+            )
+            greet(session, conv, at)
+        away(session, conv, at)
+
+
+def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
+    """The customer wrote: no follow-up due, active again, not declined, maybe re-queued."""
+    changed = False
+    if conv.follow_up_due_at is not None:
+        conv.follow_up_due_at = None
+    if conv.inactive_since is not None:
+        conv.inactive_since = None
+        changed = True
+    if conv.declined_at is not None and conv.status != "closed":
+        from app.inbox.ingest import add_activity
+
+        add_activity(session, conv, f"No longer declined: the customer wrote again "
+                                    f"(was declined: {conv.declined_reason or 'no reason'})",
+                     event="undeclined")
+        conv.declined_at = None
+        conv.declined_reason = None
+        changed = True
+    assignee = conv.assignee
+    if (
+        assignee is not None
+        and conv.status != "closed"
+        and setting(conv.inbox, "return_to_queue_when_away")
+        and not notifications.is_online(assignee, at)
+    ):
+        from app.inbox import assignment
+
+        assignment.assign(session, conv, None,
+                          reason=f"Back to the queue: {assignee.name} is away and the customer wrote")
+        notifications.notify(
+            session, assignee, "returned_to_queue", conv,
+            text=f"Your conversation with {conv.contact.display_name()} went back to the queue "
+                 "while you were away",
+        )
+        assignment.auto_assign(session, conv)
+        changed = False  # assign() published the conversation
+    if changed:
+        events.publish(session, "conversation.updated", conversation_dict(conv),
+                       ("inbox", conv.inbox_id))
+
+
+# --------------------------------------------------------------------------- delivery hook
+
+
+def human_replied(conv: Conversation, at: datetime) -> None:
+    """A person answered (``delivery.record_outbound_activity``): breaches answered,
+    the follow-up timer starts, and the conversation is active again."""
+    session = object_session(conv)
+    inbox = conv.inbox
+    follow = setting(inbox, "follow_up_reminders") or (
+        setting(inbox, "follow_up_auto") and setting(inbox, "follow_up_message")
+    )
+    hours_ = setting(inbox, "follow_up_hours")
+    conv.follow_up_due_at = at + timedelta(hours=float(hours_)) if follow and hours_ else None
+    conv.follow_up_done_at = None
+    conv.inactive_since = None
+    if session is not None and conv.id is not None:
+        session.execute(
+            sa.update(ResponseBreach)
+            .where(ResponseBreach.conversation_id == conv.id, ResponseBreach.answered_at.is_(None))
+            .values(answered_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --------------------------------------------------------------------------- declined
+
+
+class InvalidDecline(ValueError):
+    """A decline request the API refuses (no reason, not declined ...)."""
+
+
+def decline(session: Session, conv: Conversation, reason: str, by: User | None) -> bool:
+    """Decline a conversation with a reason: it is closed and flagged (reversible).
+
+    Declining closes the conversation (it leaves the Open list and its timers stop);
+    ``status=declined`` lists it. :func:`undecline` reopens it. The customer writing
+    again within the inbox's reopen period reopens it and clears the flag.
+    """
+    from app.inbox import conversations
+    from app.inbox.ingest import add_activity
+
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        raise InvalidDecline("Give a reason for declining.")
+    if len(reason) > 300:
+        raise InvalidDecline("The reason is longer than 300 characters.")
+    if conv.declined_at is not None and conv.declined_reason == reason:
+        return False
+    at = now()
+    conv.declined_at = at
+    conv.declined_reason = reason
+    who = by.name if by else "Switchboard"
+    if not conversations.set_status(session, conv, "closed", by,
+                                    note=f"{who} declined this: {reason}"):
+        add_activity(session, conv, f"{who} declined this: {reason}", event="declined")
+        events.publish(session, "conversation.updated", conversation_dict(conv),
+                       ("inbox", conv.inbox_id))
+    return True
+
+
+def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
+    """Reverse a decline: the flag is cleared and the conversation is open again."""
+    from app.inbox import conversations
+    from app.inbox.ingest import add_activity
+
+    if conv.declined_at is None:
+        raise InvalidDecline("This conversation is not declined.")
+    reason = conv.declined_reason
+    conv.declined_at = None
+    conv.declined_reason = None
+    who = by.name if by else "Switchboard"
+    text = f"{who} reactivated this (was declined: {reason})"
+    if not conversations.set_status(session, conv, "open", by, note=text):
+        add_activity(session, conv, text, event="undeclined")
+        events.publish(session, "conversation.updated", conversation_dict(conv),
+                       ("inbox", conv.inbox_id))
+    return True

@@ -1,0 +1,324 @@
+"""Notifications: in-app list with live delivery, desktop flag, and email when offline.
+
+Each user chooses per kind (``user.settings["notifications"]``) whether it shows
+in the app, whether the browser may raise a desktop notification for it (the
+``desktop`` flag of the ``notification.created`` payload), and whether it is
+mailed when they are not online. Mail goes through the instance's SMTP server
+(``NOTIFY_SMTP_URL``, ``NOTIFY_FROM``), from the background worker only: the
+notification queues an outbox row (``notify_email``) due ``NOTIFY_EMAIL_DELAY``
+seconds later, and the worker mails it only if it is still unread and the user
+is still not online.
+
+A ``dedupe_key`` makes a notification happen once: it is inserted with
+``ON CONFLICT DO NOTHING``, so two schedulers racing store (and push) it once.
+A kind switched off in the app but on by email is stored as already read.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from urllib.parse import unquote, urlsplit
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from app.clock import aware, iso, now
+from app.inbox import events
+from app.models import Conversation, InboxMember, Notification, OutboxItem, User
+
+log = logging.getLogger(__name__)
+
+#: kind -> (label, defaults {in_app, desktop, email})
+KINDS: dict[str, tuple[str, dict[str, bool]]] = {
+    "assigned": ("A conversation is assigned to me",
+                 {"in_app": True, "desktop": True, "email": True}),
+    "new_conversation": ("A new conversation arrives in my inboxes",
+                         {"in_app": False, "desktop": False, "email": False}),
+    "window_closing": ("A reply window is about to close",
+                       {"in_app": True, "desktop": True, "email": False}),
+    "response_due_soon": ("A response target is near",
+                          {"in_app": True, "desktop": True, "email": False}),
+    "response_overdue": ("A response target was missed",
+                         {"in_app": True, "desktop": True, "email": True}),
+    "follow_up": ("A customer has not answered since our reply",
+                  {"in_app": True, "desktop": False, "email": False}),
+    "returned_to_queue": ("My conversation went back to the queue while I was away",
+                          {"in_app": True, "desktop": False, "email": False}),
+}
+CHANNELS = ("in_app", "desktop", "email")
+
+
+class InvalidSettings(ValueError):
+    """Notification settings the API cannot store."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def user_settings(user: User) -> dict[str, dict[str, bool]]:
+    """Every kind with the user's choices, defaults filled in."""
+    saved = (user.settings or {}).get("notifications") or {}
+    out = {}
+    for kind, (_label, defaults) in KINDS.items():
+        mine = saved.get(kind) if isinstance(saved.get(kind), dict) else {}
+        out[kind] = {ch: bool(mine.get(ch, defaults[ch])) for ch in CHANNELS}
+    return out
+
+
+def settings_dict(user: User) -> dict:
+    """The API object of ``GET /api/v1/me/notification-settings``."""
+    prefs = user_settings(user)
+    return {
+        "kinds": [{"kind": kind, "label": label, **prefs[kind]} for kind, (label, _d) in KINDS.items()],
+        "email": {"address": user.email, "available": email_enabled()},
+    }
+
+
+def update_settings(user: User, data: dict) -> None:
+    """Apply ``{"kinds": {kind: {in_app, desktop, email}}}`` (or the kinds at top level)."""
+    changes = data.get("kinds", data)
+    if isinstance(changes, list):  # the GET shape sent back
+        changes = {c.get("kind"): c for c in changes if isinstance(c, dict)}
+    if not isinstance(changes, dict):
+        raise InvalidSettings("send {\"kinds\": {\"assigned\": {\"email\": false}, ...}}")
+    prefs = user_settings(user)
+    for kind, values in changes.items():
+        if kind not in KINDS:
+            raise InvalidSettings(f"unknown notification kind {kind}")
+        if not isinstance(values, dict):
+            raise InvalidSettings(f"{kind} must be an object of in_app, desktop, email")
+        for channel, value in values.items():
+            if channel in ("kind", "label"):
+                continue
+            if channel not in CHANNELS or not isinstance(value, bool):
+                raise InvalidSettings(f"{kind}.{channel}: use in_app, desktop, email with true/false")
+            prefs[kind][channel] = value
+    user.settings = {**(user.settings or {}), "notifications": prefs}
+
+
+# --------------------------------------------------------------------------- presence
+
+
+def is_online(user: User, at: datetime | None = None) -> bool:
+    """Live presence: availability ``online`` and a browser heartbeat not yet expired."""
+    at = at or now()
+    return (
+        user.active
+        and user.availability == "online"
+        and user.online_until is not None
+        and aware(user.online_until) > at
+    )
+
+
+def email_enabled() -> bool:
+    """True when the instance has an SMTP server for notification mail."""
+    return bool(current_app.config.get("NOTIFY_SMTP_URL"))
+
+
+# --------------------------------------------------------------------------- who
+
+
+def inbox_members(session: Session, inbox_id: int) -> list[User]:
+    """Active members of an inbox."""
+    return list(
+        session.scalars(
+            sa.select(User)
+            .join(InboxMember, InboxMember.user_id == User.id)
+            .where(InboxMember.inbox_id == inbox_id, User.active.is_(True))
+            .order_by(User.id)
+        )
+    )
+
+
+def inbox_leads(session: Session, inbox_id: int) -> list[User]:
+    """Leads and admins who are members of the inbox, or every lead and admin when none is."""
+    members = [u for u in inbox_members(session, inbox_id) if u.is_lead]
+    if members:
+        return members
+    return list(
+        session.scalars(
+            sa.select(User)
+            .where(User.role.in_(("lead", "admin")), User.active.is_(True))
+            .order_by(User.id)
+        )
+    )
+
+
+def assignee_or_members(session: Session, conv: Conversation) -> list[User]:
+    """The assignee; when unassigned, the inbox's members (leads when it has none)."""
+    if conv.assignee is not None and conv.assignee.active:
+        return [conv.assignee]
+    return inbox_members(session, conv.inbox_id) or inbox_leads(session, conv.inbox_id)
+
+
+# --------------------------------------------------------------------------- notify
+
+
+def notify(
+    session: Session,
+    user: User,
+    kind: str,
+    conv: Conversation | None,
+    *,
+    dedupe_key: str | None = None,
+    at: datetime | None = None,
+    **data,
+) -> Notification | None:
+    """Store a notification for ``user`` (once per ``dedupe_key``) and push it live.
+
+    Returns the stored row, or None when the user switched this kind off
+    everywhere or it was already stored.
+    """
+    from app.inbox.ingest import insert_ignore  # ingest imports assignment, which imports us
+
+    prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
+    wants_email = prefs["email"] and email_enabled() and bool(user.email)
+    if not prefs["in_app"] and not wants_email:
+        return None
+    at = at or now()
+    new_id = insert_ignore(
+        session,
+        Notification,
+        {
+            "user_id": user.id,
+            "kind": kind,
+            "conversation_id": conv.id if conv is not None else None,
+            "dedupe_key": dedupe_key[:120] if dedupe_key else None,
+            "data": data,
+            "created_at": at,
+            "read_at": None if prefs["in_app"] else at,
+        },
+        ["dedupe_key"],
+    )
+    if new_id is None:
+        return None
+    note = session.get(Notification, new_id)
+    if prefs["in_app"]:
+        payload = {**note.to_dict(), "desktop": prefs["desktop"]}
+        events.publish(session, "notification.created", payload, ("user", user.id))
+    if wants_email:
+        delay = float(current_app.config.get("NOTIFY_EMAIL_DELAY", 120))
+        session.add(
+            OutboxItem(kind="notify_email", payload={"notification_id": new_id},
+                       next_attempt_at=at + timedelta(seconds=delay))
+        )
+    return note
+
+
+def notify_many(
+    session: Session, users: list[User], kind: str, conv: Conversation | None, key: str | None,
+    **data,
+) -> int:
+    """Notify each user once (``key`` + user id as the dedupe key); returns how many were stored."""
+    stored = 0
+    for user in {u.id: u for u in users}.values():
+        dedupe = f"{key}:u{user.id}" if key else None
+        if notify(session, user, kind, conv, dedupe_key=dedupe, **data) is not None:
+            stored += 1
+    return stored
+
+
+def stamp(dt: datetime) -> int:
+    """A compact time for dedupe keys (whole seconds since the epoch)."""
+    return int(aware(dt).timestamp())
+
+
+# --------------------------------------------------------------------------- email
+
+
+def smtp_params(url: str) -> dict:
+    """``smtp://[user:pass@]host[:port]`` (plain), ``smtp+starttls://`` or ``smtps://``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtp+starttls", "smtps"):
+        raise ValueError("NOTIFY_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or (465 if scheme == "smtps" else 587 if "starttls" in scheme else 25),
+        "ssl": scheme == "smtps",
+        "starttls": scheme == "smtp+starttls",
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+
+
+def _email_text(note: Notification, conv: Conversation | None) -> tuple[str, str]:
+    data = note.data or {}
+    text = data.get("text") or KINDS.get(note.kind, (note.kind,))[0]
+    lines = [text, ""]
+    base = current_app.config.get("PUBLIC_URL")
+    if conv is not None:
+        lines.append(f"Conversation #{conv.id} in {conv.inbox.name}")
+        if base:
+            lines.append(f"{base}/#c={conv.id}")
+    lines += ["", "You get this because you were not online in Switchboard.",
+              "Choose which notifications are mailed to you under your notification settings."]
+    return f"[Switchboard] {text}", "\n".join(lines)
+
+
+def send_email(session: Session, note: Notification) -> str:
+    """Mail one notification if still useful; returns ``sent`` or why it was skipped."""
+    user = session.get(User, note.user_id)
+    if user is None or not user.email or not user.active:
+        return "no_recipient"
+    if note.read_at is not None and user_settings(user).get(note.kind, {}).get("in_app", True):
+        return "already_read"
+    if is_online(user):
+        return "online"
+    url = current_app.config.get("NOTIFY_SMTP_URL")
+    if not url:
+        return "not_configured"
+    conv = session.get(Conversation, note.conversation_id) if note.conversation_id else None
+    subject, body = _email_text(note, conv)
+    sender = current_app.config.get("NOTIFY_FROM") or "switchboard@localhost"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = user.email
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].strip(">") or None)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body)
+    p = smtp_params(url)
+    cls = smtplib.SMTP_SSL if p["ssl"] else smtplib.SMTP
+    with cls(p["host"], p["port"], timeout=20) as smtp:
+        if p["starttls"]:
+            smtp.starttls()
+        if p["user"]:
+            smtp.login(p["user"], p["password"] or "")
+        smtp.send_message(msg)
+    return "sent"
+
+
+MAX_EMAIL_ATTEMPTS = 5
+
+
+def process_email(item: OutboxItem) -> None:
+    """The outbox worker's handler for ``notify_email`` rows."""
+    from app.extensions import db
+
+    session = db.session
+    note = session.get(Notification, (item.payload or {}).get("notification_id"))
+    item.attempts = (item.attempts or 0) + 1
+    try:
+        outcome = "gone" if note is None else send_email(session, note)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("notification mail failed: %s", exc)
+        if item.attempts >= MAX_EMAIL_ATTEMPTS:
+            item.state, item.last_error, item.claimed_by = "failed", str(exc)[:500], None
+        else:
+            item.state, item.claimed_by = "pending", None
+            item.last_error = str(exc)[:500]
+            item.next_attempt_at = now() + timedelta(seconds=60 * 2 ** item.attempts)
+        session.commit()
+        return
+    if note is not None and outcome == "sent":
+        note.data = {**(note.data or {}), "emailed_at": iso(now())}
+    item.state, item.claimed_by = "done", None
+    item.last_error = None if outcome == "sent" else f"skipped: {outcome}"
+    session.commit()
