@@ -60,6 +60,7 @@ def register_extensions(app: Flask) -> None:
     if uri.startswith("sqlite"):
         opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         opts.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
+        opts["pool_pre_ping"] = False  # a local file: nothing to ping, one statement saved per request
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)

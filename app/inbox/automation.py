@@ -177,7 +177,7 @@ def after_batch(b) -> None:
     wrote: dict[int, Conversation] = {}
     replied: dict[int, Conversation] = {}
     for msg_id in b.result.created:
-        msg = session.get(Message, msg_id)
+        msg = b.messages.get(msg_id) or session.get(Message, msg_id)
         if msg is None or msg.automated:
             continue
         conv = b.touched.get(msg.conversation_id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.clock import aware, now
 from app.inbox import events, storage, windows
@@ -34,6 +34,7 @@ from connectors import base as cb
 log = logging.getLogger(__name__)
 
 SNIPPET = 280
+EVENT_STAMP_EVERY = timedelta(seconds=30)
 #: Attachment kinds whose URL is a link to show (a map, a shared page), never downloaded.
 LINK_KINDS = ("location", "fallback")
 #: Message context that describes the whole conversation (where and in which language
@@ -85,8 +86,10 @@ def find_or_create_identity(
     Safe under concurrency: the identity insert ignores conflicts, and the row
     is then locked (PostgreSQL) so threading below happens one at a time.
     """
-    q = sa.select(ContactIdentity).where(
-        ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id == external_id
+    q = (
+        sa.select(ContactIdentity)
+        .where(ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id == external_id)
+        .options(joinedload(ContactIdentity.contact))
     )
     ident = session.scalars(lock_for_update(session, q)).first()
     if ident is not None:
@@ -253,6 +256,7 @@ class _Batch:
         self.created_convs: set[int] = set()
         self.touched: dict[int, Conversation] = {}
         self.new_identities: list[int] = []
+        self.messages: dict[int, Message] = {}  # created in this batch, to avoid reloading them
 
     def touch(self, conv: Conversation, created: bool = False) -> None:
         self.touched[conv.id] = conv
@@ -363,17 +367,14 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     full = ev.context.get("full_text") if ev.context else None
     if full is not None:
         meta["context"] = {k: v for k, v in ev.context.items() if k != "full_text"}
-    new_id = insert_ignore(
-        session,
-        Message,
-        {
+    values = {
             "conversation_id": conv.id,
             "inbox_id": inbox.id,
             "direction": "inbound",
             "body": ev.text or "",
             "html": ev.html,
             "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
-            "sender_name": ev.contact_name or ident.contact.display_name(),
+            "sender_name": ev.contact_name or ident.contact.name or ident.fallback_name(),
             "provider_id": ev.external_id,
             "platform_at": sent_at,
             "status": "received",
@@ -381,18 +382,19 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             "meta": meta,
             "created_at": b.received_at,
             "updated_at": b.received_at,
-        },
-        ["inbox_id", "provider_id"],
-    )
+    }
+    new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])
     if new_id is None:  # a concurrent delivery of the same message won
         b.result.duplicates += 1
         if how == "created":
             session.delete(conv)
             session.flush()
         return
-    msg = session.get(Message, new_id)
     if ev.attachments:
+        msg = session.get(Message, new_id)
         _store_attachments(session, msg, ev.attachments)
+    else:  # nothing to load back: the row is exactly what we inserted
+        msg = Message(id=new_id, **values)
     # timers: the platform's own send time; out-of-order deliveries keep the latest
     if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):
         conv.last_inbound_at = sent_at
@@ -416,6 +418,7 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     _set_last_message(conv, "inbound", preview, b.received_at)
     refresh_timers(conv, inbox)
     b.result.created.append(msg.id)
+    b.messages[msg.id] = msg
     b.touch(conv, created=(how == "created"))
     events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
 
@@ -482,6 +485,7 @@ def _echo(b: _Batch, ev: cb.EchoedOutbound) -> None:
     _set_last_message(conv, "outbound", ev.text or "[attachment]", b.received_at)
     refresh_timers(conv, inbox)
     b.result.created.append(msg.id)
+    b.messages[msg.id] = msg
     b.touch(conv, created=(how == "created"))
     events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
 
@@ -734,7 +738,9 @@ def ingest(
             _typing(b, ev)
         else:
             log.warning("ignoring unknown event %r", type(ev).__name__)
-    inbox.last_event_at = received_at
+    last = aware(inbox.last_event_at)
+    if last is None or received_at - last > EVENT_STAMP_EVERY:  # not one UPDATE per webhook
+        inbox.last_event_at = received_at
     _after_batch(b)
     if commit:
         session.commit()

@@ -164,7 +164,6 @@ def _offline(user_id: int) -> None:
     if user is not None:
         assignment.went_offline(db.session, user)
         db.session.commit()
-    db.session.remove()
 
 
 TYPING_THROTTLE = 10.0
