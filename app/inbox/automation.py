@@ -190,12 +190,16 @@ def after_batch(b) -> None:
     for conv in replied.values():
         if conv.id not in wrote:
             human_replied(conv, at)
+    members = None  # loaded once per batch, only when a conversation is new
     for conv in wrote.values():
         customer_wrote(session, conv, at)
         if conv.id in b.created_convs:
+            if members is None:
+                members = [u for u in notifications.inbox_members(session, inbox.id)
+                           if notifications.user_settings(u)["new_conversation"]["in_app"]
+                           or notifications.user_settings(u)["new_conversation"]["email"]]
             notifications.notify_many(
-                session, notifications.inbox_members(session, conv.inbox_id), "new_conversation",
-                conv, f"new:{conv.id}",
+                session, members, "new_conversation", conv, f"new:{conv.id}",
                 text=f"New conversation with {conv.contact.display_name()} in {inbox.name}",
             )
             greet(session, conv, at)

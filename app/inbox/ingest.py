@@ -79,7 +79,11 @@ def lock_for_update(session: Session, stmt):
 
 
 def find_or_create_identity(
-    session: Session, inbox: Inbox, external_id: str, name: str | None
+    session: Session,
+    inbox: Inbox,
+    external_id: str,
+    name: str | None,
+    cache: dict[str, ContactIdentity] | None = None,
 ) -> tuple[ContactIdentity, bool]:
     """The contact identity for ``external_id`` in ``inbox``, created when new.
 
@@ -89,9 +93,12 @@ def find_or_create_identity(
     q = (
         sa.select(ContactIdentity)
         .where(ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id == external_id)
-        .options(joinedload(ContactIdentity.contact))
+        .options(joinedload(ContactIdentity.contact, innerjoin=True))
     )
-    ident = session.scalars(lock_for_update(session, q)).first()
+    if cache is not None and external_id in cache:
+        ident = cache[external_id]
+    else:
+        ident = session.scalars(lock_for_update(session, q)).first()
     if ident is not None:
         if name and not ident.contact.name:
             ident.contact.name = name[:200]
@@ -115,7 +122,11 @@ def find_or_create_identity(
     if new_id is None:  # another request created it first
         session.delete(contact)
         session.flush()
-    ident = session.scalars(lock_for_update(session, q).execution_options(populate_existing=True)).one()
+    ident = session.scalars(
+        lock_for_update(session, q).execution_options(populate_existing=True)
+    ).one()
+    if cache is not None:
+        cache[external_id] = ident
     return ident, new_id is not None
 
 
@@ -150,6 +161,7 @@ def thread_conversation(
     candidate: Conversation | None = None,
     subject: str | None = None,
     latest: bool = True,
+    known_latest: dict[int, Conversation | None] | None = None,
 ) -> tuple[Conversation, str]:
     """Pick the conversation a new customer message belongs to.
 
@@ -161,7 +173,9 @@ def thread_conversation(
     Returns the conversation and what happened: ``existing``, ``reopened`` or ``created``.
     """
     conv = candidate
-    if conv is None and latest:
+    if conv is None and latest and known_latest is not None and ident.contact_id in known_latest:
+        conv = known_latest[ident.contact_id]  # prefetched for the whole batch
+    elif conv is None and latest:
         conv = session.scalars(
             sa.select(Conversation)
             .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
@@ -257,11 +271,63 @@ class _Batch:
         self.touched: dict[int, Conversation] = {}
         self.new_identities: list[int] = []
         self.messages: dict[int, Message] = {}  # created in this batch, to avoid reloading them
+        self.existing: set[str] = set()  # provider ids already stored (prefetched)
+        self.identities: dict[str, ContactIdentity] = {}  # external id -> identity (prefetched)
+        self.latest: dict[int, Conversation | None] | None = None  # contact -> latest conversation
 
     def touch(self, conv: Conversation, created: bool = False) -> None:
         self.touched[conv.id] = conv
         if created:
             self.created_convs.add(conv.id)
+
+    def prefetch(self, batch: list[cb.InboundEvent]) -> None:
+        """Load what a batch of customer messages needs in three queries, not three each.
+
+        Known provider ids (replays), the senders' identities (locked on
+        PostgreSQL, in a stable order) and each sender's latest conversation.
+        """
+        inbound = [ev for ev in batch if isinstance(ev, cb.InboundMessage)]
+        if not inbound:
+            return
+        session, inbox = self.session, self.inbox
+        ext_ids = sorted({ev.external_id for ev in inbound if ev.external_id})
+        for chunk in _chunks(ext_ids):
+            self.existing.update(
+                session.scalars(
+                    sa.select(Message.provider_id).where(
+                        Message.inbox_id == inbox.id, Message.provider_id.in_(chunk)
+                    )
+                )
+            )
+        senders = sorted({ev.contact_id for ev in inbound})
+        for chunk in _chunks(senders):
+            q = (
+                sa.select(ContactIdentity)
+                .where(ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id.in_(chunk))
+                .options(joinedload(ContactIdentity.contact, innerjoin=True))
+                .order_by(ContactIdentity.id)
+            )
+            for ident in session.scalars(lock_for_update(session, q)).unique():
+                self.identities[ident.external_id] = ident
+        contact_ids = sorted({i.contact_id for i in self.identities.values()})
+        self.latest = dict.fromkeys(contact_ids)
+        if inbox.channel == "email":  # email threads by headers, not by the latest conversation
+            return
+        for chunk in _chunks(contact_ids):
+            rows = session.scalars(
+                sa.select(Conversation)
+                .where(Conversation.inbox_id == inbox.id, Conversation.contact_id.in_(chunk))
+                .order_by(Conversation.id.desc())
+            ).unique()
+            for conv in rows:
+                if self.latest.get(conv.contact_id) is None:
+                    self.latest[conv.contact_id] = conv
+
+
+def _chunks(items: list, size: int = 500):
+    """Slices for IN (...) lists that stay within every database's parameter limit."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -> Conversation | None:
@@ -334,18 +400,16 @@ def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -
 
 def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     session, inbox = b.session, b.inbox
-    if ev.external_id:
-        exists = session.scalar(
-            sa.select(Message.id).where(
-                Message.inbox_id == inbox.id, Message.provider_id == ev.external_id
-            )
-        )
-        if exists:
-            b.result.duplicates += 1
-            return
-    ident, new_ident = find_or_create_identity(session, inbox, ev.contact_id, ev.contact_name)
+    if ev.external_id and ev.external_id in b.existing:
+        b.result.duplicates += 1
+        return
+    ident, new_ident = find_or_create_identity(
+        session, inbox, ev.contact_id, ev.contact_name, cache=b.identities
+    )
     if new_ident:
         b.new_identities.append(ident.id)
+        if b.latest is not None:
+            b.latest.setdefault(ident.contact_id, None)  # a new contact has no conversation
     sent_at = aware(ev.sent_at) or b.received_at
     candidate = _email_candidate(b, ident, ev) if inbox.channel == "email" else None
     subject = None
@@ -355,8 +419,12 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         subject = threads.display_subject(ev.subject or "")[:500] or None
     conv, how = thread_conversation(
         session, inbox, ident, b.received_at, automated=ev.automated, candidate=candidate,
-        subject=subject, latest=inbox.channel != "email",
+        subject=subject,
+        latest=inbox.channel != "email",
+        known_latest=b.latest,
     )
+    if b.latest is not None:
+        b.latest[ident.contact_id] = conv
     if conv.identity_id is None:
         conv.identity_id = ident.id
     meta = {"kind": ev.kind, **({"context": ev.context} if ev.context else {})}
@@ -384,11 +452,15 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             "updated_at": b.received_at,
     }
     new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])
+    if ev.external_id:
+        b.existing.add(ev.external_id)
     if new_id is None:  # a concurrent delivery of the same message won
         b.result.duplicates += 1
         if how == "created":
             session.delete(conv)
             session.flush()
+            if b.latest is not None:
+                b.latest.pop(ident.contact_id, None)
         return
     if ev.attachments:
         msg = session.get(Message, new_id)
@@ -723,6 +795,7 @@ def ingest(
     received_at = aware(received_at) or now()
     b = _Batch(session, inbox, received_at)
     ordered = sorted(batch, key=_sort_key)
+    b.prefetch(ordered)
     for ev in ordered:
         if isinstance(ev, cb.InboundMessage):
             _inbound(b, ev)
