@@ -10,7 +10,7 @@ from flask import Flask, jsonify, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from config import CONFIGS, INSTANCE_DIR, BASE_DIR
+from config import BASE_DIR, CONFIGS, INSTANCE_DIR, env_bool
 
 
 def create_app(config: dict[str, Any] | str | None = None) -> Flask:
@@ -30,7 +30,8 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     register_extensions(app)
     register_blueprints(app)
@@ -39,7 +40,32 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
     app.before_request(remember_base_url)
     register_cli(app)
     register_errors(app)
+    if env_bool("SWITCHBOARD_QUERY_COUNT", False):
+        register_query_count(app)
     return app
+
+
+def register_query_count(app: Flask) -> None:
+    """Benchmarks (``SWITCHBOARD_QUERY_COUNT=1``): every response says ``X-Query-Count``.
+
+    Counts the SQL statements the request ran, from the first ``before_request``
+    to the response (what teardown does afterwards is not counted).
+    """
+    from flask import g, has_app_context
+
+    from app.extensions import db
+
+    def count(*_args) -> None:
+        if has_app_context():
+            g.sb_query_count = g.get("sb_query_count", 0) + 1
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
+
+    @app.after_request
+    def query_count_header(response):
+        response.headers["X-Query-Count"] = str(g.get("sb_query_count", 0))
+        return response
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -23,6 +23,13 @@ demo = AppGroup("demo", help="Demo and benchmark data.")
 inboxes.add_command(members)
 
 
+def local_base_url() -> str:
+    """Where ``python wsgi.py`` serves (HOST and PORT as it reads them)."""
+    import os
+
+    return f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+
+
 def fail(message: str) -> None:
     """Print an error and exit non-zero."""
     click.echo(f"Error: {message}", err=True)
@@ -105,7 +112,7 @@ def _create_inbox(channel: str, name: str, config: dict, route_key: str | None,
 def _print_inbox(inbox: Inbox, extra: dict | None = None) -> None:
     from flask import current_app
 
-    base = current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:5000"
+    base = current_app.config.get("PUBLIC_URL") or local_base_url()
     click.echo(f"Created {inbox.channel} inbox {inbox.name!r} with id {inbox.id}")
     for key, value in (extra or {}).items():
         click.echo(f"{key}: {value.format(base=base, inbox=inbox)}")
@@ -304,7 +311,7 @@ def bootstrap_admin() -> None:
     db.session.add(user)
     db.session.commit()
     click.echo("")
-    click.echo("  First admin created. Log in at http://127.0.0.1:5000/login with")
+    click.echo(f"  First admin created. Log in at {local_base_url()}/login with")
     click.echo("    email:    admin@example.com")
     click.echo(f"    password: {password}")
     click.echo("  (change it under Users once you are in)")

@@ -59,20 +59,26 @@ def _worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def fresh_postgres_database(suffix: str) -> str | None:
+    """A new empty PostgreSQL database next to ``TEST_DATABASE_URL`` (None when not PostgreSQL)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not (base and base.startswith("postgresql")):
+        return None
+    url = sa.engine.make_url(base)
+    name = f"{url.database}_{suffix}_{_worker_id()}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     """The database this test process uses (created empty, schema built once)."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if base and base.startswith("postgresql"):
-        url = sa.engine.make_url(base)
-        name = f"{url.database}_{_worker_id()}"
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        result = url.set(database=name).render_as_string(hide_password=False)
-    else:
+    result = fresh_postgres_database("run")
+    if result is None:
         result = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     os.environ["SWITCHBOARD_TEST_DB"] = result
     _create_schema(result)

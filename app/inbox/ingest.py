@@ -147,6 +147,16 @@ def add_activity(session: Session, conv: Conversation, text: str, **meta) -> Mes
     return msg
 
 
+def latest_conversation(session: Session, inbox_id: int, contact_id: int) -> Conversation | None:
+    """The contact's most recent conversation in an inbox."""
+    return session.scalars(
+        sa.select(Conversation)
+        .where(Conversation.inbox_id == inbox_id, Conversation.contact_id == contact_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    ).first()
+
+
 def _reopen_window(inbox: Inbox) -> timedelta:
     return timedelta(days=float(inbox.setting("reopen_days")))
 
@@ -176,12 +186,7 @@ def thread_conversation(
     if conv is None and latest and known_latest is not None and ident.contact_id in known_latest:
         conv = known_latest[ident.contact_id]  # prefetched for the whole batch
     elif conv is None and latest:
-        conv = session.scalars(
-            sa.select(Conversation)
-            .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        ).first()
+        conv = latest_conversation(session, inbox.id, ident.contact_id)
     if conv is not None:
         if conv.status != "closed":
             return conv, "existing"
@@ -699,12 +704,7 @@ def _consent(b: _Batch, ev: cb.OptOut | cb.OptIn) -> None:
     if opt_out == (ident.opted_out_at is not None):
         return
     ident.opted_out_at = (aware(ev.at) or b.received_at) if opt_out else None
-    conv = session.scalars(
-        sa.select(Conversation)
-        .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    ).first()
+    conv = latest_conversation(session, inbox.id, ident.contact_id)
     if conv is not None:
         text = (
             f"The customer opted out of messages ({ev.keyword}). Replies are blocked."

@@ -18,6 +18,7 @@ from app.inbox import windows
 from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, Message, User
 
 CHUNK = 5000
+SQLITE_SEED_CACHE_KIB = -262144  # negative: KiB, so 256 MiB
 
 FIRST = ["Amina", "Lucas", "Sofia", "Omar", "Chloé", "Mateus", "Yuki", "Darius", "Leila", "Noah",
          "Fatima", "Hugo", "Beatriz", "Reza", "Emma", "Karim", "Ana", "Sara", "Jonas", "Maya"]
@@ -112,7 +113,9 @@ class _Writer:
     """Bulk rows (tuples) into a table the fastest way the database offers.
 
     SQLite: the driver's ``executemany`` with tuples, datetimes pre-formatted as
-    SQLAlchemy stores them. PostgreSQL (psycopg 3): ``COPY ... FROM STDIN``.
+    SQLAlchemy stores them, with a larger page cache while seeding (the random
+    inserts into the indexes otherwise thrash the default 2 MB one).
+    PostgreSQL (psycopg 3): ``COPY ... FROM STDIN``.
     Anything else: SQLAlchemy Core ``executemany``. The first two skip the
     per-row, per-column Python type processing of the ORM layer.
     """
@@ -140,6 +143,7 @@ class _Writer:
         raw = self.session.connection().connection.driver_connection
         names = ", ".join(cols)
         if self.dialect == "sqlite":
+            raw.execute(f"PRAGMA cache_size={SQLITE_SEED_CACHE_KIB}")
             marks = ", ".join("?" * len(cols))
             raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
         elif self.copy:
@@ -150,6 +154,12 @@ class _Writer:
             model = {"contacts": Contact, "contact_identities": ContactIdentity,
                      "conversations": Conversation, "messages": Message}[table]
             self.session.execute(sa.insert(model), [dict(zip(cols, r, strict=True)) for r in rows])
+
+    def done(self) -> None:
+        """Give the pooled SQLite connection its default page cache back."""
+        if self.dialect == "sqlite":
+            self.session.connection().connection.driver_connection.execute(
+                "PRAGMA cache_size=-2000")
 
 
 def seed(session: Session, n_conversations: int, messages_per_conversation: int,
@@ -231,6 +241,7 @@ def seed(session: Session, n_conversations: int, messages_per_conversation: int,
         if len(msgs) >= CHUNK * 4 or len(convs) >= CHUNK:
             flush()
     flush()
+    out.done()
     _fix_sequences(session)
     return {"conversations": n_conversations, "messages": total_msgs}
 

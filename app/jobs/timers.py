@@ -276,6 +276,7 @@ def watch_response_due(since: datetime | None = None) -> dict:
             continue
         people = ([conv.assignee] if conv.assignee and conv.assignee.active else [])
         people += notifications.inbox_leads(session, conv.inbox_id)
+        people = people or notifications.inbox_members(session, conv.inbox_id)  # a team of agents
         late = _left(at - aware(conv.waiting_since))
         notifications.notify_many(
             session, people, "response_overdue", conv, f"breach:{conv.id}:{notifications.stamp(due)}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,9 @@ def test_migrations_have_a_single_head():
 
 
 def _fresh_url(tmp_path) -> str:
-    base = os.environ.get("TEST_DATABASE_URL")
-    if base and base.startswith("postgresql"):
-        url = sa.engine.make_url(base)
-        name = f"{url.database}_migrations_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        return url.set(database=name).render_as_string(hide_password=False)
-    return f"sqlite:///{tmp_path / 'migrated.db'}"
+    from tests.conftest import fresh_postgres_database
+
+    return fresh_postgres_database("migrations") or f"sqlite:///{tmp_path / 'migrated.db'}"
 
 
 def test_upgrade_builds_an_empty_database_matching_the_models(tmp_path, monkeypatch):

@@ -26,6 +26,8 @@ export function emit(name, payload) {
 const EVENTS = ["conversation.created", "conversation.updated", "message.created", "message.updated",
   "counts.updated", "presence.updated", "notification.created", "contact.typing", "inbox.updated"];
 
+const HEARTBEAT_MS = 30000;
+
 function connect() {
   if (typeof window.io !== "function") return;
   socket = window.io({ reconnectionDelayMax: 5000 });
@@ -50,6 +52,8 @@ function connect() {
     if (state && everConnected) state.hidden = false;
   });
   for (const name of EVENTS) socket.on(name, (payload) => fire(name, payload));
+  // live presence: automatic assignment only considers agents whose browser is open
+  setInterval(() => { if (socket.connected) socket.emit("heartbeat"); }, HEARTBEAT_MS);
 }
 
 // ------------------------------------------------------------------ menus
