@@ -3,7 +3,8 @@
 ``python wsgi.py`` (the embedded default) serves web, API, webhooks and
 Socket.IO and, unless ``RUN_BACKGROUND=0``, also runs the scheduler and the
 delivery worker in the same process. Under gunicorn ``RUN_BACKGROUND``
-defaults to 0: run ``flask --app wsgi worker`` as the one background process.
+defaults to 0: run ``flask --app wsgi worker`` as the one background process
+(``gunicorn.conf.py`` starts it in a gunicorn worker when ``RUN_BACKGROUND=1``).
 """
 
 from __future__ import annotations
@@ -16,16 +17,27 @@ from app.extensions import socketio
 app = create_app()
 
 
+def start_background(flask_app=None) -> None:
+    """Run the scheduler and the delivery worker in this process (``RUN_BACKGROUND=1``).
+
+    ``python wsgi.py`` calls it unless ``RUN_BACKGROUND=0``; under gunicorn the
+    ``post_worker_init`` hook of ``gunicorn.conf.py`` calls it only when
+    ``RUN_BACKGROUND=1``.
+    """
+    from app.inbox.worker import WorkerThread
+    from app.jobs import start_scheduler
+
+    flask_app = flask_app or app
+    start_scheduler(flask_app)
+    WorkerThread(flask_app).start()
+
+
 def main() -> None:
     """Serve on HOST:PORT with the background work in-process."""
     from config import env_bool
 
     if env_bool("RUN_BACKGROUND", True):
-        from app.inbox.worker import WorkerThread
-        from app.jobs import start_scheduler
-
-        start_scheduler(app)
-        WorkerThread(app).start()
+        start_background(app)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     print(f"Switchboard is serving on http://{host}:{port}", flush=True)

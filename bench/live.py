@@ -54,10 +54,18 @@ def _clients(url: str, tokens: list[str], conn) -> None:
     conn.recv()  # "stop"
     with lock:
         got = list(arrivals)
-    for client in clients:
-        with contextlib.suppress(Exception):  # best effort on the way out
-            client.disconnect()
     conn.send(("arrivals", got))
+    # all at once: a clean close can take seconds per socket (the close handshake)
+    closers = [threading.Thread(target=_disconnect, args=(c,), daemon=True) for c in clients]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(10)
+
+
+def _disconnect(client) -> None:
+    with contextlib.suppress(Exception):  # best effort on the way out
+        client.disconnect()
 
 
 @dataclass

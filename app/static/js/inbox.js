@@ -82,7 +82,8 @@ function renderFilters() {
   document.querySelectorAll("[data-channel]").forEach((b) => b.setAttribute("aria-pressed", b.dataset.channel === f.channel ? "true" : "false"));
   document.getElementById("sort").value = f.sort;
   const names = { me: t("Mine"), unassigned: t("Unassigned"), any: t("All") };
-  const statusNames = { open: t("Open"), pending: t("Pending"), snoozed: t("Snoozed"), closed: t("Closed") };
+  const statusNames = { open: t("Open"), pending: t("Pending"), snoozed: t("Snoozed"), closed: t("Closed"),
+    inactive: t("Inactive"), declined: t("Declined") };
   const where = f.inbox ? (S.inboxes.get(Number(f.inbox)) || {}).name : f.channel ? document.querySelector(`[data-channel="${f.channel}"] .side-label`)?.textContent : null;
   document.getElementById("list-title").textContent = [names[f.assignee], where].filter(Boolean).join(" · ");
   document.getElementById("list-sub").textContent = statusNames[f.status] || "";

@@ -68,8 +68,8 @@ export function row(conv) {
   const chips = [windowChip(conv), dueChip(conv),
     conv.requested_live_agent ? h("span.chip.violet.soft", icon("user"), t("Wants a person")) : null,
     conv.opted_out ? h("span.chip.red.soft", t("Opted out")) : null,
-    conv.declined_at ? h("span.chip.plain", t("Declined")) : null,
-    conv.inactive_since && !conv.declined_at ? h("span.chip.plain", t("Inactive")) : null,
+    conv.declined ? h("span.chip.plain", t("Declined")) : null,
+    conv.inactive_since && !conv.declined ? h("span.chip.plain", t("Inactive")) : null,
     conv.status === "snoozed" && conv.snooze_until ? h("span.chip.plain", icon("snooze"), listTime(conv.snooze_until)) : null,
   ].filter(Boolean);
   const link = h("a.conv-row" + (unread ? ".unread" : ""), {
