@@ -1,30 +1,97 @@
 """Live latency: agent sockets in separate processes, webhooks at a steady rate.
 
-Each client process connects its share of agents with python-socketio
-(WebSocket transport, ``auth={"token": ...}``) and stamps every
-``message.created`` whose body is ``live-<seq>`` with ``time.monotonic()``
-(one clock for every process of the machine). The driving process posts signed
-Messenger webhooks at a fixed rate, stamping each POST when it starts; latency
-is arrival minus that stamp, for every message at every socket.
+Each client process connects its share of agents over WebSocket with
+``auth={"token": ...}`` and stamps every ``message.created`` whose body is
+``live-<seq>`` with ``time.monotonic()`` (one clock for every process of the
+machine). The driving process posts signed Messenger webhooks at a fixed rate,
+stamping each POST when it starts; latency is arrival minus that stamp, for
+every message at every socket.
+
+Two clients: ``raw`` (default) speaks Engine.IO 4 / Socket.IO 5 over
+websocket-client with one thread per socket and no JSON decoding (it only looks
+for the marker), so 100 sockets cost the load generator little CPU on a 2-core
+machine; ``socketio`` is python-socketio's ``Client``, the reference client,
+which costs about 1 ms of CPU per event received and becomes the bottleneck at
+100 sockets here (its latency is then the generator's, not the server's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import multiprocessing as mp
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bench import payloads
-from bench.common import percentile
+from bench.common import cpu_seconds, percentile
 
 PREFIX = "live-"
+CLIENTS = ("raw", "socketio")
+_MARK = re.compile(r'^42\["message\.created",.*"body":\s*"live-(\d+)"')
 
 
-def _clients(url: str, tokens: list[str], conn) -> None:
+def _raw_clients(url: str, tokens: list[str], conn) -> None:
+    """Engine.IO over websocket-client: open, CONNECT with auth, answer pings, stamp events."""
+    import websocket
+
+    ws_url = url.replace("http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
+    arrivals: list[tuple[int, int, float]] = []
+    lock = threading.Lock()
+    sockets, errors = [], []
+    for idx, token in enumerate(tokens):
+        try:
+            ws = websocket.create_connection(ws_url, timeout=30, skip_utf8_validation=True)
+            if not ws.recv().startswith("0"):  # Engine.IO OPEN
+                raise RuntimeError("no Engine.IO open packet")
+            ws.send("40" + json.dumps({"token": token}))  # Socket.IO CONNECT, default namespace
+            while True:
+                packet = ws.recv()
+                if packet.startswith("44"):
+                    raise RuntimeError(f"connection refused: {packet[2:]}")
+                if packet.startswith("40"):
+                    break
+            ws.settimeout(None)
+            sockets.append((idx, ws))
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    def read(idx: int, ws) -> None:
+        while True:
+            try:
+                packet = ws.recv()
+            except Exception:  # noqa: BLE001 - closed
+                return
+            if packet == "2":  # Engine.IO PING
+                with contextlib.suppress(Exception):
+                    ws.send("3")
+                continue
+            found = _MARK.match(packet) if packet.startswith("42") else None
+            if found:
+                at = time.monotonic()
+                with lock:
+                    arrivals.append((int(found.group(1)), idx, at))
+
+    readers = [threading.Thread(target=read, args=pair, daemon=True) for pair in sockets]
+    for t in readers:
+        t.start()
+    conn.send(("connected", len(sockets), errors[:3], ["websocket"] if sockets else []))
+    cpu0 = time.process_time()
+    conn.recv()  # "stop"
+    with lock:
+        got = list(arrivals)
+    conn.send(("arrivals", got, time.process_time() - cpu0))
+    for _, ws in sockets:
+        with contextlib.suppress(Exception):
+            ws.close(timeout=1)
+
+
+def _socketio_clients(url: str, tokens: list[str], conn) -> None:
+    """python-socketio ``Client`` per agent (WebSocket transport)."""
     import socketio
 
     arrivals: list[tuple[int, int, float]] = []
@@ -51,10 +118,11 @@ def _clients(url: str, tokens: list[str], conn) -> None:
             errors.append(f"{type(exc).__name__}: {exc}")
     transports = sorted({c.transport() for c in clients})
     conn.send(("connected", len(clients), errors[:3], transports))
+    cpu0 = time.process_time()
     conn.recv()  # "stop"
     with lock:
         got = list(arrivals)
-    conn.send(("arrivals", got))
+    conn.send(("arrivals", got, time.process_time() - cpu0))
     # all at once: a clean close can take seconds per socket (the close handshake)
     closers = [threading.Thread(target=_disconnect, args=(c,), daemon=True) for c in clients]
     for t in closers:
@@ -81,6 +149,8 @@ class LiveResult:
     post_latencies: list[float] = field(default_factory=list)
     send_seconds: float = 0.0
     connect_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0  # spent by the socket-client processes while measuring
+    server_cpu_seconds: float = 0.0
     transports: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
@@ -91,7 +161,8 @@ class LiveResult:
 
 
 def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int = 2,
-        grace: float = 3.0, during=None) -> LiveResult:
+        grace: float = 3.0, during=None, server_pid: int | None = None,
+        client: str = "raw") -> LiveResult:
     """Connect ``len(tokens)`` sockets, post ``rate``/s webhooks for ``seconds``, measure.
 
     ``during``, if given, is called (with the result so far) while every socket
@@ -106,7 +177,8 @@ def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int
         if not share:
             continue
         mine, theirs = ctx.Pipe()
-        proc = ctx.Process(target=_clients, args=(url, share, theirs), daemon=True)
+        target = _raw_clients if client == "raw" else _socketio_clients
+        proc = ctx.Process(target=target, args=(url, share, theirs), daemon=True)
         proc.start()
         pipes.append(mine)
         procs.append(proc)
@@ -119,17 +191,21 @@ def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int
             result.errors += errors
             result.transports = sorted(set(result.transports) | set(transports))
         result.connect_seconds = time.monotonic() - started
+        cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
         sent_at = _post_steadily(url, rate, seconds, result)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             time.sleep(0.1)
+        if server_pid:
+            result.server_cpu_seconds = cpu_seconds(server_pid) - cpu0
         if during is not None:
             during(result)
         for pipe in pipes:
             pipe.send("stop")
         for pipe in pipes:
             if pipe.poll(60):
-                _, arrivals = pipe.recv()
+                _, arrivals, client_cpu = pipe.recv()
+                result.client_cpu_seconds += client_cpu
                 for seq, _idx, at in arrivals:
                     if seq in sent_at:
                         result.latencies.append((at - sent_at[seq]) * 1000)

@@ -1,7 +1,8 @@
 """HTTP load from separate processes, so the generator's GIL never caps the server.
 
 :func:`drive` spreads ``count`` requests over ``senders`` keep-alive connections
-held by threads in a few worker processes (started with ``spawn``). Each request
+held by threads in a few worker processes (started with ``spawn``); the
+threads of a process take the next index as soon as they are free. Each request
 is built in the worker from its index by a named factory (see :data:`FACTORIES`),
 so nothing big crosses process boundaries. Every run is bounded by its count and
 by ``max_seconds``.
@@ -73,7 +74,22 @@ class LoadResult:
         return percentile(self.latencies, p)
 
 
-def _thread_loop(base: str, make, indices: range, deadline_after: float, go, out: list) -> None:
+class _Next:
+    """The next index of this process's share, for whichever thread asks first."""
+
+    def __init__(self, indices: range) -> None:
+        self._it = iter(indices)
+        self._lock = threading.Lock()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            return next(self._it)
+
+
+def _thread_loop(base: str, make, indices: _Next, deadline_after: float, go, out: list) -> None:
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     lat: list[float] = []
@@ -115,12 +131,14 @@ def _thread_loop(base: str, make, indices: range, deadline_after: float, go, out
     out.append((first, last, lat, queries, statuses, errors, failed, timed_out))
 
 
-def _worker(base: str, factory: str, params: dict, slices: list[range], max_seconds: float,
-            ready, go, results) -> None:
+def _worker(base: str, factory: str, params: dict, share: range, threads_n: int,
+            max_seconds: float, ready, go, results) -> None:
     make = _factory(factory, params)
     out: list = []
-    threads = [threading.Thread(target=_thread_loop, args=(base, make, s, max_seconds, go, out))
-               for s in slices]
+    indices = _Next(share)
+    threads = [threading.Thread(target=_thread_loop,
+                                args=(base, make, indices, max_seconds, go, out))
+               for _ in range(threads_n)]
     for t in threads:
         t.start()
     ready.put(len(threads))
@@ -137,12 +155,13 @@ def drive(base: str, factory: str, params: dict, count: int, senders: int,
     ctx = mp.get_context("spawn")
     processes = max(1, min(processes, senders))
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    slices = [range(k, count, senders) for k in range(senders)]
     procs = []
     for p in range(processes):
-        mine = slices[p::processes]
+        # indices in order, pulled by whichever of the process's threads is free
+        threads_n = senders // processes + (1 if p < senders % processes else 0)
         proc = ctx.Process(target=_worker, daemon=True,
-                           args=(base, factory, params, mine, max_seconds, ready, go, results))
+                           args=(base, factory, params, range(p, count, processes), threads_n,
+                                 max_seconds, ready, go, results))
         proc.start()
         procs.append(proc)
     for _ in procs:

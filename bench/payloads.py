@@ -64,6 +64,7 @@ def batch(run: str, b: int, size: int = 100) -> tuple[str, str, bytes, dict]:
 # --------------------------------------------------------------------------- email
 
 NEW_SHARE = 0.6
+REPLY_GAP = 200
 _SUBJECTS = ["Order {n} not delivered", "Question about invoice {n}", "Return for order {n}",
              "Commande {n} : adresse", "Pedido {n} atrasado"]
 _BODIES = [
@@ -76,17 +77,14 @@ _BODIES = [
 def email_plan(total: int, seed: int = 7) -> list[int | None]:
     """For each message index, the index of the earlier message it replies to (None: new).
 
-    60% new threads, 40% replies to a message at least 40 positions earlier, so
-    the parent is stored before the reply arrives even with many senders.
+    60% new threads, 40% replies to a message at least ``REPLY_GAP`` positions
+    earlier, so the parent is stored before the reply arrives even with several
+    concurrent senders (a reply that overtakes its parent starts a thread of its own).
     """
     rng = random.Random(seed)
-    plan: list[int | None] = []
-    for i in range(total):
-        if i >= 40 and rng.random() >= NEW_SHARE:
-            plan.append(rng.randrange(0, i - 40 + 1))
-        else:
-            plan.append(None)
-    return plan
+    eligible = range(REPLY_GAP, total)
+    replies = set(rng.sample(eligible, min(len(eligible), round(total * (1 - NEW_SHARE)))))
+    return [rng.randrange(0, i - REPLY_GAP + 1) if i in replies else None for i in range(total)]
 
 
 def _msgid(run: str, i: int) -> str:

@@ -36,6 +36,31 @@ def redis_url_or_skip() -> str:
     return url
 
 
+def postgres_url_or_skip() -> str:
+    """The PostgreSQL server of ``TEST_DATABASE_URL``; callers create their own database on it.
+
+    Skips when the suite runs on SQLite (CI runs it again on PostgreSQL, where it
+    must run); with ``CI_REQUIRE_SERVICES`` set, an unreachable PostgreSQL fails.
+    """
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL: runs when TEST_DATABASE_URL=postgresql+psycopg://... "
+                    "(the PostgreSQL pass of .ci/run)")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI_REQUIRE_SERVICES"):
+            pytest.fail(f"PostgreSQL is required in CI but not reachable at {url}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {url} ({exc})")
+    finally:
+        engine.dispose()
+    return url
+
+
 class Process:
     """A child process running a Switchboard command, stopped on exit."""
 
@@ -76,6 +101,19 @@ def start_web(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Pr
     port = free_port()
     env = base_env(database_url, HOST="127.0.0.1", PORT=str(port), **extra)
     proc = Process([sys.executable, "wsgi.py"], env, tmp / f"{name}.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    return proc, url
+
+
+def start_gunicorn(database_url: str, tmp: Path, name: str, threads: int = 20,
+                   **extra: str) -> tuple[Process, str]:
+    """``gunicorn -w 1 -k gthread --threads N wsgi:app`` on a free port, as the README deploys it."""
+    port = free_port()
+    env = base_env(database_url, **extra)
+    args = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", str(threads),
+            "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    proc = Process(args, env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc)
     return proc, url

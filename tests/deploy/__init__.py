@@ -1,0 +1,1 @@
+"""Deployment tests: the documented multi-process layout, started for real."""
