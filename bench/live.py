@@ -60,11 +60,15 @@ def _raw_clients(url: str, tokens: list[str], conn) -> None:
         except Exception as exc:  # noqa: BLE001 - reported to the parent
             errors.append(f"{type(exc).__name__}: {exc}")
 
+    closed: list[str] = []
+
     def read(idx: int, ws) -> None:
         while True:
             try:
                 packet = ws.recv()
-            except Exception:  # noqa: BLE001 - closed
+            except Exception as exc:  # noqa: BLE001 - closed (by us at the end, or early)
+                with lock:
+                    closed.append(f"{type(exc).__name__}: {exc}"[:200])
                 return
             if packet == "2":  # Engine.IO PING
                 with contextlib.suppress(Exception):
@@ -84,7 +88,8 @@ def _raw_clients(url: str, tokens: list[str], conn) -> None:
     conn.recv()  # "stop"
     with lock:
         got = list(arrivals)
-    conn.send(("arrivals", got, time.process_time() - cpu0))
+        early = list(closed)
+    conn.send(("arrivals", got, time.process_time() - cpu0, early))
     for _, ws in sockets:
         with contextlib.suppress(Exception):
             ws.close(timeout=1)
@@ -122,7 +127,7 @@ def _socketio_clients(url: str, tokens: list[str], conn) -> None:
     conn.recv()  # "stop"
     with lock:
         got = list(arrivals)
-    conn.send(("arrivals", got, time.process_time() - cpu0))
+    conn.send(("arrivals", got, time.process_time() - cpu0, []))
     # all at once: a clean close can take seconds per socket (the close handshake)
     closers = [threading.Thread(target=_disconnect, args=(c,), daemon=True) for c in clients]
     for t in closers:
@@ -151,6 +156,9 @@ class LiveResult:
     connect_seconds: float = 0.0
     client_cpu_seconds: float = 0.0  # spent by the socket-client processes while measuring
     server_cpu_seconds: float = 0.0
+    closed_early: int = 0  # sockets the server closed during the measurement
+    unseen_messages: int = 0  # stored (200) but reached no socket
+    partly_seen_messages: int = 0  # reached some sockets only
     transports: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
@@ -171,6 +179,7 @@ def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int
     ctx = mp.get_context("spawn")
     result = LiveResult()
     pipes, procs = [], []
+    per_seq: dict[int, int] = {}
     started = time.monotonic()
     for p in range(processes):
         share = tokens[p::processes]
@@ -204,11 +213,14 @@ def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int
             pipe.send("stop")
         for pipe in pipes:
             if pipe.poll(60):
-                _, arrivals, client_cpu = pipe.recv()
+                _, arrivals, client_cpu, early = pipe.recv()
                 result.client_cpu_seconds += client_cpu
+                result.closed_early += len(early)
+                result.errors += early[:3]
                 for seq, _idx, at in arrivals:
                     if seq in sent_at:
                         result.latencies.append((at - sent_at[seq]) * 1000)
+                        per_seq[seq] = per_seq.get(seq, 0) + 1
     finally:
         for proc in procs:
             proc.join(20)
@@ -216,6 +228,9 @@ def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int
                 proc.terminate()
     result.delivered = len(result.latencies)
     result.expected = (result.sent - result.failed_posts) * result.sockets
+    ok_posts = result.sent - result.failed_posts
+    result.unseen_messages = ok_posts - len(per_seq)
+    result.partly_seen_messages = sum(1 for n in per_seq.values() if n < result.sockets)
     return result
 
 

@@ -189,15 +189,3 @@ def drive(base: str, factory: str, params: dict, count: int, senders: int,
     merged.requests = len(merged.latencies)
     merged.wall = (max(lasts) - min(firsts)) if firsts else 0.0
     return merged
-
-
-def sequential(base: str, path: str, token: str, count: int, warmup: int = 20,
-               max_seconds: float = 60) -> LoadResult:
-    """``count`` GETs one after another on one connection, after ``warmup`` unmeasured ones.
-
-    Runs in a separate process like everything else (one sender, so latency is
-    the server's alone, not queueing behind other requests).
-    """
-    if warmup:
-        drive(base, "get", {"path": path, "token": token}, warmup, 1, max_seconds, processes=1)
-    return drive(base, "get", {"path": path, "token": token}, count, 1, max_seconds, processes=1)

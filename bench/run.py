@@ -57,6 +57,7 @@ from bench.common import (  # noqa: E402
 from bench.prepare import PG_DEFAULT, PG_NAMES  # noqa: E402
 
 WORK_DB = "switchboard_bench"
+PARTS = ("ingest", "live", "email", "rss", "lists")
 LIST_PATHS = {
     "default": "/api/v1/conversations",
     "unassigned_waiting": "/api/v1/conversations?assignee=unassigned&sort=waiting_longest",
@@ -177,49 +178,69 @@ def write_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
     with Server(kind, env, tmp / f"{engine.name}-{kind}.log", threads=args.threads) as server:
         server.wait_healthy()
         out["server"] = server.label
-        log(f"{engine.name}/{kind}: /healthz x {args.healthz}, {args.senders} senders")
-        hz = load.drive(server.url, "healthz", {}, args.healthz, args.senders, args.max_seconds)
-        log(f"{engine.name}/{kind}: single-message POSTs x {args.singles}")
-        cpu0 = cpu_seconds(server.web_pid())
-        single = load.drive(server.url, "single", {"run": f"{int(time.time()) % 100000:05d}"},
-                            args.singles, args.senders, args.max_seconds)
-        cpu_single = cpu_seconds(server.web_pid()) - cpu0
-        out["healthz"] = _load_summary(hz)
-        out["single"] = _load_summary(single)
-        out["single"]["server_cpu_ms_per_msg"] = r1(cpu_single * 1000 / max(1, single.ok), 2)
-        out["single"]["vs_healthz"] = r1(single.rate() / hz.rate(), 2) if hz.rate() else None
-        log(f"{engine.name}/{kind}: 100-message batches x {args.batches}, "
-            f"{args.batch_senders} senders")
-        cpu0 = cpu_seconds(server.web_pid())
-        batch = load.drive(server.url, "batch", {"run": f"{int(time.time()) % 100000:05d}"},
-                           args.batches, args.batch_senders, args.max_seconds)
-        cpu_batch = cpu_seconds(server.web_pid()) - cpu0
-        out["batch"] = _load_summary(batch, per_request=100)
-        out["batch"]["server_cpu_ms_per_msg"] = r1(cpu_batch * 1000 / max(1, batch.ok * 100), 3)
-        stored = count_rows(url)
-        expected = single.ok + batch.ok * 100
-        out["stored_check"] = {"inbound": stored["inbound"], "expected": expected,
-                               "ok": stored["inbound"] == expected}
-        log(f"{engine.name}/{kind}: live latency, {args.live_sockets} sockets, "
-            f"{args.live_rate}/s for {args.live_seconds} s")
-        lv = live.run(server.url, tpl["agent_tokens"][: args.live_sockets], args.live_rate,
-                      args.live_seconds)
-        out["live"] = _live_summary(lv)
+        if "ingest" in args.only:
+            out.update(_ingest(server, url, engine.name, kind, args))
+        if "live" in args.only:
+            log(f"{engine.name}/{kind}: live latency, {args.live_sockets} sockets, "
+                f"{args.live_rate}/s for {args.live_seconds} s")
+            lv = live.run(server.url, tpl["agent_tokens"][: args.live_sockets], args.live_rate,
+                          args.live_seconds, server_pid=server.web_pid(),
+                          client=args.socket_client)
+            out["live"] = _live_summary(lv)
         out["memory_after_run"] = server.memory()
-        if kind == args.servers[0] or args.email_all_servers:
+        if "email" in args.only and (kind == args.servers[0] or args.email_all_servers):
             out["email"] = _email(server, url, tpl["email_token"], engine.name, kind, args)
-    log(f"{engine.name}/{kind}: memory with {args.rss_sockets} sockets (fresh process)")
-    with Server(kind, env, tmp / f"{engine.name}-{kind}-rss.log", threads=args.threads) as server:
-        server.wait_healthy()
-        idle = server.memory()
-        probe: dict = {}
-        lv = live.run(server.url, tpl["agent_tokens"][: args.rss_sockets], args.live_rate,
-                      args.rss_seconds, during=lambda _r: probe.update(server.memory()))
-        out["rss"] = {"sockets": lv.sockets, "idle_mb": r1(idle.get("VmRSS")),
-                      "peak_mb": r1(probe.get("VmHWM")), "current_mb": r1(probe.get("VmRSS")),
-                      "live_p99_ms": r1(lv.pct(99)), "delivered": lv.delivered,
-                      "expected": lv.expected}
+    if "rss" in args.only:
+        log(f"{engine.name}/{kind}: memory with {args.rss_sockets} sockets (fresh process)")
+        with Server(kind, env, tmp / f"{engine.name}-{kind}-rss.log",
+                    threads=args.threads) as server:
+            server.wait_healthy()
+            idle = server.memory()
+            probe: dict = {}
+            lv = live.run(server.url, tpl["agent_tokens"][: args.rss_sockets], args.live_rate,
+                          args.rss_seconds, during=lambda _r: probe.update(server.memory()),
+                          server_pid=server.web_pid(), client=args.socket_client)
+            out["rss"] = {
+                "sockets": lv.sockets, "idle_mb": r1(idle.get("VmRSS")),
+                "peak_mb": r1(probe.get("VmHWM")), "current_mb": r1(probe.get("VmRSS")),
+                "live_p50_ms": r1(lv.pct(50)), "live_p99_ms": r1(lv.pct(99)),
+                "delivered": lv.delivered, "expected": lv.expected,
+                "server_cpu_ms_per_msg": r1(lv.server_cpu_seconds * 1000
+                                            / max(1, lv.sent - lv.failed_posts), 1),
+            }
     engine.drop_work()
+    return out
+
+
+def _ingest(server: Server, url: str, eng: str, kind: str, args) -> dict:
+    """Figures 1 and 2: /healthz, single-message POSTs, 100-message batches; rows checked."""
+    out: dict = {}
+    run_id = f"{int(time.time() * 1000) % 10**8:08d}"
+    log(f"{eng}/{kind}: /healthz x {args.healthz}, {args.senders} senders")
+    cpu0 = cpu_seconds(server.web_pid())
+    hz = load.drive(server.url, "healthz", {}, args.healthz, args.senders, args.max_seconds)
+    cpu_hz = cpu_seconds(server.web_pid()) - cpu0
+    log(f"{eng}/{kind}: single-message POSTs x {args.singles}")
+    before = count_rows(url)["inbound"]
+    cpu0 = cpu_seconds(server.web_pid())
+    single = load.drive(server.url, "single", {"run": run_id}, args.singles, args.senders,
+                        args.max_seconds)
+    cpu_single = cpu_seconds(server.web_pid()) - cpu0
+    out["healthz"] = _load_summary(hz)
+    out["healthz"]["server_cpu_ms_per_req"] = r1(cpu_hz * 1000 / max(1, hz.ok), 2)
+    out["single"] = _load_summary(single)
+    out["single"]["server_cpu_ms_per_msg"] = r1(cpu_single * 1000 / max(1, single.ok), 2)
+    out["single"]["vs_healthz"] = r1(single.rate() / hz.rate(), 2) if hz.rate() else None
+    log(f"{eng}/{kind}: 100-message batches x {args.batches}, {args.batch_senders} senders")
+    cpu0 = cpu_seconds(server.web_pid())
+    batch = load.drive(server.url, "batch", {"run": run_id}, args.batches, args.batch_senders,
+                       args.max_seconds)
+    cpu_batch = cpu_seconds(server.web_pid()) - cpu0
+    out["batch"] = _load_summary(batch, per_request=100)
+    out["batch"]["server_cpu_ms_per_msg"] = r1(cpu_batch * 1000 / max(1, batch.ok * 100), 3)
+    stored = count_rows(url)["inbound"] - before
+    expected = single.ok + batch.ok * 100
+    out["stored_check"] = {"inbound": stored, "expected": expected, "ok": stored == expected}
     return out
 
 
@@ -257,12 +278,17 @@ def list_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
                 token = meta["agent_token"] if who == "agent" else meta["lead_token"]
                 for name, path in LIST_PATHS.items():
                     log(f"{engine.name}: list {size} {who} {name} x {args.list_requests}")
-                    res = load.sequential(server.url, path, token, args.list_requests,
-                                          max_seconds=args.max_seconds)
+                    params = {"path": path, "token": token}
+                    load.drive(server.url, "get", params, 20, 1, args.max_seconds, processes=1)
+                    cpu0 = cpu_seconds(server.web_pid())
+                    res = load.drive(server.url, "get", params, args.list_requests, 1,
+                                     args.max_seconds, processes=1)
+                    cpu = cpu_seconds(server.web_pid()) - cpu0
                     out[f"{size}/{who}/{name}"] = {
                         "requests": res.requests, "failed": res.failed,
                         "p50_ms": r1(res.pct(50), 2), "p95_ms": r1(res.pct(95), 2),
                         "p99_ms": r1(res.pct(99), 2),
+                        "server_cpu_ms": r1(cpu * 1000 / max(1, res.requests), 2),
                         "queries_max": max(res.query_counts) if res.query_counts else None,
                         "queries_median": sorted(res.query_counts)[len(res.query_counts) // 2]
                         if res.query_counts else None,
@@ -293,6 +319,11 @@ def _live_summary(res: live.LiveResult) -> dict:
         "max_ms": r1(max(res.latencies), 1) if res.latencies else None,
         "post_p50_ms": r1(percentile(res.post_latencies, 50), 2),
         "connect_seconds": r1(res.connect_seconds, 1), "errors": res.errors,
+        "closed_early": res.closed_early, "unseen_messages": res.unseen_messages,
+        "partly_seen_messages": res.partly_seen_messages,
+        "server_cpu_ms_per_msg": r1(res.server_cpu_seconds * 1000
+                                    / max(1, res.sent - res.failed_posts), 1),
+        "client_cpu_seconds": r1(res.client_cpu_seconds, 2),
     }
 
 
@@ -312,18 +343,23 @@ def verdicts(result: dict) -> dict:
     out: dict = {}
     for eng, data in result["engines"].items():
         for kind, w in data.get("servers", {}).items():
-            single, batch = w["single"], w["batch"]
-            checks = {
-                "1 ingest >= 1,000 msg/s": (single["per_s"] or 0) >= TARGETS["ingest_msg_s"],
-                "1 ingest >= 50% of /healthz": (single["vs_healthz"] or 0)
-                >= TARGETS["ingest_vs_healthz"],
-                "2 batches >= 5,000 msg/s": (batch["per_s"] or 0) >= TARGETS["batch_msg_s"],
-                "4 live p99 <= 100 ms": w["live"]["p99_ms"] is not None
-                and w["live"]["p99_ms"] <= TARGETS["live_p99_ms"]
-                and w["live"]["delivered"] == w["live"]["expected"],
-                "6 RSS <= 150 MB (100 sockets)": w["rss"]["peak_mb"] is not None
-                and w["rss"]["peak_mb"] <= TARGETS["rss_mb"],
-            }
+            checks = {}
+            if "single" in w:
+                single, batch = w["single"], w["batch"]
+                checks["1 ingest >= 1,000 msg/s"] = (single["per_s"] or 0) >= TARGETS[
+                    "ingest_msg_s"]
+                checks["1 ingest >= 50% of /healthz"] = (single["vs_healthz"] or 0) >= TARGETS[
+                    "ingest_vs_healthz"]
+                checks["2 batches >= 5,000 msg/s"] = (batch["per_s"] or 0) >= TARGETS[
+                    "batch_msg_s"]
+            if "live" in w:
+                lv = w["live"]
+                checks["4 live p99 <= 100 ms, all delivered"] = (
+                    lv["p99_ms"] is not None and lv["p99_ms"] <= TARGETS["live_p99_ms"]
+                    and lv["delivered"] == lv["expected"])
+            if "rss" in w:
+                checks["6 RSS <= 150 MB (100 sockets)"] = (
+                    w["rss"]["peak_mb"] is not None and w["rss"]["peak_mb"] <= TARGETS["rss_mb"])
             out[f"{eng}/{kind}"] = checks
         lists = data.get("lists")
         if lists:
@@ -364,6 +400,8 @@ def print_table(result: dict) -> None:
             print("-" * len(header))
             rows = [
                 ("1 GET /healthz req/s", lambda w: _fmt(w["healthz"]["per_s"])),
+                ("1   server CPU ms per /healthz", lambda w: _fmt(
+                    w["healthz"]["server_cpu_ms_per_req"], "", 2)),
                 ("1 single-message POST msg/s", lambda w: _fmt(w["single"]["per_s"])),
                 ("1   p50 / p99 ms", lambda w: f"{_fmt(w['single']['p50_ms'])} / "
                  f"{_fmt(w['single']['p99_ms'])}"),
@@ -379,6 +417,8 @@ def print_table(result: dict) -> None:
                  f"{_fmt(w['live']['p99_ms'])}"),
                 ("4   sockets, delivered/expected", lambda w: f"{w['live']['sockets']}, "
                  f"{w['live']['delivered']}/{w['live']['expected']}"),
+                ("4   server CPU ms per live message", lambda w: _fmt(
+                    w["live"]["server_cpu_ms_per_msg"])),
                 ("5 email raw MIME msg/s", lambda w: _fmt(w["email"]["per_s"])
                  if "email" in w else "-"),
                 ("5   stored, new conv. (expected new)", lambda w: f"{w['email']['stored']}, "
@@ -386,18 +426,27 @@ def print_table(result: dict) -> None:
                  if "email" in w else "-"),
                 ("6 peak RSS MB, 100 sockets (idle)", lambda w: f"{_fmt(w['rss']['peak_mb'])} "
                  f"({_fmt(w['rss']['idle_mb'])})"),
+                ("6   live p50 / p99 ms with 100 sockets", lambda w: f"{_fmt(w['rss']['live_p50_ms'])}"
+                 f" / {_fmt(w['rss']['live_p99_ms'])}"),
             ]
             for label, get in rows:
-                print(f"{label:<50}" + "".join(f"{get(servers[k]):>28}" for k in kinds))
+                cells = []
+                for k in kinds:
+                    try:
+                        cells.append(get(servers[k]))
+                    except (KeyError, TypeError):
+                        cells.append("-")
+                if any(c != "-" for c in cells):
+                    print(f"{label:<50}" + "".join(f"{c:>28}" for c in cells))
         lists = data.get("lists")
         if lists:
             print()
-            print(f"{'3 conversation list (' + data['list_server'] + ')':<50}"
-                  f"{'p50':>8}{'p95':>8}{'p99':>8}{'SQL':>6}{'1M/10k p95':>12}")
+            print(f"{'3 conversation list, 200 sequential requests, ms':<50}"
+                  f"{'p50':>8}{'p95':>8}{'p99':>8}{'CPU':>7}{'SQL':>5}{'1M/10k p95':>12}")
             for key, v in lists.items():
                 print(f"  {key:<48}{_fmt(v['p50_ms']):>8}{_fmt(v['p95_ms']):>8}"
-                      f"{_fmt(v['p99_ms']):>8}{_fmt(v['queries_max']):>6}"
-                      f"{_fmt(v.get('growth_vs_10k'), 'x', 2):>12}")
+                      f"{_fmt(v['p99_ms']):>8}{_fmt(v['server_cpu_ms']):>7}"
+                      f"{_fmt(v['queries_max']):>5}{_fmt(v.get('growth_vs_10k'), 'x', 2):>12}")
     print()
     print("Targets (one web process, this machine):")
     for scope, checks in result["targets"].items():
@@ -430,6 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--live-seconds", type=float, default=8.0)
     p.add_argument("--emails", type=int, default=2000)
     p.add_argument("--email-senders", type=int, default=4)
+    p.add_argument("--socket-client", default="raw", choices=live.CLIENTS,
+                   help="raw: light Engine.IO client; socketio: python-socketio Client")
     p.add_argument("--rss-sockets", type=int, default=100)
     p.add_argument("--rss-seconds", type=float, default=4.0)
     p.add_argument("--list-requests", type=int, default=200)
@@ -438,6 +489,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--email-seconds", type=float, default=40.0)
     p.add_argument("--email-all-servers", action="store_true",
                    help="measure email on every server, not only the first")
+    p.add_argument("--only", default=",".join(PARTS),
+                   help=f"figures to measure, among {','.join(PARTS)}")
     p.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     args = p.parse_args(argv)
     if args.quick:
@@ -447,6 +500,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.db = [d.strip() for d in args.db.split(",") if d.strip()]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     args.list_users = [u.strip() for u in args.list_users.split(",") if u.strip()]
+    args.only = {o.strip() for o in args.only.split(",") if o.strip()}
+    if args.only - set(PARTS):
+        p.error(f"--only takes {','.join(PARTS)}")
     need = max(args.rss_sockets, args.live_sockets) + max(args.senders, args.email_senders) + 10
     if "gunicorn" in args.servers and args.threads < need:
         p.error(f"--threads {args.threads} is too few: every open WebSocket holds a gthread "
@@ -466,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         "started": stamp,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_before": os.getloadavg()[0].__round__(2)},
-        "config": {k: v for k, v in vars(args).items() if k != "pg_url"},
+        "config": {k: sorted(v) if isinstance(v, set) else v
+                   for k, v in vars(args).items() if k != "pg_url"},
         "targets_defined": TARGETS,
         "engines": {},
     }
@@ -490,10 +547,12 @@ def main(argv: list[str] | None = None) -> int:
                                "seed_1m_s": meta["1m"]["seed_seconds"],
                                "seed_output_1m": meta["1m"]["seed_output"]}
             data["servers"] = {}
-            for kind in args.servers:
-                data["servers"][kind] = write_benchmarks(engine, kind, args, tmp)
-            data["list_server"] = args.list_server
-            data["lists"] = list_benchmarks(engine, args.list_server, args, tmp)
+            if args.only & {"ingest", "live", "email", "rss"}:
+                for kind in args.servers:
+                    data["servers"][kind] = write_benchmarks(engine, kind, args, tmp)
+            if "lists" in args.only:
+                data["list_server"] = args.list_server
+                data["lists"] = list_benchmarks(engine, args.list_server, args, tmp)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         raise
