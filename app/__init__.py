@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from config import BASE_DIR, CONFIGS, INSTANCE_DIR, env_bool
 

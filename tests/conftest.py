@@ -86,10 +86,10 @@ def database_url(tmp_path_factory) -> str:
 
 
 def _create_schema(url: str) -> None:
+    from flask_migrate import upgrade
+
     from app import create_app
     from app.extensions import db
-
-    from flask_migrate import upgrade
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True} | _test_overrides())
     with app.app_context():

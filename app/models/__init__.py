@@ -1,9 +1,9 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from app.models.canned import CannedReply
-from app.models.counts import ConversationCount
 from app.models.contact import Contact, ContactIdentity
 from app.models.conversation import STATUSES, Conversation
+from app.models.counts import ConversationCount
 from app.models.inbox import DEFAULT_SETTINGS, Inbox, InboxMember
 from app.models.job import JobLock
 from app.models.message import Attachment, Message

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, request, send_file
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.clock import aware, now
 from app.extensions import csrf, db
@@ -23,7 +23,6 @@ from app.models import (
     Notification,
     User,
 )
-from app.models.inbox import SETTING_KEYS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)

@@ -17,7 +17,7 @@ def test_connect_requires_a_token_or_session(app):
 def test_agent_receives_only_events_of_their_inboxes(app, make):
     ana, bo, lead = make.user(name="Ana"), make.user(name="Bo"), make.user("lead")
     inbox_a = make.inbox(members=[ana])
-    inbox_b = make.inbox(members=[bo])
+    make.inbox(members=[bo])
     ca = socketio.test_client(app, auth={"token": make.token(ana)})
     cb = socketio.test_client(app, auth={"token": make.token(bo)})
     cl = socketio.test_client(app, auth={"token": make.token(lead)})
