@@ -1,8 +1,8 @@
 """HTTP load from separate processes, so the generator's GIL never caps the server.
 
 :func:`drive` spreads ``count`` requests over ``senders`` keep-alive connections
-held by threads in a few worker processes (started with ``spawn``); the
-threads of a process take the next index as soon as they are free. Each request
+held by threads in a few worker processes (started with ``spawn``); every
+sender takes the next index (shared across processes) as soon as it is free. Each request
 is built in the worker from its index by a named factory (see :data:`FACTORIES`),
 so nothing big crosses process boundaries. Every run is bounded by its count and
 by ``max_seconds``.
@@ -75,18 +75,26 @@ class LoadResult:
 
 
 class _Next:
-    """The next index of this process's share, for whichever thread asks first."""
+    """The next request index, shared by every thread of every load process.
 
-    def __init__(self, indices: range) -> None:
-        self._it = iter(indices)
-        self._lock = threading.Lock()
+    Requests start in index order across all senders, so a request that must
+    follow another (an email reply after its original) is never sent first.
+    """
+
+    def __init__(self, counter, count: int) -> None:
+        self._counter = counter
+        self._count = count
 
     def __iter__(self):
         return self
 
     def __next__(self) -> int:
-        with self._lock:
-            return next(self._it)
+        with self._counter.get_lock():
+            i = self._counter.value
+            if i >= self._count:
+                raise StopIteration
+            self._counter.value = i + 1
+        return i
 
 
 def _thread_loop(base: str, make, indices: _Next, deadline_after: float, go, out: list) -> None:
@@ -131,11 +139,11 @@ def _thread_loop(base: str, make, indices: _Next, deadline_after: float, go, out
     out.append((first, last, lat, queries, statuses, errors, failed, timed_out))
 
 
-def _worker(base: str, factory: str, params: dict, share: range, threads_n: int,
+def _worker(base: str, factory: str, params: dict, counter, count: int, threads_n: int,
             max_seconds: float, ready, go, results) -> None:
     make = _factory(factory, params)
     out: list = []
-    indices = _Next(share)
+    indices = _Next(counter, count)
     threads = [threading.Thread(target=_thread_loop,
                                 args=(base, make, indices, max_seconds, go, out))
                for _ in range(threads_n)]
@@ -156,11 +164,11 @@ def drive(base: str, factory: str, params: dict, count: int, senders: int,
     processes = max(1, min(processes, senders))
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = []
+    counter = ctx.Value("q", 0)  # the next index, taken by whichever sender is free
     for p in range(processes):
-        # indices in order, pulled by whichever of the process's threads is free
         threads_n = senders // processes + (1 if p < senders % processes else 0)
         proc = ctx.Process(target=_worker, daemon=True,
-                           args=(base, factory, params, range(p, count, processes), threads_n,
+                           args=(base, factory, params, counter, count, threads_n,
                                  max_seconds, ready, go, results))
         proc.start()
         procs.append(proc)

@@ -10,8 +10,12 @@ prepared database:
 2. 100-message batched Messenger POSTs: msg/s;
 4. live latency: agent sockets connected, webhooks at a steady rate, time from
    POST to ``message.created`` at every socket: p50/p99;
-5. 2,000 generated emails (60% new, 40% replies) through the raw-MIME route: msg/s;
+5. 2,000 generated emails (60% new, 40% replies) through the raw-MIME route: msg/s
+   (on the first server only, unless ``--email-all-servers``);
 6. peak RSS (``VmHWM``) of a fresh web process holding 100 sockets under traffic.
+
+Every figure also records the server's CPU time per request (from /proc), the
+number that stays meaningful when other work shares the machine.
 
 And once per engine, on cached seeded databases (``demo seed``): 3. the
 conversation list with counts at 10k and 100k conversations / 1M messages,
@@ -23,7 +27,8 @@ Prints a table per engine and the targets that hold, and writes
 ``bench/results/<timestamp>.json``. Loopback only; every loop is bounded by
 count and time; every process started is stopped.
 
-    .venv/bin/python bench/run.py [--db sqlite,postgresql] [--servers wsgi,gunicorn] [--quick]
+    .venv/bin/python bench/run.py [--db sqlite,postgresql] [--servers wsgi,gunicorn]
+                                  [--only ingest,live,email,rss,lists] [--quick]
 """
 
 from __future__ import annotations
@@ -486,7 +491,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--list-requests", type=int, default=200)
     p.add_argument("--max-seconds", type=float, default=15.0,
                    help="time bound of every load run (emails: --email-seconds)")
-    p.add_argument("--email-seconds", type=float, default=40.0)
+    p.add_argument("--email-seconds", type=float, default=60.0)
     p.add_argument("--email-all-servers", action="store_true",
                    help="measure email on every server, not only the first")
     p.add_argument("--only", default=",".join(PARTS),
