@@ -74,6 +74,9 @@ class Config:
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "fr", "pt", "ar", "fa"]
     DELIVERY_POLL_SECONDS = float(os.environ.get("DELIVERY_POLL_SECONDS", "1.0"))
+    # webhook intake: each process's drainer thread also sweeps this often for leftovers
+    INTAKE_DRAINER = env_bool("INTAKE_DRAINER", True)
+    INTAKE_SWEEP_SECONDS = float(os.environ.get("INTAKE_SWEEP_SECONDS", "2.0"))
     DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "switchboard")
@@ -122,6 +125,7 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = True
     RATELIMIT_ENABLED = True
     RUN_BACKGROUND = False
+    INTAKE_DRAINER = False  # tests drain the intake themselves (intake.drain_all)
     PUBLIC_URL = None
     NOTIFY_SMTP_URL = None  # a test that mails notifications points it at a local SMTP sink
 

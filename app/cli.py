@@ -335,7 +335,10 @@ def worker(once: bool) -> None:
 
     app = current_app._get_current_object()
     if once:
-        click.echo(f"processed {run_once(limit=500)}")
+        from app.inbox import intake
+
+        threaded = intake.drain_all().rows
+        click.echo(f"processed {run_once(limit=500)}; webhook bodies threaded {threaded}")
         return
     start_scheduler(app)
     thread = WorkerThread(app)
@@ -348,7 +351,40 @@ def worker(once: bool) -> None:
         thread.stop()
 
 
+@click.group("intake")
+def intake_cli() -> None:
+    """The webhook intake: bodies stored, waiting to be threaded into the inbox."""
+
+
+@intake_cli.command("status")
+def intake_status() -> None:
+    """How many webhook bodies wait, and the failed ones with their errors."""
+    from app.models import WebhookIntake
+
+    click.echo(f"waiting: {intake_module().pending_count()}")
+    failed = db.session.scalars(
+        sa.select(WebhookIntake).where(WebhookIntake.state == "failed").order_by(WebhookIntake.id)
+    )
+    for row in failed:
+        click.echo(f"failed #{row.id} {row.channel} received {row.received_at:%Y-%m-%d %H:%M:%S}Z "
+                   f"after {row.attempts} attempts: {row.error}")
+
+
+@intake_cli.command("retry")
+def intake_retry() -> None:
+    """Queue the failed bodies again and thread what is due now."""
+    n = intake_module().retry_failed()
+    done = intake_module().drain_all()
+    click.echo(f"requeued {n}; threaded {done.rows}, failed again {done.failed}")
+
+
+def intake_module():
+    from app.inbox import intake
+
+    return intake
+
+
 def register(app: Flask) -> None:
     """Attach the command groups to ``app``."""
-    for command in (users, inboxes, demo, worker, bootstrap):
+    for command in (users, inboxes, demo, worker, bootstrap, intake_cli):
         app.cli.add_command(command)

@@ -784,19 +784,26 @@ def ingest(
     session: Session,
     inbox: Inbox,
     batch: list[cb.InboundEvent],
-    received_at: datetime | None = None,
+    received_at: datetime | list[datetime] | None = None,
     *,
     commit: bool = True,
 ) -> IngestResult:
     """Store a batch of normalised events for ``inbox`` and commit it.
 
+    ``received_at`` is when the webhook arrived: one time for the whole batch, or
+    one per event (the intake ingests several webhook bodies at once).
     Events are published to live clients only after the commit succeeds.
     """
-    received_at = aware(received_at) or now()
-    b = _Batch(session, inbox, received_at)
-    ordered = sorted(batch, key=_sort_key)
-    b.prefetch(ordered)
-    for ev in ordered:
+    if isinstance(received_at, list):
+        times = [aware(at) or now() for at in received_at]
+    else:
+        times = [aware(received_at) or now()] * len(batch)
+    latest = max(times, default=None) or now()
+    b = _Batch(session, inbox, latest)
+    ordered = sorted(zip(batch, times, strict=True), key=lambda pair: _sort_key(pair[0]))
+    b.prefetch([ev for ev, _ in ordered])
+    for ev, at in ordered:
+        b.received_at = at
         if isinstance(ev, cb.InboundMessage):
             _inbound(b, ev)
         elif isinstance(ev, cb.EchoedOutbound):
@@ -811,9 +818,10 @@ def ingest(
             _typing(b, ev)
         else:
             log.warning("ignoring unknown event %r", type(ev).__name__)
+    b.received_at = latest
     last = aware(inbox.last_event_at)
-    if last is None or received_at - last > EVENT_STAMP_EVERY:  # not one UPDATE per webhook
-        inbox.last_event_at = received_at
+    if last is None or latest - last > EVENT_STAMP_EVERY:  # not one UPDATE per webhook
+        inbox.last_event_at = latest
     _after_batch(b)
     if commit:
         session.commit()

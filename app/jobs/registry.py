@@ -117,6 +117,12 @@ def _imap_poll() -> None:
     mail.poll_all()
 
 
+def _intake_sweep() -> None:
+    from app.inbox import intake
+
+    intake.drain_all()
+
+
 def _timer(name: str, with_since: bool = False) -> Callable[[], object]:
     """A job that calls ``app.jobs.timers.<name>`` (with the previous run time if asked)."""
 
@@ -131,6 +137,7 @@ def _timer(name: str, with_since: bool = False) -> Callable[[], object]:
 
 
 JOBS: list[Job] = [
+    Job("intake_sweep", 15, _intake_sweep),
     Job("wake_snoozed", 30, _wake_snoozed),
     Job("watch_windows", 30, _timer("watch_windows", with_since=True)),
     Job("watch_response_due", 30, _timer("watch_response_due", with_since=True)),

@@ -5,6 +5,7 @@ from app.models.contact import Contact, ContactIdentity
 from app.models.conversation import STATUSES, Conversation
 from app.models.counts import ConversationCount
 from app.models.inbox import DEFAULT_SETTINGS, Inbox, InboxMember
+from app.models.intake import WebhookIntake
 from app.models.job import JobLock
 from app.models.message import Attachment, Message
 from app.models.notification import Notification
@@ -30,4 +31,5 @@ __all__ = [
     "OutboxItem",
     "ResponseBreach",
     "User",
+    "WebhookIntake",
 ]

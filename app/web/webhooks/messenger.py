@@ -1,32 +1,21 @@
-"""``/webhooks/messenger``: the verify handshake and batched Page events."""
+"""``/webhooks/messenger``: the verify handshake and batched Page events.
+
+A verified body is stored in the webhook intake and answered at once; the
+intake threads it (in this request when the process is idle, else in bulk).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 
 import sqlalchemy as sa
 from flask import jsonify, request
 
 from app.extensions import db
+from app.inbox import intake
 from app.models import Inbox
-from app.web.webhooks import bp, log, store, text
+from app.web.webhooks import bp, log, text
 from connectors import messenger
-
-_sqlite_writer = threading.Lock()
-
-
-def _writer_turn():
-    """On SQLite, let this process's webhook threads write one after another.
-
-    SQLite has one writer at a time and its busy handler is not fair: under a burst of
-    concurrent large batches some threads starved past the busy timeout and answered
-    500. Queued on a lock they wait their turn instead. PostgreSQL needs no such turn.
-    """
-    if db.engine.dialect.name == "sqlite":
-        return _sqlite_writer
-    return contextlib.nullcontext()
 
 
 @bp.get("/messenger")
@@ -70,21 +59,28 @@ def messenger_events():
     if not isinstance(payload, dict):
         log.warning("messenger: signed body is not a JSON object; acknowledged")
         return jsonify({"status": "ignored", "reason": "malformed"}), 200
-    events = messenger.parse(payload)
-    by_inbox: dict[int, list] = {}
+    routed = sorted(i.id for i in inboxes.values() if i.config.get("app_secret") in verified)
+    if not routed:
+        log.warning("messenger: events for unknown Pages %s ignored", page_ids)
+        return jsonify({"status": "ok", "stored": 0, "duplicates": 0})
+    result = intake.accept(intake.store("messenger", raw, routed))
+    if result is None:  # stored; this process's drainer threads it in a moment
+        return jsonify({"status": "ok", "queued": True})
+    return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates})
+
+
+@intake.parser("messenger")
+def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
+    """A stored Messenger body -> events per verified inbox (other Pages are logged, skipped)."""
+    by_page = {i.route_key: i for i in inboxes.values()}
+    grouped: dict[int, list] = {}
     unknown = set()
-    for ev in events:
-        inbox = inboxes.get(ev.inbox_key)
-        if inbox is None or inbox.config.get("app_secret") not in verified:
+    for ev in messenger.parse(json.loads(row.body)):
+        inbox = by_page.get(ev.inbox_key)
+        if inbox is None:
             unknown.add(ev.inbox_key)
             continue
-        by_inbox.setdefault(inbox.id, []).append(ev)
+        grouped.setdefault(inbox.id, []).append(ev)
     if unknown:
         log.warning("messenger: events for unknown Pages %s ignored", sorted(unknown))
-    stored = duplicates = 0
-    with _writer_turn():
-        for inbox_id, evs in by_inbox.items():
-            result = store(db.session.get(Inbox, inbox_id), evs)
-            stored += len(result.created)
-            duplicates += result.duplicates
-    return jsonify({"status": "ok", "stored": stored, "duplicates": duplicates})
+    return grouped

@@ -1,0 +1,375 @@
+"""The webhook intake: store a verified body in one INSERT, answer, thread it in bulk.
+
+A provider's webhook is answered as soon as its authenticated body is committed
+to ``webhook_intake`` (durable: nothing is lost if the process dies now). The
+rows are then ingested, many at a time, in one transaction that also deletes
+them, so a row is threaded exactly once:
+
+- when the process is idle, the request that stored the row ingests it before
+  answering (a provider, a test or a curl sees the message in the inbox at once);
+- when another thread is already ingesting, the request only wakes this
+  process's drainer thread, which takes every pending row in batches: a burst
+  costs one transaction and one set of live events per batch, not per message;
+- the ``intake_sweep`` job takes rows left by a process that stopped, and rows
+  whose ingest failed (retried with back-off, then kept as ``failed`` with the
+  error for ``flask intake retry``).
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and by a
+conditional UPDATE inside the ingest transaction on SQLite, so several
+processes may drain at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from app.clock import aware, now
+from app.extensions import db
+from app.models import Inbox, WebhookIntake
+from connectors import base as cb
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 200  # webhook bodies per ingest transaction
+MAX_ATTEMPTS = 5
+STALE_CLAIM = timedelta(minutes=5)
+RETRY_BASE = timedelta(seconds=10)
+
+#: channel -> parser: a stored row -> {inbox id: events}, only for the row's verified inboxes
+Parser = Callable[[WebhookIntake, dict[int, Inbox]], dict[int, list[cb.InboundEvent]]]
+PARSERS: dict[str, Parser] = {}
+
+class BadBody(ValueError):
+    """A stored body its channel's parser cannot read: kept as failed at once, never retried."""
+
+
+_drain_lock = threading.Lock()  # one ingest transaction at a time in this process
+_sqlite_writer = threading.Lock()
+
+
+def parser(channel: str) -> Callable[[Parser], Parser]:
+    """Register how a channel's stored bodies become events."""
+
+    def register(func: Parser) -> Parser:
+        PARSERS[channel] = func
+        return func
+
+    return register
+
+
+def writer_turn():
+    """On SQLite, let this process's writers of webhook data take turns.
+
+    SQLite has one writer at a time and its busy handler is not fair: under a
+    burst some threads starved past the busy timeout. Queued on a lock they wait
+    their turn instead. PostgreSQL needs no such turn.
+    """
+    if db.engine.dialect.name == "sqlite":
+        return _sqlite_writer
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def store(channel: str, body: bytes, inbox_ids: Iterable[int], received_at: datetime | None = None) -> int:
+    """Commit one verified webhook body; returns the row id. Raises on a database error."""
+    table = WebhookIntake.__table__
+    values = {
+        "channel": channel,
+        "inbox_ids": sorted(set(inbox_ids)),
+        "body": body,
+        "received_at": received_at or now(),
+        "state": "pending",
+        "attempts": 0,
+    }
+    with writer_turn():
+        try:
+            row_id = db.session.execute(table.insert().values(**values)).inserted_primary_key[0]
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+    return row_id
+
+
+@dataclass
+class DrainResult:
+    """What one drain did (summed over its batches)."""
+
+    rows: int = 0
+    failed: int = 0
+    created: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    updated: int = 0
+
+    def add(self, other: DrainResult) -> None:
+        self.rows += other.rows
+        self.failed += other.failed
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.updated += other.updated
+
+
+def accept(row_id: int) -> DrainResult | None:
+    """After :func:`store`: ingest the row now if this process is idle, else hand it over.
+
+    Returns what was ingested, or None when the row was left to the drainer.
+    """
+    if not _drain_lock.acquire(blocking=False):
+        wake()
+        return None
+    try:
+        result = drain_batch(ids=[row_id])
+    finally:
+        _drain_lock.release()
+    if result is None or result.rows == 0:
+        wake()  # failed, or another process took it: the drainer and the sweep see to it
+        return None
+    return result
+
+
+# --------------------------------------------------------------------------- draining
+
+
+def _due(at: datetime):
+    return sa.or_(
+        sa.and_(WebhookIntake.state == "pending",
+                sa.or_(WebhookIntake.next_attempt_at.is_(None), WebhookIntake.next_attempt_at <= at)),
+        sa.and_(WebhookIntake.state == "working", WebhookIntake.claimed_at < at - STALE_CLAIM),
+    )
+
+
+def _claim(session, limit: int, ids: list[int] | None, worker: str, at: datetime) -> list[WebhookIntake]:
+    """Lock or mark the next due rows inside the current transaction (ingest commits it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = sa.select(WebhookIntake).where(_due(at)).order_by(WebhookIntake.id).limit(limit)
+        if ids is not None:
+            rows = rows.where(WebhookIntake.id.in_(ids))
+        return list(session.scalars(rows.with_for_update(skip_locked=True)))
+    pick = sa.select(WebhookIntake.id).where(_due(at)).order_by(WebhookIntake.id).limit(limit)
+    if ids is not None:
+        pick = pick.where(WebhookIntake.id.in_(ids))
+    # SQLite: the UPDATE takes the database's write lock, so no other process can claim
+    # these rows before this transaction ends; its rollback releases them again.
+    session.execute(
+        sa.update(WebhookIntake)
+        .where(WebhookIntake.id.in_(pick.scalar_subquery()))
+        .values(state="working", claimed_by=worker, claimed_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(
+        sa.select(WebhookIntake)
+        .where(WebhookIntake.claimed_by == worker, WebhookIntake.claimed_at == at,
+               WebhookIntake.state == "working")
+        .order_by(WebhookIntake.id)
+    ))
+
+
+def _events_of(rows: list[WebhookIntake]) -> tuple[dict[int, list], dict[int, Inbox]]:
+    """Parse the rows: (inbox id -> [(event, its row's receipt time)], the inboxes)."""
+    session = db.session
+    wanted = sorted({i for row in rows for i in (row.inbox_ids or [])})
+    inboxes = {i.id: i for i in session.scalars(sa.select(Inbox).where(Inbox.id.in_(wanted)))} if wanted else {}
+    grouped: dict[int, list[tuple[cb.InboundEvent, datetime]]] = {}
+    for row in rows:
+        parse = PARSERS.get(row.channel)
+        if parse is None:
+            raise LookupError(f"no intake parser for channel {row.channel!r}")
+        mine = {i: inboxes[i] for i in (row.inbox_ids or []) if i in inboxes}
+        received = aware(row.received_at)
+        try:
+            parsed = parse(row, mine)
+        except Exception as exc:  # noqa: BLE001 - authentic but unreadable: keep it, say why
+            raise BadBody(f"webhook body {row.id} ({row.channel}) is malformed: {exc!r}") from exc
+        for inbox_id, evs in parsed.items():
+            grouped.setdefault(inbox_id, []).extend((ev, received) for ev in evs)
+    return grouped, inboxes
+
+
+def _ingest_rows(rows: list[WebhookIntake]) -> DrainResult:
+    """Ingest the claimed rows and delete them; the caller commits."""
+    from app.inbox.ingest import ingest  # late: ingest imports the models this module uses
+
+    session = db.session
+    result = DrainResult(rows=len(rows))
+    grouped, inboxes = _events_of(rows)
+    for inbox_id, pairs in grouped.items():
+        inbox = inboxes[inbox_id]
+        done = ingest(session, inbox, [ev for ev, _ in pairs], [at for _, at in pairs], commit=False)
+        result.created += done.created
+        result.duplicates += done.duplicates
+        result.updated += done.updated
+    session.execute(
+        sa.delete(WebhookIntake)
+        .where(WebhookIntake.id.in_([r.id for r in rows]))
+        .execution_options(synchronize_session=False)
+    )
+    return result
+
+
+def drain_batch(ids: list[int] | None = None, limit: int = BATCH_ROWS) -> DrainResult | None:
+    """Claim up to ``limit`` due rows (only ``ids`` if given), ingest them, commit.
+
+    When the batch fails its rows are ingested one by one, so one bad body never
+    holds the others back. Returns None only when the rows could not be claimed.
+    """
+    session = db.session
+    worker = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    at = now()
+    row_ids: list[int] = []
+    with writer_turn():
+        try:
+            rows = _claim(session, limit, ids, worker, at)
+            row_ids = [r.id for r in rows]
+            result = _ingest_rows(rows) if rows else DrainResult()
+            session.commit()
+            return result
+        except Exception:
+            session.rollback()
+            if not row_ids:
+                log.exception("intake: claiming webhook bodies failed")
+                return None
+            log.exception("intake: a batch of %d webhook bodies failed; ingesting them one by one",
+                          len(row_ids))
+    total = DrainResult()
+    for row_id in row_ids:
+        one = _drain_one(row_id)
+        total.add(one)
+    return total
+
+
+def _drain_one(row_id: int) -> DrainResult:
+    """Ingest one row alone; on failure count the attempt and schedule a retry."""
+    session = db.session
+    worker = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    at = now()
+    with writer_turn():
+        try:
+            rows = _claim(session, 1, [row_id], worker, at)
+            result = _ingest_rows(rows) if rows else DrainResult()
+            session.commit()
+            return result
+        except Exception as exc:  # noqa: BLE001 - the row keeps the error; nothing is lost
+            session.rollback()
+            log.exception("intake: webhook body %s could not be ingested", row_id)
+            row = session.get(WebhookIntake, row_id)
+            if row is None:
+                return DrainResult()
+            row.attempts = (row.attempts or 0) + 1
+            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+            row.claimed_by = row.claimed_at = None
+            if isinstance(exc, BadBody):
+                row.attempts = MAX_ATTEMPTS  # the same body would fail the same way again
+            if row.attempts >= MAX_ATTEMPTS:
+                row.state = "failed"
+                log.error("intake: webhook body %s failed %d times; kept as failed "
+                          "(flask intake retry)", row_id, row.attempts)
+            else:
+                row.state = "pending"
+                row.next_attempt_at = at + RETRY_BASE * 2 ** (row.attempts - 1)
+            session.commit()
+            return DrainResult(failed=1)
+
+
+def drain_all(max_batches: int = 1000) -> DrainResult:
+    """Ingest every due row (this thread holds the process's drain turn)."""
+    total = DrainResult()
+    with _drain_lock:
+        for _ in range(max_batches):
+            result = drain_batch()
+            if result is None:
+                continue
+            total.add(result)
+            if result.rows + result.failed == 0:
+                break
+    return total
+
+
+def pending_count() -> int:
+    """Rows waiting (pending or being ingested)."""
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(WebhookIntake).where(WebhookIntake.state != "failed")
+    ) or 0
+
+
+def retry_failed() -> int:
+    """Put failed rows back in the queue (after a fix); returns how many."""
+    n = db.session.execute(
+        sa.update(WebhookIntake).where(WebhookIntake.state == "failed")
+        .values(state="pending", attempts=0, next_attempt_at=None)
+    ).rowcount
+    db.session.commit()
+    return n
+
+
+# --------------------------------------------------------------------------- drainer thread
+
+
+class Drainer(threading.Thread):
+    """This process's background ingester: woken by webhooks, also sweeps every few seconds."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        super().__init__(name="switchboard-intake", daemon=True)
+        self.app = app
+        self.interval = interval
+        self.wake_event = threading.Event()
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Drain, then wait for a wake-up or the interval."""
+        while not self.stop_event.is_set():
+            self.wake_event.wait(self.interval)
+            self.wake_event.clear()
+            if self.stop_event.is_set():
+                break
+            try:
+                with self.app.app_context():
+                    drain_all()
+                    db.session.remove()
+            except Exception:  # noqa: BLE001 - keep draining later; rows stay pending
+                log.exception("intake drainer error")
+
+    def stop(self) -> None:
+        """End the loop."""
+        self.stop_event.set()
+        self.wake_event.set()
+
+
+_drainer: Drainer | None = None
+_drainer_pid: int | None = None
+_drainer_guard = threading.Lock()
+
+
+def wake() -> None:
+    """Wake this process's drainer, starting it on first use (after any fork)."""
+    global _drainer, _drainer_pid
+    app = current_app._get_current_object()
+    if not app.config.get("INTAKE_DRAINER", True):
+        return  # tests drain explicitly
+    with _drainer_guard:
+        if _drainer is None or _drainer_pid != os.getpid() or not _drainer.is_alive():
+            _drainer = Drainer(app, float(app.config.get("INTAKE_SWEEP_SECONDS", 2.0)))
+            _drainer_pid = os.getpid()
+            _drainer.start()
+    _drainer.wake_event.set()
+
+
+def stop_drainer() -> None:
+    """Stop this process's drainer thread (tests, shutdown)."""
+    global _drainer
+    with _drainer_guard:
+        if _drainer is not None:
+            _drainer.stop()
+            _drainer.join(5)
+            _drainer = None

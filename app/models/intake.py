@@ -1,0 +1,39 @@
+"""The webhook intake: authenticated provider requests, stored before we answer 2xx."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.clock import now
+from app.extensions import db
+from app.models.types import JSONType, UTCDateTime
+
+
+class WebhookIntake(db.Model):
+    """One verified webhook body, waiting to be threaded into the inbox.
+
+    The webhook writes the raw body in one INSERT and answers; ``app.inbox.intake``
+    then claims pending rows in bulk (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
+    conditional UPDATE on SQLite), ingests them and deletes them in the same
+    transaction. A row that cannot be ingested stays, ``failed``, with the error.
+    """
+
+    __tablename__ = "webhook_intake"
+    __table_args__ = (sa.Index("ix_webhook_intake_state", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    #: the inboxes whose secret verified the signature: only their events are ingested
+    inbox_ids: Mapped[list] = mapped_column(JSONType, default=list)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|working|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
