@@ -54,7 +54,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # 20 kept connections: webhooks, API calls and the drainer of one busy process
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 20}
     REDIS_URL = os.environ.get("REDIS_URL") or None
     PUBLIC_URL = (os.environ.get("PUBLIC_URL") or "").rstrip("/") or None
     MESSENGER_GRAPH_URL = os.environ.get("MESSENGER_GRAPH_URL", "https://graph.facebook.com")
@@ -77,6 +78,7 @@ class Config:
     # webhook intake: each process's drainer thread also sweeps this often for leftovers
     INTAKE_DRAINER = env_bool("INTAKE_DRAINER", True)
     INTAKE_SWEEP_SECONDS = float(os.environ.get("INTAKE_SWEEP_SECONDS", "2.0"))
+    INTAKE_GATHER_MS = float(os.environ.get("INTAKE_GATHER_MS", "50"))  # a burst's rows, together
     DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "switchboard")

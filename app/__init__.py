@@ -86,6 +86,11 @@ def register_extensions(app: Flask) -> None:
         opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         opts.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
         opts["pool_pre_ping"] = False  # a local file: nothing to ping, one statement saved per request
+        if ":memory:" not in uri and uri not in ("sqlite://", "sqlite:///"):
+            # connections are cheap to keep and costly to open (pragmas): keep one per busy
+            # thread instead of closing the overflow after every burst
+            opts.setdefault("pool_size", 20)
+            opts.setdefault("max_overflow", 20)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)

@@ -55,20 +55,29 @@ class IngestResult:
 # --------------------------------------------------------------------------- helpers
 
 
+_INSERT_IGNORE: dict[tuple, sa.Insert] = {}
+
+
 def insert_ignore(session: Session, model, values: dict, conflict: list[str]) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING; returns the new id or None when it existed."""
+    """INSERT ... ON CONFLICT DO NOTHING; returns the new id or None when it existed.
+
+    The statement is built once per table and reused with new parameters (building
+    an INSERT per row cost more than running it), and, being a Core statement on
+    the table, it does not flush the session's pending changes first.
+    """
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = (
-        insert(model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=conflict)
-        .returning(model.id)
-    )
-    return session.execute(stmt).scalar()
+    key = (dialect, model, tuple(conflict))
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = model.__table__
+        stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+        _INSERT_IGNORE[key] = stmt
+    with session.no_autoflush:  # pending changes of the batch are flushed once, at its end
+        return session.execute(stmt, values).scalar()
 
 
 def lock_for_update(session: Session, stmt):
@@ -90,18 +99,22 @@ def find_or_create_identity(
     Safe under concurrency: the identity insert ignores conflicts, and the row
     is then locked (PostgreSQL) so threading below happens one at a time.
     """
+    ident = cache.get(external_id) if cache is not None else None
+    if ident is not None:  # prefetched for the batch: no query
+        if name and not ident.contact.name:
+            ident.contact.name = name[:200]
+        return ident, False
     q = (
         sa.select(ContactIdentity)
         .where(ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id == external_id)
         .options(joinedload(ContactIdentity.contact, innerjoin=True))
     )
-    if cache is not None and external_id in cache:
-        ident = cache[external_id]
-    else:
-        ident = session.scalars(lock_for_update(session, q)).first()
+    ident = session.scalars(lock_for_update(session, q)).first()
     if ident is not None:
         if name and not ident.contact.name:
             ident.contact.name = name[:200]
+        if cache is not None:
+            cache[external_id] = ident
         return ident, False
     contact = Contact(name=name[:200] if name else None)
     session.add(contact)

@@ -17,6 +17,10 @@ from app.models import Inbox
 from app.web.webhooks import bp, log, text
 from connectors import messenger
 
+# Built once: the webhook is the hottest path there is (rows, not ORM objects).
+_ALL_ROUTES = sa.select(Inbox.id, Inbox.route_key, Inbox.config).where(Inbox.channel == "messenger")
+_ROUTED = _ALL_ROUTES.where(Inbox.route_key.in_(sa.bindparam("pages", expanding=True)))
+
 
 @bp.get("/messenger")
 def messenger_verify():
@@ -41,16 +45,10 @@ def messenger_events():
     except ValueError:
         payload = None
     page_ids = messenger.page_ids(payload) if isinstance(payload, dict) else []
-    inboxes = {
-        i.route_key: i
-        for i in db.session.scalars(
-            sa.select(Inbox).where(Inbox.channel == "messenger", Inbox.route_key.in_(page_ids))
-        )
-    } if page_ids else {}
+    routes = db.session.execute(_ROUTED, {"pages": page_ids}).all() if page_ids else []
     # The body is signed with the app secret; accept it if a routed inbox's secret verifies it.
-    secrets = {i.config.get("app_secret") for i in inboxes.values()} if inboxes else {
-        i.config.get("app_secret")
-        for i in db.session.scalars(sa.select(Inbox).where(Inbox.channel == "messenger"))
+    secrets = {r.config.get("app_secret") for r in routes} if routes else {
+        r.config.get("app_secret") for r in db.session.execute(_ALL_ROUTES)
     }
     verified = {s for s in secrets if s and messenger.check_signature(raw, header, s)}
     if not verified:
@@ -59,11 +57,12 @@ def messenger_events():
     if not isinstance(payload, dict):
         log.warning("messenger: signed body is not a JSON object; acknowledged")
         return jsonify({"status": "ignored", "reason": "malformed"}), 200
-    routed = sorted(i.id for i in inboxes.values() if i.config.get("app_secret") in verified)
+    routed = sorted(r.id for r in routes if r.config.get("app_secret") in verified)
     if not routed:
         log.warning("messenger: events for unknown Pages %s ignored", page_ids)
         return jsonify({"status": "ok", "stored": 0, "duplicates": 0})
-    result = intake.accept(intake.store("messenger", raw, routed))
+    with intake.receiving():
+        result = intake.accept(intake.store("messenger", raw, routed))
     if result is None:  # stored; this process's drainer threads it in a moment
         return jsonify({"status": "ok", "queued": True})
     return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates})
