@@ -332,14 +332,16 @@ class _Batch:
         if inbox.channel == "email":  # email threads by headers, not by the latest conversation
             return
         for chunk in _chunks(contact_ids):
-            rows = session.scalars(
-                sa.select(Conversation)
+            newest = (
+                sa.select(sa.func.max(Conversation.id))
                 .where(Conversation.inbox_id == inbox.id, Conversation.contact_id.in_(chunk))
-                .order_by(Conversation.id.desc())
+                .group_by(Conversation.contact_id)
+            )
+            rows = session.scalars(
+                sa.select(Conversation).where(Conversation.id.in_(newest.scalar_subquery()))
             ).unique()
             for conv in rows:
-                if self.latest.get(conv.contact_id) is None:
-                    self.latest[conv.contact_id] = conv
+                self.latest[conv.contact_id] = conv
 
 
 def _chunks(items: list, size: int = 500):
