@@ -216,3 +216,36 @@ def test_concurrent_deliveries_of_one_body_store_one_message(app, session, inbox
     intake.drain_all()
     assert statuses == [200] * 8
     assert texts(session) == ["Only once"] and rows(session) == []
+
+
+def test_a_body_threaded_by_the_drainer_reaches_the_agents_socket(app, make, live_server, busy):
+    import requests
+    import socketio
+
+    agent = make.user("agent")
+    make.inbox("messenger", page_id=PAGE, app_secret=SECRET, members=[agent])
+    received: list[dict] = []
+    got = threading.Event()
+    sio = socketio.Client(reconnection=False)
+
+    @sio.on("message.created")
+    def on_message(data):
+        received.append(data)
+        got.set()
+
+    app.config.update(INTAKE_DRAINER=True, INTAKE_SWEEP_SECONDS=0.2)
+    sio.connect(live_server.url, auth={"token": make.token(agent)}, transports=["websocket"],
+                wait_timeout=10)
+    try:
+        raw = body(("7011", "m_live_1", "Seen live"))
+        sig = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        resp = requests.post(live_server.url + "/webhooks/messenger", data=raw, timeout=10,
+                             headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+        assert resp.json() == {"status": "ok", "queued": True}
+        assert not got.wait(0.3)  # still waiting in the intake
+        intake._drain_lock.release()
+        assert got.wait(10), "the drained message never reached the socket"
+        assert [m["body"] for m in received] == ["Seen live"]
+    finally:
+        sio.disconnect()
+        intake.stop_drainer()
