@@ -1,4 +1,4 @@
-"""``POST /webhooks/gbm``: the handshake and Business Messages events."""
+"""``POST /webhooks/gbm``: the handshake and Business Messages events (via the intake)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import sqlalchemy as sa
 from flask import jsonify, request
 
 from app.extensions import db
+from app.inbox import intake
 from app.models import Inbox
-from app.web.webhooks import bp, log, same, store, text
+from app.web.webhooks import bp, log, same, text
 from connectors import gbm
 
 
@@ -47,6 +48,15 @@ def gbm_webhook():
     if not connector.verify_signature(raw, request.headers.get("X-Goog-Signature")):
         log.warning("gbm: bad or missing X-Goog-Signature for inbox %s", inbox.id)
         return text("invalid signature", 403)
-    events = gbm.parse(payload)
-    result = store(inbox, events)
+    with intake.receiving():  # stored, then threaded like Messenger bodies (app.inbox.intake)
+        result = intake.accept(intake.store("gbm", raw, [inbox.id]))
+    if result is None:
+        return jsonify({"status": "ok", "queued": True})
     return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates})
+
+
+@intake.parser("gbm")
+def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
+    """A stored Business Messages body -> its events, for the agent's inbox."""
+    events = gbm.parse(json.loads(row.body))
+    return {inbox_id: events for inbox_id in inboxes}
