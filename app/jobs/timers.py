@@ -71,6 +71,25 @@ def _recent(session: Session, lower: datetime, *conds) -> list[Conversation]:
     )
 
 
+def _entering(session: Session, col, at: datetime, minutes: list[int], scan_from: datetime,
+              recent_since: datetime, *conds) -> dict[int, Conversation]:
+    """Conversations whose ``col`` came within one of the ``minutes`` thresholds of ``at``.
+
+    Those that crossed a threshold since ``scan_from`` (index scans), plus those active
+    since ``recent_since`` that are already inside the largest threshold (late arrivals).
+    """
+    found: dict[int, Conversation] = {}
+    for m in minutes:
+        step = timedelta(minutes=m)
+        for conv in _scan(session, col, scan_from + step, at + step, *conds):
+            found[conv.id] = conv
+    if minutes:
+        horizon = at + timedelta(minutes=minutes[-1])
+        for conv in _recent(session, recent_since, *conds, col > at, col <= horizon):
+            found[conv.id] = conv
+    return found
+
+
 def _left(delta: timedelta) -> str:
     minutes = max(1, int(delta.total_seconds() // 60))
     if minutes < 120:
@@ -137,15 +156,7 @@ def watch_windows(since: datetime | None = None) -> dict:
     waiting = (Conversation.status.in_(LIVE), Conversation.waiting_since.is_not(None),
                Conversation.inbox_id.in_(list(inboxes)))
     all_minutes = sorted({m for i in inboxes.values() for m in _thresholds(i)})
-    candidates: dict[int, Conversation] = {}
-    for m in all_minutes:
-        step = timedelta(minutes=m)
-        for conv in _scan(session, col, lower + step, at + step, *waiting):
-            candidates[conv.id] = conv
-    if all_minutes:
-        horizon = at + timedelta(minutes=all_minutes[-1])
-        for conv in _recent(session, lower, *waiting, col > at, col <= horizon):
-            candidates[conv.id] = conv
+    candidates = _entering(session, col, at, all_minutes, lower, lower, *waiting)
     for conv in candidates.values():
         inbox = inboxes[conv.inbox_id]
         expires = aware(conv.window_expires_at)
@@ -234,15 +245,7 @@ def watch_response_due(since: datetime | None = None) -> dict:
     done = {"warned": 0, "breached": 0}
     inboxes = {i.id: i for i in session.scalars(sa.select(Inbox))}
     minutes = sorted({_warning_minutes(i) for i in inboxes.values()} - {0})
-    candidates: dict[int, Conversation] = {}
-    for m in minutes:
-        step = timedelta(minutes=m)
-        for conv in _scan(session, col, max(lower, at - FIRST_RUN) + step, at + step, *live):
-            candidates[conv.id] = conv
-    if minutes:
-        horizon = at + timedelta(minutes=minutes[-1])
-        for conv in _recent(session, lower, *live, col > at, col <= horizon):
-            candidates[conv.id] = conv
+    candidates = _entering(session, col, at, minutes, max(lower, at - FIRST_RUN), lower, *live)
     for conv in candidates.values():
         due = aware(conv.response_due_at)
         m = _warning_minutes(inboxes[conv.inbox_id])
