@@ -359,9 +359,10 @@ def intake_cli() -> None:
 @intake_cli.command("status")
 def intake_status() -> None:
     """How many webhook bodies wait, and the failed ones with their errors."""
+    from app.inbox import intake
     from app.models import WebhookIntake
 
-    click.echo(f"waiting: {intake_module().pending_count()}")
+    click.echo(f"waiting: {intake.pending_count()}")
     failed = db.session.scalars(
         sa.select(WebhookIntake).where(WebhookIntake.state == "failed").order_by(WebhookIntake.id)
     )
@@ -373,15 +374,11 @@ def intake_status() -> None:
 @intake_cli.command("retry")
 def intake_retry() -> None:
     """Queue the failed bodies again and thread what is due now."""
-    n = intake_module().retry_failed()
-    done = intake_module().drain_all()
-    click.echo(f"requeued {n}; threaded {done.rows}, failed again {done.failed}")
-
-
-def intake_module():
     from app.inbox import intake
 
-    return intake
+    n = intake.retry_failed()
+    done = intake.drain_all()
+    click.echo(f"requeued {n}; threaded {done.rows}, failed again {done.failed}")
 
 
 def register(app: Flask) -> None:

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 200  # webhook bodies per ingest transaction
 MAX_ATTEMPTS = 5
-STALE_CLAIM = timedelta(minutes=5)
 RETRY_BASE = timedelta(seconds=10)
 
 #: channel -> parser: a stored row -> {inbox id: events}, only for the row's verified inboxes
@@ -165,36 +164,32 @@ def accept(row_id: int) -> DrainResult | None:
 # --------------------------------------------------------------------------- draining
 
 
-def _due(at: datetime):
-    return sa.or_(
-        sa.and_(WebhookIntake.state == "pending",
-                sa.or_(WebhookIntake.next_attempt_at.is_(None), WebhookIntake.next_attempt_at <= at)),
-        sa.and_(WebhookIntake.state == "working", WebhookIntake.claimed_at < at - STALE_CLAIM),
-    )
-
-
 def _claim(session, limit: int, ids: list[int] | None, worker: str, at: datetime) -> list[WebhookIntake]:
-    """Lock or mark the next due rows inside the current transaction (ingest commits it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        rows = sa.select(WebhookIntake).where(_due(at)).order_by(WebhookIntake.id).limit(limit)
-        if ids is not None:
-            rows = rows.where(WebhookIntake.id.in_(ids))
-        return list(session.scalars(rows.with_for_update(skip_locked=True)))
-    pick = sa.select(WebhookIntake.id).where(_due(at)).order_by(WebhookIntake.id).limit(limit)
+    """Lock or mark the next due rows inside the current transaction (ingest commits it).
+
+    A claim never outlives its transaction: the commit deletes the rows, a rollback
+    (or a process that died) leaves them pending.
+    """
+    due = sa.select(WebhookIntake).where(
+        WebhookIntake.state == "pending",
+        sa.or_(WebhookIntake.next_attempt_at.is_(None), WebhookIntake.next_attempt_at <= at),
+    )
     if ids is not None:
-        pick = pick.where(WebhookIntake.id.in_(ids))
+        due = due.where(WebhookIntake.id.in_(ids))
+    due = due.order_by(WebhookIntake.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(due.with_for_update(skip_locked=True)))
     # SQLite: the UPDATE takes the database's write lock, so no other process can claim
-    # these rows before this transaction ends; its rollback releases them again.
+    # these rows before this transaction ends.
     session.execute(
         sa.update(WebhookIntake)
-        .where(WebhookIntake.id.in_(pick.scalar_subquery()))
+        .where(WebhookIntake.id.in_(due.with_only_columns(WebhookIntake.id).scalar_subquery()))
         .values(state="working", claimed_by=worker, claimed_at=at)
         .execution_options(synchronize_session=False)
     )
     return list(session.scalars(
         sa.select(WebhookIntake)
-        .where(WebhookIntake.claimed_by == worker, WebhookIntake.claimed_at == at,
-               WebhookIntake.state == "working")
+        .where(WebhookIntake.claimed_by == worker, WebhookIntake.state == "working")
         .order_by(WebhookIntake.id)
     ))
 
@@ -291,7 +286,6 @@ def _drain_one(row_id: int) -> DrainResult:
                 return DrainResult()
             row.attempts = (row.attempts or 0) + 1
             row.error = f"{type(exc).__name__}: {exc}"[:2000]
-            row.claimed_by = row.claimed_at = None
             if isinstance(exc, BadBody):
                 row.attempts = MAX_ATTEMPTS  # the same body would fail the same way again
             if row.attempts >= MAX_ATTEMPTS:
