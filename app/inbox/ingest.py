@@ -292,6 +292,7 @@ class _Batch:
         self.existing: set[str] = set()  # provider ids already stored (prefetched)
         self.identities: dict[str, ContactIdentity] = {}  # external id -> identity (prefetched)
         self.latest: dict[int, Conversation | None] | None = None  # contact -> latest conversation
+        self.staged: list[_Staged] = []  # customer messages waiting for their INSERT
 
     def touch(self, conv: Conversation, created: bool = False) -> None:
         self.touched[conv.id] = conv
@@ -418,7 +419,28 @@ def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -
     return conv
 
 
+@dataclass
+class _Staged:
+    """A customer message threaded and waiting for its INSERT (see :func:`_insert_staged`)."""
+
+    ev: cb.InboundMessage
+    values: dict
+    conv: Conversation
+    ident: ContactIdentity
+    how: str
+    sent_at: datetime
+    received_at: datetime
+
+
 def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
+    """Thread a customer message; its row is inserted with the batch's others.
+
+    Messages with a provider id wait in ``b.staged`` and go in with one
+    multi-row INSERT (:func:`_insert_staged`); the conversation changes follow
+    only for rows really inserted, so a concurrent delivery of the same message
+    changes nothing twice. Email is inserted at once: the next message of the
+    batch may thread on this one's Message-ID.
+    """
     session, inbox = b.session, b.inbox
     if ev.external_id and ev.external_id in b.existing:
         b.result.duplicates += 1
@@ -471,22 +493,75 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             "created_at": b.received_at,
             "updated_at": b.received_at,
     }
-    new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])
+    staged = _Staged(ev, values, conv, ident, how, sent_at, b.received_at)
     if ev.external_id:
         b.existing.add(ev.external_id)
+        if inbox.channel != "email":
+            b.staged.append(staged)
+            return
+    new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])
+    _inserted(b, staged, new_id)
+    if new_id is None and how == "created":
+        _drop_if_empty(b, conv)
+
+
+_INSERT_MESSAGES: dict[str, sa.Insert] = {}
+
+
+def _insert_staged(b: _Batch) -> None:
+    """Insert the staged customer messages in one statement, then apply them in order."""
+    if not b.staged:
+        return
+    staged, b.staged = b.staged, []
+    session = b.session
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERT_MESSAGES.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = Message.__table__
+        stmt = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["inbox_id", "provider_id"])
+            .returning(table.c.id, table.c.provider_id)
+        )
+        _INSERT_MESSAGES[dialect] = stmt
+    with session.no_autoflush:
+        rows = session.execute(stmt, [s.values for s in staged]).all()
+    ids = {provider_id: row_id for row_id, provider_id in rows}
+    lost: dict[int, Conversation] = {}
+    for s in staged:
+        new_id = ids.get(s.values["provider_id"])
+        _inserted(b, s, new_id)
+        if new_id is None and s.how == "created":
+            lost[s.conv.id] = s.conv
+    for conv in lost.values():
+        _drop_if_empty(b, conv)
+
+
+def _drop_if_empty(b: _Batch, conv: Conversation) -> None:
+    """Delete a conversation this batch created when none of its messages was new after all."""
+    if conv.id in b.touched:
+        return
+    b.session.delete(conv)
+    b.session.flush()
+    if b.latest is not None and b.latest.get(conv.contact_id) is conv:
+        b.latest.pop(conv.contact_id, None)
+
+
+def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
+    """Apply a customer message to its conversation once its row is in (None: it existed)."""
+    session, inbox, conv, ev, sent_at = b.session, b.inbox, s.conv, s.ev, s.sent_at
     if new_id is None:  # a concurrent delivery of the same message won
         b.result.duplicates += 1
-        if how == "created":
-            session.delete(conv)
-            session.flush()
-            if b.latest is not None:
-                b.latest.pop(ident.contact_id, None)
         return
     if ev.attachments:
         msg = session.get(Message, new_id)
         _store_attachments(session, msg, ev.attachments)
     else:  # nothing to load back: the row is exactly what we inserted
-        msg = Message(id=new_id, **values)
+        msg = Message(id=new_id, **s.values)
     # timers: the platform's own send time; out-of-order deliveries keep the latest
     if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):
         conv.last_inbound_at = sent_at
@@ -495,8 +570,8 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         if isinstance(referral, dict):  # the ad, link or QR code the customer came from
             conv.context = {**(conv.context or {}), "referral": referral}
     if not ev.automated:
-        if ident.undeliverable_reason:  # they wrote: they can be reached again (unblocked)
-            ident.undeliverable_reason = None
+        if s.ident.undeliverable_reason:  # they wrote: they can be reached again (unblocked)
+            s.ident.undeliverable_reason = None
         if conv.waiting_since is None or sent_at < aware(conv.waiting_since):
             conv.waiting_since = sent_at
         if conv.status in ("snoozed", "pending"):
@@ -507,11 +582,11 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     conv.unread_count = (conv.unread_count or 0) + 1
     shown = [a for a in ev.attachments if a.kind != "original"]  # email: the raw .eml
     preview = ev.text or (f"[{shown[0].kind}]" if shown else "")
-    _set_last_message(conv, "inbound", preview, b.received_at)
+    _set_last_message(conv, "inbound", preview, s.received_at)
     refresh_timers(conv, inbox)
     b.result.created.append(msg.id)
     b.messages[msg.id] = msg
-    b.touch(conv, created=(how == "created"))
+    b.touch(conv, created=(s.how == "created"))
     events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
 
 
@@ -821,7 +896,9 @@ def ingest(
         b.received_at = at
         if isinstance(ev, cb.InboundMessage):
             _inbound(b, ev)
-        elif isinstance(ev, cb.EchoedOutbound):
+            continue
+        _insert_staged(b)  # what came before is stored before anything else is applied
+        if isinstance(ev, cb.EchoedOutbound):
             _echo(b, ev)
         elif isinstance(ev, cb.StatusUpdate):
             _status(b, ev)
@@ -833,6 +910,7 @@ def ingest(
             _typing(b, ev)
         else:
             log.warning("ignoring unknown event %r", type(ev).__name__)
+    _insert_staged(b)
     b.received_at = latest
     last = aware(inbox.last_event_at)
     if last is None or latest - last > EVENT_STAMP_EVERY:  # not one UPDATE per webhook

@@ -79,6 +79,40 @@ def test_concurrent_duplicate_deliveries_store_one_message(app, make):
     assert count(Conversation) == 1
 
 
+def test_message_stored_by_another_process_meanwhile_counts_once(make, monkeypatch):
+    """A delivery committed elsewhere after this batch looked for replays is still one message.
+
+    The batch's INSERT skips it; its conversation is not counted twice, and a
+    conversation started only for it is not left behind empty.
+    """
+    from app.inbox import ingest as ingest_mod
+
+    inbox = make.inbox()
+    ingest(db.session, inbox, [_msg(inbox, ext="mid.a", contact="psid-1", text="First")])
+    ingest(db.session, inbox, [_msg(inbox, ext="mid.c", contact="psid-1", text="Other")])
+    conv = db.session.scalars(sa.select(Conversation)).one()
+    assert conv.unread_count == 2
+
+    seen = ingest_mod._Batch.prefetch
+
+    def blind(self, batch):  # as if both rows were committed by another process just after
+        seen(self, batch)
+        self.existing.clear()
+
+    monkeypatch.setattr(ingest_mod._Batch, "prefetch", blind)
+    result = ingest(db.session, inbox, [
+        _msg(inbox, ext="mid.a", contact="psid-1", text="First"),
+        _msg(inbox, ext="mid.b", contact="psid-1", text="Second"),
+        _msg(inbox, ext="mid.c", contact="psid-2", text="Other"),
+    ])
+    assert len(result.created) == 1 and result.duplicates == 2
+    db.session.expire_all()
+    assert count(Message) == 3
+    assert count(Conversation) == 1  # none left empty for psid-2
+    conv = db.session.get(Conversation, conv.id)
+    assert conv.unread_count == 3 and conv.last_message_body == "Second"
+
+
 def test_threading_reuses_open_conversation(make):
     inbox = make.inbox()
     m1 = make.inbound(inbox, contact="c1", text="one")
