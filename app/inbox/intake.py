@@ -14,9 +14,9 @@ them, so a row is threaded exactly once:
   whose ingest failed (retried with back-off, then kept as ``failed`` with the
   error for ``flask intake retry``).
 
-Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and by a
-conditional UPDATE inside the ingest transaction on SQLite, so several
-processes may drain at once.
+Rows are claimed by deleting them (``DELETE ... RETURNING``) inside the ingest
+transaction, skipping rows other processes hold on PostgreSQL (``FOR UPDATE
+SKIP LOCKED``), so several processes may drain at once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,8 +44,8 @@ BATCH_ROWS = 200  # webhook bodies per ingest transaction
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=10)
 
-#: channel -> parser: a stored row -> {inbox id: events}, only for the row's verified inboxes
-Parser = Callable[[WebhookIntake, dict[int, Inbox]], dict[int, list[cb.InboundEvent]]]
+#: channel -> parser: a claimed row (its columns) -> {inbox id: events}, only for the row's verified inboxes
+Parser = Callable[[sa.Row, dict[int, Inbox]], dict[int, list[cb.InboundEvent]]]
 PARSERS: dict[str, Parser] = {}
 
 class BadBody(ValueError):
@@ -164,13 +163,18 @@ def accept(row_id: int) -> DrainResult | None:
 # --------------------------------------------------------------------------- draining
 
 
-def _claim(session, limit: int, ids: list[int] | None, worker: str, at: datetime) -> list[WebhookIntake]:
-    """Lock or mark the next due rows inside the current transaction (ingest commits it).
+_COLUMNS = tuple(WebhookIntake.__table__.c)
 
-    A claim never outlives its transaction: the commit deletes the rows, a rollback
-    (or a process that died) leaves them pending.
+
+def _claim(session, limit: int, ids: list[int] | None, at: datetime) -> list[sa.Row]:
+    """Take the next due rows by deleting them, inside the ingest transaction.
+
+    One ``DELETE ... RETURNING`` both claims and removes: the commit that stores
+    their messages makes the removal final; a rollback (or a process that died
+    mid-way) puts them back, pending. PostgreSQL skips rows another process
+    holds (``FOR UPDATE SKIP LOCKED``); on SQLite the DELETE takes the write lock.
     """
-    due = sa.select(WebhookIntake).where(
+    due = sa.select(WebhookIntake.id).where(
         WebhookIntake.state == "pending",
         sa.or_(WebhookIntake.next_attempt_at.is_(None), WebhookIntake.next_attempt_at <= at),
     )
@@ -178,23 +182,16 @@ def _claim(session, limit: int, ids: list[int] | None, worker: str, at: datetime
         due = due.where(WebhookIntake.id.in_(ids))
     due = due.order_by(WebhookIntake.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        return list(session.scalars(due.with_for_update(skip_locked=True)))
-    # SQLite: the UPDATE takes the database's write lock, so no other process can claim
-    # these rows before this transaction ends.
-    session.execute(
-        sa.update(WebhookIntake)
-        .where(WebhookIntake.id.in_(due.with_only_columns(WebhookIntake.id).scalar_subquery()))
-        .values(state="working", claimed_by=worker, claimed_at=at)
-        .execution_options(synchronize_session=False)
-    )
-    return list(session.scalars(
-        sa.select(WebhookIntake)
-        .where(WebhookIntake.claimed_by == worker, WebhookIntake.state == "working")
-        .order_by(WebhookIntake.id)
-    ))
+        due = due.with_for_update(skip_locked=True)
+    taken = session.execute(
+        sa.delete(WebhookIntake.__table__)
+        .where(WebhookIntake.id.in_(due.scalar_subquery()))
+        .returning(*_COLUMNS)
+    ).all()
+    return sorted(taken, key=lambda row: row.id)
 
 
-def _events_of(rows: list[WebhookIntake]) -> tuple[dict[int, list], dict[int, Inbox]]:
+def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
     """Parse the rows: (inbox id -> [(event, its row's receipt time)], the inboxes)."""
     session = db.session
     wanted = sorted({i for row in rows for i in (row.inbox_ids or [])})
@@ -215,8 +212,8 @@ def _events_of(rows: list[WebhookIntake]) -> tuple[dict[int, list], dict[int, In
     return grouped, inboxes
 
 
-def _ingest_rows(rows: list[WebhookIntake]) -> DrainResult:
-    """Ingest the claimed rows and delete them; the caller commits."""
+def _ingest_rows(rows: list[sa.Row]) -> DrainResult:
+    """Ingest the claimed rows; the caller commits."""
     from app.inbox.ingest import ingest  # late: ingest imports the models this module uses
 
     session = db.session
@@ -228,11 +225,6 @@ def _ingest_rows(rows: list[WebhookIntake]) -> DrainResult:
         result.created += done.created
         result.duplicates += done.duplicates
         result.updated += done.updated
-    session.execute(
-        sa.delete(WebhookIntake)
-        .where(WebhookIntake.id.in_([r.id for r in rows]))
-        .execution_options(synchronize_session=False)
-    )
     return result
 
 
@@ -243,12 +235,11 @@ def drain_batch(ids: list[int] | None = None, limit: int = BATCH_ROWS) -> DrainR
     holds the others back. Returns None only when the rows could not be claimed.
     """
     session = db.session
-    worker = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     at = now()
     row_ids: list[int] = []
     with writer_turn():
         try:
-            rows = _claim(session, limit, ids, worker, at)
+            rows = _claim(session, limit, ids, at)
             row_ids = [r.id for r in rows]
             result = _ingest_rows(rows) if rows else DrainResult()
             session.commit()
@@ -270,11 +261,10 @@ def drain_batch(ids: list[int] | None = None, limit: int = BATCH_ROWS) -> DrainR
 def _drain_one(row_id: int) -> DrainResult:
     """Ingest one row alone; on failure count the attempt and schedule a retry."""
     session = db.session
-    worker = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     at = now()
     with writer_turn():
         try:
-            rows = _claim(session, 1, [row_id], worker, at)
+            rows = _claim(session, 1, [row_id], at)
             result = _ingest_rows(rows) if rows else DrainResult()
             session.commit()
             return result

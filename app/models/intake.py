@@ -16,9 +16,9 @@ class WebhookIntake(db.Model):
     """One verified webhook body, waiting to be threaded into the inbox.
 
     The webhook writes the raw body in one INSERT and answers; ``app.inbox.intake``
-    then claims pending rows in bulk (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
-    conditional UPDATE on SQLite), ingests them and deletes them in the same
-    transaction. A row that cannot be ingested stays, ``failed``, with the error.
+    then takes pending rows in bulk by deleting them (``DELETE ... RETURNING``,
+    skipping rows locked by another process on PostgreSQL) in the transaction that
+    ingests them. A row that cannot be ingested stays, ``failed``, with the error.
     """
 
     __tablename__ = "webhook_intake"
@@ -31,9 +31,7 @@ class WebhookIntake(db.Model):
     inbox_ids: Mapped[list] = mapped_column(JSONType, default=list)
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
-    state: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|working|failed
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|failed
     attempts: Mapped[int] = mapped_column(default=0)
-    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
