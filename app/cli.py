@@ -360,13 +360,9 @@ def intake_cli() -> None:
 def intake_status() -> None:
     """How many webhook bodies wait, and the failed ones with their errors."""
     from app.inbox import intake
-    from app.models import WebhookIntake
 
     click.echo(f"waiting: {intake.pending_count()}")
-    failed = db.session.scalars(
-        sa.select(WebhookIntake).where(WebhookIntake.state == "failed").order_by(WebhookIntake.id)
-    )
-    for row in failed:
+    for row in intake.rows("failed"):
         click.echo(f"failed #{row.id} {row.channel} received {row.received_at:%Y-%m-%d %H:%M:%S}Z "
                    f"after {row.attempts} attempts: {row.error}")
 

@@ -14,9 +14,13 @@ them, so a row is threaded exactly once:
   whose ingest failed (retried with back-off, then kept as ``failed`` with the
   error for ``flask intake retry``).
 
-Rows are claimed by deleting them (``DELETE ... RETURNING``) inside the ingest
-transaction, skipping rows other processes hold on PostgreSQL (``FOR UPDATE
-SKIP LOCKED``), so several processes may drain at once.
+In PostgreSQL the bodies wait in the main database and are claimed by deleting
+them (``DELETE ... RETURNING``) inside the ingest transaction, skipping rows
+other processes hold (``FOR UPDATE SKIP LOCKED``), so several processes may
+drain at once. With SQLite they wait in a file of their own beside the inbox's
+(``switchboard-intake.db``), so storing a body never waits for SQLite's one
+writer while a batch is being threaded; rows are deleted there once their
+messages are committed.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -81,7 +87,84 @@ def writer_turn():
 # --------------------------------------------------------------------------- storing
 
 
-_INSERT = WebhookIntake.__table__.insert()  # built once, run with each body's values
+_TABLE = WebhookIntake.__table__
+_COLUMNS = tuple(_TABLE.c)
+_INSERT = _TABLE.insert()  # built once, run with each body's values
+_file_lock = threading.Lock()  # this process's writers of the intake file take turns
+_engine_guard = threading.Lock()
+
+
+def intake_url_for(database_url: str | sa.URL) -> str | None:
+    """Where bodies wait when the inbox is a SQLite file: ``<name>-intake<.ext>`` beside it.
+
+    None (the main database) for PostgreSQL and for an in-memory SQLite database.
+    """
+    url = sa.make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database)
+    return str(url.set(database=str(path.with_name(f"{path.stem}-intake{path.suffix or '.db'}"))))
+
+
+def _own_engine() -> sa.Engine | None:
+    """The intake's own SQLite file, or None when bodies wait in the main database.
+
+    SQLite has one writer per file: with the bodies in the inbox's file, every
+    webhook waited for the ingest transaction under way before it could store its
+    body and answer. In a file of their own, storing never waits for threading.
+    The file holds only bodies in transit; it is created on first use.
+    """
+    app = current_app._get_current_object()
+    state = app.extensions.setdefault("switchboard_intake", {})
+    if "engine" in state:
+        return state["engine"]
+    with _engine_guard:
+        if "engine" not in state:
+            url = intake_url_for(app.config["SQLALCHEMY_DATABASE_URI"])
+            engine = None
+            if url is not None:
+                engine = sa.create_engine(
+                    url, pool_size=20, max_overflow=20,
+                    connect_args={"timeout": 30, "check_same_thread": False},
+                )
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+                with contextlib.suppress(sa.exc.OperationalError):  # another process made it
+                    WebhookIntake.metadata.create_all(engine, tables=[_TABLE])
+                weakref.finalize(app, engine.dispose)
+            state["engine"] = engine
+    return state["engine"]
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def write(stmt, params: dict | None = None) -> sa.CursorResult:
+    """Run one statement where the bodies wait, committed."""
+    engine = _own_engine()
+    if engine is not None:
+        with _file_lock, engine.begin() as conn:
+            return conn.execute(stmt, params)
+    with writer_turn():
+        try:
+            result = db.session.execute(stmt, params)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+    return result
+
+
+def read(stmt) -> list[sa.Row]:
+    """The rows of one query where the bodies wait."""
+    engine = _own_engine()
+    if engine is None:
+        return db.session.execute(stmt).all()
+    with engine.connect() as conn:
+        return conn.execute(stmt).all()
 
 
 def store(channel: str, body: bytes, inbox_ids: Iterable[int], received_at: datetime | None = None) -> int:
@@ -94,14 +177,7 @@ def store(channel: str, body: bytes, inbox_ids: Iterable[int], received_at: date
         "state": "pending",
         "attempts": 0,
     }
-    with writer_turn():
-        try:
-            row_id = db.session.execute(_INSERT, values).inserted_primary_key[0]
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-    return row_id
+    return write(_INSERT, values).inserted_primary_key[0]
 
 
 @dataclass
@@ -163,32 +239,44 @@ def accept(row_id: int) -> DrainResult | None:
 # --------------------------------------------------------------------------- draining
 
 
-_COLUMNS = tuple(WebhookIntake.__table__.c)
-
-
-def _claim(session, limit: int, ids: list[int] | None, at: datetime) -> list[sa.Row]:
-    """Take the next due rows by deleting them, inside the ingest transaction.
-
-    One ``DELETE ... RETURNING`` both claims and removes: the commit that stores
-    their messages makes the removal final; a rollback (or a process that died
-    mid-way) puts them back, pending. PostgreSQL skips rows another process
-    holds (``FOR UPDATE SKIP LOCKED``); on SQLite the DELETE takes the write lock.
-    """
-    due = sa.select(WebhookIntake.id).where(
-        WebhookIntake.state == "pending",
-        sa.or_(WebhookIntake.next_attempt_at.is_(None), WebhookIntake.next_attempt_at <= at),
+def _due(limit: int, ids: list[int] | None, at: datetime):
+    """The ids of the next rows due, oldest first."""
+    due = sa.select(_TABLE.c.id).where(
+        _TABLE.c.state == "pending",
+        sa.or_(_TABLE.c.next_attempt_at.is_(None), _TABLE.c.next_attempt_at <= at),
     )
     if ids is not None:
-        due = due.where(WebhookIntake.id.in_(ids))
-    due = due.order_by(WebhookIntake.id).limit(limit)
+        due = due.where(_TABLE.c.id.in_(ids))
+    return due.order_by(_TABLE.c.id).limit(limit)
+
+
+def _take(session, limit: int, ids: list[int] | None, at: datetime) -> list[sa.Row]:
+    """The next due rows, taken for the ingest transaction under way.
+
+    In the main database one ``DELETE ... RETURNING`` both claims and removes
+    them: the commit that stores their messages makes it final, a rollback (or a
+    process that died) puts them back; PostgreSQL skips rows another process
+    holds (``FOR UPDATE SKIP LOCKED``). From the intake's own SQLite file they are
+    read, and deleted by :func:`_settle` once the messages are committed (this
+    process drains one batch at a time; were it to die in between, the batch
+    would be ingested again, and ingest skips what it already stored).
+    """
+    due = _due(limit, ids, at)
+    if _own_engine() is not None:
+        return read(sa.select(*_COLUMNS).where(_TABLE.c.id.in_(due.scalar_subquery()))
+                    .order_by(_TABLE.c.id))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     taken = session.execute(
-        sa.delete(WebhookIntake.__table__)
-        .where(WebhookIntake.id.in_(due.scalar_subquery()))
-        .returning(*_COLUMNS)
+        sa.delete(_TABLE).where(_TABLE.c.id.in_(due.scalar_subquery())).returning(*_COLUMNS)
     ).all()
     return sorted(taken, key=lambda row: row.id)
+
+
+def _settle(row_ids: list[int]) -> None:
+    """After the ingest commit: remove the rows from the intake's own file."""
+    if row_ids and _own_engine() is not None:
+        write(sa.delete(_TABLE).where(_TABLE.c.id.in_(row_ids)))
 
 
 def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
@@ -229,32 +317,35 @@ def _ingest_rows(rows: list[sa.Row]) -> DrainResult:
 
 
 def drain_batch(ids: list[int] | None = None, limit: int = BATCH_ROWS) -> DrainResult | None:
-    """Claim up to ``limit`` due rows (only ``ids`` if given), ingest them, commit.
+    """Take up to ``limit`` due rows (only ``ids`` if given), ingest them, commit.
 
     When the batch fails its rows are ingested one by one, so one bad body never
-    holds the others back. Returns None only when the rows could not be claimed.
+    holds the others back. Returns None only when the rows could not be taken.
     """
     session = db.session
     at = now()
     row_ids: list[int] = []
+    result = None
     with writer_turn():
         try:
-            rows = _claim(session, limit, ids, at)
+            rows = _take(session, limit, ids, at)
             row_ids = [r.id for r in rows]
             result = _ingest_rows(rows) if rows else DrainResult()
             session.commit()
-            return result
         except Exception:
             session.rollback()
             if not row_ids:
-                log.exception("intake: claiming webhook bodies failed")
+                log.exception("intake: taking webhook bodies failed")
                 return None
             log.exception("intake: a batch of %d webhook bodies failed; ingesting them one by one",
                           len(row_ids))
+            result = None
+    if result is not None:
+        _settle(row_ids)
+        return result
     total = DrainResult()
     for row_id in row_ids:
-        one = _drain_one(row_id)
-        total.add(one)
+        total.add(_drain_one(row_id))
     return total
 
 
@@ -264,29 +355,31 @@ def _drain_one(row_id: int) -> DrainResult:
     at = now()
     with writer_turn():
         try:
-            rows = _claim(session, 1, [row_id], at)
+            rows = _take(session, 1, [row_id], at)
             result = _ingest_rows(rows) if rows else DrainResult()
             session.commit()
-            return result
         except Exception as exc:  # noqa: BLE001 - the row keeps the error; nothing is lost
             session.rollback()
             log.exception("intake: webhook body %s could not be ingested", row_id)
-            row = session.get(WebhookIntake, row_id)
-            if row is None:
-                return DrainResult()
-            row.attempts = (row.attempts or 0) + 1
-            row.error = f"{type(exc).__name__}: {exc}"[:2000]
-            if isinstance(exc, BadBody):
-                row.attempts = MAX_ATTEMPTS  # the same body would fail the same way again
-            if row.attempts >= MAX_ATTEMPTS:
-                row.state = "failed"
-                log.error("intake: webhook body %s failed %d times; kept as failed "
-                          "(flask intake retry)", row_id, row.attempts)
-            else:
-                row.state = "pending"
-                row.next_attempt_at = at + RETRY_BASE * 2 ** (row.attempts - 1)
-            session.commit()
-            return DrainResult(failed=1)
+            failure = exc
+        else:
+            failure = None
+    if failure is None:
+        _settle([r.id for r in rows])
+        return result
+    row = next(iter(read(sa.select(_TABLE.c.attempts).where(_TABLE.c.id == row_id))), None)
+    if row is None:
+        return DrainResult()
+    attempts = MAX_ATTEMPTS if isinstance(failure, BadBody) else (row.attempts or 0) + 1
+    values: dict = {"attempts": attempts, "error": f"{type(failure).__name__}: {failure}"[:2000]}
+    if attempts >= MAX_ATTEMPTS:  # a bad body would fail the same way again: not retried
+        values["state"] = "failed"
+        log.error("intake: webhook body %s failed %d times; kept as failed "
+                  "(flask intake retry)", row_id, attempts)
+    else:
+        values.update(state="pending", next_attempt_at=at + RETRY_BASE * 2 ** (attempts - 1))
+    write(sa.update(_TABLE).where(_TABLE.c.id == row_id).values(**values))
+    return DrainResult(failed=1)
 
 
 def drain_all(max_batches: int = 1000) -> DrainResult:
@@ -304,20 +397,22 @@ def drain_all(max_batches: int = 1000) -> DrainResult:
 
 
 def pending_count() -> int:
-    """Rows waiting (pending or being ingested)."""
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(WebhookIntake).where(WebhookIntake.state != "failed")
-    ) or 0
+    """Rows waiting to be threaded (failed ones excluded)."""
+    return read(sa.select(sa.func.count()).select_from(_TABLE).where(_TABLE.c.state != "failed"))[0][0]
+
+
+def rows(state: str | None = None) -> list[sa.Row]:
+    """The stored bodies (only those in ``state`` if given), oldest first."""
+    q = sa.select(*_COLUMNS).order_by(_TABLE.c.id)
+    return read(q.where(_TABLE.c.state == state) if state else q)
 
 
 def retry_failed() -> int:
     """Put failed rows back in the queue (after a fix); returns how many."""
-    n = db.session.execute(
-        sa.update(WebhookIntake).where(WebhookIntake.state == "failed")
+    return write(
+        sa.update(_TABLE).where(_TABLE.c.state == "failed")
         .values(state="pending", attempts=0, next_attempt_at=None)
     ).rowcount
-    db.session.commit()
-    return n
 
 
 # --------------------------------------------------------------------------- drainer thread
