@@ -2,8 +2,7 @@
 
 A provider's webhook is answered as soon as its authenticated body is committed
 to ``webhook_intake`` (durable: nothing is lost if the process dies now). The
-rows are then ingested, many at a time, in one transaction that also deletes
-them, so a row is threaded exactly once:
+rows are then ingested, many at a time, and removed (see below for how):
 
 - when the process is idle, the request that stored the row ingests it before
   answering (a provider, a test or a curl sees the message in the inbox at once);

@@ -18,7 +18,10 @@ class WebhookIntake(db.Model):
     The webhook writes the raw body in one INSERT and answers; ``app.inbox.intake``
     then takes pending rows in bulk by deleting them (``DELETE ... RETURNING``,
     skipping rows locked by another process on PostgreSQL) in the transaction that
-    ingests them. A row that cannot be ingested stays, ``failed``, with the error.
+    ingests them. With SQLite the table lives in a file of its own beside the
+    database (created on first use, not by migrations) and rows are deleted once
+    their messages are committed. A row that cannot be ingested stays, ``failed``,
+    with the error.
     """
 
     __tablename__ = "webhook_intake"
