@@ -821,3 +821,30 @@ def test_segment_counter_endpoint(client, auth):
     assert (resp.get_json()["encoding"], resp.get_json()["segments"]) == ("GSM-7", 2)
     assert client.post("/api/v1/sms/segments", headers=auth, json={"body": 5}).status_code == 422
     assert client.post("/api/v1/sms/segments", json={"body": "x"}).status_code == 401
+
+
+# --------------------------------------------------------------------------- intake
+
+
+def test_busy_process_keeps_inbound_sms_in_the_intake_and_threads_them_once(
+        client, sms_inbox, auth):
+    """Under load Twilio gets its TwiML at once; the requests are threaded together later."""
+    from app.inbox import intake
+
+    first_sid = sid()
+    with intake._drain_lock:  # another batch is being threaded in this process
+        for body, message_sid in (("Where is my order?", first_sid),
+                                  ("Where is my order?", first_sid),  # Twilio retried it
+                                  ("STOP", sid())):
+            resp = inbound(client, sms_inbox, body, message_sid=message_sid)
+            assert resp.status_code == 200
+            assert resp.get_data(as_text=True).endswith("<Response></Response>")
+        assert len(intake.rows()) == 3
+        assert conversations(client, auth) == []
+    done = intake.drain_all()
+    assert done.rows == 3 and len(done.created) == 2 and done.duplicates == 1
+    conv = only_conversation(client, auth)
+    assert [m["body"] for m in messages(client, auth, conv["id"])
+            if m["direction"] == "inbound"] == ["Where is my order?", "STOP"]
+    assert conv["opted_out"] is True and conv["unread_count"] == 2
+    assert intake.rows() == []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
 from flask import request
+from werkzeug.datastructures import MultiDict
 
-from app.clock import now
+from app.clock import aware, now
 from app.extensions import db
+from app.inbox import intake
 from app.inbox.connections import connector_for
 from app.models import Inbox, Message
 from app.web.webhooks import bp, log, request_url, store, text
@@ -36,7 +39,7 @@ def _verified(inbox: Inbox) -> bool:
 
 @bp.post("/sms/twilio")
 def twilio_inbound():
-    """An inbound SMS/MMS: verify, store, answer empty TwiML."""
+    """An inbound SMS/MMS: verify, keep the request in the intake, answer empty TwiML."""
     service_sid, to = TWILIO.routing_keys(request.form)
     inbox = _inbox_for(service_sid, to)
     if inbox is None:
@@ -46,13 +49,25 @@ def twilio_inbound():
         log.warning("sms: bad or missing X-Twilio-Signature for inbox %s", inbox.id)
         return text("invalid signature", 403)
     try:
-        events = TWILIO.parse_inbound(request.form, now())
+        TWILIO.parse_inbound(request.form, now())  # an unreadable request is not stored
     except (ValueError, KeyError):
         log.warning("sms: malformed inbound request for inbox %s acknowledged", inbox.id)
         return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
-    events = [dataclasses.replace(ev, inbox_key=inbox.route_key) for ev in events]
-    store(inbox, events)
+    body = urlencode(list(request.form.items(multi=True))).encode()
+    with intake.receiving():  # stored, then threaded like Messenger bodies (app.inbox.intake)
+        intake.accept(intake.store("sms", body, [inbox.id]))
     return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
+
+
+@intake.parser("sms")
+def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
+    """A stored inbound SMS/MMS request -> its events (Twilio sends no time: ours)."""
+    form = MultiDict(parse_qsl(row.body.decode(), keep_blank_values=True))
+    events = TWILIO.parse_inbound(form, aware(row.received_at))
+    return {
+        inbox_id: [dataclasses.replace(ev, inbox_key=inbox.route_key) for ev in events]
+        for inbox_id, inbox in inboxes.items()
+    }
 
 
 def _awaiting_sid(ref: str | None, sid: str | None) -> Message | None:
