@@ -58,15 +58,14 @@ class IngestResult:
 _INSERT_IGNORE: dict[tuple, sa.Insert] = {}
 
 
-def insert_ignore(session: Session, model, values: dict, conflict: list[str]) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING; returns the new id or None when it existed.
+def _insert_ignore_stmt(session: Session, model, conflict: list[str], *returning: str) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING ...`` for ``model``, built once per dialect.
 
-    The statement is built once per table and reused with new parameters (building
-    an INSERT per row cost more than running it), and, being a Core statement on
-    the table, it does not flush the session's pending changes first.
+    Building an INSERT per row cost more than running it, and, being a Core
+    statement on the table, it does not flush the session's pending changes first.
     """
     dialect = session.get_bind().dialect.name
-    key = (dialect, model, tuple(conflict))
+    key = (dialect, model, tuple(conflict), returning)
     stmt = _INSERT_IGNORE.get(key)
     if stmt is None:
         if dialect == "postgresql":
@@ -74,8 +73,16 @@ def insert_ignore(session: Session, model, values: dict, conflict: list[str]) ->
         else:
             from sqlalchemy.dialects.sqlite import insert
         table = model.__table__
-        stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+        stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(
+            *(table.c[name] for name in returning)
+        )
         _INSERT_IGNORE[key] = stmt
+    return stmt
+
+
+def insert_ignore(session: Session, model, values: dict, conflict: list[str]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING; returns the new id or None when it existed."""
+    stmt = _insert_ignore_stmt(session, model, conflict, "id")
     with session.no_autoflush:  # pending changes of the batch are flushed once, at its end
         return session.execute(stmt, values).scalar()
 
@@ -505,29 +512,13 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         _drop_if_empty(b, conv)
 
 
-_INSERT_MESSAGES: dict[str, sa.Insert] = {}
-
-
 def _insert_staged(b: _Batch) -> None:
     """Insert the staged customer messages in one statement, then apply them in order."""
     if not b.staged:
         return
     staged, b.staged = b.staged, []
     session = b.session
-    dialect = session.get_bind().dialect.name
-    stmt = _INSERT_MESSAGES.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        table = Message.__table__
-        stmt = (
-            insert(table)
-            .on_conflict_do_nothing(index_elements=["inbox_id", "provider_id"])
-            .returning(table.c.id, table.c.provider_id)
-        )
-        _INSERT_MESSAGES[dialect] = stmt
+    stmt = _insert_ignore_stmt(session, Message, ["inbox_id", "provider_id"], "id", "provider_id")
     with session.no_autoflush:
         rows = session.execute(stmt, [s.values for s in staged]).all()
     ids = {provider_id: row_id for row_id, provider_id in rows}
