@@ -311,45 +311,60 @@ class _Batch:
 
         Known provider ids (replays), the senders' identities (locked on
         PostgreSQL, in a stable order) and each sender's latest conversation.
+        The statements are built once (:data:`_PREFETCH`); only the values change.
         """
         inbound = [ev for ev in batch if isinstance(ev, cb.InboundMessage)]
         if not inbound:
             return
         session, inbox = self.session, self.inbox
+        known, senders, latest = _prefetch_statements(session)
         ext_ids = sorted({ev.external_id for ev in inbound if ev.external_id})
         for chunk in _chunks(ext_ids):
-            self.existing.update(
-                session.scalars(
-                    sa.select(Message.provider_id).where(
-                        Message.inbox_id == inbox.id, Message.provider_id.in_(chunk)
-                    )
-                )
-            )
-        senders = sorted({ev.contact_id for ev in inbound})
-        for chunk in _chunks(senders):
-            q = (
-                sa.select(ContactIdentity)
-                .where(ContactIdentity.inbox_id == inbox.id, ContactIdentity.external_id.in_(chunk))
-                .options(joinedload(ContactIdentity.contact, innerjoin=True))
-                .order_by(ContactIdentity.id)
-            )
-            for ident in session.scalars(lock_for_update(session, q)).unique():
+            self.existing.update(session.scalars(known, {"inbox": inbox.id, "ids": chunk}))
+        for chunk in _chunks(sorted({ev.contact_id for ev in inbound})):
+            for ident in session.scalars(senders, {"inbox": inbox.id, "ids": chunk}).unique():
                 self.identities[ident.external_id] = ident
         contact_ids = sorted({i.contact_id for i in self.identities.values()})
         self.latest = dict.fromkeys(contact_ids)
         if inbox.channel == "email":  # email threads by headers, not by the latest conversation
             return
         for chunk in _chunks(contact_ids):
-            newest = (
-                sa.select(sa.func.max(Conversation.id))
-                .where(Conversation.inbox_id == inbox.id, Conversation.contact_id.in_(chunk))
-                .group_by(Conversation.contact_id)
-            )
-            rows = session.scalars(
-                sa.select(Conversation).where(Conversation.id.in_(newest.scalar_subquery()))
-            ).unique()
-            for conv in rows:
+            for conv in session.scalars(latest, {"inbox": inbox.id, "ids": chunk}).unique():
                 self.latest[conv.contact_id] = conv
+
+
+_PREFETCH: dict[str, tuple] = {}
+
+
+def _prefetch_statements(session: Session) -> tuple:
+    """The prefetch queries of :meth:`_Batch.prefetch` for this database, built once.
+
+    Building a statement per batch cost as much as running it; these take the
+    inbox as ``:inbox`` and a list of keys as the expanding ``:ids``.
+    """
+    dialect = session.get_bind().dialect.name
+    built = _PREFETCH.get(dialect)
+    if built is None:
+        inbox, ids = sa.bindparam("inbox"), sa.bindparam("ids", expanding=True)
+        known = sa.select(Message.provider_id).where(
+            Message.inbox_id == inbox, Message.provider_id.in_(ids)
+        )
+        senders = (
+            sa.select(ContactIdentity)
+            .where(ContactIdentity.inbox_id == inbox, ContactIdentity.external_id.in_(ids))
+            .options(joinedload(ContactIdentity.contact, innerjoin=True))
+            .order_by(ContactIdentity.id)
+        )
+        if dialect == "postgresql":
+            senders = senders.with_for_update()
+        newest = (
+            sa.select(sa.func.max(Conversation.id))
+            .where(Conversation.inbox_id == inbox, Conversation.contact_id.in_(ids))
+            .group_by(Conversation.contact_id)
+        )
+        latest = sa.select(Conversation).where(Conversation.id.in_(newest.scalar_subquery()))
+        built = _PREFETCH[dialect] = (known, senders, latest)
+    return built
 
 
 def _chunks(items: list, size: int = 500):

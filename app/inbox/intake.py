@@ -157,13 +157,13 @@ def write(stmt, params: dict | None = None) -> sa.CursorResult:
     return result
 
 
-def read(stmt) -> list[sa.Row]:
+def read(stmt, params: dict | None = None) -> list[sa.Row]:
     """The rows of one query where the bodies wait."""
     engine = _own_engine()
     if engine is None:
-        return db.session.execute(stmt).all()
+        return db.session.execute(stmt, params).all()
     with engine.connect() as conn:
-        return conn.execute(stmt).all()
+        return conn.execute(stmt, params).all()
 
 
 def store(channel: str, body: bytes, inbox_ids: Iterable[int], received_at: datetime | None = None) -> int:
@@ -238,15 +238,31 @@ def accept(row_id: int) -> DrainResult | None:
 # --------------------------------------------------------------------------- draining
 
 
-def _due(limit: int, ids: list[int] | None, at: datetime):
-    """The ids of the next rows due, oldest first."""
+def _due(ids: bool):
+    """The ids of the next rows due, oldest first: ``:at``, ``:limit`` and, if ``ids``, ``:ids``."""
     due = sa.select(_TABLE.c.id).where(
         _TABLE.c.state == "pending",
-        sa.or_(_TABLE.c.next_attempt_at.is_(None), _TABLE.c.next_attempt_at <= at),
+        sa.or_(_TABLE.c.next_attempt_at.is_(None), _TABLE.c.next_attempt_at <= sa.bindparam("at")),
     )
-    if ids is not None:
-        due = due.where(_TABLE.c.id.in_(ids))
-    return due.order_by(_TABLE.c.id).limit(limit)
+    if ids:
+        due = due.where(_TABLE.c.id.in_(sa.bindparam("ids", expanding=True)))
+    return due.order_by(_TABLE.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+# Built once: constructing these per batch cost about as much as running them.
+_READ_DUE = {
+    ids: sa.select(*_COLUMNS).where(_TABLE.c.id.in_(_due(ids).scalar_subquery())).order_by(_TABLE.c.id)
+    for ids in (False, True)
+}
+_DELETE_DUE = {
+    (dialect, ids): sa.delete(_TABLE).where(_TABLE.c.id.in_(
+        (_due(ids).with_for_update(skip_locked=True) if dialect == "postgresql" else _due(ids))
+        .scalar_subquery()
+    )).returning(*_COLUMNS)
+    for dialect in ("postgresql", "sqlite") for ids in (False, True)
+}
+_DELETE_IDS = sa.delete(_TABLE).where(_TABLE.c.id.in_(sa.bindparam("ids", expanding=True)))
+_INBOXES = sa.select(Inbox).where(Inbox.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _take(session, limit: int, ids: list[int] | None, at: datetime) -> list[sa.Row]:
@@ -260,29 +276,25 @@ def _take(session, limit: int, ids: list[int] | None, at: datetime) -> list[sa.R
     process drains one batch at a time; were it to die in between, the batch
     would be ingested again, and ingest skips what it already stored).
     """
-    due = _due(limit, ids, at)
+    params = {"at": at, "limit": limit, **({"ids": ids} if ids is not None else {})}
     if _own_engine() is not None:
-        return read(sa.select(*_COLUMNS).where(_TABLE.c.id.in_(due.scalar_subquery()))
-                    .order_by(_TABLE.c.id))
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    taken = session.execute(
-        sa.delete(_TABLE).where(_TABLE.c.id.in_(due.scalar_subquery())).returning(*_COLUMNS)
-    ).all()
+        return read(_READ_DUE[ids is not None], params)
+    dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+    taken = session.execute(_DELETE_DUE[dialect, ids is not None], params).all()
     return sorted(taken, key=lambda row: row.id)
 
 
 def _settle(row_ids: list[int]) -> None:
     """After the ingest commit: remove the rows from the intake's own file."""
     if row_ids and _own_engine() is not None:
-        write(sa.delete(_TABLE).where(_TABLE.c.id.in_(row_ids)))
+        write(_DELETE_IDS, {"ids": row_ids})
 
 
 def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
     """Parse the rows: (inbox id -> [(event, its row's receipt time)], the inboxes)."""
     session = db.session
     wanted = sorted({i for row in rows for i in (row.inbox_ids or [])})
-    inboxes = {i.id: i for i in session.scalars(sa.select(Inbox).where(Inbox.id.in_(wanted)))} if wanted else {}
+    inboxes = {i.id: i for i in session.scalars(_INBOXES, {"ids": wanted})} if wanted else {}
     grouped: dict[int, list[tuple[cb.InboundEvent, datetime]]] = {}
     for row in rows:
         parse = PARSERS.get(row.channel)
