@@ -113,6 +113,86 @@ def test_message_stored_by_another_process_meanwhile_counts_once(make, monkeypat
     assert conv.unread_count == 3 and conv.last_message_body == "Second"
 
 
+def test_large_batch_mixing_replays_and_new_messages_threads_each_sender_once(make):
+    """600 messages from 120 customers, half of them replays: the replays change nothing.
+
+    More keys than one look-up chunk (500), senders and conversations found for
+    the whole batch at once, on every database.
+    """
+    inbox = make.inbox()
+    other = make.inbox()
+    first = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}")
+             for i in range(300)]
+    ingest(db.session, inbox, first)
+    ingest(db.session, other, [_msg(other, ext="mid.0", contact="psid-0")])  # same id elsewhere
+    convs = dict(db.session.execute(sa.select(Conversation.contact_id, Conversation.id)
+                                    .where(Conversation.inbox_id == inbox.id)).all())
+    assert len(convs) == 120
+    again = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}")
+             for i in range(300)]
+    new = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"two {i}")
+           for i in range(300, 600)]
+    result = ingest(db.session, inbox, again + new)
+    assert len(result.created) == 300 and result.duplicates == 300
+    db.session.expire_all()
+    assert count(Message, Message.inbox_id == inbox.id) == 600
+    after = dict(db.session.execute(sa.select(Conversation.contact_id, Conversation.id)
+                                    .where(Conversation.inbox_id == inbox.id)).all())
+    assert after == convs  # every new message joined its sender's conversation
+    unread = db.session.scalars(sa.select(Conversation.unread_count)
+                                .where(Conversation.inbox_id == inbox.id)).all()
+    assert sum(unread) == 600
+
+
+def test_postgresql_finds_replays_by_index_without_statistics(make, session):
+    """A young inbox has no planner statistics: looking up replays must not read the inbox.
+
+    With ``provider_id IN (...)`` PostgreSQL read every message of the inbox and
+    compared each with the whole list (0.2 s a batch at 20,000 messages).
+    """
+    import json
+
+    import pytest
+
+    from app.inbox.ingest import _prefetch_statements
+
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner only")
+    inbox = make.inbox()
+    for start in range(0, 3000, 500):
+        ingest(db.session, inbox, [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 50}")
+                                   for i in range(start, start + 500)])
+    known = _prefetch_statements(session)[0]
+    ids = [f"mid.{i}" for i in range(2990, 3490)]
+    executed = []
+    engine = session.get_bind()
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):
+        executed.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", keep)
+    try:
+        found = session.scalars(known, {"inbox": inbox.id, "ids": ids}).all()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", keep)
+    assert sorted(found) == sorted(ids[:10])
+    statement, parameters = executed[-1]
+    plan = session.connection().exec_driver_sql(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters
+    ).scalar()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    read = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "messages"]
+    assert read and all(n["Node Type"] != "Seq Scan" for n in read)
+    assert sum(n.get("Rows Removed by Filter", 0) for n in read) == 0
+    assert all(n["Actual Rows"] <= 1 for n in read)  # one index entry per id, at most
+
+
 def test_threading_reuses_open_conversation(make):
     inbox = make.inbox()
     m1 = make.inbound(inbox, contact="c1", text="one")
