@@ -91,6 +91,9 @@ def register_extensions(app: Flask) -> None:
             # thread instead of closing the overflow after every burst
             opts.setdefault("pool_size", 20)
             opts.setdefault("max_overflow", 20)
+        else:  # one shared in-memory connection (a static pool): no pool to size
+            opts.pop("pool_size", None)
+            opts.pop("max_overflow", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)

@@ -42,3 +42,30 @@ def test_list_with_token(client, make):
     assert item["last_message"]["body"] == "Where is my parcel?"
     assert item["reply_window"]["state"] == "open"
     assert item["response_due"]["breached"] is False
+
+
+def test_in_memory_sqlite_starts_and_stores(tmp_path, monkeypatch):
+    """``DATABASE_URL=sqlite://`` (one process, nothing kept): the app starts and threads a message."""
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    from app import create_app
+    from app.extensions import db
+    from app.models import Inbox, Message
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})
+    with app.app_context():
+        db.create_all()
+        inbox = Inbox(channel="sms", name="SMS", route_key="+14155550100",
+                      config={"number": "+14155550100"}, settings={})
+        db.session.add(inbox)
+        db.session.commit()
+        from app.clock import now
+        from app.inbox.ingest import ingest
+        from connectors.base import InboundMessage
+
+        ingest(db.session, inbox, [InboundMessage(inbox_key=inbox.route_key, external_id="SM1",
+                                                  contact_id="+14155550111", sent_at=now(),
+                                                  text="Hello")])
+        assert db.session.query(Message).count() == 1
+        assert app.test_client().get("/healthz").get_json()["database"] == "ok"
+        db.session.remove()
+        db.engine.dispose()
