@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from app.clock import aware, now
+from app.clock import aware, naive, now
 from app.inbox import events, storage, windows
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import (
@@ -580,9 +580,14 @@ def _insert_staged(b: _Batch) -> None:
         return
     staged, b.staged = b.staged, []
     session = b.session
-    stmt = _insert_ignore_stmt(session, Message, ["inbox_id", "provider_id"], "id", "provider_id")
     with session.no_autoflush:
-        rows = session.execute(stmt, [s.values for s in staged]).all()
+        if session.get_bind().dialect.name == "postgresql":
+            rows = session.execute(_insert_columns_on_postgresql(),
+                                   _as_columns([s.values for s in staged])).all()
+        else:
+            stmt = _insert_ignore_stmt(session, Message, ["inbox_id", "provider_id"],
+                                       "id", "provider_id")
+            rows = session.execute(stmt, [s.values for s in staged]).all()
     ids = {provider_id: row_id for row_id, provider_id in rows}
     lost: dict[int, Conversation] = {}
     for s in staged:
@@ -592,6 +597,58 @@ def _insert_staged(b: _Batch) -> None:
             lost[s.conv.id] = s.conv
     for conv in lost.values():
         _drop_if_empty(b, conv)
+
+
+#: The columns of a staged customer message, as ``_inbound`` fills them.
+_STAGED_COLUMNS = ("conversation_id", "inbox_id", "direction", "body", "html", "full_body",
+                   "sender_name", "provider_id", "platform_at", "status", "automated", "meta",
+                   "created_at", "updated_at")
+_PG_INSERT: list = []
+
+
+def _insert_columns_on_postgresql() -> sa.Insert:
+    """PostgreSQL: the staged rows as one array per column, ``INSERT ... SELECT FROM unnest``.
+
+    A multi-row ``VALUES`` list has 14 parameters per message: psycopg rewrote
+    its placeholders on every batch (too long to cache) and the server parsed
+    them all, a fifth of the time spent threading 100-message webhooks. With
+    arrays the statement is the same short text for any number of rows.
+    """
+    if not _PG_INSERT:
+        from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+
+        table = Message.__table__
+        kinds = {"meta": sa.Text}  # sent as JSON text, cast to jsonb below
+        arrays = [
+            sa.bindparam(name, type_=ARRAY(kinds.get(name) or _plain_type(table.c[name].type)))
+            for name in _STAGED_COLUMNS
+        ]
+        rows = sa.func.unnest(*arrays).table_valued(*_STAGED_COLUMNS).render_derived(name="v")
+        picked = [sa.cast(rows.c.meta, JSONB) if name == "meta" else rows.c[name]
+                  for name in _STAGED_COLUMNS]
+        _PG_INSERT.append(
+            insert(table)
+            .from_select(list(_STAGED_COLUMNS), sa.select(*picked))
+            .on_conflict_do_nothing(index_elements=["inbox_id", "provider_id"])
+            .returning(table.c.id, table.c.provider_id)
+        )
+    return _PG_INSERT[0]
+
+
+def _plain_type(column_type) -> sa.types.TypeEngine:
+    """The database type under a decorator (times are passed already as naive UTC)."""
+    return column_type.impl_instance if isinstance(column_type, sa.types.TypeDecorator) else column_type
+
+
+def _as_columns(rows: list[dict]) -> dict[str, list]:
+    """Row dicts -> one list per column, in the form the arrays of the INSERT take."""
+    import json
+
+    out: dict[str, list] = {name: [row[name] for row in rows] for name in _STAGED_COLUMNS}
+    for name in ("platform_at", "created_at", "updated_at"):
+        out[name] = [naive(at) for at in out[name]]
+    out["meta"] = [json.dumps(meta) for meta in out["meta"]]
+    return out
 
 
 def _drop_if_empty(b: _Batch, conv: Conversation) -> None:

@@ -131,10 +131,16 @@ def test_large_batch_mixing_replays_and_new_messages_threads_each_sender_once(ma
     again = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}")
              for i in range(300)]
     new = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"two {i}")
-           for i in range(300, 600)]
+           for i in range(300, 599)]
+    at = now().replace(microsecond=123000) - timedelta(minutes=5)
+    new.append(_msg(inbox, ext="mid.599", contact="psid-119", text="Grüße, 東京 👋", at=at,
+                    context={"locale": "de", "referral": {"ref": "ad-7"}}))
     result = ingest(db.session, inbox, again + new)
     assert len(result.created) == 300 and result.duplicates == 300
     db.session.expire_all()
+    last = db.session.scalars(sa.select(Message).where(Message.provider_id == "mid.599")).one()
+    assert last.body == "Grüße, 東京 👋" and last.platform_at == at
+    assert last.meta == {"kind": "message", "context": {"locale": "de", "referral": {"ref": "ad-7"}}}
     assert count(Message, Message.inbox_id == inbox.id) == 600
     after = dict(db.session.execute(sa.select(Conversation.contact_id, Conversation.id)
                                     .where(Conversation.inbox_id == inbox.id)).all())
