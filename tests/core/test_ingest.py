@@ -199,6 +199,48 @@ def test_postgresql_finds_replays_by_index_without_statistics(make, session):
     assert all(n["Actual Rows"] <= 1 for n in read)  # one index entry per id, at most
 
 
+def test_new_senders_are_created_together_and_a_concurrent_one_is_reused(make, session, monkeypatch):
+    """Senders new to the inbox get a contact and identity each; one made elsewhere meanwhile wins.
+
+    PostgreSQL only: on SQLite the single writer keeps another process from
+    creating it between the look-up and the insert.
+    """
+    import pytest
+
+    from app.inbox import ingest as ingest_mod
+    from app.models import ContactIdentity
+
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("needs a second concurrent writer")
+    inbox = make.inbox()
+    create = ingest_mod._Batch.create_senders
+
+    def racing(self, names, senders):
+        with db.engine.begin() as conn:  # another process creates psid-2 first
+            contact_id = conn.execute(sa.insert(Contact.__table__).returning(Contact.id),
+                                      {"name": "Ana Elsewhere", "created_at": now()}).scalar()
+            conn.execute(sa.insert(ContactIdentity.__table__), {
+                "contact_id": contact_id, "inbox_id": inbox.id, "channel": "messenger",
+                "external_id": "psid-2", "data": {}, "created_at": now()})
+        create(self, names, senders)
+
+    monkeypatch.setattr(ingest_mod._Batch, "create_senders", racing)
+    result = ingest(db.session, inbox, [
+        _msg(inbox, ext="mid.1", contact="psid-1", contact_name="Bo"),
+        _msg(inbox, ext="mid.2", contact="psid-2", contact_name="Ana"),
+        _msg(inbox, ext="mid.3", contact="psid-3"),
+        _msg(inbox, ext="mid.4", contact="psid-1"),
+    ])
+    assert len(result.created) == 4
+    db.session.expire_all()
+    names = sorted((c.name or "") for c in db.session.scalars(sa.select(Contact)))
+    assert names == ["", "Ana Elsewhere", "Bo"]  # no contact left without an identity
+    assert count(ContactIdentity) == 3 and count(Conversation) == 3
+    ana = db.session.scalars(sa.select(Conversation).join(Contact)
+                             .where(Contact.name == "Ana Elsewhere")).one()
+    assert ana.unread_count == 1
+
+
 def test_threading_reuses_open_conversation(make):
     inbox = make.inbox()
     m1 = make.inbound(inbox, contact="c1", text="one")
