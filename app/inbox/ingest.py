@@ -300,20 +300,21 @@ class _Batch:
         self.identities: dict[str, ContactIdentity] = {}  # external id -> identity (prefetched)
         self.latest: dict[int, Conversation | None] | None = None  # contact -> latest conversation
         self.staged: list[_Staged] = []  # customer messages waiting for their INSERT
+        self.opened: dict[int, Conversation] = {}  # started by the prefetch for new senders
 
     def touch(self, conv: Conversation, created: bool = False) -> None:
         self.touched[conv.id] = conv
         if created:
             self.created_convs.add(conv.id)
 
-    def prefetch(self, batch: list[cb.InboundEvent]) -> None:
+    def prefetch(self, batch: list[tuple[cb.InboundEvent, datetime]]) -> None:
         """Load what a batch of customer messages needs in three queries, not three each.
 
         Known provider ids (replays), the senders' identities (locked on
         PostgreSQL, in a stable order) and each sender's latest conversation.
         The statements are built once (:data:`_PREFETCH`); only the values change.
         """
-        inbound = [ev for ev in batch if isinstance(ev, cb.InboundMessage)]
+        inbound = [ev for ev, _at in batch if isinstance(ev, cb.InboundMessage)]
         if not inbound:
             return
         session, inbox = self.session, self.inbox
@@ -337,6 +338,32 @@ class _Batch:
         for chunk in _chunks(contact_ids):
             for conv in session.scalars(latest, {"inbox": inbox.id, "ids": chunk}).unique():
                 self.latest[conv.contact_id] = conv
+        if first_names:
+            self.open_conversations(batch, set(first_names))
+
+    def open_conversations(self, batch: list[tuple[cb.InboundEvent, datetime]], new: set[str]) -> None:
+        """A conversation for each sender new to the inbox, inserted together.
+
+        Each starts when its sender's first message arrived; they count as created
+        by this batch (assignment, ``conversation.created``, greeting).
+        """
+        started: dict[str, datetime] = {}
+        for ev, at in batch:
+            if isinstance(ev, cb.InboundMessage) and ev.contact_id in new and ev.contact_id in self.identities:
+                started.setdefault(ev.contact_id, at)
+        convs = []
+        for key, at in started.items():
+            ident = self.identities[key]
+            if self.latest.get(ident.contact_id) is None:
+                convs.append(Conversation(
+                    inbox_id=self.inbox.id, contact_id=ident.contact_id, identity_id=ident.id,
+                    status="open", last_activity_at=at, created_at=at, context={},
+                ))
+        self.session.add_all(convs)
+        self.session.flush()
+        for conv in convs:
+            self.latest[conv.contact_id] = conv
+            self.opened[conv.id] = conv
 
     def create_senders(self, names: dict[str, str | None], senders) -> None:
         """Contacts and identities for senders new to the inbox, a few statements for all.
@@ -571,6 +598,9 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         latest=inbox.channel != "email",
         known_latest=b.latest,
     )
+    if conv.id in b.opened:  # started by the prefetch for this new sender: this is its start
+        del b.opened[conv.id]
+        how = "created"
     if b.latest is not None:
         b.latest[ident.contact_id] = conv
     if conv.identity_id is None:
@@ -1038,7 +1068,7 @@ def ingest(
     latest = max(times, default=None) or now()
     b = _Batch(session, inbox, latest)
     ordered = sorted(zip(batch, times, strict=True), key=lambda pair: _sort_key(pair[0]))
-    b.prefetch([ev for ev, _ in ordered])
+    b.prefetch(ordered)
     for ev, at in ordered:
         b.received_at = at
         if isinstance(ev, cb.InboundMessage):
@@ -1058,6 +1088,8 @@ def ingest(
         else:
             log.warning("ignoring unknown event %r", type(ev).__name__)
     _insert_staged(b)
+    for conv in list(b.opened.values()):  # none of its sender's messages was threaded after all
+        _drop_if_empty(b, conv)
     b.received_at = latest
     last = aware(inbox.last_event_at)
     if last is None or latest - last > EVENT_STAMP_EVERY:  # not one UPDATE per webhook

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from app.clock import now
+from app.clock import iso, now
 from app.extensions import db
 from app.inbox.ingest import ingest
 from app.models import Contact, Conversation, Inbox, Message
@@ -239,6 +239,28 @@ def test_new_senders_are_created_together_and_a_concurrent_one_is_reused(make, s
     ana = db.session.scalars(sa.select(Conversation).join(Contact)
                              .where(Contact.name == "Ana Elsewhere")).one()
     assert ana.unread_count == 1
+
+
+def test_new_senders_in_one_batch_each_start_a_conversation_when_they_first_wrote(
+        make, captured_events):
+    inbox = make.inbox()
+    make.inbound(inbox, contact="known", text="earlier")
+    captured_events.clear()
+    t0 = now() - timedelta(seconds=30)
+    evs = [_msg(inbox, ext="n1", contact="new-1", at=t0), _msg(inbox, ext="k1", contact="known", at=t0),
+           _msg(inbox, ext="n2", contact="new-2", at=t0 + timedelta(seconds=1)),
+           _msg(inbox, ext="n3", contact="new-1", at=t0 + timedelta(seconds=2))]
+    times = [t0 + timedelta(seconds=i * 10) for i in range(4)]
+    result = ingest(db.session, inbox, evs, times)
+    assert len(result.created) == 4
+    created = [e.payload for e in captured_events if e.name == "conversation.created"]
+    updated = [e.payload for e in captured_events if e.name == "conversation.updated"]
+    assert len(created) == 2 and len(updated) == 1
+    by_contact = {c["contact"]["name"]: c for c in created}
+    first = by_contact["Messenger user ew-1"]
+    assert first["unread_count"] == 2 and first["created_at"] == iso(times[0])
+    assert by_contact["Messenger user ew-2"]["created_at"] == iso(times[2])
+    assert count(Conversation) == 3
 
 
 def test_threading_reuses_open_conversation(make):
