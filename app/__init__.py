@@ -67,7 +67,7 @@ def register_query_count(app: Flask) -> None:
         return response
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def sqlite_pragmas(dbapi_conn, _record) -> None:
     """WAL + busy timeout so readers and the writer do not block each other."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -99,8 +99,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     with app.app_context():
         engine = db.engine
-        if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
-            event.listen(engine, "connect", _sqlite_pragmas)
+        if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", sqlite_pragmas):
+            event.listen(engine, "connect", sqlite_pragmas)
             engine.dispose()
     csrf.init_app(app)
     limiter.init_app(app)

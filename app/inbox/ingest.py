@@ -9,6 +9,8 @@ message store exactly one row on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -349,7 +351,7 @@ class _Batch:
         """
         started: dict[str, datetime] = {}
         for ev, at in batch:
-            if isinstance(ev, cb.InboundMessage) and ev.contact_id in new and ev.contact_id in self.identities:
+            if isinstance(ev, cb.InboundMessage) and ev.contact_id in new:
                 started.setdefault(ev.contact_id, at)
         convs = []
         for key, at in started.items():
@@ -670,9 +672,7 @@ def _insert_staged(b: _Batch) -> None:
 _STAGED_COLUMNS = ("conversation_id", "inbox_id", "direction", "body", "html", "full_body",
                    "sender_name", "provider_id", "platform_at", "status", "automated", "meta",
                    "created_at", "updated_at")
-_PG_INSERT: list = []
-
-
+@functools.cache
 def _insert_columns_on_postgresql() -> sa.Insert:
     """PostgreSQL: the staged rows as one array per column, ``INSERT ... SELECT FROM unnest``.
 
@@ -681,25 +681,23 @@ def _insert_columns_on_postgresql() -> sa.Insert:
     them all, a fifth of the time spent threading 100-message webhooks. With
     arrays the statement is the same short text for any number of rows.
     """
-    if not _PG_INSERT:
-        from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+    from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
-        table = Message.__table__
-        kinds = {"meta": sa.Text}  # sent as JSON text, cast to jsonb below
-        arrays = [
-            sa.bindparam(name, type_=ARRAY(kinds.get(name) or _plain_type(table.c[name].type)))
-            for name in _STAGED_COLUMNS
-        ]
-        rows = sa.func.unnest(*arrays).table_valued(*_STAGED_COLUMNS).render_derived(name="v")
-        picked = [sa.cast(rows.c.meta, JSONB) if name == "meta" else rows.c[name]
-                  for name in _STAGED_COLUMNS]
-        _PG_INSERT.append(
-            insert(table)
-            .from_select(list(_STAGED_COLUMNS), sa.select(*picked))
-            .on_conflict_do_nothing(index_elements=["inbox_id", "provider_id"])
-            .returning(table.c.id, table.c.provider_id)
-        )
-    return _PG_INSERT[0]
+    table = Message.__table__
+    kinds = {"meta": sa.Text}  # sent as JSON text, cast to jsonb below
+    arrays = [
+        sa.bindparam(name, type_=ARRAY(kinds.get(name) or _plain_type(table.c[name].type)))
+        for name in _STAGED_COLUMNS
+    ]
+    rows = sa.func.unnest(*arrays).table_valued(*_STAGED_COLUMNS).render_derived(name="v")
+    picked = [sa.cast(rows.c.meta, JSONB) if name == "meta" else rows.c[name]
+              for name in _STAGED_COLUMNS]
+    return (
+        insert(table)
+        .from_select(list(_STAGED_COLUMNS), sa.select(*picked))
+        .on_conflict_do_nothing(index_elements=["inbox_id", "provider_id"])
+        .returning(table.c.id, table.c.provider_id)
+    )
 
 
 def _plain_type(column_type) -> sa.types.TypeEngine:
@@ -709,8 +707,6 @@ def _plain_type(column_type) -> sa.types.TypeEngine:
 
 def _as_columns(rows: list[dict]) -> dict[str, list]:
     """Row dicts -> one list per column, in the form the arrays of the INSERT take."""
-    import json
-
     out: dict[str, list] = {name: [row[name] for row in rows] for name in _STAGED_COLUMNS}
     for name in ("platform_at", "created_at", "updated_at"):
         out[name] = [naive(at) for at in out[name]]

@@ -126,19 +126,14 @@ def _own_engine() -> sa.Engine | None:
                     url, pool_size=20, max_overflow=20,
                     connect_args={"timeout": 30, "check_same_thread": False},
                 )
-                sa.event.listen(engine, "connect", _sqlite_pragmas)
+                from app import sqlite_pragmas  # the same settings as the inbox's own file
+
+                sa.event.listen(engine, "connect", sqlite_pragmas)
                 with contextlib.suppress(sa.exc.OperationalError):  # another process made it
                     WebhookIntake.metadata.create_all(engine, tables=[_TABLE])
                 weakref.finalize(app, engine.dispose)
             state["engine"] = engine
     return state["engine"]
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
 
 
 def write(stmt, params: dict | None = None) -> sa.CursorResult:
