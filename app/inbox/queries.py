@@ -107,18 +107,17 @@ def _base_conditions(user: User, f: ListFilter) -> list:
             Conversation.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel))
         )
     if f.q:
-        like = f"%{f.q.replace('%', '').replace('_', '')}%"
-        ident_match = sa.select(ContactIdentity.contact_id).where(
-            ContactIdentity.external_id.ilike(like)
-        )
+        # the agent's text as typed: "%" and "_" (order_1234, 50%) are matched literally
+        def has(col):
+            return col.icontains(f.q, autoescape=True)
+
+        ident_match = sa.select(ContactIdentity.contact_id).where(has(ContactIdentity.external_id))
         conds.append(
             sa.or_(
-                Conversation.contact_id.in_(
-                    sa.select(Contact.id).where(Contact.name.ilike(like))
-                ),
+                Conversation.contact_id.in_(sa.select(Contact.id).where(has(Contact.name))),
                 Conversation.contact_id.in_(ident_match),
-                Conversation.subject.ilike(like),
-                Conversation.last_message_body.ilike(like),
+                has(Conversation.subject),
+                has(Conversation.last_message_body),
             )
         )
     return conds

@@ -49,6 +49,27 @@ def test_list_filters_and_counts(client, make):
     assert [i["id"] for i in lead_view.get_json()["items"]] == [a.id]
 
 
+def test_search_matches_percent_and_underscore_literally(client, make):
+    agent = make.user()
+    inbox = make.inbox(members=[agent])
+    fifty = _conv(make, inbox, "a", text="Is the 50% discount still on?")
+    five_hundred = _conv(make, inbox, "b", text="I paid 500 for it")
+    order = _conv(make, inbox, "c", text="Where is order_1234?")
+    other = _conv(make, inbox, "d", text="Where is orderX1234?")
+    h = make.headers(agent)
+
+    def found(q):
+        from urllib.parse import quote
+
+        body = client.get(f"/api/v1/conversations?status=all&q={quote(q)}", headers=h).get_json()
+        return {i["id"] for i in body["items"]}
+
+    assert found("50%") == {fifty.id}
+    assert found("order_12") == {order.id}
+    assert found("ORDER") == {order.id, other.id}  # still any case, any position
+    assert five_hundred.id in found("50")
+
+
 def test_bad_filters_are_400(client, make):
     h = make.headers(make.user())
     for qs in ("status=weird", "sort=random", "assignee=nobody", "limit=x", "cursor=!!"):
