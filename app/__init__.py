@@ -27,8 +27,10 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
     if isinstance(config, dict):
         app.config.update(config)
     os.makedirs(app.instance_path, exist_ok=True)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -85,7 +87,9 @@ def register_extensions(app: Flask) -> None:
     if uri.startswith("sqlite"):
         opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         opts.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
-        opts["pool_pre_ping"] = False  # a local file: nothing to ping, one statement saved per request
+        opts["pool_pre_ping"] = (
+            False  # a local file: nothing to ping, one statement saved per request
+        )
         if ":memory:" not in uri and uri not in ("sqlite://", "sqlite:///"):
             # connections are cheap to keep and costly to open (pragmas): keep one per busy
             # thread instead of closing the overflow after every burst
@@ -99,7 +103,9 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     with app.app_context():
         engine = db.engine
-        if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", sqlite_pragmas):
+        if engine.dialect.name == "sqlite" and not event.contains(
+            engine, "connect", sqlite_pragmas
+        ):
             event.listen(engine, "connect", sqlite_pragmas)
             engine.dispose()
     csrf.init_app(app)

@@ -86,8 +86,14 @@ def users_list() -> None:
 # --------------------------------------------------------------------------- inboxes
 
 
-def _create_inbox(channel: str, name: str, config: dict, route_key: str | None,
-                  alt_route_key: str | None = None, settings: dict | None = None) -> Inbox:
+def _create_inbox(
+    channel: str,
+    name: str,
+    config: dict,
+    route_key: str | None,
+    alt_route_key: str | None = None,
+    settings: dict | None = None,
+) -> Inbox:
     from app.inbox.connections import connector_class
 
     try:
@@ -102,8 +108,14 @@ def _create_inbox(channel: str, name: str, config: dict, route_key: str | None,
     )
     if exists:
         fail(f"a {channel} inbox for {route_key} already exists (id {exists.id})")
-    inbox = Inbox(channel=channel, name=name, config=config, route_key=route_key,
-                  alt_route_key=alt_route_key, settings=settings or {})
+    inbox = Inbox(
+        channel=channel,
+        name=name,
+        config=config,
+        route_key=route_key,
+        alt_route_key=alt_route_key,
+        settings=settings or {},
+    )
     db.session.add(inbox)
     db.session.commit()
     return inbox
@@ -133,13 +145,19 @@ def inboxes_add() -> None:
 @click.option("--human-agent", is_flag=True, help="The Page is approved for the HUMAN_AGENT tag.")
 def add_messenger(name, page_id, page_token, app_secret, verify_token, app_id, human_agent) -> None:
     """A Facebook Page."""
-    config = {"page_id": page_id, "page_token": page_token, "app_secret": app_secret,
-              "verify_token": verify_token, "human_agent": human_agent}
+    config = {
+        "page_id": page_id,
+        "page_token": page_token,
+        "app_secret": app_secret,
+        "verify_token": verify_token,
+        "human_agent": human_agent,
+    }
     if app_id:
         config["app_id"] = app_id
     inbox = _create_inbox("messenger", name, config, page_id, settings={"human_agent": human_agent})
-    _print_inbox(inbox, {"Callback URL": "{base}/webhooks/messenger",
-                         "Verify token": "(the one you gave)"})
+    _print_inbox(
+        inbox, {"Callback URL": "{base}/webhooks/messenger", "Verify token": "(the one you gave)"}
+    )
 
 
 @inboxes_add.command("sms")
@@ -160,13 +178,22 @@ def add_sms(name, provider, number, account_sid, auth_token, messaging_service_s
         fail("--account-sid starts with AC")
     if messaging_service_sid and not messaging_service_sid.startswith("MG"):
         fail("--messaging-service-sid starts with MG")
-    config = {"provider": provider, "number": e164, "account_sid": account_sid,
-              "auth_token": auth_token}
+    config = {
+        "provider": provider,
+        "number": e164,
+        "account_sid": account_sid,
+        "auth_token": auth_token,
+    }
     if messaging_service_sid:
         config["messaging_service_sid"] = messaging_service_sid
     inbox = _create_inbox("sms", name, config, e164, messaging_service_sid)
-    _print_inbox(inbox, {"Incoming message webhook (POST)": "{base}/webhooks/sms/twilio",
-                         "Status callback": "{base}/webhooks/sms/twilio/status"})
+    _print_inbox(
+        inbox,
+        {
+            "Incoming message webhook (POST)": "{base}/webhooks/sms/twilio",
+            "Status callback": "{base}/webhooks/sms/twilio/status",
+        },
+    )
 
 
 @inboxes_add.command("email")
@@ -176,16 +203,33 @@ def add_sms(name, provider, number, account_sid, auth_token, messaging_service_s
 @click.option("--smtp-port", required=True, type=int)
 @click.option("--smtp-user", default=None)
 @click.option("--smtp-password", default=None)
-@click.option("--smtp-security", type=click.Choice(["none", "starttls", "ssl"]), default="starttls",
-              show_default=True)
+@click.option(
+    "--smtp-security",
+    type=click.Choice(["none", "starttls", "ssl"]),
+    default="starttls",
+    show_default=True,
+)
 @click.option("--imap-host", default=None)
 @click.option("--imap-port", type=int, default=None)
 @click.option("--imap-user", default=None)
 @click.option("--imap-password", default=None)
 @click.option("--imap-folder", default="INBOX", show_default=True)
 @click.option("--imap-security", type=click.Choice(["none", "starttls", "ssl"]), default=None)
-def add_email(name, address, smtp_host, smtp_port, smtp_user, smtp_password, smtp_security,
-              imap_host, imap_port, imap_user, imap_password, imap_folder, imap_security) -> None:
+def add_email(
+    name,
+    address,
+    smtp_host,
+    smtp_port,
+    smtp_user,
+    smtp_password,
+    smtp_security,
+    imap_host,
+    imap_port,
+    imap_user,
+    imap_password,
+    imap_folder,
+    imap_security,
+) -> None:
     """A mailbox: SMTP for replies, IMAP polling and/or the raw-MIME inbound URL."""
     address = address.strip().lower()
     if "@" not in address:
@@ -194,16 +238,31 @@ def add_email(name, address, smtp_host, smtp_port, smtp_user, smtp_password, smt
         fail("give both --smtp-user and --smtp-password, or neither")
     if imap_host and not (imap_user and imap_password):
         fail("IMAP needs --imap-user and --imap-password")
-    config = {"address": address, "smtp_host": smtp_host, "smtp_port": smtp_port,
-              "smtp_security": smtp_security}
-    optional = {"smtp_user": smtp_user, "smtp_password": smtp_password, "imap_host": imap_host,
-                "imap_port": imap_port or (993 if imap_host else None), "imap_user": imap_user,
-                "imap_password": imap_password, "imap_folder": imap_folder if imap_host else None,
-                "imap_security": imap_security}
+    config = {
+        "address": address,
+        "smtp_host": smtp_host,
+        "smtp_port": smtp_port,
+        "smtp_security": smtp_security,
+    }
+    optional = {
+        "smtp_user": smtp_user,
+        "smtp_password": smtp_password,
+        "imap_host": imap_host,
+        "imap_port": imap_port or (993 if imap_host else None),
+        "imap_user": imap_user,
+        "imap_password": imap_password,
+        "imap_folder": imap_folder if imap_host else None,
+        "imap_security": imap_security,
+    }
     config.update({k: v for k, v in optional.items() if v})
     inbox = _create_inbox("email", name, config, address)
-    _print_inbox(inbox, {"Inbound token": "{inbox.inbound_token}",
-                         "Raw MIME inbound URL": "{base}/webhooks/email/inbound/{inbox.inbound_token}"})
+    _print_inbox(
+        inbox,
+        {
+            "Inbound token": "{inbox.inbound_token}",
+            "Raw MIME inbound URL": "{base}/webhooks/email/inbound/{inbox.inbound_token}",
+        },
+    )
 
 
 @inboxes_add.command("gbm")
@@ -228,8 +287,13 @@ def add_gbm(name, agent, client_token, service_account, partner_key) -> None:
 @inboxes.command("reconnect")
 @click.argument("inbox_id", type=int)
 @click.option("--page-token", default=None, help="Messenger: a new Page access token.")
-@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
-              help="Any connector field, e.g. --set auth_token=...")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Any connector field, e.g. --set auth_token=...",
+)
 def inboxes_reconnect(inbox_id: int, page_token: str | None, settings: tuple[str, ...]) -> None:
     """New credentials for an inbox: clears "reconnect needed" and resumes paused replies."""
     from app.inbox.connections import reconnect
@@ -261,8 +325,16 @@ def inboxes_list() -> None:
     from app.inbox.connections import public_config
 
     for inbox in db.session.scalars(sa.select(Inbox).order_by(Inbox.id)):
-        click.echo(json.dumps({"id": inbox.id, "channel": inbox.channel, "name": inbox.name,
-                               "identifiers": public_config(inbox)}))
+        click.echo(
+            json.dumps(
+                {
+                    "id": inbox.id,
+                    "channel": inbox.channel,
+                    "name": inbox.name,
+                    "identifiers": public_config(inbox),
+                }
+            )
+        )
 
 
 @members.command("add")
@@ -297,8 +369,10 @@ def demo_seed(n_conv: int, n_msg: int) -> None:
     started = time.perf_counter()
     totals = seed.seed(db.session, n_conv, n_msg)
     took = time.perf_counter() - started
-    click.echo(f"Seeded {totals['conversations']} conversations and {totals['messages']} messages "
-               f"in {took:.1f} s")
+    click.echo(
+        f"Seeded {totals['conversations']} conversations and {totals['messages']} messages "
+        f"in {took:.1f} s"
+    )
 
 
 def bootstrap_admin() -> None:
@@ -363,8 +437,10 @@ def intake_status() -> None:
 
     click.echo(f"waiting: {intake.pending_count()}")
     for row in intake.rows("failed"):
-        click.echo(f"failed #{row.id} {row.channel} received {row.received_at:%Y-%m-%d %H:%M:%S}Z "
-                   f"after {row.attempts} attempts: {row.error}")
+        click.echo(
+            f"failed #{row.id} {row.channel} received {row.received_at:%Y-%m-%d %H:%M:%S}Z "
+            f"after {row.attempts} attempts: {row.error}"
+        )
 
 
 @intake_cli.command("retry")

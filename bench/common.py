@@ -54,21 +54,26 @@ def percentile(values: list[float], pct: float) -> float | None:
 
 def server_env(database_url: str, tmp: Path, **extra: str) -> dict[str, str]:
     """The environment of a benchmarked process: the given database, quiet logs."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "SWITCHBOARD_TEST", "FLASK_"))}
-    env.update({
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": SECRET_KEY,
-        "INSTANCE_PATH": str(tmp / "instance"),
-        "UPLOAD_DIR": str(tmp / "attachments"),
-        "RUN_BACKGROUND": "0",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-        # never called: no delivery worker runs in the benchmarked processes
-        "MESSENGER_GRAPH_URL": "http://127.0.0.1:9",
-        "TWILIO_API_URL": "http://127.0.0.1:9",
-        "GBM_API_URL": "http://127.0.0.1:9",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "SWITCHBOARD_TEST", "FLASK_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": SECRET_KEY,
+            "INSTANCE_PATH": str(tmp / "instance"),
+            "UPLOAD_DIR": str(tmp / "attachments"),
+            "RUN_BACKGROUND": "0",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            # never called: no delivery worker runs in the benchmarked processes
+            "MESSENGER_GRAPH_URL": "http://127.0.0.1:9",
+            "TWILIO_API_URL": "http://127.0.0.1:9",
+            "GBM_API_URL": "http://127.0.0.1:9",
+        }
+    )
     env.pop("REDIS_URL", None)
     env.update(extra)
     return env
@@ -98,12 +103,32 @@ class Server:
             self.label = "python wsgi.py"
         else:
             env.setdefault("SWITCHBOARD_ENV", "production")
-            args = [PYTHON, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", str(threads),
-                    "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", "wsgi:app"]
+            args = [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "-w",
+                "1",
+                "-k",
+                "gthread",
+                "--threads",
+                str(threads),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                "wsgi:app",
+            ]
             self.label = f"gunicorn gthread -w 1 --threads {threads}"
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_healthy(self, timeout: float = 90) -> None:
         """Block until ``/healthz`` answers 200 (raising with the log if the process died)."""

@@ -113,7 +113,7 @@ def _socketio_clients(url: str, tokens: list[str], conn) -> None:
             body = (data.get("body") or "") if isinstance(data, dict) else ""
             if body.startswith(PREFIX):
                 with lock:
-                    arrivals.append((int(body[len(PREFIX):]), idx, at))
+                    arrivals.append((int(body[len(PREFIX) :]), idx, at))
 
     for idx, token in enumerate(tokens):
         client = socketio.Client(reconnection=False)
@@ -170,9 +170,17 @@ class LiveResult:
         return percentile(self.latencies, p)
 
 
-def run(url: str, tokens: list[str], rate: float, seconds: float, processes: int = 2,
-        grace: float = 3.0, during=None, server_pid: int | None = None,
-        client: str = "raw") -> LiveResult:
+def run(
+    url: str,
+    tokens: list[str],
+    rate: float,
+    seconds: float,
+    processes: int = 2,
+    grace: float = 3.0,
+    during=None,
+    server_pid: int | None = None,
+    client: str = "raw",
+) -> LiveResult:
     """Connect ``len(tokens)`` sockets, post ``rate``/s webhooks for ``seconds``, measure.
 
     ``during``, if given, is called (with the result so far) while every socket
@@ -249,8 +257,9 @@ def _post_steadily(url: str, rate: float, seconds: float, result: LiveResult) ->
         pause = target - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        item = payloads.messenger_item(f"6{seq % 50:012d}", f"m_live_{now_ms}_{seq:06d}",
-                                       now_ms + seq, f"{PREFIX}{seq}")
+        item = payloads.messenger_item(
+            f"6{seq % 50:012d}", f"m_live_{now_ms}_{seq:06d}", now_ms + seq, f"{PREFIX}{seq}"
+        )
         method, path, body, headers = payloads.messenger_request(payloads.messenger_body([item]))
         t0 = time.monotonic()
         sent_at[seq] = t0

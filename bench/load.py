@@ -139,14 +139,25 @@ def _thread_loop(base: str, make, indices: _Next, deadline_after: float, go, out
     out.append((first, last, lat, queries, statuses, errors, failed, timed_out))
 
 
-def _worker(base: str, factory: str, params: dict, counter, count: int, threads_n: int,
-            max_seconds: float, ready, go, results) -> None:
+def _worker(
+    base: str,
+    factory: str,
+    params: dict,
+    counter,
+    count: int,
+    threads_n: int,
+    max_seconds: float,
+    ready,
+    go,
+    results,
+) -> None:
     make = _factory(factory, params)
     out: list = []
     indices = _Next(counter, count)
-    threads = [threading.Thread(target=_thread_loop,
-                                args=(base, make, indices, max_seconds, go, out))
-               for _ in range(threads_n)]
+    threads = [
+        threading.Thread(target=_thread_loop, args=(base, make, indices, max_seconds, go, out))
+        for _ in range(threads_n)
+    ]
     for t in threads:
         t.start()
     ready.put(len(threads))
@@ -155,8 +166,15 @@ def _worker(base: str, factory: str, params: dict, counter, count: int, threads_
     results.put(out)
 
 
-def drive(base: str, factory: str, params: dict, count: int, senders: int,
-          max_seconds: float, processes: int = 2) -> LoadResult:
+def drive(
+    base: str,
+    factory: str,
+    params: dict,
+    count: int,
+    senders: int,
+    max_seconds: float,
+    processes: int = 2,
+) -> LoadResult:
     """Send ``count`` requests over ``senders`` concurrent connections; bounded by time too."""
     if factory not in FACTORIES:
         raise ValueError(f"unknown request factory {factory!r}")
@@ -167,9 +185,22 @@ def drive(base: str, factory: str, params: dict, count: int, senders: int,
     counter = ctx.Value("q", 0)  # the next index, taken by whichever sender is free
     for p in range(processes):
         threads_n = senders // processes + (1 if p < senders % processes else 0)
-        proc = ctx.Process(target=_worker, daemon=True,
-                           args=(base, factory, params, counter, count, threads_n,
-                                 max_seconds, ready, go, results))
+        proc = ctx.Process(
+            target=_worker,
+            daemon=True,
+            args=(
+                base,
+                factory,
+                params,
+                counter,
+                count,
+                threads_n,
+                max_seconds,
+                ready,
+                go,
+                results,
+            ),
+        )
         proc.start()
         procs.append(proc)
     for _ in procs:
@@ -179,7 +210,8 @@ def drive(base: str, factory: str, params: dict, count: int, senders: int,
     firsts, lasts = [], []
     for _ in procs:
         for first, last, lat, queries, statuses, errors, failed, timed_out in results.get(
-                timeout=max_seconds + 180):
+            timeout=max_seconds + 180
+        ):
             if first is not None:
                 firsts.append(first)
                 lasts.append(last)

@@ -45,8 +45,9 @@ def messenger_request(raw: bytes) -> tuple[str, str, bytes, dict]:
 def single(run: str, i: int) -> tuple[str, str, bytes, dict]:
     """Message ``i`` of a single-message run, from one of 200 customers."""
     now_ms = int(time.time() * 1000)
-    item = messenger_item(f"7{run}{i % CUSTOMERS:011d}", f"m_{run}_{i:08d}", now_ms,
-                          f"Hello, where is order {i:06d}?")
+    item = messenger_item(
+        f"7{run}{i % CUSTOMERS:011d}", f"m_{run}_{i:08d}", now_ms, f"Hello, where is order {i:06d}?"
+    )
     return messenger_request(messenger_body([item]))
 
 
@@ -54,8 +55,12 @@ def batch(run: str, b: int, size: int = 100) -> tuple[str, str, bytes, dict]:
     """Batch ``b``: ``size`` messages from rotating customers, in entries of 25."""
     now_ms = int(time.time() * 1000)
     items = [
-        messenger_item(f"8{run}{(b * size + k) % CUSTOMERS:011d}", f"m_{run}_b{b:05d}_{k:04d}",
-                       now_ms + k, f"Batch message {k} of {b}")
+        messenger_item(
+            f"8{run}{(b * size + k) % CUSTOMERS:011d}",
+            f"m_{run}_b{b:05d}_{k:04d}",
+            now_ms + k,
+            f"Batch message {k} of {b}",
+        )
         for k in range(size)
     ]
     return messenger_request(messenger_body(items))
@@ -65,8 +70,13 @@ def batch(run: str, b: int, size: int = 100) -> tuple[str, str, bytes, dict]:
 
 NEW_SHARE = 0.6
 REPLY_GAP = 200
-_SUBJECTS = ["Order {n} not delivered", "Question about invoice {n}", "Return for order {n}",
-             "Commande {n} : adresse", "Pedido {n} atrasado"]
+_SUBJECTS = [
+    "Order {n} not delivered",
+    "Question about invoice {n}",
+    "Return for order {n}",
+    "Commande {n} : adresse",
+    "Pedido {n} atrasado",
+]
 _BODIES = [
     "Hello,\n\nmy order {n} has not arrived yet. Could you check where it is?\n\nThanks,\n{name}",
     "Bonjour,\n\nje voudrais changer l'adresse de livraison de la commande {n}.\n\n{name}",
@@ -123,16 +133,26 @@ def email_raw(run: str, i: int, plan: list[int | None]) -> bytes:
         while p is not None:
             chain.append(_msgid(run, p))
             p = plan[p]
-        headers += [f"Subject: Re: {subject}", f"In-Reply-To: {_msgid(run, parent)}",
-                    f"References: {' '.join(reversed(chain))}"]
-        quoted = "\n".join("> " + line for line in
-                           _BODIES[root % len(_BODIES)].format(n=n, name=name).splitlines())
-        text = (f"Any news about this? It is now message {i}.\n\n{name}\n\n"
-                f"On Mon, 5 Jan 2026 at 09:00, {name} <{sender}> wrote:\n{quoted}\n")
+        headers += [
+            f"Subject: Re: {subject}",
+            f"In-Reply-To: {_msgid(run, parent)}",
+            f"References: {' '.join(reversed(chain))}",
+        ]
+        quoted = "\n".join(
+            "> " + line for line in _BODIES[root % len(_BODIES)].format(n=n, name=name).splitlines()
+        )
+        text = (
+            f"Any news about this? It is now message {i}.\n\n{name}\n\n"
+            f"On Mon, 5 Jan 2026 at 09:00, {name} <{sender}> wrote:\n{quoted}\n"
+        )
     return ("\r\n".join(headers) + "\r\n\r\n" + text.replace("\n", "\r\n")).encode()
 
 
 def email_request(token: str, run: str, i: int, plan: list[int | None]):
     """``POST /webhooks/email/inbound/<token>`` with message ``i`` as ``message/rfc822``."""
-    return ("POST", f"/webhooks/email/inbound/{token}", email_raw(run, i, plan),
-            {"Content-Type": "message/rfc822"})
+    return (
+        "POST",
+        f"/webhooks/email/inbound/{token}",
+        email_raw(run, i, plan),
+        {"Content-Type": "message/rfc822"},
+    )

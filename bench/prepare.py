@@ -42,8 +42,11 @@ from bench.common import (  # noqa: E402
 AGENTS = 100
 SMALL = (10_000, 10)
 LARGE = (100_000, 10)
-PG_NAMES = {"template": "switchboard_bench_tpl", "10k": "switchboard_bench_10k",
-            "1m": "switchboard_bench_1m"}
+PG_NAMES = {
+    "template": "switchboard_bench_tpl",
+    "10k": "switchboard_bench_10k",
+    "1m": "switchboard_bench_1m",
+}
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -69,7 +72,9 @@ def _cli(app, *args: str) -> str:
     """Run one ``flask --app wsgi ...`` command in-process; its output, or raise."""
     result = app.test_cli_runner().invoke(args=list(args), catch_exceptions=False)
     if result.exit_code != 0:
-        raise RuntimeError(f"flask {' '.join(args[:3])} failed ({result.exit_code}):\n{result.output}")
+        raise RuntimeError(
+            f"flask {' '.join(args[:3])} failed ({result.exit_code}):\n{result.output}"
+        )
     return result.output
 
 
@@ -91,13 +96,50 @@ def _setup_template(url: str) -> dict:
     """Inboxes, a lead and the agents, through the CLI (agents share one password hash)."""
     app = _app(url)
     _cli(app, "db", "upgrade")
-    _cli(app, "inboxes", "add", "messenger", "--name", "Bench Page", "--page-id", PAGE_ID,
-         "--page-token", "EAAG-bench", "--app-secret", APP_SECRET, "--verify-token", "bench-verify")
-    out = _cli(app, "inboxes", "add", "email", "--name", "Bench mailbox", "--address",
-               EMAIL_ADDRESS, "--smtp-host", "127.0.0.1", "--smtp-port", "9", "--smtp-security",
-               "none")
-    _cli(app, "users", "create", "lead@bench.example", "--name", "Bench Lead", "--role", "lead",
-         "--password", "bench-password")
+    _cli(
+        app,
+        "inboxes",
+        "add",
+        "messenger",
+        "--name",
+        "Bench Page",
+        "--page-id",
+        PAGE_ID,
+        "--page-token",
+        "EAAG-bench",
+        "--app-secret",
+        APP_SECRET,
+        "--verify-token",
+        "bench-verify",
+    )
+    out = _cli(
+        app,
+        "inboxes",
+        "add",
+        "email",
+        "--name",
+        "Bench mailbox",
+        "--address",
+        EMAIL_ADDRESS,
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        "9",
+        "--smtp-security",
+        "none",
+    )
+    _cli(
+        app,
+        "users",
+        "create",
+        "lead@bench.example",
+        "--name",
+        "Bench Lead",
+        "--role",
+        "lead",
+        "--password",
+        "bench-password",
+    )
     lead_token = _cli(app, "users", "token", "lead@bench.example").strip().splitlines()[-1]
     from app.extensions import db
     from app.models import ApiToken, Inbox, InboxMember, User
@@ -109,8 +151,13 @@ def _setup_template(url: str) -> dict:
         tokens = []
         for n in range(AGENTS):
             # the CLI's ``users create`` hashes a password with scrypt (~0.2 s): share one hash
-            agent = User(email=f"agent{n:03d}@bench.example", name=f"Agent {n:03d}", role="agent",
-                         password_hash=lead.password_hash, capacity=1000)
+            agent = User(
+                email=f"agent{n:03d}@bench.example",
+                name=f"Agent {n:03d}",
+                role="agent",
+                password_hash=lead.password_hash,
+                capacity=1000,
+            )
             db.session.add(agent)
             db.session.flush()
             for inbox in inboxes:
@@ -134,16 +181,37 @@ def _seed(url: str, conversations: int, per: int, with_users: bool) -> dict:
     """``demo seed`` (timed), then a lead and an agent token for the list benchmark."""
     app = _app(url)
     started = time.perf_counter()
-    out = _cli(app, "demo", "seed", "--conversations", str(conversations),
-               "--messages-per-conversation", str(per))
+    out = _cli(
+        app,
+        "demo",
+        "seed",
+        "--conversations",
+        str(conversations),
+        "--messages-per-conversation",
+        str(per),
+    )
     took = time.perf_counter() - started
     meta = {"seed_output": out.strip().splitlines()[-1], "seed_seconds": round(took, 1)}
     if with_users:
-        _cli(app, "users", "create", "lead@bench.example", "--name", "Bench Lead", "--role",
-             "lead", "--password", "bench-password")
-        meta["lead_token"] = _cli(app, "users", "token", "lead@bench.example").strip().splitlines()[-1]
+        _cli(
+            app,
+            "users",
+            "create",
+            "lead@bench.example",
+            "--name",
+            "Bench Lead",
+            "--role",
+            "lead",
+            "--password",
+            "bench-password",
+        )
+        meta["lead_token"] = (
+            _cli(app, "users", "token", "lead@bench.example").strip().splitlines()[-1]
+        )
         # a demo agent, member of every demo inbox, with conversations assigned to them
-        meta["agent_token"] = _cli(app, "users", "token", "alex@demo.example").strip().splitlines()[-1]
+        meta["agent_token"] = (
+            _cli(app, "users", "token", "alex@demo.example").strip().splitlines()[-1]
+        )
     _dispose(app)
     return meta
 
@@ -181,8 +249,9 @@ def prepare_sqlite(key: str) -> dict:
         meta["10k"] = _seed(f"sqlite:///{build['10k']}", *SMALL, with_users=True)
         _checkpoint(build["10k"])
         shutil.copyfile(build["10k"], build["1m"])
-        meta["1m"] = _seed(f"sqlite:///{build['1m']}", LARGE[0] - SMALL[0], LARGE[1],
-                           with_users=False)
+        meta["1m"] = _seed(
+            f"sqlite:///{build['1m']}", LARGE[0] - SMALL[0], LARGE[1], with_users=False
+        )
         meta["1m"].update({k: meta["10k"][k] for k in ("lead_token", "agent_token")})
         for name in PG_NAMES:
             _checkpoint(build[name])
@@ -216,14 +285,22 @@ def prepare_postgresql(key: str, base_url: str) -> dict:
     CACHE.mkdir(parents=True, exist_ok=True)
     meta_path = CACHE / f"postgresql-{key}.json"
     base = sa.engine.make_url(base_url)
-    urls = {name: base.set(database=db).render_as_string(hide_password=False)
-            for name, db in PG_NAMES.items()}
+    urls = {
+        name: base.set(database=db).render_as_string(hide_password=False)
+        for name, db in PG_NAMES.items()
+    }
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            comments = dict(conn.execute(sa.text(
-                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname = ANY(:names)"), {"names": list(PG_NAMES.values())}).all())
+            comments = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                        "WHERE datname = ANY(:names)"
+                    ),
+                    {"names": list(PG_NAMES.values())},
+                ).all()
+            )
         fresh = all(comments.get(db) == key for db in PG_NAMES.values())
         if fresh and meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -266,8 +343,9 @@ def main() -> int:
     """Prepare one engine's databases and print their description as JSON (last line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("engine", choices=("sqlite", "postgresql"))
-    parser.add_argument("--pg-url", default=PG_DEFAULT,
-                        help="an admin connection to the PostgreSQL server")
+    parser.add_argument(
+        "--pg-url", default=PG_DEFAULT, help="an admin connection to the PostgreSQL server"
+    )
     args = parser.parse_args()
     key = cache_key()
     meta = prepare_sqlite(key) if args.engine == "sqlite" else prepare_postgresql(key, args.pg_url)

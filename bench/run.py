@@ -68,8 +68,14 @@ LIST_PATHS = {
     "unassigned_waiting": "/api/v1/conversations?assignee=unassigned&sort=waiting_longest",
 }
 TARGETS = {
-    "ingest_msg_s": 1000, "ingest_vs_healthz": 0.5, "batch_msg_s": 5000,
-    "list_p95_ms": 20, "list_queries": 4, "list_growth": 1.5, "live_p99_ms": 100, "rss_mb": 150,
+    "ingest_msg_s": 1000,
+    "ingest_vs_healthz": 0.5,
+    "batch_msg_s": 5000,
+    "list_p95_ms": 20,
+    "list_queries": 4,
+    "list_growth": 1.5,
+    "live_p99_ms": 100,
+    "rss_mb": 150,
 }
 
 
@@ -99,11 +105,18 @@ class Engine:
         """Build or reuse the cached databases (``bench.prepare`` in a subprocess)."""
         env = server_env("sqlite://", self.tmp)
         started = time.monotonic()
-        done = subprocess.run([PYTHON, "-m", "bench.prepare", self.name, "--pg-url", self.pg_url],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [PYTHON, "-m", "bench.prepare", self.name, "--pg-url", self.pg_url],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"preparing {self.name} failed:\n{done.stdout[-3000:]}"
-                               f"{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"preparing {self.name} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+            )
         self.meta = json.loads(done.stdout.strip().splitlines()[-1])
         self.meta["prepare_seconds"] = round(time.monotonic() - started, 1)
 
@@ -119,12 +132,16 @@ class Engine:
         try:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{WORK_DB}" WITH (FORCE)'))
-                conn.execute(sa.text(
-                    f'CREATE DATABASE "{WORK_DB}" TEMPLATE "{PG_NAMES["template"]}"'))
+                conn.execute(
+                    sa.text(f'CREATE DATABASE "{WORK_DB}" TEMPLATE "{PG_NAMES["template"]}"')
+                )
         finally:
             admin.dispose()
-        return sa.engine.make_url(self.pg_url).set(database=WORK_DB).render_as_string(
-            hide_password=False)
+        return (
+            sa.engine.make_url(self.pg_url)
+            .set(database=WORK_DB)
+            .render_as_string(hide_password=False)
+        )
 
     def drop_work(self) -> None:
         """Remove the PostgreSQL working database (SQLite copies go with the temp dir)."""
@@ -148,8 +165,9 @@ def count_rows(url: str) -> dict[str, int]:
     try:
         with engine.connect() as conn:
             return {
-                "inbound": conn.scalar(sa.text(
-                    "SELECT count(*) FROM messages WHERE direction = 'inbound'")),
+                "inbound": conn.scalar(
+                    sa.text("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+                ),
                 "conversations": conn.scalar(sa.text("SELECT count(*) FROM conversations")),
             }
     finally:
@@ -167,8 +185,9 @@ def wait_threaded(url: str, timeout: float = 120.0) -> float:
     try:
         with engine.connect() as conn:
             while time.monotonic() - started < timeout:
-                waiting = conn.scalar(sa.text(
-                    "SELECT count(*) FROM webhook_intake WHERE state <> 'failed'"))
+                waiting = conn.scalar(
+                    sa.text("SELECT count(*) FROM webhook_intake WHERE state <> 'failed'")
+                )
                 conn.rollback()
                 if not waiting:
                     break
@@ -208,32 +227,51 @@ def write_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
         if "ingest" in args.only:
             out.update(_ingest(server, url, engine.name, kind, args))
         if "live" in args.only:
-            log(f"{engine.name}/{kind}: live latency, {args.live_sockets} sockets, "
-                f"{args.live_rate}/s for {args.live_seconds} s")
-            lv = live.run(server.url, tpl["agent_tokens"][: args.live_sockets], args.live_rate,
-                          args.live_seconds, server_pid=server.web_pid(),
-                          client=args.socket_client)
+            log(
+                f"{engine.name}/{kind}: live latency, {args.live_sockets} sockets, "
+                f"{args.live_rate}/s for {args.live_seconds} s"
+            )
+            lv = live.run(
+                server.url,
+                tpl["agent_tokens"][: args.live_sockets],
+                args.live_rate,
+                args.live_seconds,
+                server_pid=server.web_pid(),
+                client=args.socket_client,
+            )
             out["live"] = _live_summary(lv)
         out["memory_after_run"] = server.memory()
         if "email" in args.only and (kind == args.servers[0] or args.email_all_servers):
             out["email"] = _email(server, url, tpl["email_token"], engine.name, kind, args)
     if "rss" in args.only:
         log(f"{engine.name}/{kind}: memory with {args.rss_sockets} sockets (fresh process)")
-        with Server(kind, env, tmp / f"{engine.name}-{kind}-rss.log",
-                    threads=args.threads) as server:
+        with Server(
+            kind, env, tmp / f"{engine.name}-{kind}-rss.log", threads=args.threads
+        ) as server:
             server.wait_healthy()
             idle = server.memory()
             probe: dict = {}
-            lv = live.run(server.url, tpl["agent_tokens"][: args.rss_sockets], args.live_rate,
-                          args.rss_seconds, during=lambda _r: probe.update(server.memory()),
-                          server_pid=server.web_pid(), client=args.socket_client)
+            lv = live.run(
+                server.url,
+                tpl["agent_tokens"][: args.rss_sockets],
+                args.live_rate,
+                args.rss_seconds,
+                during=lambda _r: probe.update(server.memory()),
+                server_pid=server.web_pid(),
+                client=args.socket_client,
+            )
             out["rss"] = {
-                "sockets": lv.sockets, "idle_mb": r1(idle.get("VmRSS")),
-                "peak_mb": r1(probe.get("VmHWM")), "current_mb": r1(probe.get("VmRSS")),
-                "live_p50_ms": r1(lv.pct(50)), "live_p99_ms": r1(lv.pct(99)),
-                "delivered": lv.delivered, "expected": lv.expected,
-                "server_cpu_ms_per_msg": r1(lv.server_cpu_seconds * 1000
-                                            / max(1, lv.sent - lv.failed_posts), 1),
+                "sockets": lv.sockets,
+                "idle_mb": r1(idle.get("VmRSS")),
+                "peak_mb": r1(probe.get("VmHWM")),
+                "current_mb": r1(probe.get("VmRSS")),
+                "live_p50_ms": r1(lv.pct(50)),
+                "live_p99_ms": r1(lv.pct(99)),
+                "delivered": lv.delivered,
+                "expected": lv.expected,
+                "server_cpu_ms_per_msg": r1(
+                    lv.server_cpu_seconds * 1000 / max(1, lv.sent - lv.failed_posts), 1
+                ),
             }
     engine.drop_work()
     return out
@@ -250,8 +288,9 @@ def _ingest(server: Server, url: str, eng: str, kind: str, args) -> dict:
     log(f"{eng}/{kind}: single-message POSTs x {args.singles}")
     before = count_rows(url)["inbound"]
     cpu0 = cpu_seconds(server.web_pid())
-    single = load.drive(server.url, "single", {"run": run_id}, args.singles, args.senders,
-                        args.max_seconds)
+    single = load.drive(
+        server.url, "single", {"run": run_id}, args.singles, args.senders, args.max_seconds
+    )
     tail = wait_threaded(url)
     cpu_single = cpu_seconds(server.web_pid()) - cpu0
     out["healthz"] = _load_summary(hz)
@@ -261,8 +300,9 @@ def _ingest(server: Server, url: str, eng: str, kind: str, args) -> dict:
     out["single"]["vs_healthz"] = r1(single.rate() / hz.rate(), 2) if hz.rate() else None
     log(f"{eng}/{kind}: 100-message batches x {args.batches}, {args.batch_senders} senders")
     cpu0 = cpu_seconds(server.web_pid())
-    batch = load.drive(server.url, "batch", {"run": run_id}, args.batches, args.batch_senders,
-                       args.max_seconds)
+    batch = load.drive(
+        server.url, "batch", {"run": run_id}, args.batches, args.batch_senders, args.max_seconds
+    )
     tail = wait_threaded(url)
     cpu_batch = cpu_seconds(server.web_pid()) - cpu0
     out["batch"] = _load_summary(batch, per_request=100)
@@ -278,10 +318,14 @@ def _email(server: Server, url: str, token: str, eng: str, kind: str, args) -> d
     log(f"{eng}/{kind}: email x {args.emails}, {args.email_senders} senders")
     before = count_rows(url)
     cpu0 = cpu_seconds(server.web_pid())
-    mail = load.drive(server.url, "email",
-                      {"token": token, "run": f"{int(time.time()) % 100000:05d}",
-                       "total": args.emails},
-                      args.emails, args.email_senders, args.email_seconds)
+    mail = load.drive(
+        server.url,
+        "email",
+        {"token": token, "run": f"{int(time.time()) % 100000:05d}", "total": args.emails},
+        args.emails,
+        args.email_senders,
+        args.email_seconds,
+    )
     cpu_mail = cpu_seconds(server.web_pid()) - cpu0
     after = count_rows(url)
     out = _load_summary(mail)
@@ -300,8 +344,9 @@ def list_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
         url = engine.meta["urls"][size]
         meta = engine.meta[size]
         env = server_env(url, tmp, SWITCHBOARD_QUERY_COUNT="1")
-        with Server(kind, env, tmp / f"{engine.name}-list-{size}.log",
-                    threads=args.threads) as server:
+        with Server(
+            kind, env, tmp / f"{engine.name}-list-{size}.log", threads=args.threads
+        ) as server:
             server.wait_healthy()
             for who in args.list_users:
                 token = meta["agent_token"] if who == "agent" else meta["lead_token"]
@@ -310,17 +355,27 @@ def list_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
                     params = {"path": path, "token": token}
                     load.drive(server.url, "get", params, 20, 1, args.max_seconds, processes=1)
                     cpu0 = cpu_seconds(server.web_pid())
-                    res = load.drive(server.url, "get", params, args.list_requests, 1,
-                                     args.max_seconds, processes=1)
+                    res = load.drive(
+                        server.url,
+                        "get",
+                        params,
+                        args.list_requests,
+                        1,
+                        args.max_seconds,
+                        processes=1,
+                    )
                     cpu = cpu_seconds(server.web_pid()) - cpu0
                     out[f"{size}/{who}/{name}"] = {
-                        "requests": res.requests, "failed": res.failed,
-                        "p50_ms": r1(res.pct(50), 2), "p95_ms": r1(res.pct(95), 2),
+                        "requests": res.requests,
+                        "failed": res.failed,
+                        "p50_ms": r1(res.pct(50), 2),
+                        "p95_ms": r1(res.pct(95), 2),
                         "p99_ms": r1(res.pct(99), 2),
                         "server_cpu_ms": r1(cpu * 1000 / max(1, res.requests), 2),
                         "queries_max": max(res.query_counts) if res.query_counts else None,
                         "queries_median": sorted(res.query_counts)[len(res.query_counts) // 2]
-                        if res.query_counts else None,
+                        if res.query_counts
+                        else None,
                     }
     for who in args.list_users:
         for name in LIST_PATHS:
@@ -346,26 +401,39 @@ def _threaded(res: load.LoadResult, tail: float, cpu: float, per_request: int) -
 
 def _load_summary(res: load.LoadResult, per_request: int = 1) -> dict:
     return {
-        "requests": res.requests, "failed": res.failed, "seconds": r1(res.wall, 2),
-        "per_s": r1(res.rate(per_request)), "req_per_s": r1(res.rate()),
-        "p50_ms": r1(res.pct(50), 2), "p99_ms": r1(res.pct(99), 2),
-        "stopped_by_time": res.stopped_by_time, "statuses": res.statuses,
+        "requests": res.requests,
+        "failed": res.failed,
+        "seconds": r1(res.wall, 2),
+        "per_s": r1(res.rate(per_request)),
+        "req_per_s": r1(res.rate()),
+        "p50_ms": r1(res.pct(50), 2),
+        "p99_ms": r1(res.pct(99), 2),
+        "stopped_by_time": res.stopped_by_time,
+        "statuses": res.statuses,
         "errors": res.errors[:3],
     }
 
 
 def _live_summary(res: live.LiveResult) -> dict:
     return {
-        "sockets": res.sockets, "transports": res.transports, "posts": res.sent,
-        "failed_posts": res.failed_posts, "delivered": res.delivered, "expected": res.expected,
-        "p50_ms": r1(res.pct(50), 2), "p99_ms": r1(res.pct(99), 2),
+        "sockets": res.sockets,
+        "transports": res.transports,
+        "posts": res.sent,
+        "failed_posts": res.failed_posts,
+        "delivered": res.delivered,
+        "expected": res.expected,
+        "p50_ms": r1(res.pct(50), 2),
+        "p99_ms": r1(res.pct(99), 2),
         "max_ms": r1(max(res.latencies), 1) if res.latencies else None,
         "post_p50_ms": r1(percentile(res.post_latencies, 50), 2),
-        "connect_seconds": r1(res.connect_seconds, 1), "errors": res.errors,
-        "closed_early": res.closed_early, "unseen_messages": res.unseen_messages,
+        "connect_seconds": r1(res.connect_seconds, 1),
+        "errors": res.errors,
+        "closed_early": res.closed_early,
+        "unseen_messages": res.unseen_messages,
         "partly_seen_messages": res.partly_seen_messages,
-        "server_cpu_ms_per_msg": r1(res.server_cpu_seconds * 1000
-                                    / max(1, res.sent - res.failed_posts), 1),
+        "server_cpu_ms_per_msg": r1(
+            res.server_cpu_seconds * 1000 / max(1, res.sent - res.failed_posts), 1
+        ),
         "client_cpu_seconds": r1(res.client_cpu_seconds, 2),
     }
 
@@ -394,36 +462,44 @@ def verdicts(result: dict) -> dict:
             if "single" in w:
                 single, batch = w["single"], w["batch"]
                 checks["1 ingest >= 1,000 msg/s"] = (single["per_s"] or 0) >= TARGETS[
-                    "ingest_msg_s"]
+                    "ingest_msg_s"
+                ]
                 checks["1 ingest >= 50% of /healthz"] = (single["vs_healthz"] or 0) >= TARGETS[
-                    "ingest_vs_healthz"]
-                checks["2 batches >= 5,000 msg/s"] = (batch["per_s"] or 0) >= TARGETS[
-                    "batch_msg_s"]
+                    "ingest_vs_healthz"
+                ]
+                checks["2 batches >= 5,000 msg/s"] = (batch["per_s"] or 0) >= TARGETS["batch_msg_s"]
                 # the same figures counted until the last message was threaded into the inbox
                 checks["1 threaded into the inbox >= 1,000 msg/s"] = (
-                    single.get("threaded_per_s") or 0) >= TARGETS["ingest_msg_s"]
+                    single.get("threaded_per_s") or 0
+                ) >= TARGETS["ingest_msg_s"]
                 checks["2 threaded into the inbox >= 5,000 msg/s"] = (
-                    batch.get("threaded_per_s") or 0) >= TARGETS["batch_msg_s"]
+                    batch.get("threaded_per_s") or 0
+                ) >= TARGETS["batch_msg_s"]
             if "live" in w:
                 lv = w["live"]
                 checks["4 live p99 <= 100 ms, all delivered"] = (
-                    lv["p99_ms"] is not None and lv["p99_ms"] <= TARGETS["live_p99_ms"]
-                    and lv["delivered"] == lv["expected"])
+                    lv["p99_ms"] is not None
+                    and lv["p99_ms"] <= TARGETS["live_p99_ms"]
+                    and lv["delivered"] == lv["expected"]
+                )
             if "rss" in w:
                 checks["6 RSS <= 150 MB (100 sockets)"] = (
-                    w["rss"]["peak_mb"] is not None and w["rss"]["peak_mb"] <= TARGETS["rss_mb"])
+                    w["rss"]["peak_mb"] is not None and w["rss"]["peak_mb"] <= TARGETS["rss_mb"]
+                )
             out[f"{eng}/{kind}"] = checks
         lists = data.get("lists")
         if lists:
             large = [v for k, v in lists.items() if k.startswith("1m/")]
             checks = {
-                "3 list p95 <= 20 ms at 1M": all(v["p95_ms"] is not None
-                                                 and v["p95_ms"] <= TARGETS["list_p95_ms"]
-                                                 for v in large),
-                "3 list <= 4 queries": all((v["queries_max"] or 99) <= TARGETS["list_queries"]
-                                           for v in lists.values()),
-                "3 list p95 1M <= 1.5x 10k": all((v.get("growth_vs_10k") or 99)
-                                                 <= TARGETS["list_growth"] for v in large),
+                "3 list p95 <= 20 ms at 1M": all(
+                    v["p95_ms"] is not None and v["p95_ms"] <= TARGETS["list_p95_ms"] for v in large
+                ),
+                "3 list <= 4 queries": all(
+                    (v["queries_max"] or 99) <= TARGETS["list_queries"] for v in lists.values()
+                ),
+                "3 list p95 1M <= 1.5x 10k": all(
+                    (v.get("growth_vs_10k") or 99) <= TARGETS["list_growth"] for v in large
+                ),
             }
             out[f"{eng}/lists"] = checks
     return out
@@ -432,18 +508,22 @@ def verdicts(result: dict) -> dict:
 def print_table(result: dict) -> None:
     """The human-readable report."""
     print()
-    print(f"Switchboard benchmark {result['started']}  ({result['machine']['cpus']} CPUs, "
-          f"load {result['machine']['load_before']} before, {result['machine']['load_after']} "
-          f"after, Python {result['machine']['python']})")
+    print(
+        f"Switchboard benchmark {result['started']}  ({result['machine']['cpus']} CPUs, "
+        f"load {result['machine']['load_before']} before, {result['machine']['load_after']} "
+        f"after, Python {result['machine']['python']})"
+    )
     for eng, data in result["engines"].items():
         print()
         if "skipped" in data:
             print(f"== {eng}: skipped ({data['skipped']})")
             continue
         prep = data["prepare"]
-        print(f"== {eng}  (databases {'cached' if prep['cached'] else 'built'} in "
-              f"{prep['seconds']} s; seed 10k {prep['seed_10k_s']} s, top-up to 1M "
-              f"{prep['seed_1m_s']} s when built)")
+        print(
+            f"== {eng}  (databases {'cached' if prep['cached'] else 'built'} in "
+            f"{prep['seconds']} s; seed 10k {prep['seed_10k_s']} s, top-up to 1M "
+            f"{prep['seed_1m_s']} s when built)"
+        )
         servers = data.get("servers", {})
         kinds = list(servers)
         if kinds:
@@ -452,38 +532,80 @@ def print_table(result: dict) -> None:
             print("-" * len(header))
             rows = [
                 ("1 GET /healthz req/s", lambda w: _fmt(w["healthz"]["per_s"])),
-                ("1   server CPU ms per /healthz", lambda w: _fmt(
-                    w["healthz"]["server_cpu_ms_per_req"], "", 2)),
+                (
+                    "1   server CPU ms per /healthz",
+                    lambda w: _fmt(w["healthz"]["server_cpu_ms_per_req"], "", 2),
+                ),
                 ("1 single-message POST msg/s", lambda w: _fmt(w["single"]["per_s"])),
-                ("1   p50 / p99 ms", lambda w: f"{_fmt(w['single']['p50_ms'])} / "
-                 f"{_fmt(w['single']['p99_ms'])}"),
+                (
+                    "1   p50 / p99 ms",
+                    lambda w: f"{_fmt(w['single']['p50_ms'])} / {_fmt(w['single']['p99_ms'])}",
+                ),
                 ("1   ratio to /healthz", lambda w: _fmt(w["single"]["vs_healthz"], "", 2)),
-                ("1   threaded into the inbox msg/s (tail s)", lambda w: _threaded_cell(w["single"])),
-                ("1   server CPU ms per message", lambda w: _fmt(
-                    w["single"]["server_cpu_ms_per_msg"], "", 2)),
+                (
+                    "1   threaded into the inbox msg/s (tail s)",
+                    lambda w: _threaded_cell(w["single"]),
+                ),
+                (
+                    "1   server CPU ms per message",
+                    lambda w: _fmt(w["single"]["server_cpu_ms_per_msg"], "", 2),
+                ),
                 ("2 100-message batches msg/s", lambda w: _fmt(w["batch"]["per_s"])),
-                ("2   threaded into the inbox msg/s (tail s)", lambda w: _threaded_cell(w["batch"])),
-                ("2   server CPU ms per message", lambda w: _fmt(
-                    w["batch"]["server_cpu_ms_per_msg"], "", 3)),
-                ("2   p50 / p99 ms per batch", lambda w: f"{_fmt(w['batch']['p50_ms'])} / "
-                 f"{_fmt(w['batch']['p99_ms'])}"),
-                ("  stored exactly once", lambda w: "yes" if w["stored_check"]["ok"] else
-                 f"NO {w['stored_check']['inbound']}/{w['stored_check']['expected']}"),
-                ("4 live POST->socket p50 / p99 ms", lambda w: f"{_fmt(w['live']['p50_ms'])} / "
-                 f"{_fmt(w['live']['p99_ms'])}"),
-                ("4   sockets, delivered/expected", lambda w: f"{w['live']['sockets']}, "
-                 f"{w['live']['delivered']}/{w['live']['expected']}"),
-                ("4   server CPU ms per live message", lambda w: _fmt(
-                    w["live"]["server_cpu_ms_per_msg"])),
-                ("5 email raw MIME msg/s", lambda w: _fmt(w["email"]["per_s"])
-                 if "email" in w else "-"),
-                ("5   stored, new conv. (expected new)", lambda w: f"{w['email']['stored']}, "
-                 f"{w['email']['new_conversations']} ({w['email']['expected_new_conversations']})"
-                 if "email" in w else "-"),
-                ("6 peak RSS MB, 100 sockets (idle)", lambda w: f"{_fmt(w['rss']['peak_mb'])} "
-                 f"({_fmt(w['rss']['idle_mb'])})"),
-                ("6   live p50 / p99 ms with 100 sockets", lambda w: f"{_fmt(w['rss']['live_p50_ms'])}"
-                 f" / {_fmt(w['rss']['live_p99_ms'])}"),
+                (
+                    "2   threaded into the inbox msg/s (tail s)",
+                    lambda w: _threaded_cell(w["batch"]),
+                ),
+                (
+                    "2   server CPU ms per message",
+                    lambda w: _fmt(w["batch"]["server_cpu_ms_per_msg"], "", 3),
+                ),
+                (
+                    "2   p50 / p99 ms per batch",
+                    lambda w: f"{_fmt(w['batch']['p50_ms'])} / {_fmt(w['batch']['p99_ms'])}",
+                ),
+                (
+                    "  stored exactly once",
+                    lambda w: (
+                        "yes"
+                        if w["stored_check"]["ok"]
+                        else f"NO {w['stored_check']['inbound']}/{w['stored_check']['expected']}"
+                    ),
+                ),
+                (
+                    "4 live POST->socket p50 / p99 ms",
+                    lambda w: f"{_fmt(w['live']['p50_ms'])} / {_fmt(w['live']['p99_ms'])}",
+                ),
+                (
+                    "4   sockets, delivered/expected",
+                    lambda w: (
+                        f"{w['live']['sockets']}, {w['live']['delivered']}/{w['live']['expected']}"
+                    ),
+                ),
+                (
+                    "4   server CPU ms per live message",
+                    lambda w: _fmt(w["live"]["server_cpu_ms_per_msg"]),
+                ),
+                (
+                    "5 email raw MIME msg/s",
+                    lambda w: _fmt(w["email"]["per_s"]) if "email" in w else "-",
+                ),
+                (
+                    "5   stored, new conv. (expected new)",
+                    lambda w: (
+                        f"{w['email']['stored']}, "
+                        f"{w['email']['new_conversations']} ({w['email']['expected_new_conversations']})"
+                        if "email" in w
+                        else "-"
+                    ),
+                ),
+                (
+                    "6 peak RSS MB, 100 sockets (idle)",
+                    lambda w: f"{_fmt(w['rss']['peak_mb'])} ({_fmt(w['rss']['idle_mb'])})",
+                ),
+                (
+                    "6   live p50 / p99 ms with 100 sockets",
+                    lambda w: f"{_fmt(w['rss']['live_p50_ms'])} / {_fmt(w['rss']['live_p99_ms'])}",
+                ),
             ]
             for label, get in rows:
                 cells = []
@@ -497,12 +619,16 @@ def print_table(result: dict) -> None:
         lists = data.get("lists")
         if lists:
             print()
-            print(f"{'3 conversation list, 200 sequential requests, ms':<50}"
-                  f"{'p50':>8}{'p95':>8}{'p99':>8}{'CPU':>7}{'SQL':>5}{'1M/10k p95':>12}")
+            print(
+                f"{'3 conversation list, 200 sequential requests, ms':<50}"
+                f"{'p50':>8}{'p95':>8}{'p99':>8}{'CPU':>7}{'SQL':>5}{'1M/10k p95':>12}"
+            )
             for key, v in lists.items():
-                print(f"  {key:<48}{_fmt(v['p50_ms']):>8}{_fmt(v['p95_ms']):>8}"
-                      f"{_fmt(v['p99_ms']):>8}{_fmt(v['server_cpu_ms']):>7}"
-                      f"{_fmt(v['queries_max']):>5}{_fmt(v.get('growth_vs_10k'), 'x', 2):>12}")
+                print(
+                    f"  {key:<48}{_fmt(v['p50_ms']):>8}{_fmt(v['p95_ms']):>8}"
+                    f"{_fmt(v['p99_ms']):>8}{_fmt(v['server_cpu_ms']):>7}"
+                    f"{_fmt(v['queries_max']):>5}{_fmt(v.get('growth_vs_10k'), 'x', 2):>12}"
+                )
     print()
     print("Targets (one web process, this machine; 1 and 2 count messages answered 2xx, i.e.")
     print("durably stored in the intake, and separately until threaded into the inbox):")
@@ -522,10 +648,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default="wsgi,gunicorn", help="servers: wsgi,gunicorn")
     p.add_argument("--list-server", default="wsgi", choices=SERVER_KINDS)
     p.add_argument("--list-users", default="agent,lead", help="agent,lead")
-    p.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT),
-                   help="admin URL of the PostgreSQL server")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "150")),
-                   help="gunicorn --threads")
+    p.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", PG_DEFAULT),
+        help="admin URL of the PostgreSQL server",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("BENCH_THREADS", "150")),
+        help="gunicorn --threads",
+    )
     p.add_argument("--senders", type=int, default=8)
     p.add_argument("--healthz", type=int, default=3000)
     p.add_argument("--singles", type=int, default=3000)
@@ -536,18 +669,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--live-seconds", type=float, default=8.0)
     p.add_argument("--emails", type=int, default=2000)
     p.add_argument("--email-senders", type=int, default=4)
-    p.add_argument("--socket-client", default="raw", choices=live.CLIENTS,
-                   help="raw: light Engine.IO client; socketio: python-socketio Client")
+    p.add_argument(
+        "--socket-client",
+        default="raw",
+        choices=live.CLIENTS,
+        help="raw: light Engine.IO client; socketio: python-socketio Client",
+    )
     p.add_argument("--rss-sockets", type=int, default=100)
     p.add_argument("--rss-seconds", type=float, default=4.0)
     p.add_argument("--list-requests", type=int, default=200)
-    p.add_argument("--max-seconds", type=float, default=15.0,
-                   help="time bound of every load run (emails: --email-seconds)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=15.0,
+        help="time bound of every load run (emails: --email-seconds)",
+    )
     p.add_argument("--email-seconds", type=float, default=60.0)
-    p.add_argument("--email-all-servers", action="store_true",
-                   help="measure email on every server, not only the first")
-    p.add_argument("--only", default=",".join(PARTS),
-                   help=f"figures to measure, among {','.join(PARTS)}")
+    p.add_argument(
+        "--email-all-servers",
+        action="store_true",
+        help="measure email on every server, not only the first",
+    )
+    p.add_argument(
+        "--only", default=",".join(PARTS), help=f"figures to measure, among {','.join(PARTS)}"
+    )
     p.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     args = p.parse_args(argv)
     if args.quick:
@@ -562,8 +707,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--only takes {','.join(PARTS)}")
     need = max(args.rss_sockets, args.live_sockets) + max(args.senders, args.email_senders) + 10
     if "gunicorn" in args.servers and args.threads < need:
-        p.error(f"--threads {args.threads} is too few: every open WebSocket holds a gthread "
-                f"thread; use at least {need}")
+        p.error(
+            f"--threads {args.threads} is too few: every open WebSocket holds a gthread "
+            f"thread; use at least {need}"
+        )
     bad = set(args.servers) - set(SERVER_KINDS)
     if bad or set(args.db) - {"sqlite", "postgresql"}:
         p.error(f"unknown server or database in {args.servers} / {args.db}")
@@ -577,10 +724,16 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result: dict = {
         "started": stamp,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_before": os.getloadavg()[0].__round__(2)},
-        "config": {k: sorted(v) if isinstance(v, set) else v
-                   for k, v in vars(args).items() if k != "pg_url"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_before": os.getloadavg()[0].__round__(2),
+        },
+        "config": {
+            k: sorted(v) if isinstance(v, set) else v
+            for k, v in vars(args).items()
+            if k != "pg_url"
+        },
         "targets_defined": TARGETS,
         "engines": {},
     }
@@ -599,10 +752,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name}: preparing databases (cached after the first run)")
             engine.prepare()
             meta = engine.meta
-            data["prepare"] = {"cached": meta["cached"], "seconds": meta["prepare_seconds"],
-                               "seed_10k_s": meta["10k"]["seed_seconds"],
-                               "seed_1m_s": meta["1m"]["seed_seconds"],
-                               "seed_output_1m": meta["1m"]["seed_output"]}
+            data["prepare"] = {
+                "cached": meta["cached"],
+                "seconds": meta["prepare_seconds"],
+                "seed_10k_s": meta["10k"]["seed_seconds"],
+                "seed_1m_s": meta["1m"]["seed_seconds"],
+                "seed_output_1m": meta["1m"]["seed_output"],
+            }
             data["servers"] = {}
             if args.only & {"ingest", "live", "email", "rss"}:
                 for kind in args.servers:

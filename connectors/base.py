@@ -162,7 +162,9 @@ class ConversationContext:
     at: datetime | None = None
 
 
-InboundEvent = InboundMessage | EchoedOutbound | StatusUpdate | OptOut | OptIn | Typing | ConversationContext
+InboundEvent = (
+    InboundMessage | EchoedOutbound | StatusUpdate | OptOut | OptIn | Typing | ConversationContext
+)
 
 
 # --------------------------------------------------------------------------- outbound
@@ -266,7 +268,9 @@ class AttachmentTooLarge(Exception):
 class ConnectorOptions:
     """Process-wide settings a connector may need (from ``config.py``)."""
 
-    base_urls: dict[str, str] = field(default_factory=dict)  # e.g. {"graph": "...", "twilio": "..."}
+    base_urls: dict[str, str] = field(
+        default_factory=dict
+    )  # e.g. {"graph": "...", "twilio": "..."}
     public_url: str | None = None  # external base URL of this Switchboard
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     max_attachment_bytes: int = 25 * 1024 * 1024
@@ -314,12 +318,16 @@ class Connector:
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> list[str]:
         """Return human-readable problems with ``config`` (empty when valid)."""
-        return [f"{f.name} is required" for f in cls.fields if f.required and not config.get(f.name)]
+        return [
+            f"{f.name} is required" for f in cls.fields if f.required and not config.get(f.name)
+        ]
 
     @classmethod
     def identifiers(cls, config: dict[str, Any]) -> dict[str, Any]:
         """The non-secret values that route webhooks to this inbox."""
-        return {f.name: config.get(f.name) for f in cls.fields if not f.secret and config.get(f.name)}
+        return {
+            f.name: config.get(f.name) for f in cls.fields if not f.secret and config.get(f.name)
+        }
 
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:

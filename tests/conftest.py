@@ -184,13 +184,23 @@ class Factory:
         self.n += 1
         return self.n
 
-    def user(self, role: str = "agent", name: str | None = None, email: str | None = None,
-             password: str = "correct horse battery", **kw):
+    def user(
+        self,
+        role: str = "agent",
+        name: str | None = None,
+        email: str | None = None,
+        password: str = "correct horse battery",
+        **kw,
+    ):
         from app.models import User
 
         n = self._next()
-        user = User(name=name or f"{role.title()} {n}", email=email or f"{role}{n}@example.com",
-                    role=role, **kw)
+        user = User(
+            name=name or f"{role.title()} {n}",
+            email=email or f"{role}{n}@example.com",
+            role=role,
+            **kw,
+        )
         user.set_password(password)
         self.db.session.add(user)
         self.db.session.commit()
@@ -212,20 +222,40 @@ class Factory:
 
         n = self._next()
         defaults = {
-            "messenger": {"page_id": f"PAGE{n}", "page_token": f"page-token-{n}",
-                          "app_secret": f"app-secret-{n}", "verify_token": f"verify-{n}"},
-            "sms": {"provider": "twilio", "number": f"+1415555{n:04d}",
-                    "account_sid": "AC" + "1" * 32, "auth_token": f"auth-token-{n}"},
-            "email": {"address": f"support{n}@shop.example", "smtp_host": "127.0.0.1",
-                      "smtp_port": 2525, "smtp_security": "none"},
-            "gbm": {"agent": f"brands/b{n}/agents/a{n}", "client_token": f"client-token-{n}",
-                    "service_account": {}},
+            "messenger": {
+                "page_id": f"PAGE{n}",
+                "page_token": f"page-token-{n}",
+                "app_secret": f"app-secret-{n}",
+                "verify_token": f"verify-{n}",
+            },
+            "sms": {
+                "provider": "twilio",
+                "number": f"+1415555{n:04d}",
+                "account_sid": "AC" + "1" * 32,
+                "auth_token": f"auth-token-{n}",
+            },
+            "email": {
+                "address": f"support{n}@shop.example",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": 2525,
+                "smtp_security": "none",
+            },
+            "gbm": {
+                "agent": f"brands/b{n}/agents/a{n}",
+                "client_token": f"client-token-{n}",
+                "service_account": {},
+            },
         }[channel]
         defaults.update(config)
         key = {"messenger": "page_id", "sms": "number", "email": "address", "gbm": "agent"}[channel]
-        inbox = Inbox(channel=channel, name=f"{channel} inbox {n}", config=defaults,
-                      route_key=defaults[key], alt_route_key=defaults.get("messaging_service_sid"),
-                      settings=settings or {})
+        inbox = Inbox(
+            channel=channel,
+            name=f"{channel} inbox {n}",
+            config=defaults,
+            route_key=defaults[key],
+            alt_route_key=defaults.get("messaging_service_sid"),
+            settings=settings or {},
+        )
         self.db.session.add(inbox)
         self.db.session.flush()
         for user in members:
@@ -233,15 +263,28 @@ class Factory:
         self.db.session.commit()
         return inbox
 
-    def inbound(self, inbox, contact: str = "customer-1", text: str = "Hello", at=None,
-                external_id: str | None = None, **kw):
+    def inbound(
+        self,
+        inbox,
+        contact: str = "customer-1",
+        text: str = "Hello",
+        at=None,
+        external_id: str | None = None,
+        **kw,
+    ):
         """Ingest one customer message through the real ingest path."""
         from app.clock import now
         from app.inbox.ingest import ingest
         from connectors.base import InboundMessage
 
-        ev = InboundMessage(inbox_key=inbox.route_key, external_id=external_id or f"m-{self._next()}",
-                            contact_id=contact, sent_at=at or now(), text=text, **kw)
+        ev = InboundMessage(
+            inbox_key=inbox.route_key,
+            external_id=external_id or f"m-{self._next()}",
+            contact_id=contact,
+            sent_at=at or now(),
+            text=text,
+            **kw,
+        )
         result = ingest(self.db.session, inbox, [ev])
         from app.models import Message
 

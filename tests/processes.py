@@ -44,8 +44,10 @@ def postgres_url_or_skip() -> str:
     """
     url = os.environ.get("TEST_DATABASE_URL", "")
     if not url.startswith("postgresql"):
-        pytest.skip("needs PostgreSQL: runs when TEST_DATABASE_URL=postgresql+psycopg://... "
-                    "(the PostgreSQL pass of .ci/run)")
+        pytest.skip(
+            "needs PostgreSQL: runs when TEST_DATABASE_URL=postgresql+psycopg://... "
+            "(the PostgreSQL pass of .ci/run)"
+        )
     import sqlalchemy as sa
 
     engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
@@ -67,7 +69,9 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log_path = log
         self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     def stop(self) -> None:
         """Terminate (then kill) the process."""
@@ -89,9 +93,16 @@ class Process:
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
     """Environment for a child process: the test database, no background unless asked."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SWITCHBOARD_TEST"))}
-    env.update({"DATABASE_URL": database_url, "SECRET_KEY": "multi-process-test",
-                "SWITCHBOARD_ENV": "development",
-                "RUN_BACKGROUND": "0", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "multi-process-test",
+            "SWITCHBOARD_ENV": "development",
+            "RUN_BACKGROUND": "0",
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     env.update(extra)
     return env
 
@@ -106,13 +117,26 @@ def start_web(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Pr
     return proc, url
 
 
-def start_gunicorn(database_url: str, tmp: Path, name: str, threads: int = 20,
-                   **extra: str) -> tuple[Process, str]:
+def start_gunicorn(
+    database_url: str, tmp: Path, name: str, threads: int = 20, **extra: str
+) -> tuple[Process, str]:
     """``gunicorn -w 1 -k gthread --threads N wsgi:app`` on a free port, as the README deploys it."""
     port = free_port()
     env = base_env(database_url, **extra)
-    args = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", str(threads),
-            "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "1",
+        "-k",
+        "gthread",
+        "--threads",
+        str(threads),
+        "-b",
+        f"127.0.0.1:{port}",
+        "wsgi:app",
+    ]
     proc = Process(args, env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc)
@@ -122,7 +146,9 @@ def start_gunicorn(database_url: str, tmp: Path, name: str, threads: int = 20,
 def start_worker(database_url: str, tmp: Path, name: str = "worker", **extra: str) -> Process:
     """``flask --app wsgi worker``: scheduler and delivery in a separate process."""
     env = base_env(database_url, **extra)
-    return Process([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, tmp / f"{name}.log")
+    return Process(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, tmp / f"{name}.log"
+    )
 
 
 def wait_healthy(url: str, proc: Process, timeout: float = 30) -> None:

@@ -123,18 +123,31 @@ def assign(
     who = by.name if by else "Automatic assignment"
     if assignee:
         assignee.last_assigned_at = _assignment_stamp(session)
-        add_activity(session, conv, reason or f"{who} assigned this to {assignee.name}",
-                     event="assigned", assignee_id=assignee.id)
+        add_activity(
+            session,
+            conv,
+            reason or f"{who} assigned this to {assignee.name}",
+            event="assigned",
+            assignee_id=assignee.id,
+        )
         if by is None or by.id != assignee.id:
-            notify(session, assignee.id, "assigned", conv, by=who,
-                   text=f"{who} assigned you the conversation with {conv.contact.display_name()}")
+            notify(
+                session,
+                assignee.id,
+                "assigned",
+                conv,
+                by=who,
+                text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
+            )
     else:
         add_activity(session, conv, reason or f"{who} unassigned this", event="unassigned")
     from app.inbox import hooks
 
     hooks.assigned(session, conv, assignee)
     session.flush()
-    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+    events.publish(
+        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+    )
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     if previous_id is not None and conv.status != "closed":
         capacity_freed(session, previous_id)
@@ -159,8 +172,11 @@ def queue_query(inbox_id: int):
     waited = sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)
     return (
         sa.select(Conversation)
-        .where(Conversation.inbox_id == inbox_id, Conversation.status == "open",
-               Conversation.assignee_id.is_(None))
+        .where(
+            Conversation.inbox_id == inbox_id,
+            Conversation.status == "open",
+            Conversation.assignee_id.is_(None),
+        )
         .order_by(waited, Conversation.id)
     )
 

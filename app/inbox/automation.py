@@ -78,8 +78,9 @@ def _claim(session: Session, conv: Conversation, column: str, condition, at: dat
     return False
 
 
-def send_automatic(session: Session, conv: Conversation, body: str, client_id: str,
-                   kind: str) -> Message | None:
+def send_automatic(
+    session: Session, conv: Conversation, body: str, client_id: str, kind: str
+) -> Message | None:
     """Queue an automatic message if every send rule allows it now; None when refused."""
     from app.inbox import delivery
 
@@ -99,8 +100,11 @@ def send_automatic(session: Session, conv: Conversation, body: str, client_id: s
 def _first_conversation(session: Session, conv: Conversation) -> bool:
     other = session.scalar(
         sa.select(Conversation.id)
-        .where(Conversation.inbox_id == conv.inbox_id, Conversation.contact_id == conv.contact_id,
-               Conversation.id != conv.id)
+        .where(
+            Conversation.inbox_id == conv.inbox_id,
+            Conversation.contact_id == conv.contact_id,
+            Conversation.id != conv.id,
+        )
         .limit(1)
     )
     return other is None
@@ -123,12 +127,19 @@ def greet(session: Session, conv: Conversation, at: datetime) -> Message | None:
 
 
 def _agent_replied_since(session: Session, conv: Conversation, since: datetime) -> bool:
-    return session.scalar(
-        sa.select(Message.id)
-        .where(Message.conversation_id == conv.id, Message.direction == "outbound",
-               Message.automated.is_(False), Message.created_at >= since)
-        .limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            sa.select(Message.id)
+            .where(
+                Message.conversation_id == conv.id,
+                Message.direction == "outbound",
+                Message.automated.is_(False),
+                Message.created_at >= since,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
@@ -155,8 +166,7 @@ def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
     except delivery.SendRefused:
         return None
     cutoff = at - interval
-    if not _claim(session, conv, "away_sent_at",
-                  lambda c: sa.or_(c.is_(None), c <= cutoff), at):
+    if not _claim(session, conv, "away_sent_at", lambda c: sa.or_(c.is_(None), c <= cutoff), at):
         return None
     return send_automatic(session, conv, text, f"auto:away:{notifications.stamp(at)}", "away")
 
@@ -195,11 +205,18 @@ def after_batch(b) -> None:
         customer_wrote(session, conv, at)
         if conv.id in b.created_convs:
             if members is None:
-                members = [u for u in notifications.inbox_members(session, inbox.id)
-                           if notifications.user_settings(u)["new_conversation"]["in_app"]
-                           or notifications.user_settings(u)["new_conversation"]["email"]]
+                members = [
+                    u
+                    for u in notifications.inbox_members(session, inbox.id)
+                    if notifications.user_settings(u)["new_conversation"]["in_app"]
+                    or notifications.user_settings(u)["new_conversation"]["email"]
+                ]
             notifications.notify_many(
-                session, members, "new_conversation", conv, f"new:{conv.id}",
+                session,
+                members,
+                "new_conversation",
+                conv,
+                f"new:{conv.id}",
                 text=f"New conversation with {conv.contact.display_name()} in {inbox.name}",
             )
             greet(session, conv, at)
@@ -217,9 +234,13 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
     if conv.declined_at is not None and conv.status != "closed":
         from app.inbox.ingest import add_activity
 
-        add_activity(session, conv, f"No longer declined: the customer wrote again "
-                                    f"(was declined: {conv.declined_reason or 'no reason'})",
-                     event="undeclined")
+        add_activity(
+            session,
+            conv,
+            f"No longer declined: the customer wrote again "
+            f"(was declined: {conv.declined_reason or 'no reason'})",
+            event="undeclined",
+        )
         conv.declined_at = None
         conv.declined_reason = None
         changed = True
@@ -232,18 +253,26 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
     ):
         from app.inbox import assignment
 
-        assignment.assign(session, conv, None,
-                          reason=f"Back to the queue: {assignee.name} is away and the customer wrote")
+        assignment.assign(
+            session,
+            conv,
+            None,
+            reason=f"Back to the queue: {assignee.name} is away and the customer wrote",
+        )
         notifications.notify(
-            session, assignee, "returned_to_queue", conv,
+            session,
+            assignee,
+            "returned_to_queue",
+            conv,
             text=f"Your conversation with {conv.contact.display_name()} went back to the queue "
-                 "while you were away",
+            "while you were away",
         )
         assignment.auto_assign(session, conv)
         changed = False  # assign() published the conversation
     if changed:
-        events.publish(session, "conversation.updated", conversation_dict(conv),
-                       ("inbox", conv.inbox_id))
+        events.publish(
+            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+        )
 
 
 # --------------------------------------------------------------------------- delivery hook
@@ -298,11 +327,13 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
     conv.declined_at = at
     conv.declined_reason = reason
     who = by.name if by else "Switchboard"
-    if not conversations.set_status(session, conv, "closed", by,
-                                    note=f"{who} declined this: {reason}"):
+    if not conversations.set_status(
+        session, conv, "closed", by, note=f"{who} declined this: {reason}"
+    ):
         add_activity(session, conv, f"{who} declined this: {reason}", event="declined")
-        events.publish(session, "conversation.updated", conversation_dict(conv),
-                       ("inbox", conv.inbox_id))
+        events.publish(
+            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+        )
     return True
 
 
@@ -320,6 +351,7 @@ def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
     text = f"{who} reactivated this (was declined: {reason})"
     if not conversations.set_status(session, conv, "open", by, note=text):
         add_activity(session, conv, text, event="undeclined")
-        events.publish(session, "conversation.updated", conversation_dict(conv),
-                       ("inbox", conv.inbox_id))
+        events.publish(
+            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+        )
     return True

@@ -83,8 +83,12 @@ def reconnect(session, inbox: Inbox, changes: dict) -> int:
     )
     resumed = session.execute(
         sa.update(OutboxItem)
-        .where(OutboxItem.inbox_id == inbox.id, OutboxItem.state == "pending",
-               OutboxItem.kind == "send", OutboxItem.message_id.in_(not_scheduled))
+        .where(
+            OutboxItem.inbox_id == inbox.id,
+            OutboxItem.state == "pending",
+            OutboxItem.kind == "send",
+            OutboxItem.message_id.in_(not_scheduled),
+        )
         .values(next_attempt_at=at)
         .execution_options(synchronize_session=False)
     ).rowcount

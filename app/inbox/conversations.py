@@ -54,7 +54,9 @@ def set_status(
     conv.closed_at = at if status == "closed" else None
     conv.last_activity_at = at
     add_activity(session, conv, note or text, event=status, previous=previous)
-    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+    events.publish(
+        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+    )
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     from app.inbox import hooks
 
@@ -70,4 +72,6 @@ def mark_read(session: Session, conv: Conversation) -> None:
     """Clear the unread count (the customer is not told: no 'seen' is sent)."""
     if conv.unread_count:
         conv.unread_count = 0
-        events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+        events.publish(
+            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+        )

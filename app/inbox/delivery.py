@@ -55,7 +55,9 @@ def _identity(session: Session, conv: Conversation) -> ContactIdentity | None:
     return session.get(ContactIdentity, conv.identity_id)
 
 
-def quiet_hours_state(conv: Conversation, ident: ContactIdentity | None, at: datetime) -> dict | None:
+def quiet_hours_state(
+    conv: Conversation, ident: ContactIdentity | None, at: datetime
+) -> dict | None:
     """For SMS: whether ``at`` is inside the customer's quiet hours, and when they end."""
     if conv.inbox.channel != "sms" or ident is None:
         return None
@@ -93,11 +95,16 @@ def check_send(
     human_agent = bool(inbox.setting("human_agent"))
     window = windows.reply_window(inbox.channel, conv.last_inbound_at, human_agent, at)
     if window.state == "closed":
-        if inbox.channel == "messenger" and not human_agent and conv.last_inbound_at and (
-            at < aware(conv.last_inbound_at) + timedelta(days=7)
+        if (
+            inbox.channel == "messenger"
+            and not human_agent
+            and conv.last_inbound_at
+            and (at < aware(conv.last_inbound_at) + timedelta(days=7))
         ):
-            hint = (" A 7-day human agent reply is possible only where the Page is approved for "
-                    "the HUMAN_AGENT tag (inbox setting).")
+            hint = (
+                " A 7-day human agent reply is possible only where the Page is approved for "
+                "the HUMAN_AGENT tag (inbox setting)."
+            )
         else:
             hint = " You can leave a private note; the reply becomes possible when the customer writes again."
         raise SendRefused(
@@ -190,15 +197,24 @@ def post_message(
     sender_name = user.name if user else "Switchboard"
     if private:
         msg = Message(
-            conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note", body=body,
-            sender_user_id=user.id if user else None, sender_name=sender_name,
-            client_id=client_id, status="received", meta={}, created_at=at,
+            conversation_id=conv.id,
+            inbox_id=conv.inbox_id,
+            direction="note",
+            body=body,
+            sender_user_id=user.id if user else None,
+            sender_name=sender_name,
+            client_id=client_id,
+            status="received",
+            meta={},
+            created_at=at,
         )
         session.add(msg)
         session.flush()
         conv.last_activity_at = at
         events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
-        events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+        events.publish(
+            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+        )
         return msg, True
     if send_after is None:
         plan = check_send(session, conv, at)
@@ -212,9 +228,16 @@ def post_message(
     if superseded_before is not None and not automated:
         cancel_scheduled(session, conv, before=superseded_before)
     msg = Message(
-        conversation_id=conv.id, inbox_id=conv.inbox_id, direction="outbound", body=body,
-        sender_user_id=user.id if user else None, sender_name=sender_name, client_id=client_id,
-        status="queued", automated=automated, send_after=send_after,
+        conversation_id=conv.id,
+        inbox_id=conv.inbox_id,
+        direction="outbound",
+        body=body,
+        sender_user_id=user.id if user else None,
+        sender_name=sender_name,
+        client_id=client_id,
+        status="queued",
+        automated=automated,
+        send_after=send_after,
         meta={"kind": "message", **({"tag": plan.options["tag"]} if "tag" in plan.options else {})},
         created_at=at,
     )
@@ -229,23 +252,37 @@ def post_message(
     if send_after is None and not automated:
         hooks.replying(session, conv, user, at)  # Messenger: "seen" goes out before the reply
     session.add(
-        OutboxItem(kind="send", inbox_id=conv.inbox_id, message_id=msg.id,
-                   next_attempt_at=send_after or at, payload={})
+        OutboxItem(
+            kind="send",
+            inbox_id=conv.inbox_id,
+            message_id=msg.id,
+            next_attempt_at=send_after or at,
+            payload={},
+        )
     )
     if send_after is None:
         record_outbound_activity(conv, msg, user, at)
     else:
         conv.last_activity_at = at
-        add_activity(session, conv, f"Reply scheduled for {send_after:%Y-%m-%d %H:%M} UTC",
-                     event="scheduled", message_id=msg.id)
+        add_activity(
+            session,
+            conv,
+            f"Reply scheduled for {send_after:%Y-%m-%d %H:%M} UTC",
+            event="scheduled",
+            message_id=msg.id,
+        )
     session.flush()
     events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
-    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+    events.publish(
+        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+    )
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     return msg, True
 
 
-def record_outbound_activity(conv: Conversation, msg: Message, user: User | None, at: datetime) -> None:
+def record_outbound_activity(
+    conv: Conversation, msg: Message, user: User | None, at: datetime
+) -> None:
     """A reply resets what waits for an answer (only a human's reply answers)."""
     conv.last_outbound_at = at
     if user is not None and not msg.automated:
@@ -294,10 +331,12 @@ def cancel_scheduled(session: Session, conv: Conversation, before: datetime | No
         events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))
     if rows:
         add_activity(
-            session, conv,
+            session,
+            conv,
             f"Scheduled {'reply' if len(rows) == 1 else 'replies'} cancelled: the customer "
             "wrote again before it went out",
-            event="scheduled_cancelled", message_ids=[m.id for m in rows],
+            event="scheduled_cancelled",
+            message_ids=[m.id for m in rows],
         )
     return len(rows)
 

@@ -138,8 +138,11 @@ def _note_delay(session: Session, inbox: Inbox, msg: Message, item: _Item) -> No
     conv = session.get(Conversation, msg.conversation_id)
     recipient = getattr(item.event, "contact_id", None) or "the customer"
     add_activity(
-        session, conv, f"Delivery to {recipient} is delayed; the mail server keeps trying: {reason}",
-        event="delivery_delayed", message_id=msg.id,
+        session,
+        conv,
+        f"Delivery to {recipient} is delayed; the mail server keeps trying: {reason}",
+        event="delivery_delayed",
+        message_id=msg.id,
     )
     events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
 
@@ -158,14 +161,20 @@ def _prepare(
             event = parsed.to_event()
         except Exception:  # the parser promises not to raise; keep the mail if it does
             log.exception("email: inbox %s could not parse a %d-byte message", inbox.id, len(raw))
-            items.append(_Item(raw, index, None, _with_original(_unreadable(inbox, raw, received_at), raw)))
+            items.append(
+                _Item(raw, index, None, _with_original(_unreadable(inbox, raw, received_at), raw))
+            )
             continue
         if parsed.is_loop:
-            log.info("email: inbox %s dropped %s (X-Loop names our address)", inbox.id,
-                     parsed.message_id)
+            log.info(
+                "email: inbox %s dropped %s (X-Loop names our address)", inbox.id, parsed.message_id
+            )
             dropped += 1
             continue
-        if isinstance(event, cb.StatusUpdate) and _our_reply(session, inbox, event.external_id) is None:
+        if (
+            isinstance(event, cb.StatusUpdate)
+            and _our_reply(session, inbox, event.external_id) is None
+        ):
             # a report about mail we did not send from here: keep it as an automated message
             bounce = dataclasses.replace(parsed.bounce, original_message_id=None)
             event = dataclasses.replace(parsed, bounce=bounce).to_event()
@@ -196,8 +205,10 @@ def ingest_raw(
     total = IngestResult()
     for item in thread_order(items):
         ev = item.event
-        if isinstance(ev, cb.StatusUpdate) and ev.error is not None and (
-            ev.error.kind is cb.ErrorKind.TRANSIENT
+        if (
+            isinstance(ev, cb.StatusUpdate)
+            and ev.error is not None
+            and (ev.error.kind is cb.ErrorKind.TRANSIENT)
         ):
             reply = _our_reply(session, inbox, ev.external_id)
             if reply is not None:

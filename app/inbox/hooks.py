@@ -74,8 +74,11 @@ def mark_seen(session: Session, conv: Conversation, at: datetime | None = None) 
             kind="action",
             inbox_id=conv.inbox_id,
             next_attempt_at=at or now(),
-            payload={"contact_id": ident.external_id, "action": SEEN_ACTIONS[conv.inbox.channel],
-                     "kwargs": {}},
+            payload={
+                "contact_id": ident.external_id,
+                "action": SEEN_ACTIONS[conv.inbox.channel],
+                "kwargs": {},
+            },
         )
     )
     return True

@@ -75,8 +75,10 @@ def _insert_ignore_stmt(session: Session, model, conflict: list[str], *returning
         else:
             from sqlalchemy.dialects.sqlite import insert
         table = model.__table__
-        stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(
-            *(table.c[name] for name in returning)
+        stmt = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=conflict)
+            .returning(*(table.c[name] for name in returning))
         )
         _INSERT_IGNORE[key] = stmt
     return stmt
@@ -278,8 +280,12 @@ def _store_attachments(session: Session, msg: Message, refs: tuple[cb.Attachment
         session.flush()
         if att.state == "pending":
             session.add(
-                OutboxItem(kind="download", inbox_id=msg.inbox_id, message_id=msg.id,
-                           payload={"attachment_id": att.id})
+                OutboxItem(
+                    kind="download",
+                    inbox_id=msg.inbox_id,
+                    message_id=msg.id,
+                    payload={"attachment_id": att.id},
+                )
             )
 
 
@@ -343,7 +349,9 @@ class _Batch:
         if first_names:
             self.open_conversations(batch, set(first_names))
 
-    def open_conversations(self, batch: list[tuple[cb.InboundEvent, datetime]], new: set[str]) -> None:
+    def open_conversations(
+        self, batch: list[tuple[cb.InboundEvent, datetime]], new: set[str]
+    ) -> None:
         """A conversation for each sender new to the inbox, inserted together.
 
         Each starts when its sender's first message arrived; they count as created
@@ -357,10 +365,17 @@ class _Batch:
         for key, at in started.items():
             ident = self.identities[key]
             if self.latest.get(ident.contact_id) is None:
-                convs.append(Conversation(
-                    inbox_id=self.inbox.id, contact_id=ident.contact_id, identity_id=ident.id,
-                    status="open", last_activity_at=at, created_at=at, context={},
-                ))
+                convs.append(
+                    Conversation(
+                        inbox_id=self.inbox.id,
+                        contact_id=ident.contact_id,
+                        identity_id=ident.id,
+                        status="open",
+                        last_activity_at=at,
+                        created_at=at,
+                        context={},
+                    )
+                )
         self.session.add_all(convs)
         self.session.flush()
         for conv in convs:
@@ -380,15 +395,23 @@ class _Batch:
         contacts = Contact.__table__
         contact_ids = session.scalars(
             sa.insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
-            [{"name": (names[key] or "")[:200] or None, "created_at": at}
-             for key in keys],
+            [{"name": (names[key] or "")[:200] or None, "created_at": at} for key in keys],
         ).all()
         made = session.execute(
-            _insert_ignore_stmt(session, ContactIdentity, ["inbox_id", "external_id"],
-                                "id", "external_id"),
-            [{"contact_id": contact_id, "inbox_id": inbox.id, "channel": inbox.channel,
-              "external_id": key, "data": {}, "created_at": at}
-             for key, contact_id in zip(keys, contact_ids, strict=True)],
+            _insert_ignore_stmt(
+                session, ContactIdentity, ["inbox_id", "external_id"], "id", "external_id"
+            ),
+            [
+                {
+                    "contact_id": contact_id,
+                    "inbox_id": inbox.id,
+                    "channel": inbox.channel,
+                    "external_id": key,
+                    "data": {},
+                    "created_at": at,
+                }
+                for key, contact_id in zip(keys, contact_ids, strict=True)
+            ],
         ).all()
         created = {external_id for _id, external_id in made}
         unused = [cid for key, cid in zip(keys, contact_ids, strict=True) if key not in created]
@@ -462,14 +485,19 @@ def _prefetch_on_postgresql(inbox: sa.BindParameter) -> tuple:
         hit = hit.lateral("hit")
         return sa.select(hit.c[0]).select_from(keys.join(hit, sa.true()))
 
-    known = per_key(Message.provider_id, sa.String,
-                    lambda key: (Message.inbox_id == inbox, Message.provider_id == key))
+    known = per_key(
+        Message.provider_id,
+        sa.String,
+        lambda key: (Message.inbox_id == inbox, Message.provider_id == key),
+    )
     identity_ids = per_key(
-        ContactIdentity.id, sa.String,
+        ContactIdentity.id,
+        sa.String,
         lambda key: (ContactIdentity.inbox_id == inbox, ContactIdentity.external_id == key),
     )
     newest_ids = per_key(
-        Conversation.id, sa.Integer,
+        Conversation.id,
+        sa.Integer,
         lambda key: (Conversation.inbox_id == inbox, Conversation.contact_id == key),
         order_by=Conversation.id.desc(),
     )
@@ -486,7 +514,9 @@ def _chunks(items: list, size: int = 500):
         yield items[i : i + size]
 
 
-def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -> Conversation | None:
+def _email_candidate(
+    b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage
+) -> Conversation | None:
     """Email threading, scoped to this inbox and this contact, in this order.
 
     1. a stored Message-ID (ours or the customer's) in In-Reply-To/References;
@@ -539,14 +569,19 @@ def _email_candidate(b: _Batch, ident: ContactIdentity, ev: cb.InboundMessage) -
                 )
             ).first()
     base = threads.match_subject(ev.subject)
-    if conv is None and base and threads.display_subject(ev.subject) != " ".join(
-        (ev.subject or "").split()
+    if (
+        conv is None
+        and base
+        and threads.display_subject(ev.subject) != " ".join((ev.subject or "").split())
     ):
         since = b.received_at - _reopen_window(inbox)
         recent = session.scalars(
             sa.select(Conversation)
-            .where(Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id,
-                   Conversation.last_activity_at >= since)
+            .where(
+                Conversation.inbox_id == inbox.id,
+                Conversation.contact_id == ident.contact_id,
+                Conversation.last_activity_at >= since,
+            )
             .order_by(Conversation.id.desc())
             .limit(20)
         )
@@ -595,7 +630,12 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
 
         subject = threads.display_subject(ev.subject or "")[:500] or None
     conv, how = thread_conversation(
-        session, inbox, ident, b.received_at, automated=ev.automated, candidate=candidate,
+        session,
+        inbox,
+        ident,
+        b.received_at,
+        automated=ev.automated,
+        candidate=candidate,
         subject=subject,
         latest=inbox.channel != "email",
         known_latest=b.latest,
@@ -616,20 +656,20 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     if full is not None:
         meta["context"] = {k: v for k, v in ev.context.items() if k != "full_text"}
     values = {
-            "conversation_id": conv.id,
-            "inbox_id": inbox.id,
-            "direction": "inbound",
-            "body": ev.text or "",
-            "html": ev.html,
-            "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
-            "sender_name": ev.contact_name or ident.contact.name or ident.fallback_name(),
-            "provider_id": ev.external_id,
-            "platform_at": sent_at,
-            "status": "received",
-            "automated": ev.automated,
-            "meta": meta,
-            "created_at": b.received_at,
-            "updated_at": b.received_at,
+        "conversation_id": conv.id,
+        "inbox_id": inbox.id,
+        "direction": "inbound",
+        "body": ev.text or "",
+        "html": ev.html,
+        "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
+        "sender_name": ev.contact_name or ident.contact.name or ident.fallback_name(),
+        "provider_id": ev.external_id,
+        "platform_at": sent_at,
+        "status": "received",
+        "automated": ev.automated,
+        "meta": meta,
+        "created_at": b.received_at,
+        "updated_at": b.received_at,
     }
     staged = _Staged(ev, values, conv, ident, how, sent_at, b.received_at)
     if ev.external_id:
@@ -651,11 +691,13 @@ def _insert_staged(b: _Batch) -> None:
     session = b.session
     with session.no_autoflush:
         if session.get_bind().dialect.name == "postgresql":
-            rows = session.execute(_insert_columns_on_postgresql(),
-                                   _as_columns([s.values for s in staged])).all()
+            rows = session.execute(
+                _insert_columns_on_postgresql(), _as_columns([s.values for s in staged])
+            ).all()
         else:
-            stmt = _insert_ignore_stmt(session, Message, ["inbox_id", "provider_id"],
-                                       "id", "provider_id")
+            stmt = _insert_ignore_stmt(
+                session, Message, ["inbox_id", "provider_id"], "id", "provider_id"
+            )
             rows = session.execute(stmt, [s.values for s in staged]).all()
     ids = {provider_id: row_id for row_id, provider_id in rows}
     lost: dict[int, Conversation] = {}
@@ -669,9 +711,24 @@ def _insert_staged(b: _Batch) -> None:
 
 
 #: The columns of a staged customer message, as ``_inbound`` fills them.
-_STAGED_COLUMNS = ("conversation_id", "inbox_id", "direction", "body", "html", "full_body",
-                   "sender_name", "provider_id", "platform_at", "status", "automated", "meta",
-                   "created_at", "updated_at")
+_STAGED_COLUMNS = (
+    "conversation_id",
+    "inbox_id",
+    "direction",
+    "body",
+    "html",
+    "full_body",
+    "sender_name",
+    "provider_id",
+    "platform_at",
+    "status",
+    "automated",
+    "meta",
+    "created_at",
+    "updated_at",
+)
+
+
 @functools.cache
 def _insert_columns_on_postgresql() -> sa.Insert:
     """PostgreSQL: the staged rows as one array per column, ``INSERT ... SELECT FROM unnest``.
@@ -690,8 +747,9 @@ def _insert_columns_on_postgresql() -> sa.Insert:
         for name in _STAGED_COLUMNS
     ]
     rows = sa.func.unnest(*arrays).table_valued(*_STAGED_COLUMNS).render_derived(name="v")
-    picked = [sa.cast(rows.c.meta, JSONB) if name == "meta" else rows.c[name]
-              for name in _STAGED_COLUMNS]
+    picked = [
+        sa.cast(rows.c.meta, JSONB) if name == "meta" else rows.c[name] for name in _STAGED_COLUMNS
+    ]
     return (
         insert(table)
         .from_select(list(_STAGED_COLUMNS), sa.select(*picked))
@@ -702,7 +760,11 @@ def _insert_columns_on_postgresql() -> sa.Insert:
 
 def _plain_type(column_type) -> sa.types.TypeEngine:
     """The database type under a decorator (times are passed already as naive UTC)."""
-    return column_type.impl_instance if isinstance(column_type, sa.types.TypeDecorator) else column_type
+    return (
+        column_type.impl_instance
+        if isinstance(column_type, sa.types.TypeDecorator)
+        else column_type
+    )
 
 
 def _as_columns(rows: list[dict]) -> dict[str, list]:
@@ -748,8 +810,9 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
         if conv.waiting_since is None or sent_at < aware(conv.waiting_since):
             conv.waiting_since = sent_at
         if conv.status in ("snoozed", "pending"):
-            add_activity(session, conv, f"Back to open: the customer wrote ({conv.status})",
-                         event="woken")
+            add_activity(
+                session, conv, f"Back to open: the customer wrote ({conv.status})", event="woken"
+            )
             conv.status = "open"
             conv.snooze_until = None
     conv.unread_count = (conv.unread_count or 0) + 1
@@ -857,7 +920,9 @@ def apply_status(session: Session, msg: Message, status: str, error: cb.SendErro
     return False
 
 
-def mark_identity(session: Session, ident: ContactIdentity, error: cb.SendError, at: datetime) -> None:
+def mark_identity(
+    session: Session, ident: ContactIdentity, error: cb.SendError, at: datetime
+) -> None:
     """Record what a provider error says about the recipient (opted out, undeliverable)."""
     if error.kind is cb.ErrorKind.OPTED_OUT and ident.opted_out_at is None:
         ident.opted_out_at = at
@@ -897,8 +962,13 @@ def _send_again_later(
     msg.error_message = error.message
     delay = max(float(error.retry_after or 0), 60.0 * 2**tries)
     session.add(
-        OutboxItem(kind="send", inbox_id=msg.inbox_id, message_id=msg.id,
-                   next_attempt_at=at + timedelta(seconds=delay), payload={})
+        OutboxItem(
+            kind="send",
+            inbox_id=msg.inbox_id,
+            message_id=msg.id,
+            next_attempt_at=at + timedelta(seconds=delay),
+            payload={},
+        )
     )
     return True
 
@@ -926,7 +996,8 @@ def _status(b: _Batch, ev: cb.StatusUpdate) -> None:
         if ident is not None:
             # only what has left: a reply still queued (paused, backing off) was not delivered
             ranked = [
-                s for s, r in STATUS_RANK.items()
+                s
+                for s, r in STATUS_RANK.items()
                 if STATUS_RANK["sent"] <= r < STATUS_RANK.get(status, 0)
             ]
             # watermarks are whole milliseconds: "at or before" covers that whole millisecond
@@ -1006,13 +1077,17 @@ def _context(b: _Batch, ev: cb.ConversationContext) -> None:
     conv.context = ctx
     if ev.data.get("requested_live_agent"):
         if not conv.requested_live_agent:
-            add_activity(session, conv, "The customer asked to talk to a person", event="live_agent")
+            add_activity(
+                session, conv, "The customer asked to talk to a person", event="live_agent"
+            )
             conv.last_activity_at = b.received_at  # raise it in the list
         conv.requested_live_agent = True
         conv.priority = max(conv.priority or 0, 1)
     survey = ev.data.get("survey")
     if survey and survey != previous_survey:  # a replayed answer adds no second line
-        add_activity(session, conv, "The customer answered the survey", event="survey", survey=survey)
+        add_activity(
+            session, conv, "The customer answered the survey", event="survey", survey=survey
+        )
     b.touch(conv, created=(how == "created"))
 
 
@@ -1032,7 +1107,9 @@ def _typing(b: _Batch, ev: cb.Typing) -> None:
     )
     if conv_id:
         events.publish(
-            b.session, "contact.typing", {"conversation_id": conv_id, "is_typing": ev.is_typing},
+            b.session,
+            "contact.typing",
+            {"conversation_id": conv_id, "is_typing": ev.is_typing},
             ("inbox", b.inbox.id),
         )
 
@@ -1104,7 +1181,9 @@ def _after_batch(b: _Batch) -> None:
     connector_cls = cb.get(inbox.channel) if inbox.channel in cb.channels() else None
     if connector_cls is not None and connector_cls.fetch_profile is not cb.Connector.fetch_profile:
         for ident_id in b.new_identities:
-            session.add(OutboxItem(kind="profile", inbox_id=inbox.id, payload={"identity_id": ident_id}))
+            session.add(
+                OutboxItem(kind="profile", inbox_id=inbox.id, payload={"identity_id": ident_id})
+            )
     for conv in b.touched.values():
         if conv.id in b.created_convs:
             assignment.auto_assign(session, conv)

@@ -53,6 +53,7 @@ RETRY_BASE = timedelta(seconds=10)
 Parser = Callable[[sa.Row, dict[int, Inbox]], dict[int, list[cb.InboundEvent]]]
 PARSERS: dict[str, Parser] = {}
 
+
 class BadBody(ValueError):
     """A stored body its channel's parser cannot read: kept as failed at once, never retried."""
 
@@ -123,7 +124,9 @@ def _own_engine() -> sa.Engine | None:
             engine = None
             if url is not None:
                 engine = sa.create_engine(
-                    url, pool_size=20, max_overflow=20,
+                    url,
+                    pool_size=20,
+                    max_overflow=20,
                     connect_args={"timeout": 30, "check_same_thread": False},
                 )
                 from app import sqlite_pragmas  # the same settings as the inbox's own file
@@ -161,7 +164,9 @@ def read(stmt, params: dict | None = None) -> list[sa.Row]:
         return conn.execute(stmt, params).all()
 
 
-def store(channel: str, body: bytes, inbox_ids: Iterable[int], received_at: datetime | None = None) -> int:
+def store(
+    channel: str, body: bytes, inbox_ids: Iterable[int], received_at: datetime | None = None
+) -> int:
     """Commit one verified webhook body; returns the row id. Raises on a database error."""
     values = {
         "channel": channel,
@@ -246,15 +251,25 @@ def _due(ids: bool):
 
 # Built once: constructing these per batch cost about as much as running them.
 _READ_DUE = {
-    ids: sa.select(*_COLUMNS).where(_TABLE.c.id.in_(_due(ids).scalar_subquery())).order_by(_TABLE.c.id)
+    ids: sa.select(*_COLUMNS)
+    .where(_TABLE.c.id.in_(_due(ids).scalar_subquery()))
+    .order_by(_TABLE.c.id)
     for ids in (False, True)
 }
 _DELETE_DUE = {
-    (dialect, ids): sa.delete(_TABLE).where(_TABLE.c.id.in_(
-        (_due(ids).with_for_update(skip_locked=True) if dialect == "postgresql" else _due(ids))
-        .scalar_subquery()
-    )).returning(*_COLUMNS)
-    for dialect in ("postgresql", "sqlite") for ids in (False, True)
+    (dialect, ids): sa.delete(_TABLE)
+    .where(
+        _TABLE.c.id.in_(
+            (
+                _due(ids).with_for_update(skip_locked=True)
+                if dialect == "postgresql"
+                else _due(ids)
+            ).scalar_subquery()
+        )
+    )
+    .returning(*_COLUMNS)
+    for dialect in ("postgresql", "sqlite")
+    for ids in (False, True)
 }
 _DELETE_IDS = sa.delete(_TABLE).where(_TABLE.c.id.in_(sa.bindparam("ids", expanding=True)))
 _INBOXES = sa.select(Inbox).where(Inbox.id.in_(sa.bindparam("ids", expanding=True)))
@@ -315,7 +330,9 @@ def _ingest_rows(rows: list[sa.Row]) -> DrainResult:
     grouped, inboxes = _events_of(rows)
     for inbox_id, pairs in grouped.items():
         inbox = inboxes[inbox_id]
-        done = ingest(session, inbox, [ev for ev, _ in pairs], [at for _, at in pairs], commit=False)
+        done = ingest(
+            session, inbox, [ev for ev, _ in pairs], [at for _, at in pairs], commit=False
+        )
         result.created += done.created
         result.duplicates += done.duplicates
         result.updated += done.updated
@@ -343,8 +360,10 @@ def drain_batch(ids: list[int] | None = None, limit: int = BATCH_ROWS) -> DrainR
             if not row_ids:
                 log.exception("intake: taking webhook bodies failed")
                 return None
-            log.exception("intake: a batch of %d webhook bodies failed; ingesting them one by one",
-                          len(row_ids))
+            log.exception(
+                "intake: a batch of %d webhook bodies failed; ingesting them one by one",
+                len(row_ids),
+            )
             result = None
     if result is not None:
         _settle(row_ids)
@@ -380,8 +399,11 @@ def _drain_one(row_id: int) -> DrainResult:
     values: dict = {"attempts": attempts, "error": f"{type(failure).__name__}: {failure}"[:2000]}
     if attempts >= MAX_ATTEMPTS:  # a bad body would fail the same way again: not retried
         values["state"] = "failed"
-        log.error("intake: webhook body %s failed %d times; kept as failed "
-                  "(flask intake retry)", row_id, attempts)
+        log.error(
+            "intake: webhook body %s failed %d times; kept as failed (flask intake retry)",
+            row_id,
+            attempts,
+        )
     else:
         values.update(state="pending", next_attempt_at=at + RETRY_BASE * 2 ** (attempts - 1))
     write(sa.update(_TABLE).where(_TABLE.c.id == row_id).values(**values))
@@ -404,7 +426,9 @@ def drain_all(max_batches: int = 1000) -> DrainResult:
 
 def pending_count() -> int:
     """Rows waiting to be threaded (failed ones excluded)."""
-    return read(sa.select(sa.func.count()).select_from(_TABLE).where(_TABLE.c.state != "failed"))[0][0]
+    return read(sa.select(sa.func.count()).select_from(_TABLE).where(_TABLE.c.state != "failed"))[
+        0
+    ][0]
 
 
 def rows(state: str | None = None) -> list[sa.Row]:
@@ -416,7 +440,8 @@ def rows(state: str | None = None) -> list[sa.Row]:
 def retry_failed() -> int:
     """Put failed rows back in the queue (after a fix); returns how many."""
     return write(
-        sa.update(_TABLE).where(_TABLE.c.state == "failed")
+        sa.update(_TABLE)
+        .where(_TABLE.c.state == "failed")
         .values(state="pending", attempts=0, next_attempt_at=None)
     ).rowcount
 
@@ -469,8 +494,11 @@ def wake() -> None:
         return  # tests drain explicitly
     with _drainer_guard:
         if _drainer is None or _drainer_pid != os.getpid() or not _drainer.is_alive():
-            _drainer = Drainer(app, float(app.config.get("INTAKE_SWEEP_SECONDS", 2.0)),
-                               float(app.config.get("INTAKE_GATHER_MS", 50)) / 1000)
+            _drainer = Drainer(
+                app,
+                float(app.config.get("INTAKE_SWEEP_SECONDS", 2.0)),
+                float(app.config.get("INTAKE_GATHER_MS", 50)) / 1000,
+            )
             _drainer_pid = os.getpid()
             _drainer.start()
     _drainer.wake_event.set()

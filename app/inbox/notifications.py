@@ -35,20 +35,34 @@ log = logging.getLogger(__name__)
 
 #: kind -> (label, defaults {in_app, desktop, email})
 KINDS: dict[str, tuple[str, dict[str, bool]]] = {
-    "assigned": ("A conversation is assigned to me",
-                 {"in_app": True, "desktop": True, "email": True}),
-    "new_conversation": ("A new conversation arrives in my inboxes",
-                         {"in_app": False, "desktop": False, "email": False}),
-    "window_closing": ("A reply window is about to close",
-                       {"in_app": True, "desktop": True, "email": False}),
-    "response_due_soon": ("A response target is near",
-                          {"in_app": True, "desktop": True, "email": False}),
-    "response_overdue": ("A response target was missed",
-                         {"in_app": True, "desktop": True, "email": True}),
-    "follow_up": ("A customer has not answered since our reply",
-                  {"in_app": True, "desktop": False, "email": False}),
-    "returned_to_queue": ("My conversation went back to the queue while I was away",
-                          {"in_app": True, "desktop": False, "email": False}),
+    "assigned": (
+        "A conversation is assigned to me",
+        {"in_app": True, "desktop": True, "email": True},
+    ),
+    "new_conversation": (
+        "A new conversation arrives in my inboxes",
+        {"in_app": False, "desktop": False, "email": False},
+    ),
+    "window_closing": (
+        "A reply window is about to close",
+        {"in_app": True, "desktop": True, "email": False},
+    ),
+    "response_due_soon": (
+        "A response target is near",
+        {"in_app": True, "desktop": True, "email": False},
+    ),
+    "response_overdue": (
+        "A response target was missed",
+        {"in_app": True, "desktop": True, "email": True},
+    ),
+    "follow_up": (
+        "A customer has not answered since our reply",
+        {"in_app": True, "desktop": False, "email": False},
+    ),
+    "returned_to_queue": (
+        "My conversation went back to the queue while I was away",
+        {"in_app": True, "desktop": False, "email": False},
+    ),
 }
 CHANNELS = ("in_app", "desktop", "email")
 
@@ -74,7 +88,9 @@ def settings_dict(user: User) -> dict:
     """The API object of ``GET /api/v1/me/notification-settings``."""
     prefs = user_settings(user)
     return {
-        "kinds": [{"kind": kind, "label": label, **prefs[kind]} for kind, (label, _d) in KINDS.items()],
+        "kinds": [
+            {"kind": kind, "label": label, **prefs[kind]} for kind, (label, _d) in KINDS.items()
+        ],
         "email": {"address": user.email, "available": email_enabled()},
     }
 
@@ -85,7 +101,7 @@ def update_settings(user: User, data: dict) -> None:
     if isinstance(changes, list):  # the GET shape sent back
         changes = {c.get("kind"): c for c in changes if isinstance(c, dict)}
     if not isinstance(changes, dict):
-        raise InvalidSettings("send {\"kinds\": {\"assigned\": {\"email\": false}, ...}}")
+        raise InvalidSettings('send {"kinds": {"assigned": {"email": false}, ...}}')
     prefs = user_settings(user)
     for kind, values in changes.items():
         if kind not in KINDS:
@@ -96,7 +112,9 @@ def update_settings(user: User, data: dict) -> None:
             if channel in ("kind", "label"):
                 continue
             if channel not in CHANNELS or not isinstance(value, bool):
-                raise InvalidSettings(f"{kind}.{channel}: use in_app, desktop, email with true/false")
+                raise InvalidSettings(
+                    f"{kind}.{channel}: use in_app, desktop, email with true/false"
+                )
             prefs[kind][channel] = value
     user.settings = {**(user.settings or {}), "notifications": prefs}
 
@@ -204,14 +222,21 @@ def notify(
     if wants_email:
         delay = float(current_app.config.get("NOTIFY_EMAIL_DELAY", 120))
         session.add(
-            OutboxItem(kind="notify_email", payload={"notification_id": new_id},
-                       next_attempt_at=at + timedelta(seconds=delay))
+            OutboxItem(
+                kind="notify_email",
+                payload={"notification_id": new_id},
+                next_attempt_at=at + timedelta(seconds=delay),
+            )
         )
     return note
 
 
 def notify_many(
-    session: Session, users: list[User], kind: str, conv: Conversation | None, key: str | None,
+    session: Session,
+    users: list[User],
+    kind: str,
+    conv: Conversation | None,
+    key: str | None,
     **data,
 ) -> int:
     """Notify each user once (``key`` + user id as the dedupe key); returns how many were stored."""
@@ -256,8 +281,11 @@ def _email_text(note: Notification, conv: Conversation | None) -> tuple[str, str
         lines.append(f"Conversation #{conv.id} in {conv.inbox.name}")
         if base:
             lines.append(f"{base}/#c={conv.id}")
-    lines += ["", "You get this because you were not online in Switchboard.",
-              "Choose which notifications are mailed to you under your notification settings."]
+    lines += [
+        "",
+        "You get this because you were not online in Switchboard.",
+        "Choose which notifications are mailed to you under your notification settings.",
+    ]
     return f"[Switchboard] {text}", "\n".join(lines)
 
 
@@ -314,7 +342,7 @@ def process_email(item: OutboxItem) -> None:
         else:
             item.state, item.claimed_by = "pending", None
             item.last_error = str(exc)[:500]
-            item.next_attempt_at = now() + timedelta(seconds=60 * 2 ** item.attempts)
+            item.next_attempt_at = now() + timedelta(seconds=60 * 2**item.attempts)
         session.commit()
         return
     if note is not None and outcome == "sent":

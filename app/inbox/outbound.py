@@ -57,8 +57,11 @@ def _email_options(session: Session, msg: Message, conv: Conversation, inbox: In
     domain = address.rsplit("@", 1)[-1] if "@" in address else "switchboard.local"
     inbound = (
         sa.select(Message)
-        .where(Message.conversation_id == conv.id, Message.direction == "inbound",
-               Message.provider_id.is_not(None))
+        .where(
+            Message.conversation_id == conv.id,
+            Message.direction == "inbound",
+            Message.provider_id.is_not(None),
+        )
         .order_by(Message.id.desc())
         .limit(1)
     )

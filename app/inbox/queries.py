@@ -84,9 +84,7 @@ def can_see(session: Session, user: User, inbox_id: int) -> bool:
     """True when ``user`` may see conversations of ``inbox_id``."""
     if user.is_lead:
         return True
-    return (
-        session.get(InboxMember, {"inbox_id": inbox_id, "user_id": user.id}) is not None
-    )
+    return session.get(InboxMember, {"inbox_id": inbox_id, "user_id": user.id}) is not None
 
 
 def _base_conditions(user: User, f: ListFilter) -> list:
@@ -214,12 +212,18 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
         q = base.where(*conds).order_by(col.desc(), Conversation.id.desc())
     else:
         with_value = (
-            sa.select(Conversation.id).where(*conds, col.is_not(None))
-            .order_by(col.asc(), Conversation.id.asc()).limit(f.limit + 1).subquery()
+            sa.select(Conversation.id)
+            .where(*conds, col.is_not(None))
+            .order_by(col.asc(), Conversation.id.asc())
+            .limit(f.limit + 1)
+            .subquery()
         )
         without = (
-            sa.select(Conversation.id).where(*conds, col.is_(None))
-            .order_by(Conversation.id.asc()).limit(f.limit + 1).subquery()
+            sa.select(Conversation.id)
+            .where(*conds, col.is_(None))
+            .order_by(Conversation.id.asc())
+            .limit(f.limit + 1)
+            .subquery()
         )
         ids = sa.union_all(sa.select(with_value.c.id), sa.select(without.c.id)).subquery()
         q = base.where(Conversation.id.in_(sa.select(ids.c.id))).order_by(
@@ -256,8 +260,12 @@ def count_conversations(session: Session, user: User, conds: list) -> dict:
     row = session.execute(
         sa.select(
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((Conversation.assignee_id == user.id, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((Conversation.assignee_id.is_(None), 1), else_=0)), 0),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Conversation.assignee_id == user.id, 1), else_=0)), 0
+            ),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Conversation.assignee_id.is_(None), 1), else_=0)), 0
+            ),
         ).where(*conds)
     ).one()
     return {"all": int(row[0]), "mine": int(row[1]), "unassigned": int(row[2])}

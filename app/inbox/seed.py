@@ -20,10 +20,48 @@ from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMembe
 CHUNK = 5000
 SQLITE_SEED_CACHE_KIB = -262144  # negative: KiB, so 256 MiB
 
-FIRST = ["Amina", "Lucas", "Sofia", "Omar", "Chloé", "Mateus", "Yuki", "Darius", "Leila", "Noah",
-         "Fatima", "Hugo", "Beatriz", "Reza", "Emma", "Karim", "Ana", "Sara", "Jonas", "Maya"]
-LAST = ["Haddad", "Martin", "Silva", "Rahimi", "Dubois", "Costa", "Tanaka", "Moradi", "Nguyen",
-        "Smith", "Benali", "Pereira", "Laurent", "Karimi", "Schmidt", "Ali", "Santos", "Ito"]
+FIRST = [
+    "Amina",
+    "Lucas",
+    "Sofia",
+    "Omar",
+    "Chloé",
+    "Mateus",
+    "Yuki",
+    "Darius",
+    "Leila",
+    "Noah",
+    "Fatima",
+    "Hugo",
+    "Beatriz",
+    "Reza",
+    "Emma",
+    "Karim",
+    "Ana",
+    "Sara",
+    "Jonas",
+    "Maya",
+]
+LAST = [
+    "Haddad",
+    "Martin",
+    "Silva",
+    "Rahimi",
+    "Dubois",
+    "Costa",
+    "Tanaka",
+    "Moradi",
+    "Nguyen",
+    "Smith",
+    "Benali",
+    "Pereira",
+    "Laurent",
+    "Karimi",
+    "Schmidt",
+    "Ali",
+    "Santos",
+    "Ito",
+]
 CUSTOMER = [
     "Hi, my order #{n} hasn't arrived yet. Can you check?",
     "Bonjour, je voudrais changer l'adresse de livraison.",
@@ -49,20 +87,50 @@ def _ensure_demo_setup(session: Session) -> tuple[list[Inbox], list[User]]:
     inboxes = list(session.scalars(sa.select(Inbox).order_by(Inbox.id)))
     if not inboxes:
         demo = [
-            ("messenger", "Demo Page", "100000000000001",
-             {"page_id": "100000000000001", "page_token": "demo", "app_secret": "demo",
-              "verify_token": "demo"}),
-            ("sms", "Demo SMS +1 415 555 0100", "+14155550100",
-             {"provider": "twilio", "number": "+14155550100", "account_sid": "AC" + "0" * 32,
-              "auth_token": "demo"}),
-            ("email", "Demo support mailbox", "support@example.com",
-             {"address": "support@example.com", "smtp_host": "127.0.0.1", "smtp_port": 2525,
-              "smtp_security": "none"}),
-            ("gbm", "Demo GBM agent", "brands/demo/agents/demo",
-             {"agent": "brands/demo/agents/demo", "client_token": "demo", "service_account": {}}),
+            (
+                "messenger",
+                "Demo Page",
+                "100000000000001",
+                {
+                    "page_id": "100000000000001",
+                    "page_token": "demo",
+                    "app_secret": "demo",
+                    "verify_token": "demo",
+                },
+            ),
+            (
+                "sms",
+                "Demo SMS +1 415 555 0100",
+                "+14155550100",
+                {
+                    "provider": "twilio",
+                    "number": "+14155550100",
+                    "account_sid": "AC" + "0" * 32,
+                    "auth_token": "demo",
+                },
+            ),
+            (
+                "email",
+                "Demo support mailbox",
+                "support@example.com",
+                {
+                    "address": "support@example.com",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": 2525,
+                    "smtp_security": "none",
+                },
+            ),
+            (
+                "gbm",
+                "Demo GBM agent",
+                "brands/demo/agents/demo",
+                {"agent": "brands/demo/agents/demo", "client_token": "demo", "service_account": {}},
+            ),
         ]
         for channel, name, key, config in demo:
-            session.add(Inbox(channel=channel, name=name, route_key=key, config=config, settings={}))
+            session.add(
+                Inbox(channel=channel, name=name, route_key=key, config=config, settings={})
+            )
         session.flush()
         inboxes = list(session.scalars(sa.select(Inbox).order_by(Inbox.id)))
     agents = list(session.scalars(sa.select(User).where(User.role == "agent")))
@@ -95,17 +163,48 @@ def _external_id(channel: str, n: int) -> str:
     return f"gbm-conv-{n:012d}"
 
 
-MESSAGE_COLS = ("id", "conversation_id", "inbox_id", "direction", "body", "sender_name",
-                "provider_id", "platform_at", "status", "automated", "meta", "created_at",
-                "updated_at")
+MESSAGE_COLS = (
+    "id",
+    "conversation_id",
+    "inbox_id",
+    "direction",
+    "body",
+    "sender_name",
+    "provider_id",
+    "platform_at",
+    "status",
+    "automated",
+    "meta",
+    "created_at",
+    "updated_at",
+)
 CONTACT_COLS = ("id", "name", "created_at")
 IDENTITY_COLS = ("id", "contact_id", "inbox_id", "channel", "external_id", "data", "created_at")
 CONVERSATION_COLS = (
-    "id", "inbox_id", "contact_id", "identity_id", "status", "assignee_id", "priority", "subject",
-    "token", "snooze_until", "last_inbound_at", "waiting_since", "last_outbound_at",
-    "last_activity_at", "window_expires_at", "response_due_at", "unread_count",
-    "last_message_direction", "last_message_body", "last_message_at", "requested_live_agent",
-    "context", "closed_at", "created_at",
+    "id",
+    "inbox_id",
+    "contact_id",
+    "identity_id",
+    "status",
+    "assignee_id",
+    "priority",
+    "subject",
+    "token",
+    "snooze_until",
+    "last_inbound_at",
+    "waiting_since",
+    "last_outbound_at",
+    "last_activity_at",
+    "window_expires_at",
+    "response_due_at",
+    "unread_count",
+    "last_message_direction",
+    "last_message_body",
+    "last_message_at",
+    "requested_live_agent",
+    "context",
+    "closed_at",
+    "created_at",
 )
 
 
@@ -151,19 +250,28 @@ class _Writer:
                 for row in rows:
                     copy.write_row(row)
         else:
-            model = {"contacts": Contact, "contact_identities": ContactIdentity,
-                     "conversations": Conversation, "messages": Message}[table]
+            model = {
+                "contacts": Contact,
+                "contact_identities": ContactIdentity,
+                "conversations": Conversation,
+                "messages": Message,
+            }[table]
             self.session.execute(sa.insert(model), [dict(zip(cols, r, strict=True)) for r in rows])
 
     def done(self) -> None:
         """Give the pooled SQLite connection its default page cache back."""
         if self.dialect == "sqlite":
             self.session.connection().connection.driver_connection.execute(
-                "PRAGMA cache_size=-2000")
+                "PRAGMA cache_size=-2000"
+            )
 
 
-def seed(session: Session, n_conversations: int, messages_per_conversation: int,
-         rng: random.Random | None = None) -> dict:
+def seed(
+    session: Session,
+    n_conversations: int,
+    messages_per_conversation: int,
+    rng: random.Random | None = None,
+) -> dict:
     """Insert ``n_conversations`` conversations with ``messages_per_conversation`` messages each."""
     rng = rng or random.Random(42)
     inboxes, agents = _ensure_demo_setup(session)
@@ -206,16 +314,30 @@ def seed(session: Session, n_conversations: int, messages_per_conversation: int,
         last_dir, last_body = "inbound", ""
         for m in range(messages_per_conversation):
             inbound = m % 2 == 0 or rng.random() < 0.2
-            text = (rng.choice(CUSTOMER) if inbound else rng.choice(AGENT)).format(n=1000 + n % 9000)
+            text = (rng.choice(CUSTOMER) if inbound else rng.choice(AGENT)).format(
+                n=1000 + n % 9000
+            )
             last_at = last_at + timedelta(minutes=rng.randint(1, 90))
             if last_at > at:
                 last_at = at - timedelta(seconds=messages_per_conversation - m)
             last_s = dt(last_at)
-            msgs.append((
-                msg_id, conv_id, inbox_id, "inbound" if inbound else "outbound", text,
-                name if inbound else "Agent", f"seed-{msg_id}", last_s,
-                "received" if inbound else "delivered", False, empty, last_s, last_s,
-            ))
+            msgs.append(
+                (
+                    msg_id,
+                    conv_id,
+                    inbox_id,
+                    "inbound" if inbound else "outbound",
+                    text,
+                    name if inbound else "Agent",
+                    f"seed-{msg_id}",
+                    last_s,
+                    "received" if inbound else "delivered",
+                    False,
+                    empty,
+                    last_s,
+                    last_s,
+                )
+            )
             msg_id += 1
             total_msgs += 1
             if inbound:
@@ -226,15 +348,34 @@ def seed(session: Session, n_conversations: int, messages_per_conversation: int,
         waiting = last_in if (last_dir == "inbound" and status != "closed") else None
         assignee = rng.choice(agent_ids) if rng.random() < 0.6 else None
         snooze = at + timedelta(hours=rng.randint(1, 48)) if status == "snoozed" else None
-        convs.append((
-            conv_id, inbox_id, contact_id, ident_id, status, assignee, 0,
-            "Order question" if channel == "email" else None, f"{conv_id:016x}",
-            dt(snooze), dt(last_in), dt(waiting), dt(last_out), dt(last_at),
-            dt(windows.final_expiry(channel, last_in, False)),
-            dt(windows.response_due_at(waiting, 24)), 1 if waiting else 0,
-            last_dir, last_body[:280], dt(last_at), False, empty,
-            dt(last_at) if status == "closed" else None, dt(started),
-        ))
+        convs.append(
+            (
+                conv_id,
+                inbox_id,
+                contact_id,
+                ident_id,
+                status,
+                assignee,
+                0,
+                "Order question" if channel == "email" else None,
+                f"{conv_id:016x}",
+                dt(snooze),
+                dt(last_in),
+                dt(waiting),
+                dt(last_out),
+                dt(last_at),
+                dt(windows.final_expiry(channel, last_in, False)),
+                dt(windows.response_due_at(waiting, 24)),
+                1 if waiting else 0,
+                last_dir,
+                last_body[:280],
+                dt(last_at),
+                False,
+                empty,
+                dt(last_at) if status == "closed" else None,
+                dt(started),
+            )
+        )
         contact_id += 1
         ident_id += 1
         conv_id += 1
@@ -251,8 +392,10 @@ def _fix_sequences(session: Session) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     for table in ("contacts", "contact_identities", "conversations", "messages"):
-        session.execute(sa.text(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
-        ))
+        session.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
+            )
+        )
     session.commit()

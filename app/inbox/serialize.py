@@ -56,7 +56,8 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         "closed_at": iso(conv.closed_at),
         "declined": (
             {"reason": conv.declined_reason, "at": iso(conv.declined_at)}
-            if conv.declined_at else None
+            if conv.declined_at
+            else None
         ),
         "inactive_since": iso(conv.inactive_since),
         "follow_up_due_at": iso(conv.follow_up_due_at),

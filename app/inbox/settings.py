@@ -20,7 +20,9 @@ class InvalidSetting(ValueError):
 
 
 def _hours(value, field: str) -> dict:
-    if not isinstance(value, dict) or not all(_HHMM.match(str(value.get(k, ""))) for k in ("start", "end")):
+    if not isinstance(value, dict) or not all(
+        _HHMM.match(str(value.get(k, ""))) for k in ("start", "end")
+    ):
         raise InvalidSetting(f'{field} must look like {{"start": "21:00", "end": "08:00"}}')
     return {"start": value["start"], "end": value["end"]}
 
@@ -38,14 +40,21 @@ def _business_hours(value) -> dict | None:
         return None
     if not isinstance(value, dict):
         raise InvalidSetting("business_hours must be an object")
-    out = {"timezone": _tz(value.get("timezone", "UTC"), "business_hours.timezone"), "days": {},
-           "holidays": []}
+    out = {
+        "timezone": _tz(value.get("timezone", "UTC"), "business_hours.timezone"),
+        "days": {},
+        "holidays": [],
+    }
     for day, spans in (value.get("days") or {}).items():
         if day not in DAYS or not isinstance(spans, list):
-            raise InvalidSetting(f"business_hours.days keys are {', '.join(DAYS)} with lists of spans")
+            raise InvalidSetting(
+                f"business_hours.days keys are {', '.join(DAYS)} with lists of spans"
+            )
         out["days"][day] = []
         for span in spans:
-            if not (isinstance(span, list) and len(span) == 2 and all(_HHMM.match(str(s)) for s in span)):
+            if not (
+                isinstance(span, list) and len(span) == 2 and all(_HHMM.match(str(s)) for s in span)
+            ):
                 raise InvalidSetting('each business-hours span looks like ["09:00", "17:00"]')
             out["days"][day].append([span[0], span[1]])
     for holiday in value.get("holidays") or []:
@@ -103,8 +112,11 @@ def update(session: Session, inbox: Inbox, data: dict) -> None:
         elif key == "inactive_days":
             value = None if value is None else _positive(value, key, 3650)
         elif key in ("response_warning_minutes", "away_skip_minutes"):
-            if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
-                                      or not 0 <= value <= 7 * 24 * 60):
+            if value is not None and (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not 0 <= value <= 7 * 24 * 60
+            ):
                 raise InvalidSetting(f"{key} must be a number of minutes (0 switches it off)")
         else:
             raise InvalidSetting(f"unknown setting {key}")
@@ -123,7 +135,9 @@ def _refresh_open_conversations(session: Session, inbox: Inbox) -> None:
     from app.models import Conversation
 
     convs = session.scalars(
-        sa.select(Conversation).where(Conversation.inbox_id == inbox.id, Conversation.status != "closed")
+        sa.select(Conversation).where(
+            Conversation.inbox_id == inbox.id, Conversation.status != "closed"
+        )
     )
     for conv in convs:
         refresh_timers(conv, inbox)

@@ -61,7 +61,9 @@ class WindowState:
         }
 
 
-def final_expiry(channel: str, last_inbound_at: datetime | None, human_agent: bool) -> datetime | None:
+def final_expiry(
+    channel: str, last_inbound_at: datetime | None, human_agent: bool
+) -> datetime | None:
     """When replies become impossible; stored on the conversation for sorting and jobs."""
     policy = POLICIES.get(channel)
     if policy is None or last_inbound_at is None:

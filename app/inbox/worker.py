@@ -181,7 +181,9 @@ def process_send(item: OutboxItem) -> None:
     else:
         err = result.error
         kind = err.kind
-        if kind is cb.ErrorKind.TRANSIENT and _retry(item, f"{err.code}: {err.message}", err.retry_after):
+        if kind is cb.ErrorKind.TRANSIENT and _retry(
+            item, f"{err.code}: {err.message}", err.retry_after
+        ):
             pass  # stays queued
         elif kind is cb.ErrorKind.AUTH_FAILED:
             inbox.needs_reconnect = True
@@ -280,9 +282,13 @@ def process_profile(item: OutboxItem) -> None:
         contact.avatar_url = profile.avatar_url or contact.avatar_url
         contact.locale = profile.locale or contact.locale
         contact.timezone = profile.timezone or contact.timezone
-        convs = session.scalars(sa.select(Conversation).where(Conversation.contact_id == contact.id))
+        convs = session.scalars(
+            sa.select(Conversation).where(Conversation.contact_id == contact.id)
+        )
         for conv in convs:
-            events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+            events.publish(
+                session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+            )
     _finish(item, "done")
     session.commit()
 
@@ -295,8 +301,9 @@ def process_action(item: OutboxItem) -> None:
     item.attempts += 1
     session.commit()
     try:
-        connector_for(inbox).send_action(payload["contact_id"], payload["action"],
-                                         **payload.get("kwargs", {}))
+        connector_for(inbox).send_action(
+            payload["contact_id"], payload["action"], **payload.get("kwargs", {})
+        )
     except Exception:  # noqa: BLE001
         log.exception("action %s failed", payload.get("action"))
     item = session.get(OutboxItem, item.id)

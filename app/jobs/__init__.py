@@ -29,8 +29,14 @@ def start_scheduler(app: Flask) -> BackgroundScheduler | None:
         scheduler = BackgroundScheduler(timezone="UTC", daemon=True)
         for job in registry.JOBS:
             scheduler.add_job(
-                registry.run_job, "interval", seconds=job.every_seconds, args=[app, job.name],
-                id=job.name, replace_existing=True, max_instances=1, coalesce=True,
+                registry.run_job,
+                "interval",
+                seconds=job.every_seconds,
+                args=[app, job.name],
+                id=job.name,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
             )
         scheduler.start()
         _started[id(app)] = scheduler

@@ -46,8 +46,10 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
         .where(
             JobLock.name == name,
             sa.or_(JobLock.locked_until.is_(None), JobLock.locked_until < at),
-            sa.or_(JobLock.last_run_at.is_(None),
-                   JobLock.last_run_at <= at - timedelta(seconds=every_seconds * 0.5)),
+            sa.or_(
+                JobLock.last_run_at.is_(None),
+                JobLock.last_run_at <= at - timedelta(seconds=every_seconds * 0.5),
+            ),
         )
         .values(owner=OWNER, locked_until=at + timedelta(seconds=ttl_seconds), last_run_at=at)
         .execution_options(synchronize_session=False)

@@ -48,13 +48,17 @@ def _lower(since: datetime | None, at: datetime) -> datetime:
     return (aware(since) if since else at - FIRST_RUN) - OVERLAP
 
 
-def _scan(session: Session, col, lo: datetime | None, hi: datetime, *conds) -> Iterator[Conversation]:
+def _scan(
+    session: Session, col, lo: datetime | None, hi: datetime, *conds
+) -> Iterator[Conversation]:
     """Conversations with ``lo < col <= hi`` (and ``conds``) in index order, batch by batch."""
     last_value, last_id = lo, 0
     while True:
         q = sa.select(Conversation).where(*conds, col <= hi)
         if last_value is not None:
-            q = q.where(sa.or_(col > last_value, sa.and_(col == last_value, Conversation.id > last_id)))
+            q = q.where(
+                sa.or_(col > last_value, sa.and_(col == last_value, Conversation.id > last_id))
+            )
         rows = list(session.scalars(q.order_by(col, Conversation.id).limit(BATCH)).unique())
         yield from rows
         if len(rows) < BATCH:
@@ -71,8 +75,15 @@ def _recent(session: Session, lower: datetime, *conds) -> list[Conversation]:
     )
 
 
-def _entering(session: Session, col, at: datetime, minutes: list[int], scan_from: datetime,
-              recent_since: datetime, *conds) -> dict[int, Conversation]:
+def _entering(
+    session: Session,
+    col,
+    at: datetime,
+    minutes: list[int],
+    scan_from: datetime,
+    recent_since: datetime,
+    *conds,
+) -> dict[int, Conversation]:
     """Conversations whose ``col`` came within one of the ``minutes`` thresholds of ``at``.
 
     Those that crossed a threshold since ``scan_from`` (index scans), plus those active
@@ -98,7 +109,9 @@ def _left(delta: timedelta) -> str:
 
 
 def _publish(session: Session, conv: Conversation) -> None:
-    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
+    events.publish(
+        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+    )
 
 
 # --------------------------------------------------------------------------- snooze
@@ -120,8 +133,12 @@ def wake_snoozed(batch: int = 500) -> int:
         conv.snooze_until = None
         conv.last_activity_at = at
         add_activity(session, conv, "Snooze ended: back to open", event="woken")
-        events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id))
-        events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
+        events.publish(
+            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
+        )
+        events.publish(
+            session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id)
+        )
     session.commit()
     return len(convs)
 
@@ -153,8 +170,11 @@ def watch_windows(since: datetime | None = None) -> dict:
     if not inboxes:
         return done
     col = Conversation.window_expires_at
-    waiting = (Conversation.status.in_(LIVE), Conversation.waiting_since.is_not(None),
-               Conversation.inbox_id.in_(list(inboxes)))
+    waiting = (
+        Conversation.status.in_(LIVE),
+        Conversation.waiting_since.is_not(None),
+        Conversation.inbox_id.in_(list(inboxes)),
+    )
     all_minutes = sorted({m for i in inboxes.values() for m in _thresholds(i)})
     candidates = _entering(session, col, at, all_minutes, lower, lower, *waiting)
     for conv in candidates.values():
@@ -167,21 +187,32 @@ def watch_windows(since: datetime | None = None) -> dict:
         if windows.closed_by_platform(conv.context, conv.last_inbound_at):
             continue
         minutes = min(crossed)
-        rule = windows.reply_window(inbox.channel, conv.last_inbound_at,
-                                    bool(inbox.setting("human_agent")), at).rule
+        rule = windows.reply_window(
+            inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent")), at
+        ).rule
         name = conv.contact.display_name()
         done["warned"] += notifications.notify_many(
-            session, notifications.assignee_or_members(session, conv), "window_closing", conv,
+            session,
+            notifications.assignee_or_members(session, conv),
+            "window_closing",
+            conv,
             f"window:{conv.id}:{notifications.stamp(expires)}:{minutes}",
-            text=f"Reply to {name} within {_left(left)}: the {rule} closes at "
-                 f"{expires:%H:%M} UTC",
-            expires_at=iso(expires), minutes=minutes, rule=rule,
+            text=f"Reply to {name} within {_left(left)}: the {rule} closes at {expires:%H:%M} UTC",
+            expires_at=iso(expires),
+            minutes=minutes,
+            rule=rule,
         )
     # closed since the last run: the list and the thread change state live (the activity
     # line is keyed, so only the live push uses the exact last run time, without overlap)
     pushed_since = max(aware(since), at - FIRST_RUN) if since else lower
-    for conv in _scan(session, col, lower, at, Conversation.status.in_(LIVE),
-                      Conversation.inbox_id.in_(list(inboxes))):
+    for conv in _scan(
+        session,
+        col,
+        lower,
+        at,
+        Conversation.status.in_(LIVE),
+        Conversation.inbox_id.in_(list(inboxes)),
+    ):
         if conv.waiting_since is not None:
             _window_closed_line(session, conv, aware(conv.window_expires_at))
         if aware(conv.window_expires_at) > pushed_since:
@@ -191,13 +222,18 @@ def watch_windows(since: datetime | None = None) -> dict:
     for channel, policy in windows.POLICIES.items():
         if policy is None or policy.human_agent is None:
             continue
-        ids = [i.id for i in inboxes.values()
-               if i.channel == channel and i.setting("human_agent")]
+        ids = [i.id for i in inboxes.values() if i.channel == channel and i.setting("human_agent")]
         if not ids:
             continue
         shift = policy.human_agent - policy.standard
-        for conv in _scan(session, col, pushed_since + shift, at + shift,
-                          Conversation.status.in_(LIVE), Conversation.inbox_id.in_(ids)):
+        for conv in _scan(
+            session,
+            col,
+            pushed_since + shift,
+            at + shift,
+            Conversation.status.in_(LIVE),
+            Conversation.inbox_id.in_(ids),
+        ):
             done["human_agent"] += 1
             _publish(session, conv)
     session.commit()
@@ -205,22 +241,35 @@ def watch_windows(since: datetime | None = None) -> dict:
 
 
 def _window_closed_line(session: Session, conv: Conversation, expires: datetime) -> None:
-    """"The window closed before anyone replied", once per window (keyed by client_id)."""
+    """ "The window closed before anyone replied", once per window (keyed by client_id)."""
     inbox = conv.inbox
-    rule = windows.reply_window(inbox.channel, conv.last_inbound_at,
-                                bool(inbox.setting("human_agent")), expires).rule
+    rule = windows.reply_window(
+        inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent")), expires
+    ).rule
     text = f"The {rule.replace(' has ended', '')} closed before anyone replied"
     new_id = insert_ignore(
-        session, Message,
-        {"conversation_id": conv.id, "inbox_id": conv.inbox_id, "direction": "activity",
-         "body": text, "status": "received", "client_id": f"window-closed:{notifications.stamp(expires)}",
-         "meta": {"event": "window_closed", "expires_at": iso(expires)},
-         "created_at": now(), "updated_at": now()},
+        session,
+        Message,
+        {
+            "conversation_id": conv.id,
+            "inbox_id": conv.inbox_id,
+            "direction": "activity",
+            "body": text,
+            "status": "received",
+            "client_id": f"window-closed:{notifications.stamp(expires)}",
+            "meta": {"event": "window_closed", "expires_at": iso(expires)},
+            "created_at": now(),
+            "updated_at": now(),
+        },
         ["conversation_id", "client_id"],
     )
     if new_id is not None:
-        events.publish(session, "message.created", message_dict(session.get(Message, new_id)),
-                       ("inbox", conv.inbox_id))
+        events.publish(
+            session,
+            "message.created",
+            message_dict(session.get(Message, new_id)),
+            ("inbox", conv.inbox_id),
+        )
 
 
 # --------------------------------------------------------------------------- response due
@@ -252,10 +301,13 @@ def watch_response_due(since: datetime | None = None) -> dict:
         if not m or not (at < due <= at + timedelta(minutes=m)):
             continue
         done["warned"] += notifications.notify_many(
-            session, notifications.assignee_or_members(session, conv), "response_due_soon", conv,
+            session,
+            notifications.assignee_or_members(session, conv),
+            "response_due_soon",
+            conv,
             f"due:{conv.id}:{notifications.stamp(due)}",
             text=f"{conv.contact.display_name()} is waiting: answer within {_left(due - at)} "
-                 "to meet the response target",
+            "to meet the response target",
             due_at=iso(due),
         )
     breached: dict[int, Conversation] = {}
@@ -266,9 +318,16 @@ def watch_response_due(since: datetime | None = None) -> dict:
     for conv in breached.values():
         due = aware(conv.response_due_at)
         new_id = insert_ignore(
-            session, ResponseBreach,
-            {"conversation_id": conv.id, "inbox_id": conv.inbox_id, "assignee_id": conv.assignee_id,
-             "due_at": due, "breached_at": at, "answered_at": None},
+            session,
+            ResponseBreach,
+            {
+                "conversation_id": conv.id,
+                "inbox_id": conv.inbox_id,
+                "assignee_id": conv.assignee_id,
+                "due_at": due,
+                "breached_at": at,
+                "answered_at": None,
+            },
             ["conversation_id", "due_at"],
         )
         if new_id is None:
@@ -277,15 +336,20 @@ def watch_response_due(since: datetime | None = None) -> dict:
         _publish(session, conv)
         if due < at - NOTIFY_STALE:
             continue
-        people = ([conv.assignee] if conv.assignee and conv.assignee.active else [])
+        people = [conv.assignee] if conv.assignee and conv.assignee.active else []
         people += notifications.inbox_leads(session, conv.inbox_id)
         people = people or notifications.inbox_members(session, conv.inbox_id)  # a team of agents
         late = _left(at - aware(conv.waiting_since))
         notifications.notify_many(
-            session, people, "response_overdue", conv, f"breach:{conv.id}:{notifications.stamp(due)}",
+            session,
+            people,
+            "response_overdue",
+            conv,
+            f"breach:{conv.id}:{notifications.stamp(due)}",
             text=f"{conv.contact.display_name()} has waited {late} without an answer: the "
-                 "response target was missed",
-            due_at=iso(due), assignee_id=conv.assignee_id,
+            "response target was missed",
+            due_at=iso(due),
+            assignee_id=conv.assignee_id,
         )
     session.commit()
     return done
@@ -297,8 +361,11 @@ def watch_response_due(since: datetime | None = None) -> dict:
 def _last_replier(session: Session, conv: Conversation) -> User | None:
     user_id = session.scalar(
         sa.select(Message.sender_user_id)
-        .where(Message.conversation_id == conv.id, Message.direction == "outbound",
-               Message.sender_user_id.is_not(None))
+        .where(
+            Message.conversation_id == conv.id,
+            Message.direction == "outbound",
+            Message.sender_user_id.is_not(None),
+        )
         .order_by(Message.id.desc())
         .limit(1)
     )
@@ -320,17 +387,23 @@ def follow_ups() -> dict:
     col = Conversation.follow_up_due_at
     for conv in list(_scan(session, col, None, at, col.is_not(None))):
         due = aware(conv.follow_up_due_at)
-        claimed = session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id == conv.id, col == due)
-            .values(follow_up_due_at=None, follow_up_done_at=at)
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        claimed = (
+            session.execute(
+                sa.update(Conversation)
+                .where(Conversation.id == conv.id, col == due)
+                .values(follow_up_due_at=None, follow_up_done_at=at)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
         if not claimed:
             continue
         conv.follow_up_due_at, conv.follow_up_done_at = None, at
-        if (conv.status == "closed" or conv.waiting_since is not None
-                or conv.last_message_direction != "outbound"):
+        if (
+            conv.status == "closed"
+            or conv.waiting_since is not None
+            or conv.last_message_direction != "outbound"
+        ):
             done["skipped"] += 1
             continue
         inbox = conv.inbox
@@ -348,7 +421,11 @@ def follow_ups() -> dict:
         people = people or notifications.inbox_members(session, conv.inbox_id)
         quiet = _left(at - aware(conv.last_outbound_at)) if conv.last_outbound_at else "a day"
         done["reminded"] += notifications.notify_many(
-            session, people, "follow_up", conv, f"follow:{conv.id}:{notifications.stamp(due)}",
+            session,
+            people,
+            "follow_up",
+            conv,
+            f"follow:{conv.id}:{notifications.stamp(due)}",
             text=f"{conv.contact.display_name()} has not answered for {quiet}: follow up?",
         )
         _publish(session, conv)
@@ -374,15 +451,21 @@ def auto_close_pending() -> int:
         convs = list(
             session.scalars(
                 sa.select(Conversation)
-                .where(Conversation.inbox_id == inbox.id, Conversation.status == "pending",
-                       Conversation.last_activity_at <= cutoff)
+                .where(
+                    Conversation.inbox_id == inbox.id,
+                    Conversation.status == "pending",
+                    Conversation.last_activity_at <= cutoff,
+                )
                 .order_by(Conversation.last_activity_at, Conversation.id)
                 .limit(BATCH)
             ).unique()
         )
         for conv in convs:
             conversations.set_status(
-                session, conv, "closed", None,
+                session,
+                conv,
+                "closed",
+                None,
                 note=f"Closed automatically: pending for {days:g} days with no activity",
             )
             closed += 1
@@ -409,15 +492,25 @@ def mark_inactive(since: datetime | None = None) -> int:
     for days, inbox_ids in by_days.items():
         span = timedelta(days=days)
         lo = aware(since) - OVERLAP - span if since else None
-        for conv in list(_scan(session, col, lo, at - span, Conversation.status.in_(LIVE),
-                               Conversation.inactive_since.is_(None),
-                               Conversation.inbox_id.in_(inbox_ids))):
+        for conv in list(
+            _scan(
+                session,
+                col,
+                lo,
+                at - span,
+                Conversation.status.in_(LIVE),
+                Conversation.inactive_since.is_(None),
+                Conversation.inbox_id.in_(inbox_ids),
+            )
+        ):
             conv.inactive_since = aware(conv.last_activity_at) + span
-            add_activity(session, conv, f"Inactive: no interaction for {days:g} days",
-                         event="inactive")
+            add_activity(
+                session, conv, f"Inactive: no interaction for {days:g} days", event="inactive"
+            )
             _publish(session, conv)
-            events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id},
-                           ("inbox", conv.inbox_id))
+            events.publish(
+                session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id)
+            )
             marked += 1
     session.commit()
     return marked

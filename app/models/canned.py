@@ -26,10 +26,17 @@ class CannedReply(db.Model):
     shortcut: Mapped[str] = mapped_column(sa.String(40))
     title: Mapped[str] = mapped_column(sa.String(120))
     body: Mapped[str] = mapped_column(sa.Text)
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     def to_dict(self) -> dict:
         """The API's canned reply object."""
-        return {"id": self.id, "inbox_id": self.inbox_id, "shortcut": self.shortcut,
-                "title": self.title, "body": self.body}
+        return {
+            "id": self.id,
+            "inbox_id": self.inbox_id,
+            "shortcut": self.shortcut,
+            "title": self.title,
+            "body": self.body,
+        }

@@ -27,8 +27,9 @@ class WebhookIntake(db.Model):
     __tablename__ = "webhook_intake"
     __table_args__ = (sa.Index("ix_webhook_intake_state", "state", "id"),)
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
     channel: Mapped[str] = mapped_column(sa.String(16))
     #: the inboxes whose secret verified the signature: only their events are ingested
     inbox_ids: Mapped[list] = mapped_column(JSONType, default=list)

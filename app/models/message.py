@@ -29,7 +29,9 @@ class Message(db.Model):
         sa.UniqueConstraint("inbox_id", "provider_id", name="uq_message_inbox_provider"),
         sa.UniqueConstraint("conversation_id", "client_id", name="uq_message_client"),
         sa.Index("ix_messages_conv_created", "conversation_id", "created_at", "id"),
-        sa.Index("ix_messages_conv_direction_platform", "conversation_id", "direction", "platform_at"),
+        sa.Index(
+            "ix_messages_conv_direction_platform", "conversation_id", "direction", "platform_at"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

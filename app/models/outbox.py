@@ -32,7 +32,9 @@ class OutboxItem(db.Model):
         sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
-    state: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|working|done|failed|cancelled
+    state: Mapped[str] = mapped_column(
+        sa.String(16), default="pending"
+    )  # pending|working|done|failed|cancelled
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(64))

@@ -139,7 +139,11 @@ def init_app(app: Flask) -> None:
     def on_typing(data):
         """Forward the agent's typing to the channel (throttled), e.g. Messenger typing_on."""
         user_id = _state().sid_users.get(request.sid)
-        if user_id is None or not isinstance(data, dict) or not isinstance(data.get("conversation_id"), int):
+        if (
+            user_id is None
+            or not isinstance(data, dict)
+            or not isinstance(data.get("conversation_id"), int)
+        ):
             return
         _set_presence(user_id, data["conversation_id"], "replying")
         _queue_typing(user_id, data["conversation_id"])
@@ -186,8 +190,9 @@ def _queue_typing(user_id: int, conv_id: int) -> None:
         return
     action = {"messenger": "typing_on", "gbm": "TYPING_STARTED"}.get(conv.inbox.channel)
     if action:
-        hooks.queue_action(db.session, conv, action, agent_name=user.name,
-                           agent_avatar_url=user.avatar_url)
+        hooks.queue_action(
+            db.session, conv, action, agent_name=user.name, agent_avatar_url=user.avatar_url
+        )
         db.session.commit()
     db.session.remove()
 
@@ -201,7 +206,9 @@ def _presence_payload(conv_id: int) -> dict:
         names = {uid: name for uid, name in rows}
     return {
         "conversation_id": conv_id,
-        "users": [{"id": uid, "name": names.get(uid, "?"), "state": st} for uid, st in people.items()],
+        "users": [
+            {"id": uid, "name": names.get(uid, "?"), "state": st} for uid, st in people.items()
+        ],
     }
 
 

@@ -79,51 +79,89 @@ def connection_details(inbox: Inbox, with_secrets: bool) -> list[dict]:
     cfg = inbox.config or {}
 
     def item(label: str, value: str | None, help_text: str = "", secret: bool = False) -> dict:
-        return {"label": label, "value": value if (with_secrets or not secret) else None,
-                "help": help_text, "secret": secret}
+        return {
+            "label": label,
+            "value": value if (with_secrets or not secret) else None,
+            "help": help_text,
+            "secret": secret,
+        }
 
     if inbox.channel == "messenger":
         return [
-            item(_("Callback URL"), f"{base}/webhooks/messenger",
-                 _("Meta app > Messenger > Webhooks > Callback URL")),
-            item(_("Verify token"), cfg.get("verify_token"),
-                 _("The Verify Token field next to it"),
-                 secret=True),
-            item(_("Subscription fields"), "messages, message_echoes, message_deliveries, "
-                 "message_reads, messaging_postbacks, messaging_referrals",
-                 _("Subscribe the Page to these fields")),
+            item(
+                _("Callback URL"),
+                f"{base}/webhooks/messenger",
+                _("Meta app > Messenger > Webhooks > Callback URL"),
+            ),
+            item(
+                _("Verify token"),
+                cfg.get("verify_token"),
+                _("The Verify Token field next to it"),
+                secret=True,
+            ),
+            item(
+                _("Subscription fields"),
+                "messages, message_echoes, message_deliveries, "
+                "message_reads, messaging_postbacks, messaging_referrals",
+                _("Subscribe the Page to these fields"),
+            ),
             item(_("Page id"), cfg.get("page_id"), _("Routes the Page's events to this inbox")),
         ]
     if inbox.channel == "sms":
         return [
-            item(_("A message comes in (HTTP POST)"), f"{base}/webhooks/sms/twilio",
-                 _("Twilio console > Phone number (or Messaging Service) > Messaging configuration")),
-            item(_("Status callback URL"), f"{base}/webhooks/sms/twilio/status",
-                 _("Sent with every reply automatically; set it on the Messaging Service too")),
+            item(
+                _("A message comes in (HTTP POST)"),
+                f"{base}/webhooks/sms/twilio",
+                _("Twilio console > Phone number (or Messaging Service) > Messaging configuration"),
+            ),
+            item(
+                _("Status callback URL"),
+                f"{base}/webhooks/sms/twilio/status",
+                _("Sent with every reply automatically; set it on the Messaging Service too"),
+            ),
             item(_("Number"), cfg.get("number"), _("Routes inbound texts to this inbox")),
-        ] + ([item(_("Messaging Service SID"), cfg.get("messaging_service_sid"))]
-             if cfg.get("messaging_service_sid") else [])
+        ] + (
+            [item(_("Messaging Service SID"), cfg.get("messaging_service_sid"))]
+            if cfg.get("messaging_service_sid")
+            else []
+        )
     if inbox.channel == "gbm":
         return [
-            item(_("Webhook URL"), f"{base}/webhooks/gbm",
-                 _("Business Communications console > Agent > Integrations > Webhook")),
-            item(_("Client token"), cfg.get("client_token"),
-                 _("Used for the handshake and signatures"),
-                 secret=True),
+            item(
+                _("Webhook URL"),
+                f"{base}/webhooks/gbm",
+                _("Business Communications console > Agent > Integrations > Webhook"),
+            ),
+            item(
+                _("Client token"),
+                cfg.get("client_token"),
+                _("Used for the handshake and signatures"),
+                secret=True,
+            ),
             item(_("Agent"), cfg.get("agent"), _("Routes the agent's events to this inbox")),
         ]
     if inbox.channel == "email":
         out = [
-            item(_("Inbound URL (raw MIME, POST)"),
-                 f"{base}/webhooks/email/inbound/{inbox.inbound_token}",
-                 _("Forward each message as message/rfc822 (from your mail provider's inbound "
-                   "webhook or a pipe); the token in the URL is the secret"), secret=True),
+            item(
+                _("Inbound URL (raw MIME, POST)"),
+                f"{base}/webhooks/email/inbound/{inbox.inbound_token}",
+                _(
+                    "Forward each message as message/rfc822 (from your mail provider's inbound "
+                    "webhook or a pipe); the token in the URL is the secret"
+                ),
+                secret=True,
+            ),
             item(_("Address"), cfg.get("address"), _("Replies are sent from this address")),
         ]
         if cfg.get("imap_host"):
-            out.append(item(_("IMAP polling"), f"{cfg.get('imap_user')}@{cfg.get('imap_host')}:"
-                            f"{cfg.get('imap_port') or 993} / {cfg.get('imap_folder') or 'INBOX'}",
-                            _("Polled by the background worker")))
+            out.append(
+                item(
+                    _("IMAP polling"),
+                    f"{cfg.get('imap_user')}@{cfg.get('imap_host')}:"
+                    f"{cfg.get('imap_port') or 993} / {cfg.get('imap_folder') or 'INBOX'}",
+                    _("Polled by the background worker"),
+                )
+            )
         return out
     return []
 
@@ -169,10 +207,18 @@ def inbox_settings(inbox_id: int):
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
         abort(404)
-    users = [u.to_dict() for u in db.session.scalars(
-        sa.select(User).where(User.active.is_(True)).order_by(User.name))]
-    return render_template("admin/inbox_settings.html", inbox=inbox_admin_dict(inbox, current_user.is_admin),
-                           users=users, section="inboxes")
+    users = [
+        u.to_dict()
+        for u in db.session.scalars(
+            sa.select(User).where(User.active.is_(True)).order_by(User.name)
+        )
+    ]
+    return render_template(
+        "admin/inbox_settings.html",
+        inbox=inbox_admin_dict(inbox, current_user.is_admin),
+        users=users,
+        section="inboxes",
+    )
 
 
 @bp.get("/users")
@@ -197,8 +243,13 @@ def canned():
 
 def user_admin_dict(user: User, load: int = 0) -> dict:
     """A user for the admin page."""
-    return {**user.to_dict(), "active": user.active, "locale": user.locale, "open_assigned": load,
-            "last_seen_at": iso(user.last_seen_at)}
+    return {
+        **user.to_dict(),
+        "active": user.active,
+        "locale": user.locale,
+        "open_assigned": load,
+        "last_seen_at": iso(user.last_seen_at),
+    }
 
 
 # --------------------------------------------------------------------------- canned replies
@@ -244,8 +295,9 @@ def _canned_fields(data: dict, row: CannedReply) -> None:
         row.body = body[:5000]
     if "inbox_id" in data:
         inbox_id = data.get("inbox_id")
-        if inbox_id is not None and (not isinstance(inbox_id, int)
-                                     or db.session.get(Inbox, inbox_id) is None):
+        if inbox_id is not None and (
+            not isinstance(inbox_id, int) or db.session.get(Inbox, inbox_id) is None
+        ):
             raise ApiError(422, "invalid", "inbox_id must be an inbox id or null.")
         row.inbox_id = inbox_id
 
@@ -254,7 +306,8 @@ def _canned_clash(row: CannedReply) -> None:
     clash = db.session.scalar(
         sa.select(CannedReply.id).where(
             CannedReply.shortcut == row.shortcut,
-            CannedReply.inbox_id.is_(None) if row.inbox_id is None
+            CannedReply.inbox_id.is_(None)
+            if row.inbox_id is None
             else CannedReply.inbox_id == row.inbox_id,
             CannedReply.id != (row.id or 0),
         )
@@ -318,8 +371,9 @@ def _user_fields(data: dict, user: User, creating: bool) -> None:
         email = str(data.get("email") or "").strip().lower()
         if "@" not in email or len(email) > 254:
             raise ApiError(422, "invalid", "email must be an email address.")
-        taken = db.session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email,
-                                                           User.id != (user.id or 0)))
+        taken = db.session.scalar(
+            sa.select(User.id).where(sa.func.lower(User.email) == email, User.id != (user.id or 0))
+        )
         if taken:
             raise ApiError(409, "duplicate", "Someone already uses that email address.")
         user.email = email
@@ -376,8 +430,11 @@ def user_update(user_id: int):
         # a deactivated agent's open conversations return to the queue
         from app.inbox import assignment
 
-        for conv in db.session.scalars(sa.select(Conversation).where(
-                Conversation.assignee_id == user.id, Conversation.status != "closed")):
+        for conv in db.session.scalars(
+            sa.select(Conversation).where(
+                Conversation.assignee_id == user.id, Conversation.status != "closed"
+            )
+        ):
             assignment.assign(db.session, conv, None, by=current_user)
     db.session.commit()
     load = open_load(db.session, [user.id]).get(user.id, 0)
@@ -397,8 +454,9 @@ def inbox_members(inbox_id: int):
     known = set(db.session.scalars(sa.select(User.id).where(User.id.in_(ids))))
     if known != set(ids):
         raise ApiError(422, "invalid", "Some user ids do not exist.")
-    current = set(db.session.scalars(
-        sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id)))
+    current = set(
+        db.session.scalars(sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id))
+    )
     for uid in current - known:
         db.session.delete(db.session.get(InboxMember, {"inbox_id": inbox.id, "user_id": uid}))
     for uid in known - current:
@@ -415,59 +473,81 @@ def team_overview():
     """Team leads' view: each agent's load against capacity, conversations at risk, the queue."""
     _need_lead()
     at = now()
-    people = list(db.session.scalars(
-        sa.select(User).where(User.active.is_(True)).order_by(User.name)))
+    people = list(
+        db.session.scalars(sa.select(User).where(User.active.is_(True)).order_by(User.name))
+    )
     load = open_load(db.session, [u.id for u in people])
     live = Conversation.status.in_(("open", "pending"))
     risky = sa.or_(
-        sa.and_(Conversation.window_expires_at.is_not(None),
-                Conversation.window_expires_at > at,
-                Conversation.window_expires_at <= at + AT_RISK_WINDOW,
-                Conversation.waiting_since.is_not(None)),
+        sa.and_(
+            Conversation.window_expires_at.is_not(None),
+            Conversation.window_expires_at > at,
+            Conversation.window_expires_at <= at + AT_RISK_WINDOW,
+            Conversation.waiting_since.is_not(None),
+        ),
         Conversation.response_due_at <= at,
     )
-    at_risk = list(db.session.scalars(
-        sa.select(Conversation).where(live, risky)
-        .order_by(sa.func.coalesce(Conversation.window_expires_at, Conversation.response_due_at))
-        .limit(50)
-    ).unique())
+    at_risk = list(
+        db.session.scalars(
+            sa.select(Conversation)
+            .where(live, risky)
+            .order_by(
+                sa.func.coalesce(Conversation.window_expires_at, Conversation.response_due_at)
+            )
+            .limit(50)
+        ).unique()
+    )
     overdue = {
-        uid: n for uid, n in db.session.execute(
+        uid: n
+        for uid, n in db.session.execute(
             sa.select(Conversation.assignee_id, sa.func.count())
             .where(live, Conversation.response_due_at <= at, Conversation.assignee_id.is_not(None))
-            .group_by(Conversation.assignee_id))
+            .group_by(Conversation.assignee_id)
+        )
     }
     unassigned = Conversation.assignee_id.is_(None)
     queue_count, oldest = db.session.execute(
-        sa.select(sa.func.count(),
-                  sa.func.min(sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)))
-        .where(Conversation.status == "open", unassigned)
+        sa.select(
+            sa.func.count(),
+            sa.func.min(sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)),
+        ).where(Conversation.status == "open", unassigned)
     ).one()
-    oldest_items = list(db.session.scalars(
-        sa.select(Conversation).where(Conversation.status == "open", unassigned)
-        .order_by(sa.func.coalesce(Conversation.waiting_since, Conversation.created_at),
-                  Conversation.id)
-        .limit(10)
-    ).unique())
-    return jsonify({
-        "agents": [
-            {**u.to_dict(), "open_assigned": load.get(u.id, 0), "overdue": overdue.get(u.id, 0),
-             "last_seen_at": iso(u.last_seen_at)}
-            for u in people if u.role in ("agent", "lead") or load.get(u.id)
-        ],
-        "at_risk": [conversation_dict(c, at) for c in at_risk],
-        "unassigned": {
-            "count": int(queue_count or 0),
-            "oldest_since": iso(oldest),
-            "oldest_seconds": int((at - _aware(oldest)).total_seconds()) if oldest else None,
-            "items": [conversation_dict(c, at) for c in oldest_items],
-        },
-        "generated_at": iso(at),
-    })
+    oldest_items = list(
+        db.session.scalars(
+            sa.select(Conversation)
+            .where(Conversation.status == "open", unassigned)
+            .order_by(
+                sa.func.coalesce(Conversation.waiting_since, Conversation.created_at),
+                Conversation.id,
+            )
+            .limit(10)
+        ).unique()
+    )
+    return jsonify(
+        {
+            "agents": [
+                {
+                    **u.to_dict(),
+                    "open_assigned": load.get(u.id, 0),
+                    "overdue": overdue.get(u.id, 0),
+                    "last_seen_at": iso(u.last_seen_at),
+                }
+                for u in people
+                if u.role in ("agent", "lead") or load.get(u.id)
+            ],
+            "at_risk": [conversation_dict(c, at) for c in at_risk],
+            "unassigned": {
+                "count": int(queue_count or 0),
+                "oldest_since": iso(oldest),
+                "oldest_seconds": int((at - _aware(oldest)).total_seconds()) if oldest else None,
+                "items": [conversation_dict(c, at) for c in oldest_items],
+            },
+            "generated_at": iso(at),
+        }
+    )
 
 
 def _aware(dt):
     from app.clock import aware
 
     return aware(dt)
-

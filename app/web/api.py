@@ -145,16 +145,24 @@ def messages_post(conversation_id: int):
     _guard_new_activity(conv, data, client_id)
     try:
         msg, created = delivery.post_message(
-            db.session, conv, current_user, body or "", private=private, client_id=client_id,
-            send_after=send_after, attachment_ids=att_ids,
+            db.session,
+            conv,
+            current_user,
+            body or "",
+            private=private,
+            client_id=client_id,
+            send_after=send_after,
+            attachment_ids=att_ids,
         )
     except delivery.InvalidMessage as exc:
         db.session.rollback()
         raise ApiError(422, "invalid", str(exc)) from exc
     except delivery.SendRefused as exc:
         db.session.rollback()
-        extra = {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
-                 for k, v in exc.details.items()}
+        extra = {
+            k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
+            for k, v in exc.details.items()
+        }
         raise ApiError(409, exc.code, exc.message, **extra) from exc
     db.session.commit()
     status = 201 if msg.direction == "note" else 202
@@ -174,7 +182,9 @@ def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:
     if not isinstance(seen, int) or isinstance(seen, bool):
         raise ApiError(422, "invalid", "seen_message_id must be a message id.")
     if client_id and db.session.scalar(
-        sa.select(Message.id).where(Message.conversation_id == conv.id, Message.client_id == client_id)
+        sa.select(Message.id).where(
+            Message.conversation_id == conv.id, Message.client_id == client_id
+        )
     ):
         return
     newer = list(
@@ -188,8 +198,10 @@ def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:
                     sa.and_(
                         Message.direction == "outbound",
                         Message.automated.is_(False),
-                        sa.or_(Message.sender_user_id.is_(None),
-                               Message.sender_user_id != current_user.id),
+                        sa.or_(
+                            Message.sender_user_id.is_(None),
+                            Message.sender_user_id != current_user.id,
+                        ),
                     ),
                 ),
             )
@@ -199,10 +211,17 @@ def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:
     )
     if newer:
         inbound = any(m.direction == "inbound" for m in newer)
-        text = ("The customer wrote again since you last looked." if inbound
-                else "A teammate replied since you last looked.")
-        raise ApiError(409, "new_activity", text + " Review it, then send again.",
-                       messages=[message_dict(m) for m in newer])
+        text = (
+            "The customer wrote again since you last looked."
+            if inbound
+            else "A teammate replied since you last looked."
+        )
+        raise ApiError(
+            409,
+            "new_activity",
+            text + " Review it, then send again.",
+            messages=[message_dict(m) for m in newer],
+        )
 
 
 @bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
@@ -232,8 +251,14 @@ def message_original(conversation_id: int, message_id: int):
         raise ApiError(404, "not_found", "No such message.")
     shown = message_dict(msg)  # html with cid: images resolved; the raw .eml as received
     original = shown["original"]
-    return jsonify({"id": msg.id, "full_body": msg.full_body or msg.body, "html": shown["html"],
-                    "eml_url": original["url"] if original else None})
+    return jsonify(
+        {
+            "id": msg.id,
+            "full_body": msg.full_body or msg.body,
+            "html": shown["html"],
+            "eml_url": original["url"] if original else None,
+        }
+    )
 
 
 @bp.post("/conversations/<int:conversation_id>/assign")
@@ -326,8 +351,13 @@ def conversations_bulk():
     elif action == "status":
         try:
             for conv in convs:
-                conversations.set_status(db.session, conv, data.get("status"), current_user,
-                                         _parse_time(data.get("snooze_until"), "snooze_until"))
+                conversations.set_status(
+                    db.session,
+                    conv,
+                    data.get("status"),
+                    current_user,
+                    _parse_time(data.get("snooze_until"), "snooze_until"),
+                )
         except conversations.InvalidStatus as exc:
             db.session.rollback()
             raise ApiError(422, "invalid", str(exc)) from exc
@@ -377,9 +407,11 @@ def contact_conversations(contact_id: int):
     visible = visible_inbox_ids(current_user)
     if visible is not None:
         q = q.where(Conversation.inbox_id.in_(visible))
-    rows = list(db.session.scalars(
-        q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(50)
-    ).unique())
+    rows = list(
+        db.session.scalars(
+            q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(50)
+        ).unique()
+    )
     if not rows and visible is not None:
         raise ApiError(404, "not_found", "No such contact.")
     at = now()
@@ -417,11 +449,15 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
     }
     imap = (inbox.state or {}).get("imap")
     if inbox.channel == "email" and imap:  # mailbox polling health: last success, retry time
-        data["imap"] = {k: imap.get(k) for k in ("last_ok_at", "last_error", "last_error_at",
-                                                   "failures", "retry_at")}
+        data["imap"] = {
+            k: imap.get(k)
+            for k in ("last_ok_at", "last_error", "last_error_at", "failures", "retry_at")
+        }
     if with_members:
         data["member_ids"] = list(
-            db.session.scalars(sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id))
+            db.session.scalars(
+                sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id)
+            )
         )
     return data
 

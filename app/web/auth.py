@@ -61,7 +61,9 @@ def unauthorized():
     if request.path.startswith("/api/"):
         from flask import jsonify
 
-        return jsonify({"error": {"code": "unauthorized", "message": "Log in or send a bearer token."}}), 401
+        return jsonify(
+            {"error": {"code": "unauthorized", "message": "Log in or send a bearer token."}}
+        ), 401
     return redirect(url_for("auth.login", next=request.full_path))
 
 

@@ -66,6 +66,8 @@ def public_file(attachment_id: int, key: str):
         abort(404)
     if att.message.direction != "outbound":
         abort(404)
-    return send_file(storage.path_for(att.storage_key),
-                     mimetype=att.content_type or "application/octet-stream",
-                     download_name=att.filename or "file")
+    return send_file(
+        storage.path_for(att.storage_key),
+        mimetype=att.content_type or "application/octet-stream",
+        download_name=att.filename or "file",
+    )

@@ -76,8 +76,9 @@ def me_dict() -> dict | None:
 def template_context() -> dict:
     """Variables every template can use."""
     return {
-        "language_names": {code: LANGUAGE_NAMES.get(code, code)
-                           for code in current_app.config["LANGUAGES"]},
+        "language_names": {
+            code: LANGUAGE_NAMES.get(code, code) for code in current_app.config["LANGUAGES"]
+        },
         "locale_code": locale_code,
         "text_direction": lambda: "rtl" if locale_code().split("_")[0] in RTL_LANGUAGES else "ltr",
         "me_dict": me_dict,

@@ -55,8 +55,12 @@ def graph(app):
     fake = FakeGraph()
     prefix = re.escape(f"{base}/{version}")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add_callback(responses.POST, re.compile(prefix + r"/me/messages(\?.*)?$"),
-                          callback=fake.messages)
-        rsps.add_callback(responses.GET, re.compile(prefix + r"/\d+(\?.*)?$"),
-                          callback=lambda r: (200, {}, json.dumps({"id": "1"})))
+        rsps.add_callback(
+            responses.POST, re.compile(prefix + r"/me/messages(\?.*)?$"), callback=fake.messages
+        )
+        rsps.add_callback(
+            responses.GET,
+            re.compile(prefix + r"/\d+(\?.*)?$"),
+            callback=lambda r: (200, {}, json.dumps({"id": "1"})),
+        )
         yield fake

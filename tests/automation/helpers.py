@@ -123,8 +123,6 @@ class FakeGraph:
         return [s["message"].get("text") for s in self.sends]
 
 
-
-
 def deliver(app, limit: int = 100) -> int:
     """Run the outbox worker once in its own app context (as the worker thread does)."""
     from app.extensions import db

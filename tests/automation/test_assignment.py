@@ -15,7 +15,9 @@ from tests.automation.helpers import T0, fresh_conv, notes, online, run
 
 def _assignees(session, inbox_id: int) -> Counter:
     session.expire_all()
-    rows = session.scalars(sa.select(Conversation.assignee_id).where(Conversation.inbox_id == inbox_id))
+    rows = session.scalars(
+        sa.select(Conversation.assignee_id).where(Conversation.inbox_id == inbox_id)
+    )
     return Counter(rows)
 
 
@@ -23,8 +25,9 @@ def _load(session, make, user, n: int) -> None:
     """Give ``user`` n open conversations in an unrelated manual inbox."""
     other = make.inbox("email", members=[user])
     for i in range(n):
-        conv = fresh_conv(session, make.inbound(other, contact=f"load-{user.id}-{i}@example.com")
-                          .conversation_id)
+        conv = fresh_conv(
+            session, make.inbound(other, contact=f"load-{user.id}-{i}@example.com").conversation_id
+        )
         assignment.assign(session, conv, user)
     session.commit()
 
@@ -41,8 +44,11 @@ def test_round_robin_spreads_100_conversations_evenly_over_eligible_agents(
     away.availability = "away"
     session.commit()
     _load(session, make, full, 2)
-    inbox = make.inbox("messenger", members=[ana, bo, cy, away, full, ghost],
-                       settings={"assignment": "round_robin"})
+    inbox = make.inbox(
+        "messenger",
+        members=[ana, bo, cy, away, full, ghost],
+        settings={"assignment": "round_robin"},
+    )
     captured_events.clear()
     for i in range(100):
         make.inbound(inbox, contact=f"81{i:03d}", text=f"question {i}")
@@ -52,13 +58,24 @@ def test_round_robin_spreads_100_conversations_evenly_over_eligible_agents(
     assert max(spread.values()) - min(spread.values()) <= 1
     assert sum(spread.values()) == 100
     # strict rotation in arrival order
-    order = list(session.scalars(sa.select(Conversation.assignee_id)
-                                 .where(Conversation.inbox_id == inbox.id).order_by(Conversation.id)))
+    order = list(
+        session.scalars(
+            sa.select(Conversation.assignee_id)
+            .where(Conversation.inbox_id == inbox.id)
+            .order_by(Conversation.id)
+        )
+    )
     assert order[:6] == [ana.id, bo.id, cy.id, ana.id, bo.id, cy.id]
     # each assignment: an activity line, a notification for the assignee and a live event
-    lines = session.scalar(sa.select(sa.func.count()).select_from(Message).where(
-        Message.inbox_id == inbox.id, Message.direction == "activity",
-        Message.body.like("Automatic assignment assigned this to %")))
+    lines = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Message)
+        .where(
+            Message.inbox_id == inbox.id,
+            Message.direction == "activity",
+            Message.body.like("Automatic assignment assigned this to %"),
+        )
+    )
     assert lines == 100
     assert len(notes(session, "assigned", ana)) == spread[ana.id]
     pushed = Counter(e.audience[0][1] for e in captured_events if e.name == "notification.created")
@@ -86,8 +103,13 @@ def test_least_loaded_picks_the_fewest_open_then_the_least_recent(app, make, ses
         make.inbound(inbox, contact=f"83{i:03d}")
     # open load before: Ana 3, Bo 1, Cy 0. Cy, then Bo (tie at 1, assigned longer ago),
     # Cy, Bo (tie at 2), Cy; at 3-3-3 Ana has waited longest for a conversation
-    order = list(session.scalars(sa.select(Conversation.assignee_id)
-                                 .where(Conversation.inbox_id == inbox.id).order_by(Conversation.id)))
+    order = list(
+        session.scalars(
+            sa.select(Conversation.assignee_id)
+            .where(Conversation.inbox_id == inbox.id)
+            .order_by(Conversation.id)
+        )
+    )
     assert order == [cy.id, bo.id, cy.id, bo.id, cy.id, ana.id]
 
 
@@ -103,8 +125,11 @@ def test_nobody_eligible_queues_then_drains_oldest_first_when_an_agent_comes_onl
         clock.to(T0 + timedelta(minutes=i))
         ids.append(make.inbound(inbox, contact=f"84{i:03d}", text=f"waiting {i}").conversation_id)
     assert _assignees(session, inbox.id) == Counter({None: 5})  # nobody online: the queue
-    resp = client.get("/api/v1/conversations", query_string={"assignee": "unassigned"},
-                      headers=make.headers(make.user("lead")))
+    resp = client.get(
+        "/api/v1/conversations",
+        query_string={"assignee": "unassigned"},
+        headers=make.headers(make.user("lead")),
+    )
     assert resp.get_json()["counts"]["unassigned"] == 5
 
     # Ana opens the inbox in her browser: the three oldest are hers at once
@@ -173,8 +198,11 @@ def test_away_agent_conversations_return_to_the_queue_on_the_next_customer_reply
     clock.to(T0)
     ana, bo = make.user(name="Ana"), make.user(name="Bo")
     online(session, ana, bo)
-    inbox = make.inbox("messenger", members=[ana, bo],
-                       settings={"assignment": "round_robin", "return_to_queue_when_away": True})
+    inbox = make.inbox(
+        "messenger",
+        members=[ana, bo],
+        settings={"assignment": "round_robin", "return_to_queue_when_away": True},
+    )
     conv_id = make.inbound(inbox, contact="8700").conversation_id
     assert fresh_conv(session, conv_id).assignee_id == ana.id
     keep = make.inbox("messenger", members=[ana], settings={"assignment": "manual"})
@@ -190,8 +218,14 @@ def test_away_agent_conversations_return_to_the_queue_on_the_next_customer_reply
     assert fresh_conv(session, kept_id).assignee_id == ana.id  # option off in that inbox
     [back] = notes(session, "returned_to_queue")
     assert back.user_id == ana.id and back.conversation_id == conv_id
-    bodies = [m.body for m in session.scalars(sa.select(Message).where(
-        Message.conversation_id == conv_id, Message.direction == "activity").order_by(Message.id))]
+    bodies = [
+        m.body
+        for m in session.scalars(
+            sa.select(Message)
+            .where(Message.conversation_id == conv_id, Message.direction == "activity")
+            .order_by(Message.id)
+        )
+    ]
     assert "Back to the queue: Ana is away and the customer wrote" in bodies
 
 
@@ -204,12 +238,19 @@ def test_bulk_auto_assignment_distributes_by_each_inbox_mode(app, make, session,
     nobody = make.inbox("messenger", members=[cy])  # Cy is offline
     ids = [make.inbound(manual, contact=f"88{i:03d}").conversation_id for i in range(6)]
     lone = make.inbound(nobody, contact="88999").conversation_id
-    resp = client.post("/api/v1/conversations/bulk", headers=make.headers(lead),
-                       json={"ids": [*ids, lone], "action": "assign", "assignee_id": "auto"})
+    resp = client.post(
+        "/api/v1/conversations/bulk",
+        headers=make.headers(lead),
+        json={"ids": [*ids, lone], "action": "assign", "assignee_id": "auto"},
+    )
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["unassigned_ids"] == [lone]
-    assert Counter(c["assignee"]["id"] for c in resp.get_json()["items"] if c["assignee"]) == \
-        Counter({ana.id: 3, bo.id: 3})
-    agent_try = client.post("/api/v1/conversations/bulk", headers=make.headers(ana),
-                            json={"ids": ids, "action": "assign", "assignee_id": "auto"})
+    assert Counter(
+        c["assignee"]["id"] for c in resp.get_json()["items"] if c["assignee"]
+    ) == Counter({ana.id: 3, bo.id: 3})
+    agent_try = client.post(
+        "/api/v1/conversations/bulk",
+        headers=make.headers(ana),
+        json={"ids": ids, "action": "assign", "assignee_id": "auto"},
+    )
     assert agent_try.status_code == 403

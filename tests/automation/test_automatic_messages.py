@@ -53,7 +53,9 @@ def test_greeting_goes_out_once_on_the_first_conversation_through_the_graph(
     assert graph.texts() == [GREETING, GREETING]
 
 
-def test_no_greeting_when_the_first_message_arrives_after_the_window(app, make, session, clock, graph):
+def test_no_greeting_when_the_first_message_arrives_after_the_window(
+    app, make, session, clock, graph
+):
     inbox = make.inbox("messenger", settings={"greeting": GREETING})
     clock.to(T0)
     late = make.inbound(inbox, contact="7102", at=T0 - timedelta(hours=25)).conversation_id
@@ -63,13 +65,17 @@ def test_no_greeting_when_the_first_message_arrives_after_the_window(app, make, 
 
 
 def test_no_greeting_or_away_to_automated_mail(app, make, session, clock):
-    inbox = make.inbox("email", settings={"greeting": GREETING, "away_message": AWAY,
-                                          "business_hours": NEW_YORK_HOURS})
+    inbox = make.inbox(
+        "email",
+        settings={"greeting": GREETING, "away_message": AWAY, "business_hours": NEW_YORK_HOURS},
+    )
     clock.to(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))  # a Saturday: closed
-    bounce = make.inbound(inbox, contact="mailer-daemon@example.net", text="Undeliverable",
-                          automated=True)
-    auto_reply = make.inbound(inbox, contact="ooo@example.com", text="I am out of office",
-                              automated=True)
+    bounce = make.inbound(
+        inbox, contact="mailer-daemon@example.net", text="Undeliverable", automated=True
+    )
+    auto_reply = make.inbound(
+        inbox, contact="ooo@example.com", text="I am out of office", automated=True
+    )
     assert outbound(session, bounce.conversation_id) == []
     assert outbound(session, auto_reply.conversation_id) == []
     # a person writing to the same inbox gets both
@@ -84,8 +90,11 @@ def test_greeting_and_away_never_to_an_opted_out_number(app, make, session, cloc
     clock.to(datetime(2026, 3, 2, 18, 0, tzinfo=UTC))  # 10:00 in California
     from app.inbox.ingest import ingest
 
-    ingest(session, inbox, [OptOut(inbox_key=inbox.route_key, contact_id="+14155550110",
-                                   keyword="STOP", at=T0)])
+    ingest(
+        session,
+        inbox,
+        [OptOut(inbox_key=inbox.route_key, contact_id="+14155550110", keyword="STOP", at=T0)],
+    )
     msg = make.inbound(inbox, contact="+14155550110", text="hi")
     assert outbound(session, msg.conversation_id) == []
 
@@ -115,11 +124,14 @@ def test_business_hours_span_past_midnight():
     assert hours.is_open(night, datetime(2026, 3, 6, 16, 30, tzinfo=UTC))  # Sat 01:30 Tokyo
     assert not hours.is_open(night, datetime(2026, 3, 6, 17, 30, tzinfo=UTC))  # Sat 02:30
     assert hours.next_opening(night, datetime(2026, 3, 6, 17, 30, tzinfo=UTC)) == datetime(
-        2026, 3, 13, 13, 0, tzinfo=UTC)
+        2026, 3, 13, 13, 0, tzinfo=UTC
+    )
 
 
 def test_away_message_respects_hours_time_zone_and_holiday(app, make, session, clock, graph):
-    inbox = make.inbox("messenger", settings={"away_message": AWAY, "business_hours": NEW_YORK_HOURS})
+    inbox = make.inbox(
+        "messenger", settings={"away_message": AWAY, "business_hours": NEW_YORK_HOURS}
+    )
     # Monday 10:00 UTC is 05:00 in New York: closed, though it is daytime in UTC
     clock.to(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
     early = make.inbound(inbox, contact="7200", text="Anyone?").conversation_id
@@ -140,8 +152,11 @@ def test_away_message_respects_hours_time_zone_and_holiday(app, make, session, c
 
 def test_away_at_most_once_per_period_and_not_right_after_an_agent_reply(app, make, session, clock):
     agent = make.user()
-    inbox = make.inbox("messenger", members=[agent], settings={
-        "away_message": AWAY, "business_hours": NEW_YORK_HOURS, "away_interval_hours": 6})
+    inbox = make.inbox(
+        "messenger",
+        members=[agent],
+        settings={"away_message": AWAY, "business_hours": NEW_YORK_HOURS, "away_interval_hours": 6},
+    )
     online(session, agent)
     clock.to(datetime(2026, 3, 3, 1, 0, tzinfo=UTC))  # Mon 20:00 New York: closed
     first = make.inbound(inbox, contact="7300", text="Hi")
@@ -163,17 +178,24 @@ def test_away_at_most_once_per_period_and_not_right_after_an_agent_reply(app, ma
 
 def test_an_automatic_message_does_not_cancel_a_scheduled_reply(app, make, session, clock):
     agent = make.user()
-    inbox = make.inbox("messenger", members=[agent], settings={"away_message": AWAY,
-                                                             "business_hours": NEW_YORK_HOURS,
-                                                             "away_skip_minutes": 0})
+    inbox = make.inbox(
+        "messenger",
+        members=[agent],
+        settings={"away_message": AWAY, "business_hours": NEW_YORK_HOURS, "away_skip_minutes": 0},
+    )
     online(session, agent)
     clock.to(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))  # open
     msg = make.inbound(inbox, contact="7400")
     from app.inbox import delivery
 
     conv = conv_of(session, msg)
-    scheduled, _ = delivery.post_message(session, conv, agent, "Morning follow-up",
-                                         send_after=datetime(2026, 3, 2, 20, 0, tzinfo=UTC))
+    scheduled, _ = delivery.post_message(
+        session,
+        conv,
+        agent,
+        "Morning follow-up",
+        send_after=datetime(2026, 3, 2, 20, 0, tzinfo=UTC),
+    )
     session.commit()
     clock.to(datetime(2026, 3, 2, 22, 30, tzinfo=UTC))  # closed now; the customer writes
     make.inbound(inbox, contact="7400", text="one more thing")

@@ -20,8 +20,9 @@ from tests.automation.helpers import (
 NUDGE = "Did that solve it? Just reply here if you need anything else."
 
 
-def _answered(make, session, clock, channel="email", contact="erin@example.com", assign=True,
-              **settings):
+def _answered(
+    make, session, clock, channel="email", contact="erin@example.com", assign=True, **settings
+):
     agent = make.user(name="Ana")
     inbox = make.inbox(channel, members=[agent], settings=settings)
     online(session, agent)
@@ -72,8 +73,15 @@ def test_unassigned_reminder_goes_to_the_agent_who_replied(app, make, session, c
 
 def test_automatic_follow_up_message_when_the_window_allows(app, make, session, clock):
     # Google Business Messages: 30 days to answer, so a next-day follow-up can go out
-    _agent, _inbox, conv = _answered(make, session, clock, channel="gbm", contact="gbm-conv-1",
-                                     follow_up_auto=True, follow_up_message=NUDGE)
+    _agent, _inbox, conv = _answered(
+        make,
+        session,
+        clock,
+        channel="gbm",
+        contact="gbm-conv-1",
+        follow_up_auto=True,
+        follow_up_message=NUDGE,
+    )
     clock.to(T0 + timedelta(hours=25, seconds=5))
     assert run(app, "follow_ups")
     clock.shift(minutes=1)
@@ -90,8 +98,15 @@ def test_automatic_follow_up_never_outside_the_window_falls_back_to_a_reminder(
     app, make, session, clock
 ):
     # Messenger: the 24-hour window closed at T0 + 24 h, the follow-up is due at T0 + 25 h
-    agent, _inbox, conv = _answered(make, session, clock, channel="messenger", contact="7500",
-                                    follow_up_auto=True, follow_up_message=NUDGE)
+    agent, _inbox, conv = _answered(
+        make,
+        session,
+        clock,
+        channel="messenger",
+        contact="7500",
+        follow_up_auto=True,
+        follow_up_message=NUDGE,
+    )
     clock.to(T0 + timedelta(hours=25, seconds=5))
     assert run(app, "follow_ups")
     assert outbound(session, conv.id, automated=True) == []

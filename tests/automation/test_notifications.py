@@ -34,8 +34,12 @@ def smtp(app):
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    app.config.update(NOTIFY_SMTP_URL=f"smtp://127.0.0.1:{port}", NOTIFY_FROM="alerts@shop.example",
-                      NOTIFY_EMAIL_DELAY=120, PUBLIC_URL="https://inbox.shop.example")
+    app.config.update(
+        NOTIFY_SMTP_URL=f"smtp://127.0.0.1:{port}",
+        NOTIFY_FROM="alerts@shop.example",
+        NOTIFY_EMAIL_DELAY=120,
+        PUBLIC_URL="https://inbox.shop.example",
+    )
     yield sink
     controller.stop()
 
@@ -45,21 +49,33 @@ def test_settings_have_defaults_and_can_be_changed(app, make, client):
     headers = make.headers(ana)
     body = client.get("/api/v1/me/notification-settings", headers=headers).get_json()
     kinds = {k["kind"]: k for k in body["kinds"]}
-    assert kinds["assigned"] | {"label": ""} == {"kind": "assigned", "label": "", "in_app": True,
-                                                 "desktop": True, "email": True}
+    assert kinds["assigned"] | {"label": ""} == {
+        "kind": "assigned",
+        "label": "",
+        "in_app": True,
+        "desktop": True,
+        "email": True,
+    }
     assert kinds["window_closing"]["in_app"] and not kinds["new_conversation"]["in_app"]
     assert body["email"] == {"address": ana.email, "available": False}
-    resp = client.patch("/api/v1/me/notification-settings", headers=headers,
-                        json={"kinds": {"assigned": {"desktop": False},
-                                        "new_conversation": {"in_app": True}}})
+    resp = client.patch(
+        "/api/v1/me/notification-settings",
+        headers=headers,
+        json={"kinds": {"assigned": {"desktop": False}, "new_conversation": {"in_app": True}}},
+    )
     assert resp.status_code == 200
     kinds = {k["kind"]: k for k in resp.get_json()["kinds"]}
     assert kinds["assigned"]["desktop"] is False and kinds["assigned"]["in_app"] is True
     assert kinds["new_conversation"]["in_app"] is True
-    for bad in ({"kinds": {"nope": {"email": True}}}, {"kinds": {"assigned": {"email": "yes"}}},
-                {"kinds": {"assigned": {"sms": True}}}):
-        assert client.patch("/api/v1/me/notification-settings", headers=headers,
-                            json=bad).status_code == 422
+    for bad in (
+        {"kinds": {"nope": {"email": True}}},
+        {"kinds": {"assigned": {"email": "yes"}}},
+        {"kinds": {"assigned": {"sms": True}}},
+    ):
+        assert (
+            client.patch("/api/v1/me/notification-settings", headers=headers, json=bad).status_code
+            == 422
+        )
 
 
 def test_kinds_switched_off_are_not_shown_and_the_desktop_flag_is_in_the_event(
@@ -70,23 +86,45 @@ def test_kinds_switched_off_are_not_shown_and_the_desktop_flag_is_in_the_event(
     headers = make.headers(ana)
     sock = socketio.test_client(app, auth={"token": make.token(ana)})
     sock.get_received()
-    client.patch("/api/v1/me/notification-settings", headers=headers,
-                 json={"kinds": {"assigned": {"desktop": False},
-                                 "new_conversation": {"in_app": True, "desktop": True}}})
+    client.patch(
+        "/api/v1/me/notification-settings",
+        headers=headers,
+        json={
+            "kinds": {
+                "assigned": {"desktop": False},
+                "new_conversation": {"in_app": True, "desktop": True},
+            }
+        },
+    )
     msg = make.inbound(inbox, contact="9100", text="hi")
-    client.post(f"/api/v1/conversations/{msg.conversation_id}/assign", json={"assignee_id": ana.id},
-                headers=make.headers(lead))
+    client.post(
+        f"/api/v1/conversations/{msg.conversation_id}/assign",
+        json={"assignee_id": ana.id},
+        headers=make.headers(lead),
+    )
     got = [m["args"][0] for m in sock.get_received() if m["name"] == "notification.created"]
-    assert [(n["kind"], n["desktop"]) for n in got] == [("new_conversation", True), ("assigned", False)]
+    assert [(n["kind"], n["desktop"]) for n in got] == [
+        ("new_conversation", True),
+        ("assigned", False),
+    ]
     assert got[0]["data"]["text"].startswith("New conversation with")
 
-    client.patch("/api/v1/me/notification-settings", headers=headers,
-                 json={"kinds": {"assigned": {"in_app": False, "email": False}}})
+    client.patch(
+        "/api/v1/me/notification-settings",
+        headers=headers,
+        json={"kinds": {"assigned": {"in_app": False, "email": False}}},
+    )
     other = make.inbound(inbox, contact="9101", text="hello")
-    client.post(f"/api/v1/conversations/{other.conversation_id}/assign",
-                json={"assignee_id": ana.id}, headers=make.headers(lead))
-    assert [m for m in sock.get_received() if m["name"] == "notification.created"
-            and m["args"][0]["kind"] == "assigned"] == []
+    client.post(
+        f"/api/v1/conversations/{other.conversation_id}/assign",
+        json={"assignee_id": ana.id},
+        headers=make.headers(lead),
+    )
+    assert [
+        m
+        for m in sock.get_received()
+        if m["name"] == "notification.created" and m["args"][0]["kind"] == "assigned"
+    ] == []
     listed = client.get("/api/v1/notifications", headers=headers).get_json()["items"]
     assert [n["kind"] for n in listed].count("assigned") == 1
     sock.disconnect()
@@ -133,8 +171,9 @@ def test_email_goes_out_from_the_worker_only_when_the_agent_is_not_online(
     assert len(smtp.messages) == 1
     session.expire_all()
     skipped = [o.last_error for o in session.query(OutboxItem).filter_by(kind="notify_email")]
-    assert sorted(skipped, key=str) == sorted([None, "skipped: online", "skipped: already_read"],
-                                              key=str)
+    assert sorted(skipped, key=str) == sorted(
+        [None, "skipped: online", "skipped: already_read"], key=str
+    )
 
 
 def test_unreachable_smtp_retries_later(app, make, session, clock):

@@ -83,8 +83,9 @@ def test_breach_goes_to_every_lead_when_no_lead_is_a_member(app, make, session, 
 
 def test_breaches_during_downtime_are_recorded_by_the_next_run(app, make, session, clock):
     agent = make.user()
-    inbox = make.inbox("sms", members=[agent], settings={"response_due_hours": 1,
-                                                        "response_warning_minutes": 0})
+    inbox = make.inbox(
+        "sms", members=[agent], settings={"response_due_hours": 1, "response_warning_minutes": 0}
+    )
     clock.to(T0)
     make.inbound(inbox, contact="+14155550102")
     assert run(app, "watch_response_due")
@@ -98,8 +99,11 @@ def test_warning_can_be_set_per_inbox(app, make, session, clock, client):
     lead = make.user("lead")
     agent = make.user()
     inbox = make.inbox("sms", members=[agent])
-    resp = client.patch(f"/api/v1/inboxes/{inbox.id}", headers=make.headers(lead),
-                        json={"response_warning_minutes": 15, "response_due_hours": 2})
+    resp = client.patch(
+        f"/api/v1/inboxes/{inbox.id}",
+        headers=make.headers(lead),
+        json={"response_warning_minutes": 15, "response_due_hours": 2},
+    )
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["settings"]["response_warning_minutes"] == 15
     clock.to(T0)
@@ -110,8 +114,11 @@ def test_warning_can_be_set_per_inbox(app, make, session, clock, client):
     clock.to(T0 + timedelta(hours=1, minutes=46))
     timers.watch_response_due()
     assert len(notes(session, "response_due_soon")) == 1
-    bad = client.patch(f"/api/v1/inboxes/{inbox.id}", headers=make.headers(lead),
-                       json={"response_warning_minutes": -5})
+    bad = client.patch(
+        f"/api/v1/inboxes/{inbox.id}",
+        headers=make.headers(lead),
+        json={"response_warning_minutes": -5},
+    )
     assert bad.status_code == 422
 
 

@@ -18,8 +18,15 @@ from app.jobs import registry, start_scheduler, timers
 from app.models import JobLock, ResponseBreach
 from tests.automation.helpers import T0, conv_of, notes, online, run, run_concurrently
 
-MY_JOBS = ["wake_snoozed", "watch_windows", "watch_response_due", "follow_ups", "drain_queue",
-           "auto_close_pending", "mark_inactive"]
+MY_JOBS = [
+    "wake_snoozed",
+    "watch_windows",
+    "watch_response_due",
+    "follow_ups",
+    "drain_queue",
+    "auto_close_pending",
+    "mark_inactive",
+]
 
 
 def test_jobs_have_deterministic_ids_and_start_once_per_process(app):
@@ -118,7 +125,9 @@ def test_breach_and_notices_are_stored_once_even_without_the_lock(
     _concurrent_direct(app, timers.watch_response_due)
     session.expire_all()
     assert session.scalar(sa.select(sa.func.count()).select_from(ResponseBreach)) == 1
-    assert sorted(n.user_id for n in notes(session, "response_overdue")) == sorted([agent.id, lead.id])
+    assert sorted(n.user_id for n in notes(session, "response_overdue")) == sorted(
+        [agent.id, lead.id]
+    )
     assert len([e for e in captured_events if e.name == "notification.created"]) == 2
 
 
@@ -132,8 +141,9 @@ def test_greeting_is_sent_once_when_two_deliveries_of_one_message_race(app, make
 
     inbox = make.inbox("messenger", settings={"greeting": "Welcome!"})
     clock.to(T0)
-    ev = InboundMessage(inbox_key=inbox.route_key, external_id="m_dup", contact_id="9003",
-                        sent_at=T0, text="hi")
+    ev = InboundMessage(
+        inbox_key=inbox.route_key, external_id="m_dup", contact_id="9003", sent_at=T0, text="hi"
+    )
 
     def deliver_once():
         ingest(db.session, db.session.get(Inbox, inbox.id), [ev])

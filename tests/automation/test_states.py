@@ -20,9 +20,15 @@ def _ids(client, headers, **args) -> list[int]:
 
 def _lines(session, conv_id: int, event: str) -> list[str]:
     session.expire_all()
-    return [m.body for m in session.scalars(
-        sa.select(Message).where(Message.conversation_id == conv_id, Message.direction == "activity")
-        .order_by(Message.id)) if (m.meta or {}).get("event") == event]
+    return [
+        m.body
+        for m in session.scalars(
+            sa.select(Message)
+            .where(Message.conversation_id == conv_id, Message.direction == "activity")
+            .order_by(Message.id)
+        )
+        if (m.meta or {}).get("event") == event
+    ]
 
 
 def test_snooze_wakes_at_its_time_once(app, make, session, clock, captured_events):
@@ -39,7 +45,9 @@ def test_snooze_wakes_at_its_time_once(app, make, session, clock, captured_event
     captured_events.clear()
     assert run(app, "wake_snoozed")
     assert fresh_conv(session, conv.id).status == "open"
-    assert [e.payload["status"] for e in captured_events if e.name == "conversation.updated"] == ["open"]
+    assert [e.payload["status"] for e in captured_events if e.name == "conversation.updated"] == [
+        "open"
+    ]
     clock.shift(minutes=1)
     assert run(app, "wake_snoozed")
     assert _lines(session, conv.id, "woken") == ["Snooze ended: back to open"]
@@ -58,8 +66,9 @@ def test_snooze_ends_early_when_the_customer_writes(app, make, session, clock):
     assert fresh.status == "open" and fresh.snooze_until is None
 
 
-def test_pending_auto_close_is_off_by_default_then_closes_after_the_days(app, make, session, clock,
-                                                                          client):
+def test_pending_auto_close_is_off_by_default_then_closes_after_the_days(
+    app, make, session, clock, client
+):
     lead = make.user("lead")
     agent = make.user()
     inbox = make.inbox("email", members=[agent])
@@ -71,8 +80,11 @@ def test_pending_auto_close_is_off_by_default_then_closes_after_the_days(app, ma
     assert run(app, "auto_close_pending")
     assert fresh_conv(session, conv.id).status == "pending"  # off by default
 
-    resp = client.patch(f"/api/v1/inboxes/{inbox.id}", headers=make.headers(lead),
-                        json={"auto_close_pending_days": 3})
+    resp = client.patch(
+        f"/api/v1/inboxes/{inbox.id}",
+        headers=make.headers(lead),
+        json={"auto_close_pending_days": 3},
+    )
     assert resp.status_code == 200 and resp.get_json()["settings"]["auto_close_pending_days"] == 3
     clock.to(T0 + timedelta(days=100))
     other = conv_of(session, make.inbound(inbox, contact="h@example.com"))
@@ -134,7 +146,9 @@ def test_decline_with_a_reason_and_reactivate(app, make, session, clock, client,
     url = f"/api/v1/conversations/{conv.id}"
 
     assert client.post(url + "/decline", json={}, headers=headers).status_code == 422
-    resp = client.post(url + "/decline", json={"reason": "Outside our service area"}, headers=headers)
+    resp = client.post(
+        url + "/decline", json={"reason": "Outside our service area"}, headers=headers
+    )
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["status"] == "closed"

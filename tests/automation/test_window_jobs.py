@@ -57,17 +57,29 @@ def test_warnings_fire_once_at_each_threshold_then_the_window_closes_live(
     assert run(app, "watch_windows")
     updates = [e.payload for e in captured_events if e.name == "conversation.updated"]
     assert [u["reply_window"]["state"] for u in updates] == ["closed"]
-    lines = list(session.scalars(sa.select(Message.body).where(
-        Message.conversation_id == conv.id, Message.direction == "activity",
-        Message.body.like("%closed before anyone replied%"))))
+    lines = list(
+        session.scalars(
+            sa.select(Message.body).where(
+                Message.conversation_id == conv.id,
+                Message.direction == "activity",
+                Message.body.like("%closed before anyone replied%"),
+            )
+        )
+    )
     assert lines == ["The Messenger 24-hour window closed before anyone replied"]
 
     clock.shift(seconds=40)  # the next run overlaps the last one: still one line, no new event
     captured_events.clear()
     assert run(app, "watch_windows")
     assert not [e for e in captured_events if e.name == "conversation.updated"]
-    assert session.scalar(sa.select(sa.func.count()).select_from(Message).where(
-        Message.body.like("%closed before anyone replied%"))) == 1
+    assert (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Message)
+            .where(Message.body.like("%closed before anyone replied%"))
+        )
+        == 1
+    )
     assert len(notes(session, "window_closing")) == 2
 
 
@@ -90,7 +102,9 @@ def test_a_late_message_gets_only_the_most_urgent_warning(app, make, session, cl
     assert run(app, "watch_windows")  # the job has run before
     clock.shift(seconds=30)
     # the webhook arrives now, but the customer wrote 23 h 40 min ago: 20 minutes left
-    msg = make.inbound(inbox, contact="7003", at=T0 + timedelta(seconds=30) - timedelta(hours=23, minutes=40))
+    msg = make.inbound(
+        inbox, contact="7003", at=T0 + timedelta(seconds=30) - timedelta(hours=23, minutes=40)
+    )
     conv = conv_of(session, msg)
     assignment.assign(session, conv, agent)
     session.commit()
@@ -128,8 +142,11 @@ def test_human_agent_inbox_pushes_the_switch_to_the_seven_day_window(
     clock.to(T0 + timedelta(hours=24, seconds=10))
     captured_events.clear()
     timers.watch_windows(since=T0 + timedelta(hours=23, minutes=59))
-    states = [e.payload["reply_window"]["state"] for e in captured_events
-              if e.name == "conversation.updated" and e.payload["id"] == conv.id]
+    states = [
+        e.payload["reply_window"]["state"]
+        for e in captured_events
+        if e.name == "conversation.updated" and e.payload["id"] == conv.id
+    ]
     assert states == ["human_agent"]
     assert notes(session, "window_closing") == []  # 7 days left: no warning yet
     clock.to(T0 + timedelta(days=7, minutes=-20))

@@ -22,7 +22,9 @@ import requests
 from tests.conftest import ARTIFACTS
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMEDRIVER = (
+    os.environ.get("CHROMEDRIVER_BIN") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+)
 SCREENSHOTS = ARTIFACTS / "screenshots"
 PASSWORD = "correct horse battery"
 
@@ -52,10 +54,20 @@ def _options(width: int, height: int):
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-features=Translate,MediaRouter",
-                f"--window-size={width},{height}", "--lang=en-US", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-features=Translate,MediaRouter",
+        f"--window-size={width},{height}",
+        "--lang=en-US",
+        "--force-device-scale-factor=1",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return opts
@@ -71,7 +83,9 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    driver = webdriver.Chrome(options=_options(1280, 900), service=Service(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(
+        options=_options(1280, 900), service=Service(executable_path=CHROMEDRIVER)
+    )
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
@@ -102,8 +116,11 @@ class Page:
 
     def wait_ready(self) -> None:
         """The page script finished its first load and the live connection is up."""
-        self.wait(lambda d: d.execute_script(
-            "return document.body.dataset.ready === '1' && document.body.dataset.live === 'on'"))
+        self.wait(
+            lambda d: d.execute_script(
+                "return document.body.dataset.ready === '1' && document.body.dataset.live === 'on'"
+            )
+        )
 
     # waiting ----------------------------------------------------------------
     def wait(self, condition, timeout: float = 10, message: str = ""):
@@ -124,13 +141,16 @@ class Page:
 
     def wait_css(self, selector: str, timeout: float = 10):
         """The first element matching ``selector`` once it is displayed."""
+
         def find(d):
             els = [e for e in self.all(selector) if e.is_displayed()]
             return els[0] if els else False
+
         return self.wait(find, timeout, f"nothing displayed matches {selector}")
 
     def wait_text(self, selector: str, text: str, timeout: float = 10):
         """An element matching ``selector`` whose text contains ``text``."""
+
         def find(d):
             for el in self.all(selector):
                 try:
@@ -139,6 +159,7 @@ class Page:
                 except Exception:  # noqa: BLE001 - stale while the list re-renders
                     continue
             return False
+
         return self.wait(find, timeout, f"no {selector} with text {text!r}")
 
     def click(self, selector: str, text: str | None = None) -> None:
@@ -157,22 +178,30 @@ class Page:
             except (StaleElementReferenceException, ElementClickInterceptedException):
                 return False
             return False
+
         self.wait(attempt, message=f"could not click {selector} {text or ''}")
 
     def text(self, selector: str) -> str:
         """Visible text of the first match, read in the page (never stale)."""
-        return self.js("const e = document.querySelector(arguments[0]); return e ? e.innerText : null",
-                       selector)
+        return self.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null",
+            selector,
+        )
 
     def texts(self, selector: str) -> list[str]:
         """Visible texts of every match, read in the page (never stale)."""
-        return self.js("return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", selector)
+        return self.js(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", selector
+        )
 
     def attr(self, selector: str, name: str):
         """An attribute of the last match, read in the page (never stale)."""
-        return self.js("const l = document.querySelectorAll(arguments[0]);"
-                       "return l.length ? l[l.length - 1].getAttribute(arguments[1]) : null",
-                       selector, name)
+        return self.js(
+            "const l = document.querySelectorAll(arguments[0]);"
+            "return l.length ? l[l.length - 1].getAttribute(arguments[1]) : null",
+            selector,
+            name,
+        )
 
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)
@@ -243,8 +272,10 @@ class FakeGraph:
                     return self._answer(400, {"error": error})
                 if "message" in body:
                     n = len(outer.requests)
-                    return self._answer(200, {"recipient_id": body["recipient"].get("id"),
-                                              "message_id": f"m_fake_{n}"})
+                    return self._answer(
+                        200,
+                        {"recipient_id": body["recipient"].get("id"), "message_id": f"m_fake_{n}"},
+                    )
                 return self._answer(200, {"recipient_id": body.get("recipient", {}).get("id")})
 
             def do_GET(self):  # noqa: N802 - http.server API
@@ -262,7 +293,9 @@ class FakeGraph:
         self.thread.start()
 
     def sends(self) -> list[dict]:
-        return [r for r in self.requests if r["method"] == "POST" and "message" in r.get("json", {})]
+        return [
+            r for r in self.requests if r["method"] == "POST" and "message" in r.get("json", {})
+        ]
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -282,13 +315,31 @@ def post_messenger(base_url: str, inbox, psid: str, text: str, mid: str, at_ms: 
     """Post a signed Messenger webhook, as Meta does, to the live server."""
     page_id = inbox.config["page_id"]
     at_ms = at_ms or int(time.time() * 1000)
-    payload = {"object": "page", "entry": [{"id": page_id, "time": at_ms, "messaging": [{
-        "sender": {"id": psid}, "recipient": {"id": page_id}, "timestamp": at_ms,
-        "message": {"mid": mid, "text": text}}]}]}
+    payload = {
+        "object": "page",
+        "entry": [
+            {
+                "id": page_id,
+                "time": at_ms,
+                "messaging": [
+                    {
+                        "sender": {"id": psid},
+                        "recipient": {"id": page_id},
+                        "timestamp": at_ms,
+                        "message": {"mid": mid, "text": text},
+                    }
+                ],
+            }
+        ],
+    }
     raw = json.dumps(payload, ensure_ascii=False).encode()
     sig = "sha256=" + hmac.new(inbox.config["app_secret"].encode(), raw, hashlib.sha256).hexdigest()
-    resp = requests.post(base_url + "/webhooks/messenger", data=raw, timeout=10,
-                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+    resp = requests.post(
+        base_url + "/webhooks/messenger",
+        data=raw,
+        timeout=10,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 

@@ -22,10 +22,18 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
     agent = make.user("agent", name="Lucas Martin")
     make.user("lead", name="Nadia Karimi")
     inbox = make.inbox("messenger", members=[agent])
-    make.inbound(inbox, contact="psid-old-1", text="Is the blue one back in stock?",
-                 at=now() - timedelta(hours=3))
-    make.inbound(inbox, contact="psid-old-2", text="Thanks, that worked!",
-                 at=now() - timedelta(hours=22, minutes=30))
+    make.inbound(
+        inbox,
+        contact="psid-old-1",
+        text="Is the blue one back in stock?",
+        at=now() - timedelta(hours=3),
+    )
+    make.inbound(
+        inbox,
+        contact="psid-old-2",
+        text="Thanks, that worked!",
+        at=now() - timedelta(hours=22, minutes=30),
+    )
 
     fake_graph.profiles["psid-amira"] = "Amira Haddad"
     page.login(agent.email)
@@ -34,7 +42,9 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
     assert _count(page, "mine") == "0"
 
     # a customer writes: the webhook is stored and pushed to the open page
-    post_messenger(page.url, inbox, "psid-amira", "Bonjour, ma commande n'est pas arrivée", "m_live_1")
+    post_messenger(
+        page.url, inbox, "psid-amira", "Bonjour, ma commande n'est pas arrivée", "m_live_1"
+    )
     row = page.wait_text(".conv-row", "ma commande n'est pas arrivée")
     page.wait(lambda d: _count(page, "unassigned") == "3")
     assert page.js("return window.__sameDocument") is True, "the page reloaded"
@@ -94,7 +104,9 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
 def test_closed_messenger_window_locks_the_reply(page, make):
     agent = make.user("agent", name="Lucas Martin")
     inbox = make.inbox("messenger", members=[agent])
-    make.inbound(inbox, contact="psid-late", text="Hello? Anyone there?", at=now() - timedelta(hours=25))
+    make.inbound(
+        inbox, contact="psid-late", text="Hello? Anyone there?", at=now() - timedelta(hours=25)
+    )
 
     page.login(agent.email)
     row = page.wait_text(".conv-row", "Anyone there?")
@@ -120,7 +132,9 @@ def test_closed_messenger_window_locks_the_reply(page, make):
 def test_human_agent_window_is_named(page, make):
     lead = make.user("lead", name="Nadia Karimi")
     inbox = make.inbox("messenger", settings={"human_agent": True})
-    make.inbound(inbox, contact="psid-ha", text="Can you still help?", at=now() - timedelta(hours=30))
+    make.inbound(
+        inbox, contact="psid-ha", text="Can you still help?", at=now() - timedelta(hours=30)
+    )
 
     page.login(lead.email)
     row = page.wait_text(".conv-row", "Can you still help?")
@@ -147,16 +161,25 @@ def test_guard_asks_to_review_new_customer_message(page, make):
     assert "wrote again" in dialog.text and "it just arrived" in dialog.text
     page.screenshot("composer-new-activity-guard")
     page.click("dialog.modal .modal-foot .btn.primary")  # review first
-    assert page.css("#composer-text").get_attribute("value") == "It left our warehouse this morning."
+    assert (
+        page.css("#composer-text").get_attribute("value") == "It left our warehouse this morning."
+    )
     assert not page.all("#thread-log .msg.out")
 
 
 def test_sms_counter_and_quiet_hours(page, make, app):
     agent = make.user("agent", name="Lucas Martin")
-    inbox = make.inbox("sms", members=[agent],
-                       settings={"quiet_hours": {"start": "00:00", "end": "23:59"}, "timezone": "UTC"})
-    make.inbound(inbox, contact="+14155550123", text="Can I change my delivery slot?",
-                 at=now() - timedelta(hours=3))
+    inbox = make.inbox(
+        "sms",
+        members=[agent],
+        settings={"quiet_hours": {"start": "00:00", "end": "23:59"}, "timezone": "UTC"},
+    )
+    make.inbound(
+        inbox,
+        contact="+14155550123",
+        text="Can I change my delivery slot?",
+        at=now() - timedelta(hours=3),
+    )
 
     page.login(agent.email)
     page.click(".conv-row", "delivery slot")
@@ -294,17 +317,24 @@ def test_snooze_contact_panel_and_notifications(page, make, client):
     lead = make.user("lead", name="Nadia Karimi")
     messenger = make.inbox("messenger", members=[agent])
     sms = make.inbox("sms", members=[agent])
-    first = make.inbound(messenger, contact="psid-n", text="Is my refund done?", contact_name="Amira Haddad")
+    first = make.inbound(
+        messenger, contact="psid-n", text="Is my refund done?", contact_name="Amira Haddad"
+    )
     make.inbound(sms, contact="+14155550188", text="Other question by text")
 
     page.login(agent.email)
     # a team lead assigns a conversation: the bell lights up without reload
-    resp = client.post(f"/api/v1/conversations/{first.conversation_id}/assign",
-                       headers=make.headers(lead), json={"assignee_id": agent.id})
+    resp = client.post(
+        f"/api/v1/conversations/{first.conversation_id}/assign",
+        headers=make.headers(lead),
+        json={"assignee_id": agent.id},
+    )
     assert resp.status_code == 200
     page.wait(lambda d: page.text("#bell .badge") == "1")
     page.click("#bell")
-    page.wait_text("#bell-panel .notif", "Nadia Karimi assigned you the conversation with Amira Haddad")
+    page.wait_text(
+        "#bell-panel .notif", "Nadia Karimi assigned you the conversation with Amira Haddad"
+    )
     page.screenshot("notifications-panel")
     page.click("#bell-panel .notif")
     page.wait_text("#thread-log .msg.in", "Is my refund done?")

@@ -20,8 +20,12 @@ def test_team_view_shows_load_risk_and_queue(page, make):
     from app.models import Conversation
 
     for i in range(3):
-        make.inbound(inbox, contact=f"psid-t{i}", text=f"Order question {i}",
-                     at=now() - timedelta(hours=23, minutes=10 * i))
+        make.inbound(
+            inbox,
+            contact=f"psid-t{i}",
+            text=f"Order question {i}",
+            at=now() - timedelta(hours=23, minutes=10 * i),
+        )
     convs = make.db.session.query(Conversation).order_by(Conversation.id).all()
     assignment.assign(make.db.session, convs[0], agent)
     assignment.assign(make.db.session, convs[1], agent)
@@ -103,7 +107,9 @@ def test_canned_reply_inserted_with_variables(page, make):
     page.wait_css("dialog.modal")
     page.css('dialog input[name="shortcut"]').send_keys("thanks")
     page.css('dialog input[name="title"]').send_keys("Thank you")
-    page.css('dialog textarea[name="body"]').send_keys("Hi {{contact.first_name}}, thanks for writing! {{agent.first_name}}")
+    page.css('dialog textarea[name="body"]').send_keys(
+        "Hi {{contact.first_name}}, thanks for writing! {{agent.first_name}}"
+    )
     page.click("dialog .modal-foot .btn.primary")
     page.wait_text("#canned-table", "/thanks")
     page.screenshot("admin-canned")
@@ -133,7 +139,7 @@ def test_first_admin_setup_then_user_menu(page, app):
 
     # availability and language live in the user menu
     page.click("#user-btn")
-    page.click('#user-menu label.radio-row', "Busy")
+    page.click("#user-menu label.radio-row", "Busy")
     page.wait(lambda d: "busy" in page.attr("#user-btn .presence-dot", "class"))
     from app.extensions import db
     from app.models import User

@@ -123,7 +123,8 @@ def mail(
 
 def post(client, inbox: MailInbox, raw: bytes, token: str | None = None):
     return client.post(
-        f"/webhooks/email/inbound/{token or inbox.token}", data=raw,
+        f"/webhooks/email/inbound/{token or inbox.token}",
+        data=raw,
         content_type="message/rfc822",
     )
 
@@ -146,8 +147,9 @@ def only_conversation(client, auth) -> dict:
 
 
 def reply(client, auth, conv_id: int, body: str = "It left our warehouse today."):
-    return client.post(f"/api/v1/conversations/{conv_id}/messages", headers=auth,
-                       json={"body": body})
+    return client.post(
+        f"/api/v1/conversations/{conv_id}/messages", headers=auth, json={"body": body}
+    )
 
 
 def send_reply(client, auth, sink: Sink, conv_id: int, body: str = "It left our warehouse today."):
@@ -214,9 +216,12 @@ def test_raw_message_for_another_channels_token_is_404(client, make, inbox):
 
 def test_agent_reply_threads_and_the_customers_answer_joins(client, inbox, auth, smtp_sink):
     sink, _ = smtp_sink
-    first = mail("AW: Re: Order late", mid="q1@mail.example.com",
-                 in_reply_to="<older@shop-elsewhere.example>",
-                 references="<root@shop-elsewhere.example> <older@shop-elsewhere.example>")
+    first = mail(
+        "AW: Re: Order late",
+        mid="q1@mail.example.com",
+        in_reply_to="<older@shop-elsewhere.example>",
+        references="<root@shop-elsewhere.example> <older@shop-elsewhere.example>",
+    )
     assert post(client, inbox, first).status_code == 200
     conv = only_conversation(client, auth)
     assert conv["subject"] == "Order late"  # prefixes of any language stripped for display
@@ -227,7 +232,9 @@ def test_agent_reply_threads_and_the_customers_answer_joins(client, inbox, auth,
     assert our_id.endswith("@shop.example") and token_from_message_id(our_id) == token
     assert sent["In-Reply-To"] == "<q1@mail.example.com>"
     assert parse_id_list(str(sent["References"])) == [
-        "root@shop-elsewhere.example", "older@shop-elsewhere.example", "q1@mail.example.com",
+        "root@shop-elsewhere.example",
+        "older@shop-elsewhere.example",
+        "q1@mail.example.com",
     ]
     assert sent["Subject"] == "Re: Order late"  # not "Re: AW: Re: ..."
     assert sent["Reply-To"] == f"support+{token}@shop.example"
@@ -240,9 +247,13 @@ def test_agent_reply_threads_and_the_customers_answer_joins(client, inbox, auth,
     assert out["status"] == "sent"
 
     # the customer answers from a client that writes proper headers
-    answer = mail("Re: Order late", "Thanks!", mid="q2@mail.example.com",
-                  in_reply_to=sent["Message-ID"],
-                  references=f"{sent['References']} {sent['Message-ID']}")
+    answer = mail(
+        "Re: Order late",
+        "Thanks!",
+        mid="q2@mail.example.com",
+        in_reply_to=sent["Message-ID"],
+        references=f"{sent['References']} {sent['Message-ID']}",
+    )
     assert post(client, inbox, answer).status_code == 200
     conv = only_conversation(client, auth)
     assert [m["body"] for m in messages(client, auth, conv["id"])][-1] == "Thanks!"
@@ -282,7 +293,8 @@ def test_new_mail_without_thread_headers_starts_a_new_conversation(client, inbox
     post(client, inbox, mail("Order late"))
     post(client, inbox, mail("Invoice missing", "Please send the invoice."))
     assert sorted(c["subject"] for c in conversations(client, auth)) == [
-        "Invoice missing", "Order late",
+        "Invoice missing",
+        "Order late",
     ]
     # a client that drops the headers but keeps "Re:" stays in its thread
     post(client, inbox, mail("RE: Invoice missing", "Still nothing."))
@@ -297,9 +309,14 @@ def test_another_customer_replying_to_the_same_mail_gets_their_own_conversation(
     conv = only_conversation(client, auth)
     sent = send_reply(client, auth, sink, conv["id"], "Our spring sale starts Monday.")
     # the mail is forwarded around; someone else answers it (newsletter-style)
-    raw = mail("Re: Spring sale", "Do you ship to Canada?", frm="Bob <bob@example.org>",
-               to=str(sent["Reply-To"]), in_reply_to=sent["Message-ID"],
-               references=sent["Message-ID"])
+    raw = mail(
+        "Re: Spring sale",
+        "Do you ship to Canada?",
+        frm="Bob <bob@example.org>",
+        to=str(sent["Reply-To"]),
+        in_reply_to=sent["Message-ID"],
+        references=sent["Message-ID"],
+    )
     assert post(client, inbox, raw).status_code == 200
     convs = conversations(client, auth)
     assert len(convs) == 2
@@ -314,15 +331,25 @@ def test_batch_with_skewed_clocks_still_threads(app, client, inbox, auth):
     from app.models import Inbox
 
     now = datetime.now(UTC)
-    parent = mail("Broken zipper", "The zipper broke.", mid="p@mail.example.com",
-                  date=now - timedelta(minutes=1))
-    child = mail("Re: Broken zipper", "Photo attached.", mid="c@mail.example.com",
-                 in_reply_to="<p@mail.example.com>", references="<p@mail.example.com>",
-                 date=now - timedelta(minutes=30))
+    parent = mail(
+        "Broken zipper",
+        "The zipper broke.",
+        mid="p@mail.example.com",
+        date=now - timedelta(minutes=1),
+    )
+    child = mail(
+        "Re: Broken zipper",
+        "Photo attached.",
+        mid="c@mail.example.com",
+        in_reply_to="<p@mail.example.com>",
+        references="<p@mail.example.com>",
+        date=now - timedelta(minutes=30),
+    )
     ingest_raw(db.session, db.session.get(Inbox, inbox.id), [child, parent])
     conv = only_conversation(client, auth)
     assert [m["body"] for m in messages(client, auth, conv["id"])] == [
-        "The zipper broke.", "Photo attached.",
+        "The zipper broke.",
+        "Photo attached.",
     ]
 
 
@@ -386,13 +413,18 @@ def test_auto_reply_is_flagged_and_never_reopens_a_closed_conversation(
     post(client, inbox, mail("Order late"))
     conv = only_conversation(client, auth)
     sent = send_reply(client, auth, sink, conv["id"])
-    closed = client.post(f"/api/v1/conversations/{conv['id']}/status", headers=auth,
-                         json={"status": "closed"})
+    closed = client.post(
+        f"/api/v1/conversations/{conv['id']}/status", headers=auth, json={"status": "closed"}
+    )
     assert closed.status_code == 200
 
-    ooo = mail("Automatic reply: Re: Order late", "I am out of the office until Monday.",
-               in_reply_to=sent["Message-ID"], references=sent["Message-ID"],
-               headers=("Auto-Submitted: auto-replied", "X-Auto-Response-Suppress: All"))
+    ooo = mail(
+        "Automatic reply: Re: Order late",
+        "I am out of the office until Monday.",
+        in_reply_to=sent["Message-ID"],
+        references=sent["Message-ID"],
+        headers=("Auto-Submitted: auto-replied", "X-Auto-Response-Suppress: All"),
+    )
     assert post(client, inbox, ooo).status_code == 200
     conv = only_conversation(client, auth)
     assert conv["status"] == "closed"
@@ -400,12 +432,19 @@ def test_auto_reply_is_flagged_and_never_reopens_a_closed_conversation(
     assert last["automated"] is True and last["body"].startswith("I am out of the office")
     assert last["meta"]["context"]["automated_reason"] == "auto-submitted:auto-replied"
     assert conv["response_due"]["due_at"] is None  # nothing waits for an answer
-    sends = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)
-                              .where(OutboxItem.kind == "send", OutboxItem.state != "done"))
+    sends = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxItem)
+        .where(OutboxItem.kind == "send", OutboxItem.state != "done")
+    )
     assert sends == 0  # nothing answered it
 
-    human = mail("Re: Order late", "Back now: it has not arrived.",
-                 in_reply_to=sent["Message-ID"], references=sent["Message-ID"])
+    human = mail(
+        "Re: Order late",
+        "Back now: it has not arrived.",
+        in_reply_to=sent["Message-ID"],
+        references=sent["Message-ID"],
+    )
     post(client, inbox, human)
     assert only_conversation(client, auth)["status"] == "open"
 
@@ -420,9 +459,14 @@ def test_newsletter_and_noreply_mail_is_stored_and_flagged(client, inbox, auth):
         assert msg["automated"] is True
 
 
-def _dsn(original_id: str, *, action: str = "failed", status: str = "5.1.1",
-         diagnostic: str = "smtp; 550 5.1.1 <anna@example.com>: Recipient address rejected: "
-                           "User unknown") -> bytes:
+def _dsn(
+    original_id: str,
+    *,
+    action: str = "failed",
+    status: str = "5.1.1",
+    diagnostic: str = "smtp; 550 5.1.1 <anna@example.com>: Recipient address rejected: "
+    "User unknown",
+) -> bytes:
     return (
         "Return-Path: <>\r\n"
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
@@ -478,16 +522,23 @@ def test_delayed_delivery_report_notes_the_delay_and_resends_nothing(
     post(client, inbox, mail("Order late"))
     conv = only_conversation(client, auth)
     sent = send_reply(client, auth, sink, conv["id"])
-    delayed = _dsn(sent["Message-ID"], action="delayed", status="4.4.7",
-                   diagnostic="smtp; 451 4.4.7 Delivery delayed, will keep trying")
+    delayed = _dsn(
+        sent["Message-ID"],
+        action="delayed",
+        status="4.4.7",
+        diagnostic="smtp; 451 4.4.7 Delivery delayed, will keep trying",
+    )
     assert post(client, inbox, delayed).status_code == 200
     msgs = messages(client, auth, conv["id"])
     out = [m for m in msgs if m["direction"] == "outbound"][-1]
-    assert out["status"] == "sent" and "Delivery delayed" in out["meta"]["delivery_delayed"]["reason"]
+    assert (
+        out["status"] == "sent" and "Delivery delayed" in out["meta"]["delivery_delayed"]["reason"]
+    )
     assert msgs[-1]["direction"] == "activity" and "delayed" in msgs[-1]["body"]
     assert worker.run_once() == 0 and len(sink.received) == 1
-    pending = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)
-                                .where(OutboxItem.state == "pending"))
+    pending = db.session.scalar(
+        sa.select(sa.func.count()).select_from(OutboxItem).where(OutboxItem.state == "pending")
+    )
     assert pending == 0
     assert only_conversation(client, auth)["undeliverable"] is None
 
@@ -522,8 +573,9 @@ def test_legacy_charsets_and_broken_mail_are_readable(client, inbox, auth, name,
     assert resp.status_code == 200
     conv = only_conversation(client, auth)
     (msg,) = messages(client, auth, conv["id"])
-    full = client.get(f"/api/v1/conversations/{conv['id']}/messages/{msg['id']}/original",
-                      headers=auth).get_json()["full_body"]
+    full = client.get(
+        f"/api/v1/conversations/{conv['id']}/messages/{msg['id']}/original", headers=auth
+    ).get_json()["full_body"]
     if expected:
         assert expected in full
 
@@ -607,18 +659,30 @@ def test_imap_job_fetches_in_thread_order_and_survives_an_outage(  # noqa: F811
     box = make.inbox("email", members=[agent], **dovecot.config)
     inbox_id = box.id
     now = datetime.now(UTC)
-    parent = mail("Broken zipper", "The zipper broke.", to="alice@shop.example",
-                  mid="zip-1@mail.example.com", date=now - timedelta(minutes=10))
-    child = mail("Re: Broken zipper", "Here is a photo.", to="alice@shop.example",
-                 mid="zip-2@mail.example.com", date=now - timedelta(minutes=9),
-                 in_reply_to="<zip-1@mail.example.com>", references="<zip-1@mail.example.com>")
+    parent = mail(
+        "Broken zipper",
+        "The zipper broke.",
+        to="alice@shop.example",
+        mid="zip-1@mail.example.com",
+        date=now - timedelta(minutes=10),
+    )
+    child = mail(
+        "Re: Broken zipper",
+        "Here is a photo.",
+        to="alice@shop.example",
+        mid="zip-2@mail.example.com",
+        date=now - timedelta(minutes=9),
+        in_reply_to="<zip-1@mail.example.com>",
+        references="<zip-1@mail.example.com>",
+    )
     dovecot.append(child)  # the reply has the lower UID: "directory order" puts it first
     dovecot.append(parent)
 
     assert registry.run_job(app, "imap_poll") is True  # the scheduled job itself
     conv = only_conversation(client, auth)
     assert [m["body"] for m in messages(client, auth, conv["id"])] == [
-        "The zipper broke.", "Here is a photo.",
+        "The zipper broke.",
+        "Here is a photo.",
     ]
     db.session.expire_all()  # the job ran in its own app context and session
     state = db.session.get(Inbox, inbox_id).state["imap"]
@@ -634,10 +698,17 @@ def test_imap_job_fetches_in_thread_order_and_survives_an_outage(  # noqa: F811
     assert shown["last_error"].startswith("IMAP: Cannot connect")
     assert shown["imap"]["failures"] == 1 and shown["imap"]["retry_at"]
     last_ok = shown["imap"]["last_ok_at"]
-    dovecot.deliver(mail("Where is my refund?", "Refund please.", to="alice@shop.example",
-                         frm="Carl <carl@example.com>"))
-    dovecot.deliver(mail("Wrong size", "Too small.", to="alice@shop.example",
-                         frm="Dina <dina@example.com>"))
+    dovecot.deliver(
+        mail(
+            "Where is my refund?",
+            "Refund please.",
+            to="alice@shop.example",
+            frm="Carl <carl@example.com>",
+        )
+    )
+    dovecot.deliver(
+        mail("Wrong size", "Too small.", to="alice@shop.example", frm="Dina <dina@example.com>")
+    )
     dovecot.start()
     (waiting,) = mail_job.poll_all()
     assert waiting.skipped  # backing off after the failure

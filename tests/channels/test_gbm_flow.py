@@ -179,7 +179,10 @@ def lead(make):
 @pytest.fixture
 def inbox(make, agent, service_account):
     return make.inbox(
-        "gbm", members=[agent], agent=AGENT, client_token=CLIENT_TOKEN,
+        "gbm",
+        members=[agent],
+        agent=AGENT,
+        client_token=CLIENT_TOKEN,
         service_account=service_account,
     )
 
@@ -236,8 +239,11 @@ class FakeGoogle:
 
     def _token(self, request):
         self.tokens_issued += 1
-        body = {"access_token": f"tok-{self.tokens_issued}", "expires_in": 3600,
-                "token_type": "Bearer"}
+        body = {
+            "access_token": f"tok-{self.tokens_issued}",
+            "expires_in": 3600,
+            "token_type": "Bearer",
+        }
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def answer(self, *statuses: int, url: str = MESSAGES_URL, google_status: str = "") -> None:
@@ -246,8 +252,11 @@ class FakeGoogle:
             if status < 300:
                 self.mock.add(responses.POST, url, json={"name": f"conversations/{CONV}/x"})
             else:
-                error = {"code": status, "message": f"fake error {status}",
-                         "status": google_status or "INTERNAL"}
+                error = {
+                    "code": status,
+                    "message": f"fake error {status}",
+                    "status": google_status or "INTERNAL",
+                }
                 self.mock.add(responses.POST, url, json={"error": error}, status=status)
 
     def calls(self, prefix: str) -> list:
@@ -303,8 +312,9 @@ def test_handshake_with_a_wrong_client_token_is_refused(client, inbox, token):
 
 def test_text_message_appears_with_the_contact_name_and_context(client, inbox, as_agent):
     at = datetime.now(UTC) - timedelta(minutes=3)
-    body = text_message("Bonjour, ma commande est prête ?", at=at, name="Jeanne Dupont",
-                        locale="fr")
+    body = text_message(
+        "Bonjour, ma commande est prête ?", at=at, name="Jeanne Dupont", locale="fr"
+    )
     resp = deliver(client, body)
     assert resp.status_code == 200
     assert resp.get_json()["stored"] == 1
@@ -329,8 +339,11 @@ def test_text_message_appears_with_the_contact_name_and_context(client, inbox, a
 def test_context_follows_the_latest_message(client, inbox, as_agent):
     deliver(client, text_message("first"))
     later = text_message("second")
-    later["context"] = {"entryPoint": "MAPS", "nearPlaceId": "ChIJnear",
-                        "userInfo": {"displayName": "Jane Doe", "userDeviceLocale": "de-DE"}}
+    later["context"] = {
+        "entryPoint": "MAPS",
+        "nearPlaceId": "ChIJnear",
+        "userInfo": {"displayName": "Jane Doe", "userDeviceLocale": "de-DE"},
+    }
     deliver(client, later)
     context = as_agent.only_conversation()["context"]
     assert context["entry_point"] == "MAPS"
@@ -338,10 +351,14 @@ def test_context_follows_the_latest_message(client, inbox, as_agent):
     assert context["locale"] == "de-DE"
 
 
-def test_partner_key_signature_is_accepted_where_configured(client, make, service_account,
-                                                            as_lead):
-    make.inbox("gbm", agent=AGENT, client_token=CLIENT_TOKEN, partner_key=PARTNER_KEY,
-               service_account=service_account)
+def test_partner_key_signature_is_accepted_where_configured(client, make, service_account, as_lead):
+    make.inbox(
+        "gbm",
+        agent=AGENT,
+        client_token=CLIENT_TOKEN,
+        partner_key=PARTNER_KEY,
+        service_account=service_account,
+    )
     resp = deliver(client, text_message("signed with the partner key"), key=PARTNER_KEY)
     assert resp.status_code == 200
     assert as_lead.only_conversation()["last_message"]["body"] == "signed with the partner key"
@@ -365,8 +382,13 @@ def test_replayed_delivery_stores_one_message(client, inbox, as_agent):
 
 @pytest.mark.parametrize(
     "signature",
-    [None, "", "not base64!", gbm.sign(b"another body", CLIENT_TOKEN),
-     gbm.sign(b"{}", "wrong-key")],
+    [
+        None,
+        "",
+        "not base64!",
+        gbm.sign(b"another body", CLIENT_TOKEN),
+        gbm.sign(b"{}", "wrong-key"),
+    ],
     ids=["missing", "empty", "garbage", "other-body", "wrong-key"],
 )
 def test_bad_or_missing_signature_is_refused_and_nothing_stored(
@@ -451,8 +473,9 @@ def test_requested_live_agent_flags_and_raises_the_conversation(client, inbox, a
     listed = as_agent.conversations()["items"]
     assert [c["contact"]["name"] for c in listed] == ["Bob", "Jane Doe"]
 
-    body = user_message(userStatus={"requestedLiveAgent": True,
-                                    "createTime": stamp(datetime.now(UTC))})
+    body = user_message(
+        userStatus={"requestedLiveAgent": True, "createTime": stamp(datetime.now(UTC))}
+    )
     assert deliver(client, body).status_code == 200
     assert deliver(client, body).status_code == 200  # a replay changes nothing more
 
@@ -511,8 +534,9 @@ def test_survey_response_is_a_rating_on_the_conversation(client, inbox, as_agent
     assert conv["context"]["survey"]["response"] == "Very satisfied"
     # the rating is not a customer message
     assert [m["body"] for m in as_agent.messages(conv["id"], "inbound")] == ["Hello?"]
-    survey_lines = [m for m in as_agent.messages(conv["id"], "activity")
-                    if m["meta"].get("event") == "survey"]
+    survey_lines = [
+        m for m in as_agent.messages(conv["id"], "activity") if m["meta"].get("event") == "survey"
+    ]
     assert len(survey_lines) == 1
     fetched = as_agent.get(f"/conversations/{conv['id']}")
     assert fetched["context"]["rating"] == "VERY_SATISFIED"
@@ -522,8 +546,9 @@ def test_survey_response_is_a_rating_on_the_conversation(client, inbox, as_agent
 
 
 def _token_assertion(call) -> dict:
-    form = parse_qs(call.request.body if isinstance(call.request.body, str)
-                    else call.request.body.decode())
+    form = parse_qs(
+        call.request.body if isinstance(call.request.body, str) else call.request.body.decode()
+    )
     assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
     return google_jwt.decode(form["assertion"][0], verify=False)
 
@@ -624,8 +649,7 @@ def test_unauthorised_pauses_sending_and_asks_for_a_reconnect(
 @pytest.mark.parametrize(
     ("status", "google_status"), [(404, "NOT_FOUND"), (403, "PERMISSION_DENIED")]
 )
-def test_conversation_gone_is_undeliverable(client, inbox, as_agent, google, status,
-                                            google_status):
+def test_conversation_gone_is_undeliverable(client, inbox, as_agent, google, status, google_status):
     customer_writes(client)
     conv = as_agent.only_conversation()
     google.answer(status, google_status=google_status)
@@ -646,9 +670,7 @@ def test_conversation_gone_is_undeliverable(client, inbox, as_agent, google, sta
     assert len(google.sent()) == 1
 
 
-def test_receipts_batch_advances_our_messages_and_never_downgrades(
-    client, inbox, as_agent, google
-):
+def test_receipts_batch_advances_our_messages_and_never_downgrades(client, inbox, as_agent, google):
     customer_writes(client)
     conv = as_agent.only_conversation()
     google.answer(200)
@@ -657,8 +679,9 @@ def test_receipts_batch_advances_our_messages_and_never_downgrades(
     run_worker()
     first_id, second_id = (body["messageId"] for body in google.sent())
 
-    resp = deliver(client, receipts((first_id, "DELIVERED"), (second_id, "READ"),
-                                    ("not-ours", "READ")))
+    resp = deliver(
+        client, receipts((first_id, "DELIVERED"), (second_id, "READ"), ("not-ours", "READ"))
+    )
     assert resp.status_code == 200
     statuses = [m["status"] for m in as_agent.messages(conv["id"], "outbound")]
     assert statuses == ["delivered", "read"]
@@ -670,8 +693,7 @@ def test_receipts_batch_advances_our_messages_and_never_downgrades(
     assert len(as_agent.messages(conv["id"], "inbound")) == 1  # receipts are not messages
 
 
-def test_assignment_and_closing_send_representative_events(client, inbox, agent, as_agent,
-                                                           google):
+def test_assignment_and_closing_send_representative_events(client, inbox, agent, as_agent, google):
     customer_writes(client)
     conv = as_agent.only_conversation()
     google.answer(200, url=EVENTS_URL)
@@ -680,19 +702,23 @@ def test_assignment_and_closing_send_representative_events(client, inbox, agent,
     assert resp.status_code == 200
     run_worker()
     assert google.events() == [
-        {"eventType": "REPRESENTATIVE_JOINED",
-         "representative": {"representativeType": "HUMAN", "displayName": "Alex Martin"}}
+        {
+            "eventType": "REPRESENTATIVE_JOINED",
+            "representative": {"representativeType": "HUMAN", "displayName": "Alex Martin"},
+        }
     ]
 
     resp = as_agent.post(f"/conversations/{conv['id']}/status", {"status": "closed"})
     assert resp.status_code == 200
     run_worker()
     assert [e["eventType"] for e in google.events()] == [
-        "REPRESENTATIVE_JOINED", "REPRESENTATIVE_LEFT"
+        "REPRESENTATIVE_JOINED",
+        "REPRESENTATIVE_LEFT",
     ]
     assert google.events()[1]["representative"]["displayName"] == "Alex Martin"
-    event_ids = [parse_qs(urlsplit(c.request.url).query)["eventId"][0]
-                 for c in google.calls(EVENTS_URL)]
+    event_ids = [
+        parse_qs(urlsplit(c.request.url).query)["eventId"][0] for c in google.calls(EVENTS_URL)
+    ]
     assert len(set(event_ids)) == 2
     assert all(str(uuid.UUID(e)) == e for e in event_ids)
     assert google.sent() == []  # events are not messages
@@ -710,9 +736,14 @@ def test_lead_assigning_sends_the_assignee_as_representative_with_avatar(
     assert resp.status_code == 200
     run_worker()
     assert google.events() == [
-        {"eventType": "REPRESENTATIVE_JOINED",
-         "representative": {"representativeType": "HUMAN", "displayName": "Alex Martin",
-                            "avatarImage": "https://cdn.example.test/alex.png"}}
+        {
+            "eventType": "REPRESENTATIVE_JOINED",
+            "representative": {
+                "representativeType": "HUMAN",
+                "displayName": "Alex Martin",
+                "avatarImage": "https://cdn.example.test/alex.png",
+            },
+        }
     ]
 
 
@@ -730,8 +761,10 @@ def test_composer_typing_sends_typing_started(client, app, inbox, agent, make, g
     sio.disconnect()
     run_worker()
     assert google.events() == [
-        {"eventType": "TYPING_STARTED",
-         "representative": {"representativeType": "HUMAN", "displayName": "Alex Martin"}}
+        {
+            "eventType": "TYPING_STARTED",
+            "representative": {"representativeType": "HUMAN", "displayName": "Alex Martin"},
+        }
     ]
 
 
@@ -764,8 +797,9 @@ def test_reply_refused_after_thirty_days(client, inbox, as_agent, google):
     assert google.sent() == []
     assert as_agent.messages(conv["id"], "outbound") == []
     # a private note is still possible
-    note = as_agent.post(f"/conversations/{conv['id']}/messages",
-                         {"body": "Call her instead", "private": True})
+    note = as_agent.post(
+        f"/conversations/{conv['id']}/messages", {"body": "Call her instead", "private": True}
+    )
     assert note.status_code == 201
 
 

@@ -60,8 +60,15 @@ def token_of(inbox: SmsInbox) -> str:
     return inbox.token
 
 
-def signed_post(client, url: str, form: dict, token: str, *, sign_url: str | None = None,
-                signature: str | None = None):
+def signed_post(
+    client,
+    url: str,
+    form: dict,
+    token: str,
+    *,
+    sign_url: str | None = None,
+    signature: str | None = None,
+):
     """POST ``form`` to ``url`` signed like Twilio does for ``sign_url`` (default: ``url``)."""
     if signature is None:
         signature = RequestValidator(token).compute_signature(sign_url or url, form)
@@ -69,8 +76,18 @@ def signed_post(client, url: str, form: dict, token: str, *, sign_url: str | Non
     return client.post("/" + path, data=form, headers={"X-Twilio-Signature": signature})
 
 
-def inbound(client, inbox, body: str = "Hello", *, frm: str = LA, to: str | None = None,
-            message_sid: str | None = None, service: str | None = None, media=(), **extra):
+def inbound(
+    client,
+    inbox,
+    body: str = "Hello",
+    *,
+    frm: str = LA,
+    to: str | None = None,
+    message_sid: str | None = None,
+    service: str | None = None,
+    media=(),
+    **extra,
+):
     """A signed inbound-SMS webhook for ``inbox``; returns the response."""
     form = {
         "MessageSid": message_sid or sid("MM" if media else "SM"),
@@ -191,8 +208,9 @@ def messages(client, auth, conv_id: int) -> list[dict]:
 
 
 def reply(client, auth, conv_id: int, body: str, **extra):
-    return client.post(f"/api/v1/conversations/{conv_id}/messages", headers=auth,
-                       json={"body": body, **extra})
+    return client.post(
+        f"/api/v1/conversations/{conv_id}/messages", headers=auth, json={"body": body, **extra}
+    )
 
 
 def drain() -> None:
@@ -225,19 +243,29 @@ def test_signed_inbound_sms_is_stored_and_answered_with_empty_twiml(client, sms_
 def test_forged_or_unsigned_requests_are_refused_and_store_nothing(
     client, sms_inbox, auth, forgery
 ):
-    form = {"MessageSid": sid(), "AccountSid": ACCOUNT, "From": LA,
-            "To": sms_inbox.number, "Body": "Send me your password", "NumMedia": "0"}
+    form = {
+        "MessageSid": sid(),
+        "AccountSid": ACCOUNT,
+        "From": LA,
+        "To": sms_inbox.number,
+        "Body": "Send me your password",
+        "NumMedia": "0",
+    }
     good = RequestValidator(token_of(sms_inbox)).compute_signature(WEBHOOK, form)
     if forgery == "unsigned":
         resp = client.post("/webhooks/sms/twilio", data=form)
     elif forgery == "wrong token":
         resp = signed_post(client, WEBHOOK, form, "not-the-auth-token")
     elif forgery == "tampered body":
-        resp = signed_post(client, WEBHOOK, {**form, "Body": "Tampered"}, "",
-                           signature=good)
+        resp = signed_post(client, WEBHOOK, {**form, "Body": "Tampered"}, "", signature=good)
     else:
-        resp = signed_post(client, WEBHOOK, form, token_of(sms_inbox),
-                           sign_url="https://evil.example/webhooks/sms/twilio")
+        resp = signed_post(
+            client,
+            WEBHOOK,
+            form,
+            token_of(sms_inbox),
+            sign_url="https://evil.example/webhooks/sms/twilio",
+        )
     assert resp.status_code == 403
     assert conversations(client, auth) == []
 
@@ -247,8 +275,14 @@ def test_forged_status_callback_changes_nothing(client, sms_inbox, auth, twilio)
     conv = only_conversation(client, auth)
     assert reply(client, auth, conv["id"], "Hello!").status_code == 202
     drain()
-    form = {"MessageSid": twilio.sids[0], "MessageStatus": "failed", "ErrorCode": "30006",
-            "AccountSid": ACCOUNT, "From": sms_inbox.number, "To": LA}
+    form = {
+        "MessageSid": twilio.sids[0],
+        "MessageStatus": "failed",
+        "ErrorCode": "30006",
+        "AccountSid": ACCOUNT,
+        "From": sms_inbox.number,
+        "To": LA,
+    }
     resp = signed_post(client, STATUS_URL, form, "forged-token")
     assert resp.status_code == 403
     assert outbound_sent(client, auth, conv["id"])[0]["status"] == "sent"
@@ -259,26 +293,40 @@ def test_request_signed_for_public_url_behind_a_proxy(app, client, sms_inbox, au
     """TLS ends at a proxy: the app sees http://localhost, Twilio signed the public https URL."""
     app.config["PUBLIC_URL"] = "https://support.example.com"
     public_hook = "https://support.example.com/webhooks/sms/twilio"
-    form = {"MessageSid": sid(), "AccountSid": ACCOUNT, "From": LA,
-            "To": sms_inbox.number, "Body": "Behind the proxy", "NumMedia": "0"}
+    form = {
+        "MessageSid": sid(),
+        "AccountSid": ACCOUNT,
+        "From": LA,
+        "To": sms_inbox.number,
+        "Body": "Behind the proxy",
+        "NumMedia": "0",
+    }
     # signed for the URL the app sees: refused once PUBLIC_URL says otherwise
     assert signed_post(client, WEBHOOK, form, token_of(sms_inbox)).status_code == 403
     resp = signed_post(client, WEBHOOK, form, token_of(sms_inbox), sign_url=public_hook)
     assert resp.status_code == 200
     # Twilio's validator also accepts the URL signed with the explicit :443 port
     form2 = {**form, "MessageSid": sid(), "Body": "With a port"}
-    resp = signed_post(client, WEBHOOK, form2, token_of(sms_inbox),
-                       sign_url="https://support.example.com:443/webhooks/sms/twilio")
+    resp = signed_post(
+        client,
+        WEBHOOK,
+        form2,
+        token_of(sms_inbox),
+        sign_url="https://support.example.com:443/webhooks/sms/twilio",
+    )
     assert resp.status_code == 200
     conv = only_conversation(client, auth)
     assert [m["body"] for m in messages(client, auth, conv["id"])] == [
-        "Behind the proxy", "With a port"]
+        "Behind the proxy",
+        "With a port",
+    ]
     # and the status callback Twilio is given is the public one
     reply(client, auth, conv["id"], "Got it")
     drain()
     (sent,) = outbound_sent(client, auth, conv["id"])
     assert twilio.sends[0]["StatusCallback"] == (
-        f"https://support.example.com/webhooks/sms/twilio/status?ref={sent['id']}")
+        f"https://support.example.com/webhooks/sms/twilio/status?ref={sent['id']}"
+    )
 
 
 # --------------------------------------------------------------------------- routing, dedupe
@@ -286,20 +334,42 @@ def test_request_signed_for_public_url_behind_a_proxy(app, client, sms_inbox, au
 
 def test_messaging_service_pool_routing_with_fallback_to_to(client, make, agent, auth):
     service = "MG" + "a" * 32
-    pooled = snap(make.inbox("sms", members=[agent], number="+14155550101",
-                             messaging_service_sid=service))
+    pooled = snap(
+        make.inbox("sms", members=[agent], number="+14155550101", messaging_service_sid=service)
+    )
     plain = snap(make.inbox("sms", members=[agent], number="+14155550102"))
     # a message to another number of the pool carries the service SID: routed to the pool inbox
-    form = {"MessageSid": sid(), "AccountSid": ACCOUNT, "From": LA, "To": "+14155550777",
-            "MessagingServiceSid": service, "Body": "to the pool", "NumMedia": "0"}
+    form = {
+        "MessageSid": sid(),
+        "AccountSid": ACCOUNT,
+        "From": LA,
+        "To": "+14155550777",
+        "MessagingServiceSid": service,
+        "Body": "to the pool",
+        "NumMedia": "0",
+    }
     assert signed_post(client, WEBHOOK, form, token_of(pooled)).status_code == 200
     # a service SID no inbox knows: falls back to the To number
-    form = {"MessageSid": sid(), "AccountSid": ACCOUNT, "From": LA, "To": "+14155550102",
-            "MessagingServiceSid": "MG" + "b" * 32, "Body": "unknown service", "NumMedia": "0"}
+    form = {
+        "MessageSid": sid(),
+        "AccountSid": ACCOUNT,
+        "From": LA,
+        "To": "+14155550102",
+        "MessagingServiceSid": "MG" + "b" * 32,
+        "Body": "unknown service",
+        "NumMedia": "0",
+    }
     assert signed_post(client, WEBHOOK, form, token_of(plain)).status_code == 200
     # neither known: nothing stored, Twilio is told
-    form = {"MessageSid": sid(), "AccountSid": ACCOUNT, "From": LA, "To": "+14155550999",
-            "MessagingServiceSid": "MG" + "c" * 32, "Body": "lost", "NumMedia": "0"}
+    form = {
+        "MessageSid": sid(),
+        "AccountSid": ACCOUNT,
+        "From": LA,
+        "To": "+14155550999",
+        "MessagingServiceSid": "MG" + "c" * 32,
+        "Body": "lost",
+        "NumMedia": "0",
+    }
     assert signed_post(client, WEBHOOK, form, token_of(plain)).status_code == 404
     by_inbox = {c["inbox"]["id"]: c["last_message"]["body"] for c in conversations(client, auth)}
     assert by_inbox == {pooled.id: "to the pool", plain.id: "unknown service"}
@@ -332,12 +402,18 @@ def test_mms_media_downloaded_with_account_auth_and_stored(client, sms_inbox, au
     base = f"http://twilio.fake/2010-04-01/Accounts/{ACCOUNT}/Messages/MM1/Media"
     twilio.rsps.get(f"{base}/ME1", body=b"\xff\xd8jpeg-bytes", content_type="image/jpeg")
     # Twilio's media URL redirects to storage: the credentials must not follow
-    twilio.rsps.get(f"{base}/ME2", status=307,
-                    headers={"Location": "http://media.fake/signed/clip.mp4"})
-    twilio.rsps.get("http://media.fake/signed/clip.mp4", body=b"mp4-bytes",
-                    content_type="video/mp4")
-    resp = inbound(client, sms_inbox, "Photos of the damage",
-                   media=[(f"{base}/ME1", "image/jpeg"), (f"{base}/ME2", "video/mp4")])
+    twilio.rsps.get(
+        f"{base}/ME2", status=307, headers={"Location": "http://media.fake/signed/clip.mp4"}
+    )
+    twilio.rsps.get(
+        "http://media.fake/signed/clip.mp4", body=b"mp4-bytes", content_type="video/mp4"
+    )
+    resp = inbound(
+        client,
+        sms_inbox,
+        "Photos of the damage",
+        media=[(f"{base}/ME1", "image/jpeg"), (f"{base}/ME2", "video/mp4")],
+    )
     assert resp.status_code == 200
     conv = only_conversation(client, auth)
     (msg,) = messages(client, auth, conv["id"])
@@ -354,7 +430,9 @@ def test_mms_media_downloaded_with_account_auth_and_stored(client, sms_inbox, au
     (msg,) = messages(client, auth, conv["id"])
     atts = msg["attachments"]
     assert [(a["kind"], a["content_type"], a["state"]) for a in atts] == [
-        ("image", "image/jpeg", "stored"), ("video", "video/mp4", "stored")]
+        ("image", "image/jpeg", "stored"),
+        ("video", "video/mp4", "stored"),
+    ]
     for att, content in zip(atts, [b"\xff\xd8jpeg-bytes", b"mp4-bytes"], strict=True):
         resp = client.get(att["url"], headers=auth)
         assert resp.data == content
@@ -390,10 +468,12 @@ def test_stop_refuses_replies_until_start(client, sms_inbox, auth, twilio):
 
     thread = messages(client, auth, conv_id)
     assert [(m["direction"], m["body"]) for m in thread if m["direction"] == "inbound"] == [
-        ("inbound", "When do you open?"), ("inbound", "Stop"), ("inbound", "HELP"),
-        ("inbound", "start")]
-    activity = [(m["meta"].get("event"), m["body"]) for m in thread
-                if m["direction"] == "activity"]
+        ("inbound", "When do you open?"),
+        ("inbound", "Stop"),
+        ("inbound", "HELP"),
+        ("inbound", "start"),
+    ]
+    activity = [(m["meta"].get("event"), m["body"]) for m in thread if m["direction"] == "activity"]
     assert activity == [
         ("opted_out", "The customer opted out of messages (STOP). Replies are blocked."),
         ("opted_in", "The customer opted back in (START)."),
@@ -434,12 +514,14 @@ def _sent_reply(client, sms_inbox, auth, twilio, body: str = "On its way") -> tu
 def test_reply_goes_out_through_the_messages_api(client, sms_inbox, auth, twilio):
     conv_id, message_sid = _sent_reply(client, sms_inbox, auth, twilio)
     (sent,) = outbound_sent(client, auth, conv_id)
-    assert twilio.sends == [{
-        "To": LA,
-        "Body": "On its way",
-        "From": sms_inbox.number,
-        "StatusCallback": f"{STATUS_URL}?ref={sent['id']}",
-    }]
+    assert twilio.sends == [
+        {
+            "To": LA,
+            "Body": "On its way",
+            "From": sms_inbox.number,
+            "StatusCallback": f"{STATUS_URL}?ref={sent['id']}",
+        }
+    ]
     call = next(c for c in twilio.rsps.calls if c.request.url == MESSAGES_URL)
     expected = base64.b64encode(f"{ACCOUNT}:{token_of(sms_inbox)}".encode()).decode()
     assert call.request.headers["Authorization"] == f"Basic {expected}"
@@ -484,8 +566,13 @@ def test_receipt_that_overtakes_the_send_response_is_kept(client, sms_inbox, aut
     early = []
 
     def report_delivered(fields: dict, new_sid: str) -> None:
-        form = {"MessageSid": new_sid, "MessageStatus": "delivered", "AccountSid": ACCOUNT,
-                "From": fields["From"], "To": fields["To"]}
+        form = {
+            "MessageSid": new_sid,
+            "MessageStatus": "delivered",
+            "AccountSid": ACCOUNT,
+            "From": fields["From"],
+            "To": fields["To"],
+        }
         early.append(signed_post(client, fields["StatusCallback"], form, sms_inbox.token))
 
     twilio.before_answer = report_delivered
@@ -631,9 +718,7 @@ def test_quiet_hours_refuse_and_offer_the_morning(client, sms_inbox, auth, twili
     assert twilio.sends == []
 
 
-def test_reply_within_an_hour_of_the_customers_message_is_allowed(
-    client, sms_inbox, auth, twilio
-):
+def test_reply_within_an_hour_of_the_customers_message_is_allowed(client, sms_inbox, auth, twilio):
     with time_machine.travel(_at_la(22, 10), tick=False):
         inbound(client, sms_inbox, "Still open?")
     conv_id = only_conversation(client, auth)["id"]
@@ -673,16 +758,22 @@ def test_quiet_hours_follow_the_customers_time_zone(client, make, agent, auth, t
     with time_machine.travel(_at_la(12, 0), tick=False):
         for number in (LA, PARIS, australia):
             inbound(client, inbox, f"Hi from {number}", frm=number)
-    by_number = {c["contact"]["identities"][0]["external_id"]: c for c in conversations(client, auth)}
+    by_number = {
+        c["contact"]["identities"][0]["external_id"]: c for c in conversations(client, auth)
+    }
     with time_machine.travel(_at_la(23, 30), tick=False):  # 08:30 in Paris, 15:30 in Tokyo
         results = {}
         for number, conv in by_number.items():
             resp = reply(client, auth, conv["id"], "Good morning")
             results[number] = resp.status_code
         drain()
-        zones = {n: c["quiet_hours"]["timezone"] for n, c in
-                 ((c["contact"]["identities"][0]["external_id"], c)
-                  for c in conversations(client, auth))}
+        zones = {
+            n: c["quiet_hours"]["timezone"]
+            for n, c in (
+                (c["contact"]["identities"][0]["external_id"], c)
+                for c in conversations(client, auth)
+            )
+        }
     assert results == {LA: 409, PARIS: 202, australia: 202}
     assert zones == {LA: "America/Los_Angeles", PARIS: "Europe/Paris", australia: "Asia/Tokyo"}
     assert sorted(s["To"] for s in twilio.sends) == sorted([PARIS, australia])
@@ -690,8 +781,11 @@ def test_quiet_hours_follow_the_customers_time_zone(client, make, agent, auth, t
 
 def test_quiet_hours_follow_the_inbox_setting(client, sms_inbox, auth, make, twilio):
     lead = make.user("lead")
-    resp = client.patch(f"/api/v1/inboxes/{sms_inbox.id}", headers=make.headers(lead),
-                        json={"quiet_hours": {"start": "23:30", "end": "07:00"}})
+    resp = client.patch(
+        f"/api/v1/inboxes/{sms_inbox.id}",
+        headers=make.headers(lead),
+        json={"quiet_hours": {"start": "23:30", "end": "07:00"}},
+    )
     assert resp.status_code == 200
     with time_machine.travel(_at_la(12, 0), tick=False):
         inbound(client, sms_inbox, "Hi")
@@ -755,8 +849,9 @@ def test_scheduling_into_quiet_hours_is_refused(client, sms_inbox, auth, twilio)
     with time_machine.travel(_at_la(12, 0), tick=False):
         inbound(client, sms_inbox, "Hi")
         conv_id = only_conversation(client, auth)["id"]
-        resp = reply(client, auth, conv_id, "At 2 a.m.?",
-                     send_after=_at_la(2, 0).astimezone(UTC).isoformat())
+        resp = reply(
+            client, auth, conv_id, "At 2 a.m.?", send_after=_at_la(2, 0).astimezone(UTC).isoformat()
+        )
         assert resp.status_code == 409
         assert resp.get_json()["error"]["code"] == "quiet_hours"
         assert resp.get_json()["error"]["send_after"] == "2026-07-16T15:00:00Z"
@@ -798,8 +893,10 @@ def test_scheduled_reply_kept_when_agent_adds_without_customer_writing(
         inbound(client, sms_inbox, "Book me for Friday")
         conv_id = only_conversation(client, auth)["id"]
         later = (_at_la(12, 0) + timedelta(hours=2)).astimezone(UTC).isoformat()
-        assert reply(client, auth, conv_id, "Reminder: Friday 10:00",
-                     send_after=later).status_code == 202
+        assert (
+            reply(client, auth, conv_id, "Reminder: Friday 10:00", send_after=later).status_code
+            == 202
+        )
         assert reply(client, auth, conv_id, "Booked!").status_code == 202
         drain()
     with time_machine.travel(_at_la(14, 1), tick=False):
@@ -827,15 +924,18 @@ def test_segment_counter_endpoint(client, auth):
 
 
 def test_busy_process_keeps_inbound_sms_in_the_intake_and_threads_them_once(
-        client, sms_inbox, auth):
+    client, sms_inbox, auth
+):
     """Under load Twilio gets its TwiML at once; the requests are threaded together later."""
     from app.inbox import intake
 
     first_sid = sid()
     with intake._drain_lock:  # another batch is being threaded in this process
-        for body, message_sid in (("Where is my order?", first_sid),
-                                  ("Where is my order?", first_sid),  # Twilio retried it
-                                  ("STOP", sid())):
+        for body, message_sid in (
+            ("Where is my order?", first_sid),
+            ("Where is my order?", first_sid),  # Twilio retried it
+            ("STOP", sid()),
+        ):
             resp = inbound(client, sms_inbox, body, message_sid=message_sid)
             assert resp.status_code == 200
             assert resp.get_data(as_text=True).endswith("<Response></Response>")
@@ -844,7 +944,8 @@ def test_busy_process_keeps_inbound_sms_in_the_intake_and_threads_them_once(
     done = intake.drain_all()
     assert done.rows == 3 and len(done.created) == 2 and done.duplicates == 1
     conv = only_conversation(client, auth)
-    assert [m["body"] for m in messages(client, auth, conv["id"])
-            if m["direction"] == "inbound"] == ["Where is my order?", "STOP"]
+    assert [
+        m["body"] for m in messages(client, auth, conv["id"]) if m["direction"] == "inbound"
+    ] == ["Where is my order?", "STOP"]
     assert conv["opted_out"] is True and conv["unread_count"] == 2
     assert intake.rows() == []

@@ -29,15 +29,27 @@ PAGE = "104800000000555"
 def body(*items: tuple[str, str, str], page: str = PAGE) -> bytes:
     """A Messenger webhook with one text message per (psid, mid, text)."""
     ts = int(time.time() * 1000)
-    messaging = [{"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts + k,
-                  "message": {"mid": mid, "text": text}} for k, (psid, mid, text) in enumerate(items)]
-    return json.dumps({"object": "page", "entry": [{"id": page, "time": ts, "messaging": messaging}]}).encode()
+    messaging = [
+        {
+            "sender": {"id": psid},
+            "recipient": {"id": page},
+            "timestamp": ts + k,
+            "message": {"mid": mid, "text": text},
+        }
+        for k, (psid, mid, text) in enumerate(items)
+    ]
+    return json.dumps(
+        {"object": "page", "entry": [{"id": page, "time": ts, "messaging": messaging}]}
+    ).encode()
 
 
 def post(client, raw: bytes, secret: str = SECRET):
     sig = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return client.post("/webhooks/messenger", data=raw,
-                       headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+    return client.post(
+        "/webhooks/messenger",
+        data=raw,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+    )
 
 
 @pytest.fixture
@@ -62,8 +74,11 @@ def rows(session) -> list[sa.Row]:
 
 
 def texts(session) -> list[str]:
-    return list(session.scalars(
-        sa.select(Message.body).where(Message.direction == "inbound").order_by(Message.id)))
+    return list(
+        session.scalars(
+            sa.select(Message.body).where(Message.direction == "inbound").order_by(Message.id)
+        )
+    )
 
 
 def test_idle_process_threads_the_body_before_answering(client, session, inbox, captured_events):
@@ -75,8 +90,9 @@ def test_idle_process_threads_the_body_before_answering(client, session, inbox, 
     assert [e.name for e in captured_events].count("message.created") == 1
 
 
-def test_busy_process_stores_the_raw_body_and_answers_at_once(client, session, inbox, busy,
-                                                              captured_events):
+def test_busy_process_stores_the_raw_body_and_answers_at_once(
+    client, session, inbox, busy, captured_events
+):
     raw = body(("7002", "m_busy_1", "First"), ("7003", "m_busy_2", "Second"))
     resp = post(client, raw)
     assert resp.status_code == 200 and resp.get_json() == {"status": "ok", "queued": True}
@@ -97,8 +113,9 @@ def test_busy_process_stores_the_raw_body_and_answers_at_once(client, session, i
     assert abs((msg.created_at - received_at).total_seconds()) < 0.01
 
 
-def test_a_burst_is_threaded_in_one_transaction_with_replays_stored_once(client, session, inbox,
-                                                                         busy, count_queries):
+def test_a_burst_is_threaded_in_one_transaction_with_replays_stored_once(
+    client, session, inbox, busy, count_queries
+):
     bodies = [body((f"70{n % 3}", f"m_burst_{n}", f"Message {n}")) for n in range(30)]
     for raw in bodies + bodies[:5]:  # Meta retries five of them while they wait
         assert post(client, raw).get_json() == {"status": "ok", "queued": True}
@@ -143,7 +160,8 @@ def test_forged_body_is_refused_and_nothing_is_stored(client, session, inbox):
 
 
 def test_unreadable_body_is_kept_as_failed_not_retried_and_can_be_replayed(
-        client, session, inbox, busy, monkeypatch, caplog, app):
+    client, session, inbox, busy, monkeypatch, caplog, app
+):
     raw = body(("7005", "m_bad_1", "Kept for later"))
     good = body(("7006", "m_good_1", "Threaded anyway"))
     post(client, raw)
@@ -158,7 +176,9 @@ def test_unreadable_body_is_kept_as_failed_not_retried_and_can_be_replayed(
     monkeypatch.setitem(intake.PARSERS, "messenger", picky)
     intake._drain_lock.release()
     done = intake.drain_all()
-    assert done.failed == 1 and texts(session) == ["Threaded anyway"]  # one bad body holds nothing back
+    assert done.failed == 1 and texts(session) == [
+        "Threaded anyway"
+    ]  # one bad body holds nothing back
     [row] = rows(session)
     assert row.state == "failed" and row.attempts == intake.MAX_ATTEMPTS
     assert "malformed" in row.error and "KeyError" in row.error
@@ -172,13 +192,17 @@ def test_unreadable_body_is_kept_as_failed_not_retried_and_can_be_replayed(
 
 
 def test_database_failure_while_threading_keeps_the_body_and_retries_later(
-        client, session, inbox, busy, monkeypatch):
+    client, session, inbox, busy, monkeypatch
+):
     from app.inbox import ingest as ingest_module
 
     post(client, body(("7007", "m_retry_1", "Eventually stored")))
     real = ingest_module.ingest
-    monkeypatch.setattr(ingest_module, "ingest",
-                        lambda *a, **k: (_ for _ in ()).throw(sa.exc.OperationalError("x", {}, "disk I/O")))
+    monkeypatch.setattr(
+        ingest_module,
+        "ingest",
+        lambda *a, **k: (_ for _ in ()).throw(sa.exc.OperationalError("x", {}, "disk I/O")),
+    )
     intake._drain_lock.release()
     assert intake.drain_all().failed == 1
     [row] = rows(session)
@@ -223,8 +247,12 @@ def test_concurrent_deliveries_of_one_body_store_one_message(app, session, inbox
     statuses: list[int] = []
 
     def deliver():
-        r = requests.post(live_server.url + "/webhooks/messenger", data=raw, timeout=30,
-                          headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+        r = requests.post(
+            live_server.url + "/webhooks/messenger",
+            data=raw,
+            timeout=30,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+        )
         statuses.append(r.status_code)
 
     threads = [threading.Thread(target=deliver) for _ in range(8)]
@@ -253,13 +281,21 @@ def test_a_body_threaded_by_the_drainer_reaches_the_agents_socket(app, make, liv
         got.set()
 
     app.config.update(INTAKE_DRAINER=True, INTAKE_SWEEP_SECONDS=0.2)
-    sio.connect(live_server.url, auth={"token": make.token(agent)}, transports=["websocket"],
-                wait_timeout=10)
+    sio.connect(
+        live_server.url,
+        auth={"token": make.token(agent)},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
     try:
         raw = body(("7011", "m_live_1", "Seen live"))
         sig = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        resp = requests.post(live_server.url + "/webhooks/messenger", data=raw, timeout=10,
-                             headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+        resp = requests.post(
+            live_server.url + "/webhooks/messenger",
+            data=raw,
+            timeout=10,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+        )
         assert resp.json() == {"status": "ok", "queued": True}
         assert not got.wait(0.3)  # still waiting in the intake
         intake._drain_lock.release()

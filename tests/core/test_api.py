@@ -85,7 +85,9 @@ def test_cursor_pagination_visits_every_conversation_once(client, make, sort):
     h = make.headers(lead)
     seen, cursor = [], None
     while True:
-        url = f"/api/v1/conversations?status=all&sort={sort}&limit=5" + (f"&cursor={cursor}" if cursor else "")
+        url = f"/api/v1/conversations?status=all&sort={sort}&limit=5" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
         page = client.get(url, headers=h).get_json()
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
@@ -132,13 +134,18 @@ def test_agent_gets_404_for_another_inboxs_conversation(client, make):
     h = make.headers(agent)
     assert client.get(f"/api/v1/conversations/{theirs.id}", headers=h).status_code == 404
     assert client.get(f"/api/v1/conversations/{theirs.id}/messages", headers=h).status_code == 404
-    resp = client.post(f"/api/v1/conversations/{theirs.id}/messages", json={"body": "hi"}, headers=h)
+    resp = client.post(
+        f"/api/v1/conversations/{theirs.id}/messages", json={"body": "hi"}, headers=h
+    )
     assert resp.status_code == 404
     listed = client.get("/api/v1/conversations?status=all", headers=h).get_json()
     assert theirs.id not in [i["id"] for i in listed["items"]]
     # a lead sees everything
     lead = make.user("lead")
-    assert client.get(f"/api/v1/conversations/{theirs.id}", headers=make.headers(lead)).status_code == 200
+    assert (
+        client.get(f"/api/v1/conversations/{theirs.id}", headers=make.headers(lead)).status_code
+        == 200
+    )
 
 
 def test_agents_assign_only_to_themselves(client, make, captured_events):
@@ -148,9 +155,17 @@ def test_agents_assign_only_to_themselves(client, make, captured_events):
     inbox = make.inbox(members=[agent, colleague])
     conv = _conv(make, inbox, "z")
     url = f"/api/v1/conversations/{conv.id}/assign"
-    assert client.post(url, json={"assignee_id": colleague.id}, headers=make.headers(agent)).status_code == 403
+    assert (
+        client.post(
+            url, json={"assignee_id": colleague.id}, headers=make.headers(agent)
+        ).status_code
+        == 403
+    )
     resp = client.post(url, json={"assignee_id": agent.id}, headers=make.headers(agent))
-    assert resp.status_code == 200 and resp.get_json()["assignee"] == {"id": agent.id, "name": "Ana"}
+    assert resp.status_code == 200 and resp.get_json()["assignee"] == {
+        "id": agent.id,
+        "name": "Ana",
+    }
     resp = client.post(url, json={"assignee_id": colleague.id}, headers=make.headers(lead))
     assert resp.get_json()["assignee"]["id"] == colleague.id
     notes = client.get("/api/v1/notifications?unread=1", headers=make.headers(colleague)).get_json()
@@ -158,8 +173,10 @@ def test_agents_assign_only_to_themselves(client, make, captured_events):
     outsider = make.user("agent")
     resp = client.post(url, json={"assignee_id": outsider.id}, headers=make.headers(lead))
     assert resp.status_code == 422
-    assert any(e.name == "notification.created" and e.audience == (("user", colleague.id),)
-               for e in captured_events)
+    assert any(
+        e.name == "notification.created" and e.audience == (("user", colleague.id),)
+        for e in captured_events
+    )
 
 
 def test_status_and_snooze(client, make):
@@ -188,8 +205,10 @@ def test_session_writes_need_csrf_token(app, make):
     import re
 
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
-    resp = client.post("/login", data={"email": "ana@example.com", "password": "correct horse battery",
-                                       "csrf_token": token})
+    resp = client.post(
+        "/login",
+        data={"email": "ana@example.com", "password": "correct horse battery", "csrf_token": token},
+    )
     assert resp.status_code == 302
     url = f"/api/v1/conversations/{conv.id}/messages"
     resp = client.post(url, json={"body": "note", "private": True})
@@ -205,8 +224,12 @@ def test_login_is_rate_limited(app, make):
 
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    codes = [client.post("/login", data={"email": "ana@example.com", "password": "wrong",
-                                         "csrf_token": token}).status_code for _ in range(12)]
+    codes = [
+        client.post(
+            "/login", data={"email": "ana@example.com", "password": "wrong", "csrf_token": token}
+        ).status_code
+        for _ in range(12)
+    ]
     assert codes[0] == 401 and 429 in codes
 
 
@@ -223,10 +246,19 @@ def test_inbox_settings_patch(client, make):
     lead, agent = make.user("lead"), make.user()
     inbox = make.inbox(members=[agent])
     url = f"/api/v1/inboxes/{inbox.id}"
-    assert client.patch(url, json={"reopen_days": 3}, headers=make.headers(agent)).status_code == 403
-    resp = client.patch(url, json={"assignment": "round_robin", "response_due_hours": 4,
-                                   "quiet_hours": {"start": "22:00", "end": "07:30"},
-                                   "human_agent": True}, headers=make.headers(lead))
+    assert (
+        client.patch(url, json={"reopen_days": 3}, headers=make.headers(agent)).status_code == 403
+    )
+    resp = client.patch(
+        url,
+        json={
+            "assignment": "round_robin",
+            "response_due_hours": 4,
+            "quiet_hours": {"start": "22:00", "end": "07:30"},
+            "human_agent": True,
+        },
+        headers=make.headers(lead),
+    )
     assert resp.status_code == 200, resp.get_json()
     settings = resp.get_json()["settings"]
     assert settings["assignment"] == "round_robin" and settings["quiet_hours"]["start"] == "22:00"

@@ -16,11 +16,23 @@ def run(app, *args):
 
 
 def test_users_create_and_token(app, client):
-    r = run(app, "users", "create", "lea@shop.example", "--name", "Lea", "--role", "lead",
-            "--password", "s3cret-pass")
+    r = run(
+        app,
+        "users",
+        "create",
+        "lea@shop.example",
+        "--name",
+        "Lea",
+        "--role",
+        "lead",
+        "--password",
+        "s3cret-pass",
+    )
     assert r.exit_code == 0, r.output
     assert db.session.scalar(sa.select(User).where(User.email == "lea@shop.example")).role == "lead"
-    dup = run(app, "users", "create", "lea@shop.example", "--name", "Lea", "--password", "s3cret-pass")
+    dup = run(
+        app, "users", "create", "lea@shop.example", "--name", "Lea", "--password", "s3cret-pass"
+    )
     assert dup.exit_code != 0 and "already exists" in dup.output
     r = run(app, "users", "token", "lea@shop.example")
     token = r.output.strip().splitlines()[-1]
@@ -30,19 +42,85 @@ def test_users_create_and_token(app, client):
 
 def test_inboxes_add_all_channels_and_list_without_secrets(app, tmp_path):
     sa_file = tmp_path / "sa.json"
-    sa_file.write_text(json.dumps({"type": "service_account", "client_email": "x@y.iam",
-                                   "private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
-                                   "private_key_id": "k1", "token_uri": "http://127.0.0.1:1/token"}))
+    sa_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "x@y.iam",
+                "private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+                "private_key_id": "k1",
+                "token_uri": "http://127.0.0.1:1/token",
+            }
+        )
+    )
     cmds = [
-        ["inboxes", "add", "messenger", "--name", "Page", "--page-id", "111", "--page-token", "EAAB-SECRET",
-         "--app-secret", "APPSECRET", "--verify-token", "VERIFYSECRET", "--human-agent"],
-        ["inboxes", "add", "sms", "--name", "SMS", "--number", "+1 (415) 555-0100", "--account-sid",
-         "AC" + "a" * 32, "--auth-token", "TWILIOSECRET", "--messaging-service-sid", "MG" + "b" * 32],
-        ["inboxes", "add", "email", "--name", "Mail", "--address", "Support@Shop.example", "--smtp-host",
-         "smtp.shop.example", "--smtp-port", "587", "--smtp-user", "u", "--smtp-password", "SMTPSECRET",
-         "--imap-host", "imap.shop.example", "--imap-user", "u", "--imap-password", "IMAPSECRET"],
-        ["inboxes", "add", "gbm", "--name", "GBM", "--agent", "brands/b/agents/a", "--client-token",
-         "CLIENTSECRET", "--service-account", str(sa_file)],
+        [
+            "inboxes",
+            "add",
+            "messenger",
+            "--name",
+            "Page",
+            "--page-id",
+            "111",
+            "--page-token",
+            "EAAB-SECRET",
+            "--app-secret",
+            "APPSECRET",
+            "--verify-token",
+            "VERIFYSECRET",
+            "--human-agent",
+        ],
+        [
+            "inboxes",
+            "add",
+            "sms",
+            "--name",
+            "SMS",
+            "--number",
+            "+1 (415) 555-0100",
+            "--account-sid",
+            "AC" + "a" * 32,
+            "--auth-token",
+            "TWILIOSECRET",
+            "--messaging-service-sid",
+            "MG" + "b" * 32,
+        ],
+        [
+            "inboxes",
+            "add",
+            "email",
+            "--name",
+            "Mail",
+            "--address",
+            "Support@Shop.example",
+            "--smtp-host",
+            "smtp.shop.example",
+            "--smtp-port",
+            "587",
+            "--smtp-user",
+            "u",
+            "--smtp-password",
+            "SMTPSECRET",
+            "--imap-host",
+            "imap.shop.example",
+            "--imap-user",
+            "u",
+            "--imap-password",
+            "IMAPSECRET",
+        ],
+        [
+            "inboxes",
+            "add",
+            "gbm",
+            "--name",
+            "GBM",
+            "--agent",
+            "brands/b/agents/a",
+            "--client-token",
+            "CLIENTSECRET",
+            "--service-account",
+            str(sa_file),
+        ],
     ]
     for cmd in cmds:
         r = run(app, *cmd)
@@ -52,8 +130,16 @@ def test_inboxes_add_all_channels_and_list_without_secrets(app, tmp_path):
     rows = [json.loads(line) for line in email_out.strip().splitlines()]
     assert [r["channel"] for r in rows] == ["messenger", "sms", "email", "gbm"]
     assert rows[1]["identifiers"]["number"] == "+14155550100"
-    for secret in ("EAAB-SECRET", "APPSECRET", "VERIFYSECRET", "TWILIOSECRET", "SMTPSECRET",
-                   "IMAPSECRET", "CLIENTSECRET", "PRIVATE KEY"):
+    for secret in (
+        "EAAB-SECRET",
+        "APPSECRET",
+        "VERIFYSECRET",
+        "TWILIOSECRET",
+        "SMTPSECRET",
+        "IMAPSECRET",
+        "CLIENTSECRET",
+        "PRIVATE KEY",
+    ):
         assert secret not in email_out
     messenger = db.session.scalar(sa.select(Inbox).where(Inbox.channel == "messenger"))
     assert messenger.setting("human_agent") is True
@@ -62,11 +148,35 @@ def test_inboxes_add_all_channels_and_list_without_secrets(app, tmp_path):
 
 
 def test_inboxes_add_validates_options(app):
-    r = run(app, "inboxes", "add", "sms", "--name", "SMS", "--number", "not-a-number", "--account-sid",
-            "AC1", "--auth-token", "t")
+    r = run(
+        app,
+        "inboxes",
+        "add",
+        "sms",
+        "--name",
+        "SMS",
+        "--number",
+        "not-a-number",
+        "--account-sid",
+        "AC1",
+        "--auth-token",
+        "t",
+    )
     assert r.exit_code != 0 and "not a valid phone number" in r.output
-    r = run(app, "inboxes", "add", "email", "--name", "Mail", "--address", "nope", "--smtp-host", "h",
-            "--smtp-port", "25")
+    r = run(
+        app,
+        "inboxes",
+        "add",
+        "email",
+        "--name",
+        "Mail",
+        "--address",
+        "nope",
+        "--smtp-host",
+        "h",
+        "--smtp-port",
+        "25",
+    )
     assert r.exit_code != 0
     r = run(app, "inboxes", "add", "messenger", "--name", "P", "--page-id", "1")
     assert r.exit_code != 0 and "Missing option" in r.output

@@ -29,8 +29,11 @@ def graph():
 
 def sends(rsps):
     """Send API calls that carry a message (not sender actions such as mark_seen)."""
-    return [c for c in rsps.calls
-            if c.request.method == "POST" and "message" in json.loads(c.request.body or "{}")]
+    return [
+        c
+        for c in rsps.calls
+        if c.request.method == "POST" and "message" in json.loads(c.request.body or "{}")
+    ]
 
 
 def _setup(make, at=None, **settings):
@@ -41,8 +44,11 @@ def _setup(make, at=None, **settings):
 
 
 def _post(client, make, agent, conv, **body):
-    return client.post(f"/api/v1/conversations/{conv.id}/messages", json={"body": "Hello!", **body},
-                       headers=make.headers(agent))
+    return client.post(
+        f"/api/v1/conversations/{conv.id}/messages",
+        json={"body": "Hello!", **body},
+        headers=make.headers(agent),
+    )
 
 
 def test_reply_is_queued_then_sent_by_the_worker(client, make, graph):
@@ -64,10 +70,18 @@ def test_refused_send_never_reaches_the_provider(client, make, graph):
     assert resp.status_code == 409
     err = resp.get_json()["error"]
     assert err["code"] == "window_closed" and "24-hour" in err["message"]
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxItem).where(OutboxItem.kind == "send")) == 0
-    assert db.session.scalar(
-        sa.select(sa.func.count()).select_from(Message).where(Message.direction == "outbound")
-    ) == 0
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(OutboxItem).where(OutboxItem.kind == "send")
+        )
+        == 0
+    )
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(Message).where(Message.direction == "outbound")
+        )
+        == 0
+    )
     worker.run_once()
     assert len(sends(graph)) == 0
 
@@ -86,7 +100,12 @@ def test_notes_are_stored_never_sent(client, make, graph):
     resp = _post(client, make, agent, conv, private=True, body="Customer is a VIP")
     assert resp.status_code == 201
     assert resp.get_json()["direction"] == "note"
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxItem).where(OutboxItem.kind == "send")) == 0
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(OutboxItem).where(OutboxItem.kind == "send")
+        )
+        == 0
+    )
 
 
 def test_same_client_id_creates_one_message(client, make, graph):
@@ -109,7 +128,11 @@ def test_transient_errors_retry_with_backoff_then_succeed(client, make, graph):
             return (200, {}, json.dumps({"recipient_id": "psid-9"}))
         attempts.append(1)
         if len(attempts) == 1:
-            return (500, {}, json.dumps({"error": {"code": 1200, "message": "Temporary send message failure"}}))
+            return (
+                500,
+                {},
+                json.dumps({"error": {"code": 1200, "message": "Temporary send message failure"}}),
+            )
         return (200, {}, json.dumps({"recipient_id": "psid-9", "message_id": "m_retry"}))
 
     graph.add_callback(responses.POST, GRAPH, callback=answer)
@@ -130,8 +153,17 @@ def test_transient_errors_retry_with_backoff_then_succeed(client, make, graph):
 
 def test_window_closed_by_platform_marks_message_failed(client, make, graph):
     agent, inbox, conv = _setup(make)
-    graph.post(GRAPH, status=400, json={"error": {
-        "code": 10, "error_subcode": 2018278, "message": "This message is sent outside of allowed window."}})
+    graph.post(
+        GRAPH,
+        status=400,
+        json={
+            "error": {
+                "code": 10,
+                "error_subcode": 2018278,
+                "message": "This message is sent outside of allowed window.",
+            }
+        },
+    )
     msg_id = _post(client, make, agent, conv).get_json()["id"]
     worker.run_once()
     msg = db.session.get(Message, msg_id)
@@ -143,8 +175,13 @@ def test_concurrent_workers_never_send_a_row_twice(app, client, make, graph):
     agent, inbox, conv = _setup(make)
     counter = iter(range(1000))
     graph.add_callback(
-        responses.POST, GRAPH,
-        callback=lambda req: (200, {}, json.dumps({"recipient_id": "psid-9", "message_id": f"m{next(counter)}"})),
+        responses.POST,
+        GRAPH,
+        callback=lambda req: (
+            200,
+            {},
+            json.dumps({"recipient_id": "psid-9", "message_id": f"m{next(counter)}"}),
+        ),
     )
     for i in range(20):
         assert _post(client, make, agent, conv, body=f"reply {i}").status_code == 202
@@ -162,14 +199,19 @@ def test_concurrent_workers_never_send_a_row_twice(app, client, make, graph):
         t.join(60)
     bodies = [json.loads(c.request.body)["message"]["text"] for c in sends(graph)]
     assert sorted(bodies) == sorted(f"reply {i}" for i in range(20))
-    assert db.session.scalar(
-        sa.select(sa.func.count()).select_from(Message).where(Message.status == "sent")
-    ) == 20
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(Message).where(Message.status == "sent")
+        )
+        == 20
+    )
 
 
 def test_auth_failure_pauses_sending_until_reconnect(client, make, graph):
     agent, inbox, conv = _setup(make)
-    graph.post(GRAPH, status=400, json={"error": {"code": 190, "message": "Invalid OAuth access token."}})
+    graph.post(
+        GRAPH, status=400, json={"error": {"code": 190, "message": "Invalid OAuth access token."}}
+    )
     inbox_id = inbox.id
     msg_id = _post(client, make, agent, conv).get_json()["id"]
     worker.run_once()

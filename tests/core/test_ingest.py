@@ -24,8 +24,14 @@ from connectors.base import (
 
 
 def _msg(inbox, ext="mid.1", contact="psid-1", text="Hi", at=None, **kw):
-    return InboundMessage(inbox_key=inbox.route_key, external_id=ext, contact_id=contact,
-                          sent_at=at or now(), text=text, **kw)
+    return InboundMessage(
+        inbox_key=inbox.route_key,
+        external_id=ext,
+        contact_id=contact,
+        sent_at=at or now(),
+        text=text,
+        **kw,
+    )
 
 
 def count(model, *where) -> int:
@@ -100,11 +106,15 @@ def test_message_stored_by_another_process_meanwhile_counts_once(make, monkeypat
         self.existing.clear()
 
     monkeypatch.setattr(ingest_mod._Batch, "prefetch", blind)
-    result = ingest(db.session, inbox, [
-        _msg(inbox, ext="mid.a", contact="psid-1", text="First"),
-        _msg(inbox, ext="mid.b", contact="psid-1", text="Second"),
-        _msg(inbox, ext="mid.c", contact="psid-2", text="Other"),
-    ])
+    result = ingest(
+        db.session,
+        inbox,
+        [
+            _msg(inbox, ext="mid.a", contact="psid-1", text="First"),
+            _msg(inbox, ext="mid.b", contact="psid-1", text="Second"),
+            _msg(inbox, ext="mid.c", contact="psid-2", text="Other"),
+        ],
+    )
     assert len(result.created) == 1 and result.duplicates == 2
     db.session.expire_all()
     assert count(Message) == 3
@@ -121,32 +131,58 @@ def test_large_batch_mixing_replays_and_new_messages_threads_each_sender_once(ma
     """
     inbox = make.inbox()
     other = make.inbox()
-    first = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}")
-             for i in range(300)]
+    first = [
+        _msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}") for i in range(300)
+    ]
     ingest(db.session, inbox, first)
     ingest(db.session, other, [_msg(other, ext="mid.0", contact="psid-0")])  # same id elsewhere
-    convs = dict(db.session.execute(sa.select(Conversation.contact_id, Conversation.id)
-                                    .where(Conversation.inbox_id == inbox.id)).all())
+    convs = dict(
+        db.session.execute(
+            sa.select(Conversation.contact_id, Conversation.id).where(
+                Conversation.inbox_id == inbox.id
+            )
+        ).all()
+    )
     assert len(convs) == 120
-    again = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}")
-             for i in range(300)]
-    new = [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"two {i}")
-           for i in range(300, 599)]
+    again = [
+        _msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"one {i}") for i in range(300)
+    ]
+    new = [
+        _msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 120}", text=f"two {i}")
+        for i in range(300, 599)
+    ]
     at = now().replace(microsecond=123000) - timedelta(minutes=5)
-    new.append(_msg(inbox, ext="mid.599", contact="psid-119", text="Grüße, 東京 👋", at=at,
-                    context={"locale": "de", "referral": {"ref": "ad-7"}}))
+    new.append(
+        _msg(
+            inbox,
+            ext="mid.599",
+            contact="psid-119",
+            text="Grüße, 東京 👋",
+            at=at,
+            context={"locale": "de", "referral": {"ref": "ad-7"}},
+        )
+    )
     result = ingest(db.session, inbox, again + new)
     assert len(result.created) == 300 and result.duplicates == 300
     db.session.expire_all()
     last = db.session.scalars(sa.select(Message).where(Message.provider_id == "mid.599")).one()
     assert last.body == "Grüße, 東京 👋" and last.platform_at == at
-    assert last.meta == {"kind": "message", "context": {"locale": "de", "referral": {"ref": "ad-7"}}}
+    assert last.meta == {
+        "kind": "message",
+        "context": {"locale": "de", "referral": {"ref": "ad-7"}},
+    }
     assert count(Message, Message.inbox_id == inbox.id) == 600
-    after = dict(db.session.execute(sa.select(Conversation.contact_id, Conversation.id)
-                                    .where(Conversation.inbox_id == inbox.id)).all())
+    after = dict(
+        db.session.execute(
+            sa.select(Conversation.contact_id, Conversation.id).where(
+                Conversation.inbox_id == inbox.id
+            )
+        ).all()
+    )
     assert after == convs  # every new message joined its sender's conversation
-    unread = db.session.scalars(sa.select(Conversation.unread_count)
-                                .where(Conversation.inbox_id == inbox.id)).all()
+    unread = db.session.scalars(
+        sa.select(Conversation.unread_count).where(Conversation.inbox_id == inbox.id)
+    ).all()
     assert sum(unread) == 600
 
 
@@ -166,8 +202,14 @@ def test_postgresql_finds_replays_by_index_without_statistics(make, session):
         pytest.skip("PostgreSQL's planner only")
     inbox = make.inbox()
     for start in range(0, 3000, 500):
-        ingest(db.session, inbox, [_msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 50}")
-                                   for i in range(start, start + 500)])
+        ingest(
+            db.session,
+            inbox,
+            [
+                _msg(inbox, ext=f"mid.{i}", contact=f"psid-{i % 50}")
+                for i in range(start, start + 500)
+            ],
+        )
     known = _prefetch_statements(session)[0]
     ids = [f"mid.{i}" for i in range(2990, 3490)]
     executed = []
@@ -183,9 +225,11 @@ def test_postgresql_finds_replays_by_index_without_statistics(make, session):
         sa.event.remove(engine, "before_cursor_execute", keep)
     assert sorted(found) == sorted(ids[:10])
     statement, parameters = executed[-1]
-    plan = session.connection().exec_driver_sql(
-        "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters
-    ).scalar()
+    plan = (
+        session.connection()
+        .exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+        .scalar()
+    )
     plan = plan if isinstance(plan, list) else json.loads(plan)
 
     def nodes(node):
@@ -199,7 +243,9 @@ def test_postgresql_finds_replays_by_index_without_statistics(make, session):
     assert all(n["Actual Rows"] <= 1 for n in read)  # one index entry per id, at most
 
 
-def test_new_senders_are_created_together_and_a_concurrent_one_is_reused(make, session, monkeypatch):
+def test_new_senders_are_created_together_and_a_concurrent_one_is_reused(
+    make, session, monkeypatch
+):
     """Senders new to the inbox get a contact and identity each; one made elsewhere meanwhile wins.
 
     PostgreSQL only: on SQLite the single writer keeps another process from
@@ -217,39 +263,58 @@ def test_new_senders_are_created_together_and_a_concurrent_one_is_reused(make, s
 
     def racing(self, names, senders):
         with db.engine.begin() as conn:  # another process creates psid-2 first
-            contact_id = conn.execute(sa.insert(Contact.__table__).returning(Contact.id),
-                                      {"name": "Ana Elsewhere", "created_at": now()}).scalar()
-            conn.execute(sa.insert(ContactIdentity.__table__), {
-                "contact_id": contact_id, "inbox_id": inbox.id, "channel": "messenger",
-                "external_id": "psid-2", "data": {}, "created_at": now()})
+            contact_id = conn.execute(
+                sa.insert(Contact.__table__).returning(Contact.id),
+                {"name": "Ana Elsewhere", "created_at": now()},
+            ).scalar()
+            conn.execute(
+                sa.insert(ContactIdentity.__table__),
+                {
+                    "contact_id": contact_id,
+                    "inbox_id": inbox.id,
+                    "channel": "messenger",
+                    "external_id": "psid-2",
+                    "data": {},
+                    "created_at": now(),
+                },
+            )
         create(self, names, senders)
 
     monkeypatch.setattr(ingest_mod._Batch, "create_senders", racing)
-    result = ingest(db.session, inbox, [
-        _msg(inbox, ext="mid.1", contact="psid-1", contact_name="Bo"),
-        _msg(inbox, ext="mid.2", contact="psid-2", contact_name="Ana"),
-        _msg(inbox, ext="mid.3", contact="psid-3"),
-        _msg(inbox, ext="mid.4", contact="psid-1"),
-    ])
+    result = ingest(
+        db.session,
+        inbox,
+        [
+            _msg(inbox, ext="mid.1", contact="psid-1", contact_name="Bo"),
+            _msg(inbox, ext="mid.2", contact="psid-2", contact_name="Ana"),
+            _msg(inbox, ext="mid.3", contact="psid-3"),
+            _msg(inbox, ext="mid.4", contact="psid-1"),
+        ],
+    )
     assert len(result.created) == 4
     db.session.expire_all()
     names = sorted((c.name or "") for c in db.session.scalars(sa.select(Contact)))
     assert names == ["", "Ana Elsewhere", "Bo"]  # no contact left without an identity
     assert count(ContactIdentity) == 3 and count(Conversation) == 3
-    ana = db.session.scalars(sa.select(Conversation).join(Contact)
-                             .where(Contact.name == "Ana Elsewhere")).one()
+    ana = db.session.scalars(
+        sa.select(Conversation).join(Contact).where(Contact.name == "Ana Elsewhere")
+    ).one()
     assert ana.unread_count == 1
 
 
 def test_new_senders_in_one_batch_each_start_a_conversation_when_they_first_wrote(
-        make, captured_events):
+    make, captured_events
+):
     inbox = make.inbox()
     make.inbound(inbox, contact="known", text="earlier")
     captured_events.clear()
     t0 = now() - timedelta(seconds=30)
-    evs = [_msg(inbox, ext="n1", contact="new-1", at=t0), _msg(inbox, ext="k1", contact="known", at=t0),
-           _msg(inbox, ext="n2", contact="new-2", at=t0 + timedelta(seconds=1)),
-           _msg(inbox, ext="n3", contact="new-1", at=t0 + timedelta(seconds=2))]
+    evs = [
+        _msg(inbox, ext="n1", contact="new-1", at=t0),
+        _msg(inbox, ext="k1", contact="known", at=t0),
+        _msg(inbox, ext="n2", contact="new-2", at=t0 + timedelta(seconds=1)),
+        _msg(inbox, ext="n3", contact="new-1", at=t0 + timedelta(seconds=2)),
+    ]
     times = [t0 + timedelta(seconds=i * 10) for i in range(4)]
     result = ingest(db.session, inbox, evs, times)
     assert len(result.created) == 4
@@ -346,8 +411,16 @@ def test_response_due_uses_inbox_setting(make):
 
 
 def _outbound(conv, status="sent", provider_id="out-1", at=None):
-    msg = Message(conversation_id=conv.id, inbox_id=conv.inbox_id, direction="outbound", body="r",
-                  status=status, provider_id=provider_id, platform_at=at or now(), meta={})
+    msg = Message(
+        conversation_id=conv.id,
+        inbox_id=conv.inbox_id,
+        direction="outbound",
+        body="r",
+        status=status,
+        provider_id=provider_id,
+        platform_at=at or now(),
+        meta={},
+    )
     db.session.add(msg)
     db.session.commit()
     return msg
@@ -359,7 +432,11 @@ def test_status_updates_never_downgrade(make):
     out = _outbound(conv)
 
     def receipt(state, error=None):
-        ingest(db.session, inbox, [StatusUpdate(inbox.route_key, state, external_id="out-1", error=error)])
+        ingest(
+            db.session,
+            inbox,
+            [StatusUpdate(inbox.route_key, state, external_id="out-1", error=error)],
+        )
         db.session.refresh(out)
         return out.status
 
@@ -374,13 +451,23 @@ def test_failed_is_final_unless_a_later_success_arrives(make):
     conv = db.session.get(Conversation, make.inbound(inbox).conversation_id)
     out = _outbound(conv)
     err = SendError(ErrorKind.PERMANENT, "30007", "Carrier filtered the message")
-    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.FAILED, external_id="out-1", error=err)])
+    ingest(
+        db.session,
+        inbox,
+        [StatusUpdate(inbox.route_key, DeliveryState.FAILED, external_id="out-1", error=err)],
+    )
     db.session.refresh(out)
     assert (out.status, out.error_code) == ("failed", "30007")
-    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.SENT, external_id="out-1")])
+    ingest(
+        db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.SENT, external_id="out-1")]
+    )
     db.session.refresh(out)
     assert out.status == "failed"
-    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.DELIVERED, external_id="out-1")])
+    ingest(
+        db.session,
+        inbox,
+        [StatusUpdate(inbox.route_key, DeliveryState.DELIVERED, external_id="out-1")],
+    )
     db.session.refresh(out)
     assert out.status == "delivered" and out.error_code is None
 
@@ -391,7 +478,11 @@ def test_watermark_marks_earlier_outbound_read(make):
     t = now()
     old = _outbound(conv, provider_id="o1", at=t - timedelta(minutes=5))
     new = _outbound(conv, provider_id="o2", at=t + timedelta(minutes=5))
-    ingest(db.session, inbox, [StatusUpdate(inbox.route_key, DeliveryState.READ, contact_id="psid", watermark=t)])
+    ingest(
+        db.session,
+        inbox,
+        [StatusUpdate(inbox.route_key, DeliveryState.READ, contact_id="psid", watermark=t)],
+    )
     db.session.refresh(old)
     db.session.refresh(new)
     assert (old.status, new.status) == ("read", "sent")
@@ -401,7 +492,9 @@ def test_echo_of_our_send_merges_even_before_send_returned(make):
     inbox = make.inbox()
     conv = db.session.get(Conversation, make.inbound(inbox, contact="psid").conversation_id)
     ours = _outbound(conv, status="queued", provider_id=None)
-    echo = EchoedOutbound(inbox.route_key, "m_echo", "psid", now(), text="r", metadata=ours.reference)
+    echo = EchoedOutbound(
+        inbox.route_key, "m_echo", "psid", now(), text="r", metadata=ours.reference
+    )
     ingest(db.session, inbox, [echo])
     db.session.refresh(ours)
     assert (ours.status, ours.provider_id) == ("sent", "m_echo")

@@ -43,8 +43,11 @@ def test_notifications_go_to_one_user(app, make, client):
     ca = socketio.test_client(app, auth={"token": make.token(ana)})
     cb = socketio.test_client(app, auth={"token": make.token(bo)})
     ca.get_received(), cb.get_received()
-    client.post(f"/api/v1/conversations/{msg.conversation_id}/assign", json={"assignee_id": ana.id},
-                headers=make.headers(lead))
+    client.post(
+        f"/api/v1/conversations/{msg.conversation_id}/assign",
+        json={"assignee_id": ana.id},
+        headers=make.headers(lead),
+    )
     assert "notification.created" in _names(ca)
     assert "notification.created" not in _names(cb)
 
@@ -58,7 +61,9 @@ def test_presence_is_shared_with_the_inbox(app, make):
     ca.get_received(), cb.get_received()
     ca.emit("presence", {"conversation_id": msg.conversation_id, "state": "replying"})
     got = [m for m in cb.get_received() if m["name"] == "presence.updated"]
-    assert got and got[-1]["args"][0]["users"] == [{"id": ana.id, "name": "Ana", "state": "replying"}]
+    assert got and got[-1]["args"][0]["users"] == [
+        {"id": ana.id, "name": "Ana", "state": "replying"}
+    ]
     ca.disconnect()
     got = [m for m in cb.get_received() if m["name"] == "presence.updated"]
     assert got[-1]["args"][0]["users"] == []

@@ -19,13 +19,25 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def _signed_message(secret: str, page_id: str, text: str) -> tuple[bytes, dict]:
-    body = json.dumps({
-        "object": "page",
-        "entry": [{"id": page_id, "time": int(time.time() * 1000), "messaging": [{
-            "sender": {"id": "psid-77"}, "recipient": {"id": page_id},
-            "timestamp": int(time.time() * 1000),
-            "message": {"mid": f"mid.{uuid.uuid4().hex}", "text": text}}]}],
-    }).encode()
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": page_id,
+                    "time": int(time.time() * 1000),
+                    "messaging": [
+                        {
+                            "sender": {"id": "psid-77"},
+                            "recipient": {"id": page_id},
+                            "timestamp": int(time.time() * 1000),
+                            "message": {"mid": f"mid.{uuid.uuid4().hex}", "text": text},
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
     sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "X-Hub-Signature-256": sig}
 

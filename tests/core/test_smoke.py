@@ -54,17 +54,32 @@ def test_in_memory_sqlite_starts_and_stores(tmp_path, monkeypatch):
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})
     with app.app_context():
         db.create_all()
-        inbox = Inbox(channel="sms", name="SMS", route_key="+14155550100",
-                      config={"number": "+14155550100"}, settings={})
+        inbox = Inbox(
+            channel="sms",
+            name="SMS",
+            route_key="+14155550100",
+            config={"number": "+14155550100"},
+            settings={},
+        )
         db.session.add(inbox)
         db.session.commit()
         from app.clock import now
         from app.inbox.ingest import ingest
         from connectors.base import InboundMessage
 
-        ingest(db.session, inbox, [InboundMessage(inbox_key=inbox.route_key, external_id="SM1",
-                                                  contact_id="+14155550111", sent_at=now(),
-                                                  text="Hello")])
+        ingest(
+            db.session,
+            inbox,
+            [
+                InboundMessage(
+                    inbox_key=inbox.route_key,
+                    external_id="SM1",
+                    contact_id="+14155550111",
+                    sent_at=now(),
+                    text="Hello",
+                )
+            ],
+        )
         assert db.session.query(Message).count() == 1
         assert app.test_client().get("/healthz").get_json()["database"] == "ok"
         db.session.remove()

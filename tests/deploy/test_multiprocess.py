@@ -33,8 +33,12 @@ from tests.processes import (
 )
 
 # one deployment for the module: keep its tests on one xdist worker (make test: --dist loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres,
-              pytest.mark.xdist_group("deploy-multiprocess")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.xdist_group("deploy-multiprocess"),
+]
 
 PAGE_ID = "104800000000555"
 APP_SECRET = "deploy-app-secret"
@@ -56,7 +60,10 @@ class FakeGraph:
                     with fake.lock:
                         fake.sent.append(body)
                         n = len(fake.sent)
-                    answer = {"recipient_id": body["recipient"].get("id"), "message_id": f"m_out_{n}"}
+                    answer = {
+                        "recipient_id": body["recipient"].get("id"),
+                        "message_id": f"m_out_{n}",
+                    }
                 else:  # sender actions (mark_seen, typing_on)
                     answer = {"recipient_id": (body.get("recipient") or {}).get("id")}
                 self._json(answer)
@@ -124,9 +131,18 @@ def _setup(db_url: str) -> dict:
         upgrade(directory=str(ROOT / "migrations"))
         agent = User(email="ana@deploy.example", name="Ana", role="agent")
         agent.set_password("correct horse battery")
-        inbox = Inbox(channel="messenger", name="Deploy Page", route_key=PAGE_ID, settings={},
-                      config={"page_id": PAGE_ID, "page_token": "EAAG-deploy",
-                              "app_secret": APP_SECRET, "verify_token": "deploy-verify"})
+        inbox = Inbox(
+            channel="messenger",
+            name="Deploy Page",
+            route_key=PAGE_ID,
+            settings={},
+            config={
+                "page_id": PAGE_ID,
+                "page_token": "EAAG-deploy",
+                "app_secret": APP_SECRET,
+                "verify_token": "deploy-verify",
+            },
+        )
         db.session.add_all([agent, inbox])
         db.session.flush()
         db.session.add(InboxMember(inbox_id=inbox.id, user_id=agent.id))
@@ -149,19 +165,32 @@ def deployment(tmp_path_factory):
     procs = []
     try:
         setup = _setup(db_url)
-        common = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"sb-deploy-{uuid.uuid4().hex[:8]}",
-                  "MESSENGER_GRAPH_URL": graph.url, "SWITCHBOARD_ENV": "production",
-                  "DELIVERY_POLL_SECONDS": "0.5"}
+        common = {
+            "REDIS_URL": redis_url,
+            "SOCKETIO_CHANNEL": f"sb-deploy-{uuid.uuid4().hex[:8]}",
+            "MESSENGER_GRAPH_URL": graph.url,
+            "SWITCHBOARD_ENV": "production",
+            "DELIVERY_POLL_SECONDS": "0.5",
+        }
         a, url_a = start_gunicorn(db_url, tmp, "web-a", **common)
         procs.append(a)
         # the worker and web B start together: their schedulers tick at nearly the same moments
         worker = start_worker(db_url, tmp, **common, LOG_LEVEL="INFO")
         procs.append(worker)
-        b, url_b = start_gunicorn(db_url, tmp, "web-b", **common, RUN_BACKGROUND="1",
-                                  LOG_LEVEL="INFO")
+        b, url_b = start_gunicorn(
+            db_url, tmp, "web-b", **common, RUN_BACKGROUND="1", LOG_LEVEL="INFO"
+        )
         procs.append(b)
-        yield {"a": a, "b": b, "worker": worker, "url_a": url_a, "url_b": url_b, "graph": graph,
-               "token": setup["token"], "started": time.monotonic()}
+        yield {
+            "a": a,
+            "b": b,
+            "worker": worker,
+            "url_a": url_a,
+            "url_b": url_b,
+            "graph": graph,
+            "token": setup["token"],
+            "started": time.monotonic(),
+        }
     finally:
         for proc in procs:
             proc.stop()
@@ -173,15 +202,24 @@ def _webhook(url: str, items: list[tuple[str, str]]) -> None:
     """Customer messages ``(psid, text)`` as one signed Messenger delivery."""
     now_ms = int(time.time() * 1000)
     messaging = [
-        {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms,
-         "message": {"mid": f"m_{uuid.uuid4().hex}", "text": text}}
+        {
+            "sender": {"id": psid},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": now_ms,
+            "message": {"mid": f"m_{uuid.uuid4().hex}", "text": text},
+        }
         for psid, text in items
     ]
-    body = json.dumps({"object": "page", "entry": [{"id": PAGE_ID, "time": now_ms,
-                                                    "messaging": messaging}]}).encode()
+    body = json.dumps(
+        {"object": "page", "entry": [{"id": PAGE_ID, "time": now_ms, "messaging": messaging}]}
+    ).encode()
     sig = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    resp = requests.post(url + "/webhooks/messenger", data=body, timeout=30,
-                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+    resp = requests.post(
+        url + "/webhooks/messenger",
+        data=body,
+        timeout=30,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -190,8 +228,9 @@ def _conversation_of(url: str, token: str, text: str, timeout: float = 15) -> in
     headers = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        resp = requests.get(url + "/api/v1/conversations?status=all&limit=100", headers=headers,
-                            timeout=10)
+        resp = requests.get(
+            url + "/api/v1/conversations?status=all&limit=100", headers=headers, timeout=10
+        )
         for item in resp.json()["items"]:
             if (item.get("last_message") or {}).get("body") == text:
                 return item["id"]
@@ -200,8 +239,11 @@ def _conversation_of(url: str, token: str, text: str, timeout: float = 15) -> in
 
 
 def _messages(url: str, token: str, conv_id: int) -> list[dict]:
-    resp = requests.get(f"{url}/api/v1/conversations/{conv_id}/messages?limit=100",
-                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    resp = requests.get(
+        f"{url}/api/v1/conversations/{conv_id}/messages?limit=100",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["items"]
 
@@ -223,8 +265,9 @@ def test_a_webhook_received_by_process_a_reaches_an_agent_connected_to_process_b
             got.append(data)
             arrived.set()
 
-    client.connect(dep["url_b"], auth={"token": dep["token"]}, transports=["websocket"],
-                   wait_timeout=30)
+    client.connect(
+        dep["url_b"], auth={"token": dep["token"]}, transports=["websocket"], wait_timeout=30
+    )
     try:
         assert client.transport() == "websocket"
         _webhook(dep["url_a"], [("psid-cross-1", text)])
@@ -240,9 +283,12 @@ def test_a_reply_posted_to_process_a_is_sent_exactly_once(deployment):
     _webhook(dep["url_a"], [("psid-reply-1", question)])
     conv_id = _conversation_of(dep["url_b"], dep["token"], question)
     reply = f"Of course, send it here. {uuid.uuid4().hex[:6]}"
-    resp = requests.post(f"{dep['url_a']}/api/v1/conversations/{conv_id}/messages",
-                         json={"body": reply, "client_id": uuid.uuid4().hex},
-                         headers={"Authorization": f"Bearer {dep['token']}"}, timeout=10)
+    resp = requests.post(
+        f"{dep['url_a']}/api/v1/conversations/{conv_id}/messages",
+        json={"body": reply, "client_id": uuid.uuid4().hex},
+        headers={"Authorization": f"Bearer {dep['token']}"},
+        timeout=10,
+    )
     assert resp.status_code == 202, resp.text
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and reply not in dep["graph"].texts():
@@ -250,8 +296,11 @@ def test_a_reply_posted_to_process_a_is_sent_exactly_once(deployment):
     assert reply in dep["graph"].texts(), f"the reply was never sent\n{_logs(dep)}"
     time.sleep(3)  # several poll cycles of both delivery workers
     assert dep["graph"].texts().count(reply) == 1
-    statuses = [m["status"] for m in _messages(dep["url_b"], dep["token"], conv_id)
-                if m["direction"] == "outbound" and m["body"] == reply]
+    statuses = [
+        m["status"]
+        for m in _messages(dep["url_b"], dep["token"], conv_id)
+        if m["direction"] == "outbound" and m["body"] == reply
+    ]
     assert statuses == ["sent"]
 
 
@@ -263,17 +312,21 @@ def test_two_schedulers_wake_a_snoozed_conversation_once(deployment):
     convs = [_conversation_of(dep["url_b"], dep["token"], t) for t in texts]
     until = (datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
     for conv_id in convs:
-        resp = requests.post(f"{dep['url_a']}/api/v1/conversations/{conv_id}/status",
-                             json={"status": "snoozed", "snooze_until": until}, headers=headers,
-                             timeout=10)
+        resp = requests.post(
+            f"{dep['url_a']}/api/v1/conversations/{conv_id}/status",
+            json={"status": "snoozed", "snooze_until": until},
+            headers=headers,
+            timeout=10,
+        )
         assert resp.status_code == 200, resp.text
     # wake_snoozed runs every 30 s in each scheduler, the first time 30 s after it started
     deadline = time.monotonic() + 75
     pending = set(convs)
     while pending and time.monotonic() < deadline:
         for conv_id in list(pending):
-            resp = requests.get(f"{dep['url_b']}/api/v1/conversations/{conv_id}", headers=headers,
-                                timeout=10)
+            resp = requests.get(
+                f"{dep['url_b']}/api/v1/conversations/{conv_id}", headers=headers, timeout=10
+            )
             if resp.json()["status"] == "open":
                 pending.discard(conv_id)
         time.sleep(0.5)
@@ -282,6 +335,9 @@ def test_two_schedulers_wake_a_snoozed_conversation_once(deployment):
         assert "scheduler started" in dep[name].output(), f"no scheduler in {name}\n{_logs(dep)}"
     time.sleep(2)
     for conv_id in convs:
-        woken = [m for m in _messages(dep["url_b"], dep["token"], conv_id)
-                 if m["direction"] == "activity" and m["body"].startswith("Snooze ended")]
+        woken = [
+            m
+            for m in _messages(dep["url_b"], dep["token"], conv_id)
+            if m["direction"] == "activity" and m["body"].startswith("Snooze ended")
+        ]
         assert len(woken) == 1, (conv_id, woken)

@@ -28,7 +28,8 @@ def test_every_browser_string_is_translated_with_its_placeholders(lang):
         message = catalog.get(msgid)
         assert message is not None and message.string, f"{lang}: {msgid!r} is not translated"
         assert sorted(PLACEHOLDER.findall(msgid)) == sorted(PLACEHOLDER.findall(message.string)), (
-            f"{lang}: placeholders differ in {msgid!r}")
+            f"{lang}: placeholders differ in {msgid!r}"
+        )
     untranslated = [m.id for m in catalog if m.id and not m.string]
     assert untranslated == []
 
@@ -41,13 +42,16 @@ def test_compiled_catalogs_match_the_sources(lang):
     assert compiled == source, f"run: pybabel compile -d app/translations ({lang})"
 
 
-@pytest.mark.parametrize(("lang", "direction", "text"), [
-    ("en", "ltr", "Sign in"),
-    ("fr", "ltr", "Se connecter"),
-    ("pt", "ltr", "Entrar"),
-    ("ar", "rtl", "تسجيل الدخول"),
-    ("fa", "rtl", "ورود"),
-])
+@pytest.mark.parametrize(
+    ("lang", "direction", "text"),
+    [
+        ("en", "ltr", "Sign in"),
+        ("fr", "ltr", "Se connecter"),
+        ("pt", "ltr", "Entrar"),
+        ("ar", "rtl", "تسجيل الدخول"),
+        ("fa", "rtl", "ورود"),
+    ],
+)
 def test_login_page_in_each_language(client, make, lang, direction, text):
     make.user("admin")  # past the first-admin set-up
     html = client.get(f"/login?lang={lang}").get_data(as_text=True)
@@ -61,13 +65,18 @@ def test_the_inbox_hands_translated_strings_to_the_browser(client, make):
     user = make.user(locale="fa")
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    client.post("/login", data={"email": user.email, "password": "correct horse battery", "csrf_token": token})
+    client.post(
+        "/login",
+        data={"email": user.email, "password": "correct horse battery", "csrf_token": token},
+    )
     from flask_babel import refresh
 
     refresh()  # the test's app context outlives requests: forget the sign-in page's language
     html = client.get("/").get_data(as_text=True)
     assert 'dir="rtl"' in html
-    boot = json.loads(re.search(r'<script type="application/json" id="boot">(.*?)</script>', html, re.S).group(1))
+    boot = json.loads(
+        re.search(r'<script type="application/json" id="boot">(.*?)</script>', html, re.S).group(1)
+    )
     assert boot["me"]["locale"] == "fa"
     assert boot["strings"]["Private note"] == "یادداشت خصوصی"
 
@@ -76,7 +85,10 @@ def test_language_choice_is_saved_on_the_user(client, make):
     user = make.user()
     resp = client.patch("/api/v1/me", json={"locale": "pt"}, headers=make.headers(user))
     assert resp.status_code == 200
-    assert client.patch("/api/v1/me", json={"locale": "xx"}, headers=make.headers(user)).status_code == 422
+    assert (
+        client.patch("/api/v1/me", json={"locale": "xx"}, headers=make.headers(user)).status_code
+        == 422
+    )
     from app.extensions import db
     from app.models import User
 

@@ -20,19 +20,37 @@ def test_send_guard_refuses_when_the_customer_wrote_since(client, make):
     newer = make.inbound(inbox, contact="psid-1", text="Are you there?")
     h = make.headers(agent)
 
-    resp = _post(client, h, first.conversation_id, body="Hi!", seen_message_id=first.id, client_id="a1")
+    resp = _post(
+        client, h, first.conversation_id, body="Hi!", seen_message_id=first.id, client_id="a1"
+    )
     assert resp.status_code == 409
     err = resp.get_json()["error"]
     assert err["code"] == "new_activity"
     assert [m["id"] for m in err["messages"]] == [newer.id]
 
     # nothing was queued; seeing the newest message (or forcing) lets it through
-    assert _post(client, h, first.conversation_id, body="Hi!", seen_message_id=newer.id,
-                 client_id="a2").status_code == 202
-    assert _post(client, h, first.conversation_id, body="Again", seen_message_id=first.id,
-                 force=True, client_id="a3").status_code == 202
+    assert (
+        _post(
+            client, h, first.conversation_id, body="Hi!", seen_message_id=newer.id, client_id="a2"
+        ).status_code
+        == 202
+    )
+    assert (
+        _post(
+            client,
+            h,
+            first.conversation_id,
+            body="Again",
+            seen_message_id=first.id,
+            force=True,
+            client_id="a3",
+        ).status_code
+        == 202
+    )
     # a retried client_id answers with the first message, not a 409
-    again = _post(client, h, first.conversation_id, body="Hi!", seen_message_id=first.id, client_id="a2")
+    again = _post(
+        client, h, first.conversation_id, body="Hi!", seen_message_id=first.id, client_id="a2"
+    )
     assert again.status_code == 200
 
 
@@ -58,15 +76,25 @@ def test_contact_conversations_respect_inbox_visibility(client, make):
     hidden = make.inbox("messenger")
     from app.models import Conversation
 
-    conv = make.db.session.get(Conversation, make.inbound(seen, contact="psid-3", text="One").conversation_id)
-    resp = client.get(f"/api/v1/contacts/{conv.contact_id}/conversations", headers=make.headers(agent))
+    conv = make.db.session.get(
+        Conversation, make.inbound(seen, contact="psid-3", text="One").conversation_id
+    )
+    resp = client.get(
+        f"/api/v1/contacts/{conv.contact_id}/conversations", headers=make.headers(agent)
+    )
     assert resp.status_code == 200
     assert [c["id"] for c in resp.get_json()["items"]] == [conv.id]
-    other = make.db.session.get(Conversation, make.inbound(hidden, contact="psid-4", text="Two").conversation_id)
-    resp = client.get(f"/api/v1/contacts/{other.contact_id}/conversations", headers=make.headers(agent))
+    other = make.db.session.get(
+        Conversation, make.inbound(hidden, contact="psid-4", text="Two").conversation_id
+    )
+    resp = client.get(
+        f"/api/v1/contacts/{other.contact_id}/conversations", headers=make.headers(agent)
+    )
     assert resp.status_code == 404
     lead = make.user("lead")
-    resp = client.get(f"/api/v1/contacts/{other.contact_id}/conversations", headers=make.headers(lead))
+    resp = client.get(
+        f"/api/v1/contacts/{other.contact_id}/conversations", headers=make.headers(lead)
+    )
     assert [c["id"] for c in resp.get_json()["items"]] == [other.id]
 
 
@@ -75,41 +103,81 @@ def test_canned_replies_crud_and_visibility(client, make):
     mine = make.inbox("messenger", members=[agent])
     other = make.inbox("sms")
     lh = make.headers(lead)
-    made = client.post("/api/v1/canned-replies", headers=lh,
-                       json={"shortcut": "/Thanks", "title": "Thanks", "body": "Hi {{contact.first_name}}"})
+    made = client.post(
+        "/api/v1/canned-replies",
+        headers=lh,
+        json={"shortcut": "/Thanks", "title": "Thanks", "body": "Hi {{contact.first_name}}"},
+    )
     assert made.status_code == 201
     assert made.get_json()["shortcut"] == "thanks"
-    client.post("/api/v1/canned-replies", headers=lh,
-                json={"shortcut": "hours", "title": "Hours", "body": "9-5", "inbox_id": other.id})
-    dup = client.post("/api/v1/canned-replies", headers=lh, json={"shortcut": "thanks", "title": "x", "body": "y"})
+    client.post(
+        "/api/v1/canned-replies",
+        headers=lh,
+        json={"shortcut": "hours", "title": "Hours", "body": "9-5", "inbox_id": other.id},
+    )
+    dup = client.post(
+        "/api/v1/canned-replies", headers=lh, json={"shortcut": "thanks", "title": "x", "body": "y"}
+    )
     assert dup.status_code == 409
 
     ah = make.headers(agent)
-    listed = client.get(f"/api/v1/canned-replies?inbox_id={mine.id}", headers=ah).get_json()["items"]
+    listed = client.get(f"/api/v1/canned-replies?inbox_id={mine.id}", headers=ah).get_json()[
+        "items"
+    ]
     assert [c["shortcut"] for c in listed] == ["thanks"]  # the other inbox's reply is not visible
-    assert client.post("/api/v1/canned-replies", headers=ah,
-                       json={"shortcut": "x", "title": "x", "body": "x"}).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/canned-replies", headers=ah, json={"shortcut": "x", "title": "x", "body": "x"}
+        ).status_code
+        == 403
+    )
 
     rid = made.get_json()["id"]
-    patched = client.patch(f"/api/v1/canned-replies/{rid}", headers=lh, json={"body": "Hello {{contact.name}}"})
+    patched = client.patch(
+        f"/api/v1/canned-replies/{rid}", headers=lh, json={"body": "Hello {{contact.name}}"}
+    )
     assert patched.get_json()["body"] == "Hello {{contact.name}}"
     assert client.delete(f"/api/v1/canned-replies/{rid}", headers=lh).status_code == 204
-    assert client.get("/api/v1/canned-replies", headers=lh).get_json()["items"][0]["shortcut"] == "hours"
+    assert (
+        client.get("/api/v1/canned-replies", headers=lh).get_json()["items"][0]["shortcut"]
+        == "hours"
+    )
 
 
 def test_admin_manages_users_and_members(client, make):
     admin, lead = make.user("admin"), make.user("lead")
     inbox = make.inbox("messenger")
     h = make.headers(admin)
-    created = client.post("/api/v1/users", headers=h, json={
-        "name": "Rita Agent", "email": "Rita@Example.com", "role": "agent", "password": "s3cret-pass"})
+    created = client.post(
+        "/api/v1/users",
+        headers=h,
+        json={
+            "name": "Rita Agent",
+            "email": "Rita@Example.com",
+            "role": "agent",
+            "password": "s3cret-pass",
+        },
+    )
     assert created.status_code == 201, created.get_json()
     uid = created.get_json()["id"]
     assert created.get_json()["email"] == "rita@example.com"
-    assert client.post("/api/v1/users", headers=make.headers(lead), json={
-        "name": "X", "email": "x@example.com", "password": "long-enough"}).status_code == 403
-    assert client.patch(f"/api/v1/users/{uid}", headers=h, json={"role": "wizard"}).status_code == 422
-    assert client.patch(f"/api/v1/users/{uid}", headers=h, json={"role": "lead", "capacity": 5}).get_json()["role"] == "lead"
+    assert (
+        client.post(
+            "/api/v1/users",
+            headers=make.headers(lead),
+            json={"name": "X", "email": "x@example.com", "password": "long-enough"},
+        ).status_code
+        == 403
+    )
+    assert (
+        client.patch(f"/api/v1/users/{uid}", headers=h, json={"role": "wizard"}).status_code == 422
+    )
+    assert (
+        client.patch(
+            f"/api/v1/users/{uid}", headers=h, json={"role": "lead", "capacity": 5}
+        ).get_json()["role"]
+        == "lead"
+    )
 
     members = client.put(f"/api/v1/inboxes/{inbox.id}/members", headers=h, json={"user_ids": [uid]})
     assert members.get_json()["member_ids"] == [uid]
@@ -117,21 +185,31 @@ def test_admin_manages_users_and_members(client, make):
     # deactivating returns the user's open conversations to the queue
     client.patch(f"/api/v1/users/{uid}", headers=h, json={"role": "agent"})
     msg = make.inbound(inbox, contact="psid-5", text="Hi")
-    client.post(f"/api/v1/conversations/{msg.conversation_id}/assign", headers=h, json={"assignee_id": uid})
+    client.post(
+        f"/api/v1/conversations/{msg.conversation_id}/assign", headers=h, json={"assignee_id": uid}
+    )
     off = client.patch(f"/api/v1/users/{uid}", headers=h, json={"active": False})
     assert off.get_json()["active"] is False
     conv = client.get(f"/api/v1/conversations/{msg.conversation_id}", headers=h).get_json()
     assert conv["assignee"] is None
-    assert client.patch(f"/api/v1/users/{admin.id}", headers=h, json={"active": False}).status_code == 422
+    assert (
+        client.patch(f"/api/v1/users/{admin.id}", headers=h, json={"active": False}).status_code
+        == 422
+    )
 
 
 def test_team_overview_for_leads(client, make):
     lead, agent = make.user("lead"), make.user(capacity=3)
     inbox = make.inbox("messenger", members=[agent])
-    closing = make.inbound(inbox, contact="psid-6", text="Soon closed", at=now() - timedelta(hours=23))
+    closing = make.inbound(
+        inbox, contact="psid-6", text="Soon closed", at=now() - timedelta(hours=23)
+    )
     make.inbound(inbox, contact="psid-7", text="Fresh", at=now() - timedelta(minutes=5))
-    client.post(f"/api/v1/conversations/{closing.conversation_id}/assign", headers=make.headers(lead),
-                json={"assignee_id": agent.id})
+    client.post(
+        f"/api/v1/conversations/{closing.conversation_id}/assign",
+        headers=make.headers(lead),
+        json={"assignee_id": agent.id},
+    )
     assert client.get("/api/v1/team", headers=make.headers(agent)).status_code == 403
     data = client.get("/api/v1/team", headers=make.headers(lead)).get_json()
     row = next(a for a in data["agents"] if a["id"] == agent.id)
@@ -148,8 +226,10 @@ def test_pages_need_the_right_role(client, make, app):
     def login(user):
         page = client.get("/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        client.post("/login", data={"email": user.email, "password": "correct horse battery",
-                                    "csrf_token": token})
+        client.post(
+            "/login",
+            data={"email": user.email, "password": "correct horse battery", "csrf_token": token},
+        )
 
     login(agent)
     assert client.get("/").status_code == 200

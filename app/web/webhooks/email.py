@@ -41,6 +41,10 @@ def email_inbound(token: str):
         log.info("email: message for inbox %s dropped (mail loop)", inbox.id)
         return jsonify({"status": "dropped", "reason": "loop"}), 200
     return jsonify(
-        {"status": "ok", "stored": len(result.created), "duplicates": result.duplicates,
-         "updated": result.updated}
+        {
+            "status": "ok",
+            "stored": len(result.created),
+            "duplicates": result.duplicates,
+            "updated": result.updated,
+        }
     ), 200

@@ -37,9 +37,13 @@ def gbm_webhook():
 
     body = gbm.unwrap(payload) or {}
     agent = body.get("agent")
-    inbox = db.session.scalars(
-        sa.select(Inbox).where(Inbox.channel == "gbm", Inbox.route_key == agent)
-    ).first() if agent else None
+    inbox = (
+        db.session.scalars(
+            sa.select(Inbox).where(Inbox.channel == "gbm", Inbox.route_key == agent)
+        ).first()
+        if agent
+        else None
+    )
     if inbox is None:
         # cannot be verified without an inbox; acknowledge so Google does not retry for 7 days
         log.warning("gbm: event for unknown agent %r ignored", agent)

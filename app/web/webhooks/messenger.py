@@ -32,7 +32,10 @@ def messenger_verify():
     given = args.get("hub.verify_token")
     if args.get("hub.mode") == "subscribe" and given:
         inboxes = db.session.scalars(sa.select(Inbox).where(Inbox.channel == "messenger"))
-        if any(messenger.verify_token_matches(given, i.config.get("verify_token") or "") for i in inboxes):
+        if any(
+            messenger.verify_token_matches(given, i.config.get("verify_token") or "")
+            for i in inboxes
+        ):
             return text(args.get("hub.challenge", ""))
     log.warning("messenger: verification with a wrong token or mode")
     return text("verification failed", 403)
@@ -50,9 +53,11 @@ def messenger_events():
     page_ids = messenger.page_ids(payload) if isinstance(payload, dict) else []
     routes = db.session.connection().execute(_ROUTED, {"pages": page_ids}).all() if page_ids else []
     # The body is signed with the app secret; accept it if a routed inbox's secret verifies it.
-    secrets = {r.config.get("app_secret") for r in routes} if routes else {
-        r.config.get("app_secret") for r in db.session.connection().execute(_ALL_ROUTES)
-    }
+    secrets = (
+        {r.config.get("app_secret") for r in routes}
+        if routes
+        else {r.config.get("app_secret") for r in db.session.connection().execute(_ALL_ROUTES)}
+    )
     verified = {s for s in secrets if s and messenger.check_signature(raw, header, s)}
     if not verified:
         log.warning("messenger: bad or missing X-Hub-Signature-256 (%d bytes)", len(raw))

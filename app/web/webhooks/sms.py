@@ -95,7 +95,8 @@ def twilio_status():
     msg = None
     if sid:
         msg = db.session.scalars(
-            sa.select(Message).join(Inbox, Inbox.id == Message.inbox_id)
+            sa.select(Message)
+            .join(Inbox, Inbox.id == Message.inbox_id)
             .where(Inbox.channel == "sms", Message.provider_id == sid)
         ).first()
     early = None if msg is not None else _awaiting_sid(request.args.get("ref"), sid)
