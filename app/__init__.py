@@ -100,7 +100,15 @@ def register_extensions(app: Flask) -> None:
             opts.pop("max_overflow", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    from app.models.schema import include_object
+
+    migrate.init_app(
+        app,
+        db,
+        directory=str(BASE_DIR / "migrations"),
+        render_as_batch=True,
+        include_object=include_object,
+    )
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite" and not event.contains(

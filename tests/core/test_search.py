@@ -1,0 +1,98 @@
+"""The list's search: any field an agent knows a customer by, and fast on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Conversation
+from app.models.schema import TRIGRAM_INDEXES
+
+
+def _conv(make, inbox, contact, **kw) -> Conversation:
+    return db.session.get(Conversation, make.inbound(inbox, contact=contact, **kw).conversation_id)
+
+
+@pytest.fixture
+def seeded(make):
+    agent = make.user()
+    inbox = make.inbox(members=[agent])
+    convs = {
+        "name": _conv(make, inbox, "psid-1", contact_name="Beatriz Nakamura", text="Hi"),
+        "identity": _conv(make, inbox, "+15550123987", text="Hello"),
+        "subject": _conv(make, inbox, "psid-3", text="See title"),
+        "body": _conv(make, inbox, "psid-4", text="My parcel arrived crushed"),
+    }
+    convs["subject"].subject = "Invoice INV-7781 wrong"  # as an email's subject
+    db.session.commit()
+    return agent, convs
+
+
+def _search(client, make, user, text: str) -> dict:
+    url = f"/api/v1/conversations?status=all&q={quote(text)}"
+    return client.get(url, headers=make.headers(user)).get_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("name", "nakamura"),
+        ("name", "BEATRIZ NAK"),
+        ("identity", "0123987"),
+        ("subject", "inv-7781"),
+        ("body", "Parcel Arrived"),
+    ],
+)
+def test_search_finds_a_conversation_by_any_field_in_any_case(client, make, seeded, field, text):
+    agent, convs = seeded
+    found = _search(client, make, agent, text)
+    assert [i["id"] for i in found["items"]] == [convs[field].id]
+    assert found["counts"]["all"] == 1
+
+
+def test_search_with_no_match_is_empty_with_zero_counts(client, make, seeded):
+    agent, _ = seeded
+    found = _search(client, make, agent, "no such words")
+    assert found["items"] == []
+    assert found["counts"] == {"all": 0, "mine": 0, "unassigned": 0}
+
+
+def test_search_stays_within_the_agents_inboxes(client, make, seeded):
+    _, convs = seeded
+    outsider = make.user()  # member of no inbox
+    assert _search(client, make, outsider, "nakamura")["items"] == []
+
+
+def test_postgresql_search_reads_the_trigram_indexes(client, make, seeded, app):
+    """Each field is looked up in its trigram index, not by reading every conversation."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("trigram indexes are PostgreSQL's (migration 0007)")
+    agent, _ = seeded
+    statements: list = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):
+        if "ILIKE" in statement.upper() and "count(" not in statement:
+            statements.append((statement, parameters))
+
+    sa.event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        assert len(_search(client, make, agent, "nakamura")["items"]) == 1
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", keep)
+    statement, parameters = statements[-1]
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table would be read whole
+        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    used = {n.get("Index Name") for n in nodes(plan[0]["Plan"])}
+    assert used >= TRIGRAM_INDEXES, f"plan reads {used}"
