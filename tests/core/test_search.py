@@ -96,3 +96,31 @@ def test_postgresql_search_reads_the_trigram_indexes(client, make, seeded, app):
 
     used = {n.get("Index Name") for n in nodes(plan[0]["Plan"])}
     assert used >= TRIGRAM_INDEXES, f"plan reads {used}"
+
+
+@pytest.mark.parametrize("few", [1000, 1])  # SQLite: found in one pass, or too many for that
+def test_search_pages_and_counts_many_matches(client, make, monkeypatch, few):
+    from app.inbox import queries
+
+    monkeypatch.setattr(queries, "SEARCH_FEW", few)
+    agent = make.user()
+    inbox = make.inbox(members=[agent])
+    matching = [_conv(make, inbox, f"psid-m{i}", text=f"Refund for order {i}") for i in range(5)]
+    _conv(make, inbox, "psid-other", text="Thanks!")
+    matching[1].assignee_id = agent.id
+    db.session.commit()
+    h = make.headers(agent)
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/conversations?status=all&q=refund&limit=2" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
+        page = client.get(url, headers=h).get_json()
+        assert page["counts"] == {"all": 5, "mine": 1, "unassigned": 4}
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [c.id for c in reversed(matching)]  # newest activity first, each once
+    mine = client.get("/api/v1/conversations?status=all&q=refund&assignee=me", headers=h)
+    assert [i["id"] for i in mine.get_json()["items"]] == [matching[1].id]
