@@ -7,13 +7,13 @@ user's connections. A committed domain event for an inbox goes to
 nobody receives an event from an inbox they cannot see.
 
 With ``REDIS_URL`` set, Socket.IO uses Redis as its message queue and any
-process can emit to clients connected to any other.
+process can emit to clients connected to any other; who views which
+conversation is kept there too (:mod:`app.realtime.presence`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import sqlalchemy as sa
@@ -25,18 +25,18 @@ from app.clock import now
 from app.extensions import db, socketio
 from app.inbox import events
 from app.models import InboxMember, User
+from app.realtime import presence
+from app.realtime.presence import LocalPresence, RedisPresence
 
 log = logging.getLogger(__name__)
 
-_presence_lock = threading.Lock()
-
 
 class _State:
-    """Per-app connection registry: socket ids -> users, conversation -> who is there."""
+    """Per-app connection registry: socket ids -> users; who is in which conversation."""
 
-    def __init__(self) -> None:
+    def __init__(self, presence: LocalPresence | RedisPresence) -> None:
         self.sid_users: dict[str, int] = {}
-        self.presence: dict[int, dict[int, str]] = {}  # conversation -> {user: viewing|replying}
+        self.presence = presence  # conversation -> {user: viewing|replying}, for every process
         self.typing_sent: dict[tuple[int, int], float] = {}
 
 
@@ -83,7 +83,7 @@ def _authenticate(auth) -> User | None:
 def init_app(app: Flask) -> None:
     """Register the handlers and the event sink."""
     events.add_sink(emit_events)
-    app.extensions["switchboard_realtime"] = _State()
+    app.extensions["switchboard_realtime"] = _State(presence.store_for(app.config))
 
     @socketio.on("connect")
     def on_connect(auth=None):
@@ -123,6 +123,7 @@ def init_app(app: Flask) -> None:
             return None
         _heartbeat(user)
         db.session.commit()
+        _state().presence.renew(user.id)
         return {"online_until": user.online_until.isoformat().replace("+00:00", "Z")}
 
     @socketio.on("presence")
@@ -198,8 +199,7 @@ def _queue_typing(user_id: int, conv_id: int) -> None:
 
 
 def _presence_payload(conv_id: int) -> dict:
-    with _presence_lock:
-        people = dict(_state().presence.get(conv_id, {}))
+    people = _state().presence.people(conv_id)
     names: dict[int, str] = {}
     if people:
         rows = db.session.execute(sa.select(User.id, User.name).where(User.id.in_(list(people))))
@@ -213,26 +213,11 @@ def _presence_payload(conv_id: int) -> dict:
 
 
 def _set_presence(user_id: int, conv_id: int | None, state: str) -> None:
-    changed: set[int] = set()
-    presence = _state().presence
-    with _presence_lock:
-        for cid, people in list(presence.items()):
-            if user_id in people and cid != conv_id:
-                del people[user_id]
-                changed.add(cid)
-        if conv_id is not None and presence.setdefault(conv_id, {}).get(user_id) != state:
-            presence[conv_id][user_id] = state
-            changed.add(conv_id)
-    _broadcast_presence(changed)
+    _broadcast_presence(_state().presence.set(user_id, conv_id, state))
 
 
 def _clear_presence(user_id: int) -> None:
-    changed = set()
-    with _presence_lock:
-        for cid, people in _state().presence.items():
-            if people.pop(user_id, None):
-                changed.add(cid)
-    _broadcast_presence(changed)
+    _broadcast_presence(_state().presence.clear(user_id))
 
 
 def _broadcast_presence(conv_ids: set[int]) -> None:
@@ -247,6 +232,5 @@ def _broadcast_presence(conv_ids: set[int]) -> None:
 
 
 def viewers(conv_id: int) -> dict[int, str]:
-    """Who is viewing or replying to a conversation in this process."""
-    with _presence_lock:
-        return dict(_state().presence.get(conv_id, {}))
+    """Who is viewing or replying to a conversation (in every process)."""
+    return _state().presence.people(conv_id)

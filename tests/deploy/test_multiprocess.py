@@ -117,7 +117,7 @@ def _drop_database(base_url: str, db_url: str) -> None:
 
 
 def _setup(db_url: str) -> dict:
-    """Migrate the new database; one Page inbox and one agent (member) with an API token."""
+    """Migrate the new database; one Page inbox and two agents (members) with API tokens."""
     from flask_migrate import upgrade
 
     from app import create_app
@@ -145,13 +145,19 @@ def _setup(db_url: str) -> dict:
         )
         db.session.add_all([agent, inbox])
         db.session.flush()
+        other = User(email="bo@deploy.example", name="Bo", role="agent")
+        other.set_password("correct horse battery")
+        db.session.add(other)
+        db.session.flush()
         db.session.add(InboxMember(inbox_id=inbox.id, user_id=agent.id))
+        db.session.add(InboxMember(inbox_id=inbox.id, user_id=other.id))
         row, token = ApiToken.issue(agent)
-        db.session.add(row)
+        row_b, token_b = ApiToken.issue(other)
+        db.session.add_all([row, row_b])
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
-    return {"token": token}
+    return {"token": token, "token_b": token_b}
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +195,7 @@ def deployment(tmp_path_factory):
             "url_b": url_b,
             "graph": graph,
             "token": setup["token"],
+            "token_b": setup["token_b"],
             "started": time.monotonic(),
         }
     finally:
@@ -275,6 +282,40 @@ def test_a_webhook_received_by_process_a_reaches_an_agent_connected_to_process_b
         assert got[0]["direction"] == "inbound"
     finally:
         client.disconnect()
+
+
+def test_agents_on_different_processes_see_each_other_in_a_conversation(deployment):
+    """Ana on A and Bo on B open the same conversation: each is told the other is there."""
+    dep = deployment
+    text = f"Can someone help? {uuid.uuid4().hex[:6]}"
+    _webhook(dep["url_a"], [("psid-presence-1", text)])
+    conv_id = _conversation_of(dep["url_a"], dep["token"], text)
+    ana, bo = socketio.Client(reconnection=False), socketio.Client(reconnection=False)
+    seen: dict[str, list] = {"ana": [], "bo": []}
+    both = {"ana": threading.Event(), "bo": threading.Event()}
+
+    def watch(who: str, client):
+        @client.on("presence.updated")
+        def on_presence(data):
+            if data.get("conversation_id") != conv_id:
+                return
+            people = {u["name"]: u["state"] for u in data["users"]}
+            seen[who].append(people)
+            if people == {"Ana": "viewing", "Bo": "replying"}:
+                both[who].set()
+
+    watch("ana", ana)
+    watch("bo", bo)
+    ana.connect(dep["url_a"], auth={"token": dep["token"]}, transports=["websocket"])
+    bo.connect(dep["url_b"], auth={"token": dep["token_b"]}, transports=["websocket"])
+    try:
+        ana.emit("presence", {"conversation_id": conv_id, "state": "viewing"})
+        time.sleep(0.3)
+        bo.emit("presence", {"conversation_id": conv_id, "state": "replying"})
+        assert both["ana"].wait(10) and both["bo"].wait(10), f"{seen}\n{_logs(dep)}"
+    finally:
+        ana.disconnect()
+        bo.disconnect()
 
 
 def test_a_reply_posted_to_process_a_is_sent_exactly_once(deployment):
