@@ -352,3 +352,25 @@ def test_snooze_contact_panel_and_notifications(page, make, client):
     page.wait(lambda d: not [r for r in page.texts(".conv-row") if "refund" in r])
     page.click('[data-status-tab="snoozed"]')
     page.wait_text(".conv-row", "Is my refund done?")
+
+
+def test_search_box_narrows_the_list_and_escape_brings_it_back(page, make):
+    agent = make.user("agent", name="Lucas Martin")
+    inbox = make.inbox("messenger", members=[agent])
+    make.inbound(inbox, contact="psid-s1", contact_name="Beatriz Nakamura", text="Hi there")
+    make.inbound(inbox, contact="psid-s2", text="Order_1234 still not here (50% off?)")
+    make.inbound(inbox, contact="psid-s3", text="Thanks a lot")
+    page.login(agent.email)
+    page.wait(lambda d: len(page.all(".conv-row")) == 3)
+
+    box = page.css("#search")
+    box.send_keys("nakamura")
+    page.wait(lambda d: len(page.all(".conv-row")) == 1, message="name search")
+    assert "Beatriz Nakamura" in page.text(".conv-row")
+
+    box.clear()
+    box.send_keys("order_1234")  # typed as is: "_" is not a wildcard
+    page.wait(lambda d: "Order_1234" in page.text(".conv-row") and len(page.all(".conv-row")) == 1)
+
+    box.send_keys(Keys.ESCAPE)
+    page.wait(lambda d: len(page.all(".conv-row")) == 3, message="escape clears the search")
