@@ -123,7 +123,7 @@ def init_app(app: Flask) -> None:
             return None
         _heartbeat(user)
         db.session.commit()
-        _state().presence.renew(user.id)
+        _presence_change(user.id, lambda store: store.renew(user.id) or set())
         return {"online_until": user.online_until.isoformat().replace("+00:00", "Z")}
 
     @socketio.on("presence")
@@ -213,11 +213,25 @@ def _presence_payload(conv_id: int) -> dict:
 
 
 def _set_presence(user_id: int, conv_id: int | None, state: str) -> None:
-    _broadcast_presence(_state().presence.set(user_id, conv_id, state))
+    _presence_change(user_id, lambda store: store.set(user_id, conv_id, state))
 
 
 def _clear_presence(user_id: int) -> None:
-    _broadcast_presence(_state().presence.clear(user_id))
+    _presence_change(user_id, lambda store: store.clear(user_id))
+
+
+def _presence_change(user_id: int, change) -> None:
+    """Apply a change to presence and tell the inboxes; a store failure is logged, not raised.
+
+    (With Redis unreachable the rest of the connection's work, e.g. going offline
+    for assignment on disconnect, must still happen.)
+    """
+    try:
+        changed = change(_state().presence)
+    except Exception:  # noqa: BLE001 - presence must never break the connection
+        log.exception("presence of user %s could not be updated", user_id)
+        return
+    _broadcast_presence(changed)
 
 
 def _broadcast_presence(conv_ids: set[int]) -> None:

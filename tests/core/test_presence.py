@@ -65,3 +65,24 @@ def test_the_app_shares_presence_through_redis_when_it_has_one():
     assert isinstance(presence.store_for({}), LocalPresence)
     shared = presence.store_for({"REDIS_URL": "redis://127.0.0.1:6379/15", "SOCKETIO_CHANNEL": "x"})
     assert isinstance(shared, RedisPresence) and shared.prefix == "x:presence"
+
+
+def test_a_failing_presence_store_never_keeps_an_agent_online(app, make, monkeypatch):
+    """Redis down: the disconnect still takes the agent offline for automatic assignment."""
+    from app.extensions import db, socketio
+    from app.models import User
+
+    class Down(LocalPresence):
+        def set(self, *_args):
+            raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(app.extensions["switchboard_realtime"], "presence", Down())
+    ana = make.user(name="Ana")
+    inbox = make.inbox(members=[ana])
+    conv_id = make.inbound(inbox, contact="x").conversation_id
+    client = socketio.test_client(app, auth={"token": make.token(ana)})
+    client.emit("presence", {"conversation_id": conv_id, "state": "viewing"})
+    online_until = db.session.get(User, ana.id).online_until  # the heartbeat's 90 s ahead
+    client.disconnect()
+    db.session.expire_all()
+    assert db.session.get(User, ana.id).online_until < online_until  # offline from now on
