@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import events, notifications
+from app.inbox import activity, events, notifications
+from app.inbox.activity import Line, add_activity
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, InboxMember, User
 
@@ -105,15 +106,13 @@ def assign(
     conv: Conversation,
     assignee: User | None,
     by: User | None = None,
-    reason: str | None = None,
+    reason: Line | None = None,
 ) -> bool:
     """Set (or clear) the assignee; writes an activity line, notifies, publishes.
 
     ``reason`` replaces the activity text (returned to the queue ...). The previous
     assignee's freed capacity is offered to the unassigned queue at once.
     """
-    from app.inbox.ingest import add_activity
-
     if (conv.assignee_id or None) == (assignee.id if assignee else None):
         return False
     previous_id = conv.assignee_id
@@ -123,13 +122,12 @@ def assign(
     who = by.name if by else "Automatic assignment"
     if assignee:
         assignee.last_assigned_at = _assignment_stamp(session)
-        add_activity(
-            session,
-            conv,
-            reason or f"{who} assigned this to {assignee.name}",
-            event="assigned",
-            assignee_id=assignee.id,
+        said = (
+            activity.line(activity.ASSIGNED, who=by.name, name=assignee.name)
+            if by
+            else activity.line(activity.AUTO_ASSIGNED, name=assignee.name)
         )
+        add_activity(session, conv, reason or said, event="assigned", assignee_id=assignee.id)
         if by is None or by.id != assignee.id:
             notify(
                 session,
@@ -140,7 +138,12 @@ def assign(
                 text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
             )
     else:
-        add_activity(session, conv, reason or f"{who} unassigned this", event="unassigned")
+        said = (
+            activity.line(activity.UNASSIGNED, who=by.name)
+            if by
+            else activity.line(activity.AUTO_UNASSIGNED)
+        )
+        add_activity(session, conv, reason or said, event="unassigned")
     from app.inbox import hooks
 
     hooks.assigned(session, conv, assignee)

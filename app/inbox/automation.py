@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 
 from app.clock import aware, now
-from app.inbox import events, hours, notifications
+from app.inbox import activity, events, hours, notifications
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
@@ -232,15 +232,8 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
         conv.inactive_since = None
         changed = True
     if conv.declined_at is not None and conv.status != "closed":
-        from app.inbox.ingest import add_activity
-
-        add_activity(
-            session,
-            conv,
-            f"No longer declined: the customer wrote again "
-            f"(was declined: {conv.declined_reason or 'no reason'})",
-            event="undeclined",
-        )
+        said = activity.line(activity.UNDECLINED, reason=conv.declined_reason)
+        activity.add_activity(session, conv, said, event="undeclined")
         conv.declined_at = None
         conv.declined_reason = None
         changed = True
@@ -257,7 +250,7 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
             session,
             conv,
             None,
-            reason=f"Back to the queue: {assignee.name} is away and the customer wrote",
+            reason=activity.line(activity.BACK_TO_QUEUE, name=assignee.name),
         )
         notifications.notify(
             session,
@@ -314,7 +307,6 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
     again within the inbox's reopen period reopens it and clears the flag.
     """
     from app.inbox import conversations
-    from app.inbox.ingest import add_activity
 
     reason = " ".join(str(reason or "").split())
     if not reason:
@@ -327,10 +319,9 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
     conv.declined_at = at
     conv.declined_reason = reason
     who = by.name if by else "Switchboard"
-    if not conversations.set_status(
-        session, conv, "closed", by, note=f"{who} declined this: {reason}"
-    ):
-        add_activity(session, conv, f"{who} declined this: {reason}", event="declined")
+    said = activity.line(activity.DECLINED, who=who, reason=reason)
+    if not conversations.set_status(session, conv, "closed", by, note=said):
+        activity.add_activity(session, conv, said, event="declined")
         events.publish(
             session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
         )
@@ -340,7 +331,6 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
 def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
     """Reverse a decline: the flag is cleared and the conversation is open again."""
     from app.inbox import conversations
-    from app.inbox.ingest import add_activity
 
     if conv.declined_at is None:
         raise InvalidDecline("This conversation is not declined.")
@@ -348,9 +338,9 @@ def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
     conv.declined_at = None
     conv.declined_reason = None
     who = by.name if by else "Switchboard"
-    text = f"{who} reactivated this (was declined: {reason})"
-    if not conversations.set_status(session, conv, "open", by, note=text):
-        add_activity(session, conv, text, event="undeclined")
+    said = activity.line(activity.REACTIVATED, who=who, reason=reason)
+    if not conversations.set_status(session, conv, "open", by, note=said):
+        activity.add_activity(session, conv, said, event="undeclined")
         events.publish(
             session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
         )

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.clock import now
-from app.inbox import events
-from app.inbox.ingest import add_activity
+from app.inbox import activity, events
+from app.inbox.activity import Line, add_activity
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, User
 from app.models.conversation import STATUSES
@@ -24,7 +24,7 @@ def set_status(
     status: str | None,
     by: User | None,
     snooze_until: datetime | None = None,
-    note: str | None = None,
+    note: Line | None = None,
 ) -> bool:
     """Change the status; writes an activity line and publishes. Returns True if changed.
 
@@ -39,21 +39,22 @@ def set_status(
         if snooze_until is None or snooze_until <= at:
             raise InvalidStatus("snooze_until must be a time in the future.")
         conv.snooze_until = snooze_until
-        text = f"{who} snoozed this until {snooze_until:%Y-%m-%d %H:%M} UTC"
+        said = activity.line(activity.SNOOZED, who=who, until=f"{snooze_until:%Y-%m-%d %H:%M}")
     else:
         if conv.status == status:
             return False
         conv.snooze_until = None
-        text = {
-            "open": f"{who} reopened this",
-            "pending": f"{who} set this to pending",
-            "closed": f"{who} closed this",
-        }[status]
+        template = {
+            "open": activity.REOPENED,
+            "pending": activity.PENDING,
+            "closed": activity.CLOSED,
+        }
+        said = activity.line(template[status], who=who)
     previous = conv.status
     conv.status = status
     conv.closed_at = at if status == "closed" else None
     conv.last_activity_at = at
-    add_activity(session, conv, note or text, event=status, previous=previous)
+    add_activity(session, conv, note or said, event=status, previous=previous)
     events.publish(
         session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
     )

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import events, hooks, windows
-from app.inbox.ingest import add_activity, refresh_timers
+from app.inbox import activity, events, hooks, windows
+from app.inbox.activity import add_activity
+from app.inbox.ingest import refresh_timers
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
 
@@ -267,7 +268,7 @@ def post_message(
         add_activity(
             session,
             conv,
-            f"Reply scheduled for {send_after:%Y-%m-%d %H:%M} UTC",
+            activity.line(activity.SCHEDULED, when=f"{send_after:%Y-%m-%d %H:%M}"),
             event="scheduled",
             message_id=msg.id,
         )
@@ -333,8 +334,11 @@ def cancel_scheduled(session: Session, conv: Conversation, before: datetime | No
         add_activity(
             session,
             conv,
-            f"Scheduled {'reply' if len(rows) == 1 else 'replies'} cancelled: the customer "
-            "wrote again before it went out",
+            activity.line(
+                activity.SCHEDULED_CANCELLED
+                if len(rows) == 1
+                else activity.SCHEDULED_CANCELLED_MANY
+            ),
             event="scheduled_cancelled",
             message_ids=[m.id for m in rows],
         )

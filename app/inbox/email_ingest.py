@@ -30,9 +30,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import events
+from app.inbox import activity, events
+from app.inbox.activity import add_activity
 from app.inbox.connections import connector_for
-from app.inbox.ingest import IngestResult, add_activity, ingest
+from app.inbox.ingest import IngestResult, ingest
 from app.inbox.serialize import message_dict
 from app.models import Conversation, Inbox, Message
 from connectors import base as cb
@@ -136,11 +137,11 @@ def _note_delay(session: Session, inbox: Inbox, msg: Message, item: _Item) -> No
     meta["delivery_delayed"] = {"reason": reason, "report_id": report_id, "at": now().isoformat()}
     msg.meta = meta
     conv = session.get(Conversation, msg.conversation_id)
-    recipient = getattr(item.event, "contact_id", None) or "the customer"
+    recipient = getattr(item.event, "contact_id", None) or conv.contact.display_name()
     add_activity(
         session,
         conv,
-        f"Delivery to {recipient} is delayed; the mail server keeps trying: {reason}",
+        activity.line(activity.DELIVERY_DELAYED, recipient=recipient, reason=reason),
         event="delivery_delayed",
         message_id=msg.id,
     )

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from app.clock import aware, naive, now
-from app.inbox import events, storage, windows
+from app.inbox import activity, events, storage, windows
+from app.inbox.activity import add_activity
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import (
     Attachment,
@@ -154,23 +155,6 @@ def find_or_create_identity(
     return ident, new_id is not None
 
 
-def add_activity(session: Session, conv: Conversation, text: str, **meta) -> Message:
-    """Write a system line into the thread (assigned, closed, opted out ...)."""
-    msg = Message(
-        conversation_id=conv.id,
-        inbox_id=conv.inbox_id,
-        direction="activity",
-        body=text,
-        status="received",
-        meta=meta,
-        created_at=now(),
-    )
-    session.add(msg)
-    session.flush()
-    events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
-    return msg
-
-
 def latest_conversation(session: Session, inbox_id: int, contact_id: int) -> Conversation | None:
     """The contact's most recent conversation in an inbox."""
     return session.scalars(
@@ -219,7 +203,9 @@ def thread_conversation(
         if conv.closed_at and aware(conv.closed_at) > at - _reopen_window(inbox):
             conv.status = "open"
             conv.closed_at = None
-            add_activity(session, conv, "Reopened by a new customer message", event="reopened")
+            add_activity(
+                session, conv, activity.line(activity.REOPENED_BY_CUSTOMER), event="reopened"
+            )
             return conv, "reopened"
     conv = Conversation(
         inbox_id=inbox.id,
@@ -810,9 +796,8 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
         if conv.waiting_since is None or sent_at < aware(conv.waiting_since):
             conv.waiting_since = sent_at
         if conv.status in ("snoozed", "pending"):
-            add_activity(
-                session, conv, f"Back to open: the customer wrote ({conv.status})", event="woken"
-            )
+            woken = activity.WOKEN_SNOOZED if conv.status == "snoozed" else activity.WOKEN_PENDING
+            add_activity(session, conv, activity.line(woken), event="woken")
             conv.status = "open"
             conv.snooze_until = None
     conv.unread_count = (conv.unread_count or 0) + 1
@@ -1040,12 +1025,10 @@ def _consent(b: _Batch, ev: cb.OptOut | cb.OptIn) -> None:
     ident.opted_out_at = (aware(ev.at) or b.received_at) if opt_out else None
     conv = latest_conversation(session, inbox.id, ident.contact_id)
     if conv is not None:
-        text = (
-            f"The customer opted out of messages ({ev.keyword}). Replies are blocked."
-            if opt_out
-            else f"The customer opted back in ({ev.keyword})."
+        said = activity.line(
+            activity.OPTED_OUT if opt_out else activity.OPTED_IN, keyword=ev.keyword
         )
-        add_activity(session, conv, text, event="opted_out" if opt_out else "opted_in")
+        add_activity(session, conv, said, event="opted_out" if opt_out else "opted_in")
         if opt_out:  # nothing can be answered now: no response-due timer to breach
             conv.waiting_since = None
             refresh_timers(conv, inbox)
@@ -1077,17 +1060,13 @@ def _context(b: _Batch, ev: cb.ConversationContext) -> None:
     conv.context = ctx
     if ev.data.get("requested_live_agent"):
         if not conv.requested_live_agent:
-            add_activity(
-                session, conv, "The customer asked to talk to a person", event="live_agent"
-            )
+            add_activity(session, conv, activity.line(activity.LIVE_AGENT), event="live_agent")
             conv.last_activity_at = b.received_at  # raise it in the list
         conv.requested_live_agent = True
         conv.priority = max(conv.priority or 0, 1)
     survey = ev.data.get("survey")
     if survey and survey != previous_survey:  # a replayed answer adds no second line
-        add_activity(
-            session, conv, "The customer answered the survey", event="survey", survey=survey
-        )
+        add_activity(session, conv, activity.line(activity.SURVEY), event="survey", survey=survey)
     b.touch(conv, created=(how == "created"))
 
 

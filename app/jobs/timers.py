@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
 from app.extensions import db
-from app.inbox import assignment, automation, events, notifications, windows
-from app.inbox.ingest import add_activity, insert_ignore
+from app.inbox import activity, assignment, automation, events, notifications, windows
+from app.inbox.activity import add_activity
+from app.inbox.ingest import insert_ignore
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
@@ -132,7 +133,7 @@ def wake_snoozed(batch: int = 500) -> int:
         conv.status = "open"
         conv.snooze_until = None
         conv.last_activity_at = at
-        add_activity(session, conv, "Snooze ended: back to open", event="woken")
+        add_activity(session, conv, activity.line(activity.SNOOZE_ENDED), event="woken")
         events.publish(
             session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
         )
@@ -466,7 +467,7 @@ def auto_close_pending() -> int:
                 conv,
                 "closed",
                 None,
-                note=f"Closed automatically: pending for {days:g} days with no activity",
+                note=activity.line(activity.AUTO_CLOSED, days=f"{days:g}"),
             )
             closed += 1
         session.commit()
@@ -505,7 +506,7 @@ def mark_inactive(since: datetime | None = None) -> int:
         ):
             conv.inactive_since = aware(conv.last_activity_at) + span
             add_activity(
-                session, conv, f"Inactive: no interaction for {days:g} days", event="inactive"
+                session, conv, activity.line(activity.INACTIVE, days=f"{days:g}"), event="inactive"
             )
             _publish(session, conv)
             events.publish(

@@ -43,11 +43,18 @@ def extract_js(fileobj, keywords, comment_tags, options) -> Iterator[tuple]:
 
 @lru_cache(maxsize=1)
 def js_msgids() -> tuple[str, ...]:
-    """The msgids of every string the browser code shows (read once per process)."""
+    """The msgids of every string the browser code shows (read once per process).
+
+    The ``t("...")`` calls of the scripts, and the thread's activity lines, which
+    the browser shows from their template (:mod:`app.inbox.activity`).
+    """
+    from app.inbox.activity import TEMPLATES
+
     found: dict[str, None] = {}
     for path in sorted(JS_DIR.glob("*.js")):
         for match in _T_CALL.finditer(path.read_text(encoding="utf-8")):
             found[_unescape(match.group(1))] = None
+    found.update(dict.fromkeys(TEMPLATES))
     return tuple(found)
 
 

@@ -374,3 +374,20 @@ def test_search_box_narrows_the_list_and_escape_brings_it_back(page, make):
 
     box.send_keys(Keys.ESCAPE)
     page.wait(lambda d: len(page.all(".conv-row")) == 3, message="escape clears the search")
+
+
+def test_activity_lines_show_in_the_agents_language(page, make):
+    from app.extensions import db
+    from app.inbox import assignment
+    from app.models import Conversation
+
+    lead = make.user("lead", name="Nadia Karimi")
+    agent = make.user("agent", name="Lucas Martin", locale="fr")
+    inbox = make.inbox("messenger", members=[agent])
+    msg = make.inbound(inbox, contact="psid-fr", text="Bonjour, une question sur ma commande")
+    assignment.assign(db.session, db.session.get(Conversation, msg.conversation_id), agent, by=lead)
+    db.session.commit()
+
+    page.login(agent.email)
+    page.click(".conv-row", "une question sur ma commande")
+    page.wait_text("#thread-log .activity", "Nadia Karimi a attribué ceci à Lucas Martin")

@@ -269,10 +269,16 @@ function emailBody(msg, conv) {
 const ACTIVITY_ICON = { assigned: "user", unassigned: "user", closed: "closed", open: "reopen", pending: "pending",
   snoozed: "snooze", scheduled: "clock", opted_out: "alert", opted_in: "check" };
 
+/** A system line in the agent's language: its template and values (older lines: the English body). */
+function activityText(msg) {
+  const meta = msg.meta || {};
+  return meta.text ? t(meta.text, meta.values) : msg.body;
+}
+
 export function messageEl(msg, conv, { last } = {}) {
   const time = h("time.msg-time", { datetime: msg.created_at, title: fullDateTime(msg.created_at) }, timeOfDay(msg.created_at));
   if (msg.direction === "activity") {
-    return h("div.activity", { dataset: { id: msg.id }, id: "m" + msg.id }, icon(ACTIVITY_ICON[msg.meta.event] || "flag"), h("span", { dir: "auto" }, msg.body), time);
+    return h("div.activity", { dataset: { id: msg.id }, id: "m" + msg.id }, icon(ACTIVITY_ICON[msg.meta.event] || "flag"), h("span", { dir: "auto" }, activityText(msg)), time);
   }
   const atts = msg.attachments.length ? h("div.atts", msg.attachments.map(attachmentEl)) : null;
   const isMail = conv.inbox.channel === "email" && msg.direction === "inbound";
