@@ -115,14 +115,15 @@ def _search_condition(text: str, dialect: str):
     Any case, anywhere; "%" and "_" are matched as typed (order_1234, 50%). On
     PostgreSQL each field is searched on its own so that each can use its trigram
     index (migration 0007), and the matching ids are united: an OR across the
-    tables could only be checked row by row, reading every conversation. SQLite
-    has no index for this; there one pass over the conversations is fastest.
+    tables could only be checked row by row, reading every conversation. A text
+    shorter than a trigram cannot use those indexes (and matches most rows): it,
+    and any text on SQLite, which has no such index, is checked in one pass.
     """
 
     def has(col):
         return col.icontains(text, autoescape=True)
 
-    if dialect == "postgresql":
+    if dialect == "postgresql" and len(text) >= 3:
         c = aliased(Conversation)  # not correlated with the listed conversation
         matching = sa.union_all(
             sa.select(c.id).where(has(c.subject)),

@@ -45,6 +45,7 @@ def _search(client, make, user, text: str) -> dict:
         ("identity", "0123987"),
         ("subject", "inv-7781"),
         ("body", "Parcel Arrived"),
+        ("body", "my"),  # shorter than a trigram
     ],
 )
 def test_search_finds_a_conversation_by_any_field_in_any_case(client, make, seeded, field, text):
