@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import force_locale, gettext
 from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
@@ -272,20 +273,51 @@ def smtp_params(url: str) -> dict:
     }
 
 
-def _email_text(note: Notification, conv: Conversation | None) -> tuple[str, str]:
+#: What a notification says in another language than English: one line per kind, the same
+#: as the bell shows (app/static/js/shell.js); the English text has the details.
+_KIND_TEXT = {
+    "assigned": lambda d: gettext("{who} assigned a conversation to you").format(
+        who=d.get("by") or gettext("Someone")
+    ),
+    "new_conversation": lambda d: gettext("A new conversation arrived in your inboxes"),
+    "window_closing": lambda d: gettext("A reply window is closing soon"),
+    "response_due_soon": lambda d: gettext("A response target is near"),
+    "response_overdue": lambda d: gettext("A reply is overdue"),
+    "follow_up": lambda d: gettext("A customer has not answered since your reply"),
+    "returned_to_queue": lambda d: gettext(
+        "Your conversation went back to the queue while you were away"
+    ),
+    "mention": lambda d: gettext("{who} mentioned you").format(
+        who=d.get("by") or gettext("Someone")
+    ),
+}
+
+
+def _email_text(note: Notification, conv: Conversation | None, locale: str) -> tuple[str, str]:
+    """Subject and body of a notification mail, in the recipient's language."""
     data = note.data or {}
-    text = data.get("text") or KINDS.get(note.kind, (note.kind,))[0]
-    lines = [text, ""]
-    base = current_app.config.get("PUBLIC_URL")
-    if conv is not None:
-        lines.append(f"Conversation #{conv.id} in {conv.inbox.name}")
-        if base:
-            lines.append(f"{base}/#c={conv.id}")
-    lines += [
-        "",
-        "You get this because you were not online in Switchboard.",
-        "Choose which notifications are mailed to you under your notification settings.",
-    ]
+    with force_locale(locale):
+        if data.get("text") and (locale.startswith("en") or note.kind not in _KIND_TEXT):
+            text = data["text"]
+        elif note.kind in _KIND_TEXT:
+            text = _KIND_TEXT[note.kind](data)
+        else:
+            text = KINDS.get(note.kind, (note.kind,))[0]
+        lines = [text, ""]
+        base = current_app.config.get("PUBLIC_URL")
+        if conv is not None:
+            lines.append(
+                gettext("Conversation #{id} in {inbox}").format(id=conv.id, inbox=conv.inbox.name)
+            )
+            if base:
+                lines.append(f"{base}/#c={conv.id}")
+        lines += [
+            "",
+            gettext("You get this because you were not online in Switchboard."),
+            gettext(
+                "Choose which notifications are mailed to you under your notification settings."
+            ),
+        ]
     return f"[Switchboard] {text}", "\n".join(lines)
 
 
@@ -302,7 +334,8 @@ def send_email(session: Session, note: Notification) -> str:
     if not url:
         return "not_configured"
     conv = session.get(Conversation, note.conversation_id) if note.conversation_id else None
-    subject, body = _email_text(note, conv)
+    locale = user.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
+    subject, body = _email_text(note, conv, locale)
     sender = current_app.config.get("NOTIFY_FROM") or "switchboard@localhost"
     msg = EmailMessage()
     msg["From"] = sender

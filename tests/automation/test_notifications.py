@@ -192,3 +192,23 @@ def test_unreachable_smtp_retries_later(app, make, session, clock):
     [row] = session.query(OutboxItem).filter_by(kind="notify_email").all()
     assert row.state == "pending" and row.attempts == 1 and row.last_error
     assert session.query(Notification).count() == 1
+
+
+def test_email_is_written_in_the_agents_language(app, make, session, clock, smtp):
+    ana = make.user(name="Ana", locale="fr")
+    lead = make.user("lead", name="Lee")
+    inbox = make.inbox("email", members=[ana])
+    clock.to(T0)
+    conv = conv_of(session, make.inbound(inbox, contact="gail@example.com", text="Refund please"))
+    assignment.assign(session, conv, ana, by=lead)
+    session.commit()
+    clock.shift(minutes=2, seconds=5)
+    deliver(app)
+    [mail] = smtp.messages
+    from email import message_from_bytes, policy
+
+    parsed = message_from_bytes(mail.content, policy=policy.default)
+    assert parsed["Subject"] == "[Switchboard] Lee vous a attribué une conversation"
+    body = parsed.get_content()
+    assert f"Conversation n°{conv.id} dans {inbox.name}" in body
+    assert "vous n'étiez pas connecté" in body
