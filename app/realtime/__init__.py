@@ -123,7 +123,7 @@ def init_app(app: Flask) -> None:
             return None
         _heartbeat(user)
         db.session.commit()
-        _presence_change(user.id, lambda store: store.renew(user.id) or set())
+        _presence_change(user.id, lambda store: store.renew(user.id))
         return {"online_until": user.online_until.isoformat().replace("+00:00", "Z")}
 
     @socketio.on("presence")

@@ -41,8 +41,9 @@ class LocalPresence:
         """The user left (closed their last connection); the conversations that changed."""
         return self.set(user_id, None, VIEWING)
 
-    def renew(self, user_id: int) -> None:
-        """The user's browser is still there (nothing expires in memory)."""
+    def renew(self, user_id: int) -> set[int]:
+        """The user's browser is still there (nothing expires in memory): nothing changed."""
+        return set()
 
     def people(self, conv_id: int) -> dict[int, str]:
         """{user id: state} of a conversation."""
@@ -90,16 +91,17 @@ class RedisPresence:
         """The user left (closed their last connection here); the conversations that changed."""
         return self.set(user_id, None, VIEWING)
 
-    def renew(self, user_id: int) -> None:
-        """The user's browser is still there: keep their entry another ``TTL``."""
+    def renew(self, user_id: int) -> set[int]:
+        """The user's browser is still there: keep their entry another ``TTL`` (nothing changed)."""
         conv_id = self.r.get(self._user(user_id))
         if not conv_id:
-            return
+            return set()
         entry = self.r.hget(self._conv(int(conv_id)), user_id)
         state = entry.decode().split("|")[0] if entry else VIEWING
         pipe = self.r.pipeline()
         self._put(pipe, user_id, int(conv_id), state)
         pipe.execute()
+        return set()
 
     def _put(self, pipe, user_id: int, conv_id: int, state: str) -> None:
         pipe.hset(self._conv(conv_id), user_id, f"{state}|{int(time.time()) + TTL}")
