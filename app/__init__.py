@@ -39,6 +39,9 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
     from app.inbox.outbound import remember_base_url
 
     app.before_request(remember_base_url)
+    from app.web import headers
+
+    headers.init_app(app)
     register_cli(app)
     register_errors(app)
     if env_bool("SWITCHBOARD_QUERY_COUNT", False):

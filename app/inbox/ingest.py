@@ -253,6 +253,7 @@ def _store_attachments(session: Session, msg: Message, refs: tuple[cb.Attachment
         )
         if ref.content is not None:
             att.storage_key = storage.save(ref.content)
+            att.content_type = storage.stored_type(ref.content, ref.content_type)
             att.size = len(ref.content)
             att.state = "stored"
         elif ref.url and att.kind in LINK_KINDS:

@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import current_app, has_request_context, url_for
 
 from app.clock import aware, iso, now
-from app.inbox import windows
+from app.inbox import storage, windows
 from app.models import Attachment, Conversation, Message
 
 
@@ -108,6 +108,8 @@ def attachment_dict(att: Attachment) -> dict:
         "kind": att.kind,
         "filename": att.filename,
         "content_type": att.content_type,
+        "inline": storage.is_inline_type(att.content_type)
+        or (not att.content_type and att.kind in ("image", "video", "audio")),
         "size": att.size,
         "state": att.state,
         "error": att.error,

@@ -40,3 +40,60 @@ def path_for(key: str) -> Path:
     if ".." in key or key.startswith("/"):
         raise ValueError("bad storage key")
     return _root() / key
+
+
+# Types a browser may show inline from our origin: none of them can run script there.
+# SVG, HTML, XML and everything else is served as a download.
+INLINE_IMAGE_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/bmp",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+        "image/tiff",
+        "image/x-icon",
+    }
+)
+
+
+def is_inline_type(content_type: str | None) -> bool:
+    """True for raster images, audio, video and PDF: the types shown in the page itself."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    return (
+        mime in INLINE_IMAGE_TYPES
+        or mime == "application/pdf"
+        or (mime.startswith(("audio/", "video/")) and "xml" not in mime)
+    )
+
+
+def sniff_bytes(head: bytes) -> str | None:
+    """The type bytes say they are (magic numbers), whatever the sender claimed."""
+    import filetype
+
+    kind = filetype.guess(head[:8192])
+    return kind.mime if kind is not None else None
+
+
+def sniff(path: Path) -> str | None:
+    """The type a stored file's bytes say it is."""
+    with open(path, "rb") as fh:
+        return sniff_bytes(fh.read(8192))
+
+
+def stored_type(content: bytes, claimed: str | None) -> str | None:
+    """The content type to record for a file: the bytes' own when they show inline.
+
+    A claim of an inline type the bytes do not bear out (an SVG sent as
+    ``image/png``) is recorded as ``application/octet-stream``, so the inbox
+    offers it as a download, as the file response will.
+    """
+    sniffed = sniff_bytes(content)
+    if is_inline_type(sniffed):
+        return sniffed
+    if is_inline_type(claimed):
+        return "application/octet-stream"
+    return claimed

@@ -245,7 +245,7 @@ def process_download(item: OutboxItem) -> None:
         att = session.get(Attachment, item.payload["attachment_id"])
         att.storage_key = storage.save(got.content)
         att.size = len(got.content)
-        att.content_type = att.content_type or got.content_type
+        att.content_type = storage.stored_type(got.content, att.content_type or got.content_type)
         att.filename = att.filename or storage.safe_filename(got.filename, default="") or None
         att.state = "stored"
         _finish(item, "done")

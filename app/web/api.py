@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, jsonify, request, send_file
+from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 
 from app.clock import aware, now
 from app.extensions import csrf, db
-from app.inbox import assignment, automation, conversations, delivery, storage
+from app.inbox import assignment, automation, conversations, delivery
 from app.inbox.connections import public_config
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.inbox.serialize import conversation_dict, message_dict
@@ -23,6 +23,7 @@ from app.models import (
     Notification,
     User,
 )
+from app.web import files
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -589,11 +590,4 @@ def attachment_file(attachment_id: int):
     if att is None or not att.storage_key:
         abort(404)
     _conversation(att.message.conversation_id)
-    inline = (att.content_type or "").startswith(("image/", "video/", "audio/"))
-    return send_file(
-        storage.path_for(att.storage_key),
-        mimetype=att.content_type or "application/octet-stream",
-        as_attachment=not inline,
-        download_name=att.filename or f"attachment-{att.id}",
-        max_age=3600,
-    )
+    return files.send_attachment(att, private=True)

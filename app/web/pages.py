@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file, session
+from flask import Blueprint, abort, current_app, render_template, request, session
 from flask_login import current_user, login_required
 
 from app.extensions import db, limiter
-from app.inbox import storage
 from app.models import Attachment
+from app.web import files
 
 bp = Blueprint("pages", __name__)
 
@@ -66,8 +66,4 @@ def public_file(attachment_id: int, key: str):
         abort(404)
     if att.message.direction != "outbound":
         abort(404)
-    return send_file(
-        storage.path_for(att.storage_key),
-        mimetype=att.content_type or "application/octet-stream",
-        download_name=att.filename or "file",
-    )
+    return files.send_attachment(att, private=False)

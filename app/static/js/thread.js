@@ -180,12 +180,13 @@ function fileSize(n) {
 function attachmentEl(att) {
   if (att.state === "pending") return h("div.att.pending", icon("download"), t("Downloading {name}…", { name: att.filename || t("attachment") }));
   if (att.state === "failed" || !att.url) return h("div.att.failed", icon("alert"), t("Attachment unavailable"), att.error ? ": " + att.error : "");
-  const type = att.content_type || "";
-  if (type.startsWith("image/") || att.kind === "image") {
+  // the server shows only raster images, audio, video and PDF inline (never SVG or HTML)
+  const kind = att.inline ? (att.content_type || "").split("/")[0] || att.kind : "file";
+  if (kind === "image") {
     return h("a.att-image", { href: att.url, target: "_blank", rel: "noopener" }, h("img", { src: att.url, alt: att.filename || t("Image"), loading: "lazy" }));
   }
-  if (type.startsWith("video/")) return h("video.att-media", { src: att.url, controls: true, preload: "metadata" });
-  if (type.startsWith("audio/")) return h("audio.att-media", { src: att.url, controls: true, preload: "metadata" });
+  if (kind === "video") return h("video.att-media", { src: att.url, controls: true, preload: "metadata" });
+  if (kind === "audio") return h("audio.att-media", { src: att.url, controls: true, preload: "metadata" });
   return h("a.att-file", { href: att.url, download: att.filename || true },
     icon("file"), h("span.att-name", { dir: "auto" }, att.filename || t("attachment")), h("span.muted", fileSize(att.size)), icon("download"));
 }
