@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 from app.models import ApiToken, Inbox, InboxMember, User
-from app.models.user import ROLES
+from app.models.user import ROLES, password_problem
 
 users = AppGroup("users", help="Manage the people who work in the inbox.")
 inboxes = AppGroup("inboxes", help="Connect and list inboxes.")
@@ -50,8 +50,9 @@ def users_create(email: str, name: str, role: str, password: str, capacity: int)
     email = email.strip().lower()
     if "@" not in email:
         fail("EMAIL must be an email address")
-    if len(password) < 8:
-        fail("the password must be at least 8 characters")
+    problem = password_problem(password, email)
+    if problem:
+        fail(problem)
     if db.session.scalar(sa.select(User).where(User.email == email)):
         fail(f"a user with email {email} already exists")
     user = User(email=email, name=name, role=role, capacity=capacity)

@@ -146,7 +146,8 @@ def client(app):
 
     The test's app context stays pushed, so requests share its ``g``: without
     this, Flask-Login would keep the first request's user (possibly detached
-    after ``db.session.remove()``) for every later request, whatever its token.
+    after ``db.session.remove()``) for every later request, whatever its token,
+    and a second client would be handed the first one's CSRF token.
     """
     from flask import g
     from flask.testing import FlaskClient
@@ -154,6 +155,8 @@ def client(app):
     class Client(FlaskClient):
         def open(self, *args, **kwargs):
             g.pop("_login_user", None)
+            g.pop("csrf_token", None)  # Flask-WTF's per-request token, from this client's session
+            g.pop("sb_token_user", None)
             return super().open(*args, **kwargs)
 
     app.test_client_class = Client

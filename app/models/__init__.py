@@ -11,12 +11,13 @@ from app.models.message import Attachment, Message
 from app.models.notification import Notification
 from app.models.outbox import OutboxItem
 from app.models.report import ResponseBreach
-from app.models.user import ApiToken, User
+from app.models.user import ApiToken, LoginSession, User
 
 __all__ = [
     "STATUSES",
     "DEFAULT_SETTINGS",
     "ApiToken",
+    "LoginSession",
     "Attachment",
     "CannedReply",
     "Contact",

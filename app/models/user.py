@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime
@@ -11,7 +12,7 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.clock import now
+from app.clock import iso, now
 from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
 
@@ -43,6 +44,11 @@ class User(UserMixin, db.Model):
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+    login_key = None  # (not a column) the sign-in this request belongs to (see LoginSession)
+
+    def get_id(self) -> str:  # Flask-Login: what the session and remember cookies carry
+        """``<user id>:<sign-in key>``: revoking the sign-in makes both cookies worthless."""
+        return f"{self.id}:{self.login_key}" if self.login_key else f"{self.id}:-"
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of ``password``."""
@@ -80,6 +86,41 @@ class User(UserMixin, db.Model):
         }
 
 
+MIN_PASSWORD_LENGTH = 10
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords (zxcvbn's list, from real leaks)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problem(password: str, email: str | None = None) -> str | None:
+    """Why ``password`` may not be used (a sentence for the person choosing it), or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"The password needs at least {MIN_PASSWORD_LENGTH} characters."
+    lowered = password.lower()
+    if lowered in _common_passwords() or len(set(lowered)) < 3:
+        return "That password is one of the most common ones: choose another."
+    if email and lowered in {email.lower(), email.split("@")[0].lower()}:
+        return "The password must not be your email address."
+    return None
+
+
+# compared against when the email is unknown, so a wrong email costs as long as a wrong password
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+
+
+def check_login(user: User | None, password: str) -> bool:
+    """True when ``user`` may sign in with ``password``; the same work whether or not they exist."""
+    if user is None or not user.password_hash:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return user.check_password(password) and user.active
+
+
 def hash_token(token: str) -> str:
     """API tokens are stored as SHA-256 digests; the token itself is shown once."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -97,11 +138,48 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     user: Mapped[User] = relationship(back_populates="tokens")
 
     @classmethod
-    def issue(cls, user: User, name: str = "api") -> tuple[ApiToken, str]:
+    def issue(
+        cls, user: User, name: str = "api", expires_at: datetime | None = None
+    ) -> tuple[ApiToken, str]:
         """Create a token for ``user``; returns the row and the clear token."""
         clear = "sb_" + secrets.token_urlsafe(32)
-        row = cls(user=user, token_hash=hash_token(clear), name=name)
+        row = cls(user=user, token_hash=hash_token(clear), name=name, expires_at=expires_at)
+        return row, clear
+
+    def to_dict(self) -> dict:
+        """The API's token object (never the token itself)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+            "expires_at": iso(self.expires_at),
+        }
+
+
+class LoginSession(db.Model):
+    """One sign-in of a user in a browser: its key is in the session and remember cookies.
+
+    Signing out deletes the row, so a copied cookie stops working; a password
+    change, a deactivation or "sign out everywhere" deletes all of the user's.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    user_agent: Mapped[str | None] = mapped_column(sa.String(200))
+
+    @classmethod
+    def start(cls, user: User, user_agent: str | None = None) -> tuple[LoginSession, str]:
+        """A new sign-in for ``user``; returns the row and the clear key."""
+        clear = secrets.token_urlsafe(24)
+        row = cls(user_id=user.id, key_hash=hash_token(clear), user_agent=(user_agent or "")[:200])
         return row, clear

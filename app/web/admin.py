@@ -27,13 +27,15 @@ from flask_login import current_user, login_required
 
 from app.clock import iso, now
 from app.extensions import csrf, db
+from app.inbox import signals
 from app.inbox.assignment import open_load
 from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
 from app.models import CannedReply, Conversation, Inbox, InboxMember, User
-from app.models.user import AVAILABILITY, ROLES
+from app.models.user import AVAILABILITY, ROLES, password_problem
 from app.web import api as api_module
 from app.web.api import ApiError
+from app.web.auth import end_sign_ins
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
@@ -401,8 +403,9 @@ def _user_fields(data: dict, user: User, creating: bool) -> None:
         user.active = data["active"]
     if "password" in data or creating:
         password = data.get("password") or ""
-        if len(password) < 8:
-            raise ApiError(422, "invalid", "The password needs at least 8 characters.")
+        problem = password_problem(str(password), user.email)
+        if problem:
+            raise ApiError(422, "invalid", problem)
         user.set_password(password)
 
 
@@ -426,6 +429,8 @@ def user_update(user_id: int):
         raise ApiError(404, "not_found", "No such user.")
     data = _json()
     _user_fields(data, user, creating=False)
+    if "password" in data or not user.active:
+        end_sign_ins(user.id)  # every browser signed in as them must sign in again
     if "active" in data and not user.active:
         # a deactivated agent's open conversations return to the queue
         from app.inbox import assignment
@@ -437,6 +442,8 @@ def user_update(user_id: int):
         ):
             assignment.assign(db.session, conv, None, by=current_user)
     db.session.commit()
+    if {"password", "active", "role"} & data.keys():
+        signals.access_changed.send(user.id)
     load = open_load(db.session, [user.id]).get(user.id, 0)
     return jsonify(user_admin_dict(user, load))
 

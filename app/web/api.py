@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 
-from app.clock import aware, now
+from app.clock import aware, iso, now
 from app.extensions import csrf, db
-from app.inbox import assignment, automation, conversations, delivery
+from app.inbox import assignment, automation, conversations, delivery, signals
 from app.inbox.connections import public_config
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import (
+    ApiToken,
     Attachment,
     Conversation,
     Inbox,
     InboxMember,
+    LoginSession,
     Message,
     Notification,
     User,
@@ -45,11 +47,15 @@ def _api_error(exc: ApiError):
 
 @bp.before_request
 def _auth_and_csrf():
-    """Bearer tokens need no CSRF token; browser-session writes do."""
+    """A valid bearer token needs no CSRF token; every cookie-authenticated write does.
+
+    (Any ``Authorization`` header, even a bogus one, used to skip the check.)
+    """
     if not current_user.is_authenticated:
         raise ApiError(401, "unauthorized", "Log in or send a bearer token.")
-    bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not bearer:
+    from app.web.auth import token_authenticated
+
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not token_authenticated():
         from flask_wtf.csrf import CSRFError
 
         try:
@@ -530,6 +536,82 @@ def me_patch():
     events.publish(db.session, "presence.updated", {"user": current_user.to_dict()}, ("all", 0))
     db.session.commit()
     return jsonify(current_user.to_dict())
+
+
+# --------------------------------------------------------------------------- my sign-ins and tokens
+
+
+@bp.get("/me/tokens")
+def my_tokens():
+    """My API tokens (names and dates; a token itself is shown only when created)."""
+    rows = db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.id)
+    )
+    return jsonify({"items": [row.to_dict() for row in rows]})
+
+
+@bp.post("/me/tokens")
+def my_token_create():
+    """A new API token for me: ``{"name", "expires_in_days"?}``; the token is in this answer only."""
+    data = _json()
+    name = str(data.get("name") or "api").strip()[:80] or "api"
+    days = data.get("expires_in_days")
+    expires_at = None
+    if days is not None:
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
+            raise ApiError(422, "invalid", "expires_in_days must be a whole number from 1 to 3650.")
+        expires_at = now() + timedelta(days=days)
+    row, clear = ApiToken.issue(current_user, name=name, expires_at=expires_at)
+    db.session.add(row)
+    db.session.commit()
+    return jsonify({**row.to_dict(), "token": clear}), 201
+
+
+@bp.delete("/me/tokens/<int:token_id>")
+def my_token_delete(token_id: int):
+    """Revoke one of my API tokens: it stops working at once (live connections included)."""
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.user_id != current_user.id:
+        raise ApiError(404, "not_found", "No such token.")
+    db.session.delete(row)
+    db.session.commit()
+    signals.access_changed.send(current_user.id)
+    return "", 204
+
+
+@bp.get("/me/sessions")
+def my_sessions():
+    """Where I am signed in (browser sign-ins); ``current`` marks this one."""
+    from app.models.user import hash_token
+
+    key = current_user.login_key
+    mine = hash_token(key) if key else None
+    rows = db.session.scalars(
+        sa.select(LoginSession)
+        .where(LoginSession.user_id == current_user.id)
+        .order_by(LoginSession.id)
+    )
+    items = [
+        {
+            "id": row.id,
+            "created_at": iso(row.created_at),
+            "user_agent": row.user_agent,
+            "current": row.key_hash == mine,
+        }
+        for row in rows
+    ]
+    return jsonify({"items": items})
+
+
+@bp.delete("/me/sessions")
+def my_sessions_end():
+    """Sign out everywhere: every browser sign-in of mine ends, this one too."""
+    from app.web.auth import end_sign_ins
+
+    end_sign_ins(current_user.id)
+    db.session.commit()
+    signals.access_changed.send(current_user.id)
+    return "", 204
 
 
 # --------------------------------------------------------------------------- notifications

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -18,32 +20,57 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.clock import now
+from app.clock import aware, now
 from app.extensions import db, limiter
 from app.extensions import login as login_manager
-from app.models import ApiToken, User
-from app.models.user import hash_token
+from app.models import ApiToken, LoginSession, User
+from app.models.user import MIN_PASSWORD_LENGTH, check_login, hash_token, password_problem
 
 bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Session cookie -> user."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+def load_user(login_id: str) -> User | None:
+    """Session or remember cookie (``<user id>:<sign-in key>``) -> user, while that sign-in lasts."""
+    user_id, _, key = login_id.partition(":")
+    if not user_id.isdigit() or not key:
+        return None
+    user = db.session.execute(
+        sa.select(User)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(
+            User.id == int(user_id),
+            LoginSession.key_hash == hash_token(key),
+            User.active.is_(True),
+        )
+    ).scalar()
+    if user is not None:
+        user.login_key = key
+    return user
+
+
+TOKEN_USE_RESOLUTION = timedelta(hours=1)  # how often a token's last use is written down
 
 
 def user_for_token(token: str | None) -> User | None:
-    """API token -> user (one query), or None."""
+    """API token -> user (one query), or None when unknown, expired or the user is inactive."""
     if not token:
         return None
-    row = db.session.execute(
-        sa.select(User)
+    found = db.session.execute(
+        sa.select(User, ApiToken)
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == hash_token(token), User.active.is_(True))
-    ).scalar()
-    return row
+    ).first()
+    if found is None:
+        return None
+    user, row = found
+    at = now()
+    if row.expires_at is not None and aware(row.expires_at) <= at:
+        return None
+    if row.last_used_at is None or at - aware(row.last_used_at) > TOKEN_USE_RESOLUTION:
+        db.session.execute(sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
+        db.session.commit()
+    return user
 
 
 @login_manager.request_loader
@@ -51,8 +78,34 @@ def load_user_from_request(req) -> User | None:
     """``Authorization: Bearer <token>`` -> user, for the API and scripts."""
     header = req.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        return user_for_token(header[7:].strip())
+        user = user_for_token(header[7:].strip())
+        if user is not None:
+            g.sb_token_user = True  # the API skips CSRF only for this
+        return user
     return None
+
+
+def token_authenticated() -> bool:
+    """True when this request's user came from a valid bearer token (not from a cookie)."""
+    return bool(g.get("sb_token_user"))
+
+
+def sign_in(user: User, remember: bool = False) -> None:
+    """Start a revocable sign-in for ``user`` in this browser."""
+    row, key = LoginSession.start(user, request.headers.get("User-Agent"))
+    db.session.add(row)
+    db.session.commit()
+    user.login_key = key
+    login_user(user, remember=remember)
+
+
+def end_sign_ins(user_id: int) -> None:
+    """End every sign-in of a user (password changed, deactivated, "sign out everywhere").
+
+    Their session and remember cookies stop working at their next request; the
+    caller commits. Live sockets are cut through the ``access_changed`` signal.
+    """
+    db.session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user_id))
 
 
 @login_manager.unauthorized_handler
@@ -83,6 +136,11 @@ def needs_setup() -> bool:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
+    methods=["POST"],
+    key_func=lambda: "account:" + (request.form.get("email") or "").strip().lower()[:254],
+)
 def login():
     """The sign-in form."""
     if needs_setup():
@@ -94,12 +152,11 @@ def login():
         email = (request.form.get("email") or "").strip().lower()
         password = request.form.get("password") or ""
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
-        if user is None or not user.active or not user.check_password(password):
+        if not check_login(user, password):
             error = _("Wrong email or password.")
         else:
-            login_user(user, remember=bool(request.form.get("remember")))
             user.last_seen_at = now()
-            db.session.commit()
+            sign_in(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", error=error), (401 if error else 200)
 
@@ -116,14 +173,17 @@ def setup():
         password = request.form.get("password") or ""
         if not name or "@" not in email:
             error = _("Enter your name and a valid email address.")
-        elif len(password) < 8:
-            error = _("Choose a password of at least 8 characters.")
+        elif password_problem(password, email):
+            error = _(
+                "Choose a password of at least %(n)d characters that is not a common one.",
+                n=MIN_PASSWORD_LENGTH,
+            )
         else:
             user = User(name=name, email=email, role="admin")
             user.set_password(password)
             db.session.add(user)
             db.session.commit()
-            login_user(user)
+            sign_in(user)
             return redirect(url_for("pages.index"))
     return render_template("auth/setup.html", error=error)
 
@@ -131,7 +191,11 @@ def setup():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out (POST, CSRF-protected)."""
+    """Sign out (POST, CSRF-protected): this sign-in ends, so a copied cookie is worthless too."""
+    key = current_user.login_key
+    if key:
+        db.session.execute(sa.delete(LoginSession).where(LoginSession.key_hash == hash_token(key)))
+        db.session.commit()
     logout_user()
     session.pop("lang", None)
     flash(_("You are signed out."))
