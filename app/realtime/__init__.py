@@ -133,8 +133,11 @@ def init_app(app: Flask) -> None:
         if user_id is None or not isinstance(data, dict):
             return
         conv_id = data.get("conversation_id")
+        conv_id = conv_id if isinstance(conv_id, int) else None
+        if conv_id is not None and not _may_see(user_id, conv_id):
+            return  # others would see them in a conversation they cannot open
         state = data.get("state") if data.get("state") in ("viewing", "replying") else "viewing"
-        _set_presence(user_id, conv_id if isinstance(conv_id, int) else None, state)
+        _set_presence(user_id, conv_id, state)
 
     @socketio.on("typing")
     def on_typing(data):
@@ -144,10 +147,26 @@ def init_app(app: Flask) -> None:
             user_id is None
             or not isinstance(data, dict)
             or not isinstance(data.get("conversation_id"), int)
+            or not _may_see(user_id, data["conversation_id"])
         ):
             return
         _set_presence(user_id, data["conversation_id"], "replying")
         _queue_typing(user_id, data["conversation_id"])
+
+
+def _may_see(user_id: int, conv_id: int) -> bool:
+    """True when the conversation exists and the (active) user may see its inbox."""
+    from app.inbox.queries import can_see
+    from app.models import Conversation
+
+    conv = db.session.get(Conversation, conv_id)
+    user = db.session.get(User, user_id)
+    return (
+        conv is not None
+        and user is not None
+        and user.active
+        and can_see(db.session, user, conv.inbox_id)
+    )
 
 
 def _heartbeat(user: User) -> None:
