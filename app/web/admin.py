@@ -27,6 +27,7 @@ from flask_login import current_user, login_required
 
 from app.clock import iso, now
 from app.extensions import csrf, db
+from app.inbox import signals
 from app.inbox.assignment import open_load
 from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
@@ -437,6 +438,8 @@ def user_update(user_id: int):
         ):
             assignment.assign(db.session, conv, None, by=current_user)
     db.session.commit()
+    if "active" in data or "role" in data:
+        signals.access_changed.send(user.id)
     load = open_load(db.session, [user.id]).get(user.id, 0)
     return jsonify(user_admin_dict(user, load))
 
@@ -462,6 +465,8 @@ def inbox_members(inbox_id: int):
     for uid in known - current:
         db.session.add(InboxMember(inbox_id=inbox.id, user_id=uid, created_at=now()))
     db.session.commit()
+    for uid in current ^ known:
+        signals.access_changed.send(uid)
     return jsonify(inbox_admin_dict(inbox, True))
 
 
