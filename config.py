@@ -90,6 +90,10 @@ class Config:
     DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "switchboard")
+    # other origins whose pages may open the live feed (the app's own and PUBLIC_URL's always may)
+    SOCKETIO_CORS_ORIGINS = [
+        o.strip() for o in os.environ.get("SOCKETIO_CORS_ORIGINS", "").split(",") if o.strip()
+    ]
     # notification mail to agents who are not online: smtp://host:port (smtp+starttls://, smtps://)
     NOTIFY_SMTP_URL = os.environ.get("NOTIFY_SMTP_URL") or None
     NOTIFY_FROM = os.environ.get("NOTIFY_FROM", "Switchboard <switchboard@localhost>")

@@ -131,13 +131,14 @@ def register_extensions(app: Flask) -> None:
     login.login_view = "auth.login"
     babel.init_app(app, locale_selector=_select_locale)
     from app import realtime
+    from app.realtime.origins import origin_check
 
     socketio.init_app(
         app,
         message_queue=app.config.get("REDIS_URL"),
         channel=app.config["SOCKETIO_CHANNEL"],
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS") or [],
+        cors_allowed_origins=origin_check(app),  # the app's own pages only
         logger=False,
         engineio_logger=False,
     )

@@ -13,6 +13,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app.extensions import db
+from app.inbox import signals
 from app.models import ApiToken, Inbox, InboxMember, User
 from app.models.user import ROLES, password_problem
 
@@ -352,6 +353,7 @@ def members_add(inbox_id: int, email: str) -> None:
     if db.session.get(InboxMember, {"inbox_id": inbox.id, "user_id": user.id}) is None:
         db.session.add(InboxMember(inbox_id=inbox.id, user_id=user.id))
         db.session.commit()
+        signals.access_changed.send(user.id)  # open sockets join the inbox (through Redis)
     click.echo(f"{user.name} works in {inbox.name}")
 
 

@@ -1,8 +1,9 @@
-"""What happened in the domain, for whoever listens (blinker; no Flask here).
+"""What happened in the domain, told to whoever listens (blinker signals, as indico does).
 
-A module that changes something sends a signal after the change is committed;
-others (the live connections, notifications) connect to it instead of being
-imported by the module that changed it.
+A module that changes something sends a signal once the change is committed;
+the modules that care (the live feed, ...) connect to it, so neither imports
+the other. Receivers read the new state from the database: a signal says what
+changed, not what it changed to. No Flask here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from blinker import Namespace
 _signals = Namespace()
 
 access_changed = _signals.signal(
-    "access_changed",
-    doc="""A user's access changed (deactivated, signed out everywhere, a token revoked, role or
-    inbox memberships changed). Sender: the user id. Sent after the commit.""",
+    "access-changed",
+    doc="""What a user may see changed; sender: the user's id.
+
+    Sent after commit when the user is deactivated (or reactivated), their role
+    changes, their password changes, they sign out everywhere, they join or leave
+    an inbox, or one of their API tokens is revoked.
+    The live feed re-checks that user's open sockets in every process: those
+    that may no longer connect are closed, the others follow the new inboxes.
+    """,
 )

@@ -6,6 +6,13 @@ user's connections. A committed domain event for an inbox goes to
 ``inbox:<id>`` and ``all`` (disjoint sets), so each user receives it once and
 nobody receives an event from an inbox they cannot see.
 
+Rooms follow access as it changes, not as it was at connect: when a user is
+deactivated, changes role, joins or leaves an inbox or loses an API token
+(:data:`app.inbox.signals.access_changed`), every process re-checks that user's
+sockets (:mod:`app.realtime.access`): it closes those that may no longer
+connect and moves the others to the rooms of the new access. Each heartbeat
+re-checks its socket too, for a change no signal reported.
+
 With ``REDIS_URL`` set, Socket.IO uses Redis as its message queue and any
 process can emit to clients connected to any other; who views which
 conversation is kept there too (:mod:`app.realtime.presence`).
@@ -14,18 +21,21 @@ conversation is kept there too (:mod:`app.realtime.presence`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import sqlalchemy as sa
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_app_context, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
 from app.clock import now
 from app.extensions import db, socketio
-from app.inbox import events
-from app.models import InboxMember, User
+from app.inbox import events, signals
+from app.models import ApiToken, InboxMember, User
+from app.models.user import hash_token
 from app.realtime import presence
+from app.realtime.access import LocalAccessBus, RedisAccessBus
 from app.realtime.presence import LocalPresence, RedisPresence
 
 log = logging.getLogger(__name__)
@@ -36,8 +46,13 @@ class _State:
 
     def __init__(self, presence: LocalPresence | RedisPresence) -> None:
         self.sid_users: dict[str, int] = {}
+        self.sid_tokens: dict[str, str] = {}  # socket id -> hash of the API token it connected with
         self.presence = presence  # conversation -> {user: viewing|replying}, for every process
         self.typing_sent: dict[tuple[int, int], float] = {}
+        self.bus: LocalAccessBus | RedisAccessBus | None = None
+        # a socket's admission and rooms, and a re-check of them, happen one at a time: a change
+        # committed while a socket is let in is applied after its rooms were joined, not before
+        self.rooms_lock = threading.RLock()
 
 
 def _state() -> _State:
@@ -69,37 +84,139 @@ def emit_events(batch: list[events.Event]) -> None:
             socketio.emit(ev.name, ev.payload, to=room)
 
 
-def _authenticate(auth) -> User | None:
+def _authenticate(auth) -> tuple[User | None, str | None]:
+    """The connecting user, and the hash of the API token they came with (None: the session)."""
     from app.web.auth import user_for_token
 
     token = auth.get("token") if isinstance(auth, dict) else None
     if token:
-        return user_for_token(token)
+        return user_for_token(token), hash_token(token)
     if current_user and current_user.is_authenticated:
-        return db.session.get(User, current_user.id)
-    return None
+        user = db.session.get(User, current_user.id)
+        return (user if user is not None and user.active else None), None
+    return None, None
+
+
+def _may_connect(user: User | None, token_hash: str | None) -> bool:
+    """The user is still active and, for a token socket, still has that token."""
+    if user is None or not user.active:
+        return False
+    if token_hash is None:
+        return True
+    return (
+        db.session.scalar(
+            sa.select(ApiToken.id).where(
+                ApiToken.user_id == user.id, ApiToken.token_hash == token_hash
+            )
+        )
+        is not None
+    )
+
+
+def rooms_of(user: User) -> set[str]:
+    """The rooms a user's sockets belong in: their own, everyone's, and their inboxes'."""
+    rooms = {f"user:{user.id}", "everyone"}
+    if user.is_lead:
+        rooms.add("all")
+    else:
+        rooms.update(
+            f"inbox:{inbox_id}"
+            for inbox_id in db.session.scalars(
+                sa.select(InboxMember.inbox_id).where(InboxMember.user_id == user.id)
+            )
+        )
+    return rooms
+
+
+def _sync_rooms(sid: str, wanted: set[str]) -> None:
+    """Move one socket of this process into ``wanted`` and out of the audience rooms it left."""
+    current = set(socketio.server.rooms(sid, namespace="/"))
+    for room in current - wanted:
+        if room == "all" or room.startswith("inbox:"):
+            socketio.server.leave_room(sid, room, namespace="/")
+    for room in wanted - current:
+        socketio.server.enter_room(sid, room, namespace="/")
+
+
+def _cut(sid: str) -> None:
+    """Close one socket of this process (its disconnect handler tidies presence up)."""
+    socketio.server.disconnect(sid, namespace="/")
+
+
+def recheck_user(user_id: int, cut: bool = False) -> None:
+    """Re-check every socket of ``user_id`` in this process; ``cut`` closes them all."""
+    state = _state()
+    with state.rooms_lock:
+        sids = [sid for sid, uid in list(state.sid_users.items()) if uid == user_id]
+        if not sids:
+            return
+        user = db.session.get(User, user_id)
+        wanted = rooms_of(user) if user is not None and user.active else set()
+        for sid in sids:
+            if cut or not _may_connect(user, state.sid_tokens.get(sid)):
+                log.info("closing socket %s of user %s: access revoked", sid, user_id)
+                _cut(sid)
+            else:
+                _sync_rooms(sid, wanted)
+
+
+def cut_user(user_id: int) -> None:
+    """Close every socket of ``user_id`` in every process (e.g. their sessions were revoked).
+
+    Needs the app context; a socket that connects afterwards is checked as usual.
+    """
+    _state().bus.publish(user_id, cut=True)
+
+
+def _on_access_changed(user_id, **_kwargs) -> None:
+    """``access_changed`` received: re-check that user's sockets in every process."""
+    if not has_app_context() or "switchboard_realtime" not in current_app.extensions:
+        log.warning(
+            "access of user %s changed outside the app: sockets re-check on heartbeat", user_id
+        )
+        return
+    _state().bus.publish(int(user_id))
+
+
+def _make_bus(app: Flask) -> LocalAccessBus | RedisAccessBus:
+    def handle(user_id: int, cut: bool) -> None:
+        with app.app_context():
+            recheck_user(user_id, cut)
+
+    url = app.config.get("REDIS_URL")
+    if not url:
+        return LocalAccessBus(handle)
+    import redis
+
+    return RedisAccessBus(
+        redis.Redis.from_url(url),
+        f"{app.config['SOCKETIO_CHANNEL']}:access",
+        handle,
+        socketio.start_background_task,
+    )
 
 
 def init_app(app: Flask) -> None:
-    """Register the handlers and the event sink."""
+    """Register the handlers, the event sink and the access-change receiver."""
     events.add_sink(emit_events)
-    app.extensions["switchboard_realtime"] = _State(presence.store_for(app.config))
+    state = _State(presence.store_for(app.config))
+    state.bus = _make_bus(app)
+    app.extensions["switchboard_realtime"] = state
+    signals.access_changed.connect(_on_access_changed)
 
     @socketio.on("connect")
     def on_connect(auth=None):
-        user = _authenticate(auth)
-        if user is None:
-            raise ConnectionRefusedError("unauthorized")
-        _state().sid_users[request.sid] = user.id
-        join_room(f"user:{user.id}")
-        join_room("everyone")
-        if user.is_lead:
-            join_room("all")
-        else:
-            for inbox_id in db.session.scalars(
-                sa.select(InboxMember.inbox_id).where(InboxMember.user_id == user.id)
-            ):
-                join_room(f"inbox:{inbox_id}")
+        state = _state()
+        state.bus.listen()  # hear access changes before reading this socket's rooms
+        with state.rooms_lock:
+            user, token_hash = _authenticate(auth)
+            if user is None:
+                raise ConnectionRefusedError("unauthorized")
+            state.sid_users[request.sid] = user.id
+            if token_hash is not None:
+                state.sid_tokens[request.sid] = token_hash
+            for room in rooms_of(user):
+                join_room(room)
         user.last_seen_at = now()
         _heartbeat(user)  # live presence: online for 90 s, extended by "heartbeat" events
         db.session.commit()
@@ -107,6 +224,7 @@ def init_app(app: Flask) -> None:
 
     @socketio.on("disconnect")
     def on_disconnect(*_args):
+        _state().sid_tokens.pop(request.sid, None)
         user_id = _state().sid_users.pop(request.sid, None)
         if user_id is None:
             return
@@ -116,11 +234,21 @@ def init_app(app: Flask) -> None:
 
     @socketio.on("heartbeat")
     def on_heartbeat(*_args):
-        """The browser is still there (sent every 30 s): extend the user's live presence."""
-        user_id = _state().sid_users.get(request.sid)
-        user = db.session.get(User, user_id) if user_id is not None else None
-        if user is None:
-            return None
+        """The browser is still there (sent every 30 s): extend the user's live presence.
+
+        Also re-checks the socket: closed if its user or token lost access since,
+        moved to the rooms of the user's inboxes as they are now.
+        """
+        state = _state()
+        with state.rooms_lock:
+            user_id = state.sid_users.get(request.sid)
+            if user_id is None:
+                return None
+            user = db.session.get(User, user_id)
+            if not _may_connect(user, state.sid_tokens.get(request.sid)):
+                _cut(request.sid)
+                return None
+            _sync_rooms(request.sid, rooms_of(user))
         _heartbeat(user)
         db.session.commit()
         _presence_change(user.id, lambda store: store.renew(user.id))
@@ -133,8 +261,11 @@ def init_app(app: Flask) -> None:
         if user_id is None or not isinstance(data, dict):
             return
         conv_id = data.get("conversation_id")
+        conv_id = conv_id if isinstance(conv_id, int) else None
+        if conv_id is not None and not _may_see(user_id, conv_id):
+            return  # others would see them in a conversation they cannot open
         state = data.get("state") if data.get("state") in ("viewing", "replying") else "viewing"
-        _set_presence(user_id, conv_id if isinstance(conv_id, int) else None, state)
+        _set_presence(user_id, conv_id, state)
 
     @socketio.on("typing")
     def on_typing(data):
@@ -144,10 +275,26 @@ def init_app(app: Flask) -> None:
             user_id is None
             or not isinstance(data, dict)
             or not isinstance(data.get("conversation_id"), int)
+            or not _may_see(user_id, data["conversation_id"])
         ):
             return
         _set_presence(user_id, data["conversation_id"], "replying")
         _queue_typing(user_id, data["conversation_id"])
+
+
+def _may_see(user_id: int, conv_id: int) -> bool:
+    """True when the conversation exists and the (active) user may see its inbox."""
+    from app.inbox.queries import can_see
+    from app.models import Conversation
+
+    conv = db.session.get(Conversation, conv_id)
+    user = db.session.get(User, user_id)
+    return (
+        conv is not None
+        and user is not None
+        and user.active
+        and can_see(db.session, user, conv.inbox_id)
+    )
 
 
 def _heartbeat(user: User) -> None:

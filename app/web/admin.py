@@ -469,6 +469,8 @@ def inbox_members(inbox_id: int):
     for uid in known - current:
         db.session.add(InboxMember(inbox_id=inbox.id, user_id=uid, created_at=now()))
     db.session.commit()
+    for uid in current ^ known:
+        signals.access_changed.send(uid)
     return jsonify(inbox_admin_dict(inbox, True))
 
 
