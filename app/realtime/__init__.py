@@ -32,7 +32,7 @@ from flask_socketio import ConnectionRefusedError, join_room
 from app.clock import now
 from app.extensions import db, socketio
 from app.inbox import events, signals
-from app.models import ApiToken, InboxMember, User
+from app.models import ApiToken, InboxMember, LoginSession, User
 from app.models.user import hash_token
 from app.realtime import presence
 from app.realtime.access import LocalAccessBus, RedisAccessBus
@@ -46,7 +46,8 @@ class _State:
 
     def __init__(self, presence: LocalPresence | RedisPresence) -> None:
         self.sid_users: dict[str, int] = {}
-        self.sid_tokens: dict[str, str] = {}  # socket id -> hash of the API token it connected with
+        # socket id -> what it connected with: ("token", API token hash) or ("login", sign-in hash)
+        self.sid_tokens: dict[str, tuple[str, str]] = {}
         self.presence = presence  # conversation -> {user: viewing|replying}, for every process
         self.typing_sent: dict[tuple[int, int], float] = {}
         self.bus: LocalAccessBus | RedisAccessBus | None = None
@@ -84,33 +85,34 @@ def emit_events(batch: list[events.Event]) -> None:
             socketio.emit(ev.name, ev.payload, to=room)
 
 
-def _authenticate(auth) -> tuple[User | None, str | None]:
-    """The connecting user, and the hash of the API token they came with (None: the session)."""
+def _authenticate(auth) -> tuple[User | None, tuple[str, str] | None]:
+    """The connecting user, and what they came with: ``("token", hash)`` or ``("login", hash)``."""
     from app.web.auth import user_for_token
 
     token = auth.get("token") if isinstance(auth, dict) else None
     if token:
-        return user_for_token(token), hash_token(token)
-    if current_user and current_user.is_authenticated:
+        return user_for_token(token), ("token", hash_token(token))
+    if current_user and current_user.is_authenticated and current_user.login_key:
         user = db.session.get(User, current_user.id)
-        return (user if user is not None and user.active else None), None
+        credential = ("login", hash_token(current_user.login_key))
+        return (user if user is not None and user.active else None), credential
     return None, None
 
 
-def _may_connect(user: User | None, token_hash: str | None) -> bool:
-    """The user is still active and, for a token socket, still has that token."""
-    if user is None or not user.active:
+def _may_connect(user: User | None, credential: tuple[str, str] | None) -> bool:
+    """The user is still active and still has the API token or the sign-in the socket used."""
+    if user is None or not user.active or credential is None:
         return False
-    if token_hash is None:
-        return True
-    return (
-        db.session.scalar(
-            sa.select(ApiToken.id).where(
-                ApiToken.user_id == user.id, ApiToken.token_hash == token_hash
-            )
+    kind, digest = credential
+    if kind == "token":
+        query = sa.select(ApiToken.id).where(
+            ApiToken.user_id == user.id, ApiToken.token_hash == digest
         )
-        is not None
-    )
+    else:  # signed out there, signed out everywhere, or the password changed
+        query = sa.select(LoginSession.id).where(
+            LoginSession.user_id == user.id, LoginSession.key_hash == digest
+        )
+    return db.session.scalar(query) is not None
 
 
 def rooms_of(user: User) -> set[str]:
@@ -209,12 +211,11 @@ def init_app(app: Flask) -> None:
         state = _state()
         state.bus.listen()  # hear access changes before reading this socket's rooms
         with state.rooms_lock:
-            user, token_hash = _authenticate(auth)
+            user, credential = _authenticate(auth)
             if user is None:
                 raise ConnectionRefusedError("unauthorized")
             state.sid_users[request.sid] = user.id
-            if token_hash is not None:
-                state.sid_tokens[request.sid] = token_hash
+            state.sid_tokens[request.sid] = credential
             for room in rooms_of(user):
                 join_room(room)
         user.last_seen_at = now()

@@ -23,6 +23,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.clock import aware, now
 from app.extensions import db, limiter
 from app.extensions import login as login_manager
+from app.inbox import signals
 from app.models import ApiToken, LoginSession, User
 from app.models.user import MIN_PASSWORD_LENGTH, check_login, hash_token, password_problem
 
@@ -192,11 +193,12 @@ def setup():
 @login_required
 def logout():
     """Sign out (POST, CSRF-protected): this sign-in ends, so a copied cookie is worthless too."""
-    key = current_user.login_key
+    key, user_id = current_user.login_key, current_user.id
     if key:
         db.session.execute(sa.delete(LoginSession).where(LoginSession.key_hash == hash_token(key)))
         db.session.commit()
     logout_user()
+    signals.access_changed.send(user_id)  # the live feed opened by this sign-in closes too
     session.pop("lang", None)
     flash(_("You are signed out."))
     return redirect(url_for("auth.login"))

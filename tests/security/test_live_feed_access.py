@@ -157,3 +157,62 @@ def test_an_agent_added_to_an_inbox_from_the_command_line_receives_it(
     assert result.exit_code == 0, result.output
     make.inbound(inbox, contact="n", text="from the command line")
     assert ana_feed.wait_body("from the command line")
+
+
+def _signed_in_browser(live_server, email: str) -> requests.Session:
+    """A browser's cookies after signing in through the form."""
+    from tests.security.conftest import PASSWORD, csrf_from
+
+    browser = requests.Session()
+    page = browser.get(f"{live_server.url}/login", timeout=10).text
+    resp = browser.post(
+        f"{live_server.url}/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": csrf_from(page)},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert resp.status_code == 302
+    return browser
+
+
+def _cookie_header(browser: requests.Session) -> dict:
+    return {"Cookie": "; ".join(f"{c.name}={c.value}" for c in browser.cookies)}
+
+
+def test_a_password_change_closes_the_feeds_of_every_browser_sign_in(live_server, make, feeds):
+    ana = make.user(name="Ana")
+    make.inbox(members=[ana])
+    laptop = feeds(
+        live_server.url, headers=_cookie_header(_signed_in_browser(live_server, ana.email))
+    )
+    phone = feeds(
+        live_server.url, headers=_cookie_header(_signed_in_browser(live_server, ana.email))
+    )
+    resp = requests.patch(
+        f"{live_server.url}/api/v1/users/{ana.id}",
+        json={"password": "a brand new passphrase"},
+        headers=_admin(make),
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    assert laptop.disconnected.wait(5) and phone.disconnected.wait(5)
+
+
+def test_signing_out_closes_that_browsers_feed_only(live_server, make, feeds):
+    from tests.security.conftest import csrf_from
+
+    ana = make.user(name="Ana")
+    inbox = make.inbox(members=[ana])
+    laptop_browser = _signed_in_browser(live_server, ana.email)
+    laptop = feeds(live_server.url, headers=_cookie_header(laptop_browser))
+    phone = feeds(
+        live_server.url, headers=_cookie_header(_signed_in_browser(live_server, ana.email))
+    )
+    token = csrf_from(laptop_browser.get(f"{live_server.url}/", timeout=10).text)
+    resp = laptop_browser.post(
+        f"{live_server.url}/logout", data={"csrf_token": token}, timeout=10, allow_redirects=False
+    )
+    assert resp.status_code == 302
+    assert laptop.disconnected.wait(5), "the signed-out browser's feed stayed open"
+    make.inbound(inbox, contact="c", text="still for the phone")
+    assert phone.wait_body("still for the phone")
