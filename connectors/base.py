@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import requests
 
+from connectors.filenames import clean_filename
+
 DEFAULT_TIMEOUT = (5, 20)  # connect, read seconds: every outbound call has a timeout
 
 
@@ -377,7 +379,7 @@ def download_url(
         filename = None
         disposition = resp.headers.get("Content-Disposition", "")
         if "filename=" in disposition:
-            filename = disposition.split("filename=", 1)[1].strip('"; ')
+            filename = clean_filename(disposition.split("filename=", 1)[1].strip('"; ')) or None
         ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip() or None
         return Downloaded(b"".join(chunks), ctype, filename)
 

@@ -8,6 +8,7 @@ from flask import current_app, has_request_context, url_for
 
 from app.clock import aware, iso, now
 from app.inbox import windows
+from app.inbox.storage import safe_filename
 from app.models import Attachment, Conversation, Message
 
 
@@ -106,7 +107,8 @@ def attachment_dict(att: Attachment) -> dict:
     return {
         "id": att.id,
         "kind": att.kind,
-        "filename": att.filename,
+        # cleaned again: rows stored before filenames lost their bidi and format characters
+        "filename": safe_filename(att.filename, default="") or None,
         "content_type": att.content_type,
         "size": att.size,
         "state": att.state,

@@ -594,6 +594,6 @@ def attachment_file(attachment_id: int):
         storage.path_for(att.storage_key),
         mimetype=att.content_type or "application/octet-stream",
         as_attachment=not inline,
-        download_name=att.filename or f"attachment-{att.id}",
+        download_name=storage.safe_filename(att.filename, default=f"attachment-{att.id}"),
         max_age=3600,
     )

@@ -69,5 +69,5 @@ def public_file(attachment_id: int, key: str):
     return send_file(
         storage.path_for(att.storage_key),
         mimetype=att.content_type or "application/octet-stream",
-        download_name=att.filename or "file",
+        download_name=storage.safe_filename(att.filename),
     )

@@ -57,6 +57,7 @@ from connectors.email.bounces import BounceInfo, parse_bounce
 from connectors.email.quotes import extract_reply
 from connectors.email.sanitize import has_remote_images, html_to_text, sanitize_html
 from connectors.email.threads import normalize_message_id, parse_id_list
+from connectors.filenames import clean_filename
 
 __all__ = [
     "UNKNOWN_SENDER",
@@ -528,9 +529,7 @@ def _filename(part: Message) -> str | None:
             name = _safe(lambda: email.utils.collapse_rfc2231_value(name), None)
     if not name:
         return None
-    name = _decode_rfc2047(str(name))
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[:200] or None
+    return clean_filename(_decode_rfc2047(str(name))) or None
 
 
 def _kind(ctype: str) -> str:
