@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -323,6 +324,14 @@ class Connector:
         return [
             f"{f.name} is required" for f in cls.fields if f.required and not config.get(f.name)
         ]
+
+    @classmethod
+    def normalize_contact_id(cls, contact_id: str) -> str:
+        """The one spelling a contact's id is stored and looked up by (NFC, trimmed).
+
+        A channel whose ids have more spellings (email addresses: case) extends it.
+        """
+        return unicodedata.normalize("NFC", str(contact_id or "").strip())
 
     @classmethod
     def identifiers(cls, config: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ message store exactly one row on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -1093,6 +1094,24 @@ def _typing(b: _Batch, ev: cb.Typing) -> None:
         )
 
 
+def _normalize_contacts(inbox: Inbox, batch: list[cb.InboundEvent]) -> list[cb.InboundEvent]:
+    """Every event's ``contact_id`` in the one spelling its channel stores identities by.
+
+    ``josé@`` precomposed and decomposed, or in capitals, is one email address: it
+    must find one identity whichever way the sender's client wrote it.
+    """
+    connector = cb.get(inbox.channel) if inbox.channel in cb.channels() else cb.Connector
+    out = []
+    for ev in batch:
+        contact_id = getattr(ev, "contact_id", None)
+        if contact_id:
+            key = connector.normalize_contact_id(contact_id)
+            if key != contact_id:
+                ev = dataclasses.replace(ev, contact_id=key)
+        out.append(ev)
+    return out
+
+
 def _sort_key(ev: cb.InboundEvent) -> tuple[int, datetime]:
     """Messages in the platform's time order (a reply never lands before its parent)."""
     at = getattr(ev, "sent_at", None) or getattr(ev, "at", None)
@@ -1118,6 +1137,7 @@ def ingest(
     else:
         times = [aware(received_at) or now()] * len(batch)
     latest = max(times, default=None) or now()
+    batch = _normalize_contacts(inbox, batch)
     b = _Batch(session, inbox, latest)
     ordered = sorted(zip(batch, times, strict=True), key=lambda pair: _sort_key(pair[0]))
     b.prefetch(ordered)

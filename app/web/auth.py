@@ -23,6 +23,7 @@ from app.extensions import db, limiter
 from app.extensions import login as login_manager
 from app.models import ApiToken, User
 from app.models.user import hash_token
+from connectors.email.address import normalize_address
 
 bp = Blueprint("auth", __name__)
 
@@ -91,7 +92,7 @@ def login():
         return redirect(_safe_next(request.args.get("next")))
     error = None
     if request.method == "POST":
-        email = (request.form.get("email") or "").strip().lower()
+        email = normalize_address(request.form.get("email"))
         password = request.form.get("password") or ""
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
         if user is None or not user.active or not user.check_password(password):
@@ -112,7 +113,7 @@ def setup():
     error = None
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
-        email = (request.form.get("email") or "").strip().lower()
+        email = normalize_address(request.form.get("email"))
         password = request.form.get("password") or ""
         if not name or "@" not in email:
             error = _("Enter your name and a valid email address.")
