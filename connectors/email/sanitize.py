@@ -172,13 +172,14 @@ _LOADING_ATTRS = frozenset(
         "longdesc",
     }
 )
-# nh3's serialisation (html5ever): double-quoted values with & " < > escaped, text with & < >
-# escaped, no comments. Anything else at a "<" is not a tag we understand: it becomes text.
+# nh3's serialisation (html5ever): double-quoted values with & and " escaped (< > too, in
+# nh3 0.3), text with & < > escaped, no comments. Anything else at a "<" is not a tag we
+# understand: it becomes text.
 _START_TAG_RE = re.compile(
-    r'<([A-Za-z][A-Za-z0-9]*)((?:[ \t\n\f\r]+[^ \t\n\f\r"\'<>/=]+(?:="[^"<>]*")?)*)[ \t\n\f\r]*/?>'
+    r'<([A-Za-z][A-Za-z0-9]*)((?:[ \t\n\f\r]+[^ \t\n\f\r"\'<>/=]+(?:="[^"]*")?)*)[ \t\n\f\r]*/?>'
 )
 _END_TAG_RE = re.compile(r"</([A-Za-z][A-Za-z0-9]*)[ \t\n\f\r]*>")
-_ATTR_RE = re.compile(r'([^ \t\n\f\r"\'<>/=]+)(?:="([^"<>]*)")?')
+_ATTR_RE = re.compile(r'([^ \t\n\f\r"\'<>/=]+)(?:="([^"]*)")?')
 
 
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
