@@ -16,6 +16,7 @@ from app.extensions import db
 from app.inbox import signals
 from app.models import ApiToken, Inbox, InboxMember, User
 from app.models.user import ROLES, password_problem
+from connectors.email.address import normalize_address
 
 users = AppGroup("users", help="Manage the people who work in the inbox.")
 inboxes = AppGroup("inboxes", help="Connect and list inboxes.")
@@ -48,7 +49,7 @@ def fail(message: str) -> None:
 @click.option("--capacity", type=int, default=20, show_default=True)
 def users_create(email: str, name: str, role: str, password: str, capacity: int) -> None:
     """Create a user who can log in."""
-    email = email.strip().lower()
+    email = normalize_address(email)
     if "@" not in email:
         fail("EMAIL must be an email address")
     problem = password_problem(password, email)
@@ -68,7 +69,7 @@ def users_create(email: str, name: str, role: str, password: str, capacity: int)
 @click.option("--name", default="cli", help="A label for the token.")
 def users_token(email: str, name: str) -> None:
     """Create an API token; it is printed once, as the last line."""
-    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    user = db.session.scalar(sa.select(User).where(User.email == normalize_address(email)))
     if user is None:
         fail(f"no user with email {email}")
     row, clear = ApiToken.issue(user, name)
@@ -233,7 +234,7 @@ def add_email(
     imap_security,
 ) -> None:
     """A mailbox: SMTP for replies, IMAP polling and/or the raw-MIME inbound URL."""
-    address = address.strip().lower()
+    address = normalize_address(address)
     if "@" not in address:
         fail("--address must be an email address")
     if bool(smtp_user) != bool(smtp_password):
@@ -347,7 +348,7 @@ def members_add(inbox_id: int, email: str) -> None:
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
         fail(f"no inbox with id {inbox_id}")
-    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    user = db.session.scalar(sa.select(User).where(User.email == normalize_address(email)))
     if user is None:
         fail(f"no user with email {email}")
     if db.session.get(InboxMember, {"inbox_id": inbox.id, "user_id": user.id}) is None:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 import requests
+
+from connectors.filenames import clean_filename
 
 DEFAULT_TIMEOUT = (5, 20)  # connect, read seconds: every outbound call has a timeout
 
@@ -323,6 +326,14 @@ class Connector:
         ]
 
     @classmethod
+    def normalize_contact_id(cls, contact_id: str) -> str:
+        """The one spelling a contact's id is stored and looked up by (NFC, trimmed).
+
+        A channel whose ids have more spellings (email addresses: case) extends it.
+        """
+        return unicodedata.normalize("NFC", str(contact_id or "").strip())
+
+    @classmethod
     def identifiers(cls, config: dict[str, Any]) -> dict[str, Any]:
         """The non-secret values that route webhooks to this inbox."""
         return {
@@ -377,7 +388,7 @@ def download_url(
         filename = None
         disposition = resp.headers.get("Content-Disposition", "")
         if "filename=" in disposition:
-            filename = disposition.split("filename=", 1)[1].strip('"; ')
+            filename = clean_filename(disposition.split("filename=", 1)[1].strip('"; ')) or None
         ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip() or None
         return Downloaded(b"".join(chunks), ctype, filename)
 

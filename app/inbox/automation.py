@@ -13,7 +13,14 @@ Inbox settings used here (defaults in :data:`DEFAULTS`): ``greeting``,
 ``away_message``, ``business_hours``, ``away_interval_hours``, ``away_skip_minutes``,
 ``follow_up_hours``, ``follow_up_reminders``, ``follow_up_auto``,
 ``follow_up_message``, ``inactive_days``, ``auto_close_pending_days``,
-``response_warning_minutes``, ``return_to_queue_when_away``.
+``response_warning_minutes``, ``return_to_queue_when_away``, ``auto_reply_interval_minutes``.
+
+Automatic replies are rate limited per contact, as RFC 3834 asks: the greeting goes to a
+contact's first conversation only, and an away message is not sent when another conversation
+of the same contact in the inbox got an automatic message within
+``auto_reply_interval_minutes``, so a sender who opens many conversations at once (a flood,
+a mail loop) gets one answer. Within one conversation the greeting's and away message's own
+rules apply as before (a first message out of hours may get both).
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "auto_close_pending_days": None,  # off by default
     "response_warning_minutes": 60,  # warn this long before the response target; 0 = off
     "return_to_queue_when_away": False,
+    # another conversation of the contact got an automatic message this recently: no away now
+    "auto_reply_interval_minutes": 60,  # 0 = off
 }
 
 
@@ -110,6 +119,28 @@ def _first_conversation(session: Session, conv: Conversation) -> bool:
     return other is None
 
 
+def replied_to_contact_recently(session: Session, conv: Conversation, at: datetime) -> bool:
+    """True when another of the contact's conversations in the inbox got an automatic
+    message within ``auto_reply_interval_minutes`` of ``at``."""
+    minutes = float(setting(conv.inbox, "auto_reply_interval_minutes") or 0)
+    if minutes <= 0:
+        return False
+    recent = session.scalar(
+        sa.select(Message.id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.contact_id == conv.contact_id,
+            Conversation.inbox_id == conv.inbox_id,
+            Conversation.id != conv.id,
+            Message.direction == "outbound",
+            Message.automated.is_(True),
+            Message.created_at > at - timedelta(minutes=minutes),
+        )
+        .limit(1)
+    )
+    return recent is not None
+
+
 def greet(session: Session, conv: Conversation, at: datetime) -> Message | None:
     """The inbox's greeting, once, on the contact's first conversation in the inbox."""
     text = setting(conv.inbox, "greeting")
@@ -158,6 +189,8 @@ def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
         return None
     skip = timedelta(minutes=float(setting(inbox, "away_skip_minutes") or 0))
     if skip and _agent_replied_since(session, conv, at - skip):
+        return None
+    if replied_to_contact_recently(session, conv, at):
         return None
     from app.inbox import delivery
 

@@ -9,6 +9,7 @@ message store exactly one row on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -576,6 +577,41 @@ def _email_candidate(
     return conv
 
 
+def _flood_target(b: _Batch, ident: ContactIdentity) -> Conversation | None:
+    """The conversation a sender's new-thread mail joins once they opened too many lately.
+
+    Once a contact started the inbox's ``sender_new_conversations`` conversations within
+    ``sender_window_minutes``, more would be a flood (a script, a loop, an attacker filling
+    the queue): the mail goes to their latest open conversation, or their latest one
+    (which may reopen) when none is open. None: under the cap, a new conversation. Counted in the database, so it holds within one batch (earlier
+    messages' conversations are flushed) as across webhooks; the identity row lock
+    taken by :func:`find_or_create_identity` serialises concurrent deliveries.
+    """
+    session, inbox = b.session, b.inbox
+    cap = int(inbox.setting("sender_new_conversations") or 0)
+    if cap <= 0:
+        return None
+    since = b.received_at - timedelta(minutes=float(inbox.setting("sender_window_minutes")))
+    mine = (Conversation.inbox_id == inbox.id, Conversation.contact_id == ident.contact_id)
+    started = session.scalar(
+        sa.select(sa.func.count()).select_from(
+            sa.select(Conversation.id)
+            .where(*mine, Conversation.created_at >= since)
+            .limit(cap)
+            .subquery()
+        )
+    )
+    if started < cap:
+        return None
+    open_one = session.scalars(
+        sa.select(Conversation)
+        .where(*mine, Conversation.status != "closed")
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    ).first()
+    return open_one or latest_conversation(session, inbox.id, ident.contact_id)
+
+
 @dataclass
 class _Staged:
     """A customer message threaded and waiting for its INSERT (see :func:`_insert_staged`)."""
@@ -611,6 +647,10 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             b.latest.setdefault(ident.contact_id, None)  # a new contact has no conversation
     sent_at = aware(ev.sent_at) or b.received_at
     candidate = _email_candidate(b, ident, ev) if inbox.channel == "email" else None
+    flooded = False
+    if candidate is None and inbox.channel == "email":
+        candidate = _flood_target(b, ident)
+        flooded = candidate is not None
     subject = None
     if inbox.channel == "email":
         from connectors.email import threads
@@ -639,6 +679,8 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         meta["reply_to"] = ev.reply_to_external_id
     if ev.subject:
         meta["subject"] = ev.subject
+    if flooded:  # a new thread, kept here: the sender opened too many conversations lately
+        meta["sender_limit"] = True
     full = ev.context.get("full_text") if ev.context else None
     if full is not None:
         meta["context"] = {k: v for k, v in ev.context.items() if k != "full_text"}
@@ -1094,6 +1136,24 @@ def _typing(b: _Batch, ev: cb.Typing) -> None:
         )
 
 
+def _normalize_contacts(inbox: Inbox, batch: list[cb.InboundEvent]) -> list[cb.InboundEvent]:
+    """Every event's ``contact_id`` in the one spelling its channel stores identities by.
+
+    ``josé@`` precomposed and decomposed, or in capitals, is one email address: it
+    must find one identity whichever way the sender's client wrote it.
+    """
+    connector = cb.get(inbox.channel) if inbox.channel in cb.channels() else cb.Connector
+    out = []
+    for ev in batch:
+        contact_id = getattr(ev, "contact_id", None)
+        if contact_id:
+            key = connector.normalize_contact_id(contact_id)
+            if key != contact_id:
+                ev = dataclasses.replace(ev, contact_id=key)
+        out.append(ev)
+    return out
+
+
 def _sort_key(ev: cb.InboundEvent) -> tuple[int, datetime]:
     """Messages in the platform's time order (a reply never lands before its parent)."""
     at = getattr(ev, "sent_at", None) or getattr(ev, "at", None)
@@ -1119,6 +1179,7 @@ def ingest(
     else:
         times = [aware(received_at) or now()] * len(batch)
     latest = max(times, default=None) or now()
+    batch = _normalize_contacts(inbox, batch)
     b = _Batch(session, inbox, latest)
     ordered = sorted(zip(batch, times, strict=True), key=lambda pair: _sort_key(pair[0]))
     b.prefetch(ordered)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,7 +56,8 @@ class ListFilter:
             status=(args.get("status") or "open").lower(),
             assignee=(args.get("assignee") or "any").lower(),
             channel=args.get("channel") or None,
-            q=(args.get("q") or "").strip() or None,
+            # NFC, as addresses are stored: a decomposed "josé@" finds the contact
+            q=unicodedata.normalize("NFC", (args.get("q") or "").strip()) or None,
             sort=args.get("sort") or "last_activity",
             cursor=args.get("cursor") or None,
         )

@@ -106,7 +106,8 @@ def attachment_dict(att: Attachment) -> dict:
     return {
         "id": att.id,
         "kind": att.kind,
-        "filename": att.filename,
+        # cleaned again: rows stored before filenames lost their bidi and format characters
+        "filename": storage.safe_filename(att.filename, default="") or None,
         "content_type": att.content_type,
         "inline": storage.is_inline_type(att.content_type)
         or (not att.content_type and att.kind in ("image", "video", "audio")),

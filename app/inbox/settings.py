@@ -109,6 +109,18 @@ def update(session: Session, inbox: Inbox, data: dict) -> None:
         elif key in ("return_to_queue_when_away", "follow_up_auto", "follow_up_reminders"):
             if not isinstance(value, bool):
                 raise InvalidSetting(f"{key} must be true or false")
+        elif key == "sender_new_conversations":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
+                raise InvalidSetting(f"{key} must be a whole number from 0 (no cap) to 1000")
+        elif key == "sender_window_minutes":
+            value = _positive(value, key, 7 * 24 * 60)
+        elif key == "auto_reply_interval_minutes":
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not 0 <= value <= 30 * 24 * 60
+            ):
+                raise InvalidSetting(f"{key} must be a number of minutes (0 switches it off)")
         elif key == "inactive_days":
             value = None if value is None else _positive(value, key, 3650)
         elif key in ("response_warning_minutes", "away_skip_minutes"):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
 
 from flask import current_app
 
 from app.clock import now
+from connectors.filenames import clean_filename
 
 
 def _root() -> Path:
@@ -17,10 +17,12 @@ def _root() -> Path:
 
 
 def safe_filename(name: str | None, default: str = "file") -> str:
-    """A filename fit for a Content-Disposition header and a file system."""
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().strip(".")
-    return name[:200] or default
+    """A filename fit for a Content-Disposition header, a file system and an agent's eyes.
+
+    No path, no control, format or bidi characters (see :mod:`connectors.filenames`),
+    NFC, no leading or trailing dots.
+    """
+    return clean_filename(name).strip(". ") or default
 
 
 def save(content: bytes) -> str:

@@ -24,6 +24,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "greeting": None,
     "away_message": None,
     "window_warnings_minutes": [120, 30],
+    # a sender flood (email): past this many new conversations from one contact within
+    # sender_window_minutes, new-thread mail from them joins their latest open conversation
+    "sender_new_conversations": 5,  # 0 = no cap
+    "sender_window_minutes": 10,
 }
 
 SETTING_KEYS = tuple(DEFAULT_SETTINGS)

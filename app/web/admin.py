@@ -36,6 +36,7 @@ from app.models.user import AVAILABILITY, ROLES, password_problem
 from app.web import api as api_module
 from app.web.api import ApiError
 from app.web.auth import end_sign_ins
+from connectors.email.address import normalize_address
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
@@ -370,7 +371,7 @@ def _user_fields(data: dict, user: User, creating: bool) -> None:
             raise ApiError(422, "invalid", "name is required.")
         user.name = name[:120]
     if "email" in data or creating:
-        email = str(data.get("email") or "").strip().lower()
+        email = normalize_address(str(data.get("email") or ""))
         if "@" not in email or len(email) > 254:
             raise ApiError(422, "invalid", "email must be an email address.")
         taken = db.session.scalar(

@@ -26,6 +26,7 @@ from app.extensions import login as login_manager
 from app.inbox import signals
 from app.models import ApiToken, LoginSession, User
 from app.models.user import MIN_PASSWORD_LENGTH, check_login, hash_token, password_problem
+from connectors.email.address import normalize_address
 
 bp = Blueprint("auth", __name__)
 
@@ -140,7 +141,7 @@ def needs_setup() -> bool:
 @limiter.limit(
     lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
     methods=["POST"],
-    key_func=lambda: "account:" + (request.form.get("email") or "").strip().lower()[:254],
+    key_func=lambda: "account:" + normalize_address(request.form.get("email"))[:254],
 )
 def login():
     """The sign-in form."""
@@ -150,7 +151,7 @@ def login():
         return redirect(_safe_next(request.args.get("next")))
     error = None
     if request.method == "POST":
-        email = (request.form.get("email") or "").strip().lower()
+        email = normalize_address(request.form.get("email"))
         password = request.form.get("password") or ""
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
         if not check_login(user, password):
@@ -170,7 +171,7 @@ def setup():
     error = None
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
-        email = (request.form.get("email") or "").strip().lower()
+        email = normalize_address(request.form.get("email"))
         password = request.form.get("password") or ""
         if not name or "@" not in email:
             error = _("Enter your name and a valid email address.")

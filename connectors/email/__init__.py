@@ -36,6 +36,7 @@ from connectors.base import (
     download_url,
     register,
 )
+from connectors.email.address import normalize_address
 from connectors.email.imap import FetchedMail, ImapError, ImapPoller
 from connectors.email.parse import ParsedEmail, parse_email
 from connectors.email.smtp import build_message, send_message
@@ -106,6 +107,11 @@ class EmailConnector(Connector):
             problems.append("imap_password is required when imap_host is set")
         return problems
 
+    @classmethod
+    def normalize_contact_id(cls, contact_id: str) -> str:
+        """An address as every contact identity of an email inbox stores it (NFC, lowercase)."""
+        return normalize_address(contact_id)
+
     # -- inbound ---------------------------------------------------------------
     def parse(self, raw: bytes, received_at: datetime | None = None) -> ParsedEmail:
         """Parse one raw message for this inbox (inbox_key = the inbox address)."""
@@ -125,8 +131,8 @@ class EmailConnector(Connector):
 
     @property
     def inbox_key(self) -> str:
-        """Events are routed by the inbox address (lowercased)."""
-        return str(self.config.get("address") or "").strip().lower()
+        """Events are routed by the inbox address (normalised like every address)."""
+        return normalize_address(self.config.get("address"))
 
     def poller(self) -> ImapPoller:
         """An :class:`ImapPoller` for this inbox (raises ImapError without imap_host)."""
@@ -147,7 +153,10 @@ class EmailConnector(Connector):
                 error=SendError(kind=ErrorKind.TRANSIENT, message=f"Preparing the email: {exc}")
             )
         return send_message(
-            self.config, msg, [message.contact_id.strip()], timeout=float(self.options.timeout[1])
+            self.config,
+            msg,
+            [normalize_address(message.contact_id)],
+            timeout=float(self.options.timeout[1]),
         )
 
     def _load_attachment(self, attachment: OutboundAttachment) -> bytes:

@@ -28,6 +28,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 
 from connectors.base import ErrorKind, SendError
+from connectors.email.address import normalize_address
 from connectors.email.threads import normalize_message_id, parse_id_list
 
 __all__ = ["BounceInfo", "BounceRecipient", "looks_like_bounce", "parse_bounce"]
@@ -134,7 +135,7 @@ def _addr_field(value: str | None) -> str | None:
         return None
     value = value.split(";", 1)[1] if ";" in value else value
     m = _ADDR_RE.search(value)
-    return m.group(0).lower() if m else (value.strip().strip("<>").lower() or None)
+    return normalize_address(m.group(0) if m else value) or None
 
 
 def _status_field(value: str | None) -> str | None:
@@ -395,8 +396,8 @@ def _failed_address(
     if failed:
         m = _ADDR_RE.search(str(failed))
         if m:
-            return m.group(0).lower()
-    exclude = {(from_address or "").lower()}
+            return normalize_address(m.group(0))
+    exclude = {normalize_address(from_address)}
     for pattern in (
         r"^<([^<>\s@]+@[^<>\s]+)>:",  # qmail
         r"(?:failed|unknown|rejected|not found|does not exist)[^\n]{0,40}?<?([^<>\s@]+@[^<>\s,;]+)>?",
@@ -404,14 +405,14 @@ def _failed_address(
         r"addressed to\s+<?([^<>\s@)]+@[^<>\s)]+)>?",
     ):
         for m in re.finditer(pattern, text, re.I | re.M):
-            addr = m.group(1).strip(".,;:").lower()
+            addr = normalize_address(m.group(1).strip(".,;:"))
             if addr not in exclude and not _DAEMON_RE.match(addr.split("@")[0]):
                 return addr
     to = original.get("to")
     if to:
         m = _ADDR_RE.search(to)
         if m:
-            return m.group(0).lower()
+            return normalize_address(m.group(0))
     return None
 
 

@@ -13,7 +13,8 @@ Decisions, so callers can rely on them:
   without one gets a stable synthetic id ``synthetic.<sha256 of the raw
   bytes>@switchboard.invalid`` (``message_id_synthetic`` is True), so a replay
   of the same bytes dedupes.
-- ``from_address`` is lowercased; when no sender can be found it is
+- ``from_address`` (and ``to``, ``cc`` ...) is :func:`normalize_address`-ed
+  (NFC, lowercased); when no sender can be found it is
   ``unknown@unknown.invalid``. ``from_name`` is None when absent or equal to
   the address.
 - ``date`` is timezone-aware UTC. A missing, unparsable, pre-1980 or more than
@@ -53,10 +54,12 @@ from connectors.base import (
     StatusUpdate,
 )
 from connectors.email import automated as automated_mod
+from connectors.email.address import normalize_address
 from connectors.email.bounces import BounceInfo, parse_bounce
 from connectors.email.quotes import extract_reply
 from connectors.email.sanitize import has_remote_images, html_to_text, sanitize_html
 from connectors.email.threads import normalize_message_id, parse_id_list
+from connectors.filenames import clean_filename
 
 __all__ = [
     "UNKNOWN_SENDER",
@@ -407,7 +410,7 @@ class _Headers:
                     display = addr.display_name or ""
                     if "\ufffd" in display or _SURROGATE_RE.search(display):
                         raise ValueError("undecodable display name")
-                    out.append((display, spec.lower()))
+                    out.append((display, normalize_address(spec)))
             return out
         except Exception:
             out = []
@@ -441,11 +444,11 @@ def _split_addresses(value: str) -> list[tuple[str, str]]:
         m = re.search(r"<\s*([^<>\s]+@[^<>\s]+)\s*>", chunk)
         if m:
             display = chunk[: m.start()].strip().strip('"').strip()
-            out.append((display, m.group(1).lower()))
+            out.append((display, normalize_address(m.group(1))))
             continue
         m = _ADDR_RE.search(chunk)
         if m:
-            out.append(("", m.group(0).lower()))
+            out.append(("", normalize_address(m.group(0))))
     return out
 
 
@@ -528,9 +531,7 @@ def _filename(part: Message) -> str | None:
             name = _safe(lambda: email.utils.collapse_rfc2231_value(name), None)
     if not name:
         return None
-    name = _decode_rfc2047(str(name))
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[:200] or None
+    return clean_filename(_decode_rfc2047(str(name))) or None
 
 
 def _kind(ctype: str) -> str:
@@ -748,7 +749,7 @@ def parse_email(
     senders = hdr.addresses("From") or hdr.addresses("Sender") or hdr.addresses("Reply-To")
     return_path_raw = hdr.text("Return-Path")
     if not senders and return_path_raw and "@" in return_path_raw:
-        senders = [("", normalize_message_id(return_path_raw).lower())]
+        senders = [("", normalize_address(normalize_message_id(return_path_raw)))]
     from_name, from_address = senders[0] if senders else ("", UNKNOWN_SENDER)
     from_name = " ".join((from_name or "").split()) or None
     if from_name and from_name.strip("'\"<> ").lower() == from_address:

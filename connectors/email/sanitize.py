@@ -1,8 +1,8 @@
 """HTML from email: a safe subset for display, and plain text for search and replies.
 
 :func:`sanitize_html` is the only way email HTML reaches a browser. It runs
-``nh3`` (the Rust ``ammonia`` sanitiser) last, so whatever the lxml pre-pass
-does, the output is ammonia-safe. Decisions:
+``nh3`` (the Rust ``ammonia`` sanitiser) on the mail's HTML, then one strict
+pass over nh3's own output. Decisions:
 
 - scripts, ``<style>`` blocks, forms and their controls, iframes, objects,
   embeds, SVG/MathML, ``<base>``/``<meta>``/``<link>`` and every ``on*``
@@ -13,14 +13,24 @@ does, the output is ammonia-safe. Decisions:
   ``expression`` or ``@import`` is dropped;
 - URLs: only ``http``, ``https``, ``mailto`` and ``cid`` survive; links get
   ``rel="noopener noreferrer"`` and ``target="_blank"``;
-- ``<img src="cid:...">`` is rewritten through ``cid_map`` (Content-ID without
-  brackets -> URL the domain serves); an unknown cid loses its ``src``. With
-  ``cid_map=None`` the ``cid:`` srcs are kept, so HTML sanitised at ingestion
-  (before attachment URLs exist) can be passed through again with the map at
-  display time: sanitising is idempotent;
-- remote images (``http(s)`` srcs) are blocked by default: the URL moves to
-  ``data-src`` so the UI can offer "load images"; :func:`has_remote_images`
-  tells whether any are present.
+- every attribute that makes a browser fetch something is decided on the HTML
+  nh3 *produced*, never on the input (:func:`_make_inert`): an ``<img src>``
+  that is ``cid:`` is rewritten through ``cid_map`` (Content-ID without
+  brackets -> URL the domain serves; an unknown cid loses its ``src``; with
+  ``cid_map=None`` it is kept, so HTML sanitised at ingestion, before
+  attachment URLs exist, can be passed through again with the map at display
+  time: sanitising is idempotent); an absolute ``http(s)`` URL, spelled in any
+  way a browser accepts (``//host``, ``http:\\\\host``, tabs or newlines inside
+  ``http``) is written out in its plain form to ``data-src`` so the UI can
+  offer "load images" (:func:`has_remote_images` tells whether any are
+  present); any other ``src`` (relative, ``http:/path``, anything a browser
+  would resolve against the page) is dropped, as are ``srcset``,
+  ``background``, ``poster`` and the like on every element, and CSS that could
+  load (``url(``, ``image-set(`` ...) in ``style``. Because the decision is
+  made on nh3's serialisation, which the pass re-serialises strictly (a ``<``
+  that does not open a well-formed tag becomes ``&lt;``), no difference
+  between the parsers (lxml, html5ever, the browser's) can bring back a live
+  URL.
 
 Render the result inside a sandboxed ``<iframe>`` with a strict CSP anyway.
 
@@ -130,22 +140,157 @@ _ATTRS.setdefault("table", set()).update({"border", "cellpadding", "cellspacing"
 _ATTRS["*"] = set(_GENERIC_ATTRS)
 _SCHEMES = {"http", "https", "mailto", "cid"}
 
-_REMOTE_RE = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
-_BAD_CSS_RE = re.compile(r"url\s*\(|expression|@import|javascript:|\\", re.IGNORECASE)
+_BAD_CSS_RE = re.compile(
+    r"url\s*\(|image-set\s*\(|image\s*\(|cross-fade\s*\(|element\s*\(|src\s*\("
+    r"|expression|@import|javascript:|\\",
+    re.IGNORECASE,
+)
 _XML_DECL_RE = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 
+#: Attributes with which some browser, on some element, fetches a URL by itself.
+_LOADING_ATTRS = frozenset(
+    {
+        "src",
+        "srcset",
+        "lowsrc",
+        "dynsrc",
+        "background",
+        "poster",
+        "data",
+        "codebase",
+        "archive",
+        "classid",
+        "manifest",
+        "icon",
+        "ping",
+        "imagesrcset",
+        "action",
+        "formaction",
+        "xlink:href",
+        "profile",
+        "longdesc",
+    }
+)
+# nh3's serialisation (html5ever): double-quoted values with & and " escaped (< > too, in
+# nh3 0.3), text with & < > escaped, no comments. Anything else at a "<" is not a tag we
+# understand: it becomes text.
+_START_TAG_RE = re.compile(
+    r'<([A-Za-z][A-Za-z0-9]*)((?:[ \t\n\f\r]+[^ \t\n\f\r"\'<>/=]+(?:="[^"]*")?)*)[ \t\n\f\r]*/?>'
+)
+_END_TAG_RE = re.compile(r"</([A-Za-z][A-Za-z0-9]*)[ \t\n\f\r]*>")
+_ATTR_RE = re.compile(r'([^ \t\n\f\r"\'<>/=]+)(?:="([^"]*)")?')
+
 
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
-    """nh3 callback: police values nh3 does not check itself."""
+    """nh3 callback: police values nh3 does not check itself (the output pass decides URLs)."""
     if attr == "style":
         kept = [d for d in value.split(";") if d.strip() and not _BAD_CSS_RE.search(d)]
         return ";".join(kept) or None
-    if attr == "data-src":  # blocked remote image: only ever an http(s) URL
-        return value if re.match(r"^\s*https?://", value, re.IGNORECASE) else None
-    if attr == "src" and tag != "img" and value.strip().lower().startswith("cid:"):
-        return None
     return value
+
+
+def remote_url(value: str | None) -> str | None:
+    """The plain ``http(s)://`` form of an absolute remote URL as a browser reads it, or None.
+
+    Browsers drop ASCII tabs and newlines anywhere in a URL, trim C0 controls and
+    spaces around it, read ``\\`` as ``/`` and accept any number of slashes
+    after ``http:``: ``ht<TAB>tp:\\\\host\\x`` is ``http://host/x``. ``//host``
+    becomes ``https://host``. ``http:/path`` is None: a browser resolves it
+    against the page, so it names no host of its own.
+    """
+    if not value:
+        return None
+    url = re.sub(r"[\t\n\r]", "", value).strip("".join(map(chr, range(0x21))))
+    url = url.replace("\\", "/")
+    m = re.match(r"(?i)(https?:)?//+([^/?#\s].*)$", url)
+    if not m:
+        return None
+    scheme = (m.group(1) or "https:").lower()
+    return f"{scheme}//{m.group(2)}"
+
+
+def _cid_key(cid: str) -> str:
+    return cid.strip().strip("<>").strip().lower()
+
+
+def _img_src(
+    value: str, lookup: dict[str, str] | None, allow_remote_images: bool
+) -> tuple[str, str] | None:
+    """What an ``<img src>`` of nh3's output becomes: (attribute, value) or None (dropped)."""
+    src = value.strip()
+    if src.lower().startswith("cid:"):
+        if lookup is None:  # without a map, cid: stays for a later pass
+            return "src", src
+        url = lookup.get(_cid_key(src[4:]))
+        return ("src", url) if url else None
+    url = remote_url(value)
+    if url is None:
+        return None
+    return ("src" if allow_remote_images else "data-src"), url
+
+
+def _inert_attributes(
+    tag: str, attrs: str, lookup: dict[str, str] | None, allow_remote_images: bool
+) -> str:
+    """The attributes of one start tag of nh3's output, with nothing left that loads."""
+    out: dict[str, str] = {}
+    for name, raw in _ATTR_RE.findall(attrs):
+        name = name.lower()
+        value = html_lib.unescape(raw)
+        if name in out or name.startswith("on"):
+            continue
+        if tag == "img" and name in ("src", "data-src"):
+            if name == "src":
+                got = _img_src(value, lookup, allow_remote_images)
+            else:  # parked by an earlier pass: only ever a remote URL, never a cid:
+                url = remote_url(value)
+                got = (("src" if allow_remote_images else "data-src"), url) if url else None
+            if got is not None and got[0] not in out:
+                out[got[0]] = got[1]
+            continue
+        if name in _LOADING_ATTRS or name.startswith("data-"):
+            continue
+        if name == "style":
+            value = ";".join(d for d in value.split(";") if d.strip() and not _BAD_CSS_RE.search(d))
+            if not value:
+                continue
+        out[name] = value
+    return "".join(f' {name}="{html_lib.escape(value, quote=True)}"' for name, value in out.items())
+
+
+def _make_inert(cleaned: str, cid_map: dict[str, str] | None, allow_remote_images: bool) -> str:
+    """Re-serialise nh3's output tag by tag, deciding every URL-bearing attribute on it.
+
+    Works on the exact string the browser will get: text between tags is kept as
+    nh3 escaped it; each tag is rebuilt from what was read, so what the browser
+    parses is what was checked; a ``<`` that is not a tag of the allowed set
+    becomes ``&lt;``.
+    """
+    lookup = None if cid_map is None else {_cid_key(k): v for k, v in cid_map.items()}
+    out: list[str] = []
+    pos = 0
+    while True:
+        lt = cleaned.find("<", pos)
+        if lt < 0:
+            out.append(cleaned[pos:])
+            break
+        out.append(cleaned[pos:lt])
+        end = _END_TAG_RE.match(cleaned, lt)
+        if end and end.group(1).lower() in _TAGS:
+            out.append(f"</{end.group(1).lower()}>")
+            pos = end.end()
+            continue
+        start = _START_TAG_RE.match(cleaned, lt)
+        if start and start.group(1).lower() in _TAGS:
+            tag = start.group(1).lower()
+            attrs = _inert_attributes(tag, start.group(2), lookup, allow_remote_images)
+            out.append(f"<{tag}{attrs}>")
+            pos = start.end()
+            continue
+        out.append("&lt;")
+        pos = lt + 1
+    return "".join(out)
 
 
 def parse_html(html: str) -> Any:
@@ -159,52 +304,6 @@ def parse_html(html: str) -> Any:
         return lxml.html.document_fromstring(text)
     except Exception:  # lxml.etree.ParserError and friends on pathological input
         return None
-
-
-def _prepare(html: str, cid_map: dict[str, str] | None, allow_remote_images: bool) -> str:
-    """lxml pre-pass: rewrite ``cid:`` srcs and park remote image URLs in ``data-src``."""
-    import lxml.html
-
-    doc = parse_html(html)
-    if doc is None:
-        return html
-    lookup = {_cid_key(k): v for k, v in (cid_map or {}).items()}
-    changed = False
-    for img in doc.iter("img"):
-        src = (img.get("src") or "").strip()
-        if src.lower().startswith("cid:"):
-            if cid_map is not None:  # without a map, cid: stays for a later pass
-                url = lookup.get(_cid_key(src[4:]))
-                if url:
-                    img.set("src", url)
-                else:
-                    img.attrib.pop("src", None)
-                changed = True
-        elif _REMOTE_RE.match(src) and not allow_remote_images:
-            img.attrib.pop("src", None)
-            if src.startswith("//"):
-                src = "https:" + src
-            img.set("data-src", src)
-            changed = True
-        for attr in ("srcset", "lowsrc", "dynsrc", "background"):
-            if attr in img.attrib:
-                img.attrib.pop(attr)
-                changed = True
-    if not allow_remote_images:
-        for el in doc.iter():
-            if isinstance(el.tag, str) and el.get("background"):
-                el.attrib.pop("background")
-                changed = True
-    if not changed:
-        return html
-    body = doc.find("body")
-    root = body if body is not None else doc
-    inner = (root.text and html_lib.escape(root.text)) or ""
-    return inner + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
-
-
-def _cid_key(cid: str) -> str:
-    return cid.strip().strip("<>").strip().lower()
 
 
 def sanitize_html(
@@ -222,12 +321,8 @@ def sanitize_html(
         return ""
     html = _CONTROL_RE.sub("", html)
     try:
-        prepared = _prepare(html, cid_map, allow_remote_images)
-    except Exception:
-        prepared = html
-    try:
-        return nh3.clean(
-            prepared,
+        cleaned = nh3.clean(
+            html,
             tags=_TAGS,
             clean_content_tags=_CLEAN_CONTENT,
             attributes=_ATTRS,
@@ -237,7 +332,8 @@ def sanitize_html(
             set_tag_attribute_values={"a": {"target": "_blank"}},
             url_schemes=_SCHEMES,
             filter_style_properties=set(ALLOWED_CSS),
-        ).strip()
+        )
+        return _make_inert(cleaned, cid_map, allow_remote_images).strip()
     except Exception:  # last resort: never hand unsanitised markup on
         return html_lib.escape(html_to_text(html))
 

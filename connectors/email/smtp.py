@@ -44,10 +44,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid, quote
 from typing import Any
 
 from connectors.base import ErrorKind, OutboundMessage, SendError, SendResult
+from connectors.email.address import normalize_address
 from connectors.email.threads import (
     bracket,
     build_references,
@@ -110,16 +111,23 @@ def build_message(
     address = (config.get("address") or "").strip()
     if not _ADDRESS_RE.match(address):
         raise ValueError(f"invalid inbox address {address!r}")
-    to = (message.contact_id or "").strip()
+    to = normalize_address(message.contact_id)
     if not _ADDRESS_RE.match(to):
         raise ValueError(f"invalid recipient address {to!r}")
     opts = message.options or {}
 
-    msg = EmailMessage(policy=policy.SMTP)
+    # an internationalised recipient (RFC 6531, josé@...) can only travel as SMTPUTF8;
+    # smtplib then asks the server for it, or fails the send with its reason
+    msg = EmailMessage(policy=policy.SMTP if to.isascii() else policy.SMTPUTF8)
     name = opts.get("from_name") or message.agent_name
     msg["From"] = formataddr((_safe_header(name), address)) if name else address
-    to_name = opts.get("to_name")
-    msg["To"] = formataddr((_safe_header(to_name), to)) if to_name else to
+    to_name = _safe_header(opts.get("to_name") or "")
+    if to_name and to.isascii():
+        msg["To"] = formataddr((to_name, to))
+    elif to_name:  # formataddr refuses a non-ASCII address
+        msg["To"] = f'"{quote(to_name)}" <{to}>'
+    else:
+        msg["To"] = to
     subject = message.subject
     if not subject and opts.get("original_subject") is not None:
         subject = reply_subject(opts.get("original_subject"))
