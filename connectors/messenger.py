@@ -44,6 +44,7 @@ from connectors.base import (
     ErrorKind,
     InboundEvent,
     InboundMessage,
+    MediaHosts,
     OutboundAttachment,
     OutboundMessage,
     SendError,
@@ -739,6 +740,8 @@ class MessengerConnector(Connector):
 
     channel = "messenger"
     display_name = "Facebook Messenger"
+    # attachment URLs: scontent.xx.fbcdn.net, video.xx.fbcdn.net, cdn.fbsbx.com, lookaside.fbsbx.com
+    media_hosts = MediaHosts(sources=("*.fbcdn.net", "*.fbsbx.com"))
     fields = (
         ConfigField("page_id", help="The Facebook Page id (routes webhooks to this inbox)."),
         ConfigField("page_token", secret=True, help="Page access token with pages_messaging."),

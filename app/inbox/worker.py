@@ -236,6 +236,17 @@ def process_download(item: OutboxItem) -> None:
         att = session.get(Attachment, item.payload["attachment_id"])
         att.state, att.error = "failed", f"Too large to store: {exc}"
         _finish(item, "failed", att.error)
+    except cb.DownloadRefused as exc:  # not where attachments come from: never retried
+        att = session.get(Attachment, item.payload["attachment_id"])
+        log.warning(
+            "inbox %s: attachment %s of message %s not downloaded: %s",
+            item.inbox_id,
+            att.id,
+            att.message_id,
+            exc,
+        )
+        att.state, att.error = "failed", str(exc)[:300]
+        _finish(item, "failed", att.error)
     except Exception as exc:  # noqa: BLE001 - network errors retry, then give up visibly
         att = session.get(Attachment, item.payload["attachment_id"])
         if not _retry(item, str(exc)):

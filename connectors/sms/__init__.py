@@ -27,6 +27,7 @@ from connectors.base import (
     Connector,
     ConnectorOptions,
     InboundEvent,
+    MediaHosts,
     OutboundMessage,
     SendResult,
     StatusUpdate,
@@ -140,3 +141,7 @@ class SmsConnector(Connector):
     def download_auth(self) -> Any:
         """The provider's media credentials (Twilio: account SID and Auth Token)."""
         return self.provider.download_auth()
+
+    def download_hosts(self) -> MediaHosts:
+        """The provider's media hosts."""
+        return self.provider.media_hosts

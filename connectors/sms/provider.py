@@ -20,6 +20,7 @@ from connectors.base import (
     ConfigField,
     ConnectorOptions,
     InboundEvent,
+    MediaHosts,
     OutboundMessage,
     SendResult,
     StatusUpdate,
@@ -34,6 +35,7 @@ class SmsProvider(abc.ABC):
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     fields: ClassVar[tuple[ConfigField, ...]] = ()  # provider-specific inbox settings
+    media_hosts: ClassVar[MediaHosts] = MediaHosts()  # where MMS media is downloaded from
 
     def __init__(
         self, config: Mapping[str, Any], options: ConnectorOptions, http: requests.Session

@@ -42,6 +42,7 @@ from connectors.base import (
     ErrorKind,
     InboundEvent,
     InboundMessage,
+    MediaHosts,
     OptIn,
     OptOut,
     OutboundMessage,
@@ -501,6 +502,13 @@ class TwilioProvider(SmsProvider):
 
     name: ClassVar[str] = "twilio"
     display_name: ClassVar[str] = "Twilio"
+    # MediaUrl is on api.twilio.com (with the account's credentials); it redirects to a
+    # short-lived URL on mms.twiliocdn.com, or on s3-external-1.amazonaws.com for media
+    # stored before HTTP auth was enforced on the account. The redirect gets no credentials.
+    media_hosts: ClassVar[MediaHosts] = MediaHosts(
+        sources=("api.twilio.com",),
+        redirects=("*.twiliocdn.com", "s3-external-1.amazonaws.com"),
+    )
     fields: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField("account_sid", help="Twilio Account SID (AC...)"),
         ConfigField("auth_token", secret=True, help="Twilio Auth Token"),
