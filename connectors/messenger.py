@@ -8,7 +8,8 @@ batches several Pages (``entry[]``) and several events per Page (``messaging[]``
 one is logged and skipped, never raised.
 
 Outbound: :class:`MessengerConnector` posts to ``/{version}/me/messages`` with the Page
-token and its ``appsecret_proof``, splits long text, sends attachments by URL and
+token (an ``Authorization: Bearer`` header, never in the URL, so it stays out of proxy and
+server logs) and its ``appsecret_proof``, splits long text, sends attachments by URL and
 classifies Graph errors into :class:`~connectors.base.ErrorKind`.
 
 Identity: a contact is its PSID. Chat Plugin users that only have a ``user_ref`` become
@@ -865,14 +866,18 @@ class MessengerConnector(Connector):
         version = str(self.options.extra.get("messenger_graph_version", DEFAULT_GRAPH_VERSION))
         return f"{base}/{version.strip('/')}/{path}"
 
-    def _auth_params(self) -> dict[str, str]:
-        """``access_token`` and, with an app secret, ``appsecret_proof``."""
+    def _auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, query): the Page token as a Bearer header; ``appsecret_proof`` in the query.
+
+        The proof is an HMAC of the token: it does not reveal the token, and Graph
+        reads it from the query string.
+        """
         token = str(self.config.get("page_token") or "")
-        params = {"access_token": token}
+        params = {}
         secret = self.config.get("app_secret")
         if secret:
             params["appsecret_proof"] = appsecret_proof(token, str(secret))
-        return params
+        return {"Authorization": f"Bearer {token}"}, params
 
     def _call(
         self,
@@ -883,13 +888,15 @@ class MessengerConnector(Connector):
     ) -> tuple[dict[str, Any] | None, SendError | None]:
         """One Graph request: (JSON body, None) on success, (body or None, error) otherwise.
 
-        Exception texts are not passed on: they contain the URL, and so the token.
+        Exception texts are not passed on: they contain the URL and its proof.
         """
+        headers, auth_params = self._auth()
         try:
             resp = self.http.request(
                 method,
                 self._url(path),
-                params={**(params or {}), **self._auth_params()},
+                params={**(params or {}), **auth_params},
+                headers=headers,
                 json=json_body,
                 timeout=self.options.timeout,
             )

@@ -103,6 +103,12 @@ def query(call: Any) -> dict[str, list[str]]:
     return parse_qs(urlsplit(call.request.url).query)
 
 
+def bearer(call: Any) -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header."""
+    value = call.request.headers.get("Authorization") or ""
+    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -638,7 +644,7 @@ def test_split_text() -> None:
 
 @responses.activate
 def test_send_response_text() -> None:
-    """A reply is a RESPONSE with our reference as metadata, token and proof in the query."""
+    """A reply is a RESPONSE with our reference as metadata; the token in a header, not the URL."""
     responses.post(SEND_URL, json={"recipient_id": U1, "message_id": "m_sent_1"})
     result = connector().send(outbound())
     assert result.ok and result.external_id == "m_sent_1"
@@ -650,7 +656,9 @@ def test_send_response_text() -> None:
         "message": {"text": "Thanks, looking into it.", "metadata": "sb:42"},
     }
     expected_proof = hmac.new(b"s3cret", b"EAAG-page-token", hashlib.sha256).hexdigest()
-    assert query(call) == {"access_token": ["EAAG-page-token"], "appsecret_proof": [expected_proof]}
+    assert query(call) == {"appsecret_proof": [expected_proof]}
+    assert bearer(call) == "EAAG-page-token"
+    assert "EAAG" not in call.request.url
     assert call.request.req_kwargs["timeout"] == (3, 7)
 
 
@@ -907,7 +915,7 @@ def test_send_action(action: str) -> None:
     assert connector().send_action(U1, action).ok
     call = responses.calls[0]
     assert sent_body(call) == {"recipient": {"id": U1}, "sender_action": action}
-    assert query(call)["access_token"] == ["EAAG-page-token"]
+    assert bearer(call) == "EAAG-page-token" and "access_token" not in query(call)
 
 
 @responses.activate
@@ -921,7 +929,7 @@ def test_send_action_unknown_and_failed() -> None:
 
 @responses.activate
 def test_fetch_profile() -> None:
-    """The profile request asks for the four fields with token and proof."""
+    """The profile request asks for the four fields with token (header) and proof."""
     responses.get(
         f"{GRAPH}/v99.0/{U1}",
         json={
@@ -938,7 +946,7 @@ def test_fetch_profile() -> None:
     )
     params = query(responses.calls[0])
     assert params["fields"] == ["first_name,last_name,name,profile_pic"]
-    assert params["access_token"] == ["EAAG-page-token"]
+    assert "access_token" not in params and bearer(responses.calls[0]) == "EAAG-page-token"
     assert params["appsecret_proof"] == [
         hmac.new(b"s3cret", b"EAAG-page-token", hashlib.sha256).hexdigest()
     ]
