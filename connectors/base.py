@@ -189,6 +189,9 @@ class ErrorKind(str, enum.Enum):
     UNDELIVERABLE = "undeliverable"  # recipient can never receive (blocked, landline, gone)
     AUTH_FAILED = "auth_failed"  # inbox credentials invalid: reconnect needed
     PERMANENT = "permanent"  # the request itself is wrong; do not retry
+    # No answer after the request went out (read timeout, dropped connection): the provider
+    # may have accepted it. Never sent again blindly (see Connector.checks_before_resending).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,9 @@ class OutboundMessage:
     ``reference`` is our stable id for the message (used as Messenger
     ``metadata``, GBM ``messageId``, email ``Message-ID`` seed) and is the same
     on every retry. ``options`` carries channel details the domain decided on,
-    e.g. ``{"tag": "HUMAN_AGENT"}`` or email threading headers.
+    e.g. ``{"tag": "HUMAN_AGENT"}`` or email threading headers, and what earlier
+    attempts left behind: ``sent_parts`` (provider ids of the parts that went
+    out) and ``maybe_sent_since`` (ISO time of an attempt that got no answer).
     """
 
     contact_id: str
@@ -366,8 +371,22 @@ class Connector:
 
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:
-        """Deliver ``message``; never raises for provider errors, returns them."""
+        """Deliver ``message``; never raises for provider errors, returns them.
+
+        A request that got no answer once it was sent is :attr:`ErrorKind.UNKNOWN`
+        (see :func:`never_reached`), never TRANSIENT: sending it again could
+        deliver the message twice.
+        """
         raise NotImplementedError
+
+    def checks_before_resending(self) -> bool:
+        """True when :meth:`send` honours ``options["maybe_sent_since"]``.
+
+        Such a connector first asks the provider whether the unanswered attempt
+        went out, answers with it when it did, and sends only when it did not.
+        Without this, an UNKNOWN send is left to the agent to decide.
+        """
+        return False
 
     def send_action(self, contact_id: str, action: str, **kwargs: Any) -> SendResult:
         """Send a non-message signal (``typing_on``, ``mark_seen``, GBM events).
@@ -405,6 +424,27 @@ class Connector:
     def download_auth(self) -> Any:
         """Credentials for attachment downloads (Twilio media needs the account's)."""
         return None
+
+
+def never_reached(exc: requests.RequestException) -> bool:
+    """True when a failed request certainly never reached the provider.
+
+    A refused or timed-out connection or a failed name lookup sent nothing: safe
+    to send again. A read timeout, a connection dropped after the request went
+    out, a TLS or protocol error on the way: the provider may have accepted it.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return True
+    if isinstance(exc, requests.Timeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, urllib3.exceptions.MaxRetryError):
+            reason = reason.reason
+        return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return False
 
 
 # --------------------------------------------------------------------------- downloads

@@ -51,6 +51,7 @@ from connectors.base import (
     SendError,
     SendResult,
     StatusUpdate,
+    never_reached,
     register,
 )
 
@@ -772,7 +773,10 @@ class MessengerConnector(Connector):
         """Send text (split past 2,000 characters) then each attachment by URL.
 
         Every part must succeed; on failure the result carries the error and, in
-        ``extra``, the ids of the parts already sent (``sent_external_ids``).
+        ``extra``, the ids of the parts already sent (``sent_external_ids``). The
+        parts an earlier attempt sent (``options["sent_parts"]``) are not sent again.
+        Graph has no look-up of a message by our metadata, so a send that got no
+        answer is returned as UNKNOWN for the agent to decide.
         """
         refused = self._refusal(message)
         if refused is not None:
@@ -786,8 +790,8 @@ class MessengerConnector(Connector):
         metadata = (message.reference or "")[:MAX_METADATA_LENGTH]
         bodies: list[dict[str, Any]] = [{"text": part} for part in split_text(message.text)]
         bodies += [{"attachment": _attachment_body(a)} for a in message.attachments]
-        ids: list[str] = []
-        for body in bodies:
+        ids = [str(mid) for mid in message.options.get("sent_parts") or ()][: len(bodies)]
+        for body in bodies[len(ids) :]:
             if metadata:
                 body["metadata"] = metadata
             data, error = self._call("POST", "me/messages", json_body={**envelope, "message": body})
@@ -900,13 +904,24 @@ class MessengerConnector(Connector):
                 json=json_body,
                 timeout=self.options.timeout,
             )
-        except requests.Timeout:
-            logger.warning("messenger: Graph %s %s timed out", method, path.split("/")[-1])
-            return None, SendError(ErrorKind.TRANSIENT, "timeout", "The Graph API timed out")
         except requests.RequestException as exc:
-            logger.warning("messenger: Graph %s failed: %s", method, type(exc).__name__)
-            text = f"Could not reach the Graph API ({type(exc).__name__})"
-            return None, SendError(ErrorKind.TRANSIENT, "network", text)
+            name, endpoint = type(exc).__name__, path.split("/")[-1]
+            if never_reached(exc):
+                logger.warning("messenger: Graph %s %s not reached: %s", method, endpoint, name)
+                if isinstance(exc, requests.Timeout):
+                    return None, SendError(
+                        ErrorKind.TRANSIENT, "timeout", "The Graph API timed out"
+                    )
+                text = f"Could not reach the Graph API ({name})"
+                return None, SendError(ErrorKind.TRANSIENT, "network", text)
+            logger.warning(
+                "messenger: Graph %s %s sent but not answered: %s", method, endpoint, name
+            )
+            text = (
+                f"Messenger did not answer ({name}): the reply may or may not have been "
+                "delivered. Check the conversation on Facebook before sending it again."
+            )
+            return None, SendError(ErrorKind.UNKNOWN, "no_answer", text)
         try:
             data = resp.json()
         except ValueError:

@@ -36,6 +36,8 @@ class SmsProvider(abc.ABC):
     display_name: ClassVar[str] = ""
     fields: ClassVar[tuple[ConfigField, ...]] = ()  # provider-specific inbox settings
     media_hosts: ClassVar[MediaHosts] = MediaHosts()  # where MMS media is downloaded from
+    # send() honours options["maybe_sent_since"] (see Connector.checks_before_resending)
+    checks_before_resending: ClassVar[bool] = False
 
     def __init__(
         self, config: Mapping[str, Any], options: ConnectorOptions, http: requests.Session

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
+import urllib3
 
 import connectors
 from connectors.base import (
@@ -876,24 +877,47 @@ def test_business_use_case_usage_gives_retry_after() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "code"),
+    ("exc", "kind", "code"),
     [
-        (requests.exceptions.ReadTimeout("read timed out access_token=EAAG-page-token"), "timeout"),
-        (requests.exceptions.ConnectTimeout("connect timed out"), "timeout"),
+        (
+            requests.exceptions.ConnectTimeout("connect timed out access_token=EAAG-page-token"),
+            ErrorKind.TRANSIENT,
+            "timeout",
+        ),
         (
             requests.exceptions.ConnectionError(
-                "Max retries exceeded with url: /v99.0/me/messages?access_token=EAAG-page-token"
+                urllib3.exceptions.MaxRetryError(
+                    None,
+                    "/v99.0/me/messages?access_token=EAAG-page-token",
+                    urllib3.exceptions.NewConnectionError(None, "Connection refused"),
+                )
             ),
+            ErrorKind.TRANSIENT,
             "network",
+        ),
+        (
+            requests.exceptions.ReadTimeout("read timed out access_token=EAAG-page-token"),
+            ErrorKind.UNKNOWN,
+            "no_answer",
+        ),
+        (
+            requests.exceptions.ConnectionError(
+                "Connection aborted: /v99.0/me/messages?access_token=EAAG-page-token"
+            ),
+            ErrorKind.UNKNOWN,
+            "no_answer",
         ),
     ],
 )
 @responses.activate
-def test_timeouts_and_connection_errors_are_transient(exc: Exception, code: str) -> None:
-    """Network trouble is retried; the token never reaches the error message."""
+def test_network_failures(exc: Exception, kind: ErrorKind, code: str) -> None:
+    """Not reached: retried. Sent without an answer: unknown, never re-sent blindly.
+
+    The token never reaches the error message.
+    """
     responses.post(SEND_URL, body=exc)
     error = connector().send(outbound()).error
-    assert error.kind is ErrorKind.TRANSIENT and error.code == code
+    assert error.kind is kind and error.code == code
     assert "EAAG" not in error.message
 
 
