@@ -65,6 +65,10 @@ class Config:
     RUN_BACKGROUND = env_bool("RUN_BACKGROUND", False)
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "attachments"))
     MAX_ATTACHMENT_BYTES = env_int("MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+    # Customers' attachments are downloaded only from each channel's own media hosts, over
+    # HTTPS, never from a private address. More hosts to trust as named, comma-separated:
+    # "media.example.com", "*.example.com", "host:8443"; "http://host" also allows plain HTTP.
+    ATTACHMENT_HOSTS = os.environ.get("ATTACHMENT_HOSTS", "")
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 40 * 1024 * 1024)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -53,6 +53,7 @@ from connectors.base import (
     ErrorKind,
     InboundEvent,
     InboundMessage,
+    MediaHosts,
     OutboundAttachment,
     OutboundMessage,
     SendError,
@@ -639,6 +640,10 @@ class GbmConnector(Connector):
 
     channel: ClassVar[str] = "gbm"
     display_name: ClassVar[str] = "Google Business Messages"
+    # customers' images: signed Cloud Storage URLs; image objects may name Google's image CDN
+    media_hosts: ClassVar[MediaHosts] = MediaHosts(
+        sources=("storage.googleapis.com", "*.googleusercontent.com")
+    )
     fields: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField("agent", help="The agent's resource name: brands/BRAND_ID/agents/AGENT_ID"),
         ConfigField(

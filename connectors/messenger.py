@@ -8,7 +8,8 @@ batches several Pages (``entry[]``) and several events per Page (``messaging[]``
 one is logged and skipped, never raised.
 
 Outbound: :class:`MessengerConnector` posts to ``/{version}/me/messages`` with the Page
-token and its ``appsecret_proof``, splits long text, sends attachments by URL and
+token (an ``Authorization: Bearer`` header, never in the URL, so it stays out of proxy and
+server logs) and its ``appsecret_proof``, splits long text, sends attachments by URL and
 classifies Graph errors into :class:`~connectors.base.ErrorKind`.
 
 Identity: a contact is its PSID. Chat Plugin users that only have a ``user_ref`` become
@@ -44,11 +45,13 @@ from connectors.base import (
     ErrorKind,
     InboundEvent,
     InboundMessage,
+    MediaHosts,
     OutboundAttachment,
     OutboundMessage,
     SendError,
     SendResult,
     StatusUpdate,
+    never_reached,
     register,
 )
 
@@ -739,6 +742,8 @@ class MessengerConnector(Connector):
 
     channel = "messenger"
     display_name = "Facebook Messenger"
+    # attachment URLs: scontent.xx.fbcdn.net, video.xx.fbcdn.net, cdn.fbsbx.com, lookaside.fbsbx.com
+    media_hosts = MediaHosts(sources=("*.fbcdn.net", "*.fbsbx.com"))
     fields = (
         ConfigField("page_id", help="The Facebook Page id (routes webhooks to this inbox)."),
         ConfigField("page_token", secret=True, help="Page access token with pages_messaging."),
@@ -768,7 +773,10 @@ class MessengerConnector(Connector):
         """Send text (split past 2,000 characters) then each attachment by URL.
 
         Every part must succeed; on failure the result carries the error and, in
-        ``extra``, the ids of the parts already sent (``sent_external_ids``).
+        ``extra``, the ids of the parts already sent (``sent_external_ids``). The
+        parts an earlier attempt sent (``options["sent_parts"]``) are not sent again.
+        Graph has no look-up of a message by our metadata, so a send that got no
+        answer is returned as UNKNOWN for the agent to decide.
         """
         refused = self._refusal(message)
         if refused is not None:
@@ -782,8 +790,8 @@ class MessengerConnector(Connector):
         metadata = (message.reference or "")[:MAX_METADATA_LENGTH]
         bodies: list[dict[str, Any]] = [{"text": part} for part in split_text(message.text)]
         bodies += [{"attachment": _attachment_body(a)} for a in message.attachments]
-        ids: list[str] = []
-        for body in bodies:
+        ids = [str(mid) for mid in message.options.get("sent_parts") or ()][: len(bodies)]
+        for body in bodies[len(ids) :]:
             if metadata:
                 body["metadata"] = metadata
             data, error = self._call("POST", "me/messages", json_body={**envelope, "message": body})
@@ -862,14 +870,18 @@ class MessengerConnector(Connector):
         version = str(self.options.extra.get("messenger_graph_version", DEFAULT_GRAPH_VERSION))
         return f"{base}/{version.strip('/')}/{path}"
 
-    def _auth_params(self) -> dict[str, str]:
-        """``access_token`` and, with an app secret, ``appsecret_proof``."""
+    def _auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, query): the Page token as a Bearer header; ``appsecret_proof`` in the query.
+
+        The proof is an HMAC of the token: it does not reveal the token, and Graph
+        reads it from the query string.
+        """
         token = str(self.config.get("page_token") or "")
-        params = {"access_token": token}
+        params = {}
         secret = self.config.get("app_secret")
         if secret:
             params["appsecret_proof"] = appsecret_proof(token, str(secret))
-        return params
+        return {"Authorization": f"Bearer {token}"}, params
 
     def _call(
         self,
@@ -880,23 +892,36 @@ class MessengerConnector(Connector):
     ) -> tuple[dict[str, Any] | None, SendError | None]:
         """One Graph request: (JSON body, None) on success, (body or None, error) otherwise.
 
-        Exception texts are not passed on: they contain the URL, and so the token.
+        Exception texts are not passed on: they contain the URL and its proof.
         """
+        headers, auth_params = self._auth()
         try:
             resp = self.http.request(
                 method,
                 self._url(path),
-                params={**(params or {}), **self._auth_params()},
+                params={**(params or {}), **auth_params},
+                headers=headers,
                 json=json_body,
                 timeout=self.options.timeout,
             )
-        except requests.Timeout:
-            logger.warning("messenger: Graph %s %s timed out", method, path.split("/")[-1])
-            return None, SendError(ErrorKind.TRANSIENT, "timeout", "The Graph API timed out")
         except requests.RequestException as exc:
-            logger.warning("messenger: Graph %s failed: %s", method, type(exc).__name__)
-            text = f"Could not reach the Graph API ({type(exc).__name__})"
-            return None, SendError(ErrorKind.TRANSIENT, "network", text)
+            name, endpoint = type(exc).__name__, path.split("/")[-1]
+            if never_reached(exc):
+                logger.warning("messenger: Graph %s %s not reached: %s", method, endpoint, name)
+                if isinstance(exc, requests.Timeout):
+                    return None, SendError(
+                        ErrorKind.TRANSIENT, "timeout", "The Graph API timed out"
+                    )
+                text = f"Could not reach the Graph API ({name})"
+                return None, SendError(ErrorKind.TRANSIENT, "network", text)
+            logger.warning(
+                "messenger: Graph %s %s sent but not answered: %s", method, endpoint, name
+            )
+            text = (
+                f"Messenger did not answer ({name}): the reply may or may not have been "
+                "delivered. Check the conversation on Facebook before sending it again."
+            )
+            return None, SendError(ErrorKind.UNKNOWN, "no_answer", text)
         try:
             data = resp.json()
         except ValueError:

@@ -128,6 +128,9 @@ def app(database_url, tmp_path, monkeypatch):
             "MESSENGER_GRAPH_URL": "http://graph.fake",
             "TWILIO_API_URL": "http://twilio.fake",
             "GBM_API_URL": "http://gbm.fake",
+            # the fake providers and their media hosts (plain HTTP allowed for those only)
+            "ATTACHMENT_HOSTS": "http://graph.fake, http://twilio.fake, http://gbm.fake, "
+            "http://media.fake, cdn.fbsbx.test",
             "SERVER_NAME": None,
         }
     )

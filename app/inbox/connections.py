@@ -24,8 +24,15 @@ def connector_options() -> cb.ConnectorOptions:
         },
         public_url=cfg.get("PUBLIC_URL"),
         max_attachment_bytes=cfg["MAX_ATTACHMENT_BYTES"],
+        attachment_hosts=_host_list(cfg.get("ATTACHMENT_HOSTS")),
         extra={"messenger_graph_version": cfg["MESSENGER_GRAPH_VERSION"]},
     )
+
+
+def _host_list(value) -> tuple[str, ...]:
+    """``ATTACHMENT_HOSTS`` as entries: a comma-separated string or a list."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    return tuple(str(item).strip() for item in items if str(item).strip())
 
 
 def connector_class(channel: str) -> type[cb.Connector]:

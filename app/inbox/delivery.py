@@ -346,13 +346,21 @@ def cancel_scheduled(session: Session, conv: Conversation, before: datetime | No
 
 
 def retry_message(session: Session, msg: Message, user: User) -> Message:
-    """Queue a failed reply again, after checking the rules once more."""
+    """Queue a failed reply again, after checking the rules once more.
+
+    Also a reply whose delivery is ``unknown`` (the provider did not answer): the
+    agent has decided to send it again.
+    """
     conv = session.get(Conversation, msg.conversation_id)
-    if msg.direction != "outbound" or msg.status != "failed":
-        raise InvalidMessage("Only a failed reply can be retried.")
+    if msg.direction != "outbound" or msg.status not in ("failed", "unknown"):
+        raise InvalidMessage(
+            "Only a reply that failed or whose delivery is unknown can be retried."
+        )
     check_send(session, conv, now())
     msg.status = "queued"
     msg.error_code = msg.error_message = None
+    if (msg.meta or {}).get("maybe_sent_since"):
+        msg.meta = {k: v for k, v in msg.meta.items() if k != "maybe_sent_since"}
     session.add(OutboxItem(kind="send", inbox_id=msg.inbox_id, message_id=msg.id, payload={}))
     session.flush()
     events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))

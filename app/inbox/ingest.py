@@ -878,7 +878,7 @@ def _echo(b: _Batch, ev: cb.EchoedOutbound) -> None:
         if ev.sent_at is not None:  # Meta's own time: what its receipt watermarks compare to
             ours.platform_at = aware(ev.sent_at)
         if STATUS_RANK.get(ours.status, -1) < STATUS_RANK["sent"] and ours.status != "failed":
-            ours.status = "sent"
+            apply_status(session, ours, "sent", None)  # settles an unknown delivery too
         b.result.updated += 1
         events.publish(session, "message.updated", message_dict(ours), ("inbox", inbox.id))
         return
@@ -944,6 +944,8 @@ def apply_status(session: Session, msg: Message, status: str, error: cb.SendErro
         return False
     if STATUS_RANK.get(status, -1) > STATUS_RANK.get(current, -1):
         msg.status = status
+        if current in ("queued", "unknown"):  # it went out: earlier failures are moot
+            msg.error_code = msg.error_message = None
         return True
     return False
 

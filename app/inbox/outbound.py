@@ -116,6 +116,10 @@ def build(
     extra = _OPTIONS.get(inbox.channel)
     if extra is not None:
         opts.update(extra(session, msg, conv, inbox))
+    meta = msg.meta or {}
+    for key in ("sent_parts", "maybe_sent_since"):  # what earlier attempts left behind
+        if meta.get(key):
+            opts[key] = meta[key]
     attachments = []
     base = public_base() if msg.attachments else ""
     for att in msg.attachments:

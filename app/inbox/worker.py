@@ -3,7 +3,11 @@
 Several workers (threads or processes) may run at once; a row is claimed by a
 single conditional UPDATE (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so no
 reply is ever sent twice. Provider calls happen outside database transactions.
-Transient failures are retried with exponential backoff and jitter.
+Transient failures are retried with exponential backoff and jitter; meanwhile
+the reply shows the last failure and the inbox says that sending is failing.
+A send that got no answer (the provider may have accepted it) is never sent
+again blindly: the connector checks first where it can, else the reply's status
+becomes ``unknown`` and the agent decides.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ STALE_CLAIM = timedelta(minutes=5)
 BACKOFF_BASE = 5.0  # seconds
 BACKOFF_CAP = 3600.0
 RECONNECT_PAUSE = timedelta(minutes=2)
+SENDING_FAILING = "Sending is failing: "  # inbox.last_error while replies wait for a retry
+CHECKING_NOTE = " Switchboard checks whether it went out before sending it again."
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -109,10 +115,40 @@ def _retry(item: OutboxItem, error: str, retry_after: float | None = None) -> bo
 # --------------------------------------------------------------------------- sends
 
 
-def _fail_message(msg: Message, code: str, text: str) -> None:
-    msg.status = "failed"
+def _fail_message(msg: Message, code: str, text: str, status: str = "failed") -> None:
+    msg.status = status
     msg.error_code = code
     msg.error_message = text
+
+
+def _note(msg: Message, err: cb.SendError, text: str | None = None) -> None:
+    """Show why a queued reply is still waiting (its ``error`` while it is retried)."""
+    msg.error_code = (err.code or err.kind.value)[:64]
+    msg.error_message = text or err.message or "The provider refused the message."
+
+
+def _set_meta(msg: Message, **changes) -> None:
+    """Update keys of ``msg.meta`` (a value of None removes the key)."""
+    meta = dict(msg.meta or {})
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    if meta != (msg.meta or {}):
+        msg.meta = meta
+
+
+def _inbox_health(session, inbox: Inbox, err: cb.SendError | None) -> None:
+    """Say on the inbox that its provider is failing; clear that on the next success."""
+    before = inbox.last_error
+    if err is not None and not inbox.needs_reconnect:
+        inbox.last_error = SENDING_FAILING + (err.message or err.kind.value)
+        inbox.last_error_at = now()
+    elif err is None and before and before.startswith(SENDING_FAILING):
+        inbox.last_error = None
+    if inbox.last_error != before:
+        events.publish(session, "inbox.updated", {"id": inbox.id}, ("inbox", inbox.id))
 
 
 def process_send(item: OutboxItem) -> None:
@@ -150,12 +186,20 @@ def process_send(item: OutboxItem) -> None:
         result = connector.send(out)
     except Exception as exc:  # noqa: BLE001 - a connector bug must not lose the reply
         log.exception("connector %s raised while sending message %s", inbox.channel, msg.id)
-        result = cb.SendResult(error=cb.SendError(cb.ErrorKind.TRANSIENT, "exception", str(exc)))
+        text = (
+            f"Sending failed unexpectedly ({type(exc).__name__}): it may or may not have gone out."
+        )
+        result = cb.SendResult(error=cb.SendError(cb.ErrorKind.UNKNOWN, "exception", text))
 
     msg = session.get(Message, item.message_id, populate_existing=True)
     conv = session.get(Conversation, msg.conversation_id)
     inbox = session.get(Inbox, conv.inbox_id)
+    sent_parts = (result.extra or {}).get("sent_external_ids")
+    if sent_parts:  # what went out is never sent again (Messenger's long texts, attachments)
+        _set_meta(msg, sent_parts=list(sent_parts))
     if result.ok:
+        _set_meta(msg, sent_parts=None, maybe_sent_since=None)
+        _inbox_health(session, inbox, None)
         if msg.status == "queued":  # a note from an earlier provider failure is now moot
             msg.error_code = msg.error_message = None
         ext = result.external_id
@@ -170,7 +214,7 @@ def process_send(item: OutboxItem) -> None:
         meta = dict(msg.meta or {})
         if len(result.external_ids) > 1:
             meta["provider_ids"] = list(result.external_ids)
-        meta.update(result.extra or {})
+        meta.update({k: v for k, v in (result.extra or {}).items() if k != "sent_external_ids"})
         msg.meta = meta
         apply_status(session, msg, "sent", None)
         msg.platform_at = msg.platform_at or started
@@ -181,11 +225,32 @@ def process_send(item: OutboxItem) -> None:
     else:
         err = result.error
         kind = err.kind
-        if kind is cb.ErrorKind.TRANSIENT and _retry(
+        if kind is cb.ErrorKind.UNKNOWN:
+            _inbox_health(session, inbox, err)
+            checked = "maybe_sent_since" in out.options  # this attempt asked the provider first
+            if (
+                not checked
+                and connector.checks_before_resending()
+                and _retry(item, f"{err.code}: {err.message}", err.retry_after)
+            ):  # stays queued; the next attempt asks the provider first
+                _set_meta(msg, maybe_sent_since=started.isoformat())
+                _note(msg, err, (err.message or "") + CHECKING_NOTE)
+            else:  # the provider cannot tell, or cannot be asked: the agent decides
+                _unknown(msg, item, err)
+        elif kind is cb.ErrorKind.TRANSIENT and _retry(
             item, f"{err.code}: {err.message}", err.retry_after
-        ):
-            pass  # stays queued
+        ):  # stays queued, showing why
+            _note(msg, err)
+            _inbox_health(session, inbox, err)
+        elif kind is cb.ErrorKind.TRANSIENT and (msg.meta or {}).get("maybe_sent_since"):
+            # out of attempts, and an earlier one that got no answer may have gone out
+            text = (
+                "An earlier attempt got no answer, and whether it went out could not be "
+                f"checked: {err.message}"
+            )
+            _unknown(msg, item, err, text)
         elif kind is cb.ErrorKind.AUTH_FAILED:
+            _note(msg, err)  # paused until the inbox is reconnected
             inbox.needs_reconnect = True
             inbox.last_error = f"Reconnect needed: {err.message}"
             inbox.last_error_at = now()
@@ -198,6 +263,7 @@ def process_send(item: OutboxItem) -> None:
             if err.code:
                 text = f"{text} (code {err.code})"
             _fail_message(msg, code, text)
+            _set_meta(msg, maybe_sent_since=None)
             _finish(item, "failed", text)
             if kind in (cb.ErrorKind.OPTED_OUT, cb.ErrorKind.UNDELIVERABLE) and conv.identity_id:
                 ident = session.get(ContactIdentity, conv.identity_id)
@@ -210,6 +276,19 @@ def process_send(item: OutboxItem) -> None:
     events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
     events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", inbox.id))
     session.commit()
+
+
+def _unknown(msg: Message, item: OutboxItem, err: cb.SendError, text: str | None = None) -> None:
+    """The reply may or may not have gone out: stop, and let the agent decide."""
+    text = (
+        text
+        or err.message
+        or "The provider did not answer: the reply may or may not have gone out."
+    )
+    _fail_message(msg, "unknown", text, status="unknown")
+    _set_meta(msg, maybe_sent_since=None)
+    _finish(item, "failed", text)
+    log.warning("message %s: delivery unknown (%s); not sent again", msg.id, err.code)
 
 
 # --------------------------------------------------------------------------- other work
@@ -235,6 +314,17 @@ def process_download(item: OutboxItem) -> None:
     except cb.AttachmentTooLarge as exc:
         att = session.get(Attachment, item.payload["attachment_id"])
         att.state, att.error = "failed", f"Too large to store: {exc}"
+        _finish(item, "failed", att.error)
+    except cb.DownloadRefused as exc:  # not where attachments come from: never retried
+        att = session.get(Attachment, item.payload["attachment_id"])
+        log.warning(
+            "inbox %s: attachment %s of message %s not downloaded: %s",
+            item.inbox_id,
+            att.id,
+            att.message_id,
+            exc,
+        )
+        att.state, att.error = "failed", str(exc)[:300]
         _finish(item, "failed", att.error)
     except Exception as exc:  # noqa: BLE001 - network errors retry, then give up visibly
         att = session.get(Attachment, item.payload["attachment_id"])

@@ -12,8 +12,10 @@ from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
 
 DIRECTIONS = ("inbound", "outbound", "note", "activity")
-MESSAGE_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed")
-STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+# unknown: the provider did not answer a send, so it may or may not have gone out; the
+# agent decides whether to send it again (a receipt or echo that names it settles it)
+MESSAGE_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed", "unknown")
+STATUS_RANK = {"queued": 0, "unknown": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 class Message(db.Model):

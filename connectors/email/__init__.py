@@ -33,7 +33,7 @@ from connectors.base import (
     SendError,
     SendResult,
     StatusUpdate,
-    download_url,
+    fetch_capped,
     register,
 )
 from connectors.email.address import normalize_address
@@ -162,4 +162,5 @@ class EmailConnector(Connector):
     def _load_attachment(self, attachment: OutboundAttachment) -> bytes:
         if not attachment.url:
             raise ValueError(f"attachment {attachment.filename!r} has neither content nor url")
-        return download_url(self.http, attachment.url, self.options).content
+        # a URL the app built for one of its own stored files, never one from outside
+        return fetch_capped(self.http, attachment.url, self.options).content

@@ -27,6 +27,7 @@ from connectors.base import (
     Connector,
     ConnectorOptions,
     InboundEvent,
+    MediaHosts,
     OutboundMessage,
     SendResult,
     StatusUpdate,
@@ -137,6 +138,14 @@ class SmsConnector(Connector):
         """Send through the provider; errors are returned classified."""
         return self.provider.send(message)
 
+    def checks_before_resending(self) -> bool:
+        """Whether the provider looks for an unanswered attempt before sending again."""
+        return self.provider.checks_before_resending
+
     def download_auth(self) -> Any:
         """The provider's media credentials (Twilio: account SID and Auth Token)."""
         return self.provider.download_auth()
+
+    def download_hosts(self) -> MediaHosts:
+        """The provider's media hosts."""
+        return self.provider.media_hosts

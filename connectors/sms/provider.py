@@ -20,6 +20,7 @@ from connectors.base import (
     ConfigField,
     ConnectorOptions,
     InboundEvent,
+    MediaHosts,
     OutboundMessage,
     SendResult,
     StatusUpdate,
@@ -34,6 +35,9 @@ class SmsProvider(abc.ABC):
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     fields: ClassVar[tuple[ConfigField, ...]] = ()  # provider-specific inbox settings
+    media_hosts: ClassVar[MediaHosts] = MediaHosts()  # where MMS media is downloaded from
+    # send() honours options["maybe_sent_since"] (see Connector.checks_before_resending)
+    checks_before_resending: ClassVar[bool] = False
 
     def __init__(
         self, config: Mapping[str, Any], options: ConnectorOptions, http: requests.Session

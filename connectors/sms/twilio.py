@@ -20,9 +20,10 @@ Signatures (what ``twilio`` 9.13 ``twilio.request_validator`` supports):
 
 from __future__ import annotations
 
+import email.utils
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
@@ -42,12 +43,14 @@ from connectors.base import (
     ErrorKind,
     InboundEvent,
     InboundMessage,
+    MediaHosts,
     OptIn,
     OptOut,
     OutboundMessage,
     SendError,
     SendResult,
     StatusUpdate,
+    never_reached,
 )
 
 from . import consent, phone
@@ -57,6 +60,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 SUPPORTED_ALGORITHMS = (HMAC_SHA1, HMAC_SHA256)
+# Looking for an unanswered attempt: Twilio's clock may differ from ours by this much.
+CLOCK_SKEW = timedelta(minutes=2)
+LOOKUP_PAGE_SIZE = 50
+# An earlier attempt Twilio accepted but that then failed for good: sending again is safe.
+_DEAD_STATUSES = frozenset({"failed", "undelivered", "canceled"})
 
 # --------------------------------------------------------------------------- errors
 
@@ -477,6 +485,17 @@ def _json(resp: requests.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _twilio_time(value: Any) -> datetime | None:
+    """A Message resource date (RFC 2822, ``Wed, 18 Aug 2010 20:01:40 +0000``) in UTC."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return _utc(when)
+
+
 def _result(resp: requests.Response) -> SendResult:
     """Turn a Messages API response into a :class:`SendResult`."""
     body = _json(resp)
@@ -501,6 +520,14 @@ class TwilioProvider(SmsProvider):
 
     name: ClassVar[str] = "twilio"
     display_name: ClassVar[str] = "Twilio"
+    checks_before_resending: ClassVar[bool] = True  # see :meth:`find_earlier_send`
+    # MediaUrl is on api.twilio.com (with the account's credentials); it redirects to a
+    # short-lived URL on mms.twiliocdn.com, or on s3-external-1.amazonaws.com for media
+    # stored before HTTP auth was enforced on the account. The redirect gets no credentials.
+    media_hosts: ClassVar[MediaHosts] = MediaHosts(
+        sources=("api.twilio.com",),
+        redirects=("*.twiliocdn.com", "s3-external-1.amazonaws.com"),
+    )
     fields: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField("account_sid", help="Twilio Account SID (AC...)"),
         ConfigField("auth_token", secret=True, help="Twilio Auth Token"),
@@ -565,7 +592,14 @@ class TwilioProvider(SmsProvider):
         return data
 
     def send(self, message: OutboundMessage) -> SendResult:
-        """POST the message to the Messages API; errors come back classified."""
+        """POST the message to the Messages API; errors come back classified.
+
+        After an attempt that got no answer (``options["maybe_sent_since"]``) the
+        Messages list is checked first (:meth:`find_earlier_send`): a message
+        Twilio accepted then is the answer, and nothing is sent again. A POST that
+        went out without an answer is UNKNOWN; one that never reached Twilio is
+        TRANSIENT.
+        """
         missing = [a.filename for a in message.attachments if not a.url]
         if missing:
             return SendResult(
@@ -575,6 +609,11 @@ class TwilioProvider(SmsProvider):
                     "MMS attachments must be reachable at a public URL: " + ", ".join(missing),
                 )
             )
+        since = message.options.get("maybe_sent_since")
+        if since:
+            earlier = self.find_earlier_send(message, datetime.fromisoformat(str(since)))
+            if earlier is not None:
+                return earlier
         try:
             resp = self.http.post(
                 self.messages_url,
@@ -583,21 +622,84 @@ class TwilioProvider(SmsProvider):
                 headers={"Accept": "application/json"},
                 timeout=self.options.timeout,
             )
-        except requests.Timeout:
-            return SendResult(
-                error=SendError(
-                    ErrorKind.TRANSIENT, None, "Twilio did not answer in time; will retry."
-                )
+        except requests.RequestException as exc:
+            name = type(exc).__name__
+            if never_reached(exc):
+                text = f"Could not reach Twilio ({name}); will retry."
+                return SendResult(error=SendError(ErrorKind.TRANSIENT, None, text))
+            log.warning("twilio: Messages POST sent but not answered: %s", name)
+            text = f"Twilio did not answer ({name}): the message may or may not have been accepted."
+            return SendResult(error=SendError(ErrorKind.UNKNOWN, "no_answer", text))
+        return _result(resp)
+
+    def find_earlier_send(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """What became of an attempt made at ``since`` that got no answer; None: not sent.
+
+        Twilio takes no idempotency key for messages, so the Messages list is read
+        (``To``, and ``From`` or the Messaging Service) for an outbound message
+        with the same body created since then. Found: its SID, as if the POST had
+        answered. None found, or only ones that failed for good: None, safe to
+        send. Other messages to the number but none with this body: UNKNOWN, the
+        agent decides. The list cannot be read: TRANSIENT, ask again later.
+        """
+        service = (self.config.get("messaging_service_sid") or "").strip()
+        params = {"To": message.contact_id, "PageSize": str(LOOKUP_PAGE_SIZE)}
+        if not service:
+            params["From"] = phone.address(self.config.get("number"))
+        try:
+            resp = self.http.get(
+                self.messages_url,
+                params=params,
+                auth=self.download_auth(),
+                headers={"Accept": "application/json"},
+                timeout=self.options.timeout,
             )
         except requests.RequestException as exc:
-            return SendResult(
-                error=SendError(
-                    ErrorKind.TRANSIENT,
-                    None,
-                    f"Could not reach Twilio ({type(exc).__name__}); will retry.",
-                )
+            name = type(exc).__name__
+            text = f"Could not ask Twilio whether the message went out ({name}); will retry."
+            return SendResult(error=SendError(ErrorKind.TRANSIENT, None, text))
+        body = _json(resp)
+        if not 200 <= resp.status_code < 300:
+            message_text = str(body.get("message") or f"HTTP {resp.status_code}")
+            error = classify(
+                body.get("code"),
+                message_text,
+                http_status=resp.status_code,
+                retry_after=_retry_after(resp),
             )
-        return _result(resp)
+            if error.kind in (ErrorKind.TRANSIENT, ErrorKind.AUTH_FAILED):
+                return SendResult(error=error)
+            text = f"Could not ask Twilio whether the message went out: {message_text}"
+            return SendResult(error=SendError(ErrorKind.UNKNOWN, "lookup_failed", text))
+        earliest = _utc(since) - CLOCK_SKEW
+        later = []
+        for item in body.get("messages") or ():
+            if not isinstance(item, dict) or not str(item.get("direction") or "").startswith(
+                "outbound"
+            ):
+                continue
+            if service and item.get("messaging_service_sid") != service:
+                continue
+            created = _twilio_time(item.get("date_created"))
+            if created is not None and created >= earliest and item.get("sid"):
+                later.append((created, item))
+        same = sorted(
+            (pair for pair in later if (pair[1].get("body") or "") == (message.text or "")),
+            key=lambda pair: pair[0],
+        )
+        alive = [item for _, item in same if str(item.get("status")) not in _DEAD_STATUSES]
+        if alive:
+            sid = str(alive[0]["sid"])
+            log.info("twilio: the unanswered attempt went out as %s; not sending again", sid)
+            extra = {"status": alive[0].get("status"), "found_after_no_answer": True}
+            return SendResult(external_id=sid, external_ids=(sid,), extra=extra)
+        if later and not same:
+            text = (
+                "Twilio did not answer, and other messages went to this number since: this "
+                "reply may or may not have been sent."
+            )
+            return SendResult(error=SendError(ErrorKind.UNKNOWN, "unconfirmed", text))
+        return None
 
     def download_auth(self) -> tuple[str, str]:
         """(Account SID, Auth Token): Twilio media URLs need the account's basic auth."""

@@ -248,6 +248,7 @@ class FakeGraph:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.fail_next: dict | None = None
+        self.drop_next = False  # read the next send, then hang up without answering
         self.profiles: dict[str, str] = {}  # PSID -> name the profile look-up answers
         outer = self
 
@@ -270,6 +271,10 @@ class FakeGraph:
                 if outer.fail_next is not None:
                     error, outer.fail_next = outer.fail_next, None
                     return self._answer(400, {"error": error})
+                if outer.drop_next and "message" in body:
+                    outer.drop_next = False
+                    self.close_connection = True  # received, never answered
+                    return None
                 if "message" in body:
                     n = len(outer.requests)
                     return self._answer(

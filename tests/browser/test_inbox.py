@@ -101,6 +101,35 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
     assert page.console_errors() == []
 
 
+def test_reply_in_doubt_is_shown_and_sent_again_only_by_the_agent(page, make, app, fake_graph):
+    agent = make.user("agent", name="Lucas Martin")
+    inbox = make.inbox("messenger", members=[agent])
+    make.inbound(inbox, contact="psid-doubt", text="Can I change the size?", at=now())
+    page.login(agent.email)
+    page.click(".conv-row", "change the size")
+    page.wait_text("#thread-log .msg.in", "change the size")
+    box = page.wait_css("#composer-text")
+    box.send_keys("Yes, reply with the size you want.")
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "queued")
+
+    fake_graph.drop_next = True  # Meta read the reply, and the answer never came back
+    run_worker(app)
+    page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "unknown")
+    assert "Delivery unknown" in page.text("#thread-log .msg.out .tick")
+    assert "may or may not have been delivered" in page.text("#thread-log .msg-error.unknown")
+    page.screenshot("thread-reply-delivery-unknown")
+    run_worker(app)
+    assert len(fake_graph.sends()) == 1  # not sent again by itself
+
+    page.click("#thread-log .msg-error.unknown button", "Send again")
+    page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "queued")
+    run_worker(app)
+    page.wait(lambda d: page.attr("#thread-log .msg.out .tick", "data-status") == "sent")
+    assert len(fake_graph.sends()) == 2
+    assert page.console_errors() == []
+
+
 def test_closed_messenger_window_locks_the_reply(page, make):
     agent = make.user("agent", name="Lucas Martin")
     inbox = make.inbox("messenger", members=[agent])

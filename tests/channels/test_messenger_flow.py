@@ -49,6 +49,13 @@ class GraphCall:
     path: str
     query: dict[str, str]
     body: dict[str, Any] | None
+    authorization: str | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The Page token the call carried (``Authorization: Bearer``)."""
+        value = self.authorization or ""
+        return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
 
     @property
     def sender_action(self) -> str | None:
@@ -71,7 +78,13 @@ class FakeGraph:
     def _record(self, request) -> GraphCall:
         parts = urlsplit(request.url)
         body = json.loads(request.body) if request.body else None
-        call = GraphCall(request.method, parts.path, dict(parse_qsl(parts.query)), body)
+        call = GraphCall(
+            request.method,
+            parts.path,
+            dict(parse_qsl(parts.query)),
+            body,
+            request.headers.get("Authorization"),
+        )
         self.calls.append(call)
         return call
 
@@ -793,7 +806,7 @@ def test_profile_is_fetched_by_the_worker_after_the_webhook_answered(client, mak
 
     (call,) = graph.calls
     assert call.method == "GET" and call.path.endswith(f"/{U1}")
-    assert call.query["access_token"] == f"EAAG-token-{PAGE_A}"
+    assert call.token == f"EAAG-token-{PAGE_A}" and "access_token" not in call.query
     assert "appsecret_proof" in call.query
     conv = api.conversation(conv["id"])
     assert conv["contact"]["name"] == "Amira Haddad"
@@ -836,7 +849,7 @@ def test_reply_inside_24_hours_is_a_response_with_appsecret_proof(client, make, 
         "message": {"text": "Thanks, looking into it.", "metadata": f"sb:{queued['id']}"},
     }
     token = f"EAAG-token-{PAGE_A}"
-    assert send.query["access_token"] == token
+    assert send.token == token and "access_token" not in send.query
     proof = hmac.new(APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()
     assert send.query["appsecret_proof"] == proof
     assert api.message(conv_id, queued["id"])["status"] == "sent"
@@ -1000,7 +1013,7 @@ def test_invalid_token_pauses_sending_until_the_page_is_reconnected(client, make
     assert result.exit_code == 0, result.output
     run_once()
     assert len(graph.sends) == 2
-    assert graph.sends[-1].query["access_token"] == "EAAG-fresh-token"
+    assert graph.sends[-1].token == "EAAG-fresh-token"
     assert api.message(conv_id, queued["id"])["status"] == "sent"
     assert api.inbox(inbox_id)["needs_reconnect"] is False
     assert "fresh" not in json.dumps(api.inbox(inbox_id))  # the token is never shown

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
+import urllib3
 
 import connectors
 from connectors.base import (
@@ -101,6 +102,12 @@ def sent_body(call: Any) -> dict[str, Any]:
 def query(call: Any) -> dict[str, list[str]]:
     """The query parameters of a recorded request."""
     return parse_qs(urlsplit(call.request.url).query)
+
+
+def bearer(call: Any) -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header."""
+    value = call.request.headers.get("Authorization") or ""
+    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
 
 
 # --------------------------------------------------------------------------- registry
@@ -638,7 +645,7 @@ def test_split_text() -> None:
 
 @responses.activate
 def test_send_response_text() -> None:
-    """A reply is a RESPONSE with our reference as metadata, token and proof in the query."""
+    """A reply is a RESPONSE with our reference as metadata; the token in a header, not the URL."""
     responses.post(SEND_URL, json={"recipient_id": U1, "message_id": "m_sent_1"})
     result = connector().send(outbound())
     assert result.ok and result.external_id == "m_sent_1"
@@ -650,7 +657,9 @@ def test_send_response_text() -> None:
         "message": {"text": "Thanks, looking into it.", "metadata": "sb:42"},
     }
     expected_proof = hmac.new(b"s3cret", b"EAAG-page-token", hashlib.sha256).hexdigest()
-    assert query(call) == {"access_token": ["EAAG-page-token"], "appsecret_proof": [expected_proof]}
+    assert query(call) == {"appsecret_proof": [expected_proof]}
+    assert bearer(call) == "EAAG-page-token"
+    assert "EAAG" not in call.request.url
     assert call.request.req_kwargs["timeout"] == (3, 7)
 
 
@@ -868,24 +877,47 @@ def test_business_use_case_usage_gives_retry_after() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "code"),
+    ("exc", "kind", "code"),
     [
-        (requests.exceptions.ReadTimeout("read timed out access_token=EAAG-page-token"), "timeout"),
-        (requests.exceptions.ConnectTimeout("connect timed out"), "timeout"),
+        (
+            requests.exceptions.ConnectTimeout("connect timed out access_token=EAAG-page-token"),
+            ErrorKind.TRANSIENT,
+            "timeout",
+        ),
         (
             requests.exceptions.ConnectionError(
-                "Max retries exceeded with url: /v99.0/me/messages?access_token=EAAG-page-token"
+                urllib3.exceptions.MaxRetryError(
+                    None,
+                    "/v99.0/me/messages?access_token=EAAG-page-token",
+                    urllib3.exceptions.NewConnectionError(None, "Connection refused"),
+                )
             ),
+            ErrorKind.TRANSIENT,
             "network",
+        ),
+        (
+            requests.exceptions.ReadTimeout("read timed out access_token=EAAG-page-token"),
+            ErrorKind.UNKNOWN,
+            "no_answer",
+        ),
+        (
+            requests.exceptions.ConnectionError(
+                "Connection aborted: /v99.0/me/messages?access_token=EAAG-page-token"
+            ),
+            ErrorKind.UNKNOWN,
+            "no_answer",
         ),
     ],
 )
 @responses.activate
-def test_timeouts_and_connection_errors_are_transient(exc: Exception, code: str) -> None:
-    """Network trouble is retried; the token never reaches the error message."""
+def test_network_failures(exc: Exception, kind: ErrorKind, code: str) -> None:
+    """Not reached: retried. Sent without an answer: unknown, never re-sent blindly.
+
+    The token never reaches the error message.
+    """
     responses.post(SEND_URL, body=exc)
     error = connector().send(outbound()).error
-    assert error.kind is ErrorKind.TRANSIENT and error.code == code
+    assert error.kind is kind and error.code == code
     assert "EAAG" not in error.message
 
 
@@ -907,7 +939,7 @@ def test_send_action(action: str) -> None:
     assert connector().send_action(U1, action).ok
     call = responses.calls[0]
     assert sent_body(call) == {"recipient": {"id": U1}, "sender_action": action}
-    assert query(call)["access_token"] == ["EAAG-page-token"]
+    assert bearer(call) == "EAAG-page-token" and "access_token" not in query(call)
 
 
 @responses.activate
@@ -921,7 +953,7 @@ def test_send_action_unknown_and_failed() -> None:
 
 @responses.activate
 def test_fetch_profile() -> None:
-    """The profile request asks for the four fields with token and proof."""
+    """The profile request asks for the four fields with token (header) and proof."""
     responses.get(
         f"{GRAPH}/v99.0/{U1}",
         json={
@@ -938,7 +970,7 @@ def test_fetch_profile() -> None:
     )
     params = query(responses.calls[0])
     assert params["fields"] == ["first_name,last_name,name,profile_pic"]
-    assert params["access_token"] == ["EAAG-page-token"]
+    assert "access_token" not in params and bearer(responses.calls[0]) == "EAAG-page-token"
     assert params["appsecret_proof"] == [
         hmac.new(b"s3cret", b"EAAG-page-token", hashlib.sha256).hexdigest()
     ]

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import responses
+import urllib3
 from werkzeug.datastructures import MultiDict
 
 import connectors
@@ -809,18 +810,31 @@ def test_send_rate_limited_has_retry_after():
 
 
 @pytest.mark.parametrize(
-    "exc",
+    ("exc", "kind"),
     [
-        requests.ReadTimeout("slow"),
-        requests.ConnectTimeout("slow"),
-        requests.ConnectionError("down"),
+        # never reached Twilio: safe to send again
+        (requests.ConnectTimeout("slow"), ErrorKind.TRANSIENT),
+        (
+            requests.ConnectionError(
+                urllib3.exceptions.MaxRetryError(
+                    None, MESSAGES_URL, urllib3.exceptions.NewConnectionError(None, "refused")
+                )
+            ),
+            ErrorKind.TRANSIENT,
+        ),
+        # sent, no answer: Twilio may have accepted it
+        (requests.ReadTimeout("slow"), ErrorKind.UNKNOWN),
+        (
+            requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.")),
+            ErrorKind.UNKNOWN,
+        ),
     ],
 )
 @responses.activate
-def test_send_network_failures_are_transient(exc):
+def test_send_network_failures(exc, kind):
     responses.post(MESSAGES_URL, body=exc)
     result = make_connector().send(outbound())
-    assert result.error.kind is ErrorKind.TRANSIENT
+    assert result.error.kind is kind
 
 
 @responses.activate

@@ -159,14 +159,16 @@ function statusTick(msg, showLabel) {
   const st = msg.status;
   const map = {
     sending: ["clock", t("Sending…")],
-    queued: ["clock", msg.send_after ? t("Scheduled for {time}", { time: timeOfDay(msg.send_after) }) : t("Queued")],
+    queued: ["clock", msg.send_after ? t("Scheduled for {time}", { time: timeOfDay(msg.send_after) }) : msg.error ? t("Retrying") : t("Queued")],
     sent: ["check", t("Sent")],
     delivered: ["checks", t("Delivered")],
     read: ["checks", t("Read")],
     failed: ["alert", t("Not delivered")],
+    unknown: ["alert", t("Delivery unknown")],
   };
   const [ic, label] = map[st] || ["check", st];
-  return h("span.tick." + st, { title: label, "data-status": st, role: "img", "aria-label": label }, icon(ic), showLabel || st === "failed" || msg.send_after ? h("span.tick-label", label) : null);
+  const shown = showLabel || st === "failed" || st === "unknown" || msg.send_after || (st === "queued" && msg.error);
+  return h("span.tick." + st, { title: label, "data-status": st, role: "img", "aria-label": label }, icon(ic), shown ? h("span.tick-label", label) : null);
 }
 
 function fileSize(n) {
@@ -315,6 +317,13 @@ export function messageEl(msg, conv, { last } = {}) {
     el.append(h("div.msg-error", { role: "alert" }, icon("alert"),
       h("span", msg.error && msg.error.message ? t("Not delivered: {reason}", { reason: msg.error.message }) : t("Not delivered.")),
       msg.id > 0 ? h("button.btn.sm", { type: "button", onclick: (e) => retry(msg, conv, e.currentTarget) }, icon("retry"), t("Retry")) : null));
+  } else if (msg.status === "unknown") {
+    // the provider did not answer: sending again could deliver it twice, so the agent decides
+    el.append(h("div.msg-error.unknown", { role: "alert" }, icon("alert"),
+      h("span", msg.error && msg.error.message ? msg.error.message : t("This reply may or may not have been delivered.")),
+      msg.id > 0 ? h("button.btn.sm", { type: "button", onclick: (e) => retry(msg, conv, e.currentTarget) }, icon("retry"), t("Send again")) : null));
+  } else if (msg.status === "queued" && msg.error && !msg.send_after) {
+    el.append(h("div.msg-error.retrying", icon("clock"), h("span", t("Not sent yet: {reason}", { reason: msg.error.message || "" }))));
   }
   return el;
 }
