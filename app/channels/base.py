@@ -1,0 +1,273 @@
+"""The app side of a channel: everything Switchboard knows about one kind of connection.
+
+A connector (``connectors/``) speaks the provider's wire format; its adapter here
+says what the inbox needs around it: the settings an inbox of the channel has
+(typed, secret or not: the CLI's ``inboxes add`` options, the API's
+``GET /api/v1/channels`` and validation come from them), the platform's reply
+window, what to paste into the provider's console, the signals the channel can
+show the customer (typing, seen, an agent joining) and the send options that
+need our own data. Code outside ``app/channels`` asks the adapter; it never
+branches on a channel's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import connectors
+from connectors import base as cb
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.models import Conversation, Inbox, Message
+
+FIELD_TYPES = ("text", "secret", "number", "bool", "choice", "file", "url", "email", "phone")
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How long after the customer's last message a reply can be delivered."""
+
+    standard: timedelta
+    human_agent: timedelta | None = None  # longer window for human replies, where approved
+    standard_label: str = ""
+    human_label: str = ""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting of an inbox of a channel, as the admin form and the CLI ask for it.
+
+    ``type`` is one of :data:`FIELD_TYPES`; a ``secret`` is write-only (never
+    returned, shown as set or unset). ``file`` fields are read as JSON by the CLI.
+    """
+
+    name: str
+    label: str
+    type: str = "text"
+    required: bool = True
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    default: Any = None
+
+    @property
+    def secret(self) -> bool:
+        """True for passwords, tokens and keys."""
+        return self.type in ("secret", "file")
+
+    @property
+    def option(self) -> str:
+        """The CLI option: ``page_token`` -> ``--page-token``."""
+        return "--" + self.name.replace("_", "-")
+
+    def to_dict(self) -> dict:
+        """The API's field object (``GET /api/v1/channels``)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "required": self.required,
+        }
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.help:
+            out["help"] = self.help
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+
+@dataclass(frozen=True)
+class SetupItem:
+    """One thing to paste into (or read from) the provider's console."""
+
+    label: str
+    value: str | None
+    help: str = ""
+    secret: bool = False
+
+    def to_dict(self, with_secrets: bool) -> dict:
+        """The API's setup item; a secret's value only for admins."""
+        return {
+            "label": self.label,
+            "value": self.value if (with_secrets or not self.secret) else None,
+            "help": self.help,
+            "secret": self.secret,
+        }
+
+
+class InvalidConfig(ValueError):
+    """Some fields of an inbox's settings are missing or wrong: ``fields`` maps name -> why."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def _coerce(f: Field, raw: Any) -> Any:
+    """A field's value in its type; raises ValueError with the reason."""
+    if f.type == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError("must be true or false")
+    if f.type == "number":
+        if isinstance(raw, bool):
+            raise ValueError("must be a whole number")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError("must be a whole number") from None
+    if f.type == "file":
+        if isinstance(raw, dict):
+            return raw
+        raise ValueError("must be a JSON object")
+    value = str(raw).strip()
+    if f.type == "choice" and value not in f.choices:
+        raise ValueError("must be one of " + ", ".join(f.choices))
+    return value
+
+
+class Channel:
+    """The adapter of one channel. Subclasses set the class attributes and override hooks."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    fields: ClassVar[tuple[Field, ...]] = ()
+    route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
+    alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
+    webhook_paths: ClassVar[tuple[str, ...]] = ()  # the URLs providers call, under our base
+    window: ClassVar[WindowPolicy | None] = None  # None: no platform reply window
+    identity_label: ClassVar[str | None] = None  # "Messenger user"; None: the id is readable
+    typing_action: ClassVar[str | None] = None  # send_action for "an agent is typing"
+    seen_action: ClassVar[str | None] = None  # send_action for "your messages were read"
+    joined_action: ClassVar[str | None] = None  # send_action when an agent takes it
+    left_action: ClassVar[str | None] = None  # send_action when it is closed
+    quiet_hours: ClassVar[bool] = False  # the customer's local quiet hours apply (SMS)
+    text_segments: ClassVar[bool] = False  # replies are billed in segments (SMS)
+    mail: ClassVar[bool] = False  # threads by headers and subject, has automated mail (email)
+    sends_file_bytes: ClassVar[bool] = False  # attachments travel inside the message
+
+    # -- description -----------------------------------------------------------
+    @classmethod
+    def connector(cls) -> type[cb.Connector]:
+        """The channel's connector class."""
+        return connectors.get(cls.name)
+
+    @classmethod
+    def capabilities(cls) -> dict:
+        """What the browser needs to know about the channel (it keeps no copy of its own)."""
+        window = cls.window
+        return {
+            "label": cls.label,
+            "window": None
+            if window is None
+            else {
+                "standard_s": int(window.standard.total_seconds()),
+                "human_agent_s": int(window.human_agent.total_seconds())
+                if window.human_agent
+                else None,
+                "standard_label": window.standard_label,
+                "human_label": window.human_label,
+            },
+            "typing": cls.typing_action is not None,
+            "seen": cls.seen_action is not None,
+            "quiet_hours": cls.quiet_hours,
+            "segments": cls.text_segments,
+            "mail": cls.mail,
+        }
+
+    @classmethod
+    def describe(cls) -> dict:
+        """The channel as ``GET /api/v1/channels`` lists it."""
+        return {
+            "channel": cls.name,
+            "label": cls.label,
+            "fields": [f.to_dict() for f in cls.fields],
+            "capabilities": cls.capabilities(),
+        }
+
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        """Names of settings never returned or logged."""
+        return {f.name for f in cls.fields if f.secret} | cls.connector().secret_fields()
+
+    # -- settings --------------------------------------------------------------
+    @classmethod
+    def clean_config(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Typed, normalised settings from form, API or CLI values; raises :class:`InvalidConfig`.
+
+        Unknown names are refused; empty optional values are dropped; defaults fill in.
+        """
+        known = {f.name: f for f in cls.fields}
+        errors = {name: "unknown setting" for name in values if name not in known}
+        config: dict[str, Any] = {}
+        for f in cls.fields:
+            raw = values.get(f.name)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                if f.default is not None:
+                    config[f.name] = f.default
+                elif f.required:
+                    errors[f.name] = "is required"
+                continue
+            try:
+                config[f.name] = _coerce(f, raw)
+            except ValueError as exc:
+                errors[f.name] = str(exc)
+        if not errors:
+            errors = cls.check_config(config)
+        if errors:
+            raise InvalidConfig(errors)
+        return config
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> dict[str, str]:
+        """Rules across fields (and normalisation in place); name -> why. Override to add."""
+        problems = cls.connector().validate_config(config)
+        return {"config": "; ".join(problems)} if problems else {}
+
+    @classmethod
+    def route_keys(cls, config: dict[str, Any]) -> tuple[str, str | None]:
+        """The inbox's route key and alternative route key, from its settings."""
+        alt = config.get(cls.alt_route_field) if cls.alt_route_field else None
+        return str(config[cls.route_field]), (str(alt) if alt else None)
+
+    @classmethod
+    def inbox_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Inbox settings implied by the connection (Messenger's human agent approval)."""
+        return {}
+
+    # -- set-up ------------------------------------------------------------------
+    @classmethod
+    def setup(cls, inbox: Inbox, base: str) -> list[SetupItem]:
+        """What to paste into the provider's console for ``inbox``; ``base`` is our public URL."""
+        return []
+
+    # -- outbound ----------------------------------------------------------------
+    @classmethod
+    def outbound_options(
+        cls, session: Session, msg: Message, conv: Conversation, inbox: Inbox, base: str
+    ) -> dict[str, Any]:
+        """Send options that need our own data (threading headers, callback URLs)."""
+        return {}
+
+
+@dataclass
+class Registry:
+    """The known channels, by name."""
+
+    channels: dict[str, type[Channel]] = field(default_factory=dict)
+
+    def register(self, cls: type[Channel]) -> type[Channel]:
+        """Class decorator: ``cls`` is the adapter of ``cls.name``."""
+        if not cls.name:
+            raise ValueError("a channel adapter needs a name")
+        self.channels[cls.name] = cls
+        return cls

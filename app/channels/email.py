@@ -1,0 +1,139 @@
+"""Email: a mailbox, answered over SMTP, read from IMAP and/or a raw-MIME inbound URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.channels.base import Channel, Field, SetupItem
+from app.models import Message
+from connectors.email import threads
+from connectors.email.address import normalize_address
+
+SECURITY = ("none", "starttls", "ssl")
+
+
+class Email(Channel):
+    """One mailbox."""
+
+    name = "email"
+    label = "Email"
+    fields = (
+        Field("address", "Address", "email", help="The address customers write to."),
+        Field("smtp_host", "SMTP server", help="Replies are sent through it."),
+        Field("smtp_port", "SMTP port", "number", help="587 (STARTTLS), 465 (SSL) or 25."),
+        Field("smtp_user", "SMTP user", required=False),
+        Field("smtp_password", "SMTP password", "secret", required=False),
+        Field(
+            "smtp_security",
+            "SMTP security",
+            "choice",
+            required=False,
+            choices=SECURITY,
+            default="starttls",
+        ),
+        Field("imap_host", "IMAP server", required=False, help="Polled for new mail."),
+        Field("imap_port", "IMAP port", "number", required=False, help="993 (SSL) or 143."),
+        Field("imap_user", "IMAP user", required=False),
+        Field("imap_password", "IMAP password", "secret", required=False),
+        Field("imap_folder", "IMAP folder", required=False, default="INBOX"),
+        Field("imap_security", "IMAP security", "choice", required=False, choices=SECURITY),
+    )
+    route_field = "address"
+    webhook_paths = ("/webhooks/email/inbound/{token}",)
+    mail = True
+    sends_file_bytes = True
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> dict[str, str]:
+        """Address in its one spelling; SMTP login complete or absent; IMAP complete if used."""
+        errors: dict[str, str] = {}
+        address = normalize_address(config.get("address"))
+        if "@" not in address:
+            errors["address"] = "must be an email address"
+        config["address"] = address
+        if bool(config.get("smtp_user")) != bool(config.get("smtp_password")):
+            errors["smtp_password"] = "give both the SMTP user and password, or neither"
+        if config.get("imap_host"):
+            if not (config.get("imap_user") and config.get("imap_password")):
+                errors["imap_password"] = "IMAP needs a user and a password"
+            config.setdefault("imap_port", 993)
+        else:  # no polling: no IMAP settings to keep
+            for name in ("imap_port", "imap_folder", "imap_security"):
+                config.pop(name, None)
+        return errors or super().check_config(config)
+
+    @classmethod
+    def setup(cls, inbox, base: str) -> list[SetupItem]:
+        """The inbound URL (its token is the secret), the address, IMAP polling."""
+        cfg = inbox.config or {}
+        items = [
+            SetupItem(
+                "Inbound URL (raw MIME, POST)",
+                base + cls.webhook_paths[0].format(token=inbox.inbound_token),
+                "Forward each message as message/rfc822 (from your mail provider's inbound "
+                "webhook or a pipe); the token in the URL is the secret",
+                secret=True,
+            ),
+            SetupItem("Address", cfg.get("address"), "Replies are sent from this address"),
+        ]
+        if cfg.get("imap_host"):
+            items.append(
+                SetupItem(
+                    "IMAP polling",
+                    f"{cfg.get('imap_user')}@{cfg.get('imap_host')}:"
+                    f"{cfg.get('imap_port') or 993} / {cfg.get('imap_folder') or 'INBOX'}",
+                    "Polled by the background worker",
+                )
+            )
+        return items
+
+    @classmethod
+    def outbound_options(cls, session, msg, conv, inbox, base: str) -> dict[str, Any]:
+        """Threading headers: Message-ID on our domain, In-Reply-To, References, Reply-To.
+
+        The reply answers the customer's latest human-written message (an auto-reply
+        only when there is nothing else): ``In-Reply-To`` is its Message-ID,
+        ``References`` its own References (or In-Reply-To) plus its id, and the
+        subject ``Re: <its subject>`` without stacked prefixes. Message-IDs are stored
+        bare; the connector writes the bracketed header form.
+        """
+        address = inbox.config.get("address", "")
+        domain = address.rsplit("@", 1)[-1] if "@" in address else "switchboard.local"
+        inbound = (
+            sa.select(Message)
+            .where(
+                Message.conversation_id == conv.id,
+                Message.direction == "inbound",
+                Message.provider_id.is_not(None),
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        last_in = session.scalars(inbound.where(Message.automated.is_(False))).first()
+        if last_in is None:
+            last_in = session.scalars(inbound).first()
+        options: dict = {
+            "message_id": threads.make_message_id(conv.token, str(msg.id), domain),
+            "reply_to": threads.plus_address(address, conv.token) if "@" in address else None,
+        }
+        if conv.contact is not None and conv.contact.name:
+            options["to_name"] = conv.contact.name
+        subject = conv.subject or ""
+        if last_in is not None:
+            ctx = (last_in.meta or {}).get("context") or {}
+            parent_refs = list(ctx.get("references") or [])
+            if not parent_refs and ctx.get("in_reply_to"):
+                parent_refs = [ctx["in_reply_to"]]
+            if not ctx.get("message_id_synthetic"):  # the customer's mail had no Message-ID
+                options["in_reply_to"] = last_in.provider_id
+                options["references"] = threads.build_references(parent_refs, last_in.provider_id)
+            elif parent_refs:
+                options["references"] = threads.build_references(parent_refs[:-1], parent_refs[-1])
+            subject = (last_in.meta or {}).get("subject") or subject
+        options["original_subject"] = subject
+        options["subject"] = (
+            threads.reply_subject(subject) if last_in is not None else (subject or "")
+        )
+        return options

@@ -1,0 +1,62 @@
+"""Google Business Messages (closed by Google in 2024; kept for archives and RBM-style peers)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.channels.base import Channel, Field, SetupItem, WindowPolicy
+
+
+class Gbm(Channel):
+    """One Business Messages agent."""
+
+    name = "gbm"
+    label = "Google Business Messages"
+    fields = (
+        Field("agent", "Agent", help="brands/BRAND_ID/agents/AGENT_ID"),
+        Field(
+            "client_token",
+            "Client token",
+            "secret",
+            help="From the webhook settings: handshake check and signature key.",
+        ),
+        Field(
+            "service_account",
+            "Service account",
+            "file",
+            help="The service-account JSON with the businessmessages scope.",
+        ),
+        Field(
+            "partner_key",
+            "Partner key",
+            "secret",
+            required=False,
+            help="Older samples signed with a partner key.",
+        ),
+    )
+    route_field = "agent"
+    webhook_paths = ("/webhooks/gbm",)
+    window = WindowPolicy(standard=timedelta(days=30), standard_label="Google 30-day window")
+    identity_label = "Google user"
+    typing_action = "TYPING_STARTED"
+    joined_action = "REPRESENTATIVE_JOINED"
+    left_action = "REPRESENTATIVE_LEFT"
+
+    @classmethod
+    def setup(cls, inbox, base: str) -> list[SetupItem]:
+        """Business Communications console > Agent > Integrations."""
+        cfg = inbox.config or {}
+        return [
+            SetupItem(
+                "Webhook URL",
+                base + cls.webhook_paths[0],
+                "Business Communications console > Agent > Integrations > Webhook",
+            ),
+            SetupItem(
+                "Client token",
+                cfg.get("client_token"),
+                "Used for the handshake and signatures",
+                secret=True,
+            ),
+            SetupItem("Agent", cfg.get("agent"), "Routes the agent's events to this inbox"),
+        ]

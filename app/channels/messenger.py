@@ -1,0 +1,73 @@
+"""Facebook Messenger: a Page, its 24-hour window and the 7-day human agent tag."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from app.channels.base import Channel, Field, SetupItem, WindowPolicy
+
+SUBSCRIPTION_FIELDS = (
+    "messages, message_echoes, message_deliveries, message_reads, messaging_postbacks, "
+    "messaging_referrals"
+)
+
+
+class Messenger(Channel):
+    """One Facebook Page."""
+
+    name = "messenger"
+    label = "Facebook Messenger"
+    fields = (
+        Field("page_id", "Page id", help="The Facebook Page id (routes webhooks to this inbox)."),
+        Field("page_token", "Page access token", "secret", help="With pages_messaging."),
+        Field("app_secret", "App secret", "secret", help="Checks Meta's webhook signatures."),
+        Field("verify_token", "Verify token", "secret", help="You choose it; paste it in Meta."),
+        Field("app_id", "App id", required=False, help="Recognises echoes of your own sends."),
+        Field(
+            "human_agent",
+            "Human agent tag",
+            "bool",
+            required=False,
+            default=False,
+            help="The Page is approved for the HUMAN_AGENT tag (7-day window for human replies).",
+        ),
+    )
+    route_field = "page_id"
+    webhook_paths = ("/webhooks/messenger",)
+    window = WindowPolicy(
+        standard=timedelta(hours=24),
+        human_agent=timedelta(days=7),
+        standard_label="Messenger 24-hour window",
+        human_label="Messenger 7-day human agent window",
+    )
+    identity_label = "Messenger user"
+    typing_action = "typing_on"
+    seen_action = "mark_seen"
+
+    @classmethod
+    def inbox_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The human agent approval is also the inbox's ``human_agent`` setting."""
+        return {"human_agent": bool(config.get("human_agent"))}
+
+    @classmethod
+    def setup(cls, inbox, base: str) -> list[SetupItem]:
+        """Meta app > Messenger > Webhooks."""
+        cfg = inbox.config or {}
+        return [
+            SetupItem(
+                "Callback URL",
+                base + cls.webhook_paths[0],
+                "Meta app > Messenger > Webhooks > Callback URL",
+            ),
+            SetupItem(
+                "Verify token",
+                cfg.get("verify_token"),
+                "The Verify Token field next to it",
+                secret=True,
+            ),
+            SetupItem(
+                "Subscription fields", SUBSCRIPTION_FIELDS, "Subscribe the Page to these fields"
+            ),
+            SetupItem("Page id", cfg.get("page_id"), "Routes the Page's events to this inbox"),
+        ]

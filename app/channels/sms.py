@@ -1,0 +1,80 @@
+"""SMS and MMS (Twilio): a number or a Messaging Service, quiet hours, segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.channels.base import Channel, Field, SetupItem
+from connectors.sms import phone
+
+
+class Sms(Channel):
+    """One phone number (or Messaging Service)."""
+
+    name = "sms"
+    label = "SMS"
+    fields = (
+        Field(
+            "provider", "Provider", "choice", required=False, choices=("twilio",), default="twilio"
+        ),
+        Field("number", "Number", "phone", help="The phone number in E.164, e.g. +14155550100."),
+        Field("account_sid", "Account SID", help="Twilio Account SID (AC...)."),
+        Field("auth_token", "Auth token", "secret", help="Twilio Auth Token."),
+        Field(
+            "messaging_service_sid",
+            "Messaging Service SID",
+            required=False,
+            help="MG...: send through the service instead of the number.",
+        ),
+    )
+    route_field = "number"
+    alt_route_field = "messaging_service_sid"
+    webhook_paths = ("/webhooks/sms/twilio", "/webhooks/sms/twilio/status")
+    quiet_hours = True
+    text_segments = True
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> dict[str, str]:
+        """A dialable number (stored in E.164) and Twilio's SID prefixes."""
+        errors: dict[str, str] = {}
+        e164 = phone.normalise(str(config.get("number") or ""))
+        if not e164:
+            errors["number"] = "is not a valid phone number (use E.164, e.g. +14155550100)"
+        else:
+            config["number"] = e164
+        if not str(config.get("account_sid") or "").startswith("AC"):
+            errors["account_sid"] = "starts with AC"
+        service = config.get("messaging_service_sid")
+        if service and not str(service).startswith("MG"):
+            errors["messaging_service_sid"] = "starts with MG"
+        return errors or super().check_config(config)
+
+    @classmethod
+    def setup(cls, inbox, base: str) -> list[SetupItem]:
+        """Twilio console > the number (or Messaging Service) > Messaging configuration."""
+        cfg = inbox.config or {}
+        items = [
+            SetupItem(
+                "A message comes in (HTTP POST)",
+                base + cls.webhook_paths[0],
+                "Twilio console > Phone number (or Messaging Service) > Messaging configuration",
+            ),
+            SetupItem(
+                "Status callback URL",
+                base + cls.webhook_paths[1],
+                "Sent with every reply automatically; set it on the Messaging Service too",
+            ),
+            SetupItem("Number", cfg.get("number"), "Routes inbound texts to this inbox"),
+        ]
+        if cfg.get("messaging_service_sid"):
+            items.append(SetupItem("Messaging Service SID", cfg.get("messaging_service_sid")))
+        return items
+
+    @classmethod
+    def outbound_options(cls, session, msg, conv, inbox, base: str) -> dict[str, Any]:
+        """Twilio posts delivery receipts to our status URL.
+
+        ``ref`` names the message, so a receipt that overtakes the worker recording
+        Twilio's message SID still finds it (the signature covers the query string).
+        """
+        return {"status_callback": f"{base}{cls.webhook_paths[1]}?ref={msg.id}"}
