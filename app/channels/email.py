@@ -6,8 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.channels.base import Channel, Field, SetupItem
-from app.models import Message
+from app.channels.base import N_, Channel, Field, SetupItem
 from connectors.email import threads
 from connectors.email.address import normalize_address
 
@@ -70,21 +69,23 @@ class Email(Channel):
         cfg = inbox.config or {}
         items = [
             SetupItem(
-                "Inbound URL (raw MIME, POST)",
+                N_("Inbound URL (raw MIME, POST)"),
                 base + cls.webhook_paths[0].format(token=inbox.inbound_token),
-                "Forward each message as message/rfc822 (from your mail provider's inbound "
-                "webhook or a pipe); the token in the URL is the secret",
+                N_(
+                    "Forward each message as message/rfc822 (from your mail provider's inbound "
+                    "webhook or a pipe); the token in the URL is the secret"
+                ),
                 secret=True,
             ),
-            SetupItem("Address", cfg.get("address"), "Replies are sent from this address"),
+            SetupItem(N_("Address"), cfg.get("address"), N_("Replies are sent from this address")),
         ]
         if cfg.get("imap_host"):
             items.append(
                 SetupItem(
-                    "IMAP polling",
+                    N_("IMAP polling"),
                     f"{cfg.get('imap_user')}@{cfg.get('imap_host')}:"
                     f"{cfg.get('imap_port') or 993} / {cfg.get('imap_folder') or 'INBOX'}",
-                    "Polled by the background worker",
+                    N_("Polled by the background worker"),
                 )
             )
         return items
@@ -101,6 +102,7 @@ class Email(Channel):
         """
         address = inbox.config.get("address", "")
         domain = address.rsplit("@", 1)[-1] if "@" in address else "switchboard.local"
+        Message = type(msg)  # noqa: N806  (the model: app.models imports the adapters)
         inbound = (
             sa.select(Message)
             .where(

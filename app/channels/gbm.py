@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.channels.base import Channel, Field, SetupItem, WindowPolicy
+from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
 
 
 class Gbm(Channel):
@@ -48,15 +48,15 @@ class Gbm(Channel):
         cfg = inbox.config or {}
         return [
             SetupItem(
-                "Webhook URL",
+                N_("Webhook URL"),
                 base + cls.webhook_paths[0],
-                "Business Communications console > Agent > Integrations > Webhook",
+                N_("Business Communications console > Agent > Integrations > Webhook"),
             ),
             SetupItem(
-                "Client token",
+                N_("Client token"),
                 cfg.get("client_token"),
-                "Used for the handshake and signatures",
+                N_("Used for the handshake and signatures"),
                 secret=True,
             ),
-            SetupItem("Agent", cfg.get("agent"), "Routes the agent's events to this inbox"),
+            SetupItem(N_("Agent"), cfg.get("agent"), N_("Routes the agent's events to this inbox")),
         ]

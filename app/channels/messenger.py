@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from app.channels.base import Channel, Field, SetupItem, WindowPolicy
+from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
 
 SUBSCRIPTION_FIELDS = (
     "messages, message_echoes, message_deliveries, message_reads, messaging_postbacks, "
@@ -56,18 +56,22 @@ class Messenger(Channel):
         cfg = inbox.config or {}
         return [
             SetupItem(
-                "Callback URL",
+                N_("Callback URL"),
                 base + cls.webhook_paths[0],
-                "Meta app > Messenger > Webhooks > Callback URL",
+                N_("Meta app > Messenger > Webhooks > Callback URL"),
             ),
             SetupItem(
-                "Verify token",
+                N_("Verify token"),
                 cfg.get("verify_token"),
-                "The Verify Token field next to it",
+                N_("The Verify Token field next to it"),
                 secret=True,
             ),
             SetupItem(
-                "Subscription fields", SUBSCRIPTION_FIELDS, "Subscribe the Page to these fields"
+                N_("Subscription fields"),
+                SUBSCRIPTION_FIELDS,
+                N_("Subscribe the Page to these fields"),
             ),
-            SetupItem("Page id", cfg.get("page_id"), "Routes the Page's events to this inbox"),
+            SetupItem(
+                N_("Page id"), cfg.get("page_id"), N_("Routes the Page's events to this inbox")
+            ),
         ]

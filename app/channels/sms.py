@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.channels.base import Channel, Field, SetupItem
+from app.channels.base import N_, Channel, Field, SetupItem
 from connectors.sms import phone
 
 
@@ -55,19 +55,21 @@ class Sms(Channel):
         cfg = inbox.config or {}
         items = [
             SetupItem(
-                "A message comes in (HTTP POST)",
+                N_("A message comes in (HTTP POST)"),
                 base + cls.webhook_paths[0],
-                "Twilio console > Phone number (or Messaging Service) > Messaging configuration",
+                N_(
+                    "Twilio console > Phone number (or Messaging Service) > Messaging configuration"
+                ),
             ),
             SetupItem(
-                "Status callback URL",
+                N_("Status callback URL"),
                 base + cls.webhook_paths[1],
-                "Sent with every reply automatically; set it on the Messaging Service too",
+                N_("Sent with every reply automatically; set it on the Messaging Service too"),
             ),
-            SetupItem("Number", cfg.get("number"), "Routes inbound texts to this inbox"),
+            SetupItem(N_("Number"), cfg.get("number"), N_("Routes inbound texts to this inbox")),
         ]
         if cfg.get("messaging_service_sid"):
-            items.append(SetupItem("Messaging Service SID", cfg.get("messaging_service_sid")))
+            items.append(SetupItem(N_("Messaging Service SID"), cfg.get("messaging_service_sid")))
         return items
 
     @classmethod

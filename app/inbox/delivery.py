@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import channels
 from app.clock import aware, now
 from app.inbox import activity, events, hooks, windows
 from app.inbox.activity import add_activity
@@ -59,8 +60,8 @@ def _identity(session: Session, conv: Conversation) -> ContactIdentity | None:
 def quiet_hours_state(
     conv: Conversation, ident: ContactIdentity | None, at: datetime
 ) -> dict | None:
-    """For SMS: whether ``at`` is inside the customer's quiet hours, and when they end."""
-    if conv.inbox.channel != "sms" or ident is None:
+    """Where quiet hours apply (SMS): whether ``at`` is inside the customer's, and when they end."""
+    if not channels.get(conv.inbox.channel).quiet_hours or ident is None:
         return None
     quiet = conv.inbox.setting("quiet_hours")
     if not quiet or not quiet.get("start") or not quiet.get("end"):
@@ -96,15 +97,17 @@ def check_send(
     human_agent = bool(inbox.setting("human_agent"))
     window = windows.reply_window(inbox.channel, conv.last_inbound_at, human_agent, at)
     if window.state == "closed":
+        rule = windows.policy(inbox.channel)
         if (
-            inbox.channel == "messenger"
+            rule is not None
+            and rule.human_agent is not None
             and not human_agent
             and conv.last_inbound_at
-            and (at < aware(conv.last_inbound_at) + timedelta(days=7))
+            and (at < aware(conv.last_inbound_at) + rule.human_agent)
         ):
             hint = (
-                " A 7-day human agent reply is possible only where the Page is approved for "
-                "the HUMAN_AGENT tag (inbox setting)."
+                f" A {rule.human_label.replace(' window', '')} reply is possible only where the "
+                "Page is approved for the HUMAN_AGENT tag (inbox setting)."
             )
         else:
             hint = " You can leave a private note; the reply becomes possible when the customer writes again."

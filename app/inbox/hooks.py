@@ -1,7 +1,8 @@
-"""Channel reactions to domain changes (GBM representative events, ...).
+"""Channel reactions to domain changes (an agent joining, "seen", typing).
 
-Kept apart so the domain modules stay channel-neutral: each hook looks at the
-inbox's channel and queues best-effort provider actions in the outbox.
+Kept apart so the domain modules stay channel-neutral: each hook asks the
+inbox's channel adapter which signal it has (if any) and queues it as a
+best-effort provider action in the outbox.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app import channels
 from app.clock import aware, now
 from app.models import ContactIdentity, Conversation, OutboxItem, User
 
@@ -36,25 +38,23 @@ def _representative(user: User | None) -> dict:
 
 
 def status_changed(session: Session, conv: Conversation, previous: str, by: User | None) -> None:
-    """GBM: a closed conversation means the representative left."""
-    if conv.inbox.channel == "gbm" and conv.status == "closed" and previous != "closed":
+    """Closing a conversation: where the channel says so, the representative left (GBM)."""
+    action = channels.get(conv.inbox.channel).left_action
+    if action and conv.status == "closed" and previous != "closed":
         # closed by a job: the assignee is the representative who leaves
-        queue_action(session, conv, "REPRESENTATIVE_LEFT", **_representative(by or conv.assignee))
+        queue_action(session, conv, action, **_representative(by or conv.assignee))
 
 
 def assigned(session: Session, conv: Conversation, assignee: User | None) -> None:
-    """GBM: an agent taking the conversation joins it as the representative."""
-    if conv.inbox.channel == "gbm" and assignee is not None:
-        queue_action(session, conv, "REPRESENTATIVE_JOINED", **_representative(assignee))
-
-
-#: Channels that can tell the customer their messages were seen, and the action for it.
-SEEN_ACTIONS = {"messenger": "mark_seen"}
+    """An agent taking the conversation joins it as the representative, where shown (GBM)."""
+    action = channels.get(conv.inbox.channel).joined_action
+    if action and assignee is not None:
+        queue_action(session, conv, action, **_representative(assignee))
 
 
 def can_mark_seen(conv: Conversation) -> bool:
     """True when the conversation's channel has a "seen" signal for the customer."""
-    return conv.inbox.channel in SEEN_ACTIONS and conv.identity_id is not None
+    return channels.get(conv.inbox.channel).seen_action is not None and conv.identity_id is not None
 
 
 def mark_seen(session: Session, conv: Conversation, at: datetime | None = None) -> bool:
@@ -76,7 +76,7 @@ def mark_seen(session: Session, conv: Conversation, at: datetime | None = None) 
             next_attempt_at=at or now(),
             payload={
                 "contact_id": ident.external_id,
-                "action": SEEN_ACTIONS[conv.inbox.channel],
+                "action": channels.get(conv.inbox.channel).seen_action,
                 "kwargs": {},
             },
         )

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
+from app import channels
 from app.clock import aware, naive, now
 from app.inbox import activity, events, storage, windows
 from app.inbox.activity import add_activity
@@ -329,7 +330,7 @@ class _Batch:
             self.create_senders({key: first_names[key] for key in chunk}, senders)
         contact_ids = sorted({i.contact_id for i in self.identities.values()})
         self.latest = dict.fromkeys(contact_ids)
-        if inbox.channel == "email":  # email threads by headers, not by the latest conversation
+        if channels.get(inbox.channel).mail:  # mail threads by headers, not the latest one
             return
         for chunk in _chunks(contact_ids):
             for conv in session.scalars(latest, {"inbox": inbox.id, "ids": chunk}).unique():
@@ -646,13 +647,14 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         if b.latest is not None:
             b.latest.setdefault(ident.contact_id, None)  # a new contact has no conversation
     sent_at = aware(ev.sent_at) or b.received_at
-    candidate = _email_candidate(b, ident, ev) if inbox.channel == "email" else None
+    mail = channels.get(inbox.channel).mail
+    candidate = _email_candidate(b, ident, ev) if mail else None
     flooded = False
-    if candidate is None and inbox.channel == "email":
+    if candidate is None and mail:
         candidate = _flood_target(b, ident)
         flooded = candidate is not None
     subject = None
-    if inbox.channel == "email":
+    if mail:
         from connectors.email import threads
 
         subject = threads.display_subject(ev.subject or "")[:500] or None
@@ -664,7 +666,7 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         automated=ev.automated,
         candidate=candidate,
         subject=subject,
-        latest=inbox.channel != "email",
+        latest=not mail,
         known_latest=b.latest,
     )
     if conv.id in b.opened:  # started by the prefetch for this new sender: this is its start
@@ -703,7 +705,7 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     staged = _Staged(ev, values, conv, ident, how, sent_at, b.received_at)
     if ev.external_id:
         b.existing.add(ev.external_id)
-        if inbox.channel != "email":
+        if not mail:  # mail goes in at once: the next one may thread on its Message-ID
             b.staged.append(staged)
             return
     new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])

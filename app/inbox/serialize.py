@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import current_app, has_request_context, url_for
 
+from app import channels
 from app.clock import aware, iso, now
 from app.inbox import storage, windows
 from app.models import Attachment, Conversation, Message
@@ -65,14 +66,14 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
 
 
 def quiet_hours_dict(conv: Conversation, identity, at: datetime) -> dict | None:
-    """SMS quiet hours in the customer's time zone, for the composer; None for other channels.
+    """Quiet hours in the customer's time zone (SMS), for the composer; None where none apply.
 
     ``active``: it is quiet hours for the customer now; ``ends_at``: when they
     end (null when not active); ``grace_until``: while active, the end of the
     hour after the customer's last message, until which a reply is still allowed.
     Pure computation on loaded rows: no SQL.
     """
-    if conv.inbox.channel != "sms":
+    if not channels.get(conv.inbox.channel).quiet_hours:
         return None
     from app.inbox.delivery import QUIET_GRACE, quiet_hours_state  # delivery imports us
 

@@ -1,6 +1,6 @@
 """Reply windows (the platform's rule) and response due (the business's target).
 
-One policy per channel. Windows are counted from the customer's own send time
+Each channel's rule is its adapter's (:mod:`app.channels`). Windows are counted from the customer's own send time
 as the platform reports it, never from when the webhook reached us.
 """
 
@@ -9,30 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app import channels
+from app.channels import WindowPolicy
 from app.clock import aware, iso
 
 
-@dataclass(frozen=True)
-class WindowPolicy:
-    """How long after the customer's last message a reply can be delivered."""
-
-    standard: timedelta
-    human_agent: timedelta | None = None  # longer window for human replies, where approved
-    standard_label: str = ""
-    human_label: str = ""
+def policy(channel: str) -> WindowPolicy | None:
+    """The channel's reply-window rule (its adapter's), None where the platform has none."""
+    return channels.get(channel).window
 
 
-POLICIES: dict[str, WindowPolicy | None] = {
-    "messenger": WindowPolicy(
-        standard=timedelta(hours=24),
-        human_agent=timedelta(days=7),
-        standard_label="Messenger 24-hour window",
-        human_label="Messenger 7-day human agent window",
-    ),
-    "gbm": WindowPolicy(standard=timedelta(days=30), standard_label="Google 30-day window"),
-    "sms": None,
-    "email": None,
-}
+def policies() -> dict[str, WindowPolicy]:
+    """Every channel that has a reply window, with its rule."""
+    return {c.name: c.window for c in channels.all_channels() if c.window is not None}
 
 
 @dataclass(frozen=True)
@@ -65,10 +54,10 @@ def final_expiry(
     channel: str, last_inbound_at: datetime | None, human_agent: bool
 ) -> datetime | None:
     """When replies become impossible; stored on the conversation for sorting and jobs."""
-    policy = POLICIES.get(channel)
-    if policy is None or last_inbound_at is None:
+    rule = policy(channel)
+    if rule is None or last_inbound_at is None:
         return None
-    span = policy.human_agent if (human_agent and policy.human_agent) else policy.standard
+    span = rule.human_agent if (human_agent and rule.human_agent) else rule.standard
     return aware(last_inbound_at) + span
 
 
@@ -76,22 +65,22 @@ def reply_window(
     channel: str, last_inbound_at: datetime | None, human_agent: bool, now: datetime
 ) -> WindowState:
     """The window state at ``now``; exact edges: at 24 h the standard window is closed."""
-    policy = POLICIES.get(channel)
-    if policy is None:
+    rule = policy(channel)
+    if rule is None:
         return WindowState("none", None, None, "No reply window on this channel")
     if last_inbound_at is None:
         return WindowState("closed", None, None, "The customer has not written yet")
     start = aware(last_inbound_at)
-    standard_end = start + policy.standard
+    standard_end = start + rule.standard
     if now < standard_end:
         final = final_expiry(channel, start, human_agent)
-        return WindowState("open", standard_end, final, policy.standard_label)
-    if human_agent and policy.human_agent:
-        human_end = start + policy.human_agent
+        return WindowState("open", standard_end, final, rule.standard_label)
+    if human_agent and rule.human_agent:
+        human_end = start + rule.human_agent
         if now < human_end:
-            return WindowState("human_agent", human_end, human_end, policy.human_label)
-        return WindowState("closed", human_end, human_end, policy.human_label + " has ended")
-    return WindowState("closed", standard_end, standard_end, policy.standard_label + " has ended")
+            return WindowState("human_agent", human_end, human_end, rule.human_label)
+        return WindowState("closed", human_end, human_end, rule.human_label + " has ended")
+    return WindowState("closed", standard_end, standard_end, rule.standard_label + " has ended")
 
 
 def closed_by_platform(context: dict | None, last_inbound_at: datetime | None) -> bool:
@@ -113,8 +102,8 @@ def closed_by_platform(context: dict | None, last_inbound_at: datetime | None) -
 
 def platform_closed_state(channel: str) -> WindowState:
     """The window state shown after the platform refused a send as outside its window."""
-    policy = POLICIES.get(channel)
-    label = policy.standard_label if policy else "reply window"
+    rule = policy(channel)
+    label = rule.standard_label if rule else "reply window"
     return WindowState("closed", None, None, f"{label} (closed, as the platform reported)")
 
 

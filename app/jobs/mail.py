@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from app import channels
 from app.clock import aware, now
 from app.extensions import db
 from app.inbox.connections import connector_options
@@ -170,13 +171,17 @@ def poll_inbox(
     return result
 
 
+def _mail_channels() -> list[str]:
+    return [c.name for c in channels.all_channels() if c.mail]
+
+
 def poll_all() -> list[PollResult]:
     """The ``imap_poll`` job: poll every active email inbox that has an IMAP server."""
     session = db.session
     ids = list(
         session.scalars(
             sa.select(Inbox.id)
-            .where(Inbox.channel == "email", Inbox.active.is_(True))
+            .where(Inbox.channel.in_(_mail_channels()), Inbox.active.is_(True))
             .order_by(Inbox.id)
         )
     )

@@ -148,8 +148,8 @@ def wake_snoozed(batch: int = 500) -> int:
 
 
 def _window_inboxes(session: Session) -> dict[int, Inbox]:
-    channels = [c for c, policy in windows.POLICIES.items() if policy is not None]
-    return {i.id: i for i in session.scalars(sa.select(Inbox).where(Inbox.channel.in_(channels)))}
+    names = list(windows.policies())
+    return {i.id: i for i in session.scalars(sa.select(Inbox).where(Inbox.channel.in_(names)))}
 
 
 def _thresholds(inbox: Inbox) -> list[int]:
@@ -220,8 +220,8 @@ def watch_windows(since: datetime | None = None) -> dict:
             done["closed"] += 1
             _publish(session, conv)
     # the standard window ended but a human agent reply stays possible (Messenger 7 days)
-    for channel, policy in windows.POLICIES.items():
-        if policy is None or policy.human_agent is None:
+    for channel, policy in windows.policies().items():
+        if policy.human_agent is None:
             continue
         ids = [i.id for i in inboxes.values() if i.channel == channel and i.setting("human_agent")]
         if not ids:

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import channels
 from app.clock import now
 from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
@@ -73,9 +74,12 @@ class ContactIdentity(db.Model):
 
     def fallback_name(self) -> str:
         """What to call the contact until the provider tells us their name."""
-        if self.channel in ("sms", "email"):
+        try:
+            label = channels.get(self.channel).identity_label
+        except KeyError:
+            label = "Customer"
+        if label is None:  # a phone number or an address says who it is
             return self.external_id
-        label = {"messenger": "Messenger user", "gbm": "Google user"}.get(self.channel, "Customer")
         return f"{label} {self.external_id[-4:]}"
 
     def to_dict(self) -> dict:

@@ -29,6 +29,7 @@ from flask import Flask, current_app, has_app_context, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
+from app import channels
 from app.clock import now
 from app.extensions import db, socketio
 from app.inbox import events, signals
@@ -337,7 +338,7 @@ def _queue_typing(user_id: int, conv_id: int) -> None:
     user = db.session.get(User, user_id)
     if conv is None or user is None or not can_see(db.session, user, conv.inbox_id):
         return
-    action = {"messenger": "typing_on", "gbm": "TYPING_STARTED"}.get(conv.inbox.channel)
+    action = channels.get(conv.inbox.channel).typing_action
     if action:
         hooks.queue_action(
             db.session, conv, action, agent_name=user.name, agent_avatar_url=user.avatar_url

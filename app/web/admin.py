@@ -25,6 +25,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app import channels
 from app.clock import iso, now
 from app.extensions import csrf, db
 from app.inbox import signals
@@ -73,100 +74,20 @@ def public_base() -> str:
 
 
 def connection_details(inbox: Inbox, with_secrets: bool) -> list[dict]:
-    """What to paste into the provider's console for ``inbox``: label, value, help.
+    """What to paste into the provider's console for ``inbox`` (its channel adapter says).
 
     Values that are secrets (verify token, client token, the email inbound URL) are only
     included for admins; others see them as ``None`` with ``secret`` set.
     """
-    base = public_base()
-    cfg = inbox.config or {}
-
-    def item(label: str, value: str | None, help_text: str = "", secret: bool = False) -> dict:
-        return {
-            "label": label,
-            "value": value if (with_secrets or not secret) else None,
-            "help": help_text,
-            "secret": secret,
+    items = channels.get(inbox.channel).setup(inbox, public_base())
+    return [
+        {
+            **item.to_dict(with_secrets),
+            "label": _(item.label),
+            "help": _(item.help) if item.help else "",
         }
-
-    if inbox.channel == "messenger":
-        return [
-            item(
-                _("Callback URL"),
-                f"{base}/webhooks/messenger",
-                _("Meta app > Messenger > Webhooks > Callback URL"),
-            ),
-            item(
-                _("Verify token"),
-                cfg.get("verify_token"),
-                _("The Verify Token field next to it"),
-                secret=True,
-            ),
-            item(
-                _("Subscription fields"),
-                "messages, message_echoes, message_deliveries, "
-                "message_reads, messaging_postbacks, messaging_referrals",
-                _("Subscribe the Page to these fields"),
-            ),
-            item(_("Page id"), cfg.get("page_id"), _("Routes the Page's events to this inbox")),
-        ]
-    if inbox.channel == "sms":
-        return [
-            item(
-                _("A message comes in (HTTP POST)"),
-                f"{base}/webhooks/sms/twilio",
-                _("Twilio console > Phone number (or Messaging Service) > Messaging configuration"),
-            ),
-            item(
-                _("Status callback URL"),
-                f"{base}/webhooks/sms/twilio/status",
-                _("Sent with every reply automatically; set it on the Messaging Service too"),
-            ),
-            item(_("Number"), cfg.get("number"), _("Routes inbound texts to this inbox")),
-        ] + (
-            [item(_("Messaging Service SID"), cfg.get("messaging_service_sid"))]
-            if cfg.get("messaging_service_sid")
-            else []
-        )
-    if inbox.channel == "gbm":
-        return [
-            item(
-                _("Webhook URL"),
-                f"{base}/webhooks/gbm",
-                _("Business Communications console > Agent > Integrations > Webhook"),
-            ),
-            item(
-                _("Client token"),
-                cfg.get("client_token"),
-                _("Used for the handshake and signatures"),
-                secret=True,
-            ),
-            item(_("Agent"), cfg.get("agent"), _("Routes the agent's events to this inbox")),
-        ]
-    if inbox.channel == "email":
-        out = [
-            item(
-                _("Inbound URL (raw MIME, POST)"),
-                f"{base}/webhooks/email/inbound/{inbox.inbound_token}",
-                _(
-                    "Forward each message as message/rfc822 (from your mail provider's inbound "
-                    "webhook or a pipe); the token in the URL is the secret"
-                ),
-                secret=True,
-            ),
-            item(_("Address"), cfg.get("address"), _("Replies are sent from this address")),
-        ]
-        if cfg.get("imap_host"):
-            out.append(
-                item(
-                    _("IMAP polling"),
-                    f"{cfg.get('imap_user')}@{cfg.get('imap_host')}:"
-                    f"{cfg.get('imap_port') or 993} / {cfg.get('imap_folder') or 'INBOX'}",
-                    _("Polled by the background worker"),
-                )
-            )
-        return out
-    return []
+        for item in items
+    ]
 
 
 def inbox_admin_dict(inbox: Inbox, with_secrets: bool) -> dict:

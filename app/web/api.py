@@ -455,7 +455,7 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
         "active": inbox.active,
     }
     imap = (inbox.state or {}).get("imap")
-    if inbox.channel == "email" and imap:  # mailbox polling health: last success, retry time
+    if imap:  # mailbox polling health: last success, retry time
         data["imap"] = {
             k: imap.get(k)
             for k in ("last_ok_at", "last_error", "last_error_at", "failures", "retry_at")
