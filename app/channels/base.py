@@ -150,6 +150,7 @@ class Channel:
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
     webhook_paths: ClassVar[tuple[str, ...]] = ()  # the URLs providers call, under our base
+    api_urls: ClassVar[dict[str, str]] = {}  # connector base-URL key -> the setting naming it
     window: ClassVar[WindowPolicy | None] = None  # None: no platform reply window
     identity_label: ClassVar[str | None] = None  # "Messenger user"; None: the id is readable
     typing_action: ClassVar[str | None] = None  # send_action for "an agent is typing"
@@ -255,6 +256,11 @@ class Channel:
     def setup(cls, inbox: Inbox, base: str) -> list[SetupItem]:
         """What to paste into the provider's console for ``inbox``; ``base`` is our public URL."""
         return []
+
+    @classmethod
+    def sample_contact_id(cls, n: int) -> str:
+        """A made-up customer id for demo data (``flask demo seed``)."""
+        return f"{cls.name}-customer-{n}"
 
     # -- outbound ----------------------------------------------------------------
     @classmethod

@@ -139,3 +139,8 @@ class Email(Channel):
             threads.reply_subject(subject) if last_in is not None else (subject or "")
         )
         return options
+
+    @classmethod
+    def sample_contact_id(cls, n: int) -> str:
+        """A made-up customer for demo data: an address."""
+        return f"customer{n}@example.net"

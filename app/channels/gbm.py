@@ -36,6 +36,7 @@ class Gbm(Channel):
     )
     route_field = "agent"
     webhook_paths = ("/webhooks/gbm",)
+    api_urls = {"gbm": "GBM_API_URL"}
     window = WindowPolicy(standard=timedelta(days=30), standard_label="Google 30-day window")
     identity_label = "Google user"
     typing_action = "TYPING_STARTED"
@@ -60,3 +61,8 @@ class Gbm(Channel):
             ),
             SetupItem(N_("Agent"), cfg.get("agent"), N_("Routes the agent's events to this inbox")),
         ]
+
+    @classmethod
+    def sample_contact_id(cls, n: int) -> str:
+        """A made-up customer for demo data: a conversation id."""
+        return f"gbm-conv-{n:012d}"

@@ -35,6 +35,7 @@ class Messenger(Channel):
     )
     route_field = "page_id"
     webhook_paths = ("/webhooks/messenger",)
+    api_urls = {"messenger_graph": "MESSENGER_GRAPH_URL"}
     window = WindowPolicy(
         standard=timedelta(hours=24),
         human_agent=timedelta(days=7),
@@ -75,3 +76,8 @@ class Messenger(Channel):
                 N_("Page id"), cfg.get("page_id"), N_("Routes the Page's events to this inbox")
             ),
         ]
+
+    @classmethod
+    def sample_contact_id(cls, n: int) -> str:
+        """A made-up customer for demo data: a page-scoped id."""
+        return f"{7_000_000_000_000_000 + n}"

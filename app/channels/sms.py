@@ -30,6 +30,7 @@ class Sms(Channel):
     route_field = "number"
     alt_route_field = "messaging_service_sid"
     webhook_paths = ("/webhooks/sms/twilio", "/webhooks/sms/twilio/status")
+    api_urls = {"twilio": "TWILIO_API_URL"}
     quiet_hours = True
     text_segments = True
 
@@ -80,3 +81,8 @@ class Sms(Channel):
         Twilio's message SID still finds it (the signature covers the query string).
         """
         return {"status_callback": f"{base}{cls.webhook_paths[1]}?ref={msg.id}"}
+
+    @classmethod
+    def sample_contact_id(cls, n: int) -> str:
+        """A made-up customer for demo data: a US number."""
+        return f"+1415{n % 10_000_000:07d}"

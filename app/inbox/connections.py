@@ -6,6 +6,7 @@ import requests
 from flask import current_app
 
 import connectors
+from app import channels
 from app.models import Inbox
 from connectors import base as cb
 
@@ -18,9 +19,9 @@ def connector_options() -> cb.ConnectorOptions:
     cfg = current_app.config
     return cb.ConnectorOptions(
         base_urls={
-            "messenger_graph": cfg["MESSENGER_GRAPH_URL"].rstrip("/"),
-            "twilio": cfg["TWILIO_API_URL"].rstrip("/"),
-            "gbm": cfg["GBM_API_URL"].rstrip("/"),
+            key: cfg[setting].rstrip("/")
+            for channel in channels.all_channels()
+            for key, setting in channel.api_urls.items()
         },
         public_url=cfg.get("PUBLIC_URL"),
         max_attachment_bytes=cfg["MAX_ATTACHMENT_BYTES"],

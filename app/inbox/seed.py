@@ -13,6 +13,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import channels
 from app.clock import now
 from app.inbox import windows
 from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, Message, User
@@ -154,13 +155,7 @@ def _next_id(session: Session, model) -> int:
 
 
 def _external_id(channel: str, n: int) -> str:
-    if channel == "sms":
-        return f"+1415{n % 10_000_000:07d}"
-    if channel == "email":
-        return f"customer{n}@example.net"
-    if channel == "messenger":
-        return f"{7_000_000_000_000_000 + n}"
-    return f"gbm-conv-{n:012d}"
+    return channels.get(channel).sample_contact_id(n)
 
 
 MESSAGE_COLS = (
@@ -357,7 +352,7 @@ def seed(
                 status,
                 assignee,
                 0,
-                "Order question" if channel == "email" else None,
+                "Order question" if channels.get(channel).mail else None,
                 f"{conv_id:016x}",
                 dt(snooze),
                 dt(last_in),
