@@ -16,6 +16,8 @@ from flask import current_app
 from flask_babel import get_locale, gettext
 from flask_login import current_user
 
+from app.channels import all_channels
+
 JS_DIR = Path(__file__).resolve().parents[1] / "static" / "js"
 _T_CALL = re.compile(r'(?<![\w.$])t\(\s*"((?:[^"\\\n]|\\.)*)"')
 
@@ -80,6 +82,11 @@ def me_dict() -> dict | None:
     return {**current_user.to_dict(), "locale": current_user.locale or locale_code()}
 
 
+def channel_caps() -> dict[str, dict]:
+    """What each channel can do, by name, for page scripts and templates (no secrets)."""
+    return {channel.name: channel.capabilities() for channel in all_channels()}
+
+
 def template_context() -> dict:
     """Variables every template can use."""
     return {
@@ -90,4 +97,5 @@ def template_context() -> dict:
         "text_direction": lambda: "rtl" if locale_code().split("_")[0] in RTL_LANGUAGES else "ltr",
         "me_dict": me_dict,
         "js_strings": js_strings,
+        "channel_caps": channel_caps,
     }
