@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 FIELD_TYPES = ("text", "secret", "number", "bool", "choice", "file", "url", "email", "phone")
 
 
+def N_(text: str) -> str:  # noqa: N802 - gettext's "mark only" name, a pybabel keyword
+    """Mark a string the interface shows translated (labels, window names) for extraction."""
+    return text
+
+
 @dataclass(frozen=True)
 class WindowPolicy:
     """How long after the customer's last message a reply can be delivered."""
@@ -35,6 +40,7 @@ class WindowPolicy:
     human_agent: timedelta | None = None  # longer window for human replies, where approved
     standard_label: str = ""
     human_label: str = ""
+    help: str = ""  # what the inbox settings page says about the window
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,7 @@ class Channel:
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    short_label: ClassVar[str] = ""  # the name the inbox shows, where shorter ("Messenger")
     fields: ClassVar[tuple[Field, ...]] = ()
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
@@ -167,6 +174,7 @@ class Channel:
         window = cls.window
         return {
             "label": cls.label,
+            "short_label": cls.short_label or cls.label,
             "window": None
             if window is None
             else {
@@ -176,6 +184,7 @@ class Channel:
                 else None,
                 "standard_label": window.standard_label,
                 "human_label": window.human_label,
+                "help": window.help,
             },
             "typing": cls.typing_action is not None,
             "seen": cls.seen_action is not None,

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.channels.base import Channel, Field, SetupItem
+from app.channels.base import N_, Channel, Field, SetupItem
 from app.models import Message
 from connectors.email import threads
 from connectors.email.address import normalize_address
@@ -18,7 +18,7 @@ class Email(Channel):
     """One mailbox."""
 
     name = "email"
-    label = "Email"
+    label = N_("Email")
     fields = (
         Field("address", "Address", "email", help="The address customers write to."),
         Field("smtp_host", "SMTP server", help="Replies are sent through it."),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.channels.base import Channel, Field, SetupItem, WindowPolicy
+from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
 
 
 class Gbm(Channel):
     """One Business Messages agent."""
 
     name = "gbm"
-    label = "Google Business Messages"
+    label = N_("Google Business Messages")
     fields = (
         Field("agent", "Agent", help="brands/BRAND_ID/agents/AGENT_ID"),
         Field(
@@ -36,7 +36,14 @@ class Gbm(Channel):
     )
     route_field = "agent"
     webhook_paths = ("/webhooks/gbm",)
-    window = WindowPolicy(standard=timedelta(days=30), standard_label="Google 30-day window")
+    window = WindowPolicy(
+        standard=timedelta(days=30),
+        standard_label=N_("Google 30-day window"),
+        help=N_(
+            "Google allows replies up to 30 days after the customer's last message; "
+            "answer within 24 hours to keep messaging enabled."
+        ),
+    )
     identity_label = "Google user"
     typing_action = "TYPING_STARTED"
     joined_action = "REPRESENTATIVE_JOINED"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from app.channels.base import Channel, Field, SetupItem, WindowPolicy
+from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
 
 SUBSCRIPTION_FIELDS = (
     "messages, message_echoes, message_deliveries, message_reads, messaging_postbacks, "
@@ -18,6 +18,7 @@ class Messenger(Channel):
 
     name = "messenger"
     label = "Facebook Messenger"
+    short_label = N_("Messenger")
     fields = (
         Field("page_id", "Page id", help="The Facebook Page id (routes webhooks to this inbox)."),
         Field("page_token", "Page access token", "secret", help="With pages_messaging."),
@@ -38,8 +39,8 @@ class Messenger(Channel):
     window = WindowPolicy(
         standard=timedelta(hours=24),
         human_agent=timedelta(days=7),
-        standard_label="Messenger 24-hour window",
-        human_label="Messenger 7-day human agent window",
+        standard_label=N_("Messenger 24-hour window"),
+        human_label=N_("Messenger 7-day human agent window"),
     )
     identity_label = "Messenger user"
     typing_action = "typing_on"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.channels.base import Channel, Field, SetupItem
+from app.channels.base import N_, Channel, Field, SetupItem
 from connectors.sms import phone
 
 
@@ -12,7 +12,7 @@ class Sms(Channel):
     """One phone number (or Messaging Service)."""
 
     name = "sms"
-    label = "SMS"
+    label = N_("SMS")
     fields = (
         Field(
             "provider", "Provider", "choice", required=False, choices=("twilio",), default="twilio"

@@ -47,8 +47,9 @@ def extract_js(fileobj, keywords, comment_tags, options) -> Iterator[tuple]:
 def js_msgids() -> tuple[str, ...]:
     """The msgids of every string the browser code shows (read once per process).
 
-    The ``t("...")`` calls of the scripts, and the thread's activity lines, which
-    the browser shows from their template (:mod:`app.inbox.activity`).
+    The ``t("...")`` calls of the scripts, the thread's activity lines, which the
+    browser shows from their template (:mod:`app.inbox.activity`), and the channels'
+    names and window names, which it shows from the boot data (:func:`channel_caps`).
     """
     from app.inbox.activity import TEMPLATES
 
@@ -57,6 +58,11 @@ def js_msgids() -> tuple[str, ...]:
         for match in _T_CALL.finditer(path.read_text(encoding="utf-8")):
             found[_unescape(match.group(1))] = None
     found.update(dict.fromkeys(TEMPLATES))
+    for caps in channel_caps().values():
+        window = caps["window"] or {}
+        for text in (caps["short_label"], window.get("standard_label"), window.get("human_label")):
+            if text:
+                found[text] = None
     return tuple(found)
 
 
