@@ -186,6 +186,7 @@ class Channel:
                 "human_label": window.human_label,
                 "help": window.help,
             },
+            "identity_label": cls.identity_label,
             "typing": cls.typing_action is not None,
             "seen": cls.seen_action is not None,
             "quiet_hours": cls.quiet_hours,

@@ -21,6 +21,11 @@ export function caps(of) {
   return CHANNELS[name] || NO_CAPS;
 }
 
+/** Every channel's capabilities. */
+export function allCaps() {
+  return Object.values(CHANNELS);
+}
+
 /** A channel's name in the agent's language. */
 export function channelName(channel) {
   const c = CHANNELS[channel];

@@ -1,6 +1,6 @@
 // What the inbox page knows: filters, the list, the open thread, presence, teammates.
 
-import { ME, caps, secondsUntil, t } from "./core.js";
+import { ME, allCaps, caps, secondsUntil, t } from "./core.js";
 
 const saved = JSON.parse(localStorage.getItem("switchboard.filter." + (ME && ME.id)) || "{}");
 
@@ -90,9 +90,14 @@ export function ruleName(conv, state) {
   return label ? t(label) : conv.reply_window.rule || "";
 }
 
+// the names a contact has before we know theirs: "Messenger user 123" (the channels' identity labels)
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const placeholders = allCaps().map((c) => c.identity_label).filter(Boolean).map(escapeRe);
+const PLACEHOLDER = placeholders.length ? new RegExp("^(" + placeholders.join("|") + ")\\b") : /$^/;
+
 export function firstName(name) {
   const n = String(name || "").trim();
-  if (!n || /^[+\d(]/.test(n) || n.includes("@") || /^(Messenger|Google) user\b/.test(n) || /^Contact #/.test(n)) return "";
+  if (!n || /^[+\d(]/.test(n) || n.includes("@") || PLACEHOLDER.test(n) || /^Contact #/.test(n)) return "";
   return n.split(/\s+/)[0];
 }
 
