@@ -25,12 +25,12 @@ if TYPE_CHECKING:
     from app.models import Conversation, Inbox, Message
 
 
-def N_(text: str) -> str:  # noqa: N802 - gettext's "mark only" name, a pybabel keyword
-    """Mark ``text`` for translation; it is translated where it is shown."""
-    return text
-
-
 FIELD_TYPES = ("text", "secret", "number", "bool", "choice", "file", "url", "email", "phone")
+
+
+def N_(text: str) -> str:  # noqa: N802 - gettext's "mark only" name, a pybabel keyword
+    """Mark a string the interface shows translated (labels, window names) for extraction."""
+    return text
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class WindowPolicy:
     human_agent: timedelta | None = None  # longer window for human replies, where approved
     standard_label: str = ""
     human_label: str = ""
+    help: str = ""  # what the inbox settings page says about the window
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class Channel:
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    short_label: ClassVar[str] = ""  # the name the inbox shows, where shorter ("Messenger")
     fields: ClassVar[tuple[Field, ...]] = ()
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
@@ -174,6 +176,7 @@ class Channel:
         window = cls.window
         return {
             "label": cls.label,
+            "short_label": cls.short_label or cls.label,
             "window": None
             if window is None
             else {
@@ -183,7 +186,9 @@ class Channel:
                 else None,
                 "standard_label": window.standard_label,
                 "human_label": window.human_label,
+                "help": window.help,
             },
+            "identity_label": cls.identity_label,
             "typing": cls.typing_action is not None,
             "seen": cls.seen_action is not None,
             "quiet_hours": cls.quiet_hours,

@@ -17,7 +17,7 @@ class Email(Channel):
     """One mailbox."""
 
     name = "email"
-    label = "Email"
+    label = N_("Email")
     fields = (
         Field("address", "Address", "email", help="The address customers write to."),
         Field("smtp_host", "SMTP server", help="Replies are sent through it."),

@@ -11,7 +11,7 @@ class Gbm(Channel):
     """One Business Messages agent."""
 
     name = "gbm"
-    label = "Google Business Messages"
+    label = N_("Google Business Messages")
     fields = (
         Field("agent", "Agent", help="brands/BRAND_ID/agents/AGENT_ID"),
         Field(
@@ -37,7 +37,14 @@ class Gbm(Channel):
     route_field = "agent"
     webhook_paths = ("/webhooks/gbm",)
     api_urls = {"gbm": "GBM_API_URL"}
-    window = WindowPolicy(standard=timedelta(days=30), standard_label="Google 30-day window")
+    window = WindowPolicy(
+        standard=timedelta(days=30),
+        standard_label=N_("Google 30-day window"),
+        help=N_(
+            "Google allows replies up to 30 days after the customer's last message; "
+            "answer within 24 hours to keep messaging enabled."
+        ),
+    )
     identity_label = "Google user"
     typing_action = "TYPING_STARTED"
     joined_action = "REPRESENTATIVE_JOINED"

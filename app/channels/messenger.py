@@ -18,6 +18,7 @@ class Messenger(Channel):
 
     name = "messenger"
     label = "Facebook Messenger"
+    short_label = N_("Messenger")
     fields = (
         Field("page_id", "Page id", help="The Facebook Page id (routes webhooks to this inbox)."),
         Field("page_token", "Page access token", "secret", help="With pages_messaging."),
@@ -39,8 +40,8 @@ class Messenger(Channel):
     window = WindowPolicy(
         standard=timedelta(hours=24),
         human_agent=timedelta(days=7),
-        standard_label="Messenger 24-hour window",
-        human_label="Messenger 7-day human agent window",
+        standard_label=N_("Messenger 24-hour window"),
+        human_label=N_("Messenger 7-day human agent window"),
     )
     identity_label = "Messenger user"
     typing_action = "typing_on"

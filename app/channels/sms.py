@@ -12,7 +12,7 @@ class Sms(Channel):
     """One phone number (or Messaging Service)."""
 
     name = "sms"
-    label = "SMS"
+    label = N_("SMS")
     fields = (
         Field(
             "provider", "Provider", "choice", required=False, choices=("twilio",), default="twilio"

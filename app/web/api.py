@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 
+from app.channels import all_channels
 from app.clock import aware, iso, now
 from app.extensions import csrf, db
 from app.inbox import assignment, automation, conversations, delivery, signals
@@ -467,6 +468,12 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
             )
         )
     return data
+
+
+@bp.get("/channels")
+def channels_list():
+    """Every channel kind the server knows: its settings' fields and what it can do (no secrets)."""
+    return jsonify([channel.describe() for channel in all_channels()])
 
 
 @bp.get("/inboxes")

@@ -16,6 +16,8 @@ from flask import current_app
 from flask_babel import get_locale, gettext
 from flask_login import current_user
 
+from app.channels import all_channels
+
 JS_DIR = Path(__file__).resolve().parents[1] / "static" / "js"
 _T_CALL = re.compile(r'(?<![\w.$])t\(\s*"((?:[^"\\\n]|\\.)*)"')
 
@@ -45,8 +47,9 @@ def extract_js(fileobj, keywords, comment_tags, options) -> Iterator[tuple]:
 def js_msgids() -> tuple[str, ...]:
     """The msgids of every string the browser code shows (read once per process).
 
-    The ``t("...")`` calls of the scripts, and the thread's activity lines, which
-    the browser shows from their template (:mod:`app.inbox.activity`).
+    The ``t("...")`` calls of the scripts, the thread's activity lines, which the
+    browser shows from their template (:mod:`app.inbox.activity`), and the channels'
+    names and window names, which it shows from the boot data (:func:`channel_caps`).
     """
     from app.inbox.activity import TEMPLATES
 
@@ -55,6 +58,11 @@ def js_msgids() -> tuple[str, ...]:
         for match in _T_CALL.finditer(path.read_text(encoding="utf-8")):
             found[_unescape(match.group(1))] = None
     found.update(dict.fromkeys(TEMPLATES))
+    for caps in channel_caps().values():
+        window = caps["window"] or {}
+        for text in (caps["short_label"], window.get("standard_label"), window.get("human_label")):
+            if text:
+                found[text] = None
     return tuple(found)
 
 
@@ -80,6 +88,11 @@ def me_dict() -> dict | None:
     return {**current_user.to_dict(), "locale": current_user.locale or locale_code()}
 
 
+def channel_caps() -> dict[str, dict]:
+    """What each channel can do, by name, for page scripts and templates (no secrets)."""
+    return {channel.name: channel.capabilities() for channel in all_channels()}
+
+
 def template_context() -> dict:
     """Variables every template can use."""
     return {
@@ -90,4 +103,5 @@ def template_context() -> dict:
         "text_direction": lambda: "rtl" if locale_code().split("_")[0] in RTL_LANGUAGES else "ltr",
         "me_dict": me_dict,
         "js_strings": js_strings,
+        "channel_caps": channel_caps,
     }

@@ -174,6 +174,20 @@ def test_human_agent_window_is_named(page, make):
     assert page.css("#composer-text").is_enabled()
 
 
+def test_window_banner_names_the_channels_rule_in_the_agents_language(page, make):
+    agent = make.user("agent", name="Claire Dubois", locale="fr")
+    inbox = make.inbox("messenger", members=[agent], settings={"human_agent": True})
+    make.inbound(inbox, contact="psid-fr", text="Bonjour !", at=now() - timedelta(hours=1))
+
+    page.login(agent.email)
+    page.click(".conv-row", "Bonjour")
+    banner = page.wait_css(".composer-banner")
+    assert "Fenêtre Messenger de 24 heures : encore" in banner.text
+    assert "un agent humain peut encore répondre jusqu" in banner.text  # the longer window
+    assert page.css(".thread-head .ch-messenger").get_attribute("title") == "Messenger"
+    assert page.console_errors() == []
+
+
 def test_guard_asks_to_review_new_customer_message(page, make):
     agent = make.user("agent", name="Lucas Martin")
     inbox = make.inbox("messenger", members=[agent])

@@ -64,6 +64,8 @@ def test_admin_inboxes_show_webhook_url_and_health(page, make, live_server):
     page.get("/admin/inboxes")
     card = page.wait_css(f'[data-inbox-id="{inbox.id}"]')
     assert f"{live_server.url}/webhooks/messenger" in card.text
+    page.wait_css(f'[data-inbox-id="{inbox.id}"] .inbox-title .ch-messenger svg')  # its icon
+    assert "Messenger ·" in card.text
     assert "verify-me-please" not in card.text  # masked until revealed
     card.find_element("css selector", "[data-reveal]").click()
     page.wait(lambda d: "verify-me-please" in page.text(f'[data-inbox-id="{inbox.id}"]'))

@@ -1,6 +1,6 @@
 // Admin pages: copy webhook values, edit inbox settings, users, members and canned replies.
 
-import { ME, api, avatar, dialog, h, relTime, t, toast, fullDateTime } from "./core.js";
+import { ME, api, avatar, channelIcon, dialog, h, relTime, t, toast, fullDateTime } from "./core.js";
 import { initShell } from "./shell.js";
 
 initShell();
@@ -12,6 +12,7 @@ document.querySelectorAll("time[data-rel]").forEach((el) => {
   el.textContent = relTime(el.getAttribute("datetime"));
 });
 document.querySelectorAll(".avatar[data-name]").forEach((el) => el.replaceWith(avatar(el.dataset.name, { size: "sm" })));
+document.querySelectorAll("[data-channel-icon]").forEach((el) => el.replaceWith(channelIcon(el.dataset.channelIcon)));
 
 document.addEventListener("click", async (e) => {
   const copy = e.target.closest("[data-copy]");

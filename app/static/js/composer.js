@@ -1,7 +1,7 @@
 // The composer: reply or private note, the window banner, SMS counter, canned replies,
 // the sensitive-data warning and the "new activity" guard before sending.
 
-import { ME, api, dialog, duration, h, icon, relTime, serverNow, t, throttle, timeOfDay, toast, debounce } from "./core.js";
+import { ME, api, caps, dialog, duration, h, icon, relTime, serverNow, t, throttle, timeOfDay, toast, debounce } from "./core.js";
 import { emit } from "./shell.js";
 import { S, firstName, liveWindow, ruleName } from "./state.js";
 import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js";
@@ -78,12 +78,13 @@ export function composerState(conv) {
       text: t("Messages to this customer cannot be delivered: {reason}", { reason: conv.undeliverable }) };
   }
   const w = liveWindow(conv.reply_window);
+  const humanAgentS = (caps(conv).window || {}).human_agent_s; // a longer window for human replies
   if (w.state === "closed") {
     const since = conv.last_inbound_at ? (serverNow() - Date.parse(conv.last_inbound_at)) / 1000 : null;
     let extra = t("Replies are locked until the customer writes again. You can still leave a private note for your team.");
-    if (conv.inbox.channel === "messenger" && !humanAgentOn && since !== null && since < 7 * 86400) {
+    if (humanAgentS && !humanAgentOn && since !== null && since < humanAgentS) {
       extra = t("A human agent may still reply for {left} with the 7-day human agent rule if your Page is approved for it: an admin can turn it on in the inbox settings. Until then, leave a private note.",
-        { left: duration(7 * 86400 - since) });
+        { left: duration(humanAgentS - since) });
     }
     return { level: "red", lock: true, icon: "lock",
       text: t("The {rule} closed {ago}.", { rule: ruleName(conv, "open"), ago: conv.reply_window.expires_at ? relTime(conv.reply_window.expires_at) : "" }) + " " + extra };
@@ -94,7 +95,7 @@ export function composerState(conv) {
   }
   if (w.state === "open") {
     let text = t("{rule}: {left} left to reply.", { rule: ruleName(conv, "open"), left: duration(w.seconds) });
-    if (conv.inbox.channel === "messenger" && humanAgentOn) text += " " + t("After that, a human agent can still reply for up to 7 days.");
+    if (humanAgentS && humanAgentOn) text += " " + t("After that, a human agent can still reply for up to 7 days.");
     return { level: w.seconds < 7200 ? "amber" : "calm", icon: "timer", text, timer: true };
   }
   const quiet = conv.quiet_hours;
@@ -200,7 +201,7 @@ export function renderComposer(conv) {
     text.style.height = Math.min(text.scrollHeight + 2, Math.round(window.innerHeight * 0.4)) + "px";
   };
   const refreshCounter = () => {
-    if (conv.inbox.channel !== "sms" || draft(conv.id).mode !== "reply") { counter.replaceChildren(); return; }
+    if (!caps(conv).segments || draft(conv.id).mode !== "reply") { counter.replaceChildren(); return; }
     const info = smsInfo(text.value);
     renderCounter(counter, info);
     askServer(text.value, (server) => { if (text.value && els && els.counter === counter) renderCounter(counter, { ...server, offender: info.offender }); });

@@ -5,12 +5,31 @@ export const ME = boot.me || null;
 export const LANG = document.documentElement.lang || "en";
 export const RTL = document.documentElement.dir === "rtl";
 const STRINGS = boot.strings || {};
+const CHANNELS = boot.channels || {}; // channel name -> what it can do (the server's adapters)
+const NO_CAPS = { window: null };
 
 /** Translate a UI string; `{name}` placeholders are filled from `vars`. */
 export function t(text, vars) {
   let out = STRINGS[text] || text;
   if (vars) out = out.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
   return out;
+}
+
+/** What a channel can do: `caps(conv)`, `caps(inbox)` or `caps("name")`. Unknown: nothing. */
+export function caps(of) {
+  const name = typeof of === "string" ? of : of && (of.inbox ? of.inbox.channel : of.channel);
+  return CHANNELS[name] || NO_CAPS;
+}
+
+/** Every channel's capabilities. */
+export function allCaps() {
+  return Object.values(CHANNELS);
+}
+
+/** A channel's name in the agent's language. */
+export function channelName(channel) {
+  const c = CHANNELS[channel];
+  return c ? t(c.short_label || c.label) : channel;
 }
 
 // ------------------------------------------------------------------ time
@@ -317,12 +336,9 @@ export const ICONS = {
   wifi: S('<path d="M2.5 7.8a11 11 0 0 1 15 0M5 10.6a7.3 7.3 0 0 1 10 0M7.5 13.4a3.6 3.6 0 0 1 5 0"/><circle cx="10" cy="16" r=".6" fill="currentColor"/>'),
 };
 
-export const CHANNEL_NAMES = () => ({
-  messenger: t("Messenger"), gbm: t("Google Business Messages"), sms: t("SMS"), email: t("Email"),
-});
-
+/** A channel's icon: the one named after it above (colour: `.ch-<name>` in app.css), or an inbox. */
 export function channelIcon(channel) {
   const el = icon(channel in ICONS ? channel : "inbox", "ch ch-" + channel);
-  el.setAttribute("title", CHANNEL_NAMES()[channel] || channel);
+  el.setAttribute("title", channelName(channel));
   return el;
 }

@@ -1,6 +1,6 @@
 // The inbox page: filters, the live list, the open thread, shortcuts and notifications.
 
-import { CHANNEL_NAMES, ME, api, channelIcon as channelIconEl, debounce, h, qs, t, throttle, toast } from "./core.js";
+import { ME, api, channelIcon as channelIconEl, channelName, debounce, h, qs, t, throttle, toast } from "./core.js";
 import { desktopNotify, emit, initShell, on, popover, showShortcuts } from "./shell.js";
 import { S, assignable, canAssignOthers, compare, matches, remember, saveFilter } from "./state.js";
 import { dueChip, renderBulkBar, renderCounts, renderList, tickList, windowChip } from "./list.js";
@@ -136,8 +136,6 @@ async function loadInboxes() {
   channelIconEl(c), h("span.side-label", { dir: "auto" }, channelName(c)))));
   renderFilters();
 }
-
-const channelName = (c) => CHANNEL_NAMES()[c] || c;
 
 // ------------------------------------------------------------------ thread
 

@@ -1,6 +1,6 @@
 // What the inbox page knows: filters, the list, the open thread, presence, teammates.
 
-import { ME, secondsUntil, t } from "./core.js";
+import { ME, allCaps, caps, secondsUntil, t } from "./core.js";
 
 const saved = JSON.parse(localStorage.getItem("switchboard.filter." + (ME && ME.id)) || "{}");
 
@@ -83,17 +83,21 @@ export function liveWindow(w) {
   return { state, expires_at: expires, seconds: expires ? secondsUntil(expires) : null, rule: w.rule };
 }
 
-/** Translated name of a window rule (the server sends English). */
+/** Translated name of the channel's window rule in `state` (the server's English as a fallback). */
 export function ruleName(conv, state) {
-  const ch = conv.inbox.channel;
-  if (ch === "messenger") return state === "human_agent" ? t("Messenger 7-day human agent window") : t("Messenger 24-hour window");
-  if (ch === "gbm") return t("Google 30-day window");
-  return conv.reply_window.rule || "";
+  const w = caps(conv).window;
+  const label = w && (state === "human_agent" && w.human_label ? w.human_label : w.standard_label);
+  return label ? t(label) : conv.reply_window.rule || "";
 }
+
+// the names a contact has before we know theirs: "Messenger user 123" (the channels' identity labels)
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const placeholders = allCaps().map((c) => c.identity_label).filter(Boolean).map(escapeRe);
+const PLACEHOLDER = placeholders.length ? new RegExp("^(" + placeholders.join("|") + ")\\b") : /$^/;
 
 export function firstName(name) {
   const n = String(name || "").trim();
-  if (!n || /^[+\d(]/.test(n) || n.includes("@") || /^(Messenger|Google) user\b/.test(n) || /^Contact #/.test(n)) return "";
+  if (!n || /^[+\d(]/.test(n) || n.includes("@") || PLACEHOLDER.test(n) || /^Contact #/.test(n)) return "";
   return n.split(/\s+/)[0];
 }
 

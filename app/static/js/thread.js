@@ -1,7 +1,7 @@
 // The open conversation: header with actions, messages grouped by day, contact panel.
 
 import {
-  ME, api, avatar, channelIcon, CHANNEL_NAMES, dayLabel, fullDateTime, h, icon, t,
+  ME, api, avatar, caps, channelIcon, channelName, dayLabel, fullDateTime, h, icon, t,
   timeOfDay, toast, shortDate,
 } from "./core.js";
 import { popover } from "./shell.js";
@@ -284,7 +284,7 @@ export function messageEl(msg, conv, { last } = {}) {
     return h("div.activity", { dataset: { id: msg.id }, id: "m" + msg.id }, icon(ACTIVITY_ICON[msg.meta.event] || "flag"), h("span", { dir: "auto" }, activityText(msg)), time);
   }
   const atts = msg.attachments.length ? h("div.atts", msg.attachments.map(attachmentEl)) : null;
-  const isMail = conv.inbox.channel === "email" && msg.direction === "inbound";
+  const isMail = caps(conv).mail && msg.direction === "inbound";
   if (msg.direction === "note") {
     return h("article.msg.note", { dataset: { id: msg.id }, id: "m" + msg.id, "aria-label": t("Private note by {name}", { name: msg.sender.name || "" }) },
       h("div.bubble",
@@ -425,9 +425,8 @@ export async function renderContact(conv) {
   const pane = document.getElementById("contact-pane");
   if (!document.getElementById("inbox-app").classList.contains("with-contact")) return;
   const c = conv.contact;
-  const names = CHANNEL_NAMES();
   const ids = h("ul.ident-list", c.identities.map((i) => h("li",
-    channelIcon(i.channel), h("div", h("div.ext", { dir: "ltr" }, i.external_id), h("div.muted.sm", names[i.channel] || i.channel,
+    channelIcon(i.channel), h("div", h("div.ext", { dir: "ltr" }, i.external_id), h("div.muted.sm", channelName(i.channel),
       i.opted_out ? h("span.chip.red.soft.xs", t("Opted out")) : null,
       i.undeliverable ? h("span.chip.red.soft.xs", { title: i.undeliverable }, t("Undeliverable")) : null)))));
   const others = h("ul.other-convs", h("li.muted.sm", t("Loading…")));
