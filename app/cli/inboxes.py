@@ -1,92 +1,23 @@
-"""Command line: ``flask --app wsgi users|inboxes|demo|worker|bootstrap``."""
+"""``flask inboxes ...``: connect, reconnect and list inboxes; who works in them."""
 
 from __future__ import annotations
 
 import json
-import secrets
-import sys
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask import Flask
 from flask.cli import AppGroup
 
+from app.cli.common import fail, local_base_url
 from app.extensions import db
 from app.inbox import signals
-from app.models import ApiToken, Inbox, InboxMember, User
-from app.models.user import ROLES, password_problem
+from app.models import Inbox, InboxMember, User
 from connectors.email.address import normalize_address
 
-users = AppGroup("users", help="Manage the people who work in the inbox.")
 inboxes = AppGroup("inboxes", help="Connect and list inboxes.")
 members = AppGroup("members", help="Who works in which inbox.")
-demo = AppGroup("demo", help="Demo and benchmark data.")
 inboxes.add_command(members)
-
-
-def local_base_url() -> str:
-    """Where ``python wsgi.py`` serves (HOST and PORT as it reads them)."""
-    import os
-
-    return f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-
-
-def fail(message: str) -> None:
-    """Print an error and exit non-zero."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
-
-
-# --------------------------------------------------------------------------- users
-
-
-@users.command("create")
-@click.argument("email")
-@click.option("--name", required=True)
-@click.option("--role", type=click.Choice(ROLES), default="agent", show_default=True)
-@click.option("--password", required=True)
-@click.option("--capacity", type=int, default=20, show_default=True)
-def users_create(email: str, name: str, role: str, password: str, capacity: int) -> None:
-    """Create a user who can log in."""
-    email = normalize_address(email)
-    if "@" not in email:
-        fail("EMAIL must be an email address")
-    problem = password_problem(password, email)
-    if problem:
-        fail(problem)
-    if db.session.scalar(sa.select(User).where(User.email == email)):
-        fail(f"a user with email {email} already exists")
-    user = User(email=email, name=name, role=role, capacity=capacity)
-    user.set_password(password)
-    db.session.add(user)
-    db.session.commit()
-    click.echo(f"Created {role} {name} <{email}> (id {user.id})")
-
-
-@users.command("token")
-@click.argument("email")
-@click.option("--name", default="cli", help="A label for the token.")
-def users_token(email: str, name: str) -> None:
-    """Create an API token; it is printed once, as the last line."""
-    user = db.session.scalar(sa.select(User).where(User.email == normalize_address(email)))
-    if user is None:
-        fail(f"no user with email {email}")
-    row, clear = ApiToken.issue(user, name)
-    db.session.add(row)
-    db.session.commit()
-    click.echo(f"API token for {user.email} (keep it secret, it is shown once):")
-    click.echo(clear)
-
-
-@users.command("list")
-def users_list() -> None:
-    """One JSON object per user."""
-    for user in db.session.scalars(sa.select(User).order_by(User.id)):
-        click.echo(json.dumps(user.to_dict()))
-
-
-# --------------------------------------------------------------------------- inboxes
 
 
 def _create_inbox(
@@ -356,108 +287,3 @@ def members_add(inbox_id: int, email: str) -> None:
         db.session.commit()
         signals.access_changed.send(user.id)  # open sockets join the inbox (through Redis)
     click.echo(f"{user.name} works in {inbox.name}")
-
-
-# --------------------------------------------------------------------------- demo, worker
-
-
-@demo.command("seed")
-@click.option("--conversations", "n_conv", type=int, default=50, show_default=True)
-@click.option("--messages-per-conversation", "n_msg", type=int, default=6, show_default=True)
-def demo_seed(n_conv: int, n_msg: int) -> None:
-    """Bulk-load realistic synthetic conversations (fast: bulk inserts)."""
-    import time
-
-    from app.inbox import seed
-
-    started = time.perf_counter()
-    totals = seed.seed(db.session, n_conv, n_msg)
-    took = time.perf_counter() - started
-    click.echo(
-        f"Seeded {totals['conversations']} conversations and {totals['messages']} messages "
-        f"in {took:.1f} s"
-    )
-
-
-def bootstrap_admin() -> None:
-    """Create the first admin when there is no user, printing how to log in."""
-    if db.session.scalar(sa.select(sa.func.count()).select_from(User)):
-        return
-    password = secrets.token_urlsafe(12)
-    user = User(email="admin@example.com", name="Admin", role="admin")
-    user.set_password(password)
-    db.session.add(user)
-    db.session.commit()
-    click.echo("")
-    click.echo(f"  First admin created. Log in at {local_base_url()}/login with")
-    click.echo("    email:    admin@example.com")
-    click.echo(f"    password: {password}")
-    click.echo("  (change it under Users once you are in)")
-    click.echo("")
-
-
-@click.command("bootstrap")
-def bootstrap() -> None:
-    """First-run set-up for ``make run``: the first admin if none exists."""
-    bootstrap_admin()
-
-
-@click.command("worker")
-@click.option("--once", is_flag=True, help="Process what is due and exit.")
-def worker(once: bool) -> None:
-    """The background process: delivery worker and scheduler (scale-out layout)."""
-    from flask import current_app
-
-    from app.inbox.worker import WorkerThread, run_once
-    from app.jobs import start_scheduler
-
-    app = current_app._get_current_object()
-    if once:
-        from app.inbox import intake
-
-        threaded = intake.drain_all().rows
-        click.echo(f"processed {run_once(limit=500)}; webhook bodies threaded {threaded}")
-        return
-    start_scheduler(app)
-    thread = WorkerThread(app)
-    thread.start()
-    click.echo("Switchboard worker running (Ctrl+C to stop)")
-    try:
-        while thread.is_alive():
-            thread.join(1.0)
-    except KeyboardInterrupt:
-        thread.stop()
-
-
-@click.group("intake")
-def intake_cli() -> None:
-    """The webhook intake: bodies stored, waiting to be threaded into the inbox."""
-
-
-@intake_cli.command("status")
-def intake_status() -> None:
-    """How many webhook bodies wait, and the failed ones with their errors."""
-    from app.inbox import intake
-
-    click.echo(f"waiting: {intake.pending_count()}")
-    for row in intake.rows("failed"):
-        click.echo(
-            f"failed #{row.id} {row.channel} received {row.received_at:%Y-%m-%d %H:%M:%S}Z "
-            f"after {row.attempts} attempts: {row.error}"
-        )
-
-
-@intake_cli.command("retry")
-def intake_retry() -> None:
-    """Queue the failed bodies again and thread what is due now."""
-    from app.inbox import intake
-
-    n = intake.retry_failed()
-    done = intake.drain_all()
-    click.echo(f"requeued {n}; threaded {done.rows}, failed again {done.failed}")
-
-
-def register(app: Flask) -> None:
-    """Attach the command groups to ``app``."""
-    for command in (users, inboxes, demo, worker, bootstrap, intake_cli):
-        app.cli.add_command(command)
