@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
+from app import channels
+from app.channels import Channel, Field
 from app.cli.common import fail, local_base_url
 from app.extensions import db
 from app.inbox import signals
@@ -20,202 +24,198 @@ members = AppGroup("members", help="Who works in which inbox.")
 inboxes.add_command(members)
 
 
-def _create_inbox(
-    channel: str,
-    name: str,
-    config: dict,
-    route_key: str | None,
-    alt_route_key: str | None = None,
-    settings: dict | None = None,
-) -> Inbox:
-    from app.inbox.connections import connector_class
+# --------------------------------------------------------------------------- inboxes add
+# One command per channel adapter, its options generated from the adapter's fields:
+# a new channel (connector, adapter, registry line) needs no code here.
 
+RESERVED_OPTIONS = ("name", "help")  # ``--name`` is the inbox's name; ``--help`` is click's
+
+
+class JsonFile(click.Path):
+    """A path to a JSON file; the value is its parsed content (a ``file`` field)."""
+
+    name = "json_file"
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        """Read and parse the file; a clear error when it cannot be."""
+        if not isinstance(value, (str, Path)):
+            return value  # already parsed (a default, or called from Python)
+        path = super().convert(value, param, ctx)
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            self.fail(f"cannot read {str(path)!r} as JSON: {exc}", param, ctx)
+
+
+def field_option(f: Field) -> click.Option:
+    """The ``inboxes add`` option for one setting of a channel.
+
+    ``bool`` is a flag (``--human-agent``, or ``--x/--no-x`` when it defaults to on),
+    ``number`` an integer, ``choice`` one of its choices, ``file`` a JSON file read
+    into the value; required fields are required options. Values are only typed here:
+    :meth:`Channel.clean_config` validates them.
+    """
+    help_text = f"{f.label}. {f.help}" if f.help else f.label
+    if f.type == "bool":
+        decl = f"{f.option}/--no-{f.option[2:]}" if f.default else f.option
+        return click.Option([decl, f.name], is_flag=True, default=bool(f.default), help=help_text)
+    kwargs: dict = {"help": help_text, "required": f.required and f.default is None}
+    if f.type == "number":
+        kwargs["type"] = click.INT
+    elif f.type == "choice":
+        kwargs["type"] = click.Choice(f.choices)
+    elif f.type == "file":
+        kwargs["type"] = JsonFile()
+        kwargs["metavar"] = "FILE"
+    if f.default is not None:
+        kwargs["default"] = f.default
+        kwargs["show_default"] = True
+    return click.Option([f.option, f.name], **kwargs)
+
+
+def add_command(adapter: type[Channel]) -> click.Command:
+    """``flask inboxes add <channel>``, built from the adapter's fields."""
+    clash = [f.name for f in adapter.fields if f.name in RESERVED_OPTIONS]
+    if clash:
+        raise ValueError(f"{adapter.name}: a field cannot be called {', '.join(clash)}")
+    summary = (inspect.getdoc(adapter) or "").split("\n")[0]
+    params = [click.Option(["--name", "inbox_name"], required=True, help="The inbox's name.")]
+    params += [field_option(f) for f in adapter.fields]
+
+    @with_appcontext
+    def callback(inbox_name: str, **values) -> None:
+        add_inbox(adapter, inbox_name, values)
+
+    return click.Command(
+        adapter.name,
+        callback=callback,
+        params=params,
+        help=f"{adapter.label}: {summary[:1].lower()}{summary[1:]}" if summary else adapter.label,
+    )
+
+
+class ChannelCommands(click.Group):
+    """``inboxes add``: a subcommand per registered channel adapter."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._built: dict[type[Channel], click.Command] = {}
+
+    def list_commands(self, ctx) -> list[str]:
+        """Every registered channel, in registration order."""
+        return [adapter.name for adapter in channels.all_channels()]
+
+    def get_command(self, ctx, cmd_name: str) -> click.Command | None:
+        """The channel's command (built once per adapter)."""
+        try:
+            adapter = channels.get(cmd_name)
+        except KeyError:
+            return None
+        if adapter not in self._built:
+            self._built[adapter] = add_command(adapter)
+        return self._built[adapter]
+
+
+inboxes_add = ChannelCommands("add", help="Connect an inbox of a channel.")
+inboxes.add_command(inboxes_add)
+
+
+def invalid(heading: str, problems: dict[str, str], labels: dict[str, str]) -> None:
+    """Print one line per wrong setting (``--number: is not ...``) and exit non-zero.
+
+    ``labels`` names each setting as the operator gave it (its option); ``config``
+    holds the problems no single setting owns.
+    """
+    click.echo(f"Error: {heading}:", err=True)
+    for name, why in problems.items():
+        label = labels.get(name) or ("settings" if name == "config" else name)
+        click.echo(f"  {label}: {why}", err=True)
+    sys.exit(2)
+
+
+def by_field(adapter: type[Channel], problems: dict[str, str]) -> dict[str, str]:
+    """``problems`` with the connector's own ones (``config``) moved to the field they name.
+
+    The connector reports ``"service_account lacks client_email"`` as one string; shown
+    as ``--service-account: lacks client_email`` it points at the option to fix.
+    """
+    out = {k: v for k, v in problems.items() if k != "config"}
+    rest = []
+    for part in filter(None, (p.strip() for p in problems.get("config", "").split("; "))):
+        named = next((f.name for f in adapter.fields if part.startswith(f.name + " ")), None)
+        if named and named not in out:
+            out[named] = part[len(named) + 1 :]
+        else:
+            rest.append(part)
+    if rest:
+        out["config"] = "; ".join(rest)
+    return out
+
+
+def add_inbox(adapter: type[Channel], name: str, values: dict) -> Inbox:
+    """Create an inbox of ``adapter``'s channel from option values; print its set-up."""
+    problems: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        problems["inbox_name"] = "is required"
     try:
-        cls = connector_class(channel)
+        adapter.connector()
     except KeyError:
-        fail(f"the {channel} connector is not installed")
-    problems = cls.validate_config(config)
+        fail(f"the {adapter.name} connector is not installed")
+    config: dict = {}
+    try:
+        config = adapter.clean_config({k: v for k, v in values.items() if v is not None})
+    except channels.InvalidConfig as exc:
+        problems.update(by_field(adapter, exc.fields))
     if problems:
-        fail("; ".join(problems))
+        labels = {f.name: f.option for f in adapter.fields} | {"inbox_name": "--name"}
+        invalid(f"the {adapter.name} inbox was not created", problems, labels)
+    route_key, alt_route_key = adapter.route_keys(config)
     exists = db.session.scalar(
-        sa.select(Inbox).where(Inbox.channel == channel, Inbox.route_key == route_key)
+        sa.select(Inbox).where(Inbox.channel == adapter.name, Inbox.route_key == route_key)
     )
     if exists:
-        fail(f"a {channel} inbox for {route_key} already exists (id {exists.id})")
+        fail(f"a {adapter.name} inbox for {route_key} already exists (id {exists.id})")
     inbox = Inbox(
-        channel=channel,
+        channel=adapter.name,
         name=name,
         config=config,
         route_key=route_key,
         alt_route_key=alt_route_key,
-        settings=settings or {},
+        settings=adapter.inbox_settings(config),
     )
     db.session.add(inbox)
     db.session.commit()
+    print_setup(adapter, inbox)
     return inbox
 
 
-def _print_inbox(inbox: Inbox, extra: dict | None = None) -> None:
+def print_setup(adapter: type[Channel], inbox: Inbox) -> None:
+    """``Created ... with id N``, then what to paste into the provider's console.
+
+    A secret the operator typed is not echoed back; one Switchboard made (the
+    inbound token in an inbound URL) is printed, as nothing else shows it here.
+    """
     from flask import current_app
 
     base = current_app.config.get("PUBLIC_URL") or local_base_url()
     click.echo(f"Created {inbox.channel} inbox {inbox.name!r} with id {inbox.id}")
-    for key, value in (extra or {}).items():
-        click.echo(f"{key}: {value.format(base=base, inbox=inbox)}")
-
-
-@inboxes.group("add")
-def inboxes_add() -> None:
-    """Connect an inbox of a channel."""
-
-
-@inboxes_add.command("messenger")
-@click.option("--name", required=True)
-@click.option("--page-id", required=True)
-@click.option("--page-token", required=True)
-@click.option("--app-secret", required=True)
-@click.option("--verify-token", required=True)
-@click.option("--app-id", default=None, help="Your Meta app id (recognises your own echoes).")
-@click.option("--human-agent", is_flag=True, help="The Page is approved for the HUMAN_AGENT tag.")
-def add_messenger(name, page_id, page_token, app_secret, verify_token, app_id, human_agent) -> None:
-    """A Facebook Page."""
-    config = {
-        "page_id": page_id,
-        "page_token": page_token,
-        "app_secret": app_secret,
-        "verify_token": verify_token,
-        "human_agent": human_agent,
-    }
-    if app_id:
-        config["app_id"] = app_id
-    inbox = _create_inbox("messenger", name, config, page_id, settings={"human_agent": human_agent})
-    _print_inbox(
-        inbox, {"Callback URL": "{base}/webhooks/messenger", "Verify token": "(the one you gave)"}
-    )
-
-
-@inboxes_add.command("sms")
-@click.option("--name", required=True)
-@click.option("--provider", type=click.Choice(["twilio"]), default="twilio", show_default=True)
-@click.option("--number", required=True, help="The phone number in E.164, e.g. +14155550100.")
-@click.option("--account-sid", required=True)
-@click.option("--auth-token", required=True)
-@click.option("--messaging-service-sid", default=None)
-def add_sms(name, provider, number, account_sid, auth_token, messaging_service_sid) -> None:
-    """A phone number (or Messaging Service)."""
-    from connectors.sms import phone
-
-    e164 = phone.normalise(number)
-    if not e164:
-        fail(f"{number} is not a valid phone number (use E.164, e.g. +14155550100)")
-    if not account_sid.startswith("AC"):
-        fail("--account-sid starts with AC")
-    if messaging_service_sid and not messaging_service_sid.startswith("MG"):
-        fail("--messaging-service-sid starts with MG")
-    config = {
-        "provider": provider,
-        "number": e164,
-        "account_sid": account_sid,
-        "auth_token": auth_token,
-    }
-    if messaging_service_sid:
-        config["messaging_service_sid"] = messaging_service_sid
-    inbox = _create_inbox("sms", name, config, e164, messaging_service_sid)
-    _print_inbox(
-        inbox,
-        {
-            "Incoming message webhook (POST)": "{base}/webhooks/sms/twilio",
-            "Status callback": "{base}/webhooks/sms/twilio/status",
-        },
-    )
-
-
-@inboxes_add.command("email")
-@click.option("--name", required=True)
-@click.option("--address", required=True)
-@click.option("--smtp-host", required=True)
-@click.option("--smtp-port", required=True, type=int)
-@click.option("--smtp-user", default=None)
-@click.option("--smtp-password", default=None)
-@click.option(
-    "--smtp-security",
-    type=click.Choice(["none", "starttls", "ssl"]),
-    default="starttls",
-    show_default=True,
-)
-@click.option("--imap-host", default=None)
-@click.option("--imap-port", type=int, default=None)
-@click.option("--imap-user", default=None)
-@click.option("--imap-password", default=None)
-@click.option("--imap-folder", default="INBOX", show_default=True)
-@click.option("--imap-security", type=click.Choice(["none", "starttls", "ssl"]), default=None)
-def add_email(
-    name,
-    address,
-    smtp_host,
-    smtp_port,
-    smtp_user,
-    smtp_password,
-    smtp_security,
-    imap_host,
-    imap_port,
-    imap_user,
-    imap_password,
-    imap_folder,
-    imap_security,
-) -> None:
-    """A mailbox: SMTP for replies, IMAP polling and/or the raw-MIME inbound URL."""
-    address = normalize_address(address)
-    if "@" not in address:
-        fail("--address must be an email address")
-    if bool(smtp_user) != bool(smtp_password):
-        fail("give both --smtp-user and --smtp-password, or neither")
-    if imap_host and not (imap_user and imap_password):
-        fail("IMAP needs --imap-user and --imap-password")
-    config = {
-        "address": address,
-        "smtp_host": smtp_host,
-        "smtp_port": smtp_port,
-        "smtp_security": smtp_security,
-    }
-    optional = {
-        "smtp_user": smtp_user,
-        "smtp_password": smtp_password,
-        "imap_host": imap_host,
-        "imap_port": imap_port or (993 if imap_host else None),
-        "imap_user": imap_user,
-        "imap_password": imap_password,
-        "imap_folder": imap_folder if imap_host else None,
-        "imap_security": imap_security,
-    }
-    config.update({k: v for k, v in optional.items() if v})
-    inbox = _create_inbox("email", name, config, address)
-    _print_inbox(
-        inbox,
-        {
-            "Inbound token": "{inbox.inbound_token}",
-            "Raw MIME inbound URL": "{base}/webhooks/email/inbound/{inbox.inbound_token}",
-        },
-    )
-
-
-@inboxes_add.command("gbm")
-@click.option("--name", required=True)
-@click.option("--agent", required=True, help="brands/BRAND/agents/AGENT")
-@click.option("--client-token", required=True)
-@click.option("--service-account", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--partner-key", default=None, help="Older samples signed with a partner key.")
-def add_gbm(name, agent, client_token, service_account, partner_key) -> None:
-    """A Google Business Messages agent (the platform closed on 2024-07-31)."""
-    try:
-        info = json.loads(Path(service_account).read_text())
-    except (OSError, ValueError) as exc:
-        fail(f"cannot read the service-account JSON: {exc}")
-    config = {"agent": agent, "client_token": client_token, "service_account": info}
-    if partner_key:
-        config["partner_key"] = partner_key
-    inbox = _create_inbox("gbm", name, config, agent)
-    _print_inbox(inbox, {"Webhook URL": "{base}/webhooks/gbm"})
+    items = adapter.setup(inbox, base)
+    given = {f.option: inbox.config.get(f.name) for f in adapter.fields if f.secret}
+    if any(item.value and inbox.inbound_token in str(item.value) for item in items):
+        click.echo(f"Inbound token: {inbox.inbound_token}")
+    for item in items:
+        if item.value is None:
+            continue
+        value = item.value
+        if item.secret:
+            option = next((opt for opt, v in given.items() if v == item.value), None)
+            if option:
+                value = f"(the one you gave with {option})"
+        click.echo(f"{item.label}: {value}")
 
 
 @inboxes.command("reconnect")
