@@ -229,28 +229,73 @@ def print_setup(adapter: type[Channel], inbox: Inbox) -> None:
     help="Any connector field, e.g. --set auth_token=...",
 )
 def inboxes_reconnect(inbox_id: int, page_token: str | None, settings: tuple[str, ...]) -> None:
-    """New credentials for an inbox: clears "reconnect needed" and resumes paused replies."""
+    """New credentials for an inbox: clears "reconnect needed" and resumes paused replies.
+
+    The new values are checked by the channel's adapter together with the stored
+    ones; wrong ones are listed per setting and nothing changes.
+    """
     from app.inbox.connections import reconnect
 
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
         fail(f"no inbox with id {inbox_id}")
     changes: dict = {}
+    labels: dict[str, str] = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             fail(f"--set takes FIELD=VALUE, not {item!r}")
         changes[key.strip()] = value
+        labels[key.strip()] = f"--set {key.strip()}"
     if page_token:
         changes["page_token"] = page_token
+        labels["page_token"] = "--page-token"
     if not changes:
         fail("give the new credentials, e.g. --page-token")
+    try:
+        adapter = channels.get(inbox.channel)
+        adapter.connector()
+    except KeyError:
+        fail(f"the {inbox.channel} channel is not installed")
+    changes = reconnect_changes(adapter, inbox, changes, labels)
+    route_key, alt_route_key = inbox.route_key, inbox.alt_route_key
+    if {adapter.route_field, adapter.alt_route_field} & set(changes):
+        route_key, alt_route_key = adapter.route_keys({**(inbox.config or {}), **changes})
+        exists = db.session.scalar(
+            sa.select(Inbox).where(
+                Inbox.channel == inbox.channel, Inbox.route_key == route_key, Inbox.id != inbox.id
+            )
+        )
+        if exists:
+            fail(f"a {inbox.channel} inbox for {route_key} already exists (id {exists.id})")
     try:
         resumed = reconnect(db.session, inbox, changes)
     except ValueError as exc:
         fail(str(exc))
+    inbox.route_key, inbox.alt_route_key = route_key, alt_route_key
     db.session.commit()
     click.echo(f"Reconnected {inbox.name!r} (id {inbox.id}); {resumed} paused replies resume")
+
+
+def reconnect_changes(
+    adapter: type[Channel], inbox: Inbox, changes: dict, labels: dict[str, str]
+) -> dict:
+    """``changes`` typed and normalised by the adapter, checked with the stored settings.
+
+    Settings only the connector knows (Twilio's ``webhook_shared_key``) pass as given;
+    the connector still checks them. Exits with per-setting errors when a value is wrong.
+    """
+    fields = {f.name for f in adapter.fields}
+    unknown = sorted(set(changes) - fields - {f.name for f in adapter.connector().fields})
+    if unknown:
+        fail(f"{inbox.channel} inboxes have no setting {', '.join(unknown)}")
+    stored = {k: v for k, v in (inbox.config or {}).items() if k in fields}
+    try:
+        cleaned = adapter.clean_config(stored | {k: v for k, v in changes.items() if k in fields})
+    except channels.InvalidConfig as exc:
+        named = {name: f"{name} (as stored)" for name in fields} | labels
+        invalid(f"inbox {inbox.id} was not reconnected", by_field(adapter, exc.fields), named)
+    return {k: cleaned.get(k) if k in fields else v for k, v in changes.items()}
 
 
 @inboxes.command("list")
