@@ -77,7 +77,9 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")  # per client address
     # per account, whatever the address: an office behind one NAT shares the first limit
-    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10 per minute;50 per hour")
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get(
+        "LOGIN_ACCOUNT_RATE_LIMIT", "10 per minute;50 per hour"
+    )
     # how many reverse proxies (nginx, a load balancer) stand in front and set X-Forwarded-*;
     # 0 trusts none of those headers (a client could forge them)
     PROXY_COUNT = env_int("PROXY_COUNT", 0)
