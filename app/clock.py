@@ -26,11 +26,6 @@ def aware(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    """Naive UTC now, the form stored in the database."""
-    return naive(now())
-
-
 def iso(dt: datetime | None) -> str | None:
     """ISO 8601 UTC with a ``Z`` suffix, as the API speaks."""
     if dt is None:

@@ -329,8 +329,3 @@ def count_conversations(session: Session, user: User, conds: list) -> dict:
         ).where(*conds)
     ).one()
     return {"all": int(row[0]), "mine": int(row[1]), "unassigned": int(row[2])}
-
-
-def seconds_until(dt: datetime | None, now: datetime) -> int | None:
-    """Helper for templates: seconds from ``now`` to ``dt``."""
-    return None if dt is None else int((aware(dt) - now).total_seconds())

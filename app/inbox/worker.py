@@ -21,7 +21,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.clock import aware, now
+from app.clock import now
 from app.extensions import db
 from app.inbox import events, outbound
 from app.inbox.connections import connector_for
@@ -469,11 +469,3 @@ class WorkerThread(threading.Thread):
         """Ask the loop to end."""
         self.stop_event.set()
         self.wake_event.set()
-
-
-def next_due(session) -> float | None:
-    """Seconds until the next pending row is due (for tests and the CLI)."""
-    at = session.scalar(
-        sa.select(sa.func.min(OutboxItem.next_attempt_at)).where(OutboxItem.state == "pending")
-    )
-    return None if at is None else max(0.0, (aware(at) - now()).total_seconds())

@@ -11,10 +11,10 @@ from app.clock import now
 from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
 
-DIRECTIONS = ("inbound", "outbound", "note", "activity")
-# unknown: the provider did not answer a send, so it may or may not have gone out; the
-# agent decides whether to send it again (a receipt or echo that names it settles it)
-MESSAGE_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed", "unknown")
+# Message.direction: inbound | outbound | note | activity.
+# Message.status: received | queued | sent | delivered | read | failed | unknown, where
+# unknown means the provider did not answer a send, so it may or may not have gone out; the
+# agent decides whether to send it again (a receipt or echo that names it settles it).
 STATUS_RANK = {"queued": 0, "unknown": 0, "sent": 1, "delivered": 2, "read": 3}
 
 

@@ -11,8 +11,6 @@ from app.clock import now
 from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
 
-OUTBOX_KINDS = ("send", "action", "download", "profile")
-
 
 class OutboxItem(db.Model):
     """One unit of background work, claimed by exactly one worker at a time.
@@ -26,7 +24,7 @@ class OutboxItem(db.Model):
     __table_args__ = (sa.Index("ix_outbox_due", "state", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # send | action | download | profile
     inbox_id: Mapped[int | None] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
     message_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True
