@@ -201,3 +201,30 @@ def _attachments_in_browser(page) -> list[dict]:
           .then(r => r.json())
           .then(m => done(m.items.flatMap(x => x.attachments)));"""
     )
+
+
+@pytest.mark.parametrize(
+    "answered", ["image/svg+xml", "text/html", "application/xhtml+xml", "image/png"]
+)
+def test_a_messenger_image_whose_download_is_active_content_is_a_download(client, make, answered):
+    """Meta's CDN answering an SVG (or HTML) for an "image" attachment: never shown inline."""
+    import responses
+
+    from app.inbox.worker import run_once
+    from tests.channels.test_messenger_flow import Api, page_inbox
+    from tests.security.test_ssrf import customer_sends_attachment, only_attachment
+
+    page_inbox(make)
+    api = Api(client, make.headers(make.user("lead")))
+    url = "https://scontent.xx.fbcdn.net/v/t1/evil.svg?oh=00_x"
+    with responses.RequestsMock() as rsps:
+        rsps.get(url, body=EVIL_SVG, content_type=answered)
+        customer_sends_attachment(client, url)
+        run_once()
+    att = only_attachment(api)
+    assert att["state"] == "stored" and att["inline"] is False
+    got = client.get(att["url"], headers=api.headers)
+    got.close()
+    assert got.headers["Content-Disposition"].startswith("attachment")
+    assert not any(w in got.mimetype for w in ("svg", "html", "xml"))
+    assert got.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
