@@ -50,6 +50,7 @@ from connectors.base import (
     SendResult,
     StatusUpdate,
     register,
+    routing_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,20 +141,20 @@ def page_ids(payload: dict[str, Any]) -> list[str]:
     """The Page ids a webhook body is for (``entry[].id``), unique, in order.
 
     For the single-event ``{"field", "value"}`` form the Page is read from the event.
+    Only ids that can name an inbox (:func:`~connectors.base.routing_key`: strings or
+    JSON integers, short, no control characters) are listed; never raises.
     """
-    found: list[str] = []
     if not isinstance(payload, dict):
-        return found
+        return []
     if isinstance(payload.get("entry"), list):
         candidates = [_str_id(e.get("id")) for e in payload["entry"] if isinstance(e, dict)]
     elif isinstance(payload.get("value"), dict):
         candidates = [_event_page_id(payload["value"])]
     else:
         candidates = []
-    for page_id in candidates:
-        if page_id and page_id not in found:
-            found.append(page_id)
-    return found
+    found = dict.fromkeys(map(routing_key, candidates))  # unique, in order, in linear time
+    found.pop(None, None)
+    return list(found)
 
 
 def parse(payload: dict[str, Any]) -> list[InboundEvent]:

@@ -16,14 +16,20 @@ from app.clock import now
 from app.extensions import db
 from app.models import Inbox
 from app.web.webhooks import bp, log, same, text
+from connectors.base import routing_key
+
+TOKEN_LENGTH = Inbox.inbound_token.type.length
 
 
 @bp.post("/email/inbound/<token>")
 def email_inbound(token: str):
     """Store one raw message for the inbox the token belongs to (404 for unknown tokens)."""
-    inbox = db.session.scalars(
-        sa.select(Inbox).where(Inbox.channel == "email", Inbox.inbound_token == token)
-    ).first()
+    inbox = None
+    key = routing_key(token, max_length=TOKEN_LENGTH)  # never NUL or 3,000 characters into SQL
+    if key is not None:
+        inbox = db.session.scalars(
+            sa.select(Inbox).where(Inbox.channel == "email", Inbox.inbound_token == key)
+        ).first()
     if inbox is None or not same(token, inbox.inbound_token):
         return text("not found", 404)
     raw = request.get_data(cache=False)
