@@ -195,6 +195,21 @@ def test_messenger_text_no_database_can_hold_is_stored_replaced(
     assert session.scalars(sa.select(Message.body)).all() == [stored]
 
 
+def test_messenger_value_the_database_refuses_is_kept_as_failed_at_once(client, session, page):
+    """A 400-character sender id: PostgreSQL refuses it (varchar 320), and would every time."""
+    raw = messenger_body(page.route_key).replace(b'"7001"', b'"' + b"7" * 400 + b'"')
+    resp = messenger_post(client, raw, "page-secret")
+    assert resp.status_code == 200
+    rows = intake_rows(session)
+    if session.get_bind().dialect.name == "postgresql":
+        [row] = rows
+        assert row.state == "failed" and row.attempts == intake.MAX_ATTEMPTS
+        assert "DataError" in row.error
+        assert intake.drain_all().rows == 0
+    else:  # SQLite does not enforce the length
+        assert rows == [] and stored_messages(session) == 1
+
+
 # --------------------------------------------------------------------------- GBM
 
 
