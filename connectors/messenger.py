@@ -100,17 +100,22 @@ _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def verify_token_matches(given: str | None, expected: str) -> bool:
-    """True when the handshake's ``hub.verify_token`` equals ours (constant time)."""
+    """True when the handshake's ``hub.verify_token`` equals ours (constant time); never raises."""
     if not given or not expected or not isinstance(given, str):
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(_utf8(given), _utf8(expected))
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 that tolerates lone surrogates (which then match nothing real)."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def check_signature(raw_body: bytes, header_value: str | None, app_secret: str) -> bool:
     """Check ``X-Hub-Signature-256: sha256=<hex>`` over the raw request bytes.
 
     Fails closed: a missing or malformed header, another algorithm (``sha1=``) or an
-    empty app secret all give False.
+    empty app secret all give False; never raises.
     """
     if not app_secret or not header_value or not isinstance(header_value, str):
         return False
@@ -118,12 +123,12 @@ def check_signature(raw_body: bytes, header_value: str | None, app_secret: str) 
     if not sep or algorithm.strip().lower() != "sha256" or not _HEX_SHA256.fullmatch(digest):
         return False
     if isinstance(raw_body, str):
-        raw_body = raw_body.encode("utf-8")
+        raw_body = _utf8(raw_body)
     try:
         body = bytes(raw_body)
     except TypeError:
         return False
-    expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    expected = hmac.new(_utf8(app_secret), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, digest.lower())
 
 

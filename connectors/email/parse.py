@@ -105,6 +105,8 @@ _CHARSET_ALIASES = {
     "utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
 }
+# Text codecs Python has that no mail charset names: they raise where a charset replaces.
+_NOT_CHARSETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
 _UNKNOWN_CHARSETS = {"", "unknown-8bit", "x-unknown", "unknown", "default", "charset", "none"}
 _ASCII_NAMES = {"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us"}
 _SINGLE_BYTE_WESTERN = {"cp1252", "iso8859-15", "ascii", "cp1250", "iso8859-2", "mac-roman"}
@@ -249,10 +251,15 @@ def _codec(name: str | None) -> str | None:
     if label in _ASCII_NAMES:
         return "ascii"
     label = _CHARSET_ALIASES.get(label, label)
+    if len(label) > 40 or not label.isascii() or not label.isprintable():
+        return None  # "utf-8\x00" made codecs.lookup raise ValueError
     try:
-        return codecs.lookup(label).name
-    except LookupError:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError):
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None  # base64, rot13, idna ...: codecs, but no mail charset
+    return info.name
 
 
 def decode_bytes(
@@ -290,14 +297,17 @@ def decode_bytes(
             codec = guessed or "cp1252"
     try:
         return data.decode(codec)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeError, LookupError):
         pass
     if codec != "utf-8":
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
-        return data.decode(codec, "replace")
+        try:
+            return data.decode(codec, "replace")
+        except (UnicodeError, LookupError):  # a codec whose errors "replace" cannot mend
+            return data.decode("utf-8", "replace")
     replaced = data.decode("utf-8", "replace")
     if not any(ord(c) > 0x7F and c != "\ufffd" for c in replaced):
         return data.decode("cp1252", "replace")  # not UTF-8 at all: a single-byte charset
@@ -317,11 +327,25 @@ def _guess_charset(data: bytes) -> str | None:
     return best.encoding if best is not None else None
 
 
+def _to_bytes(text: str) -> bytes:
+    """Text the email package read from bytes -> those bytes again; never raises.
+
+    The parser keeps raw 8-bit bytes as surrogates (``surrogateescape``); they come
+    back as they were. Real non-ASCII text (a decoded header in a re-parsed part)
+    becomes UTF-8, and any other lone surrogate ``?`` (``.encode("ascii", ...)``
+    raised ``UnicodeEncodeError`` on both).
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _fix_surrogates(value: str) -> str:
     """Raw 8-bit header bytes (kept as surrogates by the parser) -> text."""
     if not _SURROGATE_RE.search(value):
         return value
-    raw = value.encode("ascii", "surrogateescape")
+    raw = _to_bytes(value)
     return decode_bytes(raw, None, guess=False)
 
 
@@ -502,7 +526,7 @@ def _payload_bytes(part: Message) -> bytes:
         return data
     raw = _safe(part.get_payload, "")
     if isinstance(raw, str):
-        return raw.encode("ascii", "surrogateescape")
+        return _to_bytes(raw)
     if isinstance(raw, bytes):
         return raw
     return b""
@@ -621,7 +645,7 @@ def _salvage_multipart(part: Message, ctype: str) -> Message | None:
     if not m:
         return None
     header = f'Content-Type: {ctype}; boundary="{m.group(1)}"\n\n'
-    data = (header + payload).encode("ascii", "surrogateescape")
+    data = _to_bytes(header + payload)
     fixed = _safe(lambda: BytesParser(policy=policy.default).parsebytes(data), None)
     if fixed is not None and fixed.is_multipart():
         return fixed
@@ -737,7 +761,7 @@ def parse_email(
     narrows the quote-stripping patterns.
     """
     if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
+        raw = _to_bytes(raw)
     raw = bytes(raw or b"")
     now = received_at or datetime.now(UTC)
     if now.tzinfo is None:
