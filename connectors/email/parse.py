@@ -26,6 +26,8 @@ Decisions, so callers can rely on them:
   ``dropped_attachments`` (filename, content type, size).
 - ``thread_refs`` of the event: ``In-Reply-To`` ids first, then ``References``
   newest first, deduplicated: the first stored match is the closest ancestor.
+- No string of the result holds a NUL (dropped) or a lone surrogate (U+FFFD):
+  no database stores either.
 - A bounce that names the original Message-ID becomes a
   :class:`StatusUpdate`; any other message (automated ones too, flagged) an
   :class:`InboundMessage`.
@@ -34,6 +36,7 @@ Decisions, so callers can rely on them:
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import email.header
 import email.utils
 import hashlib
@@ -112,6 +115,9 @@ _ASCII_NAMES = {"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us"}
 _SINGLE_BYTE_WESTERN = {"cp1252", "iso8859-15", "ascii", "cp1250", "iso8859-2", "mac-roman"}
 _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _SURROGATE_RE = re.compile(r"[\udc80-\udcff]")
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates: no database takes them
+_MIME_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
+_MAX_ADDRESS = 254  # RFC 5321: longer is no mailbox (and no contact id)
 _CONTROL_RE = re.compile(r"[\x00\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Starts only where a run of address characters starts, and never backtracks into it:
 # searching 100 kB of such characters without an "@" took half a minute before.
@@ -425,6 +431,7 @@ class _Headers:
 
         The email package's parser is used when it reports no defect; otherwise
         (e.g. an unquoted ``alice@x <bob@x>`` display name) a tolerant splitter.
+        Addresses over 254 characters (RFC 5321) are left out.
         """
         raws = self.raw_values(name)
         if not raws:
@@ -441,18 +448,17 @@ class _Headers:
                     raise ValueError("defective address header")
                 for addr in getattr(header, "addresses", ()):
                     spec = (addr.addr_spec or "").strip()
-                    if "@" not in spec or _SURROGATE_RE.search(spec) or " " in spec:
-                        raise ValueError("unusable address")
+                    if "@" not in spec or " " in spec or not spec.isprintable():
+                        raise ValueError("unusable address")  # NUL, raw bytes: the tolerant way
                     display = addr.display_name or ""
                     if "\ufffd" in display or _SURROGATE_RE.search(display):
                         raise ValueError("undecodable display name")
                     out.append((display, spec.lower()))
-            return out
         except Exception:
             out = []
-        for raw in raws:
-            out.extend(_split_addresses(_unfold(_decode_rfc2047(raw))))
-        return out
+            for raw in raws:
+                out.extend(_split_addresses(_unfold(_decode_rfc2047(raw))))
+        return [(display, addr) for display, addr in out if len(addr) <= _MAX_ADDRESS]
 
 
 def _split_addresses(value: str) -> list[tuple[str, str]]:
@@ -508,8 +514,10 @@ def _safe(fn, default=None):
 
 
 def _content_type(part: Message) -> str:
+    """``type/subtype`` in lower case; ``text/plain`` (RFC 2045's default) when it is no such thing."""
     ctype = _safe(part.get_content_type, "text/plain") or "text/plain"
-    return ctype.lower()
+    ctype = _CONTROL_RE.sub("", str(ctype)).lower()
+    return ctype if _MIME_TYPE_RE.fullmatch(ctype) else "text/plain"
 
 
 def _charset(part: Message) -> str | None:
@@ -732,11 +740,30 @@ def _parse_date(value: str | None, fallback: datetime) -> tuple[datetime, bool]:
     return fallback, False
 
 
-def _scrub(value: str | None) -> str | None:
-    """Replace lone surrogates (undecodable bytes that slipped through) with U+FFFD."""
-    if value is None or not _SURROGATE_RE.search(value):
+def _storable_text(value: str) -> str:
+    if not _UNSTORABLE_RE.search(value):
         return value
-    return _SURROGATE_RE.sub("\ufffd", value)
+    return _UNSTORABLE_RE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every string made storable: NUL dropped, lone surrogates U+FFFD.
+
+    Walks lists, tuples, dicts and dataclasses (attachments, bounce details);
+    bytes, numbers and datetimes are left as they are.
+    """
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_storable(v) for v in value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return dataclasses.replace(
+            value, **{f.name: _storable(getattr(value, f.name)) for f in fields}
+        )
+    return value
 
 
 def _dedupe(values: list[str]) -> list[str]:
@@ -837,16 +864,16 @@ def parse_email(
         reason = reason or "bounce"
     auto_submitted = hdr.text("Auto-Submitted")
 
-    return ParsedEmail(
+    parsed = ParsedEmail(
         inbox_key=inbox_key,
         message_id=message_id,
         from_address=from_address,
-        from_name=_scrub(from_name),
-        subject=_scrub(subject) or "",
+        from_name=from_name,
+        subject=subject,
         date=date,
-        text=_scrub(text) or "",
-        reply_text=_scrub(reply) or "",
-        html=_scrub(html) or None,
+        text=text,
+        reply_text=reply,
+        html=html or None,
         in_reply_to=in_reply_to_ids[0] if in_reply_to_ids else None,
         references=references,
         to=to,
@@ -869,3 +896,4 @@ def parse_email(
         content_type=ctype,
         defects=defects,
     )
+    return _storable(parsed)

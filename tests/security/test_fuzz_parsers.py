@@ -23,6 +23,7 @@ Seeds are written here; the shared corpus's mails are added when it is present
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email
 import json
 from datetime import UTC, datetime
@@ -129,7 +130,7 @@ DEEP = [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 70 + b"]" * 70, b'{"a":1e999}
 
 
 def assert_storable(value: Any) -> None:
-    """No string the databases refuse: a NUL or a lone surrogate."""
+    """No string the databases refuse (a NUL, a lone surrogate), nor a NaN or an infinity."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -138,8 +139,10 @@ def assert_storable(value: Any) -> None:
             item.encode("utf-8")
         elif isinstance(item, dict):
             stack += [*item.keys(), *item.values()]
-        elif isinstance(item, list):
+        elif isinstance(item, list | tuple):
             stack += item
+        elif dataclasses.is_dataclass(item):
+            stack += [getattr(item, f.name) for f in dataclasses.fields(item)]
         elif isinstance(item, float):
             assert item == item and item not in (float("inf"), float("-inf"))
 
@@ -559,6 +562,8 @@ def mutated_mails(draw) -> bytes:
 def test_parse_email_never_raises_on_mutated_mail(raw):
     parsed = parse_email(raw, "support@shop.example", RECEIVED, our_address="support@shop.example")
     assert isinstance(parsed, ParsedEmail)
+    assert_storable(parsed)  # documented: what the inbox stores, the database takes
+    assert all(len(a) <= 254 for a in (parsed.from_address, *parsed.to, *parsed.cc))
     assert parsed.to_event() is not None
 
 
