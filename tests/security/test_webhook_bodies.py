@@ -442,3 +442,24 @@ def test_email_unreadable_mail_is_kept_once_never_5xx(client, session, mailbox, 
     again = client.post(url, data=raw, content_type="message/rfc822")  # the sender retries
     assert again.status_code == 200
     assert stored_messages(session) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a\x00b@x.example\r\nTo: <c\x00d@y.example>\r\nSubject: hi\r\n\r\nbody",
+        b"From: =?utf-8?q?Jo=00e?= <jo@x.example>\r\n\r\nbody",
+        b"From: j@x.example\r\nContent-Type: text/pl\x00ain\r\n\r\nbody",
+        b"From: " + b"a" * 400 + b"@x.example\r\n\r\nbody",
+        b"From: j@x.example\r\nMessage-ID: <" + b"m" * 300 + b"@x.example>\r\n\r\nbody",
+    ],
+    ids=["NUL in addresses", "NUL in a name", "NUL in the type", "400-char sender", "300-char id"],
+)
+def test_email_whose_values_postgresql_refuses_is_kept_once_never_5xx(
+    client, session, mailbox, raw
+):
+    """Such mail answered 500 on PostgreSQL, and the sender retried it forever."""
+    url = f"/webhooks/email/inbound/{mailbox.inbound_token}"
+    assert client.post(url, data=raw, content_type="message/rfc822").status_code == 200
+    assert client.post(url, data=raw, content_type="message/rfc822").status_code == 200
+    assert stored_messages(session) == 1

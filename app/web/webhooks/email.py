@@ -4,7 +4,9 @@ The token in the URL is the inbox's secret ``inbound_token`` (404 otherwise, so
 the URL reveals nothing). The body is the message exactly as received
 (``message/rfc822``; any content type is accepted, since pipes and providers
 differ). The answer is 2xx only once the message is committed; a database error
-answers 500 so the sender retries, and a replay stores nothing new.
+answers 500 so the sender retries, and a replay stores nothing new. A message
+whose values the database refuses (``DataError``: it would fail the same way on
+every retry) is kept as an unreadable stand-in with the original attached.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def email_inbound(token: str):
 
     try:
         result = email_ingest.ingest_raw(db.session, inbox, [raw], now())
+    except sa.exc.DataError:  # refused the same way on every retry: keep it unreadable, once
+        db.session.rollback()
+        log.exception(
+            "email: the database refused a message for inbox %s; kept as unreadable", inbox.id
+        )
+        result = email_ingest.keep_unreadable(db.session, inbox, raw, now())
     except Exception:
         db.session.rollback()
         log.exception("email: storing a message for inbox %s failed", inbox.id)
