@@ -50,7 +50,6 @@ FUZZ = settings(
     database=None,  # nothing written into the work tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-FEW = settings(FUZZ, max_examples=100)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -250,7 +249,7 @@ def test_messenger_signature_checks_never_raise(raw, header, secret):
     assert messenger.verify_token_matches(header, secret) in (True, False)
 
 
-@FEW
+@FUZZ
 @given(st.integers(min_value=100, max_value=599), json_values, json_values)
 def test_messenger_graph_error_classification_never_raises(status, body, header_values):
     headers = header_values if isinstance(header_values, dict) else {}
@@ -326,13 +325,13 @@ def test_gbm_timestamp_parser_never_raises(value):
     assert parsed is None or parsed.tzinfo is not None
 
 
-@FEW
+@FUZZ
 @given(st.binary(max_size=200), texts(120) | st.none(), st.lists(json_scalars, max_size=3))
 def test_gbm_signature_check_never_raises(raw, header, keys):
     assert gbm.check_signature(raw, header, keys) in (True, False)
 
 
-@FEW
+@FUZZ
 @given(json_values | texts(60))
 def test_gbm_service_account_loader_raises_only_value_error(value):
     with contextlib.suppress(ValueError):
@@ -395,7 +394,7 @@ def test_twilio_parsers_raise_only_value_error(form):
         twilio.parse_status(form)
 
 
-@FEW
+@FUZZ
 @given(
     texts(60),
     forms,
@@ -411,7 +410,7 @@ def test_twilio_signature_check_never_raises(url, form, signature, token, settin
     assert ok in (True, False)
 
 
-@FEW
+@FUZZ
 @given(json_scalars | texts(10), texts(30), st.integers(100, 599) | st.none())
 def test_twilio_error_classification_never_raises(code, message, status):
     assert isinstance(twilio.classify(code, message, http_status=status), SendError)
@@ -453,7 +452,7 @@ def test_segment_and_consent_helpers_never_raise(text):
     assert consent.keyword(text) is None or isinstance(consent.keyword(text), str)
 
 
-@FEW
+@FUZZ
 @given(texts(20) | st.from_regex(r"[0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})?", fullmatch=True))
 def test_quiet_hours_time_parser_raises_only_value_error(value):
     with contextlib.suppress(ValueError):
@@ -680,7 +679,7 @@ def test_automated_mail_detection_never_raises(headers, address, content_type):
     assert bounces.looks_like_bounce(address, content_type, bool(headers)) in (True, False)
 
 
-@FEW
+@FUZZ
 @given(mutated_mails())
 def test_bounce_and_automated_detection_on_parsed_mail_never_raise(raw):
     msg = email.message_from_bytes(raw, policy=policy.default)
