@@ -60,7 +60,10 @@ from connectors.base import (
     SendResult,
     StatusUpdate,
     Typing,
+    UnreadableBody,
+    read_json,
     register,
+    routing_key,
 )
 
 log = logging.getLogger(__name__)
@@ -204,10 +207,27 @@ def unwrap(payload: Any) -> dict[str, Any] | None:
         except (binascii.Error, ValueError):
             return None
     try:
-        obj = json.loads(decoded.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = read_json(decoded)
+    except UnreadableBody:
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def agent_of(payload: Any) -> str:
+    """The agent an event body (or Pub/Sub envelope) is for: what routes it to an inbox.
+
+    Raises :class:`~connectors.base.UnreadableBody` when there is none that can
+    name an inbox: not an object, an envelope that does not decode, or an
+    ``agent`` that is missing or not a short string (``[1]``, ``{}`` and
+    ``10**30`` must never reach SQL).
+    """
+    body = unwrap(payload)
+    if body is None:
+        raise UnreadableBody("not a Business Messages event (or an undecodable envelope)")
+    agent = routing_key(body.get("agent"))
+    if agent is None:
+        raise UnreadableBody("event without an agent that names an inbox")
+    return agent
 
 
 def parse(payload: Any) -> list[InboundEvent]:
@@ -667,6 +687,7 @@ class GbmConnector(Connector):
     # module-level helpers, reachable from the class as well
     handshake = staticmethod(handshake)
     check_signature = staticmethod(check_signature)
+    agent_of = staticmethod(agent_of)
     parse = staticmethod(parse)
 
     # -- description -----------------------------------------------------------

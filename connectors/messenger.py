@@ -53,6 +53,7 @@ from connectors.base import (
     StatusUpdate,
     never_reached,
     register,
+    routing_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,17 +103,22 @@ _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def verify_token_matches(given: str | None, expected: str) -> bool:
-    """True when the handshake's ``hub.verify_token`` equals ours (constant time)."""
+    """True when the handshake's ``hub.verify_token`` equals ours (constant time); never raises."""
     if not given or not expected or not isinstance(given, str):
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(_utf8(given), _utf8(expected))
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 that tolerates lone surrogates (which then match nothing real)."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def check_signature(raw_body: bytes, header_value: str | None, app_secret: str) -> bool:
     """Check ``X-Hub-Signature-256: sha256=<hex>`` over the raw request bytes.
 
     Fails closed: a missing or malformed header, another algorithm (``sha1=``) or an
-    empty app secret all give False.
+    empty app secret all give False; never raises.
     """
     if not app_secret or not header_value or not isinstance(header_value, str):
         return False
@@ -120,12 +126,12 @@ def check_signature(raw_body: bytes, header_value: str | None, app_secret: str) 
     if not sep or algorithm.strip().lower() != "sha256" or not _HEX_SHA256.fullmatch(digest):
         return False
     if isinstance(raw_body, str):
-        raw_body = raw_body.encode("utf-8")
+        raw_body = _utf8(raw_body)
     try:
         body = bytes(raw_body)
     except TypeError:
         return False
-    expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    expected = hmac.new(_utf8(app_secret), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, digest.lower())
 
 
@@ -143,20 +149,20 @@ def page_ids(payload: dict[str, Any]) -> list[str]:
     """The Page ids a webhook body is for (``entry[].id``), unique, in order.
 
     For the single-event ``{"field", "value"}`` form the Page is read from the event.
+    Only ids that can name an inbox (:func:`~connectors.base.routing_key`: strings or
+    JSON integers, short, no control characters) are listed; never raises.
     """
-    found: list[str] = []
     if not isinstance(payload, dict):
-        return found
+        return []
     if isinstance(payload.get("entry"), list):
         candidates = [_str_id(e.get("id")) for e in payload["entry"] if isinstance(e, dict)]
     elif isinstance(payload.get("value"), dict):
         candidates = [_event_page_id(payload["value"])]
     else:
         candidates = []
-    for page_id in candidates:
-        if page_id and page_id not in found:
-            found.append(page_id)
-    return found
+    found = dict.fromkeys(map(routing_key, candidates))  # unique, in order, in linear time
+    found.pop(None, None)
+    return list(found)
 
 
 def parse(payload: dict[str, Any]) -> list[InboundEvent]:

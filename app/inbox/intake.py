@@ -11,7 +11,9 @@ rows are then ingested, many at a time, and removed (see below for how):
   costs one transaction and one set of live events per batch, not per message;
 - the ``intake_sweep`` job takes rows left by a process that stopped, and rows
   whose ingest failed (retried with back-off, then kept as ``failed`` with the
-  error for ``flask intake retry``).
+  error for ``flask intake retry``); a body that would fail the same way again
+  (its parser cannot read it, or the database refuses one of its values) is
+  kept as ``failed`` at once.
 
 In PostgreSQL the bodies wait in the main database and are claimed by deleting
 them (``DELETE ... RETURNING``) inside the ingest transaction, skipping rows
@@ -395,7 +397,7 @@ def _drain_one(row_id: int) -> DrainResult:
     row = next(iter(read(sa.select(_TABLE.c.attempts).where(_TABLE.c.id == row_id))), None)
     if row is None:
         return DrainResult()
-    attempts = MAX_ATTEMPTS if isinstance(failure, BadBody) else (row.attempts or 0) + 1
+    attempts = MAX_ATTEMPTS if _fails_again(failure) else (row.attempts or 0) + 1
     values: dict = {"attempts": attempts, "error": f"{type(failure).__name__}: {failure}"[:2000]}
     if attempts >= MAX_ATTEMPTS:  # a bad body would fail the same way again: not retried
         values["state"] = "failed"
@@ -408,6 +410,16 @@ def _drain_one(row_id: int) -> DrainResult:
         values.update(state="pending", next_attempt_at=at + RETRY_BASE * 2 ** (attempts - 1))
     write(sa.update(_TABLE).where(_TABLE.c.id == row_id).values(**values))
     return DrainResult(failed=1)
+
+
+def _fails_again(failure: BaseException) -> bool:
+    """True when ingesting the row again would fail the same way: no retry then.
+
+    A body its parser cannot read, or one holding a value the database refuses
+    (``DataError``: a NUL or an over-long id on PostgreSQL), is kept as failed at
+    once; anything else (a lock, a lost connection) is retried with back-off.
+    """
+    return isinstance(failure, BadBody | sa.exc.DataError)
 
 
 def drain_all(max_batches: int = 1000) -> DrainResult:

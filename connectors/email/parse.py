@@ -27,6 +27,8 @@ Decisions, so callers can rely on them:
   ``dropped_attachments`` (filename, content type, size).
 - ``thread_refs`` of the event: ``In-Reply-To`` ids first, then ``References``
   newest first, deduplicated: the first stored match is the closest ancestor.
+- No string of the result holds a NUL (dropped) or a lone surrogate (U+FFFD):
+  no database stores either.
 - A bounce that names the original Message-ID becomes a
   :class:`StatusUpdate`; any other message (automated ones too, flagged) an
   :class:`InboundMessage`.
@@ -35,6 +37,7 @@ Decisions, so callers can rely on them:
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import email.header
 import email.utils
 import hashlib
@@ -74,6 +77,7 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 _MAX_HTML_CHARS = 5_000_000
 _MAX_PARTS = 500
 _MAX_DEPTH = 30
+_MAX_PARSED_HEADER = 2000  # characters; longer header values skip the email package's parser
 
 _CHARSET_ALIASES = {
     "gb2312": "gb18030",
@@ -107,13 +111,22 @@ _CHARSET_ALIASES = {
     "utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
 }
+# Text codecs Python has that no mail charset names: they raise where a charset replaces.
+_NOT_CHARSETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
 _UNKNOWN_CHARSETS = {"", "unknown-8bit", "x-unknown", "unknown", "default", "charset", "none"}
 _ASCII_NAMES = {"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us"}
 _SINGLE_BYTE_WESTERN = {"cp1252", "iso8859-15", "ascii", "cp1250", "iso8859-2", "mac-roman"}
 _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _SURROGATE_RE = re.compile(r"[\udc80-\udcff]")
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates: no database takes them
+_MIME_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
+_MAX_ADDRESS = 254  # RFC 5321: longer is no mailbox (and no contact id)
 _CONTROL_RE = re.compile(r"[\x00\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ADDR_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# Starts only where a run of address characters starts, and never backtracks into it:
+# searching 100 kB of such characters without an "@" took half a minute before.
+_ADDR_RE = re.compile(
+    r"(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~.-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
 
 
 # --------------------------------------------------------------------------- result
@@ -247,10 +260,15 @@ def _codec(name: str | None) -> str | None:
     if label in _ASCII_NAMES:
         return "ascii"
     label = _CHARSET_ALIASES.get(label, label)
+    if len(label) > 40 or not label.isascii() or not label.isprintable():
+        return None  # "utf-8\x00" made codecs.lookup raise ValueError
     try:
-        return codecs.lookup(label).name
-    except LookupError:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError):
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None  # base64, rot13, idna ...: codecs, but no mail charset
+    return info.name
 
 
 def decode_bytes(
@@ -288,14 +306,17 @@ def decode_bytes(
             codec = guessed or "cp1252"
     try:
         return data.decode(codec)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeError, LookupError):
         pass
     if codec != "utf-8":
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
-        return data.decode(codec, "replace")
+        try:
+            return data.decode(codec, "replace")
+        except (UnicodeError, LookupError):  # a codec whose errors "replace" cannot mend
+            return data.decode("utf-8", "replace")
     replaced = data.decode("utf-8", "replace")
     if not any(ord(c) > 0x7F and c != "\ufffd" for c in replaced):
         return data.decode("cp1252", "replace")  # not UTF-8 at all: a single-byte charset
@@ -315,11 +336,25 @@ def _guess_charset(data: bytes) -> str | None:
     return best.encoding if best is not None else None
 
 
+def _to_bytes(text: str) -> bytes:
+    """Text the email package read from bytes -> those bytes again; never raises.
+
+    The parser keeps raw 8-bit bytes as surrogates (``surrogateescape``); they come
+    back as they were. Real non-ASCII text (a decoded header in a re-parsed part)
+    becomes UTF-8, and any other lone surrogate ``?`` (``.encode("ascii", ...)``
+    raised ``UnicodeEncodeError`` on both).
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _fix_surrogates(value: str) -> str:
     """Raw 8-bit header bytes (kept as surrogates by the parser) -> text."""
     if not _SURROGATE_RE.search(value):
         return value
-    raw = value.encode("ascii", "surrogateescape")
+    raw = _to_bytes(value)
     return decode_bytes(raw, None, guess=False)
 
 
@@ -364,6 +399,14 @@ class _Headers:
     def raw_values(self, name: str) -> list[str]:
         return self.by_name.get(name.lower(), [])
 
+    def parseable(self, name: str) -> bool:
+        """False when a value of ``name`` is too long for the email package's parser.
+
+        Its structured-header parser takes quadratic time: a 20 kB ``From`` of
+        quotes or dots took seconds. Longer values use the tolerant decoding.
+        """
+        return all(len(v) <= _MAX_PARSED_HEADER for v in self.raw_values(name))
+
     def text(self, name: str) -> str | None:
         """The first value of ``name`` decoded to text, or None when absent."""
         raws = self.raw_values(name)
@@ -371,7 +414,7 @@ class _Headers:
             return None
         value: str | None = None
         try:
-            parsed = self.msg.get(name)
+            parsed = self.msg.get(name) if self.parseable(name) else None
             value = str(parsed) if parsed is not None else None
         except Exception:
             value = None
@@ -391,12 +434,15 @@ class _Headers:
 
         The email package's parser is used when it reports no defect; otherwise
         (e.g. an unquoted ``alice@x <bob@x>`` display name) a tolerant splitter.
+        Addresses over 254 characters (RFC 5321) are left out.
         """
         raws = self.raw_values(name)
         if not raws:
             return []
         out: list[tuple[str, str]] = []
         try:
+            if not self.parseable(name):
+                raise ValueError("header too long for the email package's parser")
             for header in self.msg.get_all(name) or []:
                 if any(
                     type(d).__name__ in ("InvalidHeaderDefect", "ObsoleteHeaderDefect")
@@ -405,18 +451,17 @@ class _Headers:
                     raise ValueError("defective address header")
                 for addr in getattr(header, "addresses", ()):
                     spec = (addr.addr_spec or "").strip()
-                    if "@" not in spec or _SURROGATE_RE.search(spec) or " " in spec:
-                        raise ValueError("unusable address")
+                    if "@" not in spec or " " in spec or not spec.isprintable():
+                        raise ValueError("unusable address")  # NUL, raw bytes: the tolerant way
                     display = addr.display_name or ""
                     if "\ufffd" in display or _SURROGATE_RE.search(display):
                         raise ValueError("undecodable display name")
                     out.append((display, normalize_address(spec)))
-            return out
         except Exception:
             out = []
-        for raw in raws:
-            out.extend(_split_addresses(_unfold(_decode_rfc2047(raw))))
-        return out
+            for raw in raws:
+                out.extend(_split_addresses(_unfold(_decode_rfc2047(raw))))
+        return [(display, addr) for display, addr in out if len(addr) <= _MAX_ADDRESS]
 
 
 def _split_addresses(value: str) -> list[tuple[str, str]]:
@@ -472,8 +517,10 @@ def _safe(fn, default=None):
 
 
 def _content_type(part: Message) -> str:
+    """``type/subtype`` in lower case; ``text/plain`` (RFC 2045's default) when it is no such thing."""
     ctype = _safe(part.get_content_type, "text/plain") or "text/plain"
-    return ctype.lower()
+    ctype = _CONTROL_RE.sub("", str(ctype)).lower()
+    return ctype if _MIME_TYPE_RE.fullmatch(ctype) else "text/plain"
 
 
 def _charset(part: Message) -> str | None:
@@ -490,7 +537,7 @@ def _payload_bytes(part: Message) -> bytes:
         return data
     raw = _safe(part.get_payload, "")
     if isinstance(raw, str):
-        return raw.encode("ascii", "surrogateescape")
+        return _to_bytes(raw)
     if isinstance(raw, bytes):
         return raw
     return b""
@@ -607,7 +654,7 @@ def _salvage_multipart(part: Message, ctype: str) -> Message | None:
     if not m:
         return None
     header = f'Content-Type: {ctype}; boundary="{m.group(1)}"\n\n'
-    data = (header + payload).encode("ascii", "surrogateescape")
+    data = _to_bytes(header + payload)
     fixed = _safe(lambda: BytesParser(policy=policy.default).parsebytes(data), None)
     if fixed is not None and fixed.is_multipart():
         return fixed
@@ -694,11 +741,30 @@ def _parse_date(value: str | None, fallback: datetime) -> tuple[datetime, bool]:
     return fallback, False
 
 
-def _scrub(value: str | None) -> str | None:
-    """Replace lone surrogates (undecodable bytes that slipped through) with U+FFFD."""
-    if value is None or not _SURROGATE_RE.search(value):
+def _storable_text(value: str) -> str:
+    if not _UNSTORABLE_RE.search(value):
         return value
-    return _SURROGATE_RE.sub("\ufffd", value)
+    return _UNSTORABLE_RE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every string made storable: NUL dropped, lone surrogates U+FFFD.
+
+    Walks lists, tuples, dicts and dataclasses (attachments, bounce details);
+    bytes, numbers and datetimes are left as they are.
+    """
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_storable(v) for v in value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return dataclasses.replace(
+            value, **{f.name: _storable(getattr(value, f.name)) for f in fields}
+        )
+    return value
 
 
 def _dedupe(values: list[str]) -> list[str]:
@@ -723,7 +789,7 @@ def parse_email(
     narrows the quote-stripping patterns.
     """
     if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
+        raw = _to_bytes(raw)
     raw = bytes(raw or b"")
     now = received_at or datetime.now(UTC)
     if now.tzinfo is None:
@@ -799,16 +865,16 @@ def parse_email(
         reason = reason or "bounce"
     auto_submitted = hdr.text("Auto-Submitted")
 
-    return ParsedEmail(
+    parsed = ParsedEmail(
         inbox_key=inbox_key,
         message_id=message_id,
         from_address=from_address,
-        from_name=_scrub(from_name),
-        subject=_scrub(subject) or "",
+        from_name=from_name,
+        subject=subject,
         date=date,
-        text=_scrub(text) or "",
-        reply_text=_scrub(reply) or "",
-        html=_scrub(html) or None,
+        text=text,
+        reply_text=reply,
+        html=html or None,
         in_reply_to=in_reply_to_ids[0] if in_reply_to_ids else None,
         references=references,
         to=to,
@@ -831,3 +897,4 @@ def parse_email(
         content_type=ctype,
         defects=defects,
     )
+    return _storable(parsed)

@@ -211,7 +211,7 @@ _MOBILE_RES = [
         r"^[(<\[]+\s*sent\s+.{1,40}[)>\]]+$",
     )
 ]
-_MD_LINK_RE = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_MD_LINK_RE = re.compile(r"\[([^\[\]]+)\]\([^()]*\)")  # linear: no class crosses a bracket
 _URL_RE = re.compile(r"<?https?://[^\s>]*>?")
 _MAX_LINES = 5000  # beyond this, only the first lines are examined for quotes
 

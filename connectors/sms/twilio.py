@@ -51,6 +51,7 @@ from connectors.base import (
     SendResult,
     StatusUpdate,
     never_reached,
+    routing_key,
 )
 
 from . import consent, phone
@@ -326,8 +327,11 @@ def routing_keys(form: Mapping[str, str]) -> tuple[str | None, str]:
     """(MessagingServiceSid or None, To in E.164) to find the inbox of an inbound webhook.
 
     Route by the Messaging Service when the inbox has one, else by the number.
+    A value that cannot name an inbox (:func:`~connectors.base.routing_key`: too
+    long, control characters such as NUL) gives None / ``""``; never raises.
     """
-    return (_field(form, "MessagingServiceSid") or None, phone.address(_field(form, "To")))
+    service = routing_key(_field(form, "MessagingServiceSid"))
+    return service, routing_key(phone.address(_field(form, "To"))) or ""
 
 
 def _attachments(form: Mapping[str, str]) -> tuple[AttachmentRef, ...]:
@@ -358,11 +362,11 @@ def parse_inbound(form: Mapping[str, str], received_at: datetime) -> list[Inboun
     thread too), followed by an :class:`OptOut` or :class:`OptIn` when the
     message is a consent keyword or Twilio's ``OptOutType`` says so. Twilio
     sends no timestamp, so ``sent_at`` is ``received_at``. Raises ValueError
-    when the webhook has no message id.
+    when the webhook has no message id (or one that is not a short printable string).
     """
-    external_id = _field(form, "MessageSid", "SmsMessageSid", "SmsSid")
+    external_id = routing_key(_field(form, "MessageSid", "SmsMessageSid", "SmsSid"))
     if not external_id:
-        raise ValueError("Twilio inbound webhook without MessageSid")
+        raise ValueError("Twilio inbound webhook without a usable MessageSid")
     at = _utc(received_at)
     from_country = _field(form, "FromCountry") or None
     inbox_key = phone.address(_field(form, "To"))
@@ -437,9 +441,9 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate:
     ``error`` (from ``ErrorCode``). Raises ValueError when ``MessageSid`` is
     missing or the status is not an outbound one (``received``, unknown).
     """
-    external_id = _field(form, "MessageSid", "SmsSid")
+    external_id = routing_key(_field(form, "MessageSid", "SmsSid"))
     if not external_id:
-        raise ValueError("Twilio status callback without MessageSid")
+        raise ValueError("Twilio status callback without a usable MessageSid")
     raw_status = _field(form, "MessageStatus", "SmsStatus").lower()
     status = STATUS_MAP.get(raw_status)
     if status is None:
@@ -459,7 +463,7 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate:
         inbox_key=phone.address(_field(form, "From")),
         status=status,
         external_id=external_id,
-        contact_id=phone.address(_field(form, "To")) or None,
+        contact_id=routing_key(phone.address(_field(form, "To"))),
         error=error,
     )
 

@@ -3,8 +3,12 @@
 Every route follows the same order: route the request to an inbox, verify it
 (a forged request gets 403 and stores nothing), parse it into normalised events,
 store them with ``ingest`` (committed before we answer 2xx), then answer.
-Malformed but authentic requests are logged and acknowledged so the provider
-does not retry forever.
+
+Bodies are read with the connectors' strict readers (``connectors.base.read_json``,
+``routing_key``): a routing value reaches SQL only as a short string, and a body
+that cannot be read never answers 5xx. Unsigned, it gets 400 (or 403 where the
+signature is checked first); authentic but malformed, it is logged, acknowledged
+so the provider does not retry forever, and kept in the intake as ``failed``.
 """
 
 from __future__ import annotations

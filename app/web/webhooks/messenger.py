@@ -6,8 +6,6 @@ intake threads it (in this request when the process is idle, else in bulk).
 
 from __future__ import annotations
 
-import json
-
 import sqlalchemy as sa
 from flask import jsonify, request
 
@@ -16,12 +14,15 @@ from app.inbox import intake
 from app.models import Inbox
 from app.web.webhooks import bp, log, text
 from connectors import messenger
+from connectors.base import UnreadableBody, read_json
 
 # Built once, on the table (plain rows, no ORM layer): the webhook is the hottest path there is.
 _INBOXES = Inbox.__table__
 _ALL_ROUTES = sa.select(_INBOXES.c.id, _INBOXES.c.route_key, _INBOXES.c.config).where(
     _INBOXES.c.channel == "messenger"
 )
+#: Page ids looked up per query (PostgreSQL takes at most 65,535 parameters).
+MAX_PAGES = 1000
 _ROUTED = _ALL_ROUTES.where(_INBOXES.c.route_key.in_(sa.bindparam("pages", expanding=True)))
 
 
@@ -41,33 +42,52 @@ def messenger_verify():
     return text("verification failed", 403)
 
 
+def _routes(page_ids: list[str]) -> list[sa.Row]:
+    """The Messenger inboxes of these Pages, a query per :data:`MAX_PAGES` ids."""
+    conn = db.session.connection()
+    return [
+        route
+        for at in range(0, len(page_ids), MAX_PAGES)
+        for route in conn.execute(_ROUTED, {"pages": page_ids[at : at + MAX_PAGES]})
+    ]
+
+
 @bp.post("/messenger")
 def messenger_events():
-    """Verify ``X-Hub-Signature-256`` over the raw body, route each entry by Page id, store."""
+    """Verify ``X-Hub-Signature-256`` over the raw body, route each entry by Page id, store.
+
+    A forged body gets 403 whatever it holds. A signed body that cannot be read
+    (not a JSON object, nested too deep ...) is acknowledged, so Meta does not
+    resend it, and kept in the intake, where it fails once and waits for an admin
+    (``flask intake retry``).
+    """
     raw = request.get_data(cache=True)
     header = request.headers.get("X-Hub-Signature-256")
     try:
-        payload = json.loads(raw or b"null")
-    except ValueError:
+        payload = read_json(raw)
+    except UnreadableBody:
         payload = None
     page_ids = messenger.page_ids(payload) if isinstance(payload, dict) else []
-    routes = db.session.connection().execute(_ROUTED, {"pages": page_ids}).all() if page_ids else []
+    # Before the signature is checked, only the first Pages are looked up.
+    routes = _routes(page_ids[:MAX_PAGES])
     # The body is signed with the app secret; accept it if a routed inbox's secret verifies it.
-    secrets = (
-        {r.config.get("app_secret") for r in routes}
-        if routes
-        else {r.config.get("app_secret") for r in db.session.connection().execute(_ALL_ROUTES)}
-    )
+    candidates = routes or db.session.connection().execute(_ALL_ROUTES).all()
+    secrets = {r.config.get("app_secret") for r in candidates}
     verified = {s for s in secrets if s and messenger.check_signature(raw, header, s)}
     if not verified:
         log.warning("messenger: bad or missing X-Hub-Signature-256 (%d bytes)", len(raw))
         return text("invalid signature", 403)
     if not isinstance(payload, dict):
-        log.warning("messenger: signed body is not a JSON object; acknowledged")
+        log.warning("messenger: signed body cannot be read; kept as failed, acknowledged")
+        signed_by = sorted(r.id for r in candidates if r.config.get("app_secret") in verified)
+        with intake.receiving():
+            intake.accept(intake.store("messenger", raw, signed_by))
         return jsonify({"status": "ignored", "reason": "malformed"}), 200
+    if len(page_ids) > MAX_PAGES:  # authentic: route the other Pages too
+        routes = _routes(page_ids)
     routed = sorted(r.id for r in routes if r.config.get("app_secret") in verified)
     if not routed:
-        log.warning("messenger: events for unknown Pages %s ignored", page_ids)
+        log.warning("messenger: events for unknown Pages %s ignored", page_ids[:20])
         return jsonify({"status": "ok", "stored": 0, "duplicates": 0})
     with intake.receiving():
         result = intake.accept(intake.store("messenger", raw, routed))
@@ -78,11 +98,18 @@ def messenger_events():
 
 @intake.parser("messenger")
 def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
-    """A stored Messenger body -> events per verified inbox (other Pages are logged, skipped)."""
+    """A stored Messenger body -> events per verified inbox (other Pages are logged, skipped).
+
+    Raises :class:`~connectors.base.UnreadableBody` for a body that is not a JSON
+    object: the intake keeps it as failed.
+    """
+    payload = read_json(row.body)
+    if not isinstance(payload, dict):
+        raise UnreadableBody("not a JSON object")
     by_page = {i.route_key: i for i in inboxes.values()}
     grouped: dict[int, list] = {}
     unknown = set()
-    for ev in messenger.parse(json.loads(row.body)):
+    for ev in messenger.parse(payload):
         inbox = by_page.get(ev.inbox_key)
         if inbox is None:
             unknown.add(ev.inbox_key)
