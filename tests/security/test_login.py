@@ -42,7 +42,12 @@ def proxied_app(database_url, app, make):
         }
     )
     behind.test_client_class = app.test_client_class
-    return behind
+    yield behind
+    with behind.app_context():  # its own engine: close its connections now, not at GC
+        from app.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
 
 
 def _attempts(app, email: str, address: str, n: int, forwarded: bool = True) -> list[int]:

@@ -89,22 +89,25 @@ def test_sign_out_everywhere(app, agent):
     assert _replay(app, {"remember_token": phone["remember_token"]}).status_code == 401
 
 
-def test_production_cookies_are_secure_and_same_site(database_url, monkeypatch, make, agent):
-    import config
-    from app import create_app
+def test_production_cookies_are_secure_and_same_site(app, agent):
+    """Both cookies as production sets them (its cookie settings on this app, over HTTPS)."""
+    from config import ProductionConfig
 
-    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 40)
-    monkeypatch.setenv("SWITCHBOARD_ENV", "production")
-    prod = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "RATELIMIT_ENABLED": False})
-    with prod.app_context():
-        client = prod.test_client()
-        client.environ_base["wsgi.url_scheme"] = "https"
-        resp = browser_login(client, agent.email, remember=True)
-        assert resp.status_code == 302
-        cookies = resp.headers.getlist("Set-Cookie")
-        for name in ("session", "remember_token"):
-            (line,) = [c for c in cookies if c.startswith(name + "=")]
-            assert "Secure" in line and "HttpOnly" in line and "SameSite=Lax" in line, line
+    cookie_settings = {
+        k: getattr(ProductionConfig, k)
+        for k in dir(ProductionConfig)
+        if k.startswith(("SESSION_COOKIE_", "REMEMBER_COOKIE_"))
+    }
+    assert cookie_settings["SESSION_COOKIE_SECURE"] and cookie_settings["REMEMBER_COOKIE_SECURE"]
+    app.config.update(cookie_settings)
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    resp = browser_login(client, agent.email, remember=True)
+    assert resp.status_code == 302
+    cookies = resp.headers.getlist("Set-Cookie")
+    for name in ("session", "remember_token"):
+        (line,) = [c for c in cookies if c.startswith(name + "=")]
+        assert "Secure" in line and "HttpOnly" in line and "SameSite=Lax" in line, line
 
 
 def test_api_tokens_are_listed_revoked_and_expire(client, make, agent):
