@@ -34,6 +34,7 @@ from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
 from app.models import CannedReply, Conversation, Inbox, InboxMember, User
 from app.models.user import AVAILABILITY, ROLES, password_problem
+from app.urls import public_base_url
 from app.web import api as api_module
 from app.web.api import ApiError
 from app.web.auth import end_sign_ins
@@ -68,18 +69,14 @@ def _need_admin() -> None:
 # --------------------------------------------------------------------------- connection details
 
 
-def public_base() -> str:
-    """The base URL providers call: ``PUBLIC_URL`` when set, else this request's host."""
-    return (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
-
-
 def connection_details(inbox: Inbox, with_secrets: bool) -> list[dict]:
     """What to paste into the provider's console for ``inbox`` (its channel adapter says).
 
     Values that are secrets (verify token, client token, the email inbound URL) are only
     included for admins; others see them as ``None`` with ``secret`` set.
     """
-    items = channels.get(inbox.channel).setup(inbox, public_base())
+    base = public_base_url(current_app.config, request.host_url)
+    items = channels.get(inbox.channel).setup(inbox, base)
     return [
         {
             **item.to_dict(with_secrets),
