@@ -9,8 +9,6 @@ replies and see the rest read-only; agents may read canned replies.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import sqlalchemy as sa
 from flask import (
     Blueprint,
@@ -26,13 +24,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import channels
-from app.clock import iso, now
+from app.clock import aware, iso, now
 from app.extensions import csrf, db
-from app.inbox import signals
+from app.inbox import signals, team
 from app.inbox.assignment import open_load
 from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
-from app.models import CannedReply, Conversation, Inbox, InboxMember, User
+from app.models import CannedReply, Inbox, InboxMember, User
 from app.models.user import AVAILABILITY, ROLES, password_problem
 from app.urls import public_base_url
 from app.web import api as api_module
@@ -45,8 +43,6 @@ api_bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 csrf.exempt(api_bp)
 api_bp.before_request(api_module._auth_and_csrf)
 api_bp.register_error_handler(ApiError, api_module._api_error)
-
-AT_RISK_WINDOW = timedelta(hours=2)
 
 
 def _json() -> dict:
@@ -351,15 +347,7 @@ def user_update(user_id: int):
     if "password" in data or not user.active:
         end_sign_ins(user.id)  # every browser signed in as them must sign in again
     if "active" in data and not user.active:
-        # a deactivated agent's open conversations return to the queue
-        from app.inbox import assignment
-
-        for conv in db.session.scalars(
-            sa.select(Conversation).where(
-                Conversation.assignee_id == user.id, Conversation.status != "closed"
-            )
-        ):
-            assignment.assign(db.session, conv, None, by=current_user)
+        team.release_conversations(db.session, user, by=current_user)
     db.session.commit()
     if {"password", "active", "role"} & data.keys():
         signals.access_changed.send(user.id)
@@ -400,82 +388,26 @@ def inbox_members(inbox_id: int):
 def team_overview():
     """Team leads' view: each agent's load against capacity, conversations at risk, the queue."""
     _need_lead()
-    at = now()
-    people = list(
-        db.session.scalars(sa.select(User).where(User.active.is_(True)).order_by(User.name))
-    )
-    load = open_load(db.session, [u.id for u in people])
-    live = Conversation.status.in_(("open", "pending"))
-    risky = sa.or_(
-        sa.and_(
-            Conversation.window_expires_at.is_not(None),
-            Conversation.window_expires_at > at,
-            Conversation.window_expires_at <= at + AT_RISK_WINDOW,
-            Conversation.waiting_since.is_not(None),
-        ),
-        Conversation.response_due_at <= at,
-    )
-    at_risk = list(
-        db.session.scalars(
-            sa.select(Conversation)
-            .where(live, risky)
-            .order_by(
-                sa.func.coalesce(Conversation.window_expires_at, Conversation.response_due_at)
-            )
-            .limit(50)
-        ).unique()
-    )
-    overdue = {
-        uid: n
-        for uid, n in db.session.execute(
-            sa.select(Conversation.assignee_id, sa.func.count())
-            .where(live, Conversation.response_due_at <= at, Conversation.assignee_id.is_not(None))
-            .group_by(Conversation.assignee_id)
-        )
-    }
-    unassigned = Conversation.assignee_id.is_(None)
-    queue_count, oldest = db.session.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.min(sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)),
-        ).where(Conversation.status == "open", unassigned)
-    ).one()
-    oldest_items = list(
-        db.session.scalars(
-            sa.select(Conversation)
-            .where(Conversation.status == "open", unassigned)
-            .order_by(
-                sa.func.coalesce(Conversation.waiting_since, Conversation.created_at),
-                Conversation.id,
-            )
-            .limit(10)
-        ).unique()
-    )
+    report = team.overview(db.session, now())
+    at, oldest = report.at, report.oldest_since
     return jsonify(
         {
             "agents": [
                 {
                     **u.to_dict(),
-                    "open_assigned": load.get(u.id, 0),
-                    "overdue": overdue.get(u.id, 0),
+                    "open_assigned": report.load.get(u.id, 0),
+                    "overdue": report.overdue.get(u.id, 0),
                     "last_seen_at": iso(u.last_seen_at),
                 }
-                for u in people
-                if u.role in ("agent", "lead") or load.get(u.id)
+                for u in report.agents
             ],
-            "at_risk": [conversation_dict(c, at) for c in at_risk],
+            "at_risk": [conversation_dict(c, at) for c in report.at_risk],
             "unassigned": {
-                "count": int(queue_count or 0),
+                "count": report.queue_count,
                 "oldest_since": iso(oldest),
-                "oldest_seconds": int((at - _aware(oldest)).total_seconds()) if oldest else None,
-                "items": [conversation_dict(c, at) for c in oldest_items],
+                "oldest_seconds": int((at - aware(oldest)).total_seconds()) if oldest else None,
+                "items": [conversation_dict(c, at) for c in report.oldest],
             },
             "generated_at": iso(at),
         }
     )
-
-
-def _aware(dt):
-    from app.clock import aware
-
-    return aware(dt)

@@ -11,7 +11,7 @@ from flask_login import current_user
 from app.channels import all_channels
 from app.clock import aware, iso, now
 from app.extensions import csrf, db
-from app.inbox import assignment, automation, conversations, delivery, signals
+from app.inbox import assignment, automation, conversations, delivery, guards, signals
 from app.inbox.connections import public_config
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.inbox.serialize import conversation_dict, message_dict
@@ -189,34 +189,7 @@ def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:
         return
     if not isinstance(seen, int) or isinstance(seen, bool):
         raise ApiError(422, "invalid", "seen_message_id must be a message id.")
-    if client_id and db.session.scalar(
-        sa.select(Message.id).where(
-            Message.conversation_id == conv.id, Message.client_id == client_id
-        )
-    ):
-        return
-    newer = list(
-        db.session.scalars(
-            sa.select(Message)
-            .where(
-                Message.conversation_id == conv.id,
-                Message.id > seen,
-                sa.or_(
-                    Message.direction == "inbound",
-                    sa.and_(
-                        Message.direction == "outbound",
-                        Message.automated.is_(False),
-                        sa.or_(
-                            Message.sender_user_id.is_(None),
-                            Message.sender_user_id != current_user.id,
-                        ),
-                    ),
-                ),
-            )
-            .order_by(Message.id)
-            .limit(20)
-        )
-    )
+    newer = guards.unseen_activity(db.session, conv.id, seen, current_user.id, client_id)
     if newer:
         inbound = any(m.direction == "inbound" for m in newer)
         text = (
