@@ -13,17 +13,14 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
-    current_app,
     jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app import channels
 from app.clock import aware, iso, now
 from app.extensions import csrf, db
 from app.inbox import signals, team
@@ -32,10 +29,10 @@ from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
 from app.models import CannedReply, Inbox, InboxMember, User
 from app.models.user import AVAILABILITY, ROLES, password_problem
-from app.urls import public_base_url
 from app.web import api as api_module
 from app.web.api import ApiError
 from app.web.auth import end_sign_ins
+from app.web.schemas import inbox_admin_dict, user_admin_dict
 from connectors.email.address import normalize_address
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -60,35 +57,6 @@ def _need_lead() -> None:
 def _need_admin() -> None:
     if not current_user.is_admin:
         raise ApiError(403, "forbidden", "Only admins can do this.")
-
-
-# --------------------------------------------------------------------------- connection details
-
-
-def connection_details(inbox: Inbox, with_secrets: bool) -> list[dict]:
-    """What to paste into the provider's console for ``inbox`` (its channel adapter says).
-
-    Values that are secrets (verify token, client token, the email inbound URL) are only
-    included for admins; others see them as ``None`` with ``secret`` set.
-    """
-    base = public_base_url(current_app.config, request.host_url)
-    items = channels.get(inbox.channel).setup(inbox, base)
-    return [
-        {
-            **item.to_dict(with_secrets),
-            "label": _(item.label),
-            "help": _(item.help) if item.help else "",
-        }
-        for item in items
-    ]
-
-
-def inbox_admin_dict(inbox: Inbox, with_secrets: bool) -> dict:
-    """An inbox for the admin pages: settings, members, health and connection details."""
-    data = api_module.inbox_dict(inbox, with_members=True)
-    data["last_error_at"] = iso(inbox.last_error_at)
-    data["connection"] = connection_details(inbox, with_secrets)
-    return data
 
 
 # --------------------------------------------------------------------------- pages
@@ -156,17 +124,6 @@ def canned():
     _page_lead()
     inboxes_ = [i.ref() for i in db.session.scalars(sa.select(Inbox).order_by(Inbox.id))]
     return render_template("admin/canned.html", inboxes=inboxes_, section="canned")
-
-
-def user_admin_dict(user: User, load: int = 0) -> dict:
-    """A user for the admin page."""
-    return {
-        **user.to_dict(),
-        "active": user.active,
-        "locale": user.locale,
-        "open_assigned": load,
-        "last_seen_at": iso(user.last_seen_at),
-    }
 
 
 # --------------------------------------------------------------------------- canned replies

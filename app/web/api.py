@@ -12,7 +12,6 @@ from app.channels import all_channels
 from app.clock import aware, iso, now
 from app.extensions import csrf, db
 from app.inbox import assignment, automation, conversations, delivery, guards, signals
-from app.inbox.connections import public_config
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import (
@@ -27,6 +26,7 @@ from app.models import (
     User,
 )
 from app.web import files
+from app.web.schemas import inbox_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -414,33 +414,6 @@ def sms_segments():
 
 
 # --------------------------------------------------------------------------- inboxes & users
-
-
-def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
-    """An inbox for the API: settings and identifiers, never a secret."""
-    data = {
-        **inbox.ref(),
-        "identifiers": public_config(inbox),
-        "settings": automation.effective_settings(inbox),
-        "needs_reconnect": inbox.needs_reconnect,
-        "last_event_at": inbox.last_event_at.isoformat() if inbox.last_event_at else None,
-        "last_error": inbox.last_error,
-        "last_error_at": inbox.last_error_at.isoformat() if inbox.last_error_at else None,
-        "active": inbox.active,
-    }
-    imap = (inbox.state or {}).get("imap")
-    if imap:  # mailbox polling health: last success, retry time
-        data["imap"] = {
-            k: imap.get(k)
-            for k in ("last_ok_at", "last_error", "last_error_at", "failures", "retry_at")
-        }
-    if with_members:
-        data["member_ids"] = list(
-            db.session.scalars(
-                sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id)
-            )
-        )
-    return data
 
 
 @bp.get("/channels")
