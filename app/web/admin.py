@@ -29,8 +29,8 @@ from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
 from app.models import CannedReply, Inbox, InboxMember, User
 from app.models.user import AVAILABILITY, ROLES, password_problem
-from app.web import api as api_module
-from app.web.api import ApiError
+from app.web.api.base import auth_and_csrf, json_body
+from app.web.api.errors import ApiError, api_error_response
 from app.web.auth import end_sign_ins
 from app.web.schemas import inbox_admin_dict, user_admin_dict
 from connectors.email.address import normalize_address
@@ -38,15 +38,8 @@ from connectors.email.address import normalize_address
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 csrf.exempt(api_bp)
-api_bp.before_request(api_module._auth_and_csrf)
-api_bp.register_error_handler(ApiError, api_module._api_error)
-
-
-def _json() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "Send a JSON object body.")
-    return data
+api_bp.before_request(auth_and_csrf)
+api_bp.register_error_handler(ApiError, api_error_response)
 
 
 def _need_lead() -> None:
@@ -194,7 +187,7 @@ def _canned_clash(row: CannedReply) -> None:
 def canned_create():
     """Add a canned reply (team leads and admins)."""
     _need_lead()
-    data = _json()
+    data = json_body()
     for key in ("shortcut", "title", "body"):
         data.setdefault(key, "")
     row = CannedReply(created_by_id=current_user.id, created_at=now())
@@ -217,7 +210,7 @@ def canned_update(reply_id: int):
     """Change a canned reply (team leads and admins)."""
     _need_lead()
     row = _canned_row(reply_id)
-    _canned_fields(_json(), row)
+    _canned_fields(json_body(), row)
     _canned_clash(row)
     db.session.commit()
     return jsonify(row.to_dict())
@@ -286,7 +279,7 @@ def user_create():
     """Add a user (admins)."""
     _need_admin()
     user = User(created_at=now())
-    _user_fields(_json(), user, creating=True)
+    _user_fields(json_body(), user, creating=True)
     db.session.add(user)
     db.session.commit()
     return jsonify(user_admin_dict(user)), 201
@@ -299,7 +292,7 @@ def user_update(user_id: int):
     user = db.session.get(User, user_id)
     if user is None:
         raise ApiError(404, "not_found", "No such user.")
-    data = _json()
+    data = json_body()
     _user_fields(data, user, creating=False)
     if "password" in data or not user.active:
         end_sign_ins(user.id)  # every browser signed in as them must sign in again
@@ -319,7 +312,7 @@ def inbox_members(inbox_id: int):
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
         raise ApiError(404, "not_found", "No such inbox.")
-    ids = _json().get("user_ids")
+    ids = json_body().get("user_ids")
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise ApiError(422, "invalid", "user_ids must be a list of user ids.")
     known = set(db.session.scalars(sa.select(User.id).where(User.id.in_(ids))))
