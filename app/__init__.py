@@ -188,7 +188,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(admin.api_bp)
     app.register_blueprint(webhooks.bp)
 
 

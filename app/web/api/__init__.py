@@ -8,6 +8,7 @@ for inboxes and users are in :mod:`app.web.schemas`.
 
 from app.web.api import (  # noqa: F401  (each module adds its routes to the blueprint)
     attachments,
+    canned,
     channels,
     contacts,
     conversations,
@@ -15,6 +16,7 @@ from app.web.api import (  # noqa: F401  (each module adds its routes to the blu
     me,
     messages,
     notifications,
+    team,
     users,
 )
 from app.web.api.base import bp

@@ -63,3 +63,15 @@ def visible_conversation(conversation_id: int) -> Conversation:
     if conv is None or not can_see(db.session, current_user, conv.inbox_id):
         raise ApiError(404, "not_found", "No such conversation.")
     return conv
+
+
+def need_lead() -> None:
+    """403 unless the user is a team lead or an admin."""
+    if not current_user.is_lead:
+        raise ApiError(403, "forbidden", "Only team leads and admins can do this.")
+
+
+def need_admin() -> None:
+    """403 unless the user is an admin."""
+    if not current_user.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can do this.")

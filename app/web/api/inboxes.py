@@ -1,4 +1,4 @@
-"""Inboxes: the list and their settings (leads and admins)."""
+"""Inboxes: the list, their settings (leads and admins) and their members (admins)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import sqlalchemy as sa
 from flask import jsonify
 from flask_login import current_user
 
+from app.clock import now
 from app.extensions import db
 from app.inbox import settings as inbox_settings
-from app.models import Inbox, InboxMember
-from app.web.api.base import bp, json_body
+from app.inbox import signals
+from app.models import Inbox, InboxMember, User
+from app.web.api.base import bp, json_body, need_admin
 from app.web.api.errors import ApiError
-from app.web.schemas import inbox_dict
+from app.web.schemas import inbox_admin_dict, inbox_dict
 
 
 @bp.get("/inboxes")
@@ -40,3 +42,29 @@ def inbox_patch(inbox_id: int):
         raise ApiError(422, "invalid", str(exc)) from exc
     db.session.commit()
     return jsonify(inbox_dict(inbox, True))
+
+
+@bp.put("/inboxes/<int:inbox_id>/members")
+def inbox_members(inbox_id: int):
+    """Replace the inbox's members with ``user_ids`` (admins)."""
+    need_admin()
+    inbox = db.session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise ApiError(404, "not_found", "No such inbox.")
+    ids = json_body().get("user_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ApiError(422, "invalid", "user_ids must be a list of user ids.")
+    known = set(db.session.scalars(sa.select(User.id).where(User.id.in_(ids))))
+    if known != set(ids):
+        raise ApiError(422, "invalid", "Some user ids do not exist.")
+    current = set(
+        db.session.scalars(sa.select(InboxMember.user_id).where(InboxMember.inbox_id == inbox.id))
+    )
+    for uid in current - known:
+        db.session.delete(db.session.get(InboxMember, {"inbox_id": inbox.id, "user_id": uid}))
+    for uid in known - current:
+        db.session.add(InboxMember(inbox_id=inbox.id, user_id=uid, created_at=now()))
+    db.session.commit()
+    for uid in current ^ known:
+        signals.access_changed.send(uid)
+    return jsonify(inbox_admin_dict(inbox, True))
