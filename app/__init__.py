@@ -175,8 +175,6 @@ def _select_locale() -> str:
 
 
 def _languages() -> list[str]:
-    from flask import current_app
-
     return current_app.config["LANGUAGES"]
 
 
