@@ -6,9 +6,10 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from sqlalchemy import event
 
+from app import urls
 from config import BASE_DIR, CONFIGS, INSTANCE_DIR, env_bool
 
 
@@ -41,9 +42,7 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     register_extensions(app)
     register_blueprints(app)
-    from app.inbox.outbound import remember_base_url
-
-    app.before_request(remember_base_url)
+    app.before_request(_remember_base_url)
     from app.web import headers
 
     headers.init_app(app)
@@ -52,6 +51,11 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
     if env_bool("SWITCHBOARD_QUERY_COUNT", False):
         register_query_count(app)
     return app
+
+
+def _remember_base_url() -> None:
+    """``before_request``: keep the URL we are called at, for the background worker."""
+    urls.remember_seen(current_app.extensions, request.host_url)
 
 
 def register_query_count(app: Flask) -> None:
@@ -171,8 +175,6 @@ def _select_locale() -> str:
 
 
 def _languages() -> list[str]:
-    from flask import current_app
-
     return current_app.config["LANGUAGES"]
 
 
@@ -184,7 +186,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(admin.api_bp)
     app.register_blueprint(webhooks.bp)
 
 

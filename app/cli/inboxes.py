@@ -9,14 +9,17 @@ from pathlib import Path
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from app import channels
 from app.channels import Channel, Field
-from app.cli.common import fail, local_base_url
+from app.cli.common import fail
 from app.extensions import db
 from app.inbox import signals
+from app.inbox.connections import public_config, reconnect
 from app.models import Inbox, InboxMember, User
+from app.urls import public_base_url
 from connectors.email.address import normalize_address
 
 inboxes = AppGroup("inboxes", help="Connect and list inboxes.")
@@ -199,9 +202,7 @@ def print_setup(adapter: type[Channel], inbox: Inbox) -> None:
     A secret the operator typed is not echoed back; one Switchboard made (the
     inbound token in an inbound URL) is printed, as nothing else shows it here.
     """
-    from flask import current_app
-
-    base = current_app.config.get("PUBLIC_URL") or local_base_url()
+    base = public_base_url(current_app.config)
     click.echo(f"Created {inbox.channel} inbox {inbox.name!r} with id {inbox.id}")
     items = adapter.setup(inbox, base)
     given = {f.option: inbox.config.get(f.name) for f in adapter.fields if f.secret}
@@ -234,8 +235,6 @@ def inboxes_reconnect(inbox_id: int, page_token: str | None, settings: tuple[str
     The new values are checked by the channel's adapter together with the stored
     ones; wrong ones are listed per setting and nothing changes.
     """
-    from app.inbox.connections import reconnect
-
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
         fail(f"no inbox with id {inbox_id}")
@@ -301,8 +300,6 @@ def reconnect_changes(
 @inboxes.command("list")
 def inboxes_list() -> None:
     """One JSON object per inbox: id, channel, name, identifiers (never a secret)."""
-    from app.inbox.connections import public_config
-
     for inbox in db.session.scalars(sa.select(Inbox).order_by(Inbox.id)):
         click.echo(
             json.dumps(

@@ -9,10 +9,11 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from app.cli.common import fail, local_base_url
+from app.cli.common import fail
 from app.extensions import db
 from app.models import ApiToken, User
 from app.models.user import ROLES, password_problem
+from app.urls import local_base_url
 from connectors.email.address import normalize_address
 
 users = AppGroup("users", help="Manage the people who work in the inbox.")

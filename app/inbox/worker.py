@@ -21,6 +21,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from app import urls
 from app.clock import now
 from app.extensions import db
 from app.inbox import events, outbound
@@ -176,7 +177,10 @@ def process_send(item: OutboxItem) -> None:
         events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
         session.commit()
         return
-    out = outbound.build(session, msg, conv, inbox, plan.options)
+    base_url = urls.public_base_url(
+        current_app.config, seen=urls.seen_base_url(current_app.extensions)
+    )
+    out = outbound.build(session, msg, conv, inbox, plan.options, base_url)
     connector = connector_for(inbox)
     item.attempts += 1
     session.commit()  # release the database while we talk to the provider

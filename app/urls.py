@@ -1,0 +1,53 @@
+"""The one answer to "at which URL do people and providers reach this server?".
+
+Providers call webhooks and fetch attachments there, setup instructions and
+sign-in hints print it. ``PUBLIC_URL`` wins when set (production sets it: behind
+a proxy the request's host may be an internal one); otherwise the host of the
+request being served, else the URL this process was last called at (for work
+done outside a request, such as the delivery worker), else where ``python
+wsgi.py`` serves (``HOST`` and ``PORT``).
+
+Plain functions over the app's config and values: no Flask request here, so the
+domain may use them too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+#: Where :func:`remember_seen` keeps the URL this process was first called at
+#: (a key of ``app.extensions``).
+SEEN_KEY = "switchboard_seen_base_url"
+
+
+def local_base_url() -> str:
+    """Where ``python wsgi.py`` serves (``HOST`` and ``PORT`` as it reads them)."""
+    return f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+
+
+def public_base_url(
+    config: Mapping[str, Any], request_host_url: str | None = None, seen: str | None = None
+) -> str:
+    """The external base URL, without a trailing slash.
+
+    ``config`` is the app's config (``PUBLIC_URL``); ``request_host_url`` the
+    host URL of the request being served, if any; ``seen`` the URL this process
+    was called at before (:func:`seen_base_url`).
+    """
+    for candidate in (config.get("PUBLIC_URL"), request_host_url, seen):
+        if candidate:
+            return candidate.rstrip("/")
+    return local_base_url()
+
+
+def remember_seen(extensions: MutableMapping[str, Any], request_host_url: str) -> None:
+    """Keep the first URL this process is called at (in ``app.extensions``)."""
+    if SEEN_KEY not in extensions:
+        extensions[SEEN_KEY] = request_host_url.rstrip("/")
+
+
+def seen_base_url(extensions: Mapping[str, Any]) -> str | None:
+    """The URL kept by :func:`remember_seen`, if any request came in yet."""
+    return extensions.get(SEEN_KEY)
