@@ -87,7 +87,8 @@ export function composerState(conv) {
         { left: duration(humanAgentS - since) });
     }
     return { level: "red", lock: true, icon: "lock",
-      text: t("The {rule} closed {ago}.", { rule: ruleName(conv, "open"), ago: conv.reply_window.expires_at ? relTime(conv.reply_window.expires_at) : "" }) + " " + extra };
+      // the window that ended last: the human agent one where the inbox has it
+      text: t("The {rule} closed {ago}.", { rule: ruleName(conv, humanAgentS && humanAgentOn ? "human_agent" : "open"), ago: conv.reply_window.expires_at ? relTime(conv.reply_window.expires_at) : "" }) + " " + extra };
   }
   if (w.state === "human_agent") {
     return { level: w.seconds < 7200 ? "amber" : "violet", icon: "timer", timer: true,
