@@ -3,7 +3,9 @@
 Pure: no database, no ``app`` import. Modules:
 
 - :mod:`.parse`: raw bytes -> :class:`~.parse.ParsedEmail` -> ``InboundMessage``
-  or ``StatusUpdate`` (bounces);
+  or ``StatusUpdate`` (bounces), with :mod:`.headers` (decoded headers and
+  address lists), :mod:`.charsets` (body bytes -> text) and :mod:`.mime` (the
+  MIME walk: bodies and attachments);
 - :mod:`.quotes`: the new text of a reply, quotes and signatures stripped;
 - :mod:`.threads`: Message-IDs, References, subject normalisation, plus tokens;
 - :mod:`.sanitize`: display-safe HTML (nh3) and HTML -> text;
