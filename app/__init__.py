@@ -77,18 +77,9 @@ def register_query_count(app: Flask) -> None:
         return response
 
 
-def sqlite_pragmas(dbapi_conn, _record) -> None:
-    """WAL + busy timeout so readers and the writer do not block each other."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 def register_extensions(app: Flask) -> None:
     """Initialise the extension objects of ``app.extensions``."""
+    from app.db import sqlite_pragmas
     from app.extensions import babel, csrf, db, limiter, login, migrate, socketio
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]

@@ -10,17 +10,25 @@ message store exactly one row on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, joinedload
 
 from app import channels
-from app.clock import aware, naive, now
+from app.clock import aware, now
+from app.db import (
+    array_insert_ignore,
+    as_arrays,
+    chunks,
+    dialect,
+    insert_ignore,
+    insert_ignore_stmt,
+    lock_for_update,
+)
 from app.inbox import activity, events, storage, windows
 from app.inbox.activity import add_activity
 from app.inbox.serialize import conversation_dict, message_dict
@@ -58,47 +66,6 @@ class IngestResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-_INSERT_IGNORE: dict[tuple, sa.Insert] = {}
-
-
-def _insert_ignore_stmt(session: Session, model, conflict: list[str], *returning: str) -> sa.Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING ...`` for ``model``, built once per dialect.
-
-    Building an INSERT per row cost more than running it, and, being a Core
-    statement on the table, it does not flush the session's pending changes first.
-    """
-    dialect = session.get_bind().dialect.name
-    key = (dialect, model, tuple(conflict), returning)
-    stmt = _INSERT_IGNORE.get(key)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        table = model.__table__
-        stmt = (
-            insert(table)
-            .on_conflict_do_nothing(index_elements=conflict)
-            .returning(*(table.c[name] for name in returning))
-        )
-        _INSERT_IGNORE[key] = stmt
-    return stmt
-
-
-def insert_ignore(session: Session, model, values: dict, conflict: list[str]) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING; returns the new id or None when it existed."""
-    stmt = _insert_ignore_stmt(session, model, conflict, "id")
-    with session.no_autoflush:  # pending changes of the batch are flushed once, at its end
-        return session.execute(stmt, values).scalar()
-
-
-def lock_for_update(session: Session, stmt):
-    """Row locks where the database has them (PostgreSQL); SQLite serialises writers."""
-    if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update()
-    return stmt
 
 
 def find_or_create_identity(
@@ -317,22 +284,22 @@ class _Batch:
         session, inbox = self.session, self.inbox
         known, senders, latest = _prefetch_statements(session)
         ext_ids = sorted({ev.external_id for ev in inbound if ev.external_id})
-        for chunk in _chunks(ext_ids):
+        for chunk in chunks(ext_ids):
             self.existing.update(session.scalars(known, {"inbox": inbox.id, "ids": chunk}))
-        for chunk in _chunks(sorted({ev.contact_id for ev in inbound})):
+        for chunk in chunks(sorted({ev.contact_id for ev in inbound})):
             for ident in session.scalars(senders, {"inbox": inbox.id, "ids": chunk}).unique():
                 self.identities[ident.external_id] = ident
         first_names: dict[str, str | None] = {}  # senders new to the inbox -> a name they gave
         for ev in inbound:
             if ev.contact_id not in self.identities and ev.external_id not in self.existing:
                 first_names[ev.contact_id] = first_names.get(ev.contact_id) or ev.contact_name
-        for chunk in _chunks(sorted(first_names)):
+        for chunk in chunks(sorted(first_names)):
             self.create_senders({key: first_names[key] for key in chunk}, senders)
         contact_ids = sorted({i.contact_id for i in self.identities.values()})
         self.latest = dict.fromkeys(contact_ids)
         if channels.get(inbox.channel).mail:  # mail threads by headers, not the latest one
             return
-        for chunk in _chunks(contact_ids):
+        for chunk in chunks(contact_ids):
             for conv in session.scalars(latest, {"inbox": inbox.id, "ids": chunk}).unique():
                 self.latest[conv.contact_id] = conv
         if first_names:
@@ -387,7 +354,7 @@ class _Batch:
             [{"name": (names[key] or "")[:200] or None, "created_at": at} for key in keys],
         ).all()
         made = session.execute(
-            _insert_ignore_stmt(
+            insert_ignore_stmt(
                 session, ContactIdentity, ["inbox_id", "external_id"], "id", "external_id"
             ),
             [
@@ -420,11 +387,11 @@ def _prefetch_statements(session: Session) -> tuple:
     Building a statement per batch cost as much as running it; these take the
     inbox as ``:inbox`` and a list of keys as ``:ids``.
     """
-    dialect = session.get_bind().dialect.name
-    built = _PREFETCH.get(dialect)
+    name = dialect(session)
+    built = _PREFETCH.get(name)
     if built is None:
         inbox = sa.bindparam("inbox")
-        if dialect == "postgresql":
+        if name == "postgresql":
             built = _prefetch_on_postgresql(inbox)
         else:
             ids = sa.bindparam("ids", expanding=True)
@@ -446,9 +413,9 @@ def _prefetch_statements(session: Session) -> tuple:
         senders = senders.options(joinedload(ContactIdentity.contact, innerjoin=True)).order_by(
             ContactIdentity.id
         )
-        if dialect == "postgresql":
+        if name == "postgresql":
             senders = senders.with_for_update()
-        built = _PREFETCH[dialect] = (known, senders, latest)
+        built = _PREFETCH[name] = (known, senders, latest)
     return built
 
 
@@ -460,7 +427,6 @@ def _prefetch_on_postgresql(inbox: sa.BindParameter) -> tuple:
     0.2 s per 100-message batch at 20,000 messages, growing with the inbox. One
     index look-up per key does not depend on statistics.
     """
-    from sqlalchemy.dialects.postgresql import ARRAY
 
     def per_key(column, key_type, where, order_by=None):
         keys = (
@@ -495,12 +461,6 @@ def _prefetch_on_postgresql(inbox: sa.BindParameter) -> tuple:
         sa.select(ContactIdentity).where(ContactIdentity.id.in_(identity_ids)),
         sa.select(Conversation).where(Conversation.id.in_(newest_ids)),
     )
-
-
-def _chunks(items: list, size: int = 500):
-    """Slices for IN (...) lists that stay within every database's parameter limit."""
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _email_candidate(
@@ -721,14 +681,16 @@ def _insert_staged(b: _Batch) -> None:
     staged, b.staged = b.staged, []
     session = b.session
     with session.no_autoflush:
-        if session.get_bind().dialect.name == "postgresql":
-            rows = session.execute(
-                _insert_columns_on_postgresql(), _as_columns([s.values for s in staged])
-            ).all()
-        else:
-            stmt = _insert_ignore_stmt(
-                session, Message, ["inbox_id", "provider_id"], "id", "provider_id"
+        if dialect(session) == "postgresql":
+            stmt = array_insert_ignore(
+                Message, _STAGED_COLUMNS, _MESSAGE_KEY, ("id", "provider_id"), ("meta",)
             )
+            values = as_arrays(
+                [s.values for s in staged], _STAGED_COLUMNS, times=_TIMES, json_columns=("meta",)
+            )
+            rows = session.execute(stmt, values).all()
+        else:
+            stmt = insert_ignore_stmt(session, Message, list(_MESSAGE_KEY), "id", "provider_id")
             rows = session.execute(stmt, [s.values for s in staged]).all()
     ids = {provider_id: row_id for row_id, provider_id in rows}
     lost: dict[int, Conversation] = {}
@@ -758,53 +720,8 @@ _STAGED_COLUMNS = (
     "created_at",
     "updated_at",
 )
-
-
-@functools.cache
-def _insert_columns_on_postgresql() -> sa.Insert:
-    """PostgreSQL: the staged rows as one array per column, ``INSERT ... SELECT FROM unnest``.
-
-    A multi-row ``VALUES`` list has 14 parameters per message: psycopg rewrote
-    its placeholders on every batch (too long to cache) and the server parsed
-    them all, a fifth of the time spent threading 100-message webhooks. With
-    arrays the statement is the same short text for any number of rows.
-    """
-    from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
-
-    table = Message.__table__
-    kinds = {"meta": sa.Text}  # sent as JSON text, cast to jsonb below
-    arrays = [
-        sa.bindparam(name, type_=ARRAY(kinds.get(name) or _plain_type(table.c[name].type)))
-        for name in _STAGED_COLUMNS
-    ]
-    rows = sa.func.unnest(*arrays).table_valued(*_STAGED_COLUMNS).render_derived(name="v")
-    picked = [
-        sa.cast(rows.c.meta, JSONB) if name == "meta" else rows.c[name] for name in _STAGED_COLUMNS
-    ]
-    return (
-        insert(table)
-        .from_select(list(_STAGED_COLUMNS), sa.select(*picked))
-        .on_conflict_do_nothing(index_elements=["inbox_id", "provider_id"])
-        .returning(table.c.id, table.c.provider_id)
-    )
-
-
-def _plain_type(column_type) -> sa.types.TypeEngine:
-    """The database type under a decorator (times are passed already as naive UTC)."""
-    return (
-        column_type.impl_instance
-        if isinstance(column_type, sa.types.TypeDecorator)
-        else column_type
-    )
-
-
-def _as_columns(rows: list[dict]) -> dict[str, list]:
-    """Row dicts -> one list per column, in the form the arrays of the INSERT take."""
-    out: dict[str, list] = {name: [row[name] for row in rows] for name in _STAGED_COLUMNS}
-    for name in ("platform_at", "created_at", "updated_at"):
-        out[name] = [naive(at) for at in out[name]]
-    out["meta"] = [json.dumps(meta) for meta in out["meta"]]
-    return out
+_TIMES = ("platform_at", "created_at", "updated_at")
+_MESSAGE_KEY = ("inbox_id", "provider_id")
 
 
 def _drop_if_empty(b: _Batch, conv: Conversation) -> None:

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from app.clock import aware, now
+from app.db import sqlite_pragmas  # the same settings as the inbox's own file
 from app.extensions import db
 from app.models import Inbox, WebhookIntake
 from connectors import base as cb
@@ -129,8 +130,6 @@ def _own_engine() -> sa.Engine | None:
                     max_overflow=20,
                     connect_args={"timeout": 30, "check_same_thread": False},
                 )
-                from app import sqlite_pragmas  # the same settings as the inbox's own file
-
                 sa.event.listen(engine, "connect", sqlite_pragmas)
                 with contextlib.suppress(sa.exc.OperationalError):  # another process made it
                     WebhookIntake.metadata.create_all(engine, tables=[_TABLE])

@@ -29,6 +29,7 @@ from flask_babel import force_locale, gettext
 from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
+from app.db import insert_ignore
 from app.inbox import events
 from app.models import Conversation, InboxMember, Notification, OutboxItem, User
 
@@ -193,8 +194,6 @@ def notify(
     Returns the stored row, or None when the user switched this kind off
     everywhere or it was already stored.
     """
-    from app.inbox.ingest import insert_ignore  # ingest imports assignment, which imports us
-
     prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
     wants_email = prefs["email"] and email_enabled() and bool(user.email)
     if not prefs["in_app"] and not wants_email:

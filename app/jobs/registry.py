@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, g
 
 from app.clock import now
+from app.db import insert_ignore_stmt
 from app.extensions import db
 from app.models import JobLock
 
@@ -39,7 +40,7 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
     row = session.get(JobLock, name)
     previous = row.last_run_at if row is not None else None
     if row is None:
-        session.execute(_insert_ignore_stmt(session, name))
+        session.execute(insert_ignore_stmt(session, JobLock, ["name"]), {"name": name})
         session.commit()
     result = session.execute(
         sa.update(JobLock)
@@ -63,14 +64,6 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
 def previous_run():
     """When the running job last ran before this run (None: first run, or not run by the lock)."""
     return g.get("job_previous_run")
-
-
-def _insert_ignore_stmt(session, name: str):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(JobLock).values(name=name).on_conflict_do_nothing(index_elements=["name"])
 
 
 def release(name: str, error: str | None = None) -> None:

@@ -29,10 +29,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
+from app.db import insert_ignore
 from app.extensions import db
 from app.inbox import activity, assignment, automation, events, notifications, windows
 from app.inbox.activity import add_activity
-from app.inbox.ingest import insert_ignore
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
