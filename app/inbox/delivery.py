@@ -20,7 +20,6 @@ from app import channels
 from app.clock import aware, now
 from app.inbox import activity, events, hooks, windows
 from app.inbox.activity import add_activity
-from app.inbox.ingest import refresh_timers
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
 
@@ -299,7 +298,7 @@ def record_outbound_activity(
     conv.last_message_body = (msg.body or "")[:280]
     conv.last_message_at = at
     conv.last_activity_at = at
-    refresh_timers(conv, conv.inbox)
+    windows.refresh_timers(conv, conv.inbox)
 
 
 def cancel_scheduled(session: Session, conv: Conversation, before: datetime | None = None) -> int:

@@ -25,7 +25,8 @@ from app.clock import now
 from app.extensions import db
 from app.inbox import events, outbound
 from app.inbox.connections import connector_for
-from app.inbox.ingest import apply_status, mark_identity
+from app.inbox.consent import mark_identity
+from app.inbox.receipts import apply_status
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
