@@ -40,6 +40,7 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     register_extensions(app)
+    register_domain()
     register_blueprints(app)
     from app.inbox.outbound import remember_base_url
 
@@ -165,6 +166,13 @@ def _languages() -> list[str]:
     from flask import current_app
 
     return current_app.config["LANGUAGES"]
+
+
+def register_domain() -> None:
+    """Connect the domain's signal receivers (assignment, automation, notifications, hooks)."""
+    from app.inbox import wiring
+
+    wiring.connect()
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.clock import now
-from app.inbox import activity, events
+from app.inbox import activity, events, signals
 from app.inbox.activity import Line, add_activity
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, User
@@ -28,8 +28,9 @@ def set_status(
 ) -> bool:
     """Change the status; writes an activity line and publishes. Returns True if changed.
 
-    ``note`` replaces the activity text (closed automatically, declined ...). Closing
-    an assigned conversation frees capacity: the unassigned queue is offered to it.
+    ``note`` replaces the activity text (closed automatically, declined ...). Sends
+    :data:`~app.inbox.signals.status_changed`: closing an assigned conversation frees
+    capacity, and assignment offers the unassigned queue to it.
     """
     if status not in STATUSES:
         raise InvalidStatus(f"status must be one of {', '.join(STATUSES)}")
@@ -59,13 +60,8 @@ def set_status(
         session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
     )
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
-    from app.inbox import hooks
-
-    hooks.status_changed(session, conv, previous, by)
-    if status == "closed" and conv.assignee_id is not None:
-        from app.inbox import assignment
-
-        assignment.capacity_freed(session, conv.assignee_id)
+    # the channel's hooks (GBM: the representative left), then the freed capacity is used
+    signals.status_changed.send(conv, session=session, previous=previous, by=by)
     return True
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import activity, events, hooks, windows
+from app.inbox import activity, events, hooks, signals, windows
 from app.inbox.activity import add_activity
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.inbox.serialize import conversation_dict, message_dict
@@ -263,9 +263,7 @@ def record_outbound_activity(
     if user is not None and not msg.automated:
         conv.waiting_since = None
         conv.unread_count = 0
-        from app.inbox import automation  # breaches answered, follow-up timer, active again
-
-        automation.human_replied(conv, at)
+        signals.agent_replied.send(conv, at=at)  # breaches answered, follow-up timer
     conv.last_message_direction = "outbound"
     conv.last_message_body = (msg.body or "")[:280]
     conv.last_message_at = at

@@ -32,7 +32,7 @@ from app.db import (
     insert_ignore,
     insert_ignore_stmt,
 )
-from app.inbox import activity, events, threading, windows
+from app.inbox import activity, events, signals, threading, windows
 from app.inbox.activity import add_activity
 from app.inbox.consent import record_consent
 from app.inbox.context import keep_context, publish_typing, record_context
@@ -456,9 +456,13 @@ def ingest(
 
 
 def _after_batch(b: _Batch) -> None:
-    """Profile look-ups for new contacts, assignment, and conversation events."""
-    from app.inbox import assignment  # late: assignment imports ingest helpers
+    """Profile look-ups for new contacts, then what the batch did: signals and live events.
 
+    New conversations are offered for assignment (``conversation_created``) before
+    the live events; then a reply sent from the platform's own inbox counts as a
+    person's reply (``agent_replied``) and the customers' messages go to automation
+    (``customer_wrote``).
+    """
     session, inbox = b.session, b.inbox
     connector_cls = cb.get(inbox.channel) if inbox.channel in cb.channels() else None
     if connector_cls is not None and connector_cls.fetch_profile is not cb.Connector.fetch_profile:
@@ -468,14 +472,45 @@ def _after_batch(b: _Batch) -> None:
             )
     for conv in b.touched.values():
         if conv.id in b.created_convs:
-            assignment.auto_assign(session, conv)
+            signals.conversation_created.send(conv, session=session)
     session.flush()
     for conv in b.touched.values():
         name = "conversation.created" if conv.id in b.created_convs else "conversation.updated"
         events.publish(session, name, conversation_dict(conv), ("inbox", inbox.id))
         b.result.conversations.add(conv.id)
-    if b.touched:
-        events.publish(session, "counts.updated", {"inbox_id": inbox.id}, ("inbox", inbox.id))
-        from app.inbox import automation  # greeting, away message, follow-up and inactive flags
+    if not b.touched:
+        return
+    events.publish(session, "counts.updated", {"inbox_id": inbox.id}, ("inbox", inbox.id))
+    wrote, replied = _written(b)
+    for conv in replied.values():
+        if conv.id not in wrote:
+            signals.agent_replied.send(conv, at=b.received_at)
+    if wrote:
+        signals.customer_wrote.send(
+            inbox,
+            session=session,
+            conversations=list(wrote.values()),
+            created=b.created_convs,
+            at=b.received_at,
+        )
 
-        automation.after_batch(b)
+
+def _written(b: _Batch) -> tuple[dict[int, Conversation], dict[int, Conversation]]:
+    """The conversations where the customer wrote, and where a person replied (an echo).
+
+    Only messages new in this batch, and none sent automatically (by either side).
+    """
+    wrote: dict[int, Conversation] = {}
+    replied: dict[int, Conversation] = {}
+    for msg_id in b.result.created:
+        msg = b.messages.get(msg_id) or b.session.get(Message, msg_id)
+        if msg is None or msg.automated:
+            continue
+        conv = b.touched.get(msg.conversation_id)
+        if conv is None:
+            continue
+        if msg.direction == "inbound":
+            wrote[conv.id] = conv
+        elif msg.direction == "outbound":
+            replied[conv.id] = conv
+    return wrote, replied

@@ -248,6 +248,26 @@ def notify_many(
     return stored
 
 
+def on_assigned(
+    conv: Conversation, *, session: Session, assignee: User | None, by: User | None, **_
+) -> None:
+    """Receiver of ``signals.assigned``: tell the new assignee, unless they took it themselves."""
+    if assignee is None or (by is not None and by.id == assignee.id):
+        return
+    user = session.get(User, assignee.id)
+    if user is None:
+        return
+    who = by.name if by else "Automatic assignment"
+    notify(
+        session,
+        user,
+        "assigned",
+        conv,
+        by=who,
+        text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
+    )
+
+
 def stamp(dt: datetime) -> int:
     """A compact time for dedupe keys (whole seconds since the epoch)."""
     return int(aware(dt).timestamp())
