@@ -41,6 +41,7 @@ from flask import Flask, current_app
 from app.clock import aware, now
 from app.db import sqlite_pragmas  # the same settings as the inbox's own file
 from app.extensions import db
+from app.inbox import ingest
 from app.models import Inbox, WebhookIntake
 from connectors import base as cb
 
@@ -322,14 +323,12 @@ def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
 
 def _ingest_rows(rows: list[sa.Row]) -> DrainResult:
     """Ingest the claimed rows; the caller commits."""
-    from app.inbox.ingest import ingest  # late: ingest imports the models this module uses
-
     session = db.session
     result = DrainResult(rows=len(rows))
     grouped, inboxes = _events_of(rows)
     for inbox_id, pairs in grouped.items():
         inbox = inboxes[inbox_id]
-        done = ingest(
+        done = ingest.ingest(
             session, inbox, [ev for ev, _ in pairs], [at for _, at in pairs], commit=False
         )
         result.created += done.created

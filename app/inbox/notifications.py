@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
 from app.db import insert_ignore
+from app.extensions import db
 from app.inbox import events
 from app.models import Conversation, InboxMember, Notification, OutboxItem, User
 
@@ -380,8 +381,6 @@ MAX_EMAIL_ATTEMPTS = 5
 
 def process_email(item: OutboxItem) -> None:
     """The outbox worker's handler for ``notify_email`` rows."""
-    from app.extensions import db
-
     session = db.session
     note = session.get(Notification, (item.payload or {}).get("notification_id"))
     item.attempts = (item.attempts or 0) + 1

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app import channels
 from app.inbox import storage
+from app.inbox.delivery import record_outbound_activity
 from app.models import ContactIdentity, Conversation, Inbox, Message, User
 from connectors import base as cb
 
@@ -86,7 +87,5 @@ def build(
 def after_sent(session: Session, msg: Message, conv: Conversation, inbox: Inbox) -> None:
     """Bookkeeping after the provider accepted a reply."""
     if msg.send_after is not None:
-        from app.inbox.delivery import record_outbound_activity
-
         user = session.get(User, msg.sender_user_id) if msg.sender_user_id else None
         record_outbound_activity(conv, msg, user, msg.updated_at or conv.last_activity_at)
