@@ -1,7 +1,7 @@
 """Automation on the message flow: greeting, away message, follow-up timer, inactive and
 declined states, and returning an away agent's conversations to the queue.
 
-Automatic messages go out through :func:`app.inbox.delivery.post_message` with no
+Automatic messages go out through :func:`app.inbox.replies.post_message` with no
 user and ``automated=True``: they never answer the customer (``waiting_since`` and
 the response target stay), every send rule applies (a refusal such as a closed
 reply window skips the message), a message the customer's side sent automatically
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 
 from app.clock import aware, now
-from app.inbox import activity, assignment, delivery, events, hours, notifications
+from app.inbox import activity, assignment, events, hours, notifications, replies
 from app.inbox.conversations import set_status
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
@@ -93,11 +93,11 @@ def send_automatic(
 ) -> Message | None:
     """Queue an automatic message if every send rule allows it now; None when refused."""
     try:
-        delivery.check_send(session, conv, now())
-        msg, created = delivery.post_message(
+        replies.check_send(session, conv, now())
+        msg, created = replies.post_message(
             session, conv, None, body, automated=True, client_id=client_id[:100]
         )
-    except (delivery.SendRefused, delivery.InvalidMessage) as exc:
+    except (replies.SendRefused, replies.InvalidMessage) as exc:
         log.info("automatic %s for conversation %s not sent: %s", kind, conv.id, exc)
         return None
     if created:
@@ -146,8 +146,8 @@ def greet(session: Session, conv: Conversation, at: datetime) -> Message | None:
     if not text or conv.greeted_at is not None or not _first_conversation(session, conv):
         return None
     try:
-        delivery.check_send(session, conv, at)
-    except delivery.SendRefused:
+        replies.check_send(session, conv, at)
+    except replies.SendRefused:
         return None
     if not _claim(session, conv, "greeted_at", lambda c: c.is_(None), at):
         return None
@@ -190,8 +190,8 @@ def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
     if replied_to_contact_recently(session, conv, at):
         return None
     try:
-        delivery.check_send(session, conv, at)
-    except delivery.SendRefused:
+        replies.check_send(session, conv, at)
+    except replies.SendRefused:
         return None
     cutoff = at - interval
     if not _claim(session, conv, "away_sent_at", lambda c: sa.or_(c.is_(None), c <= cutoff), at):

@@ -26,8 +26,8 @@ from app.extensions import db
 from app.inbox import events, notifications, outbound, storage
 from app.inbox.connections import connector_for
 from app.inbox.consent import mark_identity
-from app.inbox.delivery import SendRefused, check_send
 from app.inbox.receipts import apply_status
+from app.inbox.replies import SendRefused, check_send
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb

@@ -11,7 +11,7 @@ from flask_login import current_user
 from app.channels import all_channels
 from app.clock import aware, iso, now
 from app.extensions import csrf, db
-from app.inbox import assignment, automation, conversations, delivery, signals
+from app.inbox import assignment, automation, conversations, replies, signals
 from app.inbox.connections import public_config
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.inbox.serialize import conversation_dict, message_dict
@@ -152,7 +152,7 @@ def messages_post(conversation_id: int):
         raise ApiError(422, "invalid", "attachment_ids must be a list of ids.")
     _guard_new_activity(conv, data, client_id)
     try:
-        msg, created = delivery.post_message(
+        msg, created = replies.post_message(
             db.session,
             conv,
             current_user,
@@ -162,10 +162,10 @@ def messages_post(conversation_id: int):
             send_after=send_after,
             attachment_ids=att_ids,
         )
-    except delivery.InvalidMessage as exc:
+    except replies.InvalidMessage as exc:
         db.session.rollback()
         raise ApiError(422, "invalid", str(exc)) from exc
-    except delivery.SendRefused as exc:
+    except replies.SendRefused as exc:
         db.session.rollback()
         extra = {
             k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
@@ -240,10 +240,10 @@ def message_retry(conversation_id: int, message_id: int):
     if msg is None or msg.conversation_id != conv.id:
         raise ApiError(404, "not_found", "No such message.")
     try:
-        delivery.retry_message(db.session, msg, current_user)
-    except delivery.InvalidMessage as exc:
+        replies.retry_message(db.session, msg, current_user)
+    except replies.InvalidMessage as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
-    except delivery.SendRefused as exc:
+    except replies.SendRefused as exc:
         db.session.rollback()
         raise ApiError(409, exc.code, exc.message) from exc
     db.session.commit()

@@ -1,10 +1,11 @@
-"""Outbound: the send-time rules, the outbox row, and recording the result.
+"""Replies and notes: the send-time rules, the queued reply and its outbox row.
 
 Posting a reply checks every rule the platform would enforce (reply window,
 opt-out, undeliverable recipient, quiet hours) and refuses with a reason the
 agent understands, without contacting the provider. An accepted reply is a
 message in ``queued`` state plus an outbox row, written in one transaction;
-the worker (``app.inbox.worker``) sends it.
+the worker (``app.inbox.worker``) sends it. Nothing here talks to a provider.
+Scheduled replies are checked for their own time; a failed one can be retried.
 """
 
 from __future__ import annotations
