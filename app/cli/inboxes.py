@@ -16,6 +16,7 @@ from app.channels import Channel, Field
 from app.cli.common import fail, local_base_url
 from app.extensions import db
 from app.inbox import signals
+from app.inbox.connections import public_config, reconnect
 from app.models import Inbox, InboxMember, User
 from connectors.email.address import normalize_address
 
@@ -234,8 +235,6 @@ def inboxes_reconnect(inbox_id: int, page_token: str | None, settings: tuple[str
     The new values are checked by the channel's adapter together with the stored
     ones; wrong ones are listed per setting and nothing changes.
     """
-    from app.inbox.connections import reconnect
-
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
         fail(f"no inbox with id {inbox_id}")
@@ -301,8 +300,6 @@ def reconnect_changes(
 @inboxes.command("list")
 def inboxes_list() -> None:
     """One JSON object per inbox: id, channel, name, identifiers (never a secret)."""
-    from app.inbox.connections import public_config
-
     for inbox in db.session.scalars(sa.select(Inbox).order_by(Inbox.id)):
         click.echo(
             json.dumps(

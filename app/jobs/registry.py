@@ -16,6 +16,8 @@ from flask import Flask, g
 from app.clock import now
 from app.db import insert_ignore_stmt
 from app.extensions import db
+from app.inbox import intake
+from app.jobs import mail, timers
 from app.models import JobLock
 
 log = logging.getLogger(__name__)
@@ -101,20 +103,14 @@ def run_job(app: Flask, name: str) -> bool:
 
 
 def _wake_snoozed() -> None:
-    from app.jobs import timers
-
     timers.wake_snoozed()
 
 
 def _imap_poll() -> None:
-    from app.jobs import mail
-
     mail.poll_all()
 
 
 def _intake_sweep() -> None:
-    from app.inbox import intake
-
     intake.drain_all()
 
 
@@ -122,8 +118,6 @@ def _timer(name: str, with_since: bool = False) -> Callable[[], object]:
     """A job that calls ``app.jobs.timers.<name>`` (with the previous run time if asked)."""
 
     def run() -> object:
-        from app.jobs import timers
-
         func = getattr(timers, name)
         return func(since=previous_run()) if with_since else func()
 

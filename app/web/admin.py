@@ -26,9 +26,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import channels
-from app.clock import iso, now
+from app.clock import aware, iso, now
 from app.extensions import csrf, db
-from app.inbox import signals
+from app.inbox import assignment, signals
 from app.inbox.assignment import open_load
 from app.inbox.queries import visible_inbox_ids
 from app.inbox.serialize import conversation_dict
@@ -355,8 +355,6 @@ def user_update(user_id: int):
         end_sign_ins(user.id)  # every browser signed in as them must sign in again
     if "active" in data and not user.active:
         # a deactivated agent's open conversations return to the queue
-        from app.inbox import assignment
-
         for conv in db.session.scalars(
             sa.select(Conversation).where(
                 Conversation.assignee_id == user.id, Conversation.status != "closed"
@@ -479,6 +477,4 @@ def team_overview():
 
 
 def _aware(dt):
-    from app.clock import aware
-
     return aware(dt)
