@@ -33,10 +33,10 @@ def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def lock_for_update(session: Session, stmt, *, skip_locked: bool = False):
+def lock_for_update(session: Session, stmt):
     """Row locks where the database has them (PostgreSQL); SQLite serialises writers."""
     if dialect(session) == "postgresql":
-        return stmt.with_for_update(skip_locked=skip_locked)
+        return stmt.with_for_update()
     return stmt
 
 

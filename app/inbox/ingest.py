@@ -32,11 +32,11 @@ from app.db import (
     insert_ignore,
     insert_ignore_stmt,
 )
-from app.inbox import activity, events, signals, threading, windows
-from app.inbox.activity import add_activity
+from app.inbox import events, signals, threading
 from app.inbox.consent import record_consent
-from app.inbox.context import keep_context, publish_typing, record_context
-from app.inbox.messages import set_last_message, store_attachments
+from app.inbox.context import publish_typing, record_context
+from app.inbox.conversations import apply_customer_message
+from app.inbox.messages import CUSTOMER_COLUMNS, customer_message_row, store_attachments
 from app.inbox.receipts import apply_receipt, record_echo
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import ContactIdentity, Conversation, Inbox, Message, OutboxItem
@@ -204,32 +204,7 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
         b.latest[ident.contact_id] = conv
     if conv.identity_id is None:
         conv.identity_id = ident.id
-    meta = {"kind": ev.kind, **({"context": ev.context} if ev.context else {})}
-    if ev.reply_to_external_id:
-        meta["reply_to"] = ev.reply_to_external_id
-    if ev.subject:
-        meta["subject"] = ev.subject
-    if flooded:  # a new thread, kept here: the sender opened too many conversations lately
-        meta["sender_limit"] = True
-    full = ev.context.get("full_text") if ev.context else None
-    if full is not None:
-        meta["context"] = {k: v for k, v in ev.context.items() if k != "full_text"}
-    values = {
-        "conversation_id": conv.id,
-        "inbox_id": inbox.id,
-        "direction": "inbound",
-        "body": ev.text or "",
-        "html": ev.html,
-        "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
-        "sender_name": ev.contact_name or ident.contact.name or ident.fallback_name(),
-        "provider_id": ev.external_id,
-        "platform_at": sent_at,
-        "status": "received",
-        "automated": ev.automated,
-        "meta": meta,
-        "created_at": b.received_at,
-        "updated_at": b.received_at,
-    }
+    values = customer_message_row(inbox, conv, ident, ev, sent_at, b.received_at, flooded)
     staged = _Staged(ev, values, conv, ident, how, sent_at, b.received_at)
     if ev.external_id:
         b.existing.add(ev.external_id)
@@ -251,10 +226,10 @@ def _insert_staged(b: _Batch) -> None:
     with session.no_autoflush:
         if dialect(session) == "postgresql":
             stmt = array_insert_ignore(
-                Message, _STAGED_COLUMNS, _MESSAGE_KEY, ("id", "provider_id"), ("meta",)
+                Message, CUSTOMER_COLUMNS, _MESSAGE_KEY, ("id", "provider_id"), ("meta",)
             )
             values = as_arrays(
-                [s.values for s in staged], _STAGED_COLUMNS, times=_TIMES, json_columns=("meta",)
+                [s.values for s in staged], CUSTOMER_COLUMNS, times=_TIMES, json_columns=("meta",)
             )
             rows = session.execute(stmt, values).all()
         else:
@@ -271,23 +246,6 @@ def _insert_staged(b: _Batch) -> None:
         _drop_if_empty(b, conv)
 
 
-#: The columns of a staged customer message, as ``_inbound`` fills them.
-_STAGED_COLUMNS = (
-    "conversation_id",
-    "inbox_id",
-    "direction",
-    "body",
-    "html",
-    "full_body",
-    "sender_name",
-    "provider_id",
-    "platform_at",
-    "status",
-    "automated",
-    "meta",
-    "created_at",
-    "updated_at",
-)
 _TIMES = ("platform_at", "created_at", "updated_at")
 _MESSAGE_KEY = ("inbox_id", "provider_id")
 
@@ -313,28 +271,7 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
         store_attachments(session, msg, ev.attachments)
     else:  # nothing to load back: the row is exactly what we inserted
         msg = Message(id=new_id, **s.values)
-    # timers: the platform's own send time; out-of-order deliveries keep the latest
-    if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):
-        conv.last_inbound_at = sent_at
-        keep_context(conv, ev.context)
-        referral = (ev.context or {}).get("referral")
-        if isinstance(referral, dict):  # the ad, link or QR code the customer came from
-            conv.context = {**(conv.context or {}), "referral": referral}
-    if not ev.automated:
-        if s.ident.undeliverable_reason:  # they wrote: they can be reached again (unblocked)
-            s.ident.undeliverable_reason = None
-        if conv.waiting_since is None or sent_at < aware(conv.waiting_since):
-            conv.waiting_since = sent_at
-        if conv.status in ("snoozed", "pending"):
-            woken = activity.WOKEN_SNOOZED if conv.status == "snoozed" else activity.WOKEN_PENDING
-            add_activity(session, conv, activity.line(woken), event="woken")
-            conv.status = "open"
-            conv.snooze_until = None
-    conv.unread_count = (conv.unread_count or 0) + 1
-    shown = [a for a in ev.attachments if a.kind != "original"]  # email: the raw .eml
-    preview = ev.text or (f"[{shown[0].kind}]" if shown else "")
-    set_last_message(conv, "inbound", preview, s.received_at)
-    windows.refresh_timers(conv, inbox)
+    apply_customer_message(session, inbox, conv, s.ident, ev, sent_at, s.received_at)
     b.result.created.append(msg.id)
     b.messages[msg.id] = msg
     b.touch(conv, created=(s.how == "created"))

@@ -1,4 +1,4 @@
-"""Storing a message's parts: its attachments, and the conversation's last-message snippet.
+"""Storing a message: a customer message's row, attachments, the conversation's snippet.
 
 Shared by customer messages (:mod:`app.inbox.ingest`) and replies reported back
 from the platform (:mod:`app.inbox.receipts`). No Flask here.
@@ -11,12 +11,73 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.inbox import storage
-from app.models import Attachment, Conversation, Message, OutboxItem
+from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
 
 SNIPPET = 280
+#: The columns of a customer message's row, as :func:`customer_message_row` fills them.
+CUSTOMER_COLUMNS = (
+    "conversation_id",
+    "inbox_id",
+    "direction",
+    "body",
+    "html",
+    "full_body",
+    "sender_name",
+    "provider_id",
+    "platform_at",
+    "status",
+    "automated",
+    "meta",
+    "created_at",
+    "updated_at",
+)
 #: Attachment kinds whose URL is a link to show (a map, a shared page), never downloaded.
 LINK_KINDS = ("location", "fallback")
+
+
+def customer_message_row(
+    inbox: Inbox,
+    conv: Conversation,
+    ident: ContactIdentity,
+    ev: cb.InboundMessage,
+    sent_at: datetime,
+    received_at: datetime,
+    sender_limit: bool = False,
+) -> dict:
+    """The values of a customer message's row (:data:`CUSTOMER_COLUMNS`), for an INSERT.
+
+    ``meta`` keeps the kind, the context, what it replies to and the subject;
+    ``sender_limit`` marks a new thread kept in an existing conversation because
+    the sender opened too many lately. A long email's full text is kept apart
+    from the shown body when they differ.
+    """
+    meta = {"kind": ev.kind, **({"context": ev.context} if ev.context else {})}
+    if ev.reply_to_external_id:
+        meta["reply_to"] = ev.reply_to_external_id
+    if ev.subject:
+        meta["subject"] = ev.subject
+    if sender_limit:
+        meta["sender_limit"] = True
+    full = ev.context.get("full_text") if ev.context else None
+    if full is not None:
+        meta["context"] = {k: v for k, v in ev.context.items() if k != "full_text"}
+    return {
+        "conversation_id": conv.id,
+        "inbox_id": inbox.id,
+        "direction": "inbound",
+        "body": ev.text or "",
+        "html": ev.html,
+        "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
+        "sender_name": ev.contact_name or ident.contact.name or ident.fallback_name(),
+        "provider_id": ev.external_id,
+        "platform_at": sent_at,
+        "status": "received",
+        "automated": ev.automated,
+        "meta": meta,
+        "created_at": received_at,
+        "updated_at": received_at,
+    }
 
 
 def set_last_message(conv: Conversation, direction: str, body: str, at: datetime) -> None:
