@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     register_extensions(app)
+    register_domain()
     register_blueprints(app)
     app.before_request(_remember_base_url)
     from app.web import headers
@@ -81,18 +82,9 @@ def register_query_count(app: Flask) -> None:
         return response
 
 
-def sqlite_pragmas(dbapi_conn, _record) -> None:
-    """WAL + busy timeout so readers and the writer do not block each other."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 def register_extensions(app: Flask) -> None:
     """Initialise the extension objects of ``app.extensions``."""
+    from app.db import sqlite_pragmas
     from app.extensions import babel, csrf, db, limiter, login, migrate, socketio
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -176,6 +168,13 @@ def _select_locale() -> str:
 
 def _languages() -> list[str]:
     return current_app.config["LANGUAGES"]
+
+
+def register_domain() -> None:
+    """Connect the domain's signal receivers (assignment, automation, notifications, hooks)."""
+    from app.inbox import wiring
+
+    wiring.connect()
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,8 +7,8 @@ recorded payloads and a fake provider alone.
 
 Inbound flow: the web layer authenticates a webhook with the connector's
 verification helpers, the connector parses the body into a list of events, and
-``app.inbox.ingest`` stores them. Outbound flow: ``app.inbox.delivery`` builds an
-:class:`OutboundMessage`, and the worker calls :meth:`Connector.send`.
+``app.inbox.ingest`` stores them. Outbound flow: ``app.inbox.outbound`` builds the
+:class:`OutboundMessage` of a queued reply, and the worker calls :meth:`Connector.send`.
 """
 
 from __future__ import annotations

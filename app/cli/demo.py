@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 from flask.cli import AppGroup
 
 from app.extensions import db
+from app.inbox import seed
 
 demo = AppGroup("demo", help="Demo and benchmark data.")
 
@@ -15,10 +18,6 @@ demo = AppGroup("demo", help="Demo and benchmark data.")
 @click.option("--messages-per-conversation", "n_msg", type=int, default=6, show_default=True)
 def demo_seed(n_conv: int, n_msg: int) -> None:
     """Bulk-load realistic synthetic conversations (fast: bulk inserts)."""
-    import time
-
-    from app.inbox import seed
-
     started = time.perf_counter()
     totals = seed.seed(db.session, n_conv, n_msg)
     took = time.perf_counter() - started

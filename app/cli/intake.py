@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from app.inbox import intake
+
 
 @click.group("intake")
 def intake_cli() -> None:
@@ -13,8 +15,6 @@ def intake_cli() -> None:
 @intake_cli.command("status")
 def intake_status() -> None:
     """How many webhook bodies wait, and the failed ones with their errors."""
-    from app.inbox import intake
-
     click.echo(f"waiting: {intake.pending_count()}")
     for row in intake.rows("failed"):
         click.echo(
@@ -26,8 +26,6 @@ def intake_status() -> None:
 @intake_cli.command("retry")
 def intake_retry() -> None:
     """Queue the failed bodies again and thread what is due now."""
-    from app.inbox import intake
-
     n = intake.retry_failed()
     done = intake.drain_all()
     click.echo(f"requeued {n}; threaded {done.rows}, failed again {done.failed}")

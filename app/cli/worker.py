@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
+
+from app.inbox import intake
+from app.inbox.worker import WorkerThread, run_once
+from app.jobs import start_scheduler
 
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Process what is due and exit.")
 def worker(once: bool) -> None:
     """The background process: delivery worker and scheduler (scale-out layout)."""
-    from flask import current_app
-
-    from app.inbox.worker import WorkerThread, run_once
-    from app.jobs import start_scheduler
-
     app = current_app._get_current_object()
     if once:
-        from app.inbox import intake
-
         threaded = intake.drain_all().rows
         click.echo(f"processed {run_once(limit=500)}; webhook bodies threaded {threaded}")
         return

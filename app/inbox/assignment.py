@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import activity, events, notifications
+from app.inbox import activity, events, signals
 from app.inbox.activity import Line, add_activity
+from app.inbox.notifications import is_online
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, InboxMember, User
 
@@ -84,13 +85,6 @@ def pick_agent(session: Session, conv: Conversation, mode: str | None = None) ->
     return chosen[0] if chosen else None
 
 
-def notify(session: Session, user_id: int, kind: str, conv: Conversation | None, **data) -> None:
-    """Store an in-app notification and push it to the user (per their settings)."""
-    user = session.get(User, user_id)
-    if user is not None:
-        notifications.notify(session, user, kind, conv, **data)
-
-
 def _assignment_stamp(session: Session) -> datetime:
     """Now, but strictly after every earlier assignment: round robin stays a strict
     rotation even when several assignments share one clock tick."""
@@ -108,10 +102,11 @@ def assign(
     by: User | None = None,
     reason: Line | None = None,
 ) -> bool:
-    """Set (or clear) the assignee; writes an activity line, notifies, publishes.
+    """Set (or clear) the assignee; writes an activity line, publishes.
 
-    ``reason`` replaces the activity text (returned to the queue ...). The previous
-    assignee's freed capacity is offered to the unassigned queue at once.
+    ``reason`` replaces the activity text (returned to the queue ...). Sends
+    :data:`~app.inbox.signals.assigned` (the assignee is notified, the channel told).
+    The previous assignee's freed capacity is offered to the unassigned queue at once.
     """
     if (conv.assignee_id or None) == (assignee.id if assignee else None):
         return False
@@ -119,7 +114,6 @@ def assign(
     conv.assignee_id = assignee.id if assignee else None
     conv.assignee = assignee
     conv.assigned_at = now() if assignee else None
-    who = by.name if by else "Automatic assignment"
     if assignee:
         assignee.last_assigned_at = _assignment_stamp(session)
         said = (
@@ -128,15 +122,6 @@ def assign(
             else activity.line(activity.AUTO_ASSIGNED, name=assignee.name)
         )
         add_activity(session, conv, reason or said, event="assigned", assignee_id=assignee.id)
-        if by is None or by.id != assignee.id:
-            notify(
-                session,
-                assignee.id,
-                "assigned",
-                conv,
-                by=who,
-                text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
-            )
     else:
         said = (
             activity.line(activity.UNASSIGNED, who=by.name)
@@ -144,9 +129,7 @@ def assign(
             else activity.line(activity.AUTO_UNASSIGNED)
         )
         add_activity(session, conv, reason or said, event="unassigned")
-    from app.inbox import hooks
-
-    hooks.assigned(session, conv, assignee)
+    signals.assigned.send(conv, session=session, assignee=assignee, by=by)
     session.flush()
     events.publish(
         session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
@@ -165,6 +148,11 @@ def auto_assign(session: Session, conv: Conversation, mode: str | None = None) -
     if agent is not None:
         assign(session, conv, agent)
     return agent
+
+
+def on_conversation_created(conv: Conversation, *, session: Session, **_) -> None:
+    """Receiver of ``signals.conversation_created``: assign by the inbox's mode."""
+    auto_assign(session, conv)
 
 
 # --------------------------------------------------------------------------- the queue
@@ -241,6 +229,12 @@ def distribute(session: Session, convs: list[Conversation], by: User | None = No
     return left
 
 
+def on_status_changed(conv: Conversation, *, session: Session, **_) -> None:
+    """Receiver of ``signals.status_changed``: closing an assigned conversation frees capacity."""
+    if conv.status == "closed" and conv.assignee_id is not None:
+        capacity_freed(session, conv.assignee_id)
+
+
 # --------------------------------------------------------------------------- presence
 
 PRESENCE_SECONDS = 90  # a browser heartbeat every 30 s keeps an agent online
@@ -249,10 +243,10 @@ PRESENCE_SECONDS = 90  # a browser heartbeat every 30 s keeps an agent online
 def heartbeat(session: Session, user: User, seconds: float = PRESENCE_SECONDS) -> bool:
     """Extend the user's live presence; True when they just came online (queue drained)."""
     at = now()
-    was_online = notifications.is_online(user, at)
+    was_online = is_online(user, at)
     user.online_until = at + timedelta(seconds=seconds)
     user.last_seen_at = at
-    if not was_online and notifications.is_online(user, at):
+    if not was_online and is_online(user, at):
         session.flush()
         capacity_freed(session, user.id)
         return True

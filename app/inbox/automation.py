@@ -1,7 +1,7 @@
 """Automation on the message flow: greeting, away message, follow-up timer, inactive and
 declined states, and returning an away agent's conversations to the queue.
 
-Automatic messages go out through :func:`app.inbox.delivery.post_message` with no
+Automatic messages go out through :func:`app.inbox.replies.post_message` with no
 user and ``automated=True``: they never answer the customer (``waiting_since`` and
 the response target stay), every send rule applies (a refusal such as a closed
 reply window skips the message), a message the customer's side sent automatically
@@ -33,7 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 
 from app.clock import aware, now
-from app.inbox import activity, events, hours, notifications
+from app.inbox import activity, assignment, events, hours, notifications, replies
+from app.inbox.conversations import set_status
 from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
@@ -91,14 +92,12 @@ def send_automatic(
     session: Session, conv: Conversation, body: str, client_id: str, kind: str
 ) -> Message | None:
     """Queue an automatic message if every send rule allows it now; None when refused."""
-    from app.inbox import delivery
-
     try:
-        delivery.check_send(session, conv, now())
-        msg, created = delivery.post_message(
+        replies.check_send(session, conv, now())
+        msg, created = replies.post_message(
             session, conv, None, body, automated=True, client_id=client_id[:100]
         )
-    except (delivery.SendRefused, delivery.InvalidMessage) as exc:
+    except (replies.SendRefused, replies.InvalidMessage) as exc:
         log.info("automatic %s for conversation %s not sent: %s", kind, conv.id, exc)
         return None
     if created:
@@ -146,11 +145,9 @@ def greet(session: Session, conv: Conversation, at: datetime) -> Message | None:
     text = setting(conv.inbox, "greeting")
     if not text or conv.greeted_at is not None or not _first_conversation(session, conv):
         return None
-    from app.inbox import delivery
-
     try:
-        delivery.check_send(session, conv, at)
-    except delivery.SendRefused:
+        replies.check_send(session, conv, at)
+    except replies.SendRefused:
         return None
     if not _claim(session, conv, "greeted_at", lambda c: c.is_(None), at):
         return None
@@ -192,11 +189,9 @@ def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
         return None
     if replied_to_contact_recently(session, conv, at):
         return None
-    from app.inbox import delivery
-
     try:
-        delivery.check_send(session, conv, at)
-    except delivery.SendRefused:
+        replies.check_send(session, conv, at)
+    except replies.SendRefused:
         return None
     cutoff = at - interval
     if not _claim(session, conv, "away_sent_at", lambda c: sa.or_(c.is_(None), c <= cutoff), at):
@@ -204,39 +199,29 @@ def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
     return send_automatic(session, conv, text, f"auto:away:{notifications.stamp(at)}", "away")
 
 
-# --------------------------------------------------------------------------- ingest hook
+# --------------------------------------------------------------------------- the customer wrote
 
 
-def after_batch(b) -> None:
-    """Called by ingest at the end of a batch (``app.inbox.ingest._Batch``), before commit.
+def on_customer_wrote(
+    inbox: Inbox,
+    *,
+    session: Session,
+    conversations: list[Conversation],
+    created: set[int],
+    at: datetime,
+    **_,
+) -> None:
+    """Receiver of ``signals.customer_wrote`` (ingest, at the end of a batch, before commit).
 
     For each conversation where the customer (not a machine) wrote: clear the
     follow-up timer, the inactive flag and a declined state (the conversation reopened);
     return it to the queue when its assignee is away (inbox option); notify the inbox
-    of a new conversation; then the greeting and the away message. A reply sent from the
-    platform's own inbox (Messenger echo) counts as a human reply.
+    of a new conversation; then the greeting and the away message.
     """
-    session, inbox, at = b.session, b.inbox, b.received_at
-    wrote: dict[int, Conversation] = {}
-    replied: dict[int, Conversation] = {}
-    for msg_id in b.result.created:
-        msg = b.messages.get(msg_id) or session.get(Message, msg_id)
-        if msg is None or msg.automated:
-            continue
-        conv = b.touched.get(msg.conversation_id)
-        if conv is None:
-            continue
-        if msg.direction == "inbound":
-            wrote[conv.id] = conv
-        elif msg.direction == "outbound":
-            replied[conv.id] = conv
-    for conv in replied.values():
-        if conv.id not in wrote:
-            human_replied(conv, at)
     members = None  # loaded once per batch, only when a conversation is new
-    for conv in wrote.values():
+    for conv in conversations:
         customer_wrote(session, conv, at)
-        if conv.id in b.created_convs:
+        if conv.id in created:
             if members is None:
                 members = [
                     u
@@ -277,8 +262,6 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
         and setting(conv.inbox, "return_to_queue_when_away")
         and not notifications.is_online(assignee, at)
     ):
-        from app.inbox import assignment
-
         assignment.assign(
             session,
             conv,
@@ -301,12 +284,17 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
         )
 
 
-# --------------------------------------------------------------------------- delivery hook
+# --------------------------------------------------------------------------- a person replied
+
+
+def on_agent_replied(conv: Conversation, *, at: datetime, **_) -> None:
+    """Receiver of ``signals.agent_replied``: see :func:`human_replied`."""
+    human_replied(conv, at)
 
 
 def human_replied(conv: Conversation, at: datetime) -> None:
-    """A person answered (``delivery.record_outbound_activity``): breaches answered,
-    the follow-up timer starts, and the conversation is active again."""
+    """A person answered (an agent's reply, or one sent from the platform's own inbox):
+    breaches answered, the follow-up timer starts, and the conversation is active again."""
     session = object_session(conv)
     inbox = conv.inbox
     follow = setting(inbox, "follow_up_reminders") or (
@@ -339,8 +327,6 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
     ``status=declined`` lists it. :func:`undecline` reopens it. The customer writing
     again within the inbox's reopen period reopens it and clears the flag.
     """
-    from app.inbox import conversations
-
     reason = " ".join(str(reason or "").split())
     if not reason:
         raise InvalidDecline("Give a reason for declining.")
@@ -353,7 +339,7 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
     conv.declined_reason = reason
     who = by.name if by else "Switchboard"
     said = activity.line(activity.DECLINED, who=who, reason=reason)
-    if not conversations.set_status(session, conv, "closed", by, note=said):
+    if not set_status(session, conv, "closed", by, note=said):
         activity.add_activity(session, conv, said, event="declined")
         events.publish(
             session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
@@ -363,8 +349,6 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
 
 def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
     """Reverse a decline: the flag is cleared and the conversation is open again."""
-    from app.inbox import conversations
-
     if conv.declined_at is None:
         raise InvalidDecline("This conversation is not declined.")
     reason = conv.declined_reason
@@ -372,7 +356,7 @@ def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
     conv.declined_reason = None
     who = by.name if by else "Switchboard"
     said = activity.line(activity.REACTIVATED, who=who, reason=reason)
-    if not conversations.set_status(session, conv, "open", by, note=said):
+    if not set_status(session, conv, "open", by, note=said):
         activity.add_activity(session, conv, said, event="undeclined")
         events.publish(
             session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import requests
+import sqlalchemy as sa
 from flask import current_app
 
 import connectors
 from app import channels
-from app.models import Inbox
+from app.clock import now
+from app.models import Inbox, Message, OutboxItem
 from connectors import base as cb
 
 _http = requests.Session()
@@ -68,11 +70,6 @@ def reconnect(session, inbox: Inbox, changes: dict) -> int:
     were paused for it due now. Returns how many paused sends resume. Raises
     ``ValueError`` for a field the channel does not have or an incomplete config.
     """
-    import sqlalchemy as sa
-
-    from app.clock import now
-    from app.models import Message, OutboxItem
-
     cls = connector_class(inbox.channel)
     known = {f.name for f in cls.fields}
     unknown = sorted(set(changes) - known)

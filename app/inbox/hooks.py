@@ -2,7 +2,8 @@
 
 Kept apart so the domain modules stay channel-neutral: each hook asks the
 inbox's channel adapter which signal it has (if any) and queues it as a
-best-effort provider action in the outbox.
+best-effort provider action in the outbox. :func:`on_status_changed` and
+:func:`on_assigned` receive the domain signals (:mod:`app.inbox.wiring`).
 """
 
 from __future__ import annotations
@@ -37,16 +38,20 @@ def _representative(user: User | None) -> dict:
     return {"agent_name": user.name, "agent_avatar_url": user.avatar_url}
 
 
-def status_changed(session: Session, conv: Conversation, previous: str, by: User | None) -> None:
-    """Closing a conversation: where the channel says so, the representative left (GBM)."""
+def on_status_changed(
+    conv: Conversation, *, session: Session, previous: str, by: User | None, **_
+) -> None:
+    """Receiver of ``signals.status_changed``: closing a conversation, where the channel
+    says so, the representative left (GBM)."""
     action = channels.get(conv.inbox.channel).left_action
     if action and conv.status == "closed" and previous != "closed":
         # closed by a job: the assignee is the representative who leaves
         queue_action(session, conv, action, **_representative(by or conv.assignee))
 
 
-def assigned(session: Session, conv: Conversation, assignee: User | None) -> None:
-    """An agent taking the conversation joins it as the representative, where shown (GBM)."""
+def on_assigned(conv: Conversation, *, session: Session, assignee: User | None, **_) -> None:
+    """Receiver of ``signals.assigned``: an agent taking the conversation joins it as the
+    representative, where the channel shows one (GBM)."""
     action = channels.get(conv.inbox.channel).joined_action
     if action and assignee is not None:
         queue_action(session, conv, action, **_representative(assignee))

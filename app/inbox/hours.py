@@ -10,6 +10,10 @@ A day that is missing (or has no spans) is closed; a holiday is closed all day
 (local date). A span whose end is not after its start runs past midnight
 (``["22:00", "02:00"]``). ``None`` means no schedule: always open, so no away
 message is ever sent.
+
+Quiet hours are the customer's (SMS): a span of their night, in the time zone
+their number belongs to, when replies wait unless they wrote within the hour
+(:data:`QUIET_GRACE`).
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app import channels
 from app.clock import aware
+from app.models import ContactIdentity, Conversation
+from connectors.sms import phone as sms_phone
+from connectors.sms import quiet as sms_quiet
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+QUIET_GRACE = timedelta(minutes=60)  # a customer who wrote within the hour is awake
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -71,3 +80,19 @@ def next_opening(hours: dict | None, at: datetime, horizon_days: int = 21) -> da
             if begin > local:
                 return begin.replace(tzinfo=zone).astimezone(aware(at).tzinfo)
     return None
+
+
+def quiet_hours_state(
+    conv: Conversation, ident: ContactIdentity | None, at: datetime
+) -> dict | None:
+    """Where quiet hours apply (SMS): whether ``at`` is inside the customer's, and when they end."""
+    if not channels.get(conv.inbox.channel).quiet_hours or ident is None:
+        return None
+    quiet = conv.inbox.setting("quiet_hours")
+    if not quiet or not quiet.get("start") or not quiet.get("end"):
+        return None
+    tz = sms_phone.customer_timezone(ident.external_id, conv.inbox.setting("timezone") or "UTC")
+    if not sms_quiet.in_quiet_hours(at, tz, quiet["start"], quiet["end"]):
+        return {"quiet": False, "timezone": tz}
+    ends = sms_quiet.quiet_ends_at(at, tz, quiet["start"], quiet["end"])
+    return {"quiet": True, "timezone": tz, "ends_at": ends}

@@ -41,7 +41,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from app.clock import aware, now
+from app.db import sqlite_pragmas  # the same settings as the inbox's own file
 from app.extensions import db
+from app.inbox import ingest
 from app.models import Inbox, WebhookIntake
 from connectors import base as cb
 
@@ -131,8 +133,6 @@ def _own_engine() -> sa.Engine | None:
                     max_overflow=20,
                     connect_args={"timeout": 30, "check_same_thread": False},
                 )
-                from app import sqlite_pragmas  # the same settings as the inbox's own file
-
                 sa.event.listen(engine, "connect", sqlite_pragmas)
                 with contextlib.suppress(sa.exc.OperationalError):  # another process made it
                     WebhookIntake.metadata.create_all(engine, tables=[_TABLE])
@@ -325,14 +325,12 @@ def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
 
 def _ingest_rows(rows: list[sa.Row]) -> DrainResult:
     """Ingest the claimed rows; the caller commits."""
-    from app.inbox.ingest import ingest  # late: ingest imports the models this module uses
-
     session = db.session
     result = DrainResult(rows=len(rows))
     grouped, inboxes = _events_of(rows)
     for inbox_id, pairs in grouped.items():
         inbox = inboxes[inbox_id]
-        done = ingest(
+        done = ingest.ingest(
             session, inbox, [ev for ev, _ in pairs], [at for _, at in pairs], commit=False
         )
         result.created += done.created

@@ -29,6 +29,8 @@ from flask_babel import force_locale, gettext
 from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
+from app.db import insert_ignore
+from app.extensions import db
 from app.inbox import events
 from app.models import Conversation, InboxMember, Notification, OutboxItem, User
 
@@ -193,8 +195,6 @@ def notify(
     Returns the stored row, or None when the user switched this kind off
     everywhere or it was already stored.
     """
-    from app.inbox.ingest import insert_ignore  # ingest imports assignment, which imports us
-
     prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
     wants_email = prefs["email"] and email_enabled() and bool(user.email)
     if not prefs["in_app"] and not wants_email:
@@ -247,6 +247,26 @@ def notify_many(
         if notify(session, user, kind, conv, dedupe_key=dedupe, **data) is not None:
             stored += 1
     return stored
+
+
+def on_assigned(
+    conv: Conversation, *, session: Session, assignee: User | None, by: User | None, **_
+) -> None:
+    """Receiver of ``signals.assigned``: tell the new assignee, unless they took it themselves."""
+    if assignee is None or (by is not None and by.id == assignee.id):
+        return
+    user = session.get(User, assignee.id)
+    if user is None:
+        return
+    who = by.name if by else "Automatic assignment"
+    notify(
+        session,
+        user,
+        "assigned",
+        conv,
+        by=who,
+        text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
+    )
 
 
 def stamp(dt: datetime) -> int:
@@ -361,8 +381,6 @@ MAX_EMAIL_ATTEMPTS = 5
 
 def process_email(item: OutboxItem) -> None:
     """The outbox worker's handler for ``notify_email`` rows."""
-    from app.extensions import db
-
     session = db.session
     note = session.get(Notification, (item.payload or {}).get("notification_id"))
     item.attempts = (item.attempts or 0) + 1

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app import channels
 from app.inbox import storage
-from app.inbox.delivery import record_outbound_activity
+from app.inbox.replies import record_outbound_activity
 from app.models import ContactIdentity, Conversation, Inbox, Message, User
 from connectors import base as cb
 

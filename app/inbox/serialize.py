@@ -9,6 +9,7 @@ from flask import current_app, has_request_context, url_for
 from app import channels
 from app.clock import aware, iso, now
 from app.inbox import storage, windows
+from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.models import Attachment, Conversation, Message
 
 
@@ -75,8 +76,6 @@ def quiet_hours_dict(conv: Conversation, identity, at: datetime) -> dict | None:
     """
     if not channels.get(conv.inbox.channel).quiet_hours:
         return None
-    from app.inbox.delivery import QUIET_GRACE, quiet_hours_state  # delivery imports us
-
     state = quiet_hours_state(conv, identity, at)
     if state is None:  # quiet hours switched off for the inbox, or no customer number
         return {"active": False, "ends_at": None, "timezone": None, "grace_until": None}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.inbox import events
+from app.inbox import events, windows
 from app.inbox.assignment import MODES
-from app.models import Inbox
+from app.models import Conversation, Inbox
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -141,15 +142,10 @@ def update(session: Session, inbox: Inbox, data: dict) -> None:
 
 def _refresh_open_conversations(session: Session, inbox: Inbox) -> None:
     """Timer columns depend on inbox settings: recompute them for live conversations."""
-    import sqlalchemy as sa
-
-    from app.inbox.ingest import refresh_timers
-    from app.models import Conversation
-
     convs = session.scalars(
         sa.select(Conversation).where(
             Conversation.inbox_id == inbox.id, Conversation.status != "closed"
         )
     )
     for conv in convs:
-        refresh_timers(conv, inbox)
+        windows.refresh_timers(conv, inbox)

@@ -1,16 +1,61 @@
 """What happened in the domain, told to whoever listens (blinker signals, as indico does).
 
-A module that changes something sends a signal once the change is committed;
-the modules that care (the live feed, ...) connect to it, so neither imports
-the other. Receivers read the new state from the database: a signal says what
-changed, not what it changed to. No Flask here.
+A module that changes something sends a signal once the change is made; the
+modules that care connect to it, so neither imports the other. The receivers
+are connected in one place, :mod:`app.inbox.wiring` (``create_app`` calls it),
+and run in the order they were connected there, synchronously, in the sender's
+session and transaction: a rollback undoes what they did too. No Flask here.
+
+``access_changed`` is sent after commit (the live feed re-reads the user); the
+domain signals are sent before it, where the change is made.
 """
 
 from __future__ import annotations
 
-from blinker import Namespace
+from collections.abc import Iterable, Iterator, MutableSet
 
-_signals = Namespace()
+from blinker import NamedSignal, Namespace
+
+
+class _InOrder(MutableSet):
+    """A set that keeps insertion order: blinker then calls receivers as they were connected."""
+
+    def __init__(self, items: Iterable = ()) -> None:
+        self._items = dict.fromkeys(items)
+
+    def __contains__(self, item) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item) -> None:
+        self._items[item] = None
+
+    def discard(self, item) -> None:
+        self._items.pop(item, None)
+
+    def copy(self) -> _InOrder:
+        return _InOrder(self._items)
+
+
+class _Signal(NamedSignal):
+    """A named signal whose receivers run in the order they were connected."""
+
+    set_class = _InOrder
+
+
+class _Namespace(Namespace):
+    def signal(self, name: str, doc: str | None = None) -> NamedSignal:
+        if name not in self:
+            self[name] = _Signal(name, doc)
+        return self[name]
+
+
+_signals = _Namespace()
 
 access_changed = _signals.signal(
     "access-changed",
@@ -21,5 +66,62 @@ access_changed = _signals.signal(
     an inbox, or one of their API tokens is revoked.
     The live feed re-checks that user's open sockets in every process: those
     that may no longer connect are closed, the others follow the new inboxes.
+    """,
+)
+
+conversation_created = _signals.signal(
+    "conversation-created",
+    doc="""A customer's message started a conversation; sender: the conversation.
+
+    Keyword: ``session``. Sent by ingest for each conversation a batch started,
+    after the batch is stored and before its live events. Assignment offers the
+    conversation to an agent.
+    """,
+)
+
+customer_wrote = _signals.signal(
+    "customer-wrote",
+    doc="""Customers (not their machines) wrote in conversations of an inbox; sender: the inbox.
+
+    Keywords: ``session``, ``conversations`` (in the order the batch touched them),
+    ``created`` (ids of those the batch started), ``at`` (when the batch arrived).
+    Sent by ingest once per batch, after its live events. Automation clears the
+    follow-up timer and the inactive and declined flags, returns a conversation
+    whose assignee is away to the queue, tells the inbox of new conversations, and
+    sends the greeting and the away message.
+    """,
+)
+
+agent_replied = _signals.signal(
+    "agent-replied",
+    doc="""A person answered the customer; sender: the conversation.
+
+    Keyword: ``at``. Sent when an agent's reply is queued (or, scheduled, goes
+    out), and by ingest for a reply sent from the platform's own inbox. Automation
+    marks response breaches answered and starts the follow-up timer.
+    """,
+)
+
+status_changed = _signals.signal(
+    "status-changed",
+    doc="""A conversation's status was set (open, pending, snoozed, closed); sender: it.
+
+    Keywords: ``session``, ``previous`` (the status before), ``by`` (the user, or
+    None for Switchboard). Sent by ``conversations.set_status`` after its activity
+    line and live events. The channel hooks queue what the platform shows (GBM:
+    the representative left); closing an assigned conversation frees its
+    assignee's capacity, so assignment hands out the queue.
+    """,
+)
+
+assigned = _signals.signal(
+    "assigned",
+    doc="""A conversation's assignee was set or cleared; sender: the conversation.
+
+    Keywords: ``session``, ``assignee`` (the user, or None), ``by`` (the user who
+    assigned, or None for automatic assignment). Sent by ``assignment.assign``
+    after its activity line, before its live events. Notifications tell the
+    assignee (unless they took it themselves); the channel hooks queue what the
+    platform shows (GBM: the representative joined).
     """,
 )

@@ -1,7 +1,9 @@
 """Reply windows (the platform's rule) and response due (the business's target).
 
-Each channel's rule is its adapter's (:mod:`app.channels`). Windows are counted from the customer's own send time
-as the platform reports it, never from when the webhook reached us.
+Each channel's rule is its adapter's (:mod:`app.channels`). Windows are counted from the
+customer's own send time as the platform reports it, never from when the webhook reached us.
+Both are kept on the conversation as timer columns (:func:`refresh_timers`), which the
+lists sort by and the timer jobs scan.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 from app import channels
 from app.channels import WindowPolicy
 from app.clock import aware, iso
+from app.models import Conversation, Inbox
 
 
 def policy(channel: str) -> WindowPolicy | None:
@@ -124,3 +127,11 @@ def response_due(due_at: datetime | None, now: datetime) -> dict:
         "seconds_left": max(0, int((due_at - now).total_seconds())),
         "breached": now >= due_at,
     }
+
+
+def refresh_timers(conv: Conversation, inbox: Inbox) -> None:
+    """Recompute the precomputed timer columns from the conversation's facts."""
+    conv.window_expires_at = final_expiry(
+        inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent"))
+    )
+    conv.response_due_at = response_due_at(conv.waiting_since, inbox.setting("response_due_hours"))

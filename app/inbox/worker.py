@@ -24,9 +24,11 @@ from flask import Flask, current_app
 from app import urls
 from app.clock import now
 from app.extensions import db
-from app.inbox import events, outbound
+from app.inbox import events, notifications, outbound, storage
 from app.inbox.connections import connector_for
-from app.inbox.ingest import apply_status, mark_identity
+from app.inbox.consent import mark_identity
+from app.inbox.receipts import apply_status
+from app.inbox.replies import SendRefused, check_send
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
@@ -167,8 +169,6 @@ def process_send(item: OutboxItem) -> None:
         item.next_attempt_at = now() + RECONNECT_PAUSE
         session.commit()
         return
-    from app.inbox.delivery import SendRefused, check_send
-
     try:
         plan = check_send(session, conv, now(), send_after=msg.send_after, quiet_hours=False)
     except SendRefused as refused:  # the window closed while it waited
@@ -300,8 +300,6 @@ def _unknown(msg: Message, item: OutboxItem, err: cb.SendError, text: str | None
 
 def process_download(item: OutboxItem) -> None:
     """Fetch an attachment before its provider URL expires."""
-    from app.inbox import storage
-
     session = db.session
     att = session.get(Attachment, item.payload.get("attachment_id"))
     if att is None or att.state != "pending":
@@ -407,8 +405,6 @@ def process_action(item: OutboxItem) -> None:
 
 def process_notify_email(item: OutboxItem) -> None:
     """Mail a notification to a user who is not online (``app.inbox.notifications``)."""
-    from app.inbox import notifications
-
     notifications.process_email(item)
 
 

@@ -13,6 +13,8 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from app.jobs import registry
+
 log = logging.getLogger(__name__)
 
 _started: dict[int, BackgroundScheduler] = {}
@@ -24,8 +26,6 @@ def start_scheduler(app: Flask) -> BackgroundScheduler | None:
     with _lock:
         if id(app) in _started:
             return _started[id(app)]
-        from app.jobs import registry
-
         scheduler = BackgroundScheduler(timezone="UTC", daemon=True)
         for job in registry.JOBS:
             scheduler.add_job(

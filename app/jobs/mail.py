@@ -30,6 +30,7 @@ from app import channels
 from app.clock import aware, now
 from app.extensions import db
 from app.inbox.connections import connector_options
+from app.inbox.email_ingest import ingest_raw
 from app.models import Inbox
 from connectors.email import ImapError, ImapPoller
 
@@ -111,8 +112,6 @@ def poll_inbox(
 
     ``force`` ignores the back-off pause (a "check now" button, tests).
     """
-    from app.inbox.email_ingest import ingest_raw  # late: keeps the job registry light
-
     session = db.session
     result = PollResult(inbox_id)
     inbox = session.get(Inbox, inbox_id)

@@ -14,7 +14,10 @@ import sqlalchemy as sa
 from flask import Flask, g
 
 from app.clock import now
+from app.db import insert_ignore_stmt
 from app.extensions import db
+from app.inbox import intake
+from app.jobs import mail, timers
 from app.models import JobLock
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
     row = session.get(JobLock, name)
     previous = row.last_run_at if row is not None else None
     if row is None:
-        session.execute(_insert_ignore_stmt(session, name))
+        session.execute(insert_ignore_stmt(session, JobLock, ["name"]), {"name": name})
         session.commit()
     result = session.execute(
         sa.update(JobLock)
@@ -63,14 +66,6 @@ def acquire(name: str, every_seconds: int, ttl_seconds: int) -> bool:
 def previous_run():
     """When the running job last ran before this run (None: first run, or not run by the lock)."""
     return g.get("job_previous_run")
-
-
-def _insert_ignore_stmt(session, name: str):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(JobLock).values(name=name).on_conflict_do_nothing(index_elements=["name"])
 
 
 def release(name: str, error: str | None = None) -> None:
@@ -108,20 +103,14 @@ def run_job(app: Flask, name: str) -> bool:
 
 
 def _wake_snoozed() -> None:
-    from app.jobs import timers
-
     timers.wake_snoozed()
 
 
 def _imap_poll() -> None:
-    from app.jobs import mail
-
     mail.poll_all()
 
 
 def _intake_sweep() -> None:
-    from app.inbox import intake
-
     intake.drain_all()
 
 
@@ -129,8 +118,6 @@ def _timer(name: str, with_since: bool = False) -> Callable[[], object]:
     """A job that calls ``app.jobs.timers.<name>`` (with the previous run time if asked)."""
 
     def run() -> object:
-        from app.jobs import timers
-
         func = getattr(timers, name)
         return func(since=previous_run()) if with_since else func()
 

@@ -29,10 +29,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
+from app.db import insert_ignore
 from app.extensions import db
-from app.inbox import activity, assignment, automation, events, notifications, windows
+from app.inbox import (
+    activity,
+    assignment,
+    automation,
+    conversations,
+    events,
+    notifications,
+    windows,
+)
 from app.inbox.activity import add_activity
-from app.inbox.ingest import insert_ignore
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
@@ -439,8 +447,6 @@ def follow_ups() -> dict:
 
 def auto_close_pending() -> int:
     """Close pending conversations with no activity for the inbox's ``auto_close_pending_days``."""
-    from app.inbox import conversations
-
     session = db.session
     at = now()
     closed = 0

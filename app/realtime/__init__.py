@@ -32,12 +32,14 @@ from flask_socketio import ConnectionRefusedError, join_room
 from app import channels
 from app.clock import now
 from app.extensions import db, socketio
-from app.inbox import events, signals
-from app.models import ApiToken, InboxMember, LoginSession, User
+from app.inbox import assignment, events, hooks, signals
+from app.inbox.queries import can_see
+from app.models import ApiToken, Conversation, InboxMember, LoginSession, User
 from app.models.user import hash_token
 from app.realtime import presence
 from app.realtime.access import LocalAccessBus, RedisAccessBus
 from app.realtime.presence import LocalPresence, RedisPresence
+from app.web.auth import user_for_token
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,6 @@ def emit_events(batch: list[events.Event]) -> None:
 
 def _authenticate(auth) -> tuple[User | None, tuple[str, str] | None]:
     """The connecting user, and what they came with: ``("token", hash)`` or ``("login", hash)``."""
-    from app.web.auth import user_for_token
-
     token = auth.get("token") if isinstance(auth, dict) else None
     if token:
         return user_for_token(token), ("token", hash_token(token))
@@ -286,9 +286,6 @@ def init_app(app: Flask) -> None:
 
 def _may_see(user_id: int, conv_id: int) -> bool:
     """True when the conversation exists and the (active) user may see its inbox."""
-    from app.inbox.queries import can_see
-    from app.models import Conversation
-
     conv = db.session.get(Conversation, conv_id)
     user = db.session.get(User, user_id)
     return (
@@ -301,8 +298,6 @@ def _may_see(user_id: int, conv_id: int) -> bool:
 
 def _heartbeat(user: User) -> None:
     """Extend presence; an agent coming online gets the unassigned queue of their inboxes."""
-    from app.inbox import assignment
-
     try:
         assignment.heartbeat(db.session, user)
     except Exception:  # noqa: BLE001 - presence must never break the connection
@@ -312,8 +307,6 @@ def _heartbeat(user: User) -> None:
 
 def _offline(user_id: int) -> None:
     """The user's last connection here closed: not online any more (for assignment)."""
-    from app.inbox import assignment
-
     user = db.session.get(User, user_id)
     if user is not None:
         assignment.went_offline(db.session, user)
@@ -330,10 +323,6 @@ def _queue_typing(user_id: int, conv_id: int) -> None:
     if t - sent.get(key, 0) < TYPING_THROTTLE:
         return
     sent[key] = t
-    from app.inbox import hooks
-    from app.inbox.queries import can_see
-    from app.models import Conversation
-
     conv = db.session.get(Conversation, conv_id)
     user = db.session.get(User, user_id)
     if conv is None or user is None or not can_see(db.session, user, conv.inbox_id):
@@ -384,8 +373,6 @@ def _presence_change(user_id: int, change) -> None:
 
 
 def _broadcast_presence(conv_ids: set[int]) -> None:
-    from app.models import Conversation
-
     for cid in conv_ids:
         conv = db.session.get(Conversation, cid)
         if conv is None:

@@ -8,14 +8,13 @@ from flask_login import current_user, login_required
 from app.extensions import db, limiter
 from app.models import Attachment
 from app.web import files
+from app.web.ui import template_context
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.app_context_processor
 def _ui_context() -> dict:
-    from app.web.ui import template_context
-
     return template_context()
 
 

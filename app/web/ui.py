@@ -17,6 +17,7 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user
 
 from app.channels import all_channels
+from app.inbox.activity import TEMPLATES
 
 JS_DIR = Path(__file__).resolve().parents[1] / "static" / "js"
 _T_CALL = re.compile(r'(?<![\w.$])t\(\s*"((?:[^"\\\n]|\\.)*)"')
@@ -51,8 +52,6 @@ def js_msgids() -> tuple[str, ...]:
     browser shows from their template (:mod:`app.inbox.activity`), and the channels'
     names and window names, which it shows from the boot data (:func:`channel_caps`).
     """
-    from app.inbox.activity import TEMPLATES
-
     found: dict[str, None] = {}
     for path in sorted(JS_DIR.glob("*.js")):
         for match in _T_CALL.finditer(path.read_text(encoding="utf-8")):

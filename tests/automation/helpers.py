@@ -96,9 +96,9 @@ def conv_of(session, msg):
 
 def reply(session, conv, user, body: str = "Thanks, we are on it."):
     """An agent's reply through the real send path (queued in the outbox)."""
-    from app.inbox import delivery
+    from app.inbox import replies
 
-    msg, _ = delivery.post_message(session, conv, user, body)
+    msg, _ = replies.post_message(session, conv, user, body)
     session.commit()
     return msg
 

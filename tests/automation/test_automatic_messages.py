@@ -186,10 +186,10 @@ def test_an_automatic_message_does_not_cancel_a_scheduled_reply(app, make, sessi
     online(session, agent)
     clock.to(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))  # open
     msg = make.inbound(inbox, contact="7400")
-    from app.inbox import delivery
+    from app.inbox import replies
 
     conv = conv_of(session, msg)
-    scheduled, _ = delivery.post_message(
+    scheduled, _ = replies.post_message(
         session,
         conv,
         agent,

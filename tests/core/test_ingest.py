@@ -196,7 +196,7 @@ def test_postgresql_finds_replays_by_index_without_statistics(make, session):
 
     import pytest
 
-    from app.inbox.ingest import _prefetch_statements
+    from app.inbox.threading import prefetch_statements
 
     if session.get_bind().dialect.name != "postgresql":
         pytest.skip("PostgreSQL's planner only")
@@ -210,7 +210,7 @@ def test_postgresql_finds_replays_by_index_without_statistics(make, session):
                 for i in range(start, start + 500)
             ],
         )
-    known = _prefetch_statements(session)[0]
+    known = prefetch_statements(session)[0]
     ids = [f"mid.{i}" for i in range(2990, 3490)]
     executed = []
     engine = session.get_bind()

@@ -10,7 +10,7 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from app.extensions import db
-from app.inbox import delivery, guards
+from app.inbox import guards, replies
 from app.inbox.serialize import message_dict
 from app.models import Conversation, Message
 from app.web.api.base import bp, json_body, parse_time, visible_conversation
@@ -54,7 +54,7 @@ def messages_post(conversation_id: int):
         raise ApiError(422, "invalid", "attachment_ids must be a list of ids.")
     _guard_new_activity(conv, data, client_id)
     try:
-        msg, created = delivery.post_message(
+        msg, created = replies.post_message(
             db.session,
             conv,
             current_user,
@@ -64,10 +64,10 @@ def messages_post(conversation_id: int):
             send_after=send_after,
             attachment_ids=att_ids,
         )
-    except delivery.InvalidMessage as exc:
+    except replies.InvalidMessage as exc:
         db.session.rollback()
         raise ApiError(422, "invalid", str(exc)) from exc
-    except delivery.SendRefused as exc:
+    except replies.SendRefused as exc:
         db.session.rollback()
         extra = {
             k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
@@ -115,10 +115,10 @@ def message_retry(conversation_id: int, message_id: int):
     if msg is None or msg.conversation_id != conv.id:
         raise ApiError(404, "not_found", "No such message.")
     try:
-        delivery.retry_message(db.session, msg, current_user)
-    except delivery.InvalidMessage as exc:
+        replies.retry_message(db.session, msg, current_user)
+    except replies.InvalidMessage as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
-    except delivery.SendRefused as exc:
+    except replies.SendRefused as exc:
         db.session.rollback()
         raise ApiError(409, exc.code, exc.message) from exc
     db.session.commit()

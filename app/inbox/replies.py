@@ -1,32 +1,31 @@
-"""Outbound: the send-time rules, the outbox row, and recording the result.
+"""Replies and notes: the send-time rules, the queued reply and its outbox row.
 
 Posting a reply checks every rule the platform would enforce (reply window,
 opt-out, undeliverable recipient, quiet hours) and refuses with a reason the
 agent understands, without contacting the provider. An accepted reply is a
 message in ``queued`` state plus an outbox row, written in one transaction;
-the worker (``app.inbox.worker``) sends it.
+the worker (``app.inbox.worker``) sends it. Nothing here talks to a provider.
+Scheduled replies are checked for their own time; a failed one can be retried.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import channels
 from app.clock import aware, now
-from app.inbox import activity, events, hooks, windows
+from app.inbox import activity, events, hooks, signals, windows
 from app.inbox.activity import add_activity
-from app.inbox.ingest import refresh_timers
+from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.inbox.serialize import conversation_dict, message_dict
-from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
+from app.models import Attachment, ContactIdentity, Conversation, Message, OutboxItem, User
 
 log = logging.getLogger(__name__)
-
-QUIET_GRACE = timedelta(minutes=60)  # a customer who wrote within the hour is awake
 
 
 class SendRefused(Exception):
@@ -55,25 +54,6 @@ def _identity(session: Session, conv: Conversation) -> ContactIdentity | None:
     if conv.identity_id is None:
         return None
     return session.get(ContactIdentity, conv.identity_id)
-
-
-def quiet_hours_state(
-    conv: Conversation, ident: ContactIdentity | None, at: datetime
-) -> dict | None:
-    """Where quiet hours apply (SMS): whether ``at`` is inside the customer's, and when they end."""
-    if not channels.get(conv.inbox.channel).quiet_hours or ident is None:
-        return None
-    quiet = conv.inbox.setting("quiet_hours")
-    if not quiet or not quiet.get("start") or not quiet.get("end"):
-        return None
-    from connectors.sms import phone as sms_phone
-    from connectors.sms import quiet as sms_quiet
-
-    tz = sms_phone.customer_timezone(ident.external_id, conv.inbox.setting("timezone") or "UTC")
-    if not sms_quiet.in_quiet_hours(at, tz, quiet["start"], quiet["end"]):
-        return {"quiet": False, "timezone": tz}
-    ends = sms_quiet.quiet_ends_at(at, tz, quiet["start"], quiet["end"])
-    return {"quiet": True, "timezone": tz, "ends_at": ends}
 
 
 def check_send(
@@ -146,18 +126,12 @@ def check_send(
                 raise SendRefused(
                     "quiet_hours",
                     f"It is quiet hours for this customer ({quiet['timezone']}). "
-                    f"Schedule the reply for {ends.astimezone(_zone(quiet['timezone'])):%H:%M} "
+                    f"Schedule the reply for {ends.astimezone(ZoneInfo(quiet['timezone'])):%H:%M} "
                     "their time instead.",
                     send_after=ends,
                     timezone=quiet["timezone"],
                 )
     return SendPlan(window=window, options=options)
-
-
-def _zone(name: str):
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 
 
 MAX_BODY = 20000
@@ -248,8 +222,6 @@ def post_message(
     session.add(msg)
     session.flush()
     if attachment_ids:
-        from app.models import Attachment
-
         for att in session.scalars(sa.select(Attachment).where(Attachment.id.in_(attachment_ids))):
             if att.message_id is None or att.message.conversation_id == conv.id:
                 att.message_id = msg.id
@@ -292,14 +264,12 @@ def record_outbound_activity(
     if user is not None and not msg.automated:
         conv.waiting_since = None
         conv.unread_count = 0
-        from app.inbox import automation  # breaches answered, follow-up timer, active again
-
-        automation.human_replied(conv, at)
+        signals.agent_replied.send(conv, at=at)  # breaches answered, follow-up timer
     conv.last_message_direction = "outbound"
     conv.last_message_body = (msg.body or "")[:280]
     conv.last_message_at = at
     conv.last_activity_at = at
-    refresh_timers(conv, conv.inbox)
+    windows.refresh_timers(conv, conv.inbox)
 
 
 def cancel_scheduled(session: Session, conv: Conversation, before: datetime | None = None) -> int:

@@ -1,0 +1,30 @@
+"""Who reacts to what: the domain's signal receivers, connected in one place.
+
+``create_app`` calls :func:`connect` (connecting twice changes nothing). The
+receivers of a signal run in the order they are connected here, in the
+sender's session and transaction, so that order is part of the behaviour:
+
+- ``conversation_created``: assignment (automatic assignment).
+- ``customer_wrote``: automation (flags, back to the queue, new-conversation
+  notifications, greeting, away message).
+- ``agent_replied``: automation (breaches answered, follow-up timer).
+- ``status_changed``: the channel hooks (GBM: representative left), then
+  assignment (closing frees the assignee's capacity: the queue is handed out).
+- ``assigned``: notifications (tell the assignee), then the channel hooks
+  (GBM: representative joined).
+"""
+
+from __future__ import annotations
+
+from app.inbox import assignment, automation, hooks, notifications, signals
+
+
+def connect() -> None:
+    """Connect every domain receiver to its signal, in the order they run."""
+    signals.conversation_created.connect(assignment.on_conversation_created)
+    signals.customer_wrote.connect(automation.on_customer_wrote)
+    signals.agent_replied.connect(automation.on_agent_replied)
+    signals.status_changed.connect(hooks.on_status_changed)
+    signals.status_changed.connect(assignment.on_status_changed)
+    signals.assigned.connect(notifications.on_assigned)
+    signals.assigned.connect(hooks.on_assigned)
