@@ -10,6 +10,7 @@ from flask import Flask, current_app, jsonify, request
 from sqlalchemy import event
 
 from app import urls
+from app.db import sqlite_pragmas
 from config import BASE_DIR, CONFIGS, INSTANCE_DIR, env_bool
 
 
@@ -79,16 +80,6 @@ def register_query_count(app: Flask) -> None:
     def query_count_header(response):
         response.headers["X-Query-Count"] = str(g.get("sb_query_count", 0))
         return response
-
-
-def sqlite_pragmas(dbapi_conn, _record) -> None:
-    """WAL + busy timeout so readers and the writer do not block each other."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
 
 
 def register_extensions(app: Flask) -> None:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import connectors
+from app.clock import aware
 from connectors import base as cb
 
 if TYPE_CHECKING:
@@ -266,6 +267,19 @@ class Channel:
     def sample_contact_id(cls, n: int) -> str:
         """A made-up customer id for demo data (``flask demo seed``)."""
         return f"{cls.name}-customer-{n}"
+
+    # -- inbound -----------------------------------------------------------------
+    @classmethod
+    def parse_stored(cls, row: Any, inboxes: dict[int, Inbox]) -> dict[int, list[cb.InboundEvent]]:
+        """A stored webhook body -> its events per verified inbox (the intake's parser).
+
+        ``row`` is the intake row (``body``, ``received_at``), ``inboxes`` the inboxes
+        it was verified for. By default each of them gets every event. Raises
+        :class:`~connectors.base.UnreadableBody` for a body the connector cannot
+        read: the intake keeps it as failed.
+        """
+        events = cls.connector().parse_webhook(row.body, aware(row.received_at))
+        return {inbox_id: events for inbox_id in inboxes}
 
     # -- outbound ----------------------------------------------------------------
     @classmethod

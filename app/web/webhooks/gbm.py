@@ -71,16 +71,3 @@ def gbm_webhook():
     if result is None:
         return jsonify({"status": "ok", "queued": True})
     return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates})
-
-
-@intake.parser("gbm")
-def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
-    """A stored Business Messages body -> its events, for the agent's inbox.
-
-    Raises :class:`~connectors.base.UnreadableBody` for a body without a readable
-    agent: the intake keeps it as failed.
-    """
-    payload = read_json(row.body)
-    gbm.agent_of(payload)
-    events = gbm.parse(payload)
-    return {inbox_id: events for inbox_id in inboxes}

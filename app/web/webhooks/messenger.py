@@ -94,27 +94,3 @@ def messenger_events():
     if result is None:  # stored; this process's drainer threads it in a moment
         return jsonify({"status": "ok", "queued": True})
     return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates})
-
-
-@intake.parser("messenger")
-def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
-    """A stored Messenger body -> events per verified inbox (other Pages are logged, skipped).
-
-    Raises :class:`~connectors.base.UnreadableBody` for a body that is not a JSON
-    object: the intake keeps it as failed.
-    """
-    payload = read_json(row.body)
-    if not isinstance(payload, dict):
-        raise UnreadableBody("not a JSON object")
-    by_page = {i.route_key: i for i in inboxes.values()}
-    grouped: dict[int, list] = {}
-    unknown = set()
-    for ev in messenger.parse(payload):
-        inbox = by_page.get(ev.inbox_key)
-        if inbox is None:
-            unknown.add(ev.inbox_key)
-            continue
-        grouped.setdefault(inbox.id, []).append(ev)
-    if unknown:
-        log.warning("messenger: events for unknown Pages %s ignored", sorted(unknown))
-    return grouped

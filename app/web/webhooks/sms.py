@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import request
-from werkzeug.datastructures import MultiDict
 
-from app.clock import aware
 from app.extensions import db
 from app.inbox import intake
 from app.inbox.connections import connector_for
@@ -58,17 +56,6 @@ def twilio_inbound():
     with intake.receiving():  # stored, then threaded like Messenger bodies (app.inbox.intake)
         intake.accept(intake.store("sms", body, [inbox.id]))
     return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
-
-
-@intake.parser("sms")
-def parse_stored(row, inboxes: dict[int, Inbox]) -> dict[int, list]:
-    """A stored inbound SMS/MMS request -> its events (Twilio sends no time: ours)."""
-    form = MultiDict(parse_qsl(row.body.decode(), keep_blank_values=True))
-    events = TWILIO.parse_inbound(form, aware(row.received_at))
-    return {
-        inbox_id: [dataclasses.replace(ev, inbox_key=inbox.route_key) for ev in events]
-        for inbox_id, inbox in inboxes.items()
-    }
 
 
 def _awaiting_sid(ref: str | None, sid: str | None) -> Message | None:
