@@ -153,6 +153,11 @@ class Channel:
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
     webhook_paths: ClassVar[tuple[str, ...]] = ()  # the URLs providers call, under our base
+    # how app.web.webhooks answers each of webhook_paths, in the same order:
+    # "signed_batch" (GET handshake + signed JSON batches), "signed_event" (handshake in
+    # the body + signed JSON events), "form" (signed form posts, empty TwiML answer),
+    # "form_status" (signed delivery receipts), "raw_mime" (one message, token in the URL)
+    webhook_views: ClassVar[tuple[str, ...]] = ()
     api_urls: ClassVar[dict[str, str]] = {}  # connector base-URL key -> the setting naming it
     window: ClassVar[WindowPolicy | None] = None  # None: no platform reply window
     identity_label: ClassVar[str | None] = None  # "Messenger user"; None: the id is readable

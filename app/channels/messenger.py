@@ -40,6 +40,7 @@ class Messenger(Channel):
     )
     route_field = "page_id"
     webhook_paths = ("/webhooks/messenger",)
+    webhook_views = ("signed_batch",)
     api_urls = {"messenger_graph": "MESSENGER_GRAPH_URL"}
     window = WindowPolicy(
         standard=timedelta(hours=24),

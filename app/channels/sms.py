@@ -32,6 +32,7 @@ class Sms(Channel):
     route_field = "number"
     alt_route_field = "messaging_service_sid"
     webhook_paths = ("/webhooks/sms/twilio", "/webhooks/sms/twilio/status")
+    webhook_views = ("form", "form_status")
     api_urls = {"twilio": "TWILIO_API_URL"}
     quiet_hours = True
     text_segments = True
