@@ -10,6 +10,7 @@ from flask import Flask, current_app, jsonify, request
 from sqlalchemy import event
 
 from app import urls
+from app.db import sqlite_pragmas
 from config import BASE_DIR, CONFIGS, INSTANCE_DIR, env_bool
 
 
@@ -84,7 +85,6 @@ def register_query_count(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Initialise the extension objects of ``app.extensions``."""
-    from app.db import sqlite_pragmas
     from app.extensions import babel, csrf, db, limiter, login, migrate, socketio
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]

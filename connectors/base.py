@@ -345,6 +345,39 @@ class Connector:
             f.name: config.get(f.name) for f in cls.fields if not f.secret and config.get(f.name)
         }
 
+    # -- inbound: the webhook contract -----------------------------------------
+    # The web layer asks these in order: webhook_handshake (a subscription check
+    # to answer at once), webhook_route_keys (which inboxes the request names),
+    # verify_webhook (per routed inbox, over the raw bytes and the URL called);
+    # it stores the raw body, and the intake later calls parse_webhook. A body
+    # that cannot be read raises UnreadableBody; nothing here touches a database.
+    @classmethod
+    def webhook_handshake(cls, body: bytes, args: dict[str, str]) -> tuple[str, str] | None:
+        """``(token presented, answer to echo)`` when the request is the provider's
+        subscription handshake; None for anything else (channels without one)."""
+        return None
+
+    @classmethod
+    def accepts_handshake(cls, config: dict[str, Any], token: str) -> bool:
+        """True when an inbox with ``config`` owns the handshake's ``token`` (constant time)."""
+        return False
+
+    @classmethod
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+        """The route keys (Page ids, agents, numbers ...) the request names, most specific
+        first, each a :func:`routing_key` string; raises :class:`UnreadableBody` when the
+        body cannot name an inbox."""
+        raise UnreadableBody(f"{cls.channel or 'this channel'} takes no routed webhooks")
+
+    def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
+        """True when the request is authentic for this inbox's config; fails closed."""
+        return False
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+        """The events of a stored, verified body; raises :class:`UnreadableBody`."""
+        raise UnreadableBody(f"{cls.channel or 'this channel'} stores no webhook bodies")
+
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:
         """Deliver ``message``; never raises for provider errors, returns them.

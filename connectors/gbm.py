@@ -725,6 +725,40 @@ class GbmConnector(Connector):
         """:func:`check_signature` with this inbox's client token and partner key."""
         return check_signature(raw_body, header, self.signature_keys(self.config))
 
+    # -- inbound: the webhook contract (see connectors.base.Connector) ------------
+    @classmethod
+    def webhook_handshake(cls, body: bytes, args: dict[str, str]) -> tuple[str, str] | None:
+        """Google's handshake body: ``(clientToken, secret)``; the secret is echoed."""
+        try:
+            payload = read_json(body)
+        except UnreadableBody:
+            return None
+        return handshake(payload)
+
+    @classmethod
+    def accepts_handshake(cls, config: dict[str, Any], token: str) -> bool:
+        """The inbox's client token is the one presented (constant time)."""
+        own = config.get("client_token")
+        if not isinstance(own, str) or not own or not isinstance(token, str) or not token:
+            return False
+        return hmac.compare_digest(own.encode(), token.encode())
+
+    @classmethod
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+        """The ``agent`` the event is for (:func:`agent_of`)."""
+        return [agent_of(read_json(body))]
+
+    def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
+        """``X-Goog-Signature`` with the client token (or partner key)."""
+        return self.verify_signature(body, headers.get("X-Goog-Signature"))
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+        """The events of a body that names an agent."""
+        payload = read_json(body)
+        agent_of(payload)
+        return parse(payload)
+
     # -- outbound --------------------------------------------------------------
     @property
     def base_url(self) -> str:

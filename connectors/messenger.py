@@ -51,7 +51,9 @@ from connectors.base import (
     SendError,
     SendResult,
     StatusUpdate,
+    UnreadableBody,
     never_reached,
+    read_json,
     register,
     routing_key,
 )
@@ -742,6 +744,14 @@ def _attachment_type(content_type: str | None) -> str:
     return major if major in ("image", "video", "audio") else "file"
 
 
+def _object(body: bytes) -> dict[str, Any]:
+    """A webhook body that must be a JSON object; raises :class:`UnreadableBody`."""
+    payload = read_json(body)
+    if not isinstance(payload, dict):
+        raise UnreadableBody("not a JSON object")
+    return payload
+
+
 @register
 class MessengerConnector(Connector):
     """One Facebook Page: sends through the Graph Send API with the Page token."""
@@ -773,6 +783,36 @@ class MessengerConnector(Connector):
     page_ids = staticmethod(page_ids)
     parse = staticmethod(parse)
     is_own_echo = staticmethod(is_own_echo)
+
+    # -- inbound: the webhook contract (see connectors.base.Connector) ------------
+    @classmethod
+    def webhook_handshake(cls, body: bytes, args: dict[str, str]) -> tuple[str, str] | None:
+        """Meta's ``GET`` subscription check: ``(hub.verify_token, hub.challenge)``."""
+        given = args.get("hub.verify_token")
+        if args.get("hub.mode") == "subscribe" and given:
+            return given, args.get("hub.challenge", "")
+        return None
+
+    @classmethod
+    def accepts_handshake(cls, config: dict[str, Any], token: str) -> bool:
+        """The inbox's verify token is the one presented."""
+        return verify_token_matches(token, config.get("verify_token") or "")
+
+    @classmethod
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+        """The Page ids (``entry[].id``) of a body that is a JSON object."""
+        return page_ids(_object(body))
+
+    def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
+        """``X-Hub-Signature-256`` over the raw body with the inbox's app secret."""
+        return check_signature(
+            body, headers.get("X-Hub-Signature-256"), self.config.get("app_secret") or ""
+        )
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+        """Every event of the batch (the caller keeps those of its verified Pages)."""
+        return parse(_object(body))
 
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:

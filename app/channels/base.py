@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import connectors
+from app.clock import aware
 from connectors import base as cb
 
 if TYPE_CHECKING:
@@ -152,6 +153,11 @@ class Channel:
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
     webhook_paths: ClassVar[tuple[str, ...]] = ()  # the URLs providers call, under our base
+    # how app.web.webhooks answers each of webhook_paths, in the same order:
+    # "signed_batch" (GET handshake + signed JSON batches), "signed_event" (handshake in
+    # the body + signed JSON events), "form" (signed form posts, empty TwiML answer),
+    # "form_status" (signed delivery receipts), "raw_mime" (one message, token in the URL)
+    webhook_views: ClassVar[tuple[str, ...]] = ()
     api_urls: ClassVar[dict[str, str]] = {}  # connector base-URL key -> the setting naming it
     window: ClassVar[WindowPolicy | None] = None  # None: no platform reply window
     identity_label: ClassVar[str | None] = None  # "Messenger user"; None: the id is readable
@@ -266,6 +272,19 @@ class Channel:
     def sample_contact_id(cls, n: int) -> str:
         """A made-up customer id for demo data (``flask demo seed``)."""
         return f"{cls.name}-customer-{n}"
+
+    # -- inbound -----------------------------------------------------------------
+    @classmethod
+    def parse_stored(cls, row: Any, inboxes: dict[int, Inbox]) -> dict[int, list[cb.InboundEvent]]:
+        """A stored webhook body -> its events per verified inbox (the intake's parser).
+
+        ``row`` is the intake row (``body``, ``received_at``), ``inboxes`` the inboxes
+        it was verified for. By default each of them gets every event. Raises
+        :class:`~connectors.base.UnreadableBody` for a body the connector cannot
+        read: the intake keeps it as failed.
+        """
+        events = cls.connector().parse_webhook(row.body, aware(row.received_at))
+        return {inbox_id: events for inbox_id in inboxes}
 
     # -- outbound ----------------------------------------------------------------
     @classmethod

@@ -41,6 +41,7 @@ class Email(Channel):
     )
     route_field = "address"
     webhook_paths = ("/webhooks/email/inbound/{token}",)
+    webhook_views = ("raw_mime",)
     mail = True
     sends_file_bytes = True
 

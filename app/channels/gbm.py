@@ -36,6 +36,7 @@ class Gbm(Channel):
     )
     route_field = "agent"
     webhook_paths = ("/webhooks/gbm",)
+    webhook_views = ("signed_event",)
     api_urls = {"gbm": "GBM_API_URL"}
     window = WindowPolicy(
         standard=timedelta(days=30),

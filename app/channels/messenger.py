@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
+from app.clock import aware
+
+log = logging.getLogger("switchboard.webhooks")
 
 SUBSCRIPTION_FIELDS = (
     "messages, message_echoes, message_deliveries, message_reads, messaging_postbacks, "
@@ -36,6 +40,7 @@ class Messenger(Channel):
     )
     route_field = "page_id"
     webhook_paths = ("/webhooks/messenger",)
+    webhook_views = ("signed_batch",)
     api_urls = {"messenger_graph": "MESSENGER_GRAPH_URL"}
     window = WindowPolicy(
         standard=timedelta(hours=24),
@@ -77,6 +82,22 @@ class Messenger(Channel):
                 N_("Page id"), cfg.get("page_id"), N_("Routes the Page's events to this inbox")
             ),
         ]
+
+    @classmethod
+    def parse_stored(cls, row, inboxes) -> dict[int, list]:
+        """A batch's events per verified inbox, by Page id (other Pages are logged, skipped)."""
+        by_page = {i.route_key: i for i in inboxes.values()}
+        grouped: dict[int, list] = {}
+        unknown = set()
+        for ev in cls.connector().parse_webhook(row.body, aware(row.received_at)):
+            inbox = by_page.get(ev.inbox_key)
+            if inbox is None:
+                unknown.add(ev.inbox_key)
+                continue
+            grouped.setdefault(inbox.id, []).append(ev)
+        if unknown:
+            log.warning("messenger: events for unknown Pages %s ignored", sorted(unknown))
+        return grouped
 
     @classmethod
     def sample_contact_id(cls, n: int) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from app.channels.base import N_, Channel, Field, SetupItem
+from app.clock import aware
 from connectors.sms import phone
 
 
@@ -30,6 +32,7 @@ class Sms(Channel):
     route_field = "number"
     alt_route_field = "messaging_service_sid"
     webhook_paths = ("/webhooks/sms/twilio", "/webhooks/sms/twilio/status")
+    webhook_views = ("form", "form_status")
     api_urls = {"twilio": "TWILIO_API_URL"}
     quiet_hours = True
     text_segments = True
@@ -81,6 +84,18 @@ class Sms(Channel):
         Twilio's message SID still finds it (the signature covers the query string).
         """
         return {"status_callback": f"{base}{cls.webhook_paths[1]}?ref={msg.id}"}
+
+    @classmethod
+    def parse_stored(cls, row, inboxes) -> dict[int, list]:
+        """An inbound SMS/MMS request -> its events, addressed to each inbox's number.
+
+        Twilio sends no time: the events carry the time the request was received.
+        """
+        events = cls.connector().parse_webhook(row.body, aware(row.received_at))
+        return {
+            inbox_id: [dataclasses.replace(ev, inbox_key=inbox.route_key) for ev in events]
+            for inbox_id, inbox in inboxes.items()
+        }
 
     @classmethod
     def sample_contact_id(cls, n: int) -> str:

@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 import requests
+from werkzeug.datastructures import MultiDict
 
 from connectors.base import (
     ConfigField,
@@ -132,6 +134,34 @@ class SmsConnector(Connector):
     def parse_status(self, form: Mapping[str, str]) -> StatusUpdate:
         """Status callback -> :class:`StatusUpdate` (ValueError when not an outbound status)."""
         return self.provider.parse_status(form)
+
+    # -- inbound: the webhook contract (see connectors.base.Connector) ------------
+    # Bodies are form-encoded; the stored body is parsed by the default provider
+    # (the one whose URL the provider called).
+    @staticmethod
+    def webhook_form(body: bytes) -> MultiDict:
+        """A form-encoded webhook body as the fields the provider sent, repeats kept."""
+        return MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    @classmethod
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+        """The Messaging Service (alternative route key) first, then our number."""
+        service, number = get_provider(None).routing_keys(cls.webhook_form(body))
+        return [key for key in (service, number) if key]
+
+    def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
+        """The provider's signature over the URL called and the form fields."""
+        return self.provider.verify(url, self.webhook_form(body), headers)
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+        """An inbound SMS/MMS (the provider sends no time: ``received_at``)."""
+        return get_provider(None).parse_inbound(cls.webhook_form(body), received_at)
+
+    @classmethod
+    def parse_status_webhook(cls, body: bytes) -> StatusUpdate:
+        """A delivery status callback; ValueError when it is not one of ours."""
+        return get_provider(None).parse_status(cls.webhook_form(body))
 
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:
