@@ -52,7 +52,7 @@ def connector_for(inbox: Inbox) -> cb.Connector:
 def public_config(inbox: Inbox) -> dict:
     """The inbox's connector config without secrets: safe for the API and logs."""
     try:
-        secret = connector_class(inbox.channel).secret_fields()
+        secret = channels.get(inbox.channel).secret_fields()
     except KeyError:
         secret = set()
     secret |= {"inbound_token"}

@@ -6,6 +6,7 @@ import os
 import uuid
 from pathlib import Path
 
+import filetype
 from flask import current_app
 
 from app.clock import now
@@ -74,8 +75,6 @@ def is_inline_type(content_type: str | None) -> bool:
 
 def sniff_bytes(head: bytes) -> str | None:
     """The type bytes say they are (magic numbers), whatever the sender claimed."""
-    import filetype
-
     kind = filetype.guess(head[:8192])
     return kind.mime if kind is not None else None
 
