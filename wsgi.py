@@ -28,8 +28,8 @@ def start_background(flask_app=None) -> None:
     ``post_worker_init`` hook of ``gunicorn.conf.py`` calls it only when
     ``RUN_BACKGROUND=1``.
     """
-    from app.inbox.worker import WorkerThread
-    from app.jobs import start_scheduler
+    from app.runtime.jobs import start_scheduler
+    from app.runtime.worker import WorkerThread
 
     flask_app = flask_app or app
     start_scheduler(flask_app)

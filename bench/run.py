@@ -180,7 +180,7 @@ def wait_threaded(url: str, timeout: float = 120.0) -> float:
     """Seconds until the webhook intake is empty (every stored body threaded into the inbox)."""
     import sqlalchemy as sa
 
-    from app.inbox.intake import intake_url_for  # SQLite: the bodies wait in a file of their own
+    from app.runtime.intake import intake_url_for  # SQLite: the bodies wait in a file of their own
 
     engine = sa.create_engine(intake_url_for(url) or url)
     started = time.monotonic()

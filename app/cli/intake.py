@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.inbox import intake
+from app.runtime import intake
 
 
 @click.group("intake")

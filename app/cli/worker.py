@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from app.inbox import intake
-from app.inbox.worker import WorkerThread, run_once
-from app.jobs import start_scheduler
+from app.runtime import intake
+from app.runtime.jobs import start_scheduler
+from app.runtime.worker import WorkerThread, run_once
 
 
 @click.command("worker")

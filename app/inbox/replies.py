@@ -4,7 +4,7 @@ Posting a reply checks every rule the platform would enforce (reply window,
 opt-out, undeliverable recipient, quiet hours) and refuses with a reason the
 agent understands, without contacting the provider. An accepted reply is a
 message in ``queued`` state plus an outbox row, written in one transaction;
-the worker (``app.inbox.worker``) sends it. Nothing here talks to a provider.
+the worker (``app.runtime.worker``) sends it. Nothing here talks to a provider.
 Scheduled replies are checked for their own time; a failed one can be retried.
 """
 

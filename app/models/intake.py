@@ -15,7 +15,7 @@ from app.models.types import JSONType, UTCDateTime
 class WebhookIntake(db.Model):
     """One verified webhook body, waiting to be threaded into the inbox.
 
-    The webhook writes the raw body in one INSERT and answers; ``app.inbox.intake``
+    The webhook writes the raw body in one INSERT and answers; ``app.runtime.intake``
     then takes pending rows in bulk by deleting them (``DELETE ... RETURNING``,
     skipping rows locked by another process on PostgreSQL) in the transaction that
     ingests them. With SQLite the table lives in a file of its own beside the

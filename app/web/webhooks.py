@@ -30,10 +30,10 @@ from app import channels
 from app.channels import Channel
 from app.clock import now
 from app.extensions import csrf, db, limiter
-from app.inbox import intake
 from app.inbox.connections import connector_for
 from app.inbox.ingest import ingest
 from app.models import Inbox, Message
+from app.runtime import intake
 from connectors.base import UnreadableBody, routing_key
 from connectors.sms import get_provider
 

@@ -26,7 +26,7 @@ def online(session, *users, until: timedelta = timedelta(days=60)) -> None:
 def run(app, name: str) -> bool:
     """Run a scheduled job through the lock, as the scheduler does."""
     from app.extensions import db
-    from app.jobs import registry
+    from app.runtime.jobs import registry
 
     ran = registry.run_job(app, name)
     db.session.expire_all()
@@ -35,7 +35,7 @@ def run(app, name: str) -> bool:
 
 def run_concurrently(app, name: str, threads: int = 6) -> list[bool]:
     """Start ``threads`` schedulers' runs of one job at the same instant."""
-    from app.jobs import registry
+    from app.runtime.jobs import registry
 
     barrier = threading.Barrier(threads)
     results: list[bool] = []
@@ -126,7 +126,7 @@ class FakeGraph:
 def deliver(app, limit: int = 100) -> int:
     """Run the outbox worker once in its own app context (as the worker thread does)."""
     from app.extensions import db
-    from app.inbox.worker import run_once
+    from app.runtime.worker import run_once
 
     with app.app_context():
         handled = run_once(limit=limit)

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.inbox import assignment
-from app.jobs import registry, start_scheduler, timers
 from app.models import JobLock, ResponseBreach
+from app.runtime.jobs import registry, start_scheduler, timers
 from tests.automation.helpers import T0, conv_of, notes, online, run, run_concurrently
 
 MY_JOBS = [
@@ -40,7 +40,7 @@ def test_jobs_have_deterministic_ids_and_start_once_per_process(app):
         assert all(j.max_instances == 1 and j.coalesce for j in first.get_jobs())
     finally:
         first.shutdown(wait=False)
-        from app.jobs import _started
+        from app.runtime.jobs import _started
 
         _started.pop(id(app), None)
 

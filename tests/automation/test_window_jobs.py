@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.inbox import assignment
-from app.jobs import timers
 from app.models import Message
+from app.runtime.jobs import timers
 from tests.automation.helpers import T0, conv_of, notes, online, reply, run
 
 

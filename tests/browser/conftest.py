@@ -351,7 +351,7 @@ def post_messenger(base_url: str, inbox, psid: str, text: str, mid: str, at_ms: 
 
 def run_worker(app) -> int:
     """Process due outbox rows (sends, profile look-ups) as the background worker would."""
-    from app.inbox.worker import run_once
+    from app.runtime.worker import run_once
 
     with app.app_context():
         return run_once()

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 import time_machine
 from aiosmtpd.controller import Controller
 
-from app.inbox import worker
 from app.inbox.email_ingest import ingest_raw
-from app.jobs import mail as mail_job
-from app.jobs import registry
+from app.runtime import worker
+from app.runtime.jobs import mail as mail_job
+from app.runtime.jobs import registry
 from connectors.email.threads import normalize_message_id, parse_id_list, token_from_message_id
 from tests.conftest import CORPUS
 from tests.connectors.imap_server import dovecot as dovecot  # noqa: F401  (pytest fixture)

@@ -280,7 +280,7 @@ def google():
 
 
 def run_worker() -> int:
-    from app.inbox.worker import run_once
+    from app.runtime.worker import run_once
 
     return run_once()
 
@@ -816,7 +816,7 @@ def test_response_due_defaults_to_24_hours(client, inbox, as_agent):
 
 def test_busy_process_queues_the_body_and_threads_it_once(client, inbox, as_agent, session):
     """Under load the body waits in the intake (stored, answered) and is threaded once later."""
-    from app.inbox import intake
+    from app.runtime import intake
 
     body = text_message("Queued while busy", message_id="msg-queued")
     with intake._drain_lock:  # another batch is being threaded in this process

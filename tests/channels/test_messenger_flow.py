@@ -25,7 +25,7 @@ import responses
 import time_machine
 
 from app.clock import now
-from app.inbox.worker import run_once
+from app.runtime.worker import run_once
 
 PAGE_A = "104800000000001"
 PAGE_B = "104800000000002"

@@ -20,7 +20,7 @@ import responses
 import time_machine
 from twilio.request_validator import RequestValidator
 
-from app.inbox import worker
+from app.runtime import worker
 
 ACCOUNT = "AC" + "1" * 32  # the factory's account SID
 WEBHOOK = "http://localhost/webhooks/sms/twilio"
@@ -930,7 +930,7 @@ def test_busy_process_keeps_inbound_sms_in_the_intake_and_threads_them_once(
     client, sms_inbox, auth
 ):
     """Under load Twilio gets its TwiML at once; the requests are threaded together later."""
-    from app.inbox import intake
+    from app.runtime import intake
 
     first_sid = sid()
     with intake._drain_lock:  # another batch is being threaded in this process

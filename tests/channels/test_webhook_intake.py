@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.clock import now
-from app.inbox import intake
 from app.models import Conversation, Message, WebhookIntake
+from app.runtime import intake
 
 SECRET = "intake-app-secret"
 PAGE = "104800000000555"
@@ -217,7 +217,7 @@ def test_database_failure_while_threading_keeps_the_body_and_retries_later(
 
 
 def test_a_body_left_by_a_stopped_process_is_threaded_by_the_sweep_job(app, session, inbox):
-    from app.jobs.registry import run_job
+    from app.runtime.jobs.registry import run_job
 
     intake.store("messenger", body(("7008", "m_orphan", "Left behind")), [inbox.id])
     assert texts(session) == []

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from app.clock import now
 from app.extensions import db
-from app.inbox import worker
 from app.models import Conversation, Inbox, Message, OutboxItem
+from app.runtime import worker
 
 GRAPH = "http://graph.fake/v25.0/me/messages"
 PROFILE = "http://graph.fake/v25.0/psid-9"

@@ -210,7 +210,7 @@ def test_a_messenger_image_whose_download_is_active_content_is_a_download(client
     """Meta's CDN answering an SVG (or HTML) for an "image" attachment: never shown inline."""
     import responses
 
-    from app.inbox.worker import run_once
+    from app.runtime.worker import run_once
     from tests.channels.test_messenger_flow import Api, page_inbox
     from tests.security.test_ssrf import customer_sends_attachment, only_attachment
 

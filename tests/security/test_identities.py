@@ -14,7 +14,7 @@ from email.parser import Parser
 import pytest
 from aiosmtpd.controller import Controller
 
-from app.inbox import worker
+from app.runtime import worker
 from tests.connectors.imap_server import free_port
 from tests.security.mail import OURS, conversations, messages, post, raw_mail
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app.inbox.worker import run_once
+from app.runtime.worker import run_once
 from tests.channels.test_messenger_flow import PAGE_A, U1, customer_writes, graph, page_inbox
 
 __all__ = ["graph"]  # the fake Graph fixture

@@ -28,8 +28,8 @@ import time_machine
 
 from app.clock import now
 from app.extensions import db
-from app.inbox.worker import run_once
 from app.models import Message
+from app.runtime.worker import run_once
 from connectors import base as cb
 from tests.channels.test_messenger_flow import (
     PAGE_A,

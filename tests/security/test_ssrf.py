@@ -25,8 +25,8 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from app.inbox.worker import run_once
 from app.models import Attachment, OutboxItem
+from app.runtime.worker import run_once
 from connectors import base as cb
 from tests.channels.test_messenger_flow import (
     PAGE_A,

@@ -30,8 +30,8 @@ import pytest
 import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
-from app.inbox import intake
 from app.models import Message, WebhookIntake
+from app.runtime import intake
 from connectors import gbm
 
 DEEP_ARRAY = b"[" * 100_000

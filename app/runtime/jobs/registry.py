@@ -16,9 +16,9 @@ from flask import Flask, g
 from app.clock import now
 from app.db import insert_ignore_stmt
 from app.extensions import db
-from app.inbox import intake
-from app.jobs import mail, timers
 from app.models import JobLock
+from app.runtime import intake
+from app.runtime.jobs import mail, timers
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _intake_sweep() -> None:
 
 
 def _timer(name: str, with_since: bool = False) -> Callable[[], object]:
-    """A job that calls ``app.jobs.timers.<name>`` (with the previous run time if asked)."""
+    """A job that calls ``app.runtime.jobs.timers.<name>`` (with the previous run time if asked)."""
 
     def run() -> object:
         func = getattr(timers, name)

@@ -1,7 +1,7 @@
 """The scheduler (APScheduler 3.x) and its periodic jobs.
 
 Exactly one scheduler acts at a time however many processes run: every job
-run first takes a database lock (``app.jobs.lock``), so a second scheduler's
+run first takes a database lock (``app.runtime.jobs.lock``), so a second scheduler's
 run of the same job is skipped.
 """
 
@@ -13,7 +13,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from app.jobs import registry
+from app.runtime.jobs import registry
 
 log = logging.getLogger(__name__)
 
