@@ -1,7 +1,7 @@
 """Raw RFC 822 mail into the inbox: parse, order, store with the full original.
 
-Both inbound paths end here: the raw-MIME webhook (one message) and the IMAP
-poll (a batch). For each raw message:
+Both inbound paths end here: the raw-MIME webhook (one message, threaded from the
+webhook intake) and the IMAP poll (a batch). For each raw message:
 
 - it is parsed with the inbox address as ours; mail carrying our own address in
   ``X-Loop`` (our reply came back) is dropped and logged;
