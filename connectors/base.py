@@ -127,6 +127,9 @@ class StatusUpdate:
     contact_id: str | None = None
     watermark: datetime | None = None
     error: SendError | None = None
+    # Our own id of the message as the provider hands it back (the ``ref`` of a
+    # callback URL): finds a reply whose provider id is not recorded yet.
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +354,8 @@ class Connector:
     # verify_webhook (per routed inbox, over the raw bytes and the URL called);
     # it stores the raw body, and the intake later calls parse_webhook. A body
     # that cannot be read raises UnreadableBody; nothing here touches a database.
+    # ``kind`` names which of the channel's URLs was called when it has more than
+    # one ("" the main one; "status" for SMS delivery receipts).
     @classmethod
     def webhook_handshake(cls, body: bytes, args: dict[str, str]) -> tuple[str, str] | None:
         """``(token presented, answer to echo)`` when the request is the provider's
@@ -363,7 +368,7 @@ class Connector:
         return False
 
     @classmethod
-    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
         """The route keys (Page ids, agents, numbers ...) the request names, most specific
         first, each a :func:`routing_key` string; raises :class:`UnreadableBody` when the
         body cannot name an inbox."""
@@ -374,7 +379,9 @@ class Connector:
         return False
 
     @classmethod
-    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+    def parse_webhook(
+        cls, body: bytes, received_at: datetime, kind: str = ""
+    ) -> list[InboundEvent]:
         """The events of a stored, verified body; raises :class:`UnreadableBody`."""
         raise UnreadableBody(f"{cls.channel or 'this channel'} stores no webhook bodies")
 

@@ -12,9 +12,11 @@ branches on a channel's name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl, urlencode
 
 import connectors
 from app.clock import aware
@@ -107,6 +109,82 @@ class SetupItem:
         }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a webhook answers: a status and a text or JSON body."""
+
+    status: int
+    body: str | dict = ""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+def counts(*extra: str, queued: Answer | None = None) -> Callable[[Any], Answer]:
+    """Answer what the intake threaded: ``{"status": "ok", "stored": n, "duplicates": n}``.
+
+    ``extra`` adds more counts (``updated``). A body left to the drainer (no result)
+    is answered ``queued`` (default ``{"status": "ok", "queued": true}``).
+    """
+    waiting = queued or Answer(200, {"status": "ok", "queued": True})
+
+    def answer(result: Any) -> Answer:
+        if result is None:
+            return waiting
+        body = {"status": "ok", "stored": len(result.created), "duplicates": result.duplicates}
+        body.update({name: getattr(result, name) for name in extra})
+        return Answer(200, body)
+
+    return answer
+
+
+def always(fixed: Answer) -> Callable[[Any], Answer]:
+    """The same answer whatever was threaded (Twilio wants an empty TwiML or 204)."""
+    return lambda result: fixed
+
+
+INVALID_SIGNATURE = Answer(403, "invalid signature")
+MALFORMED = Answer(200, {"status": "ignored", "reason": "malformed"})
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """How the generic webhook view (``app.web.webhooks``) answers one of the channel's URLs.
+
+    The order is the same for every URL: the handshake (when ``handshake`` is set: a
+    GET is only ever one), the route keys of the connector's webhook contract -> the
+    inboxes of the channel they name -> verification per inbox -> the body stored in
+    the intake (with the query ``args`` named here) -> ``stored(result)``. The
+    differences between providers are the fields below.
+    """
+
+    kind: str = ""  # which of the channel's URLs, for the connector; "" the main one
+    methods: tuple[str, ...] = ("POST",)
+    handshake: Answer | None = None  # refused handshake; None: the URL takes none
+    every_inbox: bool = False  # route to every inbox the keys name, else the first key's
+    active_only: bool = False  # only active inboxes take the URL's bodies
+    by_message: str | None = None  # receipts: the first key is a message's provider id, and
+    # this query argument names our message (its inbox verifies the receipt)
+    by_token: bool = False  # the route key is the inbox's secret token: routing authenticates
+    unknown: Answer | None = None  # the keys name no inbox; None: answer ``stored`` (nothing
+    # threaded) once one of the channel's inboxes verified the body, else ``forged``
+    forged: Answer = INVALID_SIGNATURE
+    unsigned_unreadable: Answer = INVALID_SIGNATURE  # unreadable and no inbox signed it
+    malformed: Answer = MALFORMED  # signed but unreadable: kept as failed, acknowledged
+    blank: Answer | None = None  # the answer to an empty body, once routed
+    args: tuple[str, ...] = ()  # query arguments stored with the body
+    stored: Callable[[Any], Answer] = counts()  # the intake's result (None: queued)
+
+
+def pack(args: dict[str, str], body: bytes) -> bytes:
+    """A body stored with query arguments: ``<url-encoded args>\n<body>``."""
+    return urlencode(sorted(args.items())).encode() + b"\n" + body
+
+
+def unpack(stored: bytes) -> tuple[dict[str, str], bytes]:
+    """The query arguments and the body of :func:`pack`."""
+    head, _, body = bytes(stored).partition(b"\n")
+    return dict(parse_qsl(head.decode("ascii", "replace"))), body
+
+
 class InvalidConfig(ValueError):
     """Some fields of an inbox's settings are missing or wrong: ``fields`` maps name -> why."""
 
@@ -153,11 +231,8 @@ class Channel:
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
     webhook_paths: ClassVar[tuple[str, ...]] = ()  # the URLs providers call, under our base
-    # how app.web.webhooks answers each of webhook_paths, in the same order:
-    # "signed_batch" (GET handshake + signed JSON batches), "signed_event" (handshake in
-    # the body + signed JSON events), "form" (signed form posts, empty TwiML answer),
-    # "form_status" (signed delivery receipts), "raw_mime" (one message, token in the URL)
-    webhook_views: ClassVar[tuple[str, ...]] = ()
+    # how app.web.webhooks answers each of webhook_paths, in the same order
+    webhooks: ClassVar[tuple[Webhook, ...]] = ()
     api_urls: ClassVar[dict[str, str]] = {}  # connector base-URL key -> the setting naming it
     window: ClassVar[WindowPolicy | None] = None  # None: no platform reply window
     identity_label: ClassVar[str | None] = None  # "Messenger user"; None: the id is readable
@@ -275,6 +350,25 @@ class Channel:
 
     # -- inbound -----------------------------------------------------------------
     @classmethod
+    def streams(cls) -> dict[str, Webhook]:
+        """The intake's name for the bodies of each URL (``channel`` or ``channel.kind``)."""
+        return {cls.stream(hook.kind): hook for hook in cls.webhooks} or {cls.name: Webhook()}
+
+    @classmethod
+    def stream(cls, kind: str) -> str:
+        """The intake's name for bodies of the URL of ``kind``."""
+        return f"{cls.name}.{kind}" if kind else cls.name
+
+    @classmethod
+    def stored_body(cls, row: Any) -> tuple[Webhook, dict[str, str], bytes]:
+        """The URL a stored body came to, the query arguments kept with it, the body."""
+        hook = cls.streams().get(row.channel) or Webhook()
+        if hook.args:
+            args, body = unpack(row.body)
+            return hook, args, body
+        return hook, {}, bytes(row.body)
+
+    @classmethod
     def parse_stored(cls, row: Any, inboxes: dict[int, Inbox]) -> dict[int, list[cb.InboundEvent]]:
         """A stored webhook body -> its events per verified inbox (the intake's parser).
 
@@ -283,7 +377,8 @@ class Channel:
         :class:`~connectors.base.UnreadableBody` for a body the connector cannot
         read: the intake keeps it as failed.
         """
-        events = cls.connector().parse_webhook(row.body, aware(row.received_at))
+        hook, _args, body = cls.stored_body(row)
+        events = cls.connector().parse_webhook(body, aware(row.received_at), hook.kind)
         return {inbox_id: events for inbox_id in inboxes}
 
     # -- outbound ----------------------------------------------------------------

@@ -6,11 +6,27 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.channels.base import N_, Channel, Field, SetupItem
+from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, counts
 from connectors.email import threads
 from connectors.email.address import normalize_address
 
 SECURITY = ("none", "starttls", "ssl")
+NOT_FOUND = Answer(404, "not found")
+_counts = counts("updated")
+
+
+def stored(result) -> Answer:
+    """What the sender is told: what was stored, a dropped loop, or queued (202).
+
+    2xx only once the message is committed: a message the intake could not thread
+    in the request (another drain held the turn, or it failed and is retried) is
+    durably queued, answered 202 ``{"status": "queued"}``, never "stored".
+    """
+    if result is None:
+        return Answer(202, {"status": "queued"})
+    if result.dropped and not (result.created or result.duplicates or result.updated):
+        return Answer(200, {"status": "dropped", "reason": "loop"})
+    return _counts(result)
 
 
 class Email(Channel):
@@ -41,7 +57,17 @@ class Email(Channel):
     )
     route_field = "address"
     webhook_paths = ("/webhooks/email/inbound/{token}",)
-    webhook_views = ("raw_mime",)
+    # one raw RFC 822 message (any content type: pipes and providers differ); the URL's
+    # token is the secret that routes and authenticates it
+    webhooks = (
+        Webhook(
+            by_token=True,
+            unknown=NOT_FOUND,
+            unsigned_unreadable=NOT_FOUND,
+            blank=Answer(400, "empty message"),
+            stored=stored,
+        ),
+    )
     mail = True
     sends_file_bytes = True
 

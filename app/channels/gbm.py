@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
+from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, WindowPolicy
 
 
 class Gbm(Channel):
@@ -36,7 +36,15 @@ class Gbm(Channel):
     )
     route_field = "agent"
     webhook_paths = ("/webhooks/gbm",)
-    webhook_views = ("signed_event",)
+    # the handshake is in the body; the agent named in the body is the route key, so an
+    # unknown agent is acknowledged unverified (Google would retry it for days)
+    webhooks = (
+        Webhook(
+            handshake=Answer(403, "unknown client token"),
+            unknown=Answer(200, {"status": "ignored", "reason": "unknown agent"}),
+            unsigned_unreadable=Answer(400, "unreadable body"),
+        ),
+    )
     api_urls = {"gbm": "GBM_API_URL"}
     window = WindowPolicy(
         standard=timedelta(days=30),

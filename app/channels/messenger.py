@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from app.channels.base import N_, Channel, Field, SetupItem, WindowPolicy
+from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, WindowPolicy
 from app.clock import aware
 
 log = logging.getLogger("switchboard.webhooks")
@@ -40,7 +40,15 @@ class Messenger(Channel):
     )
     route_field = "page_id"
     webhook_paths = ("/webhooks/messenger",)
-    webhook_views = ("signed_batch",)
+    # GET: the subscription handshake. POST: a batch for many Pages, signed with a
+    # secret several inboxes may share: accepted when a routed inbox verifies it
+    webhooks = (
+        Webhook(
+            methods=("GET", "POST"),
+            handshake=Answer(403, "verification failed"),
+            every_inbox=True,
+        ),
+    )
     api_urls = {"messenger_graph": "MESSENGER_GRAPH_URL"}
     window = WindowPolicy(
         standard=timedelta(hours=24),
@@ -89,7 +97,8 @@ class Messenger(Channel):
         by_page = {i.route_key: i for i in inboxes.values()}
         grouped: dict[int, list] = {}
         unknown = set()
-        for ev in cls.connector().parse_webhook(row.body, aware(row.received_at)):
+        _hook, _args, body = cls.stored_body(row)
+        for ev in cls.connector().parse_webhook(body, aware(row.received_at)):
             inbox = by_page.get(ev.inbox_key)
             if inbox is None:
                 unknown.add(ev.inbox_key)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from app.channels.base import N_, Channel, Field, SetupItem
+from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, always
 from app.clock import aware
-from connectors.sms import phone
+from connectors.sms import SmsConnector, phone
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 class Sms(Channel):
@@ -32,7 +34,26 @@ class Sms(Channel):
     route_field = "number"
     alt_route_field = "messaging_service_sid"
     webhook_paths = ("/webhooks/sms/twilio", "/webhooks/sms/twilio/status")
-    webhook_views = ("form", "form_status")
+    webhooks = (
+        # an inbound text: stored even when it cannot be read (no MessageSid; the intake
+        # keeps it as failed, once): Twilio gets its empty TwiML either way
+        Webhook(
+            active_only=True,
+            unknown=Answer(404, "no inbox for this number"),
+            stored=always(Answer(200, EMPTY_TWIML, "text/xml; charset=utf-8")),
+        ),
+        # a delivery receipt: found by the message's SID, or by the ``ref`` of the
+        # callback URL (a receipt that overtakes the worker recording the SID), or
+        # by the number (Messaging Service) it was sent from
+        Webhook(
+            kind=SmsConnector.STATUS,
+            active_only=True,
+            by_message="ref",
+            args=("ref",),
+            unknown=Answer(404, "unknown message"),
+            stored=always(Answer(204, "")),
+        ),
+    )
     api_urls = {"twilio": "TWILIO_API_URL"}
     quiet_hours = True
     text_segments = True
@@ -87,11 +108,16 @@ class Sms(Channel):
 
     @classmethod
     def parse_stored(cls, row, inboxes) -> dict[int, list]:
-        """An inbound SMS/MMS request -> its events, addressed to each inbox's number.
+        """An inbound SMS/MMS request or a receipt -> its events, for each inbox's number.
 
-        Twilio sends no time: the events carry the time the request was received.
+        Twilio sends no time: the events carry the time the request was received. A
+        receipt carries the callback URL's ``ref`` (our message id) for a reply whose
+        SID is not recorded yet; one not about our messages is ignored.
         """
-        events = cls.connector().parse_webhook(row.body, aware(row.received_at))
+        hook, args, body = cls.stored_body(row)
+        events = cls.connector().parse_webhook(body, aware(row.received_at), hook.kind)
+        if hook.by_message and args.get(hook.by_message):
+            events = [dataclasses.replace(ev, reference=args[hook.by_message]) for ev in events]
         return {
             inbox_id: [dataclasses.replace(ev, inbox_key=inbox.route_key) for ev in events]
             for inbox_id, inbox in inboxes.items()

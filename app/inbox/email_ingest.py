@@ -1,7 +1,7 @@
 """Raw RFC 822 mail into the inbox: parse, order, store with the full original.
 
-Both inbound paths end here: the raw-MIME webhook (one message) and the IMAP
-poll (a batch). For each raw message:
+Both inbound paths end here: the raw-MIME webhook (one message, threaded from the
+webhook intake) and the IMAP poll (a batch). For each raw message:
 
 - it is parsed with the inbox address as ours; mail carrying our own address in
   ``X-Loop`` (our reply came back) is dropped and logged;
@@ -186,19 +186,25 @@ def _prepare(
 
 
 def keep_unreadable(
-    session: Session, inbox: Inbox, raw: bytes, received_at: datetime | None = None
+    session: Session,
+    inbox: Inbox,
+    raw: bytes,
+    received_at: datetime | None = None,
+    *,
+    commit: bool = True,
 ) -> IngestResult:
     """Store ``raw`` as an unreadable stand-in with the original attached, and commit.
 
     For mail the parser read but whose values the database refuses (an id longer
     than its column on PostgreSQL): kept once, never lost, and a replay dedupes
-    on the stand-in's id.
+    on the stand-in's id. With ``commit=False`` the caller commits (the intake).
     """
     received_at = aware(received_at) or now()
     raw = bytes(raw or b"")
     event = _with_original(_unreadable(inbox, raw, received_at), raw)
     result = ingest(session, inbox, [event], received_at, commit=False)
-    session.commit()
+    if commit:
+        session.commit()
     return result
 
 

@@ -98,6 +98,25 @@ def send_again_later(
     return True
 
 
+def awaiting_id(session: Session, reference: str | None, sid: str | None) -> Message | None:
+    """Our reply named by ``reference`` (our message id) whose provider id is not recorded yet.
+
+    A receipt can arrive before the worker has stored the id the provider answered
+    with; a reference we put in the callback URL (covered by the signature) still
+    finds the message. A provider id we already gave up on (re-sent) is ignored.
+    """
+    if not reference or not reference.isascii() or not reference.isdigit():
+        return None
+    if len(reference) > 18 or not sid:
+        return None  # not one of our message ids (they fit a BIGINT)
+    msg = session.get(Message, int(reference))
+    if msg is None or msg.direction != "outbound" or msg.provider_id is not None:
+        return None
+    if sid in (msg.meta or {}).get("previous_provider_ids", []):
+        return None
+    return msg
+
+
 def apply_receipt(
     session: Session, inbox: Inbox, ev: cb.StatusUpdate, at: datetime
 ) -> tuple[int, list[Conversation]]:
@@ -117,6 +136,8 @@ def apply_receipt(
         ).first()
         if msg is None and ev.external_id.startswith("sb:") and ev.external_id[3:].isdigit():
             msg = session.get(Message, int(ev.external_id[3:]))
+        if msg is None and ev.reference:  # a receipt that overtook the send's answer
+            msg = awaiting_id(session, ev.reference, ev.external_id)
         if msg is not None and msg.direction == "outbound" and msg.inbox_id == inbox.id:
             targets.append(msg)
     if ev.watermark is not None and ev.contact_id:

@@ -45,7 +45,7 @@ from app.channels import all_channels
 from app.clock import aware, now
 from app.db import sqlite_pragmas  # the same settings as the inbox's own file
 from app.extensions import db
-from app.inbox import ingest
+from app.inbox import email_ingest, ingest
 from app.models import Inbox, WebhookIntake
 from connectors import base as cb
 
@@ -55,10 +55,15 @@ BATCH_ROWS = 200  # webhook bodies per ingest transaction
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=10)
 
-#: channel -> parser: a claimed row (its columns) -> {inbox id: events}, only for the row's
-#: verified inboxes. Each channel's adapter parses its own stored bodies (``parse_stored``).
+#: stream -> parser: a claimed row (its columns) -> {inbox id: events}, only for the row's
+#: verified inboxes. Each channel's adapter parses its own stored bodies (``parse_stored``);
+#: a row's ``channel`` names its stream: the channel, or ``channel.kind`` for another of
+#: its URLs (``sms.status``: delivery receipts). Mail channels' rows are raw RFC 822
+#: messages, threaded by :mod:`app.inbox.email_ingest` (batch order, loops, bounces).
 Parser = Callable[[sa.Row, dict[int, Inbox]], dict[int, list[cb.InboundEvent]]]
-PARSERS: dict[str, Parser] = {adapter.name: adapter.parse_stored for adapter in all_channels()}
+PARSERS: dict[str, Parser] = {
+    stream: adapter.parse_stored for adapter in all_channels() for stream in adapter.streams()
+}
 
 
 class BadBody(ValueError):
@@ -193,6 +198,7 @@ class DrainResult:
     created: list[int] = field(default_factory=list)
     duplicates: int = 0
     updated: int = 0
+    dropped: int = 0  # mail dropped unstored (loops)
 
     def add(self, other: DrainResult) -> None:
         self.rows += other.rows
@@ -200,6 +206,7 @@ class DrainResult:
         self.created += other.created
         self.duplicates += other.duplicates
         self.updated += other.updated
+        self.dropped += other.dropped
 
 
 _inflight = 0  # webhook bodies of this process between their INSERT and their answer
@@ -305,16 +312,18 @@ def _settle(row_ids: list[int]) -> None:
         write(_DELETE_IDS, {"ids": row_ids})
 
 
-def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
-    """Parse the rows: (inbox id -> [(event, its row's receipt time)], the inboxes)."""
-    session = db.session
-    wanted = sorted({i for row in rows for i in (row.inbox_ids or [])})
-    inboxes = {i.id: i for i in session.scalars(_INBOXES, {"ids": wanted})} if wanted else {}
+def _adapter(stream: str) -> type[channels.Channel]:
+    """The adapter of a row's stream (``channel`` or ``channel.kind``); KeyError: none."""
+    return channels.get(stream.split(".", 1)[0])
+
+
+def _events_of(rows: list[sa.Row], inboxes: dict[int, Inbox]) -> dict[int, list]:
+    """Parse the rows: inbox id -> [(event, its row's receipt time)]."""
     grouped: dict[int, list[tuple[cb.InboundEvent, datetime]]] = {}
     for row in rows:
         parse = PARSERS.get(row.channel)
         if parse is None:  # a channel registered after this module was imported
-            parse = channels.get(row.channel).parse_stored  # KeyError: no such channel
+            parse = _adapter(row.channel).parse_stored
         mine = {i: inboxes[i] for i in (row.inbox_ids or []) if i in inboxes}
         received = aware(row.received_at)
         try:
@@ -323,14 +332,42 @@ def _events_of(rows: list[sa.Row]) -> tuple[dict[int, list], dict[int, Inbox]]:
             raise BadBody(f"webhook body {row.id} ({row.channel}) is malformed: {exc!r}") from exc
         for inbox_id, evs in parsed.items():
             grouped.setdefault(inbox_id, []).extend((ev, received) for ev in evs)
-    return grouped, inboxes
+    return grouped
 
 
-def _ingest_rows(rows: list[sa.Row]) -> DrainResult:
+def _ingest_mail(row: sa.Row, inboxes: dict[int, Inbox], stand_in: bool) -> DrainResult:
+    """One raw message for its inbox; ``stand_in``: kept unreadable (its values were refused)."""
+    session = db.session
+    result = DrainResult()
+    received = aware(row.received_at)
+    for inbox_id in row.inbox_ids or []:
+        inbox = inboxes.get(inbox_id)
+        if inbox is None:
+            continue
+        if stand_in:
+            done = email_ingest.keep_unreadable(session, inbox, row.body, received, commit=False)
+        else:
+            done = email_ingest.ingest_raw(session, inbox, [row.body], received, commit=False)
+        if done is None:
+            result.dropped += 1
+            continue
+        result.created += done.created
+        result.duplicates += done.duplicates
+        result.updated += done.updated
+    return result
+
+
+def _ingest_rows(rows: list[sa.Row], stand_in: bool = False) -> DrainResult:
     """Ingest the claimed rows; the caller commits."""
     session = db.session
     result = DrainResult(rows=len(rows))
-    grouped, inboxes = _events_of(rows)
+    wanted = sorted({i for row in rows for i in (row.inbox_ids or [])})
+    inboxes = {i.id: i for i in session.scalars(_INBOXES, {"ids": wanted})} if wanted else {}
+    mail = {row.id for row in rows if _adapter(row.channel).mail}
+    for row in rows:
+        if row.id in mail:
+            result.add(_ingest_mail(row, inboxes, stand_in))
+    grouped = _events_of([row for row in rows if row.id not in mail], inboxes)
     for inbox_id, pairs in grouped.items():
         inbox = inboxes[inbox_id]
         done = ingest.ingest(
@@ -378,20 +415,30 @@ def drain_batch(ids: list[int] | None = None, limit: int = BATCH_ROWS) -> DrainR
 
 
 def _drain_one(row_id: int) -> DrainResult:
-    """Ingest one row alone; on failure count the attempt and schedule a retry."""
+    """Ingest one row alone; on failure count the attempt and schedule a retry.
+
+    Mail whose values the database refuses is kept once as an unreadable stand-in
+    with the original attached (``email_ingest.keep_unreadable``), never lost.
+    """
     session = db.session
     at = now()
-    with writer_turn():
-        try:
-            rows = _take(session, 1, [row_id], at)
-            result = _ingest_rows(rows) if rows else DrainResult()
-            session.commit()
-        except Exception as exc:  # noqa: BLE001 - the row keeps the error; nothing is lost
-            session.rollback()
-            log.exception("intake: webhook body %s could not be ingested", row_id)
-            failure = exc
-        else:
-            failure = None
+    failure: BaseException | None = None
+    for stand_in in (False, True):
+        rows: list[sa.Row] = []
+        with writer_turn():
+            try:
+                rows = _take(session, 1, [row_id], at)
+                result = _ingest_rows(rows, stand_in) if rows else DrainResult()
+                session.commit()
+            except Exception as exc:  # noqa: BLE001 - the row keeps the error; nothing is lost
+                session.rollback()
+                log.exception("intake: webhook body %s could not be ingested", row_id)
+                failure = exc
+            else:
+                failure = None
+        if failure is None or stand_in or not _keeps_refused(rows, failure):
+            break
+        log.warning("intake: mail %s refused by the database; kept as unreadable", row_id)
     if failure is None:
         _settle([r.id for r in rows])
         return result
@@ -411,6 +458,11 @@ def _drain_one(row_id: int) -> DrainResult:
         values.update(state="pending", next_attempt_at=at + RETRY_BASE * 2 ** (attempts - 1))
     write(sa.update(_TABLE).where(_TABLE.c.id == row_id).values(**values))
     return DrainResult(failed=1)
+
+
+def _keeps_refused(rows: list[sa.Row], failure: BaseException) -> bool:
+    """True when the row is mail the database refused: it is kept as a stand-in instead."""
+    return isinstance(failure, sa.exc.DataError) and any(_adapter(r.channel).mail for r in rows)
 
 
 def _fails_again(failure: BaseException) -> bool:

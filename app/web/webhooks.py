@@ -1,12 +1,14 @@
-"""Webhooks the providers call: route, authenticate, store, answer.
+"""Webhooks the providers call: route, authenticate, store, answer: one view for all.
 
-The URLs come from the channel adapters (``webhook_paths``, answered as their
-``webhook_views`` say); the wire formats from the connectors' webhook contract
-(``connectors.base.Connector``: handshake, route keys, verification, parsing).
-Every view follows the same order: route the request to inboxes of the adapter's
-channel, verify it (a forged request gets 403 and stores nothing), store the raw
-body in the intake (committed before we answer 2xx), answer as the provider wants.
-The intake parses stored bodies with the adapter's ``parse_stored``.
+The URLs come from the channel adapters (``webhook_paths``), each answered as the
+adapter's :class:`~app.channels.base.Webhook` says; the wire formats come from the
+connectors' webhook contract (``connectors.base.Connector``: handshake, route keys,
+verification, parsing). Every request follows the same order: the handshake, if
+the URL takes one; route the request to inboxes of the adapter's channel; verify
+it (a forged request gets 403, or what the URL answers instead, and stores
+nothing); store the raw body in the intake (committed before we answer 2xx),
+threaded at once when this process is idle; answer as the provider wants. The
+intake parses stored bodies with the adapter's ``parse_stored``.
 
 Bodies are read with the connectors' strict readers (``connectors.base.read_json``,
 ``routing_key``): a routing value reaches SQL only as a short string, and a body
@@ -17,25 +19,21 @@ so the provider does not retry forever, and kept in the intake as ``failed``.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
-from collections.abc import Callable
-from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
 from app import channels
 from app.channels import Channel
-from app.clock import now
+from app.channels.base import Answer, Webhook, pack
 from app.extensions import csrf, db, limiter
 from app.inbox.connections import connector_for
-from app.inbox.ingest import ingest
+from app.inbox.receipts import awaiting_id
 from app.models import Inbox, Message
 from app.runtime import intake
-from connectors.base import UnreadableBody, routing_key
-from connectors.sms import get_provider
+from connectors.base import UnreadableBody
 
 log = logging.getLogger("switchboard.webhooks")
 
@@ -43,7 +41,6 @@ bp = Blueprint("webhooks", __name__)
 csrf.exempt(bp)
 limiter.exempt(bp)
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 #: Route keys looked up per query (PostgreSQL takes at most 65,535 parameters).
 MAX_PAGES = 1000
 TOKEN_LENGTH = Inbox.inbound_token.type.length
@@ -68,19 +65,11 @@ def request_url() -> str:
     return request.url
 
 
-def store(inbox: Inbox, events: list, received_at=None):
-    """Ingest and commit; a database failure propagates as 500 so the provider retries."""
-    try:
-        return ingest(db.session, inbox, events, received_at)
-    except Exception:
-        db.session.rollback()
-        log.exception("ingest failed for inbox %s", inbox.id)
-        raise
-
-
-def text(body: str, status: int = 200, content_type: str = "text/plain; charset=utf-8"):
-    """A plain response."""
-    return body, status, {"Content-Type": content_type}
+def respond(answer: Answer):
+    """The HTTP answer: JSON for a dict body, else text of the answer's content type."""
+    if isinstance(answer.body, dict):
+        return jsonify(answer.body), answer.status
+    return answer.body, answer.status, {"Content-Type": answer.content_type}
 
 
 def _of(adapter: type[Channel]):
@@ -88,20 +77,17 @@ def _of(adapter: type[Channel]):
     return sa.select(Inbox).where(Inbox.channel == adapter.name)
 
 
-def _keep(adapter: type[Channel], raw: bytes, inbox_ids: list[int]) -> intake.DrainResult | None:
-    """Store the verified body in the intake; thread it now when this process is idle."""
+def _keep(
+    adapter: type[Channel], hook: Webhook, raw: bytes, args: dict, inbox_ids: list[int]
+) -> intake.DrainResult | None:
+    """Store the verified body (with the URL's kept arguments) in the intake; thread it
+    now when this process is idle."""
+    body = pack({a: args[a] for a in hook.args if a in args}, raw) if hook.args else raw
     with intake.receiving():
-        return intake.accept(intake.store(adapter.name, raw, inbox_ids))
+        return intake.accept(intake.store(adapter.stream(hook.kind), body, inbox_ids))
 
 
-def _stored(result: intake.DrainResult | None):
-    """The JSON answer after storing: what was threaded, or that it waits in the intake."""
-    if result is None:  # stored; this process's drainer threads it in a moment
-        return jsonify({"status": "ok", "queued": True})
-    return jsonify({"status": "ok", "stored": len(result.created), "duplicates": result.duplicates})
-
-
-def _handshake(adapter: type[Channel], raw: bytes, refused: str):
+def _handshake(adapter: type[Channel], raw: bytes, refused: Answer):
     """The provider's subscription check: echo its answer when an inbox owns the token."""
     shake = adapter.connector().webhook_handshake(raw, request.args)
     if shake is None:
@@ -109,165 +95,16 @@ def _handshake(adapter: type[Channel], raw: bytes, refused: str):
     token, answer = shake
     inboxes = db.session.scalars(_of(adapter))
     if any(adapter.connector().accepts_handshake(i.config or {}, token) for i in inboxes):
-        return text(answer)
+        return answer, 200, {"Content-Type": "text/plain; charset=utf-8"}
     log.warning("%s: handshake with an unknown token", adapter.name)
-    return text(refused, 403)
+    return respond(refused)
 
 
-# --------------------------------------------------------------------------- views
+# --------------------------------------------------------------------------- routing
 
 
-def signed_batch(adapter: type[Channel]):
-    """GET: the subscription handshake. POST: a signed batch of events for many route keys.
-
-    The body is signed with a secret several inboxes may share; it is accepted
-    when a routed inbox verifies it. A forged body gets 403 whatever it holds. A
-    signed body that cannot be read is acknowledged, so the provider does not
-    resend it, and kept in the intake, where it fails once and waits for an admin
-    (``flask intake retry``).
-    """
-    connector = adapter.connector()
-    if request.method == "GET":
-        answer = _handshake(adapter, b"", "verification failed")
-        if answer is None:
-            log.warning("%s: verification with a wrong token or mode", adapter.name)
-            return text("verification failed", 403)
-        return answer
-    raw = request.get_data(cache=True)
-    try:
-        keys = connector.webhook_route_keys(raw, request.args)
-        readable = True
-    except UnreadableBody:
-        keys, readable = [], False
-
-    def routed(some: list[str]) -> list[Inbox]:
-        return [
-            inbox
-            for at in range(0, len(some), MAX_PAGES)
-            for inbox in db.session.scalars(
-                _of(adapter).where(Inbox.route_key.in_(some[at : at + MAX_PAGES]))
-            )
-        ]
-
-    # Before the signature is checked, only the first keys are looked up.
-    routes = routed(keys[:MAX_PAGES])
-    candidates = routes or list(db.session.scalars(_of(adapter)))
-    url = request_url()
-    verified = [i for i in candidates if connector_for(i).verify_webhook(raw, url, request.headers)]
-    if not verified:
-        log.warning("%s: bad or missing signature (%d bytes)", adapter.name, len(raw))
-        return text("invalid signature", 403)
-    if not readable:
-        log.warning("%s: signed body cannot be read; kept as failed, acknowledged", adapter.name)
-        _keep(adapter, raw, sorted(i.id for i in verified))
-        return jsonify({"status": "ignored", "reason": "malformed"}), 200
-    if len(keys) > MAX_PAGES:  # authentic: route the other keys too, each verified
-        routes = routed(keys)
-        verified = [i for i in routes if connector_for(i).verify_webhook(raw, url, request.headers)]
-    routed_ids = {i.id for i in routes}
-    ids = sorted(i.id for i in verified if i.id in routed_ids)
-    if not ids:
-        log.warning("%s: events for unknown route keys %s ignored", adapter.name, keys[:20])
-        return jsonify({"status": "ok", "stored": 0, "duplicates": 0})
-    return _stored(_keep(adapter, raw, ids))
-
-
-def signed_event(adapter: type[Channel]):
-    """The handshake (in the body), or one signed event for the inbox its route key names.
-
-    The inbox is found by a key inside the body, so the body is read before it
-    can be verified. A body without a key that can name an inbox is refused with
-    400 unless one of the channel's inboxes signed it: then it is acknowledged
-    (the provider would retry it for days) and kept in the intake as failed.
-    """
-    raw = request.get_data(cache=True)
-    answer = _handshake(adapter, raw, "unknown client token")
-    if answer is not None:
-        return answer
-    url = request_url()
-    try:
-        [key] = adapter.connector().webhook_route_keys(raw, request.args)
-    except UnreadableBody as exc:
-        signed_by = [
-            i.id
-            for i in db.session.scalars(_of(adapter))
-            if connector_for(i).verify_webhook(raw, url, request.headers)
-        ]
-        if not signed_by:
-            log.warning("%s: unreadable body refused (%s)", adapter.name, exc)
-            return text("unreadable body", 400)
-        log.warning("%s: signed body cannot be read (%s); kept as failed", adapter.name, exc)
-        _keep(adapter, raw, signed_by)
-        return jsonify({"status": "ignored", "reason": "malformed"}), 200
-    inbox = db.session.scalars(_of(adapter).where(Inbox.route_key == key)).first()
-    if inbox is None:
-        # cannot be verified without an inbox; acknowledge so the provider stops retrying
-        log.warning("%s: event for unknown route key %r ignored", adapter.name, key)
-        return jsonify({"status": "ignored", "reason": "unknown agent"}), 200
-    if not connector_for(inbox).verify_webhook(raw, url, request.headers):
-        log.warning("%s: bad or missing signature for inbox %s", adapter.name, inbox.id)
-        return text("invalid signature", 403)
-    return _stored(_keep(adapter, raw, [inbox.id]))
-
-
-def _routed_by_form(adapter: type[Channel], service: str | None, number: str | None):
-    """Route by the alternative key (a Messaging Service) first, then by the route key.
-
-    Both are :func:`~connectors.base.routing_key` strings (or None) by now.
-    """
-    q = _of(adapter).where(Inbox.active.is_(True))
-    if service:
-        inbox = db.session.scalars(q.where(Inbox.alt_route_key == service)).first()
-        if inbox is not None:
-            return inbox
-    if number:
-        return db.session.scalars(q.where(Inbox.route_key == number)).first()
-    return None
-
-
-def _form_verified(inbox: Inbox) -> bool:
-    return connector_for(inbox).verify(request_url(), request.form, request.headers)
-
-
-def form(adapter: type[Channel]):
-    """An inbound text: verify, keep the request in the intake, answer empty TwiML."""
-    service_sid, to = get_provider(None).routing_keys(request.form)
-    inbox = _routed_by_form(adapter, service_sid, to)
-    if inbox is None:
-        log.warning("%s: no inbox for MessagingServiceSid=%s To=%s", adapter.name, service_sid, to)
-        return text("no inbox for this number", 404)
-    if not _form_verified(inbox):
-        log.warning("%s: bad or missing signature for inbox %s", adapter.name, inbox.id)
-        return text("invalid signature", 403)
-    # Stored even when it cannot be read (no MessageSid): the intake keeps such a
-    # request as failed, once; the provider gets its empty answer either way.
-    body = urlencode(list(request.form.items(multi=True))).encode()
-    _keep(adapter, body, [inbox.id])
-    return text(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
-
-
-def _awaiting_sid(adapter: type[Channel], ref: str | None, sid: str | None) -> Message | None:
-    """Our reply named by the callback URL's ``ref`` whose provider id is not recorded yet.
-
-    A receipt can arrive before the worker has stored the SID the provider answered
-    with; the ``ref`` we put in the status callback URL (covered by the signature)
-    still finds the message. A SID we already gave up on (re-sent) is ignored.
-    """
-    if not ref or not ref.isascii() or not ref.isdigit() or len(ref) > 18 or not sid:
-        return None  # not one of our message ids (they fit a BIGINT)
-    msg = db.session.get(Message, int(ref))
-    if msg is None or msg.direction != "outbound" or msg.provider_id is not None:
-        return None
-    if sid in (msg.meta or {}).get("previous_provider_ids", []):
-        return None
-    inbox = db.session.get(Inbox, msg.inbox_id)
-    return msg if inbox is not None and inbox.channel == adapter.name else None
-
-
-def form_status(adapter: type[Channel]):
-    """A delivery status callback: verify against the sending inbox, apply without downgrading."""
-    fields = request.form
-    sid = routing_key(fields.get("MessageSid")) or routing_key(fields.get("SmsSid"))
+def _by_message(adapter: type[Channel], hook: Webhook, sid: str, args: dict) -> Inbox | None:
+    """A receipt's inbox: the one that sent the message (its provider id, else our ``ref``)."""
     msg = None
     if sid:
         msg = db.session.scalars(
@@ -275,104 +112,115 @@ def form_status(adapter: type[Channel]):
             .join(Inbox, Inbox.id == Message.inbox_id)
             .where(Inbox.channel == adapter.name, Message.provider_id == sid)
         ).first()
-    early = None if msg is not None else _awaiting_sid(adapter, request.args.get("ref"), sid)
-    msg = msg or early
+    msg = msg or awaiting_id(db.session, args.get(hook.by_message), sid)
     inbox = db.session.get(Inbox, msg.inbox_id) if msg is not None else None
-    if inbox is None:
-        inbox = _routed_by_form(
-            adapter, routing_key(fields.get("MessagingServiceSid")), routing_key(fields.get("From"))
+    return inbox if inbox is not None and inbox.channel == adapter.name else None
+
+
+def _routed(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) -> list[Inbox]:
+    """The inboxes the route keys name: every one, or the first key's (its alternative
+    route key first), or the one that sent a receipt's message."""
+    if hook.by_message:
+        inbox = _by_message(adapter, hook, keys[0] if keys else "", args)
+        if inbox is not None:
+            return [inbox]
+        keys = keys[1:]
+    q = _of(adapter).where(Inbox.active.is_(True)) if hook.active_only else _of(adapter)
+    if hook.by_token:
+        keys = [k for k in keys if len(k) <= TOKEN_LENGTH]
+        found = db.session.scalars(q.where(Inbox.inbound_token.in_(keys))) if keys else []
+        return [i for i in found if any(same(k, i.inbound_token) for k in keys)][:1]
+    keys = [k for k in keys if k]
+    found = [
+        inbox
+        for at in range(0, len(keys), MAX_PAGES)
+        for some in [keys[at : at + MAX_PAGES]]
+        for inbox in db.session.scalars(
+            q.where(
+                Inbox.route_key.in_(some)
+                if hook.every_inbox
+                else sa.or_(Inbox.route_key.in_(some), Inbox.alt_route_key.in_(some))
+            )
         )
-    if inbox is None:
-        log.warning("%s: status for unknown message %s", adapter.name, sid)
-        return text("unknown message", 404)
-    if not _form_verified(inbox):
-        log.warning(
-            "%s: bad or missing signature on a status callback for inbox %s", adapter.name, inbox.id
-        )
-        return text("invalid signature", 403)
+    ]
+    if hook.every_inbox:
+        return found
+    for key in keys:
+        for column in ("alt_route_key", "route_key"):
+            for inbox in found:
+                if getattr(inbox, column) == key:
+                    return [inbox]
+    return []
+
+
+# --------------------------------------------------------------------------- the view
+
+
+def webhook(adapter: type[Channel], hook: Webhook, **url_args: str):
+    """Answer one webhook request as ``hook`` says (see the module docstring)."""
+    connector = adapter.connector()
+    raw = request.get_data(cache=True)
+    args = {**request.args.to_dict(), **url_args}
+    if hook.handshake is not None and (request.method == "GET" or "GET" not in hook.methods):
+        answer = _handshake(adapter, raw, hook.handshake)
+        if answer is not None:
+            return answer
+        if request.method == "GET":  # a GET is only ever the handshake
+            log.warning("%s: verification with a wrong token or mode", adapter.name)
+            return respond(hook.handshake)
+    url = request_url()
+
+    def verifies(inbox: Inbox) -> bool:
+        return hook.by_token or connector_for(inbox).verify_webhook(raw, url, request.headers)
+
     try:
-        update = get_provider(None).parse_status(fields)
-    except ValueError as exc:
-        log.info("%s: status callback ignored: %s", adapter.name, exc)
-        return text("", 204)
-    update = dataclasses.replace(update, inbox_key=inbox.route_key)
-    if early is not None:  # found by our reference: ingest looks ``sb:<id>`` up
-        update = dataclasses.replace(update, external_id=early.reference)
-    store(inbox, [update])
-    return text("", 204)
-
-
-def raw_mime(adapter: type[Channel], token: str):
-    """One raw RFC 822 message for the inbox the URL's token belongs to (404 otherwise).
-
-    The body is the message exactly as received (any content type: pipes and
-    providers differ). The answer is 2xx only once the message is committed; a
-    database error answers 500 so the sender retries, and a replay stores nothing
-    new. A message whose values the database refuses (``DataError``: it would fail
-    the same way on every retry) is kept as an unreadable stand-in, the original
-    attached.
-    """
-    inbox = None
-    key = routing_key(token, max_length=TOKEN_LENGTH)  # never NUL or 3,000 characters into SQL
-    if key is not None:
-        inbox = db.session.scalars(_of(adapter).where(Inbox.inbound_token == key)).first()
-    if inbox is None or not same(token, inbox.inbound_token):
-        return text("not found", 404)
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        return text("empty message", 400)
-    from app.inbox import email_ingest
-
-    try:
-        result = email_ingest.ingest_raw(db.session, inbox, [raw], now())
-    except sa.exc.DataError:  # refused the same way on every retry: keep it unreadable, once
-        db.session.rollback()
-        log.exception(
-            "%s: the database refused a message for inbox %s; kept as unreadable",
-            adapter.name,
-            inbox.id,
-        )
-        result = email_ingest.keep_unreadable(db.session, inbox, raw, now())
-    except Exception:
-        db.session.rollback()
-        log.exception("%s: storing a message for inbox %s failed", adapter.name, inbox.id)
-        raise
-    if result is None:
-        log.info("%s: message for inbox %s dropped (mail loop)", adapter.name, inbox.id)
-        return jsonify({"status": "dropped", "reason": "loop"}), 200
-    return jsonify(
-        {
-            "status": "ok",
-            "stored": len(result.created),
-            "duplicates": result.duplicates,
-            "updated": result.updated,
-        }
-    ), 200
+        keys = connector.webhook_route_keys(raw, args, hook.kind)
+    except UnreadableBody as exc:
+        everyone = [] if hook.by_token else db.session.scalars(_of(adapter))
+        signed = [i.id for i in everyone if verifies(i)]
+        if not signed:
+            log.warning("%s: unreadable body refused (%s)", adapter.name, exc)
+            return respond(hook.unsigned_unreadable)
+        log.warning("%s: signed body cannot be read (%s); kept as failed", adapter.name, exc)
+        _keep(adapter, hook, raw, args, sorted(signed))
+        return respond(hook.malformed)
+    # Before the signature is checked, only the first keys are looked up.
+    routes = _routed(adapter, hook, keys[:MAX_PAGES], args)
+    if not routes and hook.unknown is not None:
+        log.warning("%s: no inbox for route keys %s", adapter.name, keys[:20])
+        return respond(hook.unknown)
+    candidates = routes or list(db.session.scalars(_of(adapter)))
+    verified = [i for i in candidates if verifies(i)]
+    if not verified:
+        log.warning("%s: bad or missing signature (%d bytes)", adapter.name, len(raw))
+        return respond(hook.forged)
+    if len(keys) > MAX_PAGES:  # authentic: route the other keys too, each verified
+        routes = _routed(adapter, hook, keys, args)
+        verified = [i for i in routes if verifies(i)]
+    routed_ids = {i.id for i in routes}
+    ids = sorted(i.id for i in verified if i.id in routed_ids)
+    if not ids:
+        log.warning("%s: events for unknown route keys %s ignored", adapter.name, keys[:20])
+        return respond(hook.stored(intake.DrainResult()))
+    if hook.blank is not None and not raw.strip():
+        return respond(hook.blank)
+    return respond(hook.stored(_keep(adapter, hook, raw, args, ids)))
 
 
 # --------------------------------------------------------------------------- routes
 
-VIEWS: dict[str, tuple[Callable, tuple[str, ...]]] = {
-    "signed_batch": (signed_batch, ("GET", "POST")),
-    "signed_event": (signed_event, ("POST",)),
-    "form": (form, ("POST",)),
-    "form_status": (form_status, ("POST",)),
-    "raw_mime": (raw_mime, ("POST",)),
-}
 
-
-def _route(adapter: type[Channel], path: str, kind: str) -> None:
-    """Answer ``path`` (``{name}`` placeholders become URL variables) with view ``kind``."""
-    view, methods = VIEWS[kind]
+def _route(adapter: type[Channel], path: str, hook: Webhook) -> None:
+    """Answer ``path`` (``{name}`` placeholders become URL variables) as ``hook`` says."""
 
     def endpoint(**kwargs):
-        return view(adapter, **kwargs)
+        return webhook(adapter, hook, **kwargs)
 
-    name = f"{adapter.name}_{kind}"
+    name = f"{adapter.name}_{hook.kind or 'webhook'}"
     endpoint.__name__ = name
-    bp.add_url_rule(path.replace("{", "<").replace("}", ">"), name, endpoint, methods=methods)
+    bp.add_url_rule(path.replace("{", "<").replace("}", ">"), name, endpoint, methods=hook.methods)
 
 
 for _adapter in channels.all_channels():
-    for _path, _kind in zip(_adapter.webhook_paths, _adapter.webhook_views, strict=True):
-        _route(_adapter, _path, _kind)
+    for _path, _hook in zip(_adapter.webhook_paths, _adapter.webhooks, strict=True):
+        _route(_adapter, _path, _hook)

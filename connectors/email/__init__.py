@@ -29,14 +29,17 @@ from connectors.base import (
     ConfigField,
     Connector,
     ErrorKind,
+    InboundEvent,
     InboundMessage,
     OutboundAttachment,
     OutboundMessage,
     SendError,
     SendResult,
     StatusUpdate,
+    UnreadableBody,
     fetch_capped,
     register,
+    routing_key,
 )
 from connectors.email.address import normalize_address
 from connectors.email.imap import FetchedMail, ImapError, ImapPoller
@@ -113,6 +116,27 @@ class EmailConnector(Connector):
     def normalize_contact_id(cls, contact_id: str) -> str:
         """An address as every contact identity of an email inbox stores it (NFC, lowercase)."""
         return normalize_address(contact_id)
+
+    # -- inbound: the webhook contract (see connectors.base.Connector) ------------
+    # One raw RFC 822 message per request; the URL's token (a secret) names the inbox.
+    @classmethod
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
+        """The URL's ``token``, when it can be one (a short printable string, as sent)."""
+        token = args.get("token")
+        if routing_key(token) != token:
+            raise UnreadableBody("no usable inbound token")
+        return [token]
+
+    @classmethod
+    def parse_webhook(
+        cls, body: bytes, received_at: datetime, kind: str = ""
+    ) -> list[InboundEvent]:
+        """The message (or bounce) of a raw message, before the inbox's address is known.
+
+        Threading, loop detection and the original's attachment need the inbox: the
+        app's mail ingest parses stored mail with :meth:`parse` per inbox instead.
+        """
+        return [parse_email(bytes(body or b""), inbox_key="", received_at=received_at).to_event()]
 
     # -- inbound ---------------------------------------------------------------
     def parse(self, raw: bytes, received_at: datetime | None = None) -> ParsedEmail:

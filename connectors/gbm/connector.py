@@ -151,7 +151,7 @@ class GbmConnector(Connector):
         return hmac.compare_digest(own.encode(), token.encode())
 
     @classmethod
-    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
         """The ``agent`` the event is for (:func:`agent_of`)."""
         return [agent_of(read_json(body))]
 
@@ -160,7 +160,9 @@ class GbmConnector(Connector):
         return self.verify_signature(body, headers.get("X-Goog-Signature"))
 
     @classmethod
-    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+    def parse_webhook(
+        cls, body: bytes, received_at: datetime, kind: str = ""
+    ) -> list[InboundEvent]:
         """The events of a body that names an agent."""
         payload = read_json(body)
         agent_of(payload)

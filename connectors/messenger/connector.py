@@ -96,7 +96,7 @@ class MessengerConnector(Connector):
         return verify_token_matches(token, config.get("verify_token") or "")
 
     @classmethod
-    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
         """The Page ids (``entry[].id``) of a body that is a JSON object."""
         return page_ids(_object(body))
 
@@ -107,7 +107,9 @@ class MessengerConnector(Connector):
         )
 
     @classmethod
-    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
+    def parse_webhook(
+        cls, body: bytes, received_at: datetime, kind: str = ""
+    ) -> list[InboundEvent]:
         """Every event of the batch (the caller keeps those of its verified Pages)."""
         return parse(_object(body))
 

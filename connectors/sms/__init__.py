@@ -7,11 +7,9 @@ beside it: :mod:`.phone` (E.164, number type, time zones), :mod:`.segments`
 (GSM-7/UCS-2 counter), :mod:`.consent` (STOP/START keywords) and
 :mod:`.quiet` (quiet hours in the customer's time zone).
 
-Web layer, inbound: ``get_provider("twilio").routing_keys(form)`` finds the
-inbox (Messaging Service SID first, else the ``To`` number); then
-``connector.verify(public_url, request.form, request.headers)`` and
-``connector.parse_inbound(request.form, now)`` /
-``connector.parse_status(request.form)``.
+Web layer, inbound: the webhook contract of :class:`connectors.base.Connector`
+(``webhook_route_keys``, ``verify_webhook``, ``parse_webhook``), with ``kind``
+``"status"`` for delivery receipts.
 """
 
 from __future__ import annotations
@@ -137,16 +135,28 @@ class SmsConnector(Connector):
 
     # -- inbound: the webhook contract (see connectors.base.Connector) ------------
     # Bodies are form-encoded; the stored body is parsed by the default provider
-    # (the one whose URL the provider called).
+    # (the one whose URL the provider called). Two URLs: inbound texts (kind "")
+    # and delivery receipts (kind "status").
+    STATUS = "status"
+
     @staticmethod
     def webhook_form(body: bytes) -> MultiDict:
         """A form-encoded webhook body as the fields the provider sent, repeats kept."""
         return MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
     @classmethod
-    def webhook_route_keys(cls, body: bytes, args: dict[str, str]) -> list[str]:
-        """The Messaging Service (alternative route key) first, then our number."""
-        service, number = get_provider(None).routing_keys(cls.webhook_form(body))
+    def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
+        """Inbound: the Messaging Service (alternative route key) first, then our number.
+
+        A receipt: the provider's id of our message first (``MessageSid``, may be
+        empty), then the Messaging Service and the number it was sent from.
+        """
+        form = cls.webhook_form(body)
+        provider = get_provider(None)
+        if kind == cls.STATUS:
+            service, number = provider.status_routing_keys(form)
+            return [provider.status_message_id(form) or "", *(k for k in (service, number) if k)]
+        service, number = provider.routing_keys(form)
         return [key for key in (service, number) if key]
 
     def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
@@ -154,14 +164,21 @@ class SmsConnector(Connector):
         return self.provider.verify(url, self.webhook_form(body), headers)
 
     @classmethod
-    def parse_webhook(cls, body: bytes, received_at: datetime) -> list[InboundEvent]:
-        """An inbound SMS/MMS (the provider sends no time: ``received_at``)."""
-        return get_provider(None).parse_inbound(cls.webhook_form(body), received_at)
+    def parse_webhook(
+        cls, body: bytes, received_at: datetime, kind: str = ""
+    ) -> list[InboundEvent]:
+        """An inbound SMS/MMS (the provider sends no time: ``received_at``), or a receipt.
 
-    @classmethod
-    def parse_status_webhook(cls, body: bytes) -> StatusUpdate:
-        """A delivery status callback; ValueError when it is not one of ours."""
-        return get_provider(None).parse_status(cls.webhook_form(body))
+        A receipt that is not about one of our messages (no id, an inbound status)
+        has no events.
+        """
+        form = cls.webhook_form(body)
+        if kind == cls.STATUS:
+            try:
+                return [get_provider(None).parse_status(form)]
+            except ValueError:
+                return []
+        return get_provider(None).parse_inbound(form, received_at)
 
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:

@@ -61,6 +61,16 @@ class SmsProvider(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
+    def status_routing_keys(cls, form: Mapping[str, str]) -> tuple[str | None, str]:
+        """(service id or None, our number) of a delivery status callback: who sent it."""
+
+    @classmethod
+    @abc.abstractmethod
+    def status_message_id(cls, form: Mapping[str, str]) -> str | None:
+        """The provider's id of our message a status callback is about (a routing key)."""
+
+    @classmethod
+    @abc.abstractmethod
     def parse_inbound(cls, form: Mapping[str, str], received_at: datetime) -> list[InboundEvent]:
         """Turn an inbound-message webhook into events (message, then OptOut/OptIn)."""
 

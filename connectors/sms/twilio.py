@@ -216,6 +216,16 @@ def routing_keys(form: Mapping[str, str]) -> tuple[str | None, str]:
     return service, routing_key(phone.address(_field(form, "To"))) or ""
 
 
+def status_routing_keys(form: Mapping[str, str]) -> tuple[str | None, str]:
+    """(MessagingServiceSid or None, From in E.164) of a status callback; never raises."""
+    return routing_key(form.get("MessagingServiceSid")), routing_key(form.get("From")) or ""
+
+
+def status_message_id(form: Mapping[str, str]) -> str | None:
+    """The ``MessageSid`` (or ``SmsSid``) a status callback is about, as a routing key."""
+    return routing_key(form.get("MessageSid")) or routing_key(form.get("SmsSid"))
+
+
 def _attachments(form: Mapping[str, str]) -> tuple[AttachmentRef, ...]:
     """The MMS media items (``MediaUrlN`` / ``MediaContentTypeN``)."""
     count = _int(form.get("NumMedia")) or 0
@@ -420,6 +430,16 @@ class TwilioProvider(SmsProvider):
     def routing_keys(cls, form: Mapping[str, str]) -> tuple[str | None, str]:
         """See :func:`routing_keys`."""
         return routing_keys(form)
+
+    @classmethod
+    def status_routing_keys(cls, form: Mapping[str, str]) -> tuple[str | None, str]:
+        """See :func:`status_routing_keys`."""
+        return status_routing_keys(form)
+
+    @classmethod
+    def status_message_id(cls, form: Mapping[str, str]) -> str | None:
+        """See :func:`status_message_id`."""
+        return status_message_id(form)
 
     @classmethod
     def parse_inbound(cls, form: Mapping[str, str], received_at: datetime) -> list[InboundEvent]:
