@@ -361,7 +361,7 @@ VIEWS: dict[str, tuple[Callable, tuple[str, ...]]] = {
 }
 
 
-def _route(adapter: type[Channel], path: str, kind: str) -> None:
+def _route(state, adapter: type[Channel], path: str, kind: str) -> None:
     """Answer ``path`` (``{name}`` placeholders become URL variables) with view ``kind``."""
     view, methods = VIEWS[kind]
 
@@ -370,9 +370,12 @@ def _route(adapter: type[Channel], path: str, kind: str) -> None:
 
     name = f"{adapter.name}_{kind}"
     endpoint.__name__ = name
-    bp.add_url_rule(path.replace("{", "<").replace("}", ">"), name, endpoint, methods=methods)
+    state.add_url_rule(path.replace("{", "<").replace("}", ">"), name, endpoint, methods=methods)
 
 
-for _adapter in channels.all_channels():
-    for _path, _kind in zip(_adapter.webhook_paths, _adapter.webhook_views, strict=True):
-        _route(_adapter, _path, _kind)
+@bp.record
+def _channel_routes(state) -> None:
+    """Each app gets the routes of the channels registered when it registers the blueprint."""
+    for adapter in channels.all_channels():
+        for path, kind in zip(adapter.webhook_paths, adapter.webhook_views, strict=True):
+            _route(state, adapter, path, kind)
