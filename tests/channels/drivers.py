@@ -228,6 +228,7 @@ class GbmDriver(Driver):
         ).encode()
 
     def _signed(self, raw: bytes, signature: str | None = None) -> Webhook:
+        """``signature``: None signs ``raw`` with the client token, "" sends no header."""
         sig = gbm.sign(raw, self.CLIENT_TOKEN) if signature is None else signature
         headers = {"X-Goog-Signature": sig} if sig else {}
         return Webhook("/webhooks/gbm", raw, headers=headers, content_type="application/json")
@@ -239,7 +240,16 @@ class GbmDriver(Driver):
         raw = self._body(text, "msg-forged")
         return {
             "unsigned": self._signed(raw, ""),
+            "empty": Webhook(
+                "/webhooks/gbm",
+                raw,
+                headers={"X-Goog-Signature": ""},
+                content_type="application/json",
+            ),
             "garbage": self._signed(raw, "not base64!"),
+            "tampered": self._signed(
+                raw.replace(b"msg-forged", b"msg-Forged"), gbm.sign(raw, self.CLIENT_TOKEN)
+            ),
             "wrong key": self._signed(raw, gbm.sign(raw, "wrong-key")),
             "other body": self._signed(raw, gbm.sign(b"another body", self.CLIENT_TOKEN)),
         }
@@ -291,7 +301,8 @@ class SmsDriver(Driver):
     channel = "sms"
     WEBHOOK = "http://localhost/webhooks/sms/twilio"
     contact = contact_id = "+14155550123"
-    TWIML = Expect(200, text_end="<Response></Response>")
+    reply_window = "none"
+    TWIML = Expect(200, text_end="<Response></Response>", mimetype="text/xml")
     accepted = replayed = malformed = TWIML
     unknown_route = Expect(404)  # Twilio is told no inbox has the number
     receipt_answer = Expect(204)
@@ -391,6 +402,7 @@ class EmailDriver(Driver):
     ADDRESS = "support@shop.example"
     contact = contact_id = "anna@example.com"
     contact_name = "Anna Schmidt"
+    reply_window = "none"
     needs = ("smtp_sink",)
     accepted = STORED
     replayed = REPLAYED

@@ -280,6 +280,7 @@ class Expect:
     status: int
     json: dict | None = None
     text_end: str | None = None
+    mimetype: str | None = None
 
     def check(self, resp) -> None:
         """Assert that ``resp`` is this answer."""
@@ -287,6 +288,8 @@ class Expect:
         if self.json is not None:
             got = resp.get_json()
             assert {k: got.get(k) for k in self.json} == self.json, got
+        if self.mimetype is not None:
+            assert resp.mimetype == self.mimetype, resp.mimetype
         if self.text_end is not None:
             assert resp.get_data(as_text=True).endswith(self.text_end), resp.get_data()
 
@@ -306,6 +309,8 @@ class Driver:
     contact_id: ClassVar[str] = ""
     #: the name the provider gives the customer (None: the channel sends none)
     contact_name: ClassVar[str | None] = None
+    #: the reply window's state right after the customer wrote ("none": the channel has none)
+    reply_window: ClassVar[str] = "open"
     accepted: ClassVar[Expect] = Expect(200)
     replayed: ClassVar[Expect] = Expect(200)
     forged: ClassVar[Expect] = Expect(403)

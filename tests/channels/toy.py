@@ -131,6 +131,7 @@ class ToyDriver(Driver):
     SECRET = "toy-secret"
     contact = contact_id = "toy-customer-7"
     contact_name = "Toy Customer"
+    reply_window = "none"
     accepted = Expect(200, {"status": "ok", "stored": 1, "duplicates": 0})
     replayed = Expect(200, {"status": "ok", "stored": 0, "duplicates": 1})
     unknown_route = Expect(200, {"status": "ignored"})
