@@ -224,6 +224,8 @@ class Factory:
         return {"Authorization": f"Bearer {self.token(user)}"}
 
     def inbox(self, channel: str = "messenger", members=(), settings=None, **config):
+        """An inbox of ``channel``: made-up settings, ``config`` overriding them."""
+        from app import channels
         from app.models import Inbox, InboxMember
 
         n = self._next()
@@ -251,15 +253,15 @@ class Factory:
                 "client_token": f"client-token-{n}",
                 "service_account": {},
             },
-        }[channel]
+        }.get(channel, {})  # another channel (a test's own): its settings come in ``config``
         defaults.update(config)
-        key = {"messenger": "page_id", "sms": "number", "email": "address", "gbm": "agent"}[channel]
+        route_key, alt_route_key = channels.get(channel).route_keys(defaults)
         inbox = Inbox(
             channel=channel,
             name=f"{channel} inbox {n}",
             config=defaults,
-            route_key=defaults[key],
-            alt_route_key=defaults.get("messaging_service_sid"),
+            route_key=route_key,
+            alt_route_key=alt_route_key,
             settings=settings or {},
         )
         self.db.session.add(inbox)

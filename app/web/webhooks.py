@@ -210,7 +210,7 @@ def webhook(adapter: type[Channel], hook: Webhook, **url_args: str):
 # --------------------------------------------------------------------------- routes
 
 
-def _route(adapter: type[Channel], path: str, hook: Webhook) -> None:
+def _route(state, adapter: type[Channel], path: str, hook: Webhook) -> None:
     """Answer ``path`` (``{name}`` placeholders become URL variables) as ``hook`` says."""
 
     def endpoint(**kwargs):
@@ -218,9 +218,14 @@ def _route(adapter: type[Channel], path: str, hook: Webhook) -> None:
 
     name = f"{adapter.name}_{hook.kind or 'webhook'}"
     endpoint.__name__ = name
-    bp.add_url_rule(path.replace("{", "<").replace("}", ">"), name, endpoint, methods=hook.methods)
+    state.add_url_rule(
+        path.replace("{", "<").replace("}", ">"), name, endpoint, methods=hook.methods
+    )
 
 
-for _adapter in channels.all_channels():
-    for _path, _hook in zip(_adapter.webhook_paths, _adapter.webhooks, strict=True):
-        _route(_adapter, _path, _hook)
+@bp.record
+def _channel_routes(state) -> None:
+    """Each app gets the routes of the channels registered when it registers the blueprint."""
+    for adapter in channels.all_channels():
+        for path, hook in zip(adapter.webhook_paths, adapter.webhooks, strict=True):
+            _route(state, adapter, path, hook)

@@ -153,12 +153,6 @@ def test_on_sqlite_storing_a_body_never_waits_for_the_inbox_writer(client, sessi
     assert texts(session) == ["Answered at once"] and rows(session) == []
 
 
-def test_forged_body_is_refused_and_nothing_is_stored(client, session, inbox):
-    resp = post(client, body(("7004", "m_forged", "Hi")), secret="not-the-secret")
-    assert resp.status_code == 403
-    assert rows(session) == [] and texts(session) == []
-
-
 def test_unreadable_body_is_kept_as_failed_not_retried_and_can_be_replayed(
     client, session, inbox, busy, monkeypatch, caplog, app
 ):
