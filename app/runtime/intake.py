@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from app import channels
+from app.backoff import backoff
 from app.channels import all_channels
 from app.clock import aware, now
 from app.db import sqlite_pragmas  # the same settings as the inbox's own file
@@ -408,7 +409,9 @@ def _drain_one(row_id: int) -> DrainResult:
             attempts,
         )
     else:
-        values.update(state="pending", next_attempt_at=at + RETRY_BASE * 2 ** (attempts - 1))
+        values.update(
+            state="pending", next_attempt_at=at + backoff(attempts, RETRY_BASE.total_seconds())
+        )
     write(sa.update(_TABLE).where(_TABLE.c.id == row_id).values(**values))
     return DrainResult(failed=1)
 

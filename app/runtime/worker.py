@@ -13,7 +13,6 @@ becomes ``unknown`` and the agent decides.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import uuid
 from datetime import timedelta
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from app import urls
+from app.backoff import backoff
 from app.clock import now
 from app.extensions import db
 from app.inbox import events, notifications, outbound, storage
@@ -36,20 +36,11 @@ from connectors import base as cb
 log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=5)
-BACKOFF_BASE = 5.0  # seconds
+BACKOFF_BASE = 5.0  # seconds, doubled per attempt with jitter (app.backoff)
 BACKOFF_CAP = 3600.0
 RECONNECT_PAUSE = timedelta(minutes=2)
 SENDING_FAILING = "Sending is failing: "  # inbox.last_error while replies wait for a retry
 CHECKING_NOTE = " Switchboard checks whether it went out before sending it again."
-
-
-def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """Exponential backoff with full jitter; the provider's Retry-After wins when longer."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
-    delay = random.uniform(delay / 2, delay)
-    if retry_after:
-        delay = max(delay, float(retry_after))
-    return timedelta(seconds=delay)
 
 
 def claim(limit: int, worker_id: str) -> list[int]:
@@ -111,7 +102,9 @@ def _retry(item: OutboxItem, error: str, retry_after: float | None = None) -> bo
     item.state = "pending"
     item.claimed_by = None
     item.last_error = error
-    item.next_attempt_at = now() + backoff(item.attempts, retry_after)
+    item.next_attempt_at = now() + backoff(
+        item.attempts, BACKOFF_BASE, BACKOFF_CAP, jitter=True, retry_after=retry_after
+    )
     return True
 
 
@@ -435,7 +428,9 @@ def run_once(limit: int = 20, worker_id: str | None = None) -> int:
             if row is not None and row.state == "working":
                 row.state = "pending"
                 row.claimed_by = None
-                row.next_attempt_at = now() + backoff(row.attempts or 1)
+                row.next_attempt_at = now() + backoff(
+                    row.attempts or 1, BACKOFF_BASE, BACKOFF_CAP, jitter=True
+                )
                 db.session.commit()
     db.session.remove()
     return len(ids)
