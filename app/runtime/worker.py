@@ -13,7 +13,6 @@ becomes ``unknown`` and the agent decides.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from datetime import timedelta
 
@@ -31,6 +30,7 @@ from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
+from app.runtime.loop import Loop
 from connectors import base as cb
 
 log = logging.getLogger(__name__)
@@ -436,31 +436,18 @@ def run_once(limit: int = 20, worker_id: str | None = None) -> int:
     return len(ids)
 
 
-class WorkerThread(threading.Thread):
-    """Runs :func:`run_once` in a loop until stopped (embedded default and `flask worker`)."""
+class WorkerThread(Loop):
+    """Runs :func:`run_once` in a loop until stopped (embedded default and `flask worker`).
+
+    While it finds due work it runs again at once; otherwise it sleeps until woken
+    or the poll interval passes.
+    """
 
     def __init__(self, app: Flask, poll_seconds: float | None = None) -> None:
-        super().__init__(name="switchboard-worker", daemon=True)
-        self.app = app
-        self.poll = poll_seconds or app.config["DELIVERY_POLL_SECONDS"]
-        self.stop_event = threading.Event()
-        self.wake_event = threading.Event()
         self.worker_id = f"w-{uuid.uuid4().hex[:12]}"
-
-    def run(self) -> None:
-        """Loop: drain due work, then sleep until woken or the poll interval passes."""
-        while not self.stop_event.is_set():
-            try:
-                with self.app.app_context():
-                    handled = run_once(worker_id=self.worker_id)
-            except Exception:  # noqa: BLE001
-                log.exception("worker loop error")
-                handled = 0
-            if not handled:
-                self.wake_event.wait(self.poll)
-                self.wake_event.clear()
-
-    def stop(self) -> None:
-        """Ask the loop to end."""
-        self.stop_event.set()
-        self.wake_event.set()
+        super().__init__(
+            app,
+            lambda: run_once(worker_id=self.worker_id),
+            poll_seconds or app.config["DELIVERY_POLL_SECONDS"],
+            name="switchboard-worker",
+        )
