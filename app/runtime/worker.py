@@ -19,12 +19,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app import urls
+from app import storage, urls
 from app.backoff import backoff
 from app.clock import now
+from app.connections import connector_for
 from app.extensions import db
-from app.inbox import events, notifications, outbound, storage
-from app.inbox.connections import connector_for
+from app.inbox import events, notifications, outbound
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from app import channels
 from app.clock import iso
 from app.extensions import db
-from app.inbox.connections import public_config
+from app.inbox.credentials import public_config
 from app.models import Inbox, InboxMember, User
 from app.urls import public_base_url
 

@@ -29,8 +29,8 @@ from flask import Blueprint, current_app, jsonify, request
 from app import channels
 from app.channels import Channel
 from app.clock import now
+from app.connections import connector_for
 from app.extensions import csrf, db, limiter
-from app.inbox.connections import connector_for
 from app.inbox.ingest import ingest
 from app.models import Inbox, Message
 from app.runtime import intake

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from app import channels
 from app.backoff import backoff
 from app.clock import aware, now
+from app.connections import connector_options
 from app.extensions import db
-from app.inbox.connections import connector_options
 from app.inbox.email_ingest import ingest_raw
 from app.models import Inbox
 from connectors.email import ImapError, ImapPoller
