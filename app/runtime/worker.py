@@ -24,12 +24,13 @@ from app.backoff import backoff
 from app.clock import now
 from app.connections import connector_for
 from app.extensions import db
-from app.inbox import events, notifications, outbound
+from app.inbox import events, outbound
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
+from app.runtime import notify_mail
 from app.runtime.loop import Loop
 from connectors import base as cb
 
@@ -397,8 +398,8 @@ def process_action(item: OutboxItem) -> None:
 
 
 def process_notify_email(item: OutboxItem) -> None:
-    """Mail a notification to a user who is not online (``app.inbox.notifications``)."""
-    notifications.process_email(item)
+    """Mail a notification to a user who is not online (:mod:`app.runtime.notify_mail`)."""
+    notify_mail.process_email(item)
 
 
 HANDLERS = {
