@@ -171,10 +171,15 @@ def _languages() -> list[str]:
 
 
 def register_domain() -> None:
-    """Connect the domain's signal receivers (assignment, automation, notifications, hooks)."""
-    from app.inbox import wiring
+    """Connect the domain's signal receivers (assignment, automation, notifications, hooks).
+
+    Notifications read whether mail is on, and its delay, from the running app's config.
+    """
+    from app.inbox import notifications, wiring
+    from app.runtime import notify_mail
 
     wiring.connect()
+    notifications.use_mail_settings(notify_mail.mail_settings)
 
 
 def register_blueprints(app: Flask) -> None:

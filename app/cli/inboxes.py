@@ -17,7 +17,7 @@ from app.channels import Channel, Field
 from app.cli.common import fail
 from app.extensions import db
 from app.inbox import signals
-from app.inbox.connections import public_config, reconnect
+from app.inbox.credentials import public_config, reconnect
 from app.models import Inbox, InboxMember, User
 from app.urls import public_base_url
 from connectors.email.address import normalize_address

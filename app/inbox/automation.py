@@ -9,7 +9,7 @@ reply window skips the message), a message the customer's side sent automaticall
 conditional UPDATE of its marker column (``greeted_at``, ``away_sent_at``,
 ``follow_up_done_at``) in the same transaction, so it is never sent twice.
 
-Inbox settings used here (defaults in :data:`DEFAULTS`): ``greeting``,
+Inbox settings used here (defaults in :data:`app.models.inbox.DEFAULT_SETTINGS`): ``greeting``,
 ``away_message``, ``business_hours``, ``away_interval_hours``, ``away_skip_minutes``,
 ``follow_up_hours``, ``follow_up_reminders``, ``follow_up_auto``,
 ``follow_up_message``, ``inactive_days``, ``auto_close_pending_days``,
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
@@ -39,36 +38,6 @@ from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
 log = logging.getLogger(__name__)
-
-#: Defaults of the automation settings (``Inbox.settings`` keys; a missing key uses these).
-DEFAULTS: dict[str, Any] = {
-    "away_interval_hours": 12,  # at most one away message per conversation in this period
-    "away_skip_minutes": 5,  # no away message when an agent replied this recently
-    "follow_up_hours": 24,  # our reply was last and the customer is quiet this long
-    "follow_up_reminders": True,  # remind the assignee
-    "follow_up_auto": False,  # send follow_up_message instead, when the window allows
-    "follow_up_message": None,
-    "inactive_days": 15,  # no interaction this long: inactive (Google Local Services)
-    "auto_close_pending_days": None,  # off by default
-    "response_warning_minutes": 60,  # warn this long before the response target; 0 = off
-    "return_to_queue_when_away": False,
-    # another conversation of the contact got an automatic message this recently: no away now
-    "auto_reply_interval_minutes": 60,  # 0 = off
-}
-
-
-def setting(inbox: Inbox, key: str) -> Any:
-    """An inbox setting, including the automation keys (null or missing: the default)."""
-    if key in DEFAULTS:
-        value = (inbox.settings or {}).get(key)
-        return DEFAULTS[key] if value is None else value
-    return inbox.setting(key)
-
-
-def effective_settings(inbox: Inbox) -> dict[str, Any]:
-    """Every inbox setting with defaults filled in (the API's ``settings``)."""
-    return {**inbox.effective_settings(), **{k: setting(inbox, k) for k in DEFAULTS}}
-
 
 # --------------------------------------------------------------------------- automatic messages
 
@@ -121,7 +90,7 @@ def _first_conversation(session: Session, conv: Conversation) -> bool:
 def replied_to_contact_recently(session: Session, conv: Conversation, at: datetime) -> bool:
     """True when another of the contact's conversations in the inbox got an automatic
     message within ``auto_reply_interval_minutes`` of ``at``."""
-    minutes = float(setting(conv.inbox, "auto_reply_interval_minutes") or 0)
+    minutes = float(conv.inbox.setting("auto_reply_interval_minutes") or 0)
     if minutes <= 0:
         return False
     recent = session.scalar(
@@ -142,7 +111,7 @@ def replied_to_contact_recently(session: Session, conv: Conversation, at: dateti
 
 def greet(session: Session, conv: Conversation, at: datetime) -> Message | None:
     """The inbox's greeting, once, on the contact's first conversation in the inbox."""
-    text = setting(conv.inbox, "greeting")
+    text = conv.inbox.setting("greeting")
     if not text or conv.greeted_at is not None or not _first_conversation(session, conv):
         return None
     try:
@@ -177,14 +146,14 @@ def away(session: Session, conv: Conversation, at: datetime) -> Message | None:
     replied in the last ``away_skip_minutes`` (someone is there after all).
     """
     inbox = conv.inbox
-    text = setting(inbox, "away_message")
-    schedule = setting(inbox, "business_hours")
+    text = inbox.setting("away_message")
+    schedule = inbox.setting("business_hours")
     if not text or not schedule or hours.is_open(schedule, at):
         return None
-    interval = timedelta(hours=float(setting(inbox, "away_interval_hours") or 0))
+    interval = timedelta(hours=float(inbox.setting("away_interval_hours") or 0))
     if conv.away_sent_at is not None and aware(conv.away_sent_at) > at - interval:
         return None
-    skip = timedelta(minutes=float(setting(inbox, "away_skip_minutes") or 0))
+    skip = timedelta(minutes=float(inbox.setting("away_skip_minutes") or 0))
     if skip and _agent_replied_since(session, conv, at - skip):
         return None
     if replied_to_contact_recently(session, conv, at):
@@ -259,7 +228,7 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
     if (
         assignee is not None
         and conv.status != "closed"
-        and setting(conv.inbox, "return_to_queue_when_away")
+        and conv.inbox.setting("return_to_queue_when_away")
         and not notifications.is_online(assignee, at)
     ):
         assignment.assign(
@@ -297,10 +266,10 @@ def human_replied(conv: Conversation, at: datetime) -> None:
     breaches answered, the follow-up timer starts, and the conversation is active again."""
     session = object_session(conv)
     inbox = conv.inbox
-    follow = setting(inbox, "follow_up_reminders") or (
-        setting(inbox, "follow_up_auto") and setting(inbox, "follow_up_message")
+    follow = inbox.setting("follow_up_reminders") or (
+        inbox.setting("follow_up_auto") and inbox.setting("follow_up_message")
     )
-    hours_ = setting(inbox, "follow_up_hours")
+    hours_ = inbox.setting("follow_up_hours")
     conv.follow_up_due_at = at + timedelta(hours=float(hours_)) if follow and hours_ else None
     conv.follow_up_done_at = None
     conv.inactive_since = None

@@ -30,9 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
+from app.connections import connector_for
 from app.inbox import activity, events
 from app.inbox.activity import add_activity
-from app.inbox.connections import connector_for
 from app.inbox.ingest import IngestResult, ingest
 from app.inbox.serialize import message_dict
 from app.models import Conversation, Inbox, Message

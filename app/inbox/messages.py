@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.inbox import storage
+from app import storage
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
 

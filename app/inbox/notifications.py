@@ -6,8 +6,10 @@ in the app, whether the browser may raise a desktop notification for it (the
 mailed when they are not online. Mail goes through the instance's SMTP server
 (``NOTIFY_SMTP_URL``, ``NOTIFY_FROM``), from the background worker only: the
 notification queues an outbox row (``notify_email``) due ``NOTIFY_EMAIL_DELAY``
-seconds later, and the worker mails it only if it is still unread and the user
-is still not online.
+seconds later, and the worker (:mod:`app.runtime.notify_mail`) writes and mails
+it only if it is still unread and the user is still not online. Whether mail is
+on and its delay are the process's settings: ``create_app`` tells this module
+where to read them (:func:`use_mail_settings`). No Flask here.
 
 A ``dedupe_key`` makes a notification happen once: it is inserted with
 ``ON CONFLICT DO NOTHING``, so two schedulers racing store (and push) it once.
@@ -16,25 +18,17 @@ A kind switched off in the app but on by email is stored as already read.
 
 from __future__ import annotations
 
-import logging
-import smtplib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from flask import current_app
-from flask_babel import force_locale, gettext
 from sqlalchemy.orm import Session
 
-from app.clock import aware, iso, now
+from app.clock import aware, now
 from app.db import insert_ignore
-from app.extensions import db
 from app.inbox import events
 from app.models import Conversation, InboxMember, Notification, OutboxItem, User
-
-log = logging.getLogger(__name__)
 
 #: kind -> (label, defaults {in_app, desktop, email})
 KINDS: dict[str, tuple[str, dict[str, bool]]] = {
@@ -72,6 +66,23 @@ CHANNELS = ("in_app", "desktop", "email")
 
 class InvalidSettings(ValueError):
     """Notification settings the API cannot store."""
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """The process's notification mail: on (an SMTP server is set) and how long it waits."""
+
+    enabled: bool = False
+    delay: float = 120.0  # seconds from the notification to the mail
+
+
+_mail_settings: Callable[[], MailSettings] = MailSettings  # no server until told otherwise
+
+
+def use_mail_settings(source: Callable[[], MailSettings]) -> None:
+    """Read the mail settings from ``source()`` at each notification (``create_app`` sets it)."""
+    global _mail_settings
+    _mail_settings = source
 
 
 # --------------------------------------------------------------------------- settings
@@ -138,7 +149,7 @@ def is_online(user: User, at: datetime | None = None) -> bool:
 
 def email_enabled() -> bool:
     """True when the instance has an SMTP server for notification mail."""
-    return bool(current_app.config.get("NOTIFY_SMTP_URL"))
+    return _mail_settings().enabled
 
 
 # --------------------------------------------------------------------------- who
@@ -196,7 +207,8 @@ def notify(
     everywhere or it was already stored.
     """
     prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
-    wants_email = prefs["email"] and email_enabled() and bool(user.email)
+    mail = _mail_settings()
+    wants_email = prefs["email"] and mail.enabled and bool(user.email)
     if not prefs["in_app"] and not wants_email:
         return None
     at = at or now()
@@ -221,12 +233,11 @@ def notify(
         payload = {**note.to_dict(), "desktop": prefs["desktop"]}
         events.publish(session, "notification.created", payload, ("user", user.id))
     if wants_email:
-        delay = float(current_app.config.get("NOTIFY_EMAIL_DELAY", 120))
         session.add(
             OutboxItem(
                 kind="notify_email",
                 payload={"notification_id": new_id},
-                next_attempt_at=at + timedelta(seconds=delay),
+                next_attempt_at=at + timedelta(seconds=mail.delay),
             )
         )
     return note
@@ -272,132 +283,3 @@ def on_assigned(
 def stamp(dt: datetime) -> int:
     """A compact time for dedupe keys (whole seconds since the epoch)."""
     return int(aware(dt).timestamp())
-
-
-# --------------------------------------------------------------------------- email
-
-
-def smtp_params(url: str) -> dict:
-    """``smtp://[user:pass@]host[:port]`` (plain), ``smtp+starttls://`` or ``smtps://``."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("smtp", "smtp+starttls", "smtps"):
-        raise ValueError("NOTIFY_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
-    return {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or (465 if scheme == "smtps" else 587 if "starttls" in scheme else 25),
-        "ssl": scheme == "smtps",
-        "starttls": scheme == "smtp+starttls",
-        "user": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else None,
-    }
-
-
-#: What a notification says in another language than English: one line per kind, the same
-#: as the bell shows (app/static/js/shell.js); the English text has the details.
-_KIND_TEXT = {
-    "assigned": lambda d: gettext("{who} assigned a conversation to you").format(
-        who=d.get("by") or gettext("Someone")
-    ),
-    "new_conversation": lambda d: gettext("A new conversation arrived in your inboxes"),
-    "window_closing": lambda d: gettext("A reply window is closing soon"),
-    "response_due_soon": lambda d: gettext("A response target is near"),
-    "response_overdue": lambda d: gettext("A reply is overdue"),
-    "follow_up": lambda d: gettext("A customer has not answered since your reply"),
-    "returned_to_queue": lambda d: gettext(
-        "Your conversation went back to the queue while you were away"
-    ),
-    "mention": lambda d: gettext("{who} mentioned you").format(
-        who=d.get("by") or gettext("Someone")
-    ),
-}
-
-
-def _email_text(note: Notification, conv: Conversation | None, locale: str) -> tuple[str, str]:
-    """Subject and body of a notification mail, in the recipient's language."""
-    data = note.data or {}
-    with force_locale(locale):
-        if data.get("text") and (locale.startswith("en") or note.kind not in _KIND_TEXT):
-            text = data["text"]
-        elif note.kind in _KIND_TEXT:
-            text = _KIND_TEXT[note.kind](data)
-        else:
-            text = KINDS.get(note.kind, (note.kind,))[0]
-        lines = [text, ""]
-        base = current_app.config.get("PUBLIC_URL")
-        if conv is not None:
-            lines.append(
-                gettext("Conversation #{id} in {inbox}").format(id=conv.id, inbox=conv.inbox.name)
-            )
-            if base:
-                lines.append(f"{base}/#c={conv.id}")
-        lines += [
-            "",
-            gettext("You get this because you were not online in Switchboard."),
-            gettext(
-                "Choose which notifications are mailed to you under your notification settings."
-            ),
-        ]
-    return f"[Switchboard] {text}", "\n".join(lines)
-
-
-def send_email(session: Session, note: Notification) -> str:
-    """Mail one notification if still useful; returns ``sent`` or why it was skipped."""
-    user = session.get(User, note.user_id)
-    if user is None or not user.email or not user.active:
-        return "no_recipient"
-    if note.read_at is not None and user_settings(user).get(note.kind, {}).get("in_app", True):
-        return "already_read"
-    if is_online(user):
-        return "online"
-    url = current_app.config.get("NOTIFY_SMTP_URL")
-    if not url:
-        return "not_configured"
-    conv = session.get(Conversation, note.conversation_id) if note.conversation_id else None
-    locale = user.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
-    subject, body = _email_text(note, conv, locale)
-    sender = current_app.config.get("NOTIFY_FROM") or "switchboard@localhost"
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = user.email
-    msg["Subject"] = subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].strip(">") or None)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body)
-    p = smtp_params(url)
-    cls = smtplib.SMTP_SSL if p["ssl"] else smtplib.SMTP
-    with cls(p["host"], p["port"], timeout=20) as smtp:
-        if p["starttls"]:
-            smtp.starttls()
-        if p["user"]:
-            smtp.login(p["user"], p["password"] or "")
-        smtp.send_message(msg)
-    return "sent"
-
-
-MAX_EMAIL_ATTEMPTS = 5
-
-
-def process_email(item: OutboxItem) -> None:
-    """The outbox worker's handler for ``notify_email`` rows."""
-    session = db.session
-    note = session.get(Notification, (item.payload or {}).get("notification_id"))
-    item.attempts = (item.attempts or 0) + 1
-    try:
-        outcome = "gone" if note is None else send_email(session, note)
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("notification mail failed: %s", exc)
-        if item.attempts >= MAX_EMAIL_ATTEMPTS:
-            item.state, item.last_error, item.claimed_by = "failed", str(exc)[:500], None
-        else:
-            item.state, item.claimed_by = "pending", None
-            item.last_error = str(exc)[:500]
-            item.next_attempt_at = now() + timedelta(seconds=60 * 2**item.attempts)
-        session.commit()
-        return
-    if note is not None and outcome == "sent":
-        note.data = {**(note.data or {}), "emailed_at": iso(now())}
-    item.state, item.claimed_by = "done", None
-    item.last_error = None if outcome == "sent" else f"skipped: {outcome}"
-    session.commit()

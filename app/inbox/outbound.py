@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app import channels
-from app.inbox import storage
+from app import channels, storage
 from app.inbox.replies import record_outbound_activity
 from app.models import ContactIdentity, Conversation, Inbox, Message, User
 from connectors import base as cb

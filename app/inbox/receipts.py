@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.backoff import backoff
 from app.clock import aware
 from app.db import insert_ignore
 from app.inbox import events, windows
@@ -85,13 +86,12 @@ def send_again_later(
     msg.status = "queued"
     msg.error_code = error.code or error.kind.value
     msg.error_message = error.message
-    delay = max(float(error.retry_after or 0), 60.0 * 2**tries)
     session.add(
         OutboxItem(
             kind="send",
             inbox_id=msg.inbox_id,
             message_id=msg.id,
-            next_attempt_at=at + timedelta(seconds=delay),
+            next_attempt_at=at + backoff(tries + 1, 60.0, retry_after=error.retry_after),
             payload={},
         )
     )

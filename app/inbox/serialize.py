@@ -6,9 +6,9 @@ from datetime import datetime
 
 from flask import current_app, has_request_context, url_for
 
-from app import channels
+from app import channels, storage
 from app.clock import aware, iso, now
-from app.inbox import storage, windows
+from app.inbox import windows
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.models import Attachment, Conversation, Message
 

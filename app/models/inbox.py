@@ -13,6 +13,7 @@ from app.clock import now
 from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
 
+#: The one table of inbox setting defaults (``Inbox.settings`` keys; null or missing: these).
 DEFAULT_SETTINGS: dict[str, Any] = {
     "assignment": "manual",  # manual | round_robin | least_loaded
     "response_due_hours": 24,
@@ -28,6 +29,19 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # sender_window_minutes, new-thread mail from them joins their latest open conversation
     "sender_new_conversations": 5,  # 0 = no cap
     "sender_window_minutes": 10,
+    # automation (app.inbox.automation)
+    "away_interval_hours": 12,  # at most one away message per conversation in this period
+    "away_skip_minutes": 5,  # no away message when an agent replied this recently
+    "follow_up_hours": 24,  # our reply was last and the customer is quiet this long
+    "follow_up_reminders": True,  # remind the assignee
+    "follow_up_auto": False,  # send follow_up_message instead, when the window allows
+    "follow_up_message": None,
+    "inactive_days": 15,  # no interaction this long: inactive (Google Local Services)
+    "auto_close_pending_days": None,  # off by default
+    "response_warning_minutes": 60,  # warn this long before the response target; 0 = off
+    "return_to_queue_when_away": False,
+    # another conversation of the contact got an automatic message this recently: no away now
+    "auto_reply_interval_minutes": 60,  # 0 = off
 }
 
 SETTING_KEYS = tuple(DEFAULT_SETTINGS)
@@ -67,12 +81,12 @@ class Inbox(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     def setting(self, key: str) -> Any:
-        """An inbox setting, falling back to the default."""
+        """An inbox setting; null or missing: the default of :data:`DEFAULT_SETTINGS`."""
         value = (self.settings or {}).get(key)
         return DEFAULT_SETTINGS.get(key) if value is None else value
 
     def effective_settings(self) -> dict[str, Any]:
-        """Every setting with defaults filled in."""
+        """Every setting with defaults filled in (the API's ``settings``)."""
         return {key: self.setting(key) for key in SETTING_KEYS}
 
     def ref(self) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,12 +40,14 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from app import channels
+from app.backoff import backoff
 from app.channels import all_channels
 from app.clock import aware, now
 from app.db import sqlite_pragmas  # the same settings as the inbox's own file
 from app.extensions import db
 from app.inbox import email_ingest, ingest
 from app.models import Inbox, WebhookIntake
+from app.runtime.loop import Loop
 from connectors import base as cb
 
 log = logging.getLogger(__name__)
@@ -455,7 +456,9 @@ def _drain_one(row_id: int) -> DrainResult:
             attempts,
         )
     else:
-        values.update(state="pending", next_attempt_at=at + RETRY_BASE * 2 ** (attempts - 1))
+        values.update(
+            state="pending", next_attempt_at=at + backoff(attempts, RETRY_BASE.total_seconds())
+        )
     write(sa.update(_TABLE).where(_TABLE.c.id == row_id).values(**values))
     return DrainResult(failed=1)
 
@@ -514,36 +517,23 @@ def retry_failed() -> int:
 # --------------------------------------------------------------------------- drainer thread
 
 
-class Drainer(threading.Thread):
-    """This process's background ingester: woken by webhooks, also sweeps every few seconds."""
+def _drain_step() -> None:
+    """One run of the drainer: every due row, then the session goes back to the pool."""
+    drain_all()
+    db.session.remove()
+
+
+class Drainer(Loop):
+    """This process's background ingester: woken by webhooks, also sweeps every few seconds.
+
+    A wake-up waits ``gather`` seconds first, so a busy webhook's burst is drained
+    in one run; rows a failed run left stay pending for the next.
+    """
 
     def __init__(self, app: Flask, interval: float, gather: float = 0.0) -> None:
-        super().__init__(name="switchboard-intake", daemon=True)
-        self.app = app
-        self.interval = interval
-        self.gather = gather
-        self.wake_event = threading.Event()
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        """Drain, then wait for a wake-up or the interval."""
-        while not self.stop_event.is_set():
-            if self.wake_event.wait(self.interval) and self.gather > 0:
-                time.sleep(self.gather)  # woken by a busy webhook: let the burst gather
-            self.wake_event.clear()
-            if self.stop_event.is_set():
-                break
-            try:
-                with self.app.app_context():
-                    drain_all()
-                    db.session.remove()
-            except Exception:  # noqa: BLE001 - keep draining later; rows stay pending
-                log.exception("intake drainer error")
-
-    def stop(self) -> None:
-        """End the loop."""
-        self.stop_event.set()
-        self.wake_event.set()
+        super().__init__(
+            app, _drain_step, interval, name="switchboard-intake", wait_first=True, gather=gather
+        )
 
 
 _drainer: Drainer | None = None
@@ -566,7 +556,7 @@ def wake() -> None:
             )
             _drainer_pid = os.getpid()
             _drainer.start()
-    _drainer.wake_event.set()
+    _drainer.wake()
 
 
 def stop_drainer() -> None:

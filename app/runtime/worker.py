@@ -13,43 +13,35 @@ becomes ``unknown`` and the agent decides.
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app import urls
+from app import storage, urls
+from app.backoff import backoff
 from app.clock import now
+from app.connections import connector_for
 from app.extensions import db
-from app.inbox import events, notifications, outbound, storage
-from app.inbox.connections import connector_for
+from app.inbox import events, outbound
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
 from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
+from app.runtime import notify_mail
+from app.runtime.loop import Loop
 from connectors import base as cb
 
 log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=5)
-BACKOFF_BASE = 5.0  # seconds
+BACKOFF_BASE = 5.0  # seconds, doubled per attempt with jitter (app.backoff)
 BACKOFF_CAP = 3600.0
 RECONNECT_PAUSE = timedelta(minutes=2)
 SENDING_FAILING = "Sending is failing: "  # inbox.last_error while replies wait for a retry
 CHECKING_NOTE = " Switchboard checks whether it went out before sending it again."
-
-
-def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """Exponential backoff with full jitter; the provider's Retry-After wins when longer."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
-    delay = random.uniform(delay / 2, delay)
-    if retry_after:
-        delay = max(delay, float(retry_after))
-    return timedelta(seconds=delay)
 
 
 def claim(limit: int, worker_id: str) -> list[int]:
@@ -111,7 +103,9 @@ def _retry(item: OutboxItem, error: str, retry_after: float | None = None) -> bo
     item.state = "pending"
     item.claimed_by = None
     item.last_error = error
-    item.next_attempt_at = now() + backoff(item.attempts, retry_after)
+    item.next_attempt_at = now() + backoff(
+        item.attempts, BACKOFF_BASE, BACKOFF_CAP, jitter=True, retry_after=retry_after
+    )
     return True
 
 
@@ -404,8 +398,8 @@ def process_action(item: OutboxItem) -> None:
 
 
 def process_notify_email(item: OutboxItem) -> None:
-    """Mail a notification to a user who is not online (``app.inbox.notifications``)."""
-    notifications.process_email(item)
+    """Mail a notification to a user who is not online (:mod:`app.runtime.notify_mail`)."""
+    notify_mail.process_email(item)
 
 
 HANDLERS = {
@@ -435,37 +429,26 @@ def run_once(limit: int = 20, worker_id: str | None = None) -> int:
             if row is not None and row.state == "working":
                 row.state = "pending"
                 row.claimed_by = None
-                row.next_attempt_at = now() + backoff(row.attempts or 1)
+                row.next_attempt_at = now() + backoff(
+                    row.attempts or 1, BACKOFF_BASE, BACKOFF_CAP, jitter=True
+                )
                 db.session.commit()
     db.session.remove()
     return len(ids)
 
 
-class WorkerThread(threading.Thread):
-    """Runs :func:`run_once` in a loop until stopped (embedded default and `flask worker`)."""
+class WorkerThread(Loop):
+    """Runs :func:`run_once` in a loop until stopped (embedded default and `flask worker`).
+
+    While it finds due work it runs again at once; otherwise it sleeps until woken
+    or the poll interval passes.
+    """
 
     def __init__(self, app: Flask, poll_seconds: float | None = None) -> None:
-        super().__init__(name="switchboard-worker", daemon=True)
-        self.app = app
-        self.poll = poll_seconds or app.config["DELIVERY_POLL_SECONDS"]
-        self.stop_event = threading.Event()
-        self.wake_event = threading.Event()
         self.worker_id = f"w-{uuid.uuid4().hex[:12]}"
-
-    def run(self) -> None:
-        """Loop: drain due work, then sleep until woken or the poll interval passes."""
-        while not self.stop_event.is_set():
-            try:
-                with self.app.app_context():
-                    handled = run_once(worker_id=self.worker_id)
-            except Exception:  # noqa: BLE001
-                log.exception("worker loop error")
-                handled = 0
-            if not handled:
-                self.wake_event.wait(self.poll)
-                self.wake_event.clear()
-
-    def stop(self) -> None:
-        """Ask the loop to end."""
-        self.stop_event.set()
-        self.wake_event.set()
+        super().__init__(
+            app,
+            lambda: run_once(worker_id=self.worker_id),
+            poll_seconds or app.config["DELIVERY_POLL_SECONDS"],
+            name="switchboard-worker",
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import send_file
 
-from app.inbox import storage
+from app import storage
 from app.models import Attachment
 
 FILE_CSP = "default-src 'none'; sandbox"

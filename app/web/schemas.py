@@ -12,8 +12,7 @@ from flask_babel import gettext as _
 from app import channels
 from app.clock import iso
 from app.extensions import db
-from app.inbox import automation
-from app.inbox.connections import public_config
+from app.inbox.credentials import public_config
 from app.models import Inbox, InboxMember, User
 from app.urls import public_base_url
 
@@ -23,7 +22,7 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
     data = {
         **inbox.ref(),
         "identifiers": public_config(inbox),
-        "settings": automation.effective_settings(inbox),
+        "settings": inbox.effective_settings(),
         "needs_reconnect": inbox.needs_reconnect,
         "last_event_at": inbox.last_event_at.isoformat() if inbox.last_event_at else None,
         "last_error": inbox.last_error,

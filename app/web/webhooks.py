@@ -28,8 +28,8 @@ from flask import Blueprint, current_app, jsonify, request
 from app import channels
 from app.channels import Channel
 from app.channels.base import Answer, Webhook, pack
+from app.connections import connector_for
 from app.extensions import csrf, db, limiter
-from app.inbox.connections import connector_for
 from app.inbox.receipts import awaiting_id
 from app.models import Inbox, Message
 from app.runtime import intake

@@ -3,7 +3,9 @@
 :func:`build_message` turns an :class:`OutboundMessage` into an
 :class:`email.message.EmailMessage`; :func:`send_message` delivers it with
 ``smtplib`` and classifies every failure into a :class:`SendError` (it never
-raises for server or network problems).
+raises for server or network problems). :func:`config_from_url` reads an
+``smtp://`` URL (the instance's notification server) into the same settings,
+so other mail the app writes goes through this one client too.
 
 Headers written (options are what the domain put in ``OutboundMessage.options``):
 
@@ -44,8 +46,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, quote
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quote
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from connectors.base import ErrorKind, OutboundMessage, SendError, SendResult
 from connectors.email.address import normalize_address
@@ -57,7 +60,13 @@ from connectors.email.threads import (
     reply_subject,
 )
 
-__all__ = ["build_message", "classify_smtp_error", "render_html", "send_message"]
+__all__ = [
+    "build_message",
+    "classify_smtp_error",
+    "config_from_url",
+    "render_html",
+    "send_message",
+]
 
 _ADDRESS_RE = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]{2,}$")
 _UNDELIVERABLE_CODES = {550, 551, 553}
@@ -245,6 +254,29 @@ def _from_code(code: int, text: str, recipient_refused: bool = False) -> SendErr
     else:
         kind = ErrorKind.TRANSIENT
     return SendError(kind=kind, code=str(code) if code else None, message=text[:1000])
+
+
+def config_from_url(url: str, sender: str | None = None) -> dict[str, Any]:
+    """The :func:`send_message` settings of an SMTP URL.
+
+    ``smtp://[user:pass@]host[:port]`` (plain), ``smtp+starttls://`` or
+    ``smtps://``; the port defaults to 25, 587 or 465. ``sender`` (a From
+    header value) gives the envelope sender. Raises ``ValueError`` for
+    another scheme.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "ssl"}.get(scheme)
+    if security is None:
+        raise ValueError("an SMTP URL must start with smtp://, smtp+starttls:// or smtps://")
+    return {
+        "smtp_host": parts.hostname or "127.0.0.1",
+        "smtp_port": parts.port or 0,
+        "smtp_security": security,
+        "smtp_user": unquote(parts.username) if parts.username else None,
+        "smtp_password": unquote(parts.password) if parts.password else None,
+        "envelope_from": parseaddr(sender or "")[1],
+    }
 
 
 def _connect(config: dict[str, Any], timeout: float) -> smtplib.SMTP:

@@ -325,3 +325,22 @@ def test_header_injection_in_subject_is_neutralised(smtp_server):
     _, rcpts, content, msg = received(sink)
     assert rcpts == ["anna@example.com"] and "Bcc" not in msg
     assert msg["Subject"] == "Hi Bcc: evil@example.com"
+
+
+def test_an_smtp_url_gives_the_clients_settings():
+    from connectors.email.smtp import config_from_url
+
+    assert config_from_url("smtp://mail.example:2525", "Switchboard <alerts@shop.example>") == {
+        "smtp_host": "mail.example",
+        "smtp_port": 2525,
+        "smtp_security": "none",
+        "smtp_user": None,
+        "smtp_password": None,
+        "envelope_from": "alerts@shop.example",
+    }
+    tls = config_from_url("smtp+starttls://bot%40shop.example:p%2Fw@mail.example")
+    assert (tls["smtp_security"], tls["smtp_port"]) == ("starttls", 0)  # 587 when connecting
+    assert (tls["smtp_user"], tls["smtp_password"]) == ("bot@shop.example", "p/w")
+    assert config_from_url("smtps://mail.example")["smtp_security"] == "ssl"
+    with pytest.raises(ValueError, match="smtp://"):
+        config_from_url("http://mail.example")

@@ -269,3 +269,15 @@ def test_inbox_settings_patch(client, make):
 
 def test_healthz_needs_no_auth(client):
     assert client.get("/healthz").get_json()["database"] == "ok"
+
+
+def test_every_inbox_setting_has_one_default(client, make):
+    """``Inbox.setting`` and the API's ``settings`` read the same table of defaults."""
+    from app.models import DEFAULT_SETTINGS
+
+    lead = make.user("lead")
+    inbox = make.inbox(members=[lead])
+    assert inbox.setting("follow_up_hours") == 24  # an automation key, once missing here
+    assert inbox.setting("reopen_days") == 7
+    [listed] = client.get("/api/v1/inboxes", headers=make.headers(lead)).get_json()["items"]
+    assert listed["settings"] == DEFAULT_SETTINGS

@@ -117,7 +117,7 @@ def test_files_are_served_by_their_bytes_never_as_active_content(client, make, m
 
 
 def test_outbound_files_fetched_by_providers_are_sandboxed_too(client, make, app, session):
-    from app.inbox import storage
+    from app import storage
 
     inbox = make.inbox("sms")
     msg_id = make.inbound(inbox, contact="+14155550111").id

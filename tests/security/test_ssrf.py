@@ -386,7 +386,7 @@ def test_url_tricks_are_refused_before_any_connection(url, connects):
 
 def test_extra_hosts_come_from_the_setting(app):
     """``ATTACHMENT_HOSTS`` names hosts to trust too; ``http://`` allows plain HTTP for one."""
-    from app.inbox.connections import connector_options
+    from app.connections import connector_options
 
     options = connector_options()
     assert "http://graph.fake" in options.attachment_hosts

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from app import channels
+from app.backoff import backoff
 from app.clock import aware, now
+from app.connections import connector_options
 from app.extensions import db
-from app.inbox.connections import connector_options
 from app.inbox.email_ingest import ingest_raw
 from app.models import Inbox
 from connectors.email import ImapError, ImapPoller
@@ -74,11 +75,6 @@ def _parse_time(value) -> datetime | None:
         return None
 
 
-def backoff(failures: int) -> timedelta:
-    """The pause after ``failures`` failed polls in a row."""
-    return timedelta(seconds=min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, failures - 1)))
-
-
 def _record_error(inbox_id: int, message: str) -> None:
     """Show the failure on the inbox and schedule the retry (own transaction)."""
     session = db.session
@@ -93,7 +89,7 @@ def _record_error(inbox_id: int, message: str) -> None:
         failures=failures,
         last_error=message,
         last_error_at=at.isoformat(),
-        retry_at=(at + backoff(failures)).isoformat(),
+        retry_at=(at + backoff(failures, BACKOFF_BASE, BACKOFF_CAP)).isoformat(),
     )
     _save_state(inbox, imap)
     inbox.last_error = ERROR_PREFIX + message

@@ -285,7 +285,7 @@ def _window_closed_line(session: Session, conv: Conversation, expires: datetime)
 
 
 def _warning_minutes(inbox: Inbox) -> int:
-    return int(automation.setting(inbox, "response_warning_minutes") or 0)
+    return int(inbox.setting("response_warning_minutes") or 0)
 
 
 def watch_response_due(since: datetime | None = None) -> dict:
@@ -416,13 +416,13 @@ def follow_ups() -> dict:
             done["skipped"] += 1
             continue
         inbox = conv.inbox
-        text = automation.setting(inbox, "follow_up_message")
-        auto = automation.setting(inbox, "follow_up_auto") and text
+        text = inbox.setting("follow_up_message")
+        auto = inbox.setting("follow_up_auto") and text
         key = f"auto:follow-up:{notifications.stamp(due)}"
         if auto and automation.send_automatic(session, conv, text, key, "follow_up"):
             done["sent"] += 1
             continue
-        if not automation.setting(inbox, "follow_up_reminders"):
+        if not inbox.setting("follow_up_reminders"):
             done["skipped"] += 1
             continue
         people = [conv.assignee] if conv.assignee and conv.assignee.active else []
@@ -451,7 +451,7 @@ def auto_close_pending() -> int:
     at = now()
     closed = 0
     for inbox in list(session.scalars(sa.select(Inbox).order_by(Inbox.id))):
-        days = automation.setting(inbox, "auto_close_pending_days")
+        days = inbox.setting("auto_close_pending_days")
         if not days:
             continue
         cutoff = at - timedelta(days=float(days))
@@ -491,7 +491,7 @@ def mark_inactive(since: datetime | None = None) -> int:
     at = now()
     by_days: dict[float, list[int]] = {}
     for inbox in session.scalars(sa.select(Inbox)):
-        days = float(automation.setting(inbox, "inactive_days") or 0)
+        days = float(inbox.setting("inactive_days") or 0)
         if days:
             by_days.setdefault(days, []).append(inbox.id)
     marked = 0

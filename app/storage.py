@@ -1,4 +1,9 @@
-"""Attachment files on disk, under ``UPLOAD_DIR``, addressed by an opaque key."""
+"""Attachment files on disk, under ``UPLOAD_DIR``, addressed by an opaque key.
+
+Infrastructure beside :mod:`app.db` and :mod:`app.urls`: the directory is the
+running app's setting, so :func:`save` and :func:`path_for` need an app
+context; the rest (safe names, content types) are plain functions.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from connectors.filenames import clean_filename
 
 
 def _root() -> Path:
+    """``UPLOAD_DIR`` of the running app."""
     return Path(current_app.config["UPLOAD_DIR"])
 
 

@@ -1,52 +1,17 @@
-"""Building a connector for an inbox, with the process-wide provider settings."""
+"""An inbox's provider credentials: shown without secrets, replaced on reconnect. No Flask.
+
+Building a connector from them (with the process's provider settings) is
+:mod:`app.connections`.
+"""
 
 from __future__ import annotations
 
-import requests
 import sqlalchemy as sa
-from flask import current_app
 
 import connectors
 from app import channels
 from app.clock import now
 from app.models import Inbox, Message, OutboxItem
-from connectors import base as cb
-
-_http = requests.Session()
-_http.headers["User-Agent"] = "Switchboard/0.1"
-
-
-def connector_options() -> cb.ConnectorOptions:
-    """Provider base URLs and limits from the app config."""
-    cfg = current_app.config
-    return cb.ConnectorOptions(
-        base_urls={
-            key: cfg[setting].rstrip("/")
-            for channel in channels.all_channels()
-            for key, setting in channel.api_urls.items()
-        },
-        public_url=cfg.get("PUBLIC_URL"),
-        max_attachment_bytes=cfg["MAX_ATTACHMENT_BYTES"],
-        attachment_hosts=_host_list(cfg.get("ATTACHMENT_HOSTS")),
-        extra={"messenger_graph_version": cfg["MESSENGER_GRAPH_VERSION"]},
-    )
-
-
-def _host_list(value) -> tuple[str, ...]:
-    """``ATTACHMENT_HOSTS`` as entries: a comma-separated string or a list."""
-    items = value.split(",") if isinstance(value, str) else list(value or ())
-    return tuple(str(item).strip() for item in items if str(item).strip())
-
-
-def connector_class(channel: str) -> type[cb.Connector]:
-    """The registered connector class for a channel."""
-    return connectors.get(channel)
-
-
-def connector_for(inbox: Inbox) -> cb.Connector:
-    """A ready connector for ``inbox`` (its config holds the credentials)."""
-    cls = connector_class(inbox.channel)
-    return cls(dict(inbox.config or {}), connector_options(), http=_http)
 
 
 def public_config(inbox: Inbox) -> dict:
@@ -70,7 +35,7 @@ def reconnect(session, inbox: Inbox, changes: dict) -> int:
     were paused for it due now. Returns how many paused sends resume. Raises
     ``ValueError`` for a field the channel does not have or an incomplete config.
     """
-    cls = connector_class(inbox.channel)
+    cls = connectors.get(inbox.channel)
     known = {f.name for f in cls.fields}
     unknown = sorted(set(changes) - known)
     if unknown:

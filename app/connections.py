@@ -1,0 +1,54 @@
+"""Building a connector for an inbox, with the process-wide provider settings.
+
+Infrastructure beside :mod:`app.storage`: provider base URLs, the attachment
+size cap and hosts are the running app's settings (``current_app.config``), so
+building a connector needs an app context. The runtime and the web layer build
+connectors here; the domain's side of an inbox's credentials (shown
+without secrets, replaced on reconnect) is :mod:`app.inbox.credentials`.
+"""
+
+from __future__ import annotations
+
+import requests
+from flask import current_app
+
+import connectors
+from app import channels
+from app.models import Inbox
+from connectors import base as cb
+
+_http = requests.Session()
+_http.headers["User-Agent"] = "Switchboard/0.1"
+
+
+def connector_options() -> cb.ConnectorOptions:
+    """Provider base URLs and limits from the app config."""
+    cfg = current_app.config
+    return cb.ConnectorOptions(
+        base_urls={
+            key: cfg[setting].rstrip("/")
+            for channel in channels.all_channels()
+            for key, setting in channel.api_urls.items()
+        },
+        public_url=cfg.get("PUBLIC_URL"),
+        max_attachment_bytes=cfg["MAX_ATTACHMENT_BYTES"],
+        attachment_hosts=_host_list(cfg.get("ATTACHMENT_HOSTS")),
+        extra={"messenger_graph_version": cfg["MESSENGER_GRAPH_VERSION"]},
+    )
+
+
+def _host_list(value) -> tuple[str, ...]:
+    """``ATTACHMENT_HOSTS`` as entries: a comma-separated string or a list."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def connector_class(channel: str) -> type[cb.Connector]:
+    """The registered connector class for a channel."""
+    return connectors.get(channel)
+
+
+def connector_for(inbox: Inbox) -> cb.Connector:
+    """A ready connector for ``inbox`` (its config holds the credentials)."""
+    cls = connector_class(inbox.channel)
+    return cls(dict(inbox.config or {}), connector_options(), http=_http)
