@@ -11,6 +11,7 @@ from flask import (
     current_app,
     flash,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -114,8 +115,6 @@ def end_sign_ins(user_id: int) -> None:
 def unauthorized():
     """API callers get JSON 401; people get the login page."""
     if request.path.startswith("/api/"):
-        from flask import jsonify
-
         return jsonify(
             {"error": {"code": "unauthorized", "message": "Log in or send a bearer token."}}
         ), 401

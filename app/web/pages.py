@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, render_template, request, session
 from flask_login import current_user, login_required
 
@@ -46,8 +47,6 @@ def team():
 @limiter.exempt
 def healthz():
     """Liveness and database check (no auth)."""
-    import sqlalchemy as sa
-
     try:
         db.session.execute(sa.text("SELECT 1"))
         database = "ok"
