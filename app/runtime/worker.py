@@ -29,7 +29,6 @@ from app.inbox.connections import connector_for
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
-from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
 
@@ -174,7 +173,7 @@ def process_send(item: OutboxItem) -> None:
     except SendRefused as refused:  # the window closed while it waited
         _fail_message(msg, refused.code, refused.message)
         _finish(item, "failed", refused.message)
-        events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+        events.changed(session, "message.updated", msg, ("inbox", inbox.id))
         session.commit()
         return
     base_url = urls.public_base_url(
@@ -277,8 +276,8 @@ def process_send(item: OutboxItem) -> None:
                 ctx["window_closed_by_platform_at"] = now().isoformat()
                 conv.context = ctx
     session.flush()
-    events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
-    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", inbox.id))
+    events.changed(session, "message.updated", msg, ("inbox", inbox.id))
+    events.changed(session, "conversation.updated", conv, ("inbox", inbox.id))
     session.commit()
 
 
@@ -343,7 +342,7 @@ def process_download(item: OutboxItem) -> None:
         _finish(item, "done")
     msg = session.get(Message, att.message_id)
     session.flush()
-    events.publish(session, "message.updated", message_dict(msg), ("inbox", msg.inbox_id))
+    events.changed(session, "message.updated", msg, ("inbox", msg.inbox_id))
     session.commit()
 
 
@@ -378,9 +377,7 @@ def process_profile(item: OutboxItem) -> None:
             sa.select(Conversation).where(Conversation.contact_id == contact.id)
         )
         for conv in convs:
-            events.publish(
-                session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-            )
+            events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     _finish(item, "done")
     session.commit()
 
