@@ -182,13 +182,14 @@ def register_event_payloads() -> None:
     """Tell the event bus which API objects the live events of models carry.
 
     The domain marks changed conversations and messages; the bus serialises them
-    once per transaction with these API objects.
+    once per transaction with these (the web layer's API objects).
     """
-    from app.inbox import events, serialize
+    from app.inbox import events
     from app.models import Conversation, Message
+    from app.web import schemas
 
-    events.serialiser(Conversation, serialize.conversation_dict)
-    events.serialiser(Message, serialize.message_dict)
+    events.serialiser(Conversation, schemas.conversation_dict)
+    events.serialiser(Message, schemas.message_dict)
 
 
 def register_blueprints(app: Flask) -> None:
