@@ -119,13 +119,13 @@ def test_a_conversation_created_and_changed_in_one_transaction_is_only_created(
 def test_savepoints_do_not_send_or_serialise_early(conv, captured_events, serialised):
     captured_events.clear()
     with db.session.begin_nested():
-        conv.priority = "high"
+        conv.priority = 2
         events.changed(db.session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     assert serialised == [] and captured_events == []
     conv.subject = "Late change"
     db.session.commit()
     (updated,) = captured_events
-    assert updated.payload["priority"] == "high" and updated.payload["subject"] == "Late change"
+    assert updated.payload["priority"] == 2 and updated.payload["subject"] == "Late change"
     assert serialised == [conv.id]
 
 
