@@ -43,6 +43,7 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     register_extensions(app)
     register_domain()
+    register_event_payloads()
     register_blueprints(app)
     app.before_request(_remember_base_url)
     from app.web import headers
@@ -180,6 +181,20 @@ def register_domain() -> None:
 
     wiring.connect()
     notifications.use_mail_settings(notify_mail.mail_settings)
+
+
+def register_event_payloads() -> None:
+    """Tell the event bus which API objects the live events of models carry.
+
+    The domain marks changed conversations and messages; the bus serialises them
+    once per transaction with these (the web layer's API objects).
+    """
+    from app.inbox import events
+    from app.models import Conversation, Message
+    from app.web import schemas
+
+    events.serialiser(Conversation, schemas.conversation_dict)
+    events.serialiser(Message, schemas.message_dict)
 
 
 def register_blueprints(app: Flask) -> None:

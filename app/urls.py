@@ -51,3 +51,18 @@ def remember_seen(extensions: MutableMapping[str, Any], request_host_url: str) -
 def seen_base_url(extensions: Mapping[str, Any]) -> str | None:
     """The URL kept by :func:`remember_seen`, if any request came in yet."""
     return extensions.get(SEEN_KEY)
+
+
+def app_path(config: Mapping[str, Any], path: str) -> str:
+    """``path`` (``/api/v1/...``) under the app's mount point, ``APPLICATION_ROOT``.
+
+    The same answer inside and outside a request, so an API object built for a
+    live event (in the worker, say) carries the URLs the API answers with.
+    """
+    root = (config.get("APPLICATION_ROOT") or "/").rstrip("/")
+    return f"{root}/{path.lstrip('/')}"
+
+
+def attachment_path(config: Mapping[str, Any], attachment_id: int) -> str:
+    """Where logged-in users fetch an attachment's bytes: ``/api/v1/attachments/<id>``."""
+    return app_path(config, f"/api/v1/attachments/{attachment_id}")

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from app.clock import now
 from app.inbox import events
-from app.inbox.serialize import message_dict
 from app.models import Conversation, Message
 
 
@@ -94,5 +93,5 @@ def add_activity(session: Session, conv: Conversation, what: Line, **meta) -> Me
     )
     session.add(msg)
     session.flush()
-    events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
+    events.changed(session, "message.created", msg, ("inbox", conv.inbox_id))
     return msg

@@ -20,7 +20,6 @@ from app.clock import aware, now
 from app.inbox import activity, events, signals
 from app.inbox.activity import Line, add_activity
 from app.inbox.notifications import is_online
-from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, InboxMember, User
 
 MODES = ("manual", "round_robin", "least_loaded")
@@ -131,9 +130,7 @@ def assign(
         add_activity(session, conv, reason or said, event="unassigned")
     signals.assigned.send(conv, session=session, assignee=assignee, by=by)
     session.flush()
-    events.publish(
-        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-    )
+    events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     if previous_id is not None and conv.status != "closed":
         capacity_freed(session, previous_id)

@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session, object_session
 from app.clock import aware, now
 from app.inbox import activity, assignment, events, hours, notifications, replies
 from app.inbox.conversations import set_status
-from app.inbox.serialize import conversation_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
 log = logging.getLogger(__name__)
@@ -248,9 +247,7 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
         assignment.auto_assign(session, conv)
         changed = False  # assign() published the conversation
     if changed:
-        events.publish(
-            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-        )
+        events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
 
 
 # --------------------------------------------------------------------------- a person replied
@@ -310,9 +307,7 @@ def decline(session: Session, conv: Conversation, reason: str, by: User | None) 
     said = activity.line(activity.DECLINED, who=who, reason=reason)
     if not set_status(session, conv, "closed", by, note=said):
         activity.add_activity(session, conv, said, event="declined")
-        events.publish(
-            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-        )
+        events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     return True
 
 
@@ -327,7 +322,5 @@ def undecline(session: Session, conv: Conversation, by: User | None) -> bool:
     said = activity.line(activity.REACTIVATED, who=who, reason=reason)
     if not set_status(session, conv, "open", by, note=said):
         activity.add_activity(session, conv, said, event="undeclined")
-        events.publish(
-            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-        )
+        events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     return True

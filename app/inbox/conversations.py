@@ -11,7 +11,6 @@ from app.inbox import activity, events, signals, windows
 from app.inbox.activity import Line, add_activity
 from app.inbox.context import keep_context
 from app.inbox.messages import set_last_message
-from app.inbox.serialize import conversation_dict
 from app.models import ContactIdentity, Conversation, Inbox, User
 from app.models.conversation import STATUSES
 from connectors import base as cb
@@ -59,9 +58,7 @@ def set_status(
     conv.closed_at = at if status == "closed" else None
     conv.last_activity_at = at
     add_activity(session, conv, note or said, event=status, previous=previous)
-    events.publish(
-        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-    )
+    events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     # the channel's hooks (GBM: the representative left), then the freed capacity is used
     signals.status_changed.send(conv, session=session, previous=previous, by=by)
@@ -111,6 +108,4 @@ def mark_read(session: Session, conv: Conversation) -> None:
     """Clear the unread count (the customer is not told: no 'seen' is sent)."""
     if conv.unread_count:
         conv.unread_count = 0
-        events.publish(
-            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-        )
+        events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))

@@ -34,7 +34,6 @@ from app.connections import connector_for
 from app.inbox import activity, events
 from app.inbox.activity import add_activity
 from app.inbox.ingest import IngestResult, ingest
-from app.inbox.serialize import message_dict
 from app.models import Conversation, Inbox, Message
 from connectors import base as cb
 from connectors.email import ParsedEmail
@@ -145,7 +144,7 @@ def _note_delay(session: Session, inbox: Inbox, msg: Message, item: _Item) -> No
         event="delivery_delayed",
         message_id=msg.id,
     )
-    events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+    events.changed(session, "message.updated", msg, ("inbox", inbox.id))
 
 
 def _prepare(

@@ -38,7 +38,6 @@ from app.inbox.context import publish_typing, record_context
 from app.inbox.conversations import apply_customer_message
 from app.inbox.messages import CUSTOMER_COLUMNS, customer_message_row, store_attachments
 from app.inbox.receipts import apply_receipt, record_echo
-from app.inbox.serialize import conversation_dict, message_dict
 from app.models import ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
 
@@ -275,7 +274,7 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
     b.result.created.append(msg.id)
     b.messages[msg.id] = msg
     b.touch(conv, created=(s.how == "created"))
-    events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
+    events.changed(session, "message.created", msg, ("inbox", inbox.id))
 
 
 def _echo(b: _Batch, ev: cb.EchoedOutbound) -> None:
@@ -413,7 +412,7 @@ def _after_batch(b: _Batch) -> None:
     session.flush()
     for conv in b.touched.values():
         name = "conversation.created" if conv.id in b.created_convs else "conversation.updated"
-        events.publish(session, name, conversation_dict(conv), ("inbox", inbox.id))
+        events.changed(session, name, conv, ("inbox", inbox.id))
         b.result.conversations.add(conv.id)
     if not b.touched:
         return

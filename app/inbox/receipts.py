@@ -20,7 +20,6 @@ from app.db import insert_ignore
 from app.inbox import events, windows
 from app.inbox.consent import mark_identity
 from app.inbox.messages import set_last_message, store_attachments
-from app.inbox.serialize import message_dict
 from app.inbox.threading import find_or_create_identity, thread_conversation
 from app.models import ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from app.models.message import STATUS_RANK
@@ -171,11 +170,11 @@ def apply_receipt(
     for msg in {m.id: m for m in targets}.values():
         if status == "failed" and send_again_later(session, msg, ev.error, at):
             updated += 1
-            events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+            events.changed(session, "message.updated", msg, ("inbox", inbox.id))
             continue
         if apply_status(session, msg, status, ev.error):
             updated += 1
-            events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+            events.changed(session, "message.updated", msg, ("inbox", inbox.id))
         if ev.error is not None and status == "failed" and msg.status == "failed":
             conv = session.get(Conversation, msg.conversation_id)
             ident = session.get(ContactIdentity, conv.identity_id) if conv.identity_id else None
@@ -224,7 +223,7 @@ def record_echo(session: Session, inbox: Inbox, ev: cb.EchoedOutbound, at: datet
             ours.platform_at = aware(ev.sent_at)
         if STATUS_RANK.get(ours.status, -1) < STATUS_RANK["sent"] and ours.status != "failed":
             apply_status(session, ours, "sent", None)  # settles an unknown delivery too
-        events.publish(session, "message.updated", message_dict(ours), ("inbox", inbox.id))
+        events.changed(session, "message.updated", ours, ("inbox", inbox.id))
         return Echo("merged", ours)
     ident, new_ident = find_or_create_identity(session, inbox, ev.contact_id, None)
     new_identity = ident.id if new_ident else None
@@ -257,5 +256,5 @@ def record_echo(session: Session, inbox: Inbox, ev: cb.EchoedOutbound, at: datet
     conv.waiting_since = None  # a person answered, in the Page's own inbox
     set_last_message(conv, "outbound", ev.text or "[attachment]", at)
     windows.refresh_timers(conv, inbox)
-    events.publish(session, "message.created", message_dict(msg), ("inbox", inbox.id))
+    events.changed(session, "message.created", msg, ("inbox", inbox.id))
     return Echo("stored", msg, conv, how == "created", new_identity)

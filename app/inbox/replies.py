@@ -22,7 +22,6 @@ from app.clock import aware, now
 from app.inbox import activity, events, hooks, signals, windows
 from app.inbox.activity import add_activity
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
-from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Message, OutboxItem, User
 
 log = logging.getLogger(__name__)
@@ -189,10 +188,8 @@ def post_message(
         session.add(msg)
         session.flush()
         conv.last_activity_at = at
-        events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
-        events.publish(
-            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-        )
+        events.changed(session, "message.created", msg, ("inbox", conv.inbox_id))
+        events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
         return msg, True
     if send_after is None:
         plan = check_send(session, conv, at)
@@ -248,10 +245,8 @@ def post_message(
             message_id=msg.id,
         )
     session.flush()
-    events.publish(session, "message.created", message_dict(msg), ("inbox", conv.inbox_id))
-    events.publish(
-        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-    )
+    events.changed(session, "message.created", msg, ("inbox", conv.inbox_id))
+    events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     events.publish(session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id))
     return msg, True
 
@@ -302,7 +297,7 @@ def cancel_scheduled(session: Session, conv: Conversation, before: datetime | No
             .where(OutboxItem.message_id == msg.id, OutboxItem.state == "pending")
             .values(state="cancelled")
         )
-        events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))
+        events.changed(session, "message.updated", msg, ("inbox", conv.inbox_id))
     if rows:
         add_activity(
             session,
@@ -336,5 +331,5 @@ def retry_message(session: Session, msg: Message, user: User) -> Message:
         msg.meta = {k: v for k, v in msg.meta.items() if k != "maybe_sent_since"}
     session.add(OutboxItem(kind="send", inbox_id=msg.inbox_id, message_id=msg.id, payload={}))
     session.flush()
-    events.publish(session, "message.updated", message_dict(msg), ("inbox", conv.inbox_id))
+    events.changed(session, "message.updated", msg, ("inbox", conv.inbox_id))
     return msg

@@ -28,7 +28,6 @@ from app.inbox import events, outbound
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
-from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from app.runtime import notify_mail
 from app.runtime.loop import Loop
@@ -168,7 +167,7 @@ def process_send(item: OutboxItem) -> None:
     except SendRefused as refused:  # the window closed while it waited
         _fail_message(msg, refused.code, refused.message)
         _finish(item, "failed", refused.message)
-        events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
+        events.changed(session, "message.updated", msg, ("inbox", inbox.id))
         session.commit()
         return
     base_url = urls.public_base_url(
@@ -271,8 +270,8 @@ def process_send(item: OutboxItem) -> None:
                 ctx["window_closed_by_platform_at"] = now().isoformat()
                 conv.context = ctx
     session.flush()
-    events.publish(session, "message.updated", message_dict(msg), ("inbox", inbox.id))
-    events.publish(session, "conversation.updated", conversation_dict(conv), ("inbox", inbox.id))
+    events.changed(session, "message.updated", msg, ("inbox", inbox.id))
+    events.changed(session, "conversation.updated", conv, ("inbox", inbox.id))
     session.commit()
 
 
@@ -337,7 +336,7 @@ def process_download(item: OutboxItem) -> None:
         _finish(item, "done")
     msg = session.get(Message, att.message_id)
     session.flush()
-    events.publish(session, "message.updated", message_dict(msg), ("inbox", msg.inbox_id))
+    events.changed(session, "message.updated", msg, ("inbox", msg.inbox_id))
     session.commit()
 
 
@@ -372,9 +371,7 @@ def process_profile(item: OutboxItem) -> None:
             sa.select(Conversation).where(Conversation.contact_id == contact.id)
         )
         for conv in convs:
-            events.publish(
-                session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-            )
+            events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
     _finish(item, "done")
     session.commit()
 

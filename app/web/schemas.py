@@ -1,19 +1,24 @@
-"""API objects the web layer builds from models: inboxes and users as the API and the
-admin pages show them. (Conversations and messages come from :mod:`app.inbox.serialize`,
-which the live events share.)
+"""API objects the web layer builds from models: conversations, messages and
+attachments (also the payloads of the live events: the app factory registers
+:func:`conversation_dict` and :func:`message_dict` with :mod:`app.inbox.events`),
+and inboxes and users as the API and the admin pages show them.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app, request
 from flask_babel import gettext as _
 
-from app import channels
-from app.clock import iso
+from app import channels, storage, urls
+from app.clock import aware, iso, now
 from app.extensions import db
+from app.inbox import windows
 from app.inbox.credentials import public_config
-from app.models import Inbox, InboxMember, User
+from app.inbox.hours import QUIET_GRACE, quiet_hours_state
+from app.models import Attachment, Conversation, Inbox, InboxMember, Message, User
 from app.urls import public_base_url
 
 
@@ -77,4 +82,169 @@ def user_admin_dict(user: User, load: int = 0) -> dict:
         "locale": user.locale,
         "open_assigned": load,
         "last_seen_at": iso(user.last_seen_at),
+    }
+
+
+def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
+    """The conversation object of ``contract.md``, with both timers."""
+    at = at or now()
+    inbox = conv.inbox
+    window = windows.reply_window(
+        inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent")), at
+    )
+    if window.state != "closed" and windows.closed_by_platform(conv.context, conv.last_inbound_at):
+        window = windows.platform_closed_state(inbox.channel)
+    assignee = conv.assignee
+    identity = next((i for i in conv.contact.identities if i.id == conv.identity_id), None)
+    return {
+        "id": conv.id,
+        "inbox": inbox.ref(),
+        "contact": conv.contact.ref(),
+        "status": conv.status,
+        "snooze_until": iso(conv.snooze_until),
+        "assignee": {"id": assignee.id, "name": assignee.name} if assignee else None,
+        "subject": conv.subject,
+        "priority": conv.priority,
+        "last_message": (
+            {
+                "direction": conv.last_message_direction,
+                "body": conv.last_message_body,
+                "created_at": iso(conv.last_message_at),
+            }
+            if conv.last_message_at
+            else None
+        ),
+        "last_inbound_at": iso(conv.last_inbound_at),
+        "last_outbound_at": iso(conv.last_outbound_at),
+        "last_activity_at": iso(conv.last_activity_at),
+        "waiting_since": iso(conv.waiting_since),
+        "unread_count": conv.unread_count,
+        "requested_live_agent": conv.requested_live_agent,
+        "opted_out": bool(identity and identity.opted_out_at),
+        "undeliverable": identity.undeliverable_reason if identity else None,
+        "quiet_hours": quiet_hours_dict(conv, identity, at),
+        "reply_window": window.to_dict(at),
+        "response_due": windows.response_due(conv.response_due_at, at),
+        "context": conv.context or {},
+        "created_at": iso(conv.created_at),
+        "closed_at": iso(conv.closed_at),
+        "declined": (
+            {"reason": conv.declined_reason, "at": iso(conv.declined_at)}
+            if conv.declined_at
+            else None
+        ),
+        "inactive_since": iso(conv.inactive_since),
+        "follow_up_due_at": iso(conv.follow_up_due_at),
+    }
+
+
+def quiet_hours_dict(conv: Conversation, identity, at: datetime) -> dict | None:
+    """Quiet hours in the customer's time zone (SMS), for the composer; None where none apply.
+
+    ``active``: it is quiet hours for the customer now; ``ends_at``: when they
+    end (null when not active); ``grace_until``: while active, the end of the
+    hour after the customer's last message, until which a reply is still allowed.
+    Pure computation on loaded rows: no SQL.
+    """
+    if not channels.get(conv.inbox.channel).quiet_hours:
+        return None
+    state = quiet_hours_state(conv, identity, at)
+    if state is None:  # quiet hours switched off for the inbox, or no customer number
+        return {"active": False, "ends_at": None, "timezone": None, "grace_until": None}
+    grace_until = None
+    if state["quiet"] and conv.last_inbound_at is not None:
+        until = aware(conv.last_inbound_at) + QUIET_GRACE
+        if until >= aware(at):
+            grace_until = iso(until)
+    return {
+        "active": state["quiet"],
+        "ends_at": iso(state.get("ends_at")),
+        "timezone": state["timezone"],
+        "grace_until": grace_until,
+    }
+
+
+def attachment_url(attachment_id: int) -> str:
+    """The API path of an attachment's bytes, the same in a request, the worker and jobs."""
+    return urls.attachment_path(current_app.config, attachment_id)
+
+
+def attachment_dict(att: Attachment) -> dict:
+    """An attachment, with the URL logged-in users fetch it from."""
+    return {
+        "id": att.id,
+        "kind": att.kind,
+        # cleaned again: rows stored before filenames lost their bidi and format characters
+        "filename": storage.safe_filename(att.filename, default="") or None,
+        "content_type": att.content_type,
+        "inline": storage.is_inline_type(att.content_type)
+        or (not att.content_type and att.kind in ("image", "video", "audio")),
+        "size": att.size,
+        "state": att.state,
+        "error": att.error,
+        "content_id": att.content_id,
+        "url": attachment_url(att.id) if att.storage_key else None,
+        "extra": att.extra or {},
+    }
+
+
+def display_html(msg: Message) -> str | None:
+    """The message's sanitised HTML with ``cid:`` images pointing at our attachment URLs.
+
+    The HTML was sanitised when it arrived (remote images parked in ``data-src``);
+    inline images are served to logged-in users only, from ``/api/v1/attachments/<id>``.
+    Uses the selectin-loaded attachments: no extra SQL.
+    """
+    html = msg.html
+    if not html or "cid:" not in html:
+        return html
+    from connectors.email.sanitize import sanitize_html
+
+    cid_map = {
+        a.content_id: attachment_url(a.id)
+        for a in msg.attachments
+        if a.content_id and a.storage_key
+    }
+    return sanitize_html(html, cid_map=cid_map)
+
+
+def message_dict(msg: Message) -> dict:
+    """The message object of ``contract.md``.
+
+    Email messages also carry ``original``: the raw ``.eml`` as received
+    (``{id, url, size}``, or null), kept apart from the files in ``attachments``.
+    """
+    if msg.direction == "inbound":
+        sender = {"type": "contact", "name": msg.sender_name}
+    elif msg.sender_user_id:
+        sender = {"type": "user", "id": msg.sender_user_id, "name": msg.sender_name}
+    else:
+        sender = {"type": "system", "name": msg.sender_name}
+    meta = msg.meta or {}
+    return {
+        "id": msg.id,
+        "conversation_id": msg.conversation_id,
+        "direction": msg.direction,
+        "body": msg.body,
+        "html": display_html(msg),
+        "has_full_body": bool(msg.full_body),
+        "sender": sender,
+        "status": msg.status,
+        "error": {"code": msg.error_code, "message": msg.error_message} if msg.error_code else None,
+        "attachments": [attachment_dict(a) for a in msg.attachments if a.kind != "original"],
+        "original": next(
+            (
+                {"id": a.id, "url": attachment_url(a.id), "size": a.size}
+                for a in msg.attachments
+                if a.kind == "original" and a.storage_key
+            ),
+            None,
+        ),
+        "automated": msg.automated,
+        "kind": meta.get("kind", "message"),
+        "meta": {k: v for k, v in meta.items() if k != "kind"},
+        "platform_at": iso(msg.platform_at),
+        "send_after": iso(msg.send_after),
+        "client_id": msg.client_id,
+        "created_at": iso(msg.created_at),
     }

@@ -29,3 +29,11 @@ def test_the_first_url_seen_is_kept(app, client):
     client.get("/healthz", base_url="http://first.example:5000")
     client.get("/healthz", base_url="http://second.example:5000")
     assert urls.seen_base_url(app.extensions) == "http://first.example:5000"
+
+
+def test_attachment_paths_live_under_the_application_root():
+    assert urls.attachment_path({"APPLICATION_ROOT": "/"}, 7) == "/api/v1/attachments/7"
+    assert urls.attachment_path({}, 7) == "/api/v1/attachments/7"
+    assert urls.attachment_path({"APPLICATION_ROOT": "/support/"}, 7) == (
+        "/support/api/v1/attachments/7"
+    )

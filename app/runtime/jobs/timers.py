@@ -41,7 +41,6 @@ from app.inbox import (
     windows,
 )
 from app.inbox.activity import add_activity
-from app.inbox.serialize import conversation_dict, message_dict
 from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
 log = logging.getLogger(__name__)
@@ -118,9 +117,7 @@ def _left(delta: timedelta) -> str:
 
 
 def _publish(session: Session, conv: Conversation) -> None:
-    events.publish(
-        session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-    )
+    events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
 
 
 # --------------------------------------------------------------------------- snooze
@@ -142,9 +139,7 @@ def wake_snoozed(batch: int = 500) -> int:
         conv.snooze_until = None
         conv.last_activity_at = at
         add_activity(session, conv, activity.line(activity.SNOOZE_ENDED), event="woken")
-        events.publish(
-            session, "conversation.updated", conversation_dict(conv), ("inbox", conv.inbox_id)
-        )
+        events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
         events.publish(
             session, "counts.updated", {"inbox_id": conv.inbox_id}, ("inbox", conv.inbox_id)
         )
@@ -273,11 +268,8 @@ def _window_closed_line(session: Session, conv: Conversation, expires: datetime)
         ["conversation_id", "client_id"],
     )
     if new_id is not None:
-        events.publish(
-            session,
-            "message.created",
-            message_dict(session.get(Message, new_id)),
-            ("inbox", conv.inbox_id),
+        events.changed(
+            session, "message.created", session.get(Message, new_id), ("inbox", conv.inbox_id)
         )
 
 

@@ -9,10 +9,10 @@ from flask_login import current_user
 from app.clock import now
 from app.extensions import db
 from app.inbox.queries import visible_inbox_ids
-from app.inbox.serialize import conversation_dict
 from app.models import Contact, Conversation
 from app.web.api.base import bp
 from app.web.api.errors import ApiError
+from app.web.schemas import conversation_dict
 
 
 @bp.get("/contacts/<int:contact_id>/conversations")

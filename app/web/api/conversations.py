@@ -9,10 +9,10 @@ from app.clock import now
 from app.extensions import db
 from app.inbox import assignment, automation, conversations, hooks
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
-from app.inbox.serialize import conversation_dict
 from app.models import User
 from app.web.api.base import bp, json_body, parse_time, visible_conversation
 from app.web.api.errors import ApiError
+from app.web.schemas import conversation_dict
 
 
 @bp.get("/conversations")

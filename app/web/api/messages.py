@@ -11,10 +11,10 @@ from flask_login import current_user
 
 from app.extensions import db
 from app.inbox import guards, replies
-from app.inbox.serialize import message_dict
 from app.models import Conversation, Message
 from app.web.api.base import bp, json_body, parse_time, visible_conversation
 from app.web.api.errors import ApiError
+from app.web.schemas import message_dict
 from connectors.sms import segments
 
 

@@ -7,8 +7,8 @@ from flask import jsonify
 from app.clock import aware, iso, now
 from app.extensions import db
 from app.inbox import team
-from app.inbox.serialize import conversation_dict
 from app.web.api.base import bp, need_lead
+from app.web.schemas import conversation_dict
 
 
 @bp.get("/team")
