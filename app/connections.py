@@ -29,6 +29,7 @@ def connector_options() -> cb.ConnectorOptions:
             key: cfg[setting].rstrip("/")
             for channel in channels.all_channels()
             for key, setting in channel.api_urls.items()
+            if cfg.get(setting)  # a channel without its setting must not break the others
         },
         public_url=cfg.get("PUBLIC_URL"),
         max_attachment_bytes=cfg["MAX_ATTACHMENT_BYTES"],
