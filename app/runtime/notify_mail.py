@@ -4,7 +4,7 @@ The domain (:mod:`app.inbox.notifications`) decides who is notified and queues
 a ``notify_email`` outbox row; the outbox worker hands the row to
 :func:`process_email`, which mails it only if it is still useful (unread, the
 user still not online). The text is translated with Flask-Babel, links to the
-conversation at ``PUBLIC_URL`` and goes out through the instance's server
+conversation at the public base URL (``app.urls``) and goes out through the instance's server
 (``NOTIFY_SMTP_URL``, ``NOTIFY_FROM``) with the one SMTP client,
 :mod:`connectors.email.smtp`.
 """
@@ -19,6 +19,7 @@ from flask import current_app
 from flask_babel import force_locale, gettext
 from sqlalchemy.orm import Session
 
+from app import urls
 from app.backoff import backoff
 from app.clock import iso, now
 from app.extensions import db
@@ -77,13 +78,14 @@ def email_text(note: Notification, conv: Conversation | None, locale: str) -> tu
         else:
             text = KINDS.get(note.kind, (note.kind,))[0]
         lines = [text, ""]
-        base = current_app.config.get("PUBLIC_URL")
+        base = urls.public_base_url(
+            current_app.config, seen=urls.seen_base_url(current_app.extensions)
+        )
         if conv is not None:
             lines.append(
                 gettext("Conversation #{id} in {inbox}").format(id=conv.id, inbox=conv.inbox.name)
             )
-            if base:
-                lines.append(f"{base}/#c={conv.id}")
+            lines.append(f"{base}/#c={conv.id}")
         lines += [
             "",
             gettext("You get this because you were not online in Switchboard."),
