@@ -13,7 +13,7 @@ from app import channels
 from app.clock import iso
 from app.extensions import db
 from app.inbox.credentials import public_config
-from app.models import Inbox, InboxMember, User
+from app.models import Inbox, InboxMember, Invite, User
 from app.urls import public_base_url
 
 
@@ -77,4 +77,35 @@ def user_admin_dict(user: User, load: int = 0) -> dict:
         "locale": user.locale,
         "open_assigned": load,
         "last_seen_at": iso(user.last_seen_at),
+    }
+
+
+def invite_dict(invite: Invite, mail_on: bool, at) -> dict:
+    """A pending invitation for admins: who, which role, until when, whether it was mailed.
+
+    Never its link or the link's hash (the link is in the answer that made it, and only
+    when there is no mail to send it with).
+    """
+    if not mail_on:
+        mail = "off"  # the admin hands the link over
+    elif invite.mailed_at is not None:
+        mail = "sent"
+    elif invite.mail_error:
+        mail = "failing"  # retried by the worker
+    else:
+        mail = "queued"
+    by = db.session.get(User, invite.invited_by_id) if invite.invited_by_id else None
+    return {
+        "id": invite.id,
+        "email": invite.email,
+        "name": invite.name,
+        "role": invite.role,
+        "invited_by": {"id": by.id, "name": by.name} if by is not None else None,
+        "created_at": iso(invite.created_at),
+        "sent_at": iso(invite.sent_at),
+        "expires_at": iso(invite.expires_at),
+        "expired": invite.expired(at),
+        "mail": mail,
+        "mail_error": invite.mail_error if mail == "failing" else None,
+        "mailed_at": iso(invite.mailed_at),
     }
