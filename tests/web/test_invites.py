@@ -95,6 +95,7 @@ def test_without_mail_the_admin_gets_the_link_and_the_person_joins(app, client, 
     assert '<html lang="fr"' in page  # their language, chosen on the form
 
     # used: the link now explains itself, the invite left the list, the user is on the team
+    refresh()
     again = app.test_client().get(_path(link))
     assert again.status_code == 410 and "already used" in again.get_data(as_text=True)
     assert client.get("/api/v1/invites", headers=h).get_json()["items"] == []
