@@ -80,6 +80,9 @@ class Config:
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get(
         "LOGIN_ACCOUNT_RATE_LIMIT", "10 per minute;50 per hour"
     )
+    # "forgot password": per client address, and per address asked for (any answer is the same)
+    FORGOT_RATE_LIMIT = os.environ.get("FORGOT_RATE_LIMIT", "5 per minute;30 per hour")
+    FORGOT_ACCOUNT_RATE_LIMIT = os.environ.get("FORGOT_ACCOUNT_RATE_LIMIT", "3 per 15 minutes")
     # how many reverse proxies (nginx, a load balancer) stand in front and set X-Forwarded-*;
     # 0 trusts none of those headers (a client could forge them)
     PROXY_COUNT = env_int("PROXY_COUNT", 0)

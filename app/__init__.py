@@ -199,9 +199,10 @@ def register_event_payloads() -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Pages, auth, the JSON API and the webhooks."""
-    from app.web import admin, api, auth, pages, webhooks
+    from app.web import accounts, admin, api, auth, pages, webhooks
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.clock import aware
 from app.inbox.assignment import assign, open_load
 from app.models import Conversation, User
 
 #: A reply window closing within this time puts a waiting conversation at risk.
 AT_RISK_WINDOW = timedelta(hours=2)
 AT_RISK_LIMIT = 50
-OLDEST_LIMIT = 10
+QUEUE_PAGE = 25  # the unassigned queue comes in pages of this many (more with a cursor)
+QUEUE_MAX_PAGE = 100
 
 
 @dataclass
@@ -28,7 +32,54 @@ class TeamOverview:
     at_risk: list[Conversation]  # reply window closing soon, or response overdue
     queue_count: int  # open and unassigned
     oldest_since: datetime | None  # the longest any unassigned conversation has waited
-    oldest: list[Conversation] = field(default_factory=list)  # the longest-waiting ones
+    oldest: list[Conversation] = field(default_factory=list)  # the queue's first page
+    next_cursor: str | None = None  # for the queue's next page (:func:`queue_page`)
+    connected: set[int] = field(default_factory=set)  # users with a browser connected now
+
+
+def is_connected(user: User, at: datetime) -> bool:
+    """A browser of the user is connected now (its heartbeat is live), whatever their
+    availability setting says."""
+    return user.online_until is not None and aware(user.online_until) > at
+
+
+_WAITED = sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)
+
+
+def _encode(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def queue_page(
+    session: Session, cursor: str | None = None, limit: int = QUEUE_PAGE
+) -> tuple[list[Conversation], str | None]:
+    """One page of the unassigned queue (open, nobody assigned), waiting longest first.
+
+    Returns the conversations and the cursor of the next page (None at the end).
+    Raises ``ValueError`` for a cursor this did not make.
+    """
+    query = sa.select(Conversation).where(
+        Conversation.status == "open", Conversation.assignee_id.is_(None)
+    )
+    if cursor:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            since_text, last_id = json.loads(raw)
+            since = datetime.fromisoformat(since_text)
+            last_id = int(last_id)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("cursor is not valid") from exc
+        query = query.where(
+            sa.or_(since < _WAITED, sa.and_(since == _WAITED, Conversation.id > last_id))
+        )
+    limit = max(1, min(QUEUE_MAX_PAGE, limit))
+    rows = list(session.scalars(query.order_by(_WAITED, Conversation.id).limit(limit + 1)).unique())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    waited = last.waiting_since or last.created_at
+    return rows, _encode([aware(waited).replace(tzinfo=None).isoformat(), last.id])
 
 
 def overview(session: Session, at: datetime) -> TeamOverview:
@@ -70,17 +121,7 @@ def overview(session: Session, at: datetime) -> TeamOverview:
             sa.func.min(sa.func.coalesce(Conversation.waiting_since, Conversation.created_at)),
         ).where(Conversation.status == "open", unassigned)
     ).one()
-    oldest = list(
-        session.scalars(
-            sa.select(Conversation)
-            .where(Conversation.status == "open", unassigned)
-            .order_by(
-                sa.func.coalesce(Conversation.waiting_since, Conversation.created_at),
-                Conversation.id,
-            )
-            .limit(OLDEST_LIMIT)
-        ).unique()
-    )
+    oldest, next_cursor = queue_page(session)
     return TeamOverview(
         at=at,
         agents=[u for u in people if u.role in ("agent", "lead") or load.get(u.id)],
@@ -90,6 +131,8 @@ def overview(session: Session, at: datetime) -> TeamOverview:
         queue_count=int(queue_count or 0),
         oldest_since=oldest_since,
         oldest=oldest,
+        next_cursor=next_cursor,
+        connected={u.id for u in people if is_connected(u, at)},
     )
 
 

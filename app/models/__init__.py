@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate."""
 
+from app.models.account import Invite, PasswordReset
 from app.models.canned import CannedReply
 from app.models.contact import Contact, ContactIdentity
 from app.models.conversation import STATUSES, Conversation
@@ -26,10 +27,12 @@ __all__ = [
     "Conversation",
     "Inbox",
     "InboxMember",
+    "Invite",
     "JobLock",
     "Message",
     "Notification",
     "OutboxItem",
+    "PasswordReset",
     "ResponseBreach",
     "User",
     "WebhookIntake",

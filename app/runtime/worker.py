@@ -29,7 +29,7 @@ from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
-from app.runtime import notify_mail
+from app.runtime import account_mail, notify_mail
 from app.runtime.loop import Loop
 from connectors import base as cb
 
@@ -405,6 +405,7 @@ HANDLERS = {
     "profile": process_profile,
     "action": process_action,
     "notify_email": process_notify_email,
+    "account_mail": account_mail.process,  # invitations and password resets
 }
 
 

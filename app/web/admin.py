@@ -8,7 +8,7 @@ team leads edit inbox settings and canned replies and see the rest read-only.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import db
@@ -72,7 +72,13 @@ def users():
     rows = list(db.session.scalars(sa.select(User).order_by(User.active.desc(), User.name)))
     load = open_load(db.session, [u.id for u in rows])
     items = [user_admin_dict(u, load.get(u.id, 0)) for u in rows]
-    return render_template("admin/users.html", users=items, roles=ROLES, section="users")
+    return render_template(
+        "admin/users.html",
+        users=items,
+        roles=ROLES,
+        section="users",
+        mail_on=bool(current_app.config.get("NOTIFY_SMTP_URL")),
+    )
 
 
 @bp.get("/canned")

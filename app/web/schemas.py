@@ -18,7 +18,7 @@ from app.extensions import db
 from app.inbox import windows
 from app.inbox.credentials import public_config
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
-from app.models import Attachment, Conversation, Inbox, InboxMember, Message, User
+from app.models import Attachment, Conversation, Inbox, InboxMember, Invite, Message, User
 from app.urls import public_base_url
 
 
@@ -247,4 +247,35 @@ def message_dict(msg: Message) -> dict:
         "send_after": iso(msg.send_after),
         "client_id": msg.client_id,
         "created_at": iso(msg.created_at),
+    }
+
+
+def invite_dict(invite: Invite, mail_on: bool, at) -> dict:
+    """A pending invitation for admins: who, which role, until when, whether it was mailed.
+
+    Never its link or the link's hash (the link is in the answer that made it, and only
+    when there is no mail to send it with).
+    """
+    if not mail_on:
+        mail = "off"  # the admin hands the link over
+    elif invite.mailed_at is not None:
+        mail = "sent"
+    elif invite.mail_error:
+        mail = "failing"  # retried by the worker
+    else:
+        mail = "queued"
+    by = db.session.get(User, invite.invited_by_id) if invite.invited_by_id else None
+    return {
+        "id": invite.id,
+        "email": invite.email,
+        "name": invite.name,
+        "role": invite.role,
+        "invited_by": {"id": by.id, "name": by.name} if by is not None else None,
+        "created_at": iso(invite.created_at),
+        "sent_at": iso(invite.sent_at),
+        "expires_at": iso(invite.expires_at),
+        "expired": invite.expired(at),
+        "mail": mail,
+        "mail_error": invite.mail_error if mail == "failing" else None,
+        "mailed_at": iso(invite.mailed_at),
     }

@@ -37,6 +37,9 @@ def test_team_view_shows_load_risk_and_queue(page, make):
     page.wait(lambda d: page.text("#stat-queue") == "1")
     assert "2 of 4" in page.text("#agents-table")
     assert "Away" in page.text("#agents-table")
+    # "online" is a connected browser: Lucas is available but has no browser open
+    lucas = page.wait_text("#agents-table tbody tr", "Lucas Martin")
+    assert "Offline" in lucas.text and "Available" in lucas.text
     page.wait(lambda d: page.text("#stat-risk") == "3")  # every window closes within 2 h
     assert "oldest waiting" in page.text("#stat-queue-sub")
     page.screenshot("team-view")

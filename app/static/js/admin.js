@@ -157,6 +157,80 @@ if (usersTable && usersTable.dataset.editable === "true") {
   });
 }
 
+// ------------------------------------------------------------------ invitations
+
+const invitesCard = document.getElementById("invites");
+if (invitesCard) {
+  const mailOn = invitesCard.dataset.mail === "true";
+  const links = new Map(); // invite id -> the link handed back this visit (no mail only)
+  const ROLE = { agent: t("Agent"), lead: t("Team lead"), admin: t("Admin") };
+  const showLink = (invite) => dialog({
+    title: t("Hand this link to {email}", { email: invite.email }),
+    body: h("div",
+      h("p", t("Mail is not set up, so nobody mailed it. Send it to them privately: it works once, for 7 days.")),
+      h("div.copy-row", h("code.invite-link", { dir: "ltr" }, invite.link),
+        h("button.btn.sm", { type: "button", "data-copy": invite.link }, t("Copy link")))),
+  });
+  const status = (i) => {
+    if (i.expired) return h("span.chip.red.soft", t("Expired"));
+    if (i.mail === "sent") return h("span.chip.calm", t("Mailed"));
+    if (i.mail === "failing") return h("span.chip.amber", { title: i.mail_error || "" }, t("Mail failing, retrying"));
+    if (i.mail === "queued") return h("span.chip", t("Sending"));
+    return h("span.chip.plain", t("Waiting for them"));
+  };
+  const row = (i) => h("tr", { "data-invite-id": i.id },
+    h("td", h("div.person-name", i.name || i.email), i.name ? h("div.muted", { dir: "ltr", style: "text-align:start" }, i.email) : null),
+    h("td", ROLE[i.role] || i.role),
+    h("td", h("time", { datetime: i.sent_at, title: fullDateTime(i.sent_at) }, relTime(i.sent_at))),
+    h("td", status(i)),
+    h("td.num", { style: "white-space:nowrap" },
+      links.has(i.id) ? [h("button.btn.sm", { type: "button", "data-copy": links.get(i.id) }, t("Copy link")), " "] : null,
+      h("button.btn.sm", { type: "button", "data-resend": i.id }, t("Resend")), " ",
+      h("button.btn.sm.ghost", { type: "button", "data-revoke": i.id }, t("Revoke"))));
+  const load = async () => {
+    const { items } = await api("/invites");
+    invitesCard.querySelector("tbody").replaceChildren(...(items.length ? items.map(row)
+      : [h("tr", h("td.empty-row", { colspan: 5 }, t("No pending invitations.")))]));
+  };
+  const issued = async (invite, verb) => {
+    if (invite.link) {
+      links.set(invite.id, invite.link);
+      await load();
+      await showLink(invite);
+    } else {
+      toast(verb === "resend" ? t("A new invitation is on its way to {email}", { email: invite.email })
+        : t("Invitation mailed to {email}", { email: invite.email }), "success");
+      await load();
+    }
+  };
+  document.getElementById("invite-user").addEventListener("click", async () => {
+    const { form, open } = formDialog(t("Invite a teammate"), "invite-form", {}, mailOn ? t("Send invitation") : t("Create invitation link"));
+    if (!(await open())) return;
+    const data = Object.fromEntries(new FormData(form));
+    try {
+      await issued(await api("/users/invite", { method: "POST", body: data }), "invite");
+    } catch (err) { toast(err.message, "error", { timeout: 8000 }); }
+  });
+  invitesCard.addEventListener("click", async (e) => {
+    const resend = e.target.closest("[data-resend]");
+    const revoke = e.target.closest("[data-revoke]");
+    try {
+      if (resend) {
+        await issued(await api(`/invites/${resend.dataset.resend}/resend`, { method: "POST" }), "resend");
+      } else if (revoke) {
+        const ok = await dialog({ title: t("Revoke this invitation?"), body: h("p", t("Its link stops working at once.")),
+          buttons: [{ label: t("Cancel"), value: false }, { label: t("Revoke"), value: true, kind: "danger" }] });
+        if (!ok) return;
+        await api(`/invites/${revoke.dataset.revoke}`, { method: "DELETE" });
+        links.delete(Number(revoke.dataset.revoke));
+        toast(t("Invitation revoked"), "success", { timeout: 1800 });
+        await load();
+      }
+    } catch (err) { toast(err.message, "error", { timeout: 8000 }); }
+  });
+  load();
+}
+
 // ------------------------------------------------------------------ canned replies
 
 const cannedTable = document.getElementById("canned-table");

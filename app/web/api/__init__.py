@@ -13,6 +13,7 @@ from app.web.api import (  # noqa: F401  (each module adds its routes to the blu
     contacts,
     conversations,
     inboxes,
+    invites,
     me,
     messages,
     notifications,
