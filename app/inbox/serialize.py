@@ -9,6 +9,7 @@ from flask import current_app, has_request_context, url_for
 from app import channels, storage
 from app.clock import aware, iso, now
 from app.inbox import windows
+from app.inbox.health import held_reason
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.models import Attachment, Conversation, Message
 
@@ -140,10 +141,14 @@ def display_html(msg: Message) -> str | None:
     return sanitize_html(html, cid_map=cid_map)
 
 
+_INTERNAL_META = {"kind", "held", "answered_waiting_since"}  # shown otherwise, or not at all
+
+
 def message_dict(msg: Message) -> dict:
     """The message object of ``contract.md``.
 
-    Email messages also carry ``original``: the raw ``.eml`` as received
+    ``status_reason``: why a queued reply waits (``{code, text}``, see
+    :mod:`app.inbox.health`), or null. Email messages also carry ``original``: the raw ``.eml`` as received
     (``{id, url, size}``, or null), kept apart from the files in ``attachments``.
     """
     if msg.direction == "inbound":
@@ -162,6 +167,7 @@ def message_dict(msg: Message) -> dict:
         "has_full_body": bool(msg.full_body),
         "sender": sender,
         "status": msg.status,
+        "status_reason": held_reason(msg),
         "error": {"code": msg.error_code, "message": msg.error_message} if msg.error_code else None,
         "attachments": [attachment_dict(a) for a in msg.attachments if a.kind != "original"],
         "original": next(
@@ -174,7 +180,7 @@ def message_dict(msg: Message) -> dict:
         ),
         "automated": msg.automated,
         "kind": meta.get("kind", "message"),
-        "meta": {k: v for k, v in meta.items() if k != "kind"},
+        "meta": {k: v for k, v in meta.items() if k not in _INTERNAL_META},
         "platform_at": iso(msg.platform_at),
         "send_after": iso(msg.send_after),
         "client_id": msg.client_id,

@@ -63,6 +63,12 @@ _KIND_TEXT = {
     "mention": lambda d: gettext("{who} mentioned you").format(
         who=d.get("by") or gettext("Someone")
     ),
+    "inbox_failing": lambda d: gettext("{inbox} stopped working").format(
+        inbox=d.get("inbox_name") or gettext("An inbox")
+    ),
+    "inbox_recovered": lambda d: gettext("{inbox} works again").format(
+        inbox=d.get("inbox_name") or gettext("An inbox")
+    ),
 }
 
 
@@ -84,6 +90,8 @@ def email_text(note: Notification, conv: Conversation | None, locale: str) -> tu
             )
             if base:
                 lines.append(f"{base}/#c={conv.id}")
+        elif data.get("url") and base:  # an inbox's page (its reconnect form)
+            lines.append(f"{base.rstrip('/')}{data['url']}")
         lines += [
             "",
             gettext("You get this because you were not online in Switchboard."),

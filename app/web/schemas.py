@@ -13,6 +13,7 @@ from app import channels
 from app.clock import iso
 from app.extensions import db
 from app.inbox.credentials import public_config
+from app.inbox.health import incident_dict
 from app.models import Inbox, InboxMember, User
 from app.urls import public_base_url
 
@@ -28,6 +29,7 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
         "last_error": inbox.last_error,
         "last_error_at": inbox.last_error_at.isoformat() if inbox.last_error_at else None,
         "active": inbox.active,
+        "incident": incident_dict(inbox),  # failing now: reason, since (app.inbox.health)
     }
     imap = (inbox.state or {}).get("imap")
     if imap:  # mailbox polling health: last success, retry time
