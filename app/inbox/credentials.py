@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import connectors
 from app import channels
 from app.clock import now
+from app.inbox import health
 from app.models import Inbox, Message, OutboxItem
 
 
@@ -47,6 +48,7 @@ def reconnect(session, inbox: Inbox, changes: dict) -> int:
     inbox.config = config
     inbox.needs_reconnect = False
     inbox.last_error = None
+    health.inbox_recovered(session, inbox)  # whatever failed gets its chance again
     at = now()
     not_scheduled = sa.select(Message.id).where(
         Message.inbox_id == inbox.id, sa.or_(Message.send_after.is_(None), Message.send_after <= at)

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from app.clock import aware, now
 from app.db import insert_ignore
-from app.inbox import events
-from app.models import Conversation, InboxMember, Notification, OutboxItem, User
+from app.inbox import events, health
+from app.models import Conversation, Inbox, InboxMember, Notification, OutboxItem, User
 
 #: kind -> (label, defaults {in_app, desktop, email})
 KINDS: dict[str, tuple[str, dict[str, bool]]] = {
@@ -58,6 +58,14 @@ KINDS: dict[str, tuple[str, dict[str, bool]]] = {
     ),
     "returned_to_queue": (
         "My conversation went back to the queue while I was away",
+        {"in_app": True, "desktop": False, "email": False},
+    ),
+    "inbox_failing": (
+        "An inbox stopped working (admins)",
+        {"in_app": True, "desktop": True, "email": True},
+    ),
+    "inbox_recovered": (
+        "A failing inbox works again (admins)",
         {"in_app": True, "desktop": False, "email": False},
     ),
 }
@@ -181,6 +189,15 @@ def inbox_leads(session: Session, inbox_id: int) -> list[User]:
     )
 
 
+def admins(session: Session) -> list[User]:
+    """Every active admin."""
+    return list(
+        session.scalars(
+            sa.select(User).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
+        )
+    )
+
+
 def assignee_or_members(session: Session, conv: Conversation) -> list[User]:
     """The assignee; when unassigned, the inbox's members (leads when it has none)."""
     if conv.assignee is not None and conv.assignee.active:
@@ -277,6 +294,39 @@ def on_assigned(
         conv,
         by=who,
         text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
+    )
+
+
+def on_inbox_failing(inbox: Inbox, *, session: Session, incident: dict, **_) -> None:
+    """Receiver of ``signals.inbox_failing``: tell the admins, once per incident."""
+    title = health.REASONS.get(incident["reason"], incident["reason"])
+    detail = f" ({incident['message']})" if incident.get("message") else ""
+    notify_many(
+        session,
+        admins(session),
+        "inbox_failing",
+        None,
+        f"inbox_failing:{inbox.id}:{incident['number']}",
+        inbox_id=inbox.id,
+        inbox_name=inbox.name,
+        reason=incident["reason"],
+        url=f"/admin/inboxes/{inbox.id}#reconnect",
+        text=f"{inbox.name} stopped working: {title}{detail}",
+    )
+
+
+def on_inbox_recovered(inbox: Inbox, *, session: Session, incident: dict, **_) -> None:
+    """Receiver of ``signals.inbox_recovered``: tell the admins the incident is over."""
+    notify_many(
+        session,
+        admins(session),
+        "inbox_recovered",
+        None,
+        f"inbox_recovered:{inbox.id}:{incident['number']}",
+        inbox_id=inbox.id,
+        inbox_name=inbox.name,
+        url=f"/admin/inboxes/{inbox.id}",
+        text=f"{inbox.name} works again",
     )
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import activity, events, hooks, signals, windows
+from app.inbox import activity, events, health, hooks, signals, windows
 from app.inbox.activity import add_activity
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.models import Attachment, ContactIdentity, Conversation, Message, OutboxItem, User
@@ -234,7 +234,11 @@ def post_message(
         )
     )
     if send_after is None:
+        if user is not None and not automated:
+            health.answered_waiting(msg, conv)
         record_outbound_activity(conv, msg, user, at)
+        if conv.inbox.needs_reconnect:  # paused: it cannot answer the customer yet
+            health.hold_reply(session, msg, conv)
     else:
         conv.last_activity_at = at
         add_activity(

@@ -122,6 +122,13 @@ def update(session: Session, inbox: Inbox, data: dict) -> None:
                 or not 0 <= value <= 30 * 24 * 60
             ):
                 raise InvalidSetting(f"{key} must be a number of minutes (0 switches it off)")
+        elif key == "silence_alert_hours":
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not 0 <= value <= 30 * 24
+            ):
+                raise InvalidSetting(f"{key} must be a number of hours (0 switches it off)")
         elif key == "inactive_days":
             value = None if value is None else _positive(value, key, 3650)
         elif key in ("response_warning_minutes", "away_skip_minutes"):

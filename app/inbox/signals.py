@@ -125,3 +125,24 @@ assigned = _signals.signal(
     platform shows (GBM: the representative joined).
     """,
 )
+
+inbox_failing = _signals.signal(
+    "inbox-failing",
+    doc="""An inbox started failing (an incident opened); sender: the inbox.
+
+    Keywords: ``session``, ``incident`` (``{number, reason, source, message, since}``).
+    Sent once per incident by :func:`app.inbox.health.inbox_failing` (the worker, the
+    IMAP poll, the silence job), after the inbox's state and its ``inbox.updated``
+    event. Notifications tell the admins.
+    """,
+)
+
+inbox_recovered = _signals.signal(
+    "inbox-recovered",
+    doc="""A failing inbox works again (its incident closed); sender: the inbox.
+
+    Keywords: ``session``, ``incident`` (the closed one). Sent by
+    :func:`app.inbox.health.inbox_recovered`: a send or poll succeeded, or the
+    credentials were replaced. Notifications tell the admins.
+    """,
+)

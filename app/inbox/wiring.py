@@ -12,6 +12,8 @@ sender's session and transaction, so that order is part of the behaviour:
   assignment (closing frees the assignee's capacity: the queue is handed out).
 - ``assigned``: notifications (tell the assignee), then the channel hooks
   (GBM: representative joined).
+- ``inbox_failing`` / ``inbox_recovered``: notifications (tell the admins, once per
+  incident).
 """
 
 from __future__ import annotations
@@ -28,3 +30,5 @@ def connect() -> None:
     signals.status_changed.connect(assignment.on_status_changed)
     signals.assigned.connect(notifications.on_assigned)
     signals.assigned.connect(hooks.on_assigned)
+    signals.inbox_failing.connect(notifications.on_inbox_failing)
+    signals.inbox_recovered.connect(notifications.on_inbox_recovered)

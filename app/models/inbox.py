@@ -42,6 +42,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "return_to_queue_when_away": False,
     # another conversation of the contact got an automatic message this recently: no away now
     "auto_reply_interval_minutes": 60,  # 0 = off
+    # health (app.runtime.jobs.silence): a busy inbox that received nothing this long is failing
+    "silence_alert_hours": 24,  # 0 = off
 }
 
 SETTING_KEYS = tuple(DEFAULT_SETTINGS)

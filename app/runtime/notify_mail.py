@@ -64,6 +64,12 @@ _KIND_TEXT = {
     "mention": lambda d: gettext("{who} mentioned you").format(
         who=d.get("by") or gettext("Someone")
     ),
+    "inbox_failing": lambda d: gettext("{inbox} stopped working").format(
+        inbox=d.get("inbox_name") or gettext("An inbox")
+    ),
+    "inbox_recovered": lambda d: gettext("{inbox} works again").format(
+        inbox=d.get("inbox_name") or gettext("An inbox")
+    ),
 }
 
 
@@ -86,6 +92,8 @@ def email_text(note: Notification, conv: Conversation | None, locale: str) -> tu
                 gettext("Conversation #{id} in {inbox}").format(id=conv.id, inbox=conv.inbox.name)
             )
             lines.append(f"{base}/#c={conv.id}")
+        elif data.get("url"):  # an inbox's page (its reconnect form)
+            lines.append(f"{base}{data['url']}")
         lines += [
             "",
             gettext("You get this because you were not online in Switchboard."),

@@ -24,7 +24,7 @@ from app.backoff import backoff
 from app.clock import now
 from app.connections import connector_for
 from app.extensions import db
-from app.inbox import events, outbound
+from app.inbox import events, health, outbound
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
@@ -147,6 +147,15 @@ def _inbox_health(session, inbox: Inbox, err: cb.SendError | None) -> None:
         events.publish(session, "inbox.updated", {"id": inbox.id}, ("inbox", inbox.id))
 
 
+def _paused(session, inbox: Inbox, msg: Message, conv: Conversation) -> None:
+    """The inbox needs reconnecting: its incident is open and the reply says it waits for it."""
+    reason = (inbox.last_error or "").removeprefix("Reconnect needed: ") or None
+    health.inbox_failing(session, inbox, "auth_refused", reason, source="send")
+    if health.hold_reply(session, msg, conv):
+        events.changed(session, "message.updated", msg, ("inbox", inbox.id))
+        events.changed(session, "conversation.updated", conv, ("inbox", inbox.id))
+
+
 def process_send(item: OutboxItem) -> None:
     """Send one queued reply through its inbox's connector and record the outcome."""
     session = db.session
@@ -160,6 +169,7 @@ def process_send(item: OutboxItem) -> None:
     if inbox.needs_reconnect:
         item.state, item.claimed_by = "pending", None
         item.next_attempt_at = now() + RECONNECT_PAUSE
+        _paused(session, inbox, msg, conv)
         session.commit()
         return
     try:
@@ -197,6 +207,8 @@ def process_send(item: OutboxItem) -> None:
     if result.ok:
         _set_meta(msg, sent_parts=None, maybe_sent_since=None)
         _inbox_health(session, inbox, None)
+        health.inbox_recovered(session, inbox, source="send")
+        health.release_reply(session, msg, conv, now())
         if msg.status == "queued":  # a note from an earlier provider failure is now moot
             msg.error_code = msg.error_message = None
         ext = result.external_id
@@ -239,6 +251,10 @@ def process_send(item: OutboxItem) -> None:
         ):  # stays queued, showing why
             _note(msg, err)
             _inbox_health(session, inbox, err)
+            if item.attempts >= health.SEND_FAILURES:
+                health.inbox_failing(
+                    session, inbox, "sending_failing", err.message or err.kind.value, source="send"
+                )
         elif kind is cb.ErrorKind.TRANSIENT and (msg.meta or {}).get("maybe_sent_since"):
             # out of attempts, and an earlier one that got no answer may have gone out
             text = (
@@ -254,6 +270,7 @@ def process_send(item: OutboxItem) -> None:
             item.state, item.claimed_by = "pending", None
             item.attempts = max(0, item.attempts - 1)
             item.next_attempt_at = now() + RECONNECT_PAUSE
+            _paused(session, inbox, msg, conv)
         else:
             code = kind.value if kind is not cb.ErrorKind.TRANSIENT else "transient"
             text = err.message or "The provider refused the message."

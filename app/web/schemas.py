@@ -17,6 +17,7 @@ from app.clock import aware, iso, now
 from app.extensions import db
 from app.inbox import windows
 from app.inbox.credentials import public_config
+from app.inbox.health import held_reason, incident_dict
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.models import Attachment, Conversation, Inbox, InboxMember, Invite, Message, User
 from app.urls import public_base_url
@@ -33,6 +34,7 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
         "last_error": inbox.last_error,
         "last_error_at": inbox.last_error_at.isoformat() if inbox.last_error_at else None,
         "active": inbox.active,
+        "incident": incident_dict(inbox),  # failing now: reason, since (app.inbox.health)
     }
     imap = (inbox.state or {}).get("imap")
     if imap:  # mailbox polling health: last success, retry time
@@ -208,10 +210,14 @@ def display_html(msg: Message) -> str | None:
     return sanitize_html(html, cid_map=cid_map)
 
 
+_INTERNAL_META = {"kind", "held", "answered_waiting_since"}  # shown otherwise, or not at all
+
+
 def message_dict(msg: Message) -> dict:
     """The message object of ``contract.md``.
 
-    Email messages also carry ``original``: the raw ``.eml`` as received
+    ``status_reason``: why a queued reply waits (``{code, text}``, see
+    :mod:`app.inbox.health`), or null. Email messages also carry ``original``: the raw ``.eml`` as received
     (``{id, url, size}``, or null), kept apart from the files in ``attachments``.
     """
     if msg.direction == "inbound":
@@ -230,6 +236,7 @@ def message_dict(msg: Message) -> dict:
         "has_full_body": bool(msg.full_body),
         "sender": sender,
         "status": msg.status,
+        "status_reason": held_reason(msg),
         "error": {"code": msg.error_code, "message": msg.error_message} if msg.error_code else None,
         "attachments": [attachment_dict(a) for a in msg.attachments if a.kind != "original"],
         "original": next(
@@ -242,7 +249,7 @@ def message_dict(msg: Message) -> dict:
         ),
         "automated": msg.automated,
         "kind": meta.get("kind", "message"),
-        "meta": {k: v for k, v in meta.items() if k != "kind"},
+        "meta": {k: v for k, v in meta.items() if k not in _INTERNAL_META},
         "platform_at": iso(msg.platform_at),
         "send_after": iso(msg.send_after),
         "client_id": msg.client_id,

@@ -248,6 +248,7 @@ class FakeGraph:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.fail_next: dict | None = None
+        self.fail_sends: dict | None = None  # answer every message send with this error
         self.drop_next = False  # read the next send, then hang up without answering
         self.profiles: dict[str, str] = {}  # PSID -> name the profile look-up answers
         outer = self
@@ -271,6 +272,8 @@ class FakeGraph:
                 if outer.fail_next is not None:
                     error, outer.fail_next = outer.fail_next, None
                     return self._answer(400, {"error": error})
+                if outer.fail_sends is not None and "message" in body:
+                    return self._answer(400, {"error": outer.fail_sends})
                 if outer.drop_next and "message" in body:
                     outer.drop_next = False
                     self.close_connection = True  # received, never answered

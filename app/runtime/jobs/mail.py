@@ -15,7 +15,9 @@ batches per inbox and goes on next time.
 A failure (server down, login refused, database error) is shown on the inbox
 (``last_error``/``last_error_at``, and in ``state["imap"]``) and the inbox is
 skipped until ``retry_at``, doubling the pause on every failure in a row (30 s
-up to 30 min). The next successful poll clears the error.
+up to 30 min). The next successful poll clears the error. A refused login, or
+three failed polls in a row, opens an incident (:mod:`app.inbox.health`: admins
+are told once); the next successful poll closes it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from app.backoff import backoff
 from app.clock import aware, now
 from app.connections import connector_options
 from app.extensions import db
+from app.inbox import health
 from app.inbox.email_ingest import ingest_raw
 from app.models import Inbox
 from connectors.email import ImapError, ImapPoller
@@ -75,8 +78,12 @@ def _parse_time(value) -> datetime | None:
         return None
 
 
-def _record_error(inbox_id: int, message: str) -> None:
-    """Show the failure on the inbox and schedule the retry (own transaction)."""
+def _record_error(inbox_id: int, message: str, auth_failed: bool = False) -> None:
+    """Show the failure on the inbox and schedule the retry (own transaction).
+
+    A refused login is an incident at once; other failures after
+    ``health.IMAP_FAILURES`` polls in a row (a server restarting is not news).
+    """
     session = db.session
     session.rollback()
     inbox = session.get(Inbox, inbox_id)
@@ -94,6 +101,10 @@ def _record_error(inbox_id: int, message: str) -> None:
     _save_state(inbox, imap)
     inbox.last_error = ERROR_PREFIX + message
     inbox.last_error_at = at
+    if auth_failed:
+        health.inbox_failing(session, inbox, "login_refused", message, source="imap", at=at)
+    elif failures >= health.IMAP_FAILURES:
+        health.inbox_failing(session, inbox, "mailbox_failing", message, source="imap", at=at)
     session.commit()
 
 
@@ -127,7 +138,7 @@ def poll_inbox(
         except ImapError as exc:
             result.error = str(exc)
             log.warning("imap: inbox %s: %s", inbox_id, exc)
-            _record_error(inbox_id, result.error)
+            _record_error(inbox_id, result.error, exc.auth_failed)
             return result
         except Exception as exc:  # noqa: BLE001 - an unexpected library error: show it, retry
             result.error = f"Reading the mailbox failed: {exc}"
@@ -162,6 +173,7 @@ def poll_inbox(
     _save_state(inbox, imap)
     if inbox.last_error and inbox.last_error.startswith(ERROR_PREFIX):
         inbox.last_error = None  # recovered; errors of other kinds (sending) stay shown
+    health.inbox_recovered(session, inbox, source="imap")
     session.commit()
     return result
 

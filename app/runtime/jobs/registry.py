@@ -18,7 +18,7 @@ from app.db import insert_ignore_stmt
 from app.extensions import db
 from app.models import JobLock
 from app.runtime import intake
-from app.runtime.jobs import mail, timers
+from app.runtime.jobs import mail, silence, timers
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,10 @@ def _imap_poll() -> None:
     mail.poll_all()
 
 
+def _watch_silence() -> None:
+    silence.watch_silence()
+
+
 def _intake_sweep() -> None:
     intake.drain_all()
 
@@ -135,5 +139,6 @@ JOBS: list[Job] = [
     Job("auto_close_pending", 300, _timer("auto_close_pending")),
     Job("mark_inactive", 300, _timer("mark_inactive", with_since=True)),
     Job("imap_poll", 60, _imap_poll, max_runtime_seconds=600),
+    Job("watch_silence", 600, _watch_silence),
 ]
 BY_NAME = {job.name: job for job in JOBS}

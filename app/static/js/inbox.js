@@ -5,6 +5,7 @@ import { desktopNotify, emit, initShell, on, popover, showShortcuts } from "./sh
 import { S, assignable, canAssignOthers, compare, matches, remember, saveFilter } from "./state.js";
 import { dueChip, renderBulkBar, renderCounts, renderList, tickList, windowChip } from "./list.js";
 import { T, renderContact, renderHeader, renderMessages, setStatus, upsertMessage } from "./thread.js";
+import { renderListHealth, renderThreadHealth } from "./health.js";
 import { focusComposer, leaveComposer, markSeen, onLiveMessage, refreshComposer, renderComposer } from "./composer.js";
 
 const app = document.getElementById("inbox-app");
@@ -135,6 +136,8 @@ async function loadInboxes() {
     onclick: () => { setFilter({ channel: S.filter.channel === c ? null : c, inbox: null }); showList(); } },
   channelIconEl(c), h("span.side-label", { dir: "auto" }, channelName(c)))));
   renderFilters();
+  renderListHealth();
+  renderThreadHealth(T.conv);
 }
 
 // ------------------------------------------------------------------ thread
@@ -159,12 +162,14 @@ async function openConversation(id, { focusList = false } = {}) {
   });
   const cached = S.convs.get(id);
   if (cached) { T.conv = cached; renderHeader(cached); }
+  renderThreadHealth(cached || null);
   document.getElementById("thread-log").replaceChildren(h("div.thread-loading", h("span.spinner"), t("Loading…")));
   delete document.getElementById("thread-log").dataset.ready;
   try {
     const [conv, page] = await Promise.all([api(`/conversations/${id}`), api(`/conversations/${id}/messages?limit=50`)]);
     if (seq !== openSeq) return;
     T.conv = remember(conv);
+    renderThreadHealth(T.conv);
     T.messages = page.items;
     T.hasMore = page.has_more;
     markSeen();

@@ -157,7 +157,12 @@ const KIND_TEXT = {
   follow_up: () => t("A customer has not answered since your reply"),
   returned_to_queue: () => t("Your conversation went back to the queue while you were away"),
   mention: (n) => t("{who} mentioned you", { who: n.data.by || t("Someone") }),
+  inbox_failing: (n) => t("{inbox} stopped working", { inbox: n.data.inbox_name || t("An inbox") }),
+  inbox_recovered: (n) => t("{inbox} works again", { inbox: n.data.inbox_name || t("An inbox") }),
 };
+
+/** Where a notification leads: its conversation, or the page it names (an inbox's). */
+const notificationHref = (n) => (n.conversation_id ? "/#c=" + n.conversation_id : (n.data && n.data.url) || "#");
 
 /** The server writes a detailed English text; other languages get the translated kind. */
 function notificationText(n) {
@@ -181,9 +186,9 @@ function bell() {
     btn.setAttribute("aria-label", unread ? t("Notifications ({n} unread)", { n: unread }) : t("Notifications"));
     list.replaceChildren(...(items.length ? items.slice(0, 30).map((n) =>
       h("li", h("a.notif" + (n.read_at ? "" : ".unread"), {
-        href: n.conversation_id ? "/#c=" + n.conversation_id : "#",
+        href: notificationHref(n),
         onclick: () => { markRead([n.id]); pop.close(); },
-      }, icon(n.kind === "assigned" ? "user" : "bell"), h("span.notif-text", notificationText(n)),
+      }, icon(n.kind === "assigned" ? "user" : n.kind === "inbox_failing" ? "alert" : "bell"), h("span.notif-text", notificationText(n)),
       h("time.muted", { datetime: n.created_at }, relTime(n.created_at))))) : [h("li.empty", t("You're all caught up."))]));
   };
   const load = async () => {
@@ -215,7 +220,7 @@ function bell() {
     items.unshift(n);
     render();
     desktopNotify("Switchboard", notificationText(n), { tag: "n" + n.id,
-      onclick: () => { if (n.conversation_id) location.href = "/#c=" + n.conversation_id; } });
+      onclick: () => { if (notificationHref(n) !== "#") location.href = notificationHref(n); } });
   });
   on("reconnected", load);
   load();

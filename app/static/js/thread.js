@@ -159,7 +159,8 @@ function statusTick(msg, showLabel) {
   const st = msg.status;
   const map = {
     sending: ["clock", t("Sending…")],
-    queued: ["clock", msg.send_after ? t("Scheduled for {time}", { time: timeOfDay(msg.send_after) }) : msg.error ? t("Retrying") : t("Queued")],
+    queued: ["clock", msg.send_after ? t("Scheduled for {time}", { time: timeOfDay(msg.send_after) }) : msg.status_reason ? t("Waiting")
+      : msg.error ? t("Retrying") : t("Queued")],
     sent: ["check", t("Sent")],
     delivered: ["checks", t("Delivered")],
     read: ["checks", t("Read")],
@@ -167,7 +168,7 @@ function statusTick(msg, showLabel) {
     unknown: ["alert", t("Delivery unknown")],
   };
   const [ic, label] = map[st] || ["check", st];
-  const shown = showLabel || st === "failed" || st === "unknown" || msg.send_after || (st === "queued" && msg.error);
+  const shown = showLabel || st === "failed" || st === "unknown" || msg.send_after || (st === "queued" && (msg.error || msg.status_reason));
   return h("span.tick." + st, { title: label, "data-status": st, role: "img", "aria-label": label }, icon(ic), shown ? h("span.tick-label", label) : null);
 }
 
@@ -322,10 +323,18 @@ export function messageEl(msg, conv, { last } = {}) {
     el.append(h("div.msg-error.unknown", { role: "alert" }, icon("alert"),
       h("span", msg.error && msg.error.message ? msg.error.message : t("This reply may or may not have been delivered.")),
       msg.id > 0 ? h("button.btn.sm", { type: "button", onclick: (e) => retry(msg, conv, e.currentTarget) }, icon("retry"), t("Send again")) : null));
+  } else if (msg.status === "queued" && msg.status_reason) {
+    // held by its inbox (paused until reconnected): the customer has not been answered yet
+    el.append(h("div.msg-error.retrying.held", { role: "status" }, icon("clock"), h("span", heldText(msg.status_reason))));
   } else if (msg.status === "queued" && msg.error && !msg.send_after) {
     el.append(h("div.msg-error.retrying", icon("clock"), h("span", t("Not sent yet: {reason}", { reason: msg.error.message || "" }))));
   }
   return el;
+}
+
+/** Why a queued reply waits (the server's ``status_reason``), in the agent's language. */
+function heldText(reason) {
+  return { inbox_needs_reconnect: t("Waiting: the inbox needs reconnecting") }[reason.code] || reason.text;
 }
 
 async function retry(msg, conv, btn) {
