@@ -105,6 +105,20 @@ def inboxes_list():
     return jsonify({"items": [inbox_dict(i, current_user.is_lead) for i in db.session.scalars(q)]})
 
 
+@bp.get("/inboxes/<int:inbox_id>")
+def inbox_get(inbox_id: int):
+    """One inbox: for admins with its settings form, setup and health; else as in the list."""
+    inbox = db.session.get(Inbox, inbox_id)
+    member = inbox is not None and db.session.get(
+        InboxMember, {"inbox_id": inbox.id, "user_id": current_user.id}
+    )
+    if inbox is None or not (current_user.is_lead or member):
+        raise ApiError(404, "not_found", "No such inbox.")
+    if current_user.is_admin:
+        return jsonify(inbox_admin_dict(inbox, True))
+    return jsonify(inbox_dict(inbox, current_user.is_lead))
+
+
 @bp.patch("/inboxes/<int:inbox_id>")
 def inbox_patch(inbox_id: int):
     """Change inbox settings (team leads and admins); ``config`` (admins) rotates credentials.
