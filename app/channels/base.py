@@ -253,6 +253,7 @@ class Channel:
     # what an inbox shows until the provider's subscription handshake arrived (channels
     # whose URLs take one); "" for channels without a handshake
     waiting_for_handshake: ClassVar[str] = N_("Waiting for the provider's verification call")
+    handshake_field: ClassVar[str | None] = None  # the setting the handshake presents
 
     # -- description -----------------------------------------------------------
     @classmethod

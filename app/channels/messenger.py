@@ -68,6 +68,7 @@ class Messenger(Channel):
     identity_label = "Messenger user"
     typing_action = "typing_on"
     seen_action = "mark_seen"
+    handshake_field = "verify_token"  # a new one must be verified again
     waiting_for_handshake = N_("Waiting for Meta's verification call")
 
     @classmethod

@@ -115,6 +115,7 @@ def create(
     inbox.route_key, inbox.alt_route_key = route_key, alt_route_key
     inbox.settings = {**(inbox.settings or {}), **adapter.inbox_settings(config)}
     inbox.active, inbox.needs_reconnect, inbox.last_error = True, False, None
+    inbox.state = {k: v for k, v in (inbox.state or {}).items() if k != "disconnected_at"}
     if existing is None:
         session.add(inbox)
     session.flush()
@@ -160,6 +161,8 @@ def update_config(
     changes = {k: v for k, v in config.items() if stored.get(k) != v}
     changes |= {k: None for k in stored if k in fields and k not in config}
     resumed = reconnect(session, inbox, changes)
+    if adapter.handshake_field in changes:  # the provider must verify the new token
+        inbox.state = {k: v for k, v in (inbox.state or {}).items() if k != "webhook_verified_at"}
     inbox.config = {**kept, **config}
     inbox.route_key, inbox.alt_route_key = route_key, alt_route_key
     inbox.settings = {**(inbox.settings or {}), **adapter.inbox_settings(config)}

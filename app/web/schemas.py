@@ -69,6 +69,9 @@ def inbox_admin_dict(inbox: Inbox, with_secrets: bool) -> dict:
     data["connection"] = connection_details(inbox, with_secrets)
     data["setup"] = data["connection"]
     data["health"] = health(inbox)
+    webhook = data["health"]["webhook"]
+    if webhook["waiting"]:
+        webhook["waiting"] = _(webhook["waiting"])
     data["config"], data["secrets"] = config_form(inbox)
     return data
 

@@ -146,6 +146,15 @@ def test_connecting_a_page_checks_the_token_subscribes_the_page_and_waits_for_me
     assert hook["ok"] and not hook["warning"]
     no_secret(checked.get_json(), PAGE_TOKEN, APP_SECRET)
 
+    # a new verify token must be verified again
+    changed = client.patch(
+        f"/api/v1/inboxes/{body['id']}",
+        json={"config": {"verify_token": "another-token"}},
+        headers=make.headers(admin),
+    )
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["health"]["webhook"]["waiting"]
+
 
 def test_a_refused_page_token_is_shown_against_the_token_and_nothing_is_stored(
     client, make, admin, app, graph, session
