@@ -2,7 +2,7 @@
 // the add-inbox page, and on an inbox's page the health panel, "Check now", the credentials
 // form (#reconnect) and Disconnect. Nothing here knows one channel from another.
 
-import { api, channelIcon, dialog, h, icon, t, toast } from "./core.js";
+import { api, channelIcon, dialog, h, icon, relTime, t, toast } from "./core.js";
 
 // ------------------------------------------------------------------ the generated form
 
@@ -61,6 +61,7 @@ function fieldControl(f, { value, set, editing }) {
  * `fields` when a value cannot be read, e.g. a file that is not JSON).
  */
 export function channelFields(channel, { values = {}, secretsSet = new Set(), editing = false } = {}) {
+  for (const f of channel.fields) fieldLabels.set(f.name, label(f));
   const box = h("div.form-grid.conn-fields");
   for (const f of channel.fields) {
     box.append(fieldControl(f, { value: values[f.name], set: secretsSet.has(f.name), editing }));
@@ -131,14 +132,28 @@ export function showFieldErrors(form, fields, rest) {
   first?.focus();
 }
 
-/** The list of live checks: a tick or a cross, the check's name and the provider's words. */
+// field name -> its label, for naming the checks about a field (set when a channel's form is built)
+const fieldLabels = new Map();
+
+/** A check's name for people: the field it is about, else its id in words ("smtp_login" -> "Smtp login"). */
+function checkName(c) {
+  const named = fieldLabels.get(c.name) || fieldLabels.get(c.field);
+  if (named) return named;
+  const words = String(c.name || "").replace(/_/g, " ");
+  return t(words.charAt(0).toUpperCase() + words.slice(1));
+}
+
+/** The list of live checks: a tick, a warning or a cross, what was checked and the provider's words. */
 export function renderChecks(box, checks, { form } = {}) {
   box.hidden = !checks || !checks.length;
-  box.replaceChildren(...(checks || []).map((c) => h("li.check-item." + (c.ok ? "ok" : "bad"), { dataset: { check: c.name } },
-    h("span.check-mark", { "aria-hidden": "true" }, icon(c.ok ? "check" : "x")),
-    h("span.visually-hidden", c.ok ? t("Passed:") : t("Failed:")),
-    h("span.check-name", t(c.label || c.name)),
-    c.message ? h("span.check-msg", { dir: "auto" }, c.message) : null)));
+  box.replaceChildren(...(checks || []).map((c) => {
+    const kind = !c.ok ? "bad" : c.warning ? "warn" : "ok";
+    return h("li.check-item." + kind, { dataset: { check: c.name } },
+      h("span.check-mark", { "aria-hidden": "true" }, icon(kind === "ok" ? "check" : kind === "warn" ? "alert" : "x")),
+      h("span.visually-hidden", { ok: t("Passed:"), warn: t("Warning:"), bad: t("Failed:") }[kind]),
+      h("span.check-name", checkName(c)),
+      c.message ? h("span.check-msg", { dir: "auto" }, c.message) : null);
+  }));
   if (form) { // a check that names a field is shown next to it too
     const fields = {};
     for (const c of checks || []) {
@@ -223,6 +238,8 @@ async function initAddInbox(root) {
       formError.hidden = true;
       try {
         const inbox = await api("/inboxes", { method: "POST", body: { channel: channel.channel, name: nameInput.value.trim(), config } });
+        // the inbox's page shows what was checked and set up (warnings included)
+        sessionStorage.setItem("switchboard.checks." + inbox.id, JSON.stringify(inbox.checks || []));
         location.href = `/admin/inboxes/${inbox.id}?connected=1`;
       } catch (err) {
         busy(submit, false);
@@ -245,6 +262,12 @@ async function initInboxAdmin(root) {
   const inbox = JSON.parse(document.getElementById("inbox-data").textContent);
   const checkBtn = root.querySelector("#check-now");
   const checksBox = root.querySelector("#check-results");
+  const justChecked = sessionStorage.getItem("switchboard.checks." + inbox.id);
+  if (justChecked) { // what the connect or save just checked and set up
+    sessionStorage.removeItem("switchboard.checks." + inbox.id);
+    try { renderChecks(checksBox, JSON.parse(justChecked)); } catch { /* not ours */ }
+  }
+  watchHandshake(root);
   checkBtn?.addEventListener("click", async () => {
     busy(checkBtn, true);
     try {
@@ -265,9 +288,8 @@ async function initInboxAdmin(root) {
     try { channels = await api("/channels"); } catch (e) { toast(e.message, "error"); }
     const channel = channels.find((c) => c.channel === inbox.channel);
     if (channel) {
-      const secretsSet = new Set(Array.isArray(inbox.secrets_set) ? inbox.secrets_set
-        : channel.fields.filter((f) => (f.type === "secret" || f.type === "file") && f.required).map((f) => f.name));
-      const { box, read } = channelFields(channel, { values: inbox.identifiers || {}, secretsSet, editing: true });
+      const secretsSet = new Set(Object.entries(inbox.secrets || {}).filter(([, set]) => set).map(([name]) => name));
+      const { box, read } = channelFields(channel, { values: inbox.config || {}, secretsSet, editing: true });
       const credChecks = h("ul.check-list", { hidden: true, "aria-live": "polite" });
       const formError = h("p.form-error", { role: "alert", hidden: true });
       const submit = h("button.btn.primary", { type: "submit" }, t("Check and save"));
@@ -281,7 +303,8 @@ async function initInboxAdmin(root) {
         renderChecks(credChecks, []);
         formError.hidden = true;
         try {
-          await api(`/inboxes/${inbox.id}`, { method: "PATCH", body: { config } });
+          const saved = await api(`/inboxes/${inbox.id}`, { method: "PATCH", body: { config } });
+          sessionStorage.setItem("switchboard.checks." + inbox.id, JSON.stringify(saved.checks || []));
           location.href = `/admin/inboxes/${inbox.id}?saved=1`;
         } catch (err) {
           busy(submit, false);
@@ -310,6 +333,23 @@ async function initInboxAdmin(root) {
     } catch (err) { toast(err.message, "error", { timeout: 8000 }); }
   });
   document.body.dataset.ready = "1";
+}
+
+/** While the provider's verification call is awaited, re-read the health panel until it came. */
+function watchHandshake(root) {
+  if (!root.querySelector('[data-webhook-state="waiting"]')) return;
+  const timer = setInterval(async () => {
+    try {
+      const resp = await fetch(location.pathname, { credentials: "same-origin" });
+      if (!resp.ok) return;
+      const fresh = new DOMParser().parseFromString(await resp.text(), "text/html");
+      if (!fresh.querySelector('[data-webhook-state="verified"]')) return;
+      clearInterval(timer);
+      const grid = fresh.getElementById("health-grid");
+      grid.querySelectorAll("time[data-rel]").forEach((el) => { el.textContent = relTime(el.getAttribute("datetime")); });
+      root.querySelector("#health-grid").replaceWith(document.adoptNode(grid));
+    } catch { /* next round */ }
+  }, 3000);
 }
 
 /** Start whichever part of the page is there. */
