@@ -61,6 +61,7 @@ class Config:
     MESSENGER_GRAPH_URL = os.environ.get("MESSENGER_GRAPH_URL", "https://graph.facebook.com")
     MESSENGER_GRAPH_VERSION = os.environ.get("MESSENGER_GRAPH_VERSION", "v25.0")
     TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "https://api.twilio.com")
+    TWILIO_MESSAGING_URL = os.environ.get("TWILIO_MESSAGING_URL", "https://messaging.twilio.com")
     GBM_API_URL = os.environ.get("GBM_API_URL", "https://businessmessages.googleapis.com")
     RUN_BACKGROUND = env_bool("RUN_BACKGROUND", False)
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "attachments"))

@@ -50,5 +50,9 @@ def connector_class(channel: str) -> type[cb.Connector]:
 
 def connector_for(inbox: Inbox) -> cb.Connector:
     """A ready connector for ``inbox`` (its config holds the credentials)."""
-    cls = connector_class(inbox.channel)
-    return cls(dict(inbox.config or {}), connector_options(), http=_http)
+    return build_connector(inbox.channel, dict(inbox.config or {}))
+
+
+def build_connector(channel: str, config: dict) -> cb.Connector:
+    """A ready connector for settings not stored yet (the live checks of a new inbox)."""
+    return connector_class(channel)(config, connector_options(), http=_http)

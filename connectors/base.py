@@ -272,6 +272,34 @@ class ContactProfile:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One live check of an inbox's connection, as an admin reads it.
+
+    ``name`` is a stable id (``page_token``, ``smtp_login``, ``inbound_url`` ...);
+    ``message`` says what was found, in words an admin can act on (the provider's
+    own text included); ``field`` names the setting to fix when the check failed
+    because of it; ``warning`` marks a passing check with something to look at
+    (a number not registered for A2P 10DLC). Checks never carry a secret.
+    """
+
+    name: str
+    ok: bool
+    message: str
+    field: str | None = None
+    warning: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's check object."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "message": self.message,
+            "field": self.field,
+            "warning": self.warning,
+        }
+
+
+@dataclass(frozen=True)
 class ConnectorOptions:
     """Process-wide settings a connector may need (from ``config.py``)."""
 
@@ -394,6 +422,21 @@ class Connector:
         deliver the message twice.
         """
         raise NotImplementedError
+
+    # -- set-up: live checks and the provider's side ------------------------------
+    def check_credentials(self) -> list[Check]:
+        """Ask the provider whether this config works (token valid, login accepted ...).
+
+        Never raises for a provider's or the network's failure: each becomes a failed
+        :class:`Check` with the provider's message. Channels without a live check
+        return nothing.
+        """
+        return []
+
+    def provision(self, urls: dict[str, str]) -> list[Check]:
+        """Point the provider at our webhook ``urls`` (``inbound``, ``status`` ...) where
+        its API allows it; one :class:`Check` per change, never raising."""
+        return []
 
     def checks_before_resending(self) -> bool:
         """True when :meth:`send` honours ``options["maybe_sent_since"]``.

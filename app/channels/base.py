@@ -21,6 +21,9 @@ from urllib.parse import parse_qsl, urlencode
 import connectors
 from app.clock import aware
 from connectors import base as cb
+from connectors.base import Check
+
+__all__ = ["Check"]  # re-exported: the adapters' live checks are the connectors' Check
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -160,7 +163,7 @@ class Webhook:
     methods: tuple[str, ...] = ("POST",)
     handshake: Answer | None = None  # refused handshake; None: the URL takes none
     every_inbox: bool = False  # route to every inbox the keys name, else the first key's
-    active_only: bool = False  # only active inboxes take the URL's bodies
+    # (a disconnected inbox's bodies are verified, acknowledged and ignored on every URL)
     by_message: str | None = None  # receipts: the first key is a message's provider id, and
     # this query argument names our message (its inbox verifies the receipt)
     by_token: bool = False  # the route key is the inbox's secret token: routing authenticates
@@ -244,6 +247,12 @@ class Channel:
     text_segments: ClassVar[bool] = False  # replies are billed in segments (SMS)
     mail: ClassVar[bool] = False  # threads by headers and subject, has automated mail (email)
     sends_file_bytes: ClassVar[bool] = False  # attachments travel inside the message
+    # ready-made settings the add form offers (mail providers): {"name", "label", "config",
+    # "help", "app_password_url"}
+    presets: ClassVar[tuple[dict[str, Any], ...]] = ()
+    # what an inbox shows until the provider's subscription handshake arrived (channels
+    # whose URLs take one); "" for channels without a handshake
+    waiting_for_handshake: ClassVar[str] = N_("Waiting for the provider's verification call")
 
     # -- description -----------------------------------------------------------
     @classmethod
@@ -280,12 +289,20 @@ class Channel:
     @classmethod
     def describe(cls) -> dict:
         """The channel as ``GET /api/v1/channels`` lists it."""
-        return {
+        out = {
             "channel": cls.name,
             "label": cls.label,
             "fields": [f.to_dict() for f in cls.fields],
             "capabilities": cls.capabilities(),
         }
+        if cls.presets:
+            out["presets"] = [dict(p) for p in cls.presets]
+        return out
+
+    @classmethod
+    def takes_handshake(cls) -> bool:
+        """True when one of the channel's URLs takes the provider's subscription handshake."""
+        return any(hook.handshake is not None for hook in cls.webhooks)
 
     @classmethod
     def secret_fields(cls) -> set[str]:
@@ -327,6 +344,25 @@ class Channel:
         return {"config": "; ".join(problems)} if problems else {}
 
     @classmethod
+    def by_field(cls, problems: dict[str, str]) -> dict[str, str]:
+        """``problems`` with the connector's own ones (``config``) moved to the field they name.
+
+        The connector reports ``"service_account lacks client_email"`` as one string;
+        shown as ``service_account: lacks client_email`` it points at the setting to fix.
+        """
+        out = {k: v for k, v in problems.items() if k != "config"}
+        rest = []
+        for part in filter(None, (p.strip() for p in problems.get("config", "").split("; "))):
+            named = next((f.name for f in cls.fields if part.startswith(f.name + " ")), None)
+            if named and named not in out:
+                out[named] = part[len(named) + 1 :]
+            else:
+                rest.append(part)
+        if rest:
+            out["config"] = "; ".join(rest)
+        return out
+
+    @classmethod
     def route_keys(cls, config: dict[str, Any]) -> tuple[str, str | None]:
         """The inbox's route key and alternative route key, from its settings."""
         alt = config.get(cls.alt_route_field) if cls.alt_route_field else None
@@ -341,6 +377,23 @@ class Channel:
     @classmethod
     def setup(cls, inbox: Inbox, base: str) -> list[SetupItem]:
         """What to paste into the provider's console for ``inbox``; ``base`` is our public URL."""
+        return []
+
+    @classmethod
+    def check(cls, connector: cb.Connector) -> list[Check]:
+        """Live checks of the settings ``connector`` was built with (token, login, number ...).
+
+        Never raises for a provider's failure: each is a failed :class:`Check`.
+        """
+        try:
+            return list(connector.check_credentials())
+        except Exception as exc:  # noqa: BLE001 - a connector bug must not become a 5xx
+            return [Check("connection", False, f"The check failed ({type(exc).__name__}).")]
+
+    @classmethod
+    def provision(cls, connector: cb.Connector, inbox: Inbox, base: str) -> list[Check]:
+        """Configure the provider's side for ``inbox`` where its API allows (webhook URLs,
+        subscriptions); ``base`` is our public URL. Nothing by default."""
         return []
 
     @classmethod

@@ -29,6 +29,73 @@ def stored(result) -> Answer:
     return _counts(result)
 
 
+def _preset(name, label, smtp, imap, url, help_text="") -> dict:
+    """A mail provider's settings: ``smtp``/``imap`` are (host, port, security)."""
+    return {
+        "name": name,
+        "label": label,
+        "config": {
+            "smtp_host": smtp[0],
+            "smtp_port": smtp[1],
+            "smtp_security": smtp[2],
+            "imap_host": imap[0],
+            "imap_port": imap[1],
+            "imap_security": imap[2],
+        },
+        "user_is_address": True,  # the login is the full address, for SMTP and IMAP
+        "app_password_url": url,
+        "help": help_text,
+    }
+
+
+# Hosted mailboxes the add form offers; each needs an app password (not the account's own).
+PRESETS = (
+    _preset(
+        "gmail",
+        N_("Gmail / Google Workspace"),
+        ("smtp.gmail.com", 587, "starttls"),
+        ("imap.gmail.com", 993, "ssl"),
+        "https://myaccount.google.com/apppasswords",
+        N_("Needs 2-Step Verification on the Google account to make an app password."),
+    ),
+    _preset(
+        "fastmail",
+        N_("Fastmail"),
+        ("smtp.fastmail.com", 465, "ssl"),
+        ("imap.fastmail.com", 993, "ssl"),
+        "https://www.fastmail.com/help/clients/apppassword.html",
+        N_("Settings > Privacy & Security > Integrations > New app password."),
+    ),
+    _preset(
+        "icloud",
+        N_("iCloud Mail"),
+        ("smtp.mail.me.com", 587, "starttls"),
+        ("imap.mail.me.com", 993, "ssl"),
+        "https://account.apple.com/account/manage",
+        N_("Sign-In and Security > App-Specific Passwords."),
+    ),
+    _preset(
+        "zoho",
+        N_("Zoho Mail"),
+        ("smtp.zoho.com", 465, "ssl"),
+        ("imap.zoho.com", 993, "ssl"),
+        "https://accounts.zoho.com/home#security/app_password",
+        N_("Organisation accounts use smtppro.zoho.com and imappro.zoho.com."),
+    ),
+    _preset(
+        "outlook",
+        N_("Outlook.com"),
+        ("smtp-mail.outlook.com", 587, "starttls"),
+        ("outlook.office365.com", 993, "ssl"),
+        "https://account.live.com/proofs/AppPassword",
+        N_(
+            "Microsoft is turning password sign-in off for Outlook.com: if the app password "
+            "is refused, forward mail to the inbound URL instead."
+        ),
+    ),
+)
+
+
 class Email(Channel):
     """One mailbox."""
 
@@ -70,6 +137,7 @@ class Email(Channel):
     )
     mail = True
     sends_file_bytes = True
+    presets = PRESETS
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> dict[str, str]:

@@ -58,6 +58,7 @@ class Gbm(Channel):
     typing_action = "TYPING_STARTED"
     joined_action = "REPRESENTATIVE_JOINED"
     left_action = "REPRESENTATIVE_LEFT"
+    waiting_for_handshake = N_("Waiting for Google's verification call")
 
     @classmethod
     def setup(cls, inbox, base: str) -> list[SetupItem]:

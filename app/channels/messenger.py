@@ -6,7 +6,16 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, WindowPolicy
+from app.channels.base import (
+    N_,
+    Answer,
+    Channel,
+    Check,
+    Field,
+    SetupItem,
+    Webhook,
+    WindowPolicy,
+)
 from app.clock import aware
 
 log = logging.getLogger("switchboard.webhooks")
@@ -59,6 +68,7 @@ class Messenger(Channel):
     identity_label = "Messenger user"
     typing_action = "typing_on"
     seen_action = "mark_seen"
+    waiting_for_handshake = N_("Waiting for Meta's verification call")
 
     @classmethod
     def inbox_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +100,16 @@ class Messenger(Channel):
                 N_("Page id"), cfg.get("page_id"), N_("Routes the Page's events to this inbox")
             ),
         ]
+
+    @classmethod
+    def provision(cls, connector, inbox, base: str) -> list[Check]:
+        """Subscribe the Page to the app's webhook fields (``POST /{page-id}/subscribed_apps``).
+
+        The callback URL and verify token are the app's, set once in Meta's console
+        (``setup``): Graph takes them only with the app token.
+        """
+        fields = ",".join(f.strip() for f in SUBSCRIPTION_FIELDS.split(","))
+        return connector.provision({"subscribed_fields": fields})
 
     @classmethod
     def parse_stored(cls, row, inboxes) -> dict[int, list]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, always
+from app.channels.base import N_, Answer, Channel, Check, Field, SetupItem, Webhook, always
 from app.clock import aware
 from connectors.sms import SmsConnector, phone
 
@@ -38,7 +38,6 @@ class Sms(Channel):
         # an inbound text: stored even when it cannot be read (no MessageSid; the intake
         # keeps it as failed, once): Twilio gets its empty TwiML either way
         Webhook(
-            active_only=True,
             unknown=Answer(404, "no inbox for this number"),
             stored=always(Answer(200, EMPTY_TWIML, "text/xml; charset=utf-8")),
         ),
@@ -47,14 +46,13 @@ class Sms(Channel):
         # by the number (Messaging Service) it was sent from
         Webhook(
             kind=SmsConnector.STATUS,
-            active_only=True,
             by_message="ref",
             args=("ref",),
             unknown=Answer(404, "unknown message"),
             stored=always(Answer(204, "")),
         ),
     )
-    api_urls = {"twilio": "TWILIO_API_URL"}
+    api_urls = {"twilio": "TWILIO_API_URL", "twilio_messaging": "TWILIO_MESSAGING_URL"}
     quiet_hours = True
     text_segments = True
 
@@ -96,6 +94,13 @@ class Sms(Channel):
         if cfg.get("messaging_service_sid"):
             items.append(SetupItem(N_("Messaging Service SID"), cfg.get("messaging_service_sid")))
         return items
+
+    @classmethod
+    def provision(cls, connector, inbox, base: str) -> list[Check]:
+        """Point the number (or its Messaging Service) at our inbound URL, method POST."""
+        return connector.provision(
+            {"inbound": base + cls.webhook_paths[0], "status": base + cls.webhook_paths[1]}
+        )
 
     @classmethod
     def outbound_options(cls, session, msg, conv, inbox, base: str) -> dict[str, Any]:

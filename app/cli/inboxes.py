@@ -139,25 +139,6 @@ def invalid(heading: str, problems: dict[str, str], labels: dict[str, str]) -> N
     sys.exit(2)
 
 
-def by_field(adapter: type[Channel], problems: dict[str, str]) -> dict[str, str]:
-    """``problems`` with the connector's own ones (``config``) moved to the field they name.
-
-    The connector reports ``"service_account lacks client_email"`` as one string; shown
-    as ``--service-account: lacks client_email`` it points at the option to fix.
-    """
-    out = {k: v for k, v in problems.items() if k != "config"}
-    rest = []
-    for part in filter(None, (p.strip() for p in problems.get("config", "").split("; "))):
-        named = next((f.name for f in adapter.fields if part.startswith(f.name + " ")), None)
-        if named and named not in out:
-            out[named] = part[len(named) + 1 :]
-        else:
-            rest.append(part)
-    if rest:
-        out["config"] = "; ".join(rest)
-    return out
-
-
 def add_inbox(adapter: type[Channel], name: str, values: dict) -> Inbox:
     """Create an inbox of ``adapter``'s channel from option values; print its set-up."""
     problems: dict[str, str] = {}
@@ -172,7 +153,7 @@ def add_inbox(adapter: type[Channel], name: str, values: dict) -> Inbox:
     try:
         config = adapter.clean_config({k: v for k, v in values.items() if v is not None})
     except channels.InvalidConfig as exc:
-        problems.update(by_field(adapter, exc.fields))
+        problems.update(adapter.by_field(exc.fields))
     if problems:
         labels = {f.name: f.option for f in adapter.fields} | {"inbox_name": "--name"}
         invalid(f"the {adapter.name} inbox was not created", problems, labels)
@@ -293,7 +274,7 @@ def reconnect_changes(
         cleaned = adapter.clean_config(stored | {k: v for k, v in changes.items() if k in fields})
     except channels.InvalidConfig as exc:
         named = {name: f"{name} (as stored)" for name in fields} | labels
-        invalid(f"inbox {inbox.id} was not reconnected", by_field(adapter, exc.fields), named)
+        invalid(f"inbox {inbox.id} was not reconnected", adapter.by_field(exc.fields), named)
     return {k: cleaned.get(k) if k in fields else v for k, v in changes.items()}
 
 

@@ -25,6 +25,7 @@ from app.clock import now
 from app.connections import connector_for
 from app.extensions import db
 from app.inbox import events, outbound
+from app.inbox.connect import mark_sent
 from app.inbox.consent import mark_identity
 from app.inbox.receipts import apply_status
 from app.inbox.replies import SendRefused, check_send
@@ -218,6 +219,7 @@ def process_send(item: OutboxItem) -> None:
         msg.platform_at = msg.platform_at or started
         if inbox.needs_reconnect:
             inbox.needs_reconnect = False
+        mark_sent(inbox)
         _finish(item, "done")
         outbound.after_sent(session, msg, conv, inbox)
     else:

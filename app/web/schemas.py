@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from app import channels
 from app.clock import iso
 from app.extensions import db
+from app.inbox.connect import health
 from app.inbox.credentials import public_config
 from app.models import Inbox, InboxMember, User
 from app.urls import public_base_url
@@ -66,7 +67,22 @@ def inbox_admin_dict(inbox: Inbox, with_secrets: bool) -> dict:
     data = inbox_dict(inbox, with_members=True)
     data["last_error_at"] = iso(inbox.last_error_at)
     data["connection"] = connection_details(inbox, with_secrets)
+    data["setup"] = data["connection"]
+    data["health"] = health(inbox)
+    data["config"], data["secrets"] = config_form(inbox)
     return data
+
+
+def config_form(inbox: Inbox) -> tuple[dict, dict]:
+    """The inbox's settings as the edit form shows them: the values of the channel's fields
+    that are not secret, and for each secret only whether it is set."""
+    try:
+        fields = channels.get(inbox.channel).fields
+    except KeyError:
+        return {}, {}
+    config = inbox.config or {}
+    values = {f.name: config.get(f.name) for f in fields if not f.secret}
+    return values, {f.name: bool(config.get(f.name)) for f in fields if f.secret}
 
 
 def user_admin_dict(user: User, load: int = 0) -> dict:

@@ -30,6 +30,7 @@ from app.channels import Channel
 from app.channels.base import Answer, Webhook, pack
 from app.connections import connector_for
 from app.extensions import csrf, db, limiter
+from app.inbox.connect import handshake_received
 from app.inbox.receipts import awaiting_id
 from app.models import Inbox, Message
 from app.runtime import intake
@@ -93,8 +94,12 @@ def _handshake(adapter: type[Channel], raw: bytes, refused: Answer):
     if shake is None:
         return None
     token, answer = shake
-    inboxes = db.session.scalars(_of(adapter))
-    if any(adapter.connector().accepts_handshake(i.config or {}, token) for i in inboxes):
+    inboxes = db.session.scalars(_of(adapter).where(Inbox.active.is_(True)))
+    owners = [i for i in inboxes if adapter.connector().accepts_handshake(i.config or {}, token)]
+    if owners:
+        for inbox in owners:  # "waiting for the verification call" turns green
+            handshake_received(inbox)
+        db.session.commit()
         return answer, 200, {"Content-Type": "text/plain; charset=utf-8"}
     log.warning("%s: handshake with an unknown token", adapter.name)
     return respond(refused)
@@ -125,7 +130,7 @@ def _routed(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) 
         if inbox is not None:
             return [inbox]
         keys = keys[1:]
-    q = _of(adapter).where(Inbox.active.is_(True)) if hook.active_only else _of(adapter)
+    q = _of(adapter)
     if hook.by_token:
         keys = [k for k in keys if len(k) <= TOKEN_LENGTH]
         found = db.session.scalars(q.where(Inbox.inbound_token.in_(keys))) if keys else []
@@ -143,6 +148,9 @@ def _routed(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) 
             )
         )
     ]
+    # a connected inbox wins over a disconnected one with the same key; a disconnected
+    # one is still routed (its bodies are verified, acknowledged and ignored)
+    found.sort(key=lambda inbox: not inbox.active)
     if hook.every_inbox:
         return found
     for key in keys:
@@ -198,9 +206,12 @@ def webhook(adapter: type[Channel], hook: Webhook, **url_args: str):
         routes = _routed(adapter, hook, keys, args)
         verified = [i for i in routes if verifies(i)]
     routed_ids = {i.id for i in routes}
-    ids = sorted(i.id for i in verified if i.id in routed_ids)
+    ids = sorted(i.id for i in verified if i.id in routed_ids and i.active)
     if not ids:
-        log.warning("%s: events for unknown route keys %s ignored", adapter.name, keys[:20])
+        if any(i.id in routed_ids for i in verified):
+            log.info("%s: a body for a disconnected inbox acknowledged, ignored", adapter.name)
+        else:
+            log.warning("%s: events for unknown route keys %s ignored", adapter.name, keys[:20])
         return respond(hook.stored(intake.DrainResult()))
     if hook.blank is not None and not raw.strip():
         return respond(hook.blank)

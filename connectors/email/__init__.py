@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import (
+    Check,
     ConfigField,
     Connector,
     ErrorKind,
@@ -44,7 +45,7 @@ from connectors.base import (
 from connectors.email.address import normalize_address
 from connectors.email.imap import FetchedMail, ImapError, ImapPoller
 from connectors.email.parse import ParsedEmail, parse_email
-from connectors.email.smtp import build_message, send_message
+from connectors.email.smtp import build_message, check_login, send_message
 
 __all__ = [
     "EmailConnector",
@@ -165,6 +166,36 @@ class EmailConnector(Connector):
         if not self.config.get("imap_host"):
             raise ImapError("This inbox has no IMAP server configured.")
         return ImapPoller(self.config, self.options)
+
+    # -- set-up ------------------------------------------------------------------
+    def check_credentials(self) -> list[Check]:
+        """SMTP: connect and log in as a reply would; IMAP (when set): log in, open the folder.
+
+        A failure carries the server's own words and the setting to look at.
+        """
+        timeout = float(self.options.timeout[1])
+        where = f"{self.config.get('smtp_host')}:{self.config.get('smtp_port')}"
+        error = check_login(self.config, timeout)
+        if error is None:
+            checks = [Check("smtp_login", True, f"The SMTP server {where} accepted the login.")]
+        else:
+            field = "smtp_password" if error.kind is ErrorKind.AUTH_FAILED else "smtp_host"
+            if error.kind is ErrorKind.AUTH_FAILED and not self.config.get("smtp_user"):
+                field = "smtp_security"
+            text = f"SMTP {where}: {error.message}"
+            checks = [Check("smtp_login", False, text, field)]
+        if self.config.get("imap_host"):
+            try:
+                status = self.poller().check()
+            except ImapError as exc:
+                field = "imap_folder" if exc.folder else "imap_host"
+                field = "imap_password" if exc.auth_failed else field
+                checks.append(Check("imap_login", False, str(exc), field))
+            else:
+                folder = self.config.get("imap_folder") or "INBOX"
+                text = f"IMAP login accepted; the folder {folder} is there ({status['exists']} messages)."
+                checks.append(Check("imap_login", True, text))
+        return checks
 
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:

@@ -52,9 +52,10 @@ __all__ = ["FetchedMail", "ImapError", "ImapPoller"]
 class ImapError(Exception):
     """The mailbox could not be read; ``str(err)`` is readable by an admin."""
 
-    def __init__(self, message: str, auth_failed: bool = False) -> None:
+    def __init__(self, message: str, auth_failed: bool = False, folder: bool = False) -> None:
         super().__init__(message)
         self.auth_failed = auth_failed
+        self.folder = folder  # the login worked; the folder is missing or cannot be opened
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,11 @@ class ImapPoller:
             box.login(self.user, self.password, initial_folder=None)
         except MailboxLoginError as exc:
             _close(box)
+            said = _server_text(exc)
             raise ImapError(
-                f"The IMAP server {where} refused the login for {self.user!r}.", auth_failed=True
+                f"The IMAP server {where} refused the login for {self.user!r}"
+                + (f": {said}" if said else "."),
+                auth_failed=True,
             ) from exc
         except (OSError, imaplib.IMAP4.error, UnexpectedCommandStatusError) as exc:
             _close(box)
@@ -148,8 +152,8 @@ class ImapPoller:
         """Connect, log in and read the folder status (for "test connection" buttons)."""
         box = self._open()
         try:
-            uidvalidity, _ = self._select(box)
-            return {"uidvalidity": uidvalidity}
+            uidvalidity, exists = self._select(box)
+            return {"uidvalidity": uidvalidity, "exists": exists}
         finally:
             _close(box)
 
@@ -157,9 +161,18 @@ class ImapPoller:
         try:
             typ, data = box.client.select(encode_folder(self.folder), readonly=True)
         except (OSError, imaplib.IMAP4.error) as exc:
-            raise ImapError(f"Opening the folder {self.folder!r} failed: {exc}") from exc
+            raise ImapError(
+                f"Opening the folder {self.folder!r} failed: {exc}", folder=True
+            ) from exc
         if typ != "OK":
-            raise ImapError(f"The folder {self.folder!r} does not exist or cannot be opened.")
+            said = b" ".join(d for d in data or [] if isinstance(d, bytes)).decode(
+                "utf-8", "replace"
+            )
+            raise ImapError(
+                f"The folder {self.folder!r} does not exist or cannot be opened"
+                + (f": {said}" if said else "."),
+                folder=True,
+            )
         exists = int((data or [b"0"])[0] or 0)
         _, values = box.client.response("UIDVALIDITY")
         values = [v for v in values or [] if v]
@@ -211,6 +224,14 @@ class ImapPoller:
             return mails, new_cursor
         finally:
             _close(box)
+
+
+def _server_text(exc: UnexpectedCommandStatusError) -> str:
+    """What the server said with a refused command (``[AUTHENTICATIONFAILED] ...``)."""
+    data = exc.command_result[1] if len(exc.command_result) > 1 else None
+    items = data if isinstance(data, list | tuple) else [data]
+    parts = [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in items if i]
+    return " ".join(parts).strip()
 
 
 def _close(box) -> None:

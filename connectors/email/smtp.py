@@ -62,6 +62,7 @@ from connectors.email.threads import (
 
 __all__ = [
     "build_message",
+    "check_login",
     "classify_smtp_error",
     "config_from_url",
     "render_html",
@@ -310,6 +311,16 @@ def _quit(server: smtplib.SMTP) -> None:
     except Exception:
         with contextlib.suppress(Exception):
             server.close()
+
+
+def check_login(config: dict[str, Any], timeout: float = 20.0) -> SendError | None:
+    """Connect, start TLS and log in as a send would, then quit; the error, or None."""
+    try:
+        server = _connect(config, timeout)
+    except Exception as exc:
+        return classify_smtp_error(exc)
+    _quit(server)
+    return None
 
 
 def send_message(

@@ -16,6 +16,7 @@ import requests
 from google.oauth2 import service_account
 
 from connectors.base import (
+    Check,
     ConfigField,
     Connector,
     ErrorKind,
@@ -243,6 +244,26 @@ class GbmConnector(Connector):
             return self._call("PATCH", url, {"receiptType": "READ"})
         log.debug("gbm: action %r not supported; ignored", action)
         return SendResult()
+
+    # -- set-up ------------------------------------------------------------------
+    def check_credentials(self) -> list[Check]:
+        """The service account mints an access token for the businessmessages scope.
+
+        Google closed Business Messages in 2024: agents cannot be looked up any more,
+        so the agent is only checked for its shape (``validate_config``).
+        """
+        try:
+            info = load_service_account(self.config.get("service_account"))
+            self._access_token(info)
+        except google.auth.exceptions.TransportError as exc:
+            return [Check("service_account", False, f"Google's token endpoint: {exc}")]
+        except google.auth.exceptions.RefreshError as exc:
+            text = f"Google refused the service account: {_first_arg(exc)}"
+            return [Check("service_account", False, text, "service_account")]
+        except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+            return [Check("service_account", False, f"Service account: {exc}", "service_account")]
+        email = info.get("client_email")
+        return [Check("service_account", True, f"The service account {email} got an access token.")]
 
     # -- internals -------------------------------------------------------------
     def _conversation_url(self, contact_id: str) -> str:

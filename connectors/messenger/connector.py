@@ -10,6 +10,7 @@ from urllib.parse import quote
 import requests
 
 from connectors.base import (
+    Check,
     ConfigField,
     Connector,
     ContactProfile,
@@ -184,6 +185,75 @@ class MessengerConnector(Connector):
             timezone=None if timezone is None else str(timezone),
         )
 
+    # -- set-up ------------------------------------------------------------------
+    def check_credentials(self) -> list[Check]:
+        """The Page token: valid (``GET /me``), for the configured Page, with ``pages_messaging``.
+
+        The permission is read with ``GET /debug_token`` (``data.scopes``): with the app
+        token ``app_id|app_secret`` when the app id is known, else the Page token
+        inspecting itself. Permissions that cannot be read are a warning, not a failure.
+        """
+        if self._credentials_problem() is not None:
+            return [Check("page_token", False, "The inbox has no Page token.", "page_token")]
+        page_id = str(self.config.get("page_id") or "")
+        data, error = self._call("GET", "me", params={"fields": "id,name"})
+        if error is not None:
+            return [_refused("page_token", "The Page token was refused by Meta", error)]
+        got, name = _str_id((data or {}).get("id")), str((data or {}).get("name") or "")
+        if got != page_id:
+            text = (
+                f"The token belongs to {name or 'another Page'} ({got}), not to the Page {page_id}."
+            )
+            return [Check("page_id", False, text, "page_id")]
+        checks = [Check("page_token", True, f"The Page token is valid for {name or got} ({got}).")]
+        return checks + self._permission_checks()
+
+    def _permission_checks(self) -> list[Check]:
+        """``pages_messaging`` granted (and the app id the token was made for)."""
+        token, app_id = str(self.config.get("page_token") or ""), self.config.get("app_id")
+        if app_id:
+            params = {"input_token": token, "access_token": f"{app_id}|{self.config['app_secret']}"}
+            data, error = self._call("GET", "debug_token", params=params, page_auth=False)
+        else:
+            data, error = self._call("GET", "debug_token", params={"input_token": token})
+        info = (data or {}).get("data") if error is None else None
+        if not isinstance(info, dict):
+            why = error.message if error is not None else "Meta answered without token data"
+            text = f"Could not read the token's permissions ({why}); check pages_messaging."
+            return [Check("permissions", True, text, "page_token", warning=True)]
+        if info.get("is_valid") is False:
+            text = (info.get("error") or {}).get("message") or "Meta says the token is not valid."
+            return [
+                Check("permissions", False, f"The Page token is not valid: {text}", "page_token")
+            ]
+        scopes = [str(s) for s in info.get("scopes") or ()]
+        if "pages_messaging" not in scopes:
+            has = ", ".join(scopes) or "none"
+            text = f"The Page token lacks the pages_messaging permission (it has: {has})."
+            return [Check("permissions", False, text, "page_token")]
+        checks = [Check("permissions", True, "The token has the pages_messaging permission.")]
+        made_for = _str_id(info.get("app_id"))
+        if app_id and made_for and made_for != str(app_id):
+            text = (
+                f"The token was made for the app {made_for}, not {app_id}: echoes may be misread."
+            )
+            checks.append(Check("app_id", True, text, "app_id", warning=True))
+        return checks
+
+    def provision(self, urls: dict[str, str]) -> list[Check]:
+        """Subscribe the Page to the app's webhook fields: ``POST /{page-id}/subscribed_apps``."""
+        fields = urls.get("subscribed_fields") or ""
+        page_id = quote(str(self.config.get("page_id") or ""), safe="")
+        data, error = self._call(
+            "POST", f"{page_id}/subscribed_apps", params={"subscribed_fields": fields}
+        )
+        if error is None and (data or {}).get("success") is not False:
+            return [Check("subscription", True, f"The Page is subscribed to the app ({fields}).")]
+        text = (
+            "Meta refused to subscribe the Page to the app (the token needs pages_manage_metadata)"
+        )
+        return [_refused("subscription", text, error, field="page_token")]
+
     # -- helpers ---------------------------------------------------------------
     def _refusal(self, message: OutboundMessage) -> SendError | None:
         """Why ``message`` must not go out at all (checked before any HTTP call)."""
@@ -234,12 +304,14 @@ class MessengerConnector(Connector):
         path: str,
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        page_auth: bool = True,
     ) -> tuple[dict[str, Any] | None, SendError | None]:
         """One Graph request: (JSON body, None) on success, (body or None, error) otherwise.
 
+        ``page_auth`` False sends no Page token (the caller's ``params`` authenticate).
         Exception texts are not passed on: they contain the URL and its proof.
         """
-        headers, auth_params = self._auth()
+        headers, auth_params = self._auth() if page_auth else ({}, {})
         try:
             resp = self.http.request(
                 method,
@@ -279,3 +351,13 @@ class MessengerConnector(Connector):
         return (data if isinstance(data, dict) else None), classify_graph_error(
             resp.status_code, data, resp.headers
         )
+
+
+def _refused(name: str, text: str, error: SendError | None, field: str | None = None) -> Check:
+    """A failed check from a Graph error: unreachable Meta, a wrong app secret, or ``text``."""
+    message = error.message if error is not None else "no answer"
+    if error is not None and error.kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
+        return Check(name, False, f"Meta could not be reached: {message}")
+    if "appsecret_proof" in message:
+        return Check(name, False, f"Meta refused the app secret: {message}", "app_secret")
+    return Check(name, False, f"{text}: {message}", field or name)

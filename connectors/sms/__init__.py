@@ -23,6 +23,7 @@ import requests
 from werkzeug.datastructures import MultiDict
 
 from connectors.base import (
+    Check,
     ConfigField,
     Connector,
     ConnectorOptions,
@@ -37,6 +38,10 @@ from connectors.base import (
 from . import consent, phone, quiet, segments
 from . import twilio as twilio  # registers the Twilio provider
 from .provider import DEFAULT_PROVIDER, SmsProvider, get_provider, providers, register_provider
+from .twilio_setup import TwilioSetup
+
+# The account checks and webhook set-up of each provider, by provider name.
+SETUP = {"twilio": TwilioSetup}
 
 __all__ = [
     "SmsConnector",
@@ -184,6 +189,17 @@ class SmsConnector(Connector):
     def send(self, message: OutboundMessage) -> SendResult:
         """Send through the provider; errors are returned classified."""
         return self.provider.send(message)
+
+    # -- set-up ------------------------------------------------------------------
+    def check_credentials(self) -> list[Check]:
+        """The provider's account, number (or Messaging Service) and registration checks."""
+        setup = SETUP.get(self.provider.name)
+        return setup(self.config, self.options, self.http).check() if setup else []
+
+    def provision(self, urls: dict[str, str]) -> list[Check]:
+        """Point the number (or Messaging Service) at our ``inbound`` URL."""
+        setup = SETUP.get(self.provider.name)
+        return setup(self.config, self.options, self.http).provision(urls) if setup else []
 
     def checks_before_resending(self) -> bool:
         """Whether the provider looks for an unanswered attempt before sending again."""
