@@ -89,7 +89,9 @@ def twilio(app):
 
 def _fill(page, values: dict[str, str]) -> None:
     for name, value in values.items():
-        el = page.css(f'#connect-form [data-config="{name}"], #credentials-form [data-config="{name}"]')
+        el = page.css(
+            f'#connect-form [data-config="{name}"], #credentials-form [data-config="{name}"]'
+        )
         el.clear()
         el.send_keys(value)
 
@@ -164,6 +166,11 @@ def test_admin_adds_a_messenger_page_and_sees_the_verification_turn_green(
     assert resp.status_code == 200 and resp.text == "1158201444"
     page.wait(lambda d: page.attr("#webhook-state", "data-webhook-state") == "verified", 15)
     assert "Verified" in page.text("#webhook-state")
+    # "Check now" asks Meta again and shows each check's result
+    graph.tokens.discard("EAAG-page-token")  # the token expired meanwhile
+    page.click("#check-now")
+    page.wait_text("#check-results .check-item.bad", "refused by Meta")
+    assert "verified our URL" in page.text("#check-results")
     page.screenshot("setup-messenger-verified")
 
     # the inboxes list: the setup values wrap inside their cards
@@ -280,3 +287,39 @@ def test_a_paused_messenger_inbox_is_reconnected_and_its_reply_goes_out(
     page.wait_ready()
     page.wait_text("#thread-log .msg", "Sent")
     page.screenshot("setup-paused-reply-sent")
+
+
+def test_mail_presets_fill_the_servers_and_disconnect_keeps_the_history(page, make):
+    from app.models import Inbox
+
+    admin = make.user("admin", name="Ada Admin")
+    page.login(admin.email, ready=False)
+    page.get("/admin/inboxes/new")
+    _pick(page, "email", "Support mail")
+    from selenium.webdriver.support.select import Select
+
+    Select(page.css("#preset")).select_by_visible_text("Fastmail")
+    assert page.css('[data-config="smtp_host"]').get_attribute("value") == "smtp.fastmail.com"
+    assert page.css('[data-config="smtp_port"]').get_attribute("value") == "465"
+    assert page.css('[data-config="imap_host"]').get_attribute("value") == "imap.fastmail.com"
+    link = page.css(".preset-note a")
+    assert link.get_attribute("href").startswith("https://www.fastmail.com/")
+    page.screenshot("setup-email-preset")
+
+    # Disconnect asks first; the conversations stay readable
+    inbox = make.inbox("messenger", members=[admin])
+    make.inbound(inbox, contact="psid-9", text="Is the shop open on Sunday?")
+    page.get(f"/admin/inboxes/{inbox.id}")
+    page.wait(lambda d: page.js("return document.body.dataset.ready === '1'"))
+    page.click("#disconnect")
+    page.wait_css("dialog.modal")
+    assert "stay readable" in page.text("dialog.modal")
+    page.click("dialog.modal .btn.danger")
+    page.wait(lambda d: "?disconnected=1" in d.current_url)
+    assert "Disconnected" in page.text("#inbox-health")
+    assert not page.all("#reconnect")
+    make.db.session.expire_all()
+    assert make.db.session.get(Inbox, inbox.id).active is False
+    page.get("/")
+    page.wait_ready()
+    page.wait_text(".conv-row", "open on Sunday")

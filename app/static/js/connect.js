@@ -268,6 +268,17 @@ async function initInboxAdmin(root) {
     try { renderChecks(checksBox, JSON.parse(justChecked)); } catch { /* not ours */ }
   }
   watchHandshake(root);
+
+  document.getElementById("disconnect")?.addEventListener("click", async () => {
+    const ok = await dialog({ title: t("Disconnect {name}?", { name: inbox.name }),
+      body: h("p", t("Switchboard stops sending and receiving for this inbox. Its conversations stay readable.")),
+      buttons: [{ label: t("Cancel"), value: false }, { label: t("Disconnect"), value: true, kind: "danger" }] });
+    if (!ok) return;
+    try {
+      await api(`/inboxes/${inbox.id}`, { method: "DELETE" });
+      location.href = `/admin/inboxes/${inbox.id}?disconnected=1`;
+    } catch (err) { toast(err.message, "error", { timeout: 8000 }); }
+  });
   checkBtn?.addEventListener("click", async () => {
     busy(checkBtn, true);
     try {
@@ -322,16 +333,6 @@ async function initInboxAdmin(root) {
   window.addEventListener("hashchange", openReconnect);
   openReconnect();
 
-  root.querySelector("#disconnect")?.addEventListener("click", async () => {
-    const ok = await dialog({ title: t("Disconnect {name}?", { name: inbox.name }),
-      body: h("p", t("Switchboard stops sending and receiving for this inbox. Its conversations stay readable.")),
-      buttons: [{ label: t("Cancel"), value: false }, { label: t("Disconnect"), value: true, kind: "danger" }] });
-    if (!ok) return;
-    try {
-      await api(`/inboxes/${inbox.id}`, { method: "DELETE" });
-      location.href = `/admin/inboxes/${inbox.id}?disconnected=1`;
-    } catch (err) { toast(err.message, "error", { timeout: 8000 }); }
-  });
   document.body.dataset.ready = "1";
 }
 
