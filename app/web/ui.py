@@ -49,9 +49,8 @@ def js_msgids() -> tuple[str, ...]:
     """The msgids of every string the browser code shows (read once per process).
 
     The ``t("...")`` calls of the scripts, the thread's activity lines, which the
-    browser shows from their template (:mod:`app.inbox.activity`), the channels'
-    names and window names, which it shows from the boot data (:func:`channel_caps`),
-    and the labels and help of the channels' fields and presets (the connect forms).
+    browser shows from their template (:mod:`app.inbox.activity`), and the channels'
+    names and window names, which it shows from the boot data (:func:`channel_caps`).
     """
     found: dict[str, None] = {}
     for path in sorted(JS_DIR.glob("*.js")):
@@ -63,13 +62,6 @@ def js_msgids() -> tuple[str, ...]:
         for text in (caps["short_label"], window.get("standard_label"), window.get("human_label")):
             if text:
                 found[text] = None
-    for described in (channel.describe() for channel in all_channels()):
-        # the add-inbox and credentials forms show the channels' labels, fields and presets
-        found[described["label"]] = None
-        for item in [*described["fields"], *described.get("presets", [])]:
-            for text in (item.get("label"), item.get("help")):
-                if text:
-                    found[text] = None
     return tuple(found)
 
 
