@@ -8,7 +8,7 @@ team leads edit inbox settings and canned replies and see the rest read-only.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import db
@@ -22,6 +22,11 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 def _page_lead() -> None:
     if not current_user.is_lead:
+        abort(403)
+
+
+def _page_admin() -> None:
+    if not current_user.is_admin:
         abort(403)
 
 
@@ -42,10 +47,23 @@ def inboxes():
     return render_template("admin/inboxes.html", inboxes=items, section="inboxes")
 
 
+@bp.get("/inboxes/new")
+@login_required
+def inbox_new():
+    """Add an inbox (admins): pick a channel, fill the form its fields generate, connect."""
+    _page_admin()
+    return render_template("admin/inbox_new.html", section="inboxes")
+
+
 @bp.get("/inboxes/<int:inbox_id>")
 @login_required
 def inbox_settings(inbox_id: int):
-    """One inbox: hours, greeting and away texts, reply-window and response-due settings."""
+    """One inbox: hours, greeting and away texts, reply-window and response-due settings.
+
+    Admins also see its health, the live checks, the credentials form (``#reconnect``)
+    and Disconnect; ``?connected=1``, ``?saved=1`` and ``?disconnected=1`` say what the
+    last action did.
+    """
     _page_lead()
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None:
@@ -61,6 +79,7 @@ def inbox_settings(inbox_id: int):
         inbox=inbox_admin_dict(inbox, current_user.is_admin),
         users=users,
         section="inboxes",
+        done=next((k for k in ("connected", "saved", "disconnected") if request.args.get(k)), None),
     )
 
 

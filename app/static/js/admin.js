@@ -1,9 +1,12 @@
 // Admin pages: copy webhook values, edit inbox settings, users, members and canned replies.
+// Connecting, checking and repairing inboxes is in connect.js.
 
 import { ME, api, avatar, channelIcon, dialog, h, relTime, t, toast, fullDateTime } from "./core.js";
+import { initConnect } from "./connect.js";
 import { initShell } from "./shell.js";
 
 initShell();
+initConnect();
 
 // ------------------------------------------------------------------ shared bits
 

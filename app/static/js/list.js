@@ -2,6 +2,7 @@
 
 import { ME, avatar, channelIcon, duration, h, icon, listTime, fullDateTime, secondsUntil, t } from "./core.js";
 import { S, liveWindow, presenceOthers } from "./state.js";
+import { renderFirstRun } from "./firstrun.js";
 
 const TWO_HOURS = 7200;
 
@@ -112,6 +113,7 @@ export function renderList() {
   if (!empty.hidden) {
     empty.querySelector(".empty-title").textContent = S.filter.q ? t("No conversations match your search") : emptyTitle();
     empty.querySelector(".empty-sub").textContent = S.filter.q ? t("Try another name, number or word.") : t("New messages will appear here the moment they arrive.");
+    renderFirstRun(document.getElementById("first-run"), { searching: !!S.filter.q });
   }
   document.getElementById("load-more").hidden = !S.nextCursor;
   if (S.cursorId) ul.querySelector(`.conv-item[data-id="${S.cursorId}"]`)?.classList.add("cursor");
