@@ -279,7 +279,8 @@ class Check:
     ``message`` says what was found, in words an admin can act on (the provider's
     own text included); ``field`` names the setting to fix when the check failed
     because of it; ``warning`` marks a passing check with something to look at
-    (a number not registered for A2P 10DLC). Checks never carry a secret.
+    (a number not registered for A2P 10DLC); ``label`` is what the check is called
+    when its id in words would read wrong ("SMTP login"). Checks never carry a secret.
     """
 
     name: str
@@ -287,6 +288,7 @@ class Check:
     message: str
     field: str | None = None
     warning: bool = False
+    label: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The API's check object."""
@@ -296,6 +298,7 @@ class Check:
             "message": self.message,
             "field": self.field,
             "warning": self.warning,
+            "label": self.label,
         }
 
 

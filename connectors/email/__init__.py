@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 _SECURITY = ("none", "starttls", "ssl")
+SMTP, IMAP = "SMTP login", "IMAP login"  # the live checks' names, as admins read them
 
 
 @register
@@ -177,24 +178,28 @@ class EmailConnector(Connector):
         where = f"{self.config.get('smtp_host')}:{self.config.get('smtp_port')}"
         error = check_login(self.config, timeout)
         if error is None:
-            checks = [Check("smtp_login", True, f"The SMTP server {where} accepted the login.")]
+            checks = [
+                Check(
+                    "smtp_login", True, f"The SMTP server {where} accepted the login.", label=SMTP
+                )
+            ]
         else:
             field = "smtp_password" if error.kind is ErrorKind.AUTH_FAILED else "smtp_host"
             if error.kind is ErrorKind.AUTH_FAILED and not self.config.get("smtp_user"):
                 field = "smtp_security"
             text = f"SMTP {where}: {error.message}"
-            checks = [Check("smtp_login", False, text, field)]
+            checks = [Check("smtp_login", False, text, field, label=SMTP)]
         if self.config.get("imap_host"):
             try:
                 status = self.poller().check()
             except ImapError as exc:
                 field = "imap_folder" if exc.folder else "imap_host"
                 field = "imap_password" if exc.auth_failed else field
-                checks.append(Check("imap_login", False, str(exc), field))
+                checks.append(Check("imap_login", False, str(exc), field, label=IMAP))
             else:
                 folder = self.config.get("imap_folder") or "INBOX"
                 text = f"IMAP login accepted; the folder {folder} is there ({status['exists']} messages)."
-                checks.append(Check("imap_login", True, text))
+                checks.append(Check("imap_login", True, text, label=IMAP))
         return checks
 
     # -- outbound --------------------------------------------------------------

@@ -137,6 +137,7 @@ const fieldLabels = new Map();
 
 /** A check's name for people: the field it is about, else its id in words ("smtp_login" -> "Smtp login"). */
 function checkName(c) {
+  if (c.label) return t(c.label);
   const named = fieldLabels.get(c.name) || fieldLabels.get(c.field);
   if (named) return named;
   const words = String(c.name || "").replace(/_/g, " ");
