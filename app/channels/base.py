@@ -244,6 +244,8 @@ class Channel:
     text_segments: ClassVar[bool] = False  # replies are billed in segments (SMS)
     mail: ClassVar[bool] = False  # threads by headers and subject, has automated mail (email)
     sends_file_bytes: ClassVar[bool] = False  # attachments travel inside the message
+    # identity providers an inbox can be connected with by signing in (OAuth), by name
+    sign_in: ClassVar[tuple[str, ...]] = ()
 
     # -- description -----------------------------------------------------------
     @classmethod
@@ -275,6 +277,7 @@ class Channel:
             "quiet_hours": cls.quiet_hours,
             "segments": cls.text_segments,
             "mail": cls.mail,
+            "sign_in": list(cls.sign_in),
         }
 
     @classmethod
@@ -336,6 +339,17 @@ class Channel:
     def inbox_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
         """Inbox settings implied by the connection (Messenger's human agent approval)."""
         return {}
+
+    @classmethod
+    def sign_in_config(
+        cls, provider: str, servers: dict[str, Any], address: str, account: str
+    ) -> dict[str, Any]:
+        """The settings of an inbox connected by signing in with ``provider`` (see ``sign_in``).
+
+        ``servers`` are the provider's hosts, ``address`` the inbox's address,
+        ``account`` the account that signed in (another one for a shared mailbox).
+        """
+        raise NotImplementedError(f"{cls.name} inboxes are not connected by signing in")
 
     # -- set-up ------------------------------------------------------------------
     @classmethod
