@@ -24,6 +24,10 @@ Decisions:
   993), ``starttls`` (required), ``none``; when unset on another port, STARTTLS
   is used if the server offers it, plain otherwise.
 
+- **Sign-in** (``auth``): ``password`` (default) logs in with ``imap_password``;
+  ``oauth`` authenticates with SASL ``XOAUTH2`` and ``oauth_access_token`` (the
+  app refreshes it first; ``oauth_error`` says it could not, see :mod:`.oauth`).
+
 Errors (connection, TLS, login, missing folder, protocol) raise
 :class:`ImapError` with a message an admin can act on; ``auth_failed`` tells
 credential problems apart.

@@ -28,6 +28,10 @@ Headers written (options are what the domain put in ``OutboundMessage.options``)
   with ``dir="auto"``, or ``options["html"]`` when the domain rendered one),
   then attachments (bytes, or downloaded from ``url`` within the size cap).
 
+Login: ``smtp_user``/``smtp_password``, or with ``auth: oauth`` SASL ``XOAUTH2`` as
+``smtp_user`` (else the address) with ``oauth_access_token``; a token the app could
+not refresh (``oauth_error``) is reported without connecting (:func:`oauth_failure`).
+
 Error classification: 4xx replies, connection errors and timeouts are
 TRANSIENT; 535/534/530 authentication failures and TLS/config problems are
 AUTH_FAILED; a recipient refused with 550/551/553 (or a 5.1.x status) is
