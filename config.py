@@ -108,11 +108,43 @@ class Config:
     NOTIFY_SMTP_URL = os.environ.get("NOTIFY_SMTP_URL") or None
     NOTIFY_FROM = os.environ.get("NOTIFY_FROM", "Switchboard <switchboard@localhost>")
     NOTIFY_EMAIL_DELAY = float(os.environ.get("NOTIFY_EMAIL_DELAY", "120"))  # seconds
+    # inbox secrets (sign-in tokens) are encrypted with a key derived from this, else from
+    # SECRET_KEY; several keys comma-separated: the first encrypts, all decrypt (rotation)
+    INBOX_SECRETS_KEY = os.environ.get("INBOX_SECRETS_KEY") or None
+    # mailboxes connected by signing in (OAuth): one app registration per provider
+    MICROSOFT_CLIENT_ID = os.environ.get("MICROSOFT_CLIENT_ID") or None
+    MICROSOFT_CLIENT_SECRET = os.environ.get("MICROSOFT_CLIENT_SECRET") or None
+    MICROSOFT_TENANT = os.environ.get("MICROSOFT_TENANT") or "common"
+    GOOGLE_CLIENT_ID = os.environ.get("GOOGLE_CLIENT_ID") or None
+    GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET") or None
     TESTING = False
 
     @classmethod
     def check(cls) -> None:
         """Validate settings before the app starts."""
+
+
+# Provider endpoints, for national clouds and local fakes: <PROVIDER>_AUTHORIZE_URL,
+# _TOKEN_URL, _GRAPH_URL, _IMAP_HOST, _IMAP_PORT, _IMAP_SECURITY, _SMTP_HOST, _SMTP_PORT,
+# _SMTP_SECURITY
+# (unset: the provider's public ones, see connectors.email.oauth.PROVIDERS).
+OAUTH_ENDPOINT_SETTINGS = tuple(
+    f"{provider}_{key}"
+    for provider in ("MICROSOFT", "GOOGLE")
+    for key in (
+        "AUTHORIZE_URL",
+        "TOKEN_URL",
+        "GRAPH_URL",
+        "IMAP_HOST",
+        "IMAP_PORT",
+        "IMAP_SECURITY",
+        "SMTP_HOST",
+        "SMTP_PORT",
+        "SMTP_SECURITY",
+    )
+)
+for _name in OAUTH_ENDPOINT_SETTINGS:
+    setattr(Config, _name, os.environ.get(_name) or None)
 
 
 class DevelopmentConfig(Config):

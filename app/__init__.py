@@ -199,7 +199,7 @@ def register_event_payloads() -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Pages, auth, the JSON API and the webhooks."""
-    from app.web import accounts, admin, api, auth, pages, webhooks
+    from app.web import accounts, admin, api, auth, oauth, pages, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
@@ -207,6 +207,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(oauth.bp)
 
 
 def register_cli(app: Flask) -> None:

@@ -13,7 +13,8 @@ import requests
 from flask import current_app
 
 import connectors
-from app import channels
+from app import channels, oauth
+from app.extensions import db
 from app.models import Inbox
 from connectors import base as cb
 
@@ -57,3 +58,19 @@ def connector_for(inbox: Inbox) -> cb.Connector:
 def build_connector(channel: str, config: dict) -> cb.Connector:
     """A ready connector for settings not stored yet (the live checks of a new inbox)."""
     return connector_class(channel)(config, connector_options(), http=_http)
+
+
+def live_config(inbox: Inbox) -> dict:
+    """The inbox's settings to talk to its provider now: a sign-in token about to expire is
+    refreshed first (:func:`app.oauth.fresh_config`; that commits the session)."""
+    return oauth.fresh_config(db.session, inbox, current_app.config, _http)
+
+
+def live_connector(inbox: Inbox) -> cb.Connector:
+    """A connector for sending or polling now (:func:`live_config`; may commit the session)."""
+    return build_connector(inbox.channel, live_config(inbox))
+
+
+def oauth_http() -> requests.Session:
+    """The HTTP session provider sign-ins use (the one connectors use)."""
+    return _http

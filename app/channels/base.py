@@ -254,6 +254,8 @@ class Channel:
     # whose URLs take one); "" for channels without a handshake
     waiting_for_handshake: ClassVar[str] = N_("Waiting for the provider's verification call")
     handshake_field: ClassVar[str | None] = None  # the setting the handshake presents
+    # identity providers an inbox can be connected with by signing in (OAuth), by name
+    sign_in: ClassVar[tuple[str, ...]] = ()
 
     # -- description -----------------------------------------------------------
     @classmethod
@@ -285,6 +287,7 @@ class Channel:
             "quiet_hours": cls.quiet_hours,
             "segments": cls.text_segments,
             "mail": cls.mail,
+            "sign_in": list(cls.sign_in),
         }
 
     @classmethod
@@ -373,6 +376,17 @@ class Channel:
     def inbox_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
         """Inbox settings implied by the connection (Messenger's human agent approval)."""
         return {}
+
+    @classmethod
+    def sign_in_config(
+        cls, provider: str, servers: dict[str, Any], address: str, account: str
+    ) -> dict[str, Any]:
+        """The settings of an inbox connected by signing in with ``provider`` (see ``sign_in``).
+
+        ``servers`` are the provider's hosts, ``address`` the inbox's address,
+        ``account`` the account that signed in (another one for a shared mailbox).
+        """
+        raise NotImplementedError(f"{cls.name} inboxes are not connected by signing in")
 
     # -- set-up ------------------------------------------------------------------
     @classmethod

@@ -7,10 +7,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, counts
-from connectors.email import threads
+from connectors.email import oauth, threads
 from connectors.email.address import normalize_address
 
 SECURITY = ("none", "starttls", "ssl")
+AUTH = ("password", "oauth")
+PROVIDERS = tuple(oauth.PROVIDERS)  # Microsoft 365 and Google, signed in with OAuth
 NOT_FOUND = Answer(404, "not found")
 _counts = counts("updated")
 
@@ -121,6 +123,15 @@ class Email(Channel):
         Field("imap_password", "IMAP password", "secret", required=False),
         Field("imap_folder", "IMAP folder", required=False, default="INBOX"),
         Field("imap_security", "IMAP security", "choice", required=False, choices=SECURITY),
+        Field(
+            "auth",
+            "Sign-in",
+            "choice",
+            required=False,
+            choices=AUTH,
+            help="password (default), or oauth: connected by signing in with the provider.",
+        ),
+        Field("oauth_provider", "Signed in with", "choice", required=False, choices=PROVIDERS),
     )
     route_field = "address"
     webhook_paths = ("/webhooks/email/inbound/{token}",)
@@ -138,6 +149,7 @@ class Email(Channel):
     mail = True
     sends_file_bytes = True
     presets = PRESETS
+    sign_in = PROVIDERS
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> dict[str, str]:
@@ -147,16 +159,38 @@ class Email(Channel):
         if "@" not in address:
             errors["address"] = "must be an email address"
         config["address"] = address
-        if bool(config.get("smtp_user")) != bool(config.get("smtp_password")):
+        signed_in = config.get("auth") == "oauth"  # a token from signing in, no passwords
+        if signed_in and not config.get("oauth_provider"):
+            errors["oauth_provider"] = "say which provider the mailbox signs in with"
+        if not signed_in and bool(config.get("smtp_user")) != bool(config.get("smtp_password")):
             errors["smtp_password"] = "give both the SMTP user and password, or neither"
         if config.get("imap_host"):
-            if not (config.get("imap_user") and config.get("imap_password")):
+            if not signed_in and not (config.get("imap_user") and config.get("imap_password")):
                 errors["imap_password"] = "IMAP needs a user and a password"
             config.setdefault("imap_port", 993)
         else:  # no polling: no IMAP settings to keep
             for name in ("imap_port", "imap_folder", "imap_security"):
                 config.pop(name, None)
         return errors or super().check_config(config)
+
+    @classmethod
+    def sign_in_config(
+        cls, provider: str, servers: dict[str, Any], address: str, account: str
+    ) -> dict[str, Any]:
+        """A mailbox read and answered with the signed-in account's token (XOAUTH2).
+
+        IMAP opens ``address`` (a shared mailbox when it is not the account's own:
+        Microsoft lets an account with full access open it so); SMTP logs in as the
+        account and sends from ``address`` (which needs "Send As" on a shared one).
+        """
+        return {
+            **servers,
+            "address": address,
+            "auth": "oauth",
+            "oauth_provider": provider,
+            "imap_user": address,
+            "smtp_user": account or address,
+        }
 
     @classmethod
     def setup(cls, inbox, base: str) -> list[SetupItem]:

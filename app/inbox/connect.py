@@ -172,10 +172,16 @@ def update_config(
     return resumed, checks
 
 
-def check(inbox: Inbox, build: Build) -> list[Check]:
-    """The live checks of a stored inbox, plus the provider's handshake when it takes one."""
+def check(inbox: Inbox, build: Build, config: dict | None = None) -> list[Check]:
+    """The live checks of a stored inbox, plus the provider's handshake when it takes one.
+
+    ``config``: the settings to check with, when they differ from the stored ones (a
+    sign-in token refreshed just now); else the inbox's own.
+    """
     adapter = _adapter(inbox.channel)
-    checks = adapter.check(build(inbox.channel, dict(inbox.config or {})))
+    checks = adapter.check(
+        build(inbox.channel, dict(inbox.config or {}) if config is None else config)
+    )
     if adapter.takes_handshake():
         verified = (inbox.state or {}).get("webhook_verified_at")
         if verified:

@@ -22,7 +22,7 @@ from flask import Flask, current_app
 from app import storage, urls
 from app.backoff import backoff
 from app.clock import now
-from app.connections import connector_for
+from app.connections import connector_for, live_connector
 from app.extensions import db
 from app.inbox import events, health, outbound
 from app.inbox.connect import mark_sent
@@ -185,9 +185,9 @@ def process_send(item: OutboxItem) -> None:
         current_app.config, seen=urls.seen_base_url(current_app.extensions)
     )
     out = outbound.build(session, msg, conv, inbox, plan.options, base_url)
-    connector = connector_for(inbox)
     item.attempts += 1
     session.commit()  # release the database while we talk to the provider
+    connector = live_connector(inbox)  # a sign-in token about to expire is refreshed first
 
     started = now()  # the provider stamps the message after this; receipts compare to it
     try:

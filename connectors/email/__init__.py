@@ -86,6 +86,10 @@ class EmailConnector(Connector):
             help="none | starttls | ssl (default: ssl on 993, else STARTTLS when offered)",
         ),
         ConfigField(
+            "auth", required=False, help="password (default) | oauth: XOAUTH2 with a sign-in token"
+        ),
+        ConfigField("oauth_provider", required=False, help="microsoft | google (auth oauth)"),
+        ConfigField(
             "inbound_token",
             required=False,
             secret=True,
@@ -110,7 +114,10 @@ class EmailConnector(Connector):
             value = config.get(name)
             if value and str(value).lower() not in _SECURITY:
                 problems.append(f"{name} must be one of {', '.join(_SECURITY)}")
-        if config.get("imap_host") and not config.get("imap_password"):
+        if config.get("auth") not in (None, "", "password", "oauth"):
+            problems.append("auth must be password or oauth")
+        signed_in = config.get("auth") == "oauth"
+        if config.get("imap_host") and not signed_in and not config.get("imap_password"):
             problems.append("imap_password is required when imap_host is set")
         return problems
 

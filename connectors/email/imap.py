@@ -24,6 +24,10 @@ Decisions:
   993), ``starttls`` (required), ``none``; when unset on another port, STARTTLS
   is used if the server offers it, plain otherwise.
 
+- **Sign-in** (``auth``): ``password`` (default) logs in with ``imap_password``;
+  ``oauth`` authenticates with SASL ``XOAUTH2`` and ``oauth_access_token`` (the
+  app refreshes it first; ``oauth_error`` says it could not, see :mod:`.oauth`).
+
 Errors (connection, TLS, login, missing folder, protocol) raise
 :class:`ImapError` with a message an admin can act on; ``auth_failed`` tells
 credential problems apart.
@@ -45,6 +49,7 @@ from imap_tools.message import MailMessage
 from imap_tools.utils import encode_folder
 
 from connectors.base import ConnectorOptions
+from connectors.email.oauth import xoauth2
 
 __all__ = ["FetchedMail", "ImapError", "ImapPoller"]
 
@@ -87,6 +92,8 @@ class ImapPoller:
         self.port = int(config.get("imap_port") or 993)
         self.user = config.get("imap_user") or config.get("address") or ""
         self.password = config.get("imap_password") or ""
+        # "oauth": SASL XOAUTH2 with the access token the app refreshed (see .oauth)
+        self.oauth = config.get("auth") == "oauth"
         self.folder = config.get("imap_folder") or "INBOX"
         security = (config.get("imap_security") or "").lower()
         self.security = security or ("ssl" if self.port == 993 else "auto")
@@ -100,6 +107,9 @@ class ImapPoller:
     def _open(self):
         if not self.host:
             raise ImapError("No IMAP host is configured for this inbox.")
+        if self.oauth and (config_error := self.config.get("oauth_error")):
+            transient = self.config.get("oauth_error_kind") == "transient"
+            raise ImapError(str(config_error), auth_failed=not transient)
         where = f"{self.host}:{self.port}"
         try:
             if self.security == "ssl":
@@ -133,6 +143,8 @@ class ImapPoller:
             raise ImapError(f"Connecting to the IMAP server {where} timed out.") from exc
         except (OSError, imaplib.IMAP4.error) as exc:
             raise ImapError(f"Cannot connect to the IMAP server {where}: {exc}") from exc
+        if self.oauth:
+            return self._login_oauth(box, where)
         try:
             box.login(self.user, self.password, initial_folder=None)
         except MailboxLoginError as exc:
@@ -146,6 +158,31 @@ class ImapPoller:
         except (OSError, imaplib.IMAP4.error, UnexpectedCommandStatusError) as exc:
             _close(box)
             raise ImapError(f"Logging in to the IMAP server {where} failed: {exc}") from exc
+        return box
+
+    def _login_oauth(self, box, where: str):
+        """``AUTHENTICATE XOAUTH2``; a refused token answers an empty line, then NO."""
+        token = self.config.get("oauth_access_token") or ""
+        sent: list[bool] = []
+
+        def respond(_challenge: bytes) -> bytes:
+            if sent:  # the server's error challenge (base64 JSON): end the exchange
+                return b""
+            sent.append(True)
+            return xoauth2(self.user, token).encode()
+
+        try:
+            typ, data = box.client.authenticate("XOAUTH2", respond)
+        except imaplib.IMAP4.error as exc:
+            _close(box)
+            raise ImapError(
+                f"The IMAP server {where} refused the sign-in token for {self.user!r}: {exc}",
+                auth_failed=True,
+            ) from exc
+        except OSError as exc:
+            _close(box)
+            raise ImapError(f"Logging in to the IMAP server {where} failed: {exc}") from exc
+        box.login_result = (typ, data)
         return box
 
     def check(self) -> dict[str, int]:

@@ -28,6 +28,10 @@ Headers written (options are what the domain put in ``OutboundMessage.options``)
   with ``dir="auto"``, or ``options["html"]`` when the domain rendered one),
   then attachments (bytes, or downloaded from ``url`` within the size cap).
 
+Login: ``smtp_user``/``smtp_password``, or with ``auth: oauth`` SASL ``XOAUTH2`` as
+``smtp_user`` (else the address) with ``oauth_access_token``; a token the app could
+not refresh (``oauth_error``) is reported without connecting (:func:`oauth_failure`).
+
 Error classification: 4xx replies, connection errors and timeouts are
 TRANSIENT; 535/534/530 authentication failures and TLS/config problems are
 AUTH_FAILED; a recipient refused with 550/551/553 (or a 5.1.x status) is
@@ -52,6 +56,7 @@ from urllib.parse import unquote, urlsplit
 
 from connectors.base import ErrorKind, OutboundMessage, SendError, SendResult
 from connectors.email.address import normalize_address
+from connectors.email.oauth import xoauth2
 from connectors.email.threads import (
     bracket,
     build_references,
@@ -297,12 +302,40 @@ def _connect(config: dict[str, Any], timeout: float) -> smtplib.SMTP:
             server.starttls(context=context)
             server.ehlo()
         user = config.get("smtp_user")
-        if user:
+        if config.get("auth") == "oauth":
+            _login_oauth(server, user or config.get("address") or "", config)
+        elif user:
             server.login(user, config.get("smtp_password") or "")
     except BaseException:
         _quit(server)
         raise
     return server
+
+
+def _login_oauth(server: smtplib.SMTP, user: str, config: dict[str, Any]) -> None:
+    """``AUTH XOAUTH2`` with the inbox's access token; a refused token answers an empty line."""
+    initial = xoauth2(user, config.get("oauth_access_token") or "")
+
+    def respond(challenge: bytes | None = None) -> str:
+        return initial if challenge is None else ""  # the error challenge ends the exchange
+
+    server.auth("XOAUTH2", respond)
+
+
+def oauth_failure(config: dict[str, Any]) -> SendError | None:
+    """The error of a sign-in token the app could not refresh (``oauth_error``), if any.
+
+    ``oauth_error_kind`` "transient" (the sign-in server was unreachable) retries;
+    anything else needs a new sign-in.
+    """
+    if config.get("auth") != "oauth" or not config.get("oauth_error"):
+        return None
+    transient = config.get("oauth_error_kind") == "transient"
+    return SendError(
+        kind=ErrorKind.TRANSIENT if transient else ErrorKind.AUTH_FAILED,
+        code=config.get("oauth_error_code") or ("oauth" if transient else "invalid_grant"),
+        message=str(config["oauth_error"]),
+    )
 
 
 def _quit(server: smtplib.SMTP) -> None:
@@ -333,6 +366,8 @@ def send_message(
     recipients = list(recipients)
     envelope_from = (config.get("envelope_from") or config.get("address") or "").strip()
     message_id = normalize_message_id(str(msg.get("Message-ID") or ""))
+    if failure := oauth_failure(config):
+        return SendResult(error=failure)
     try:
         server = _connect(config, timeout)
     except Exception as exc:

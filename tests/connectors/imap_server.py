@@ -11,7 +11,9 @@ Usage::
 Everything lives in a fresh directory under ``/tmp`` (not pytest's 0700
 ``tmp_path``, because mail processes run as ``nobody`` when the tests run as
 root): config, runtime sockets, state, log and Maildir. Authentication is a
-plaintext ``passwd-file`` with one user; the server listens on 127.0.0.1 on a
+plaintext ``passwd-file`` with one user, by password or by SASL XOAUTH2 with the
+password as the bearer token (:meth:`DovecotServer.set_password` changes it, as
+a refreshed access token would); the server listens on 127.0.0.1 on a
 free port with no TLS. Tests skip when ``/usr/sbin/dovecot`` is missing.
 """
 
@@ -42,7 +44,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2
 mail_location = maildir:{d}/mail/%u
 {users}
 passdb {{
@@ -158,6 +160,11 @@ class DovecotServer:
         """Stop the server and delete its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def set_password(self, password: str) -> None:
+        """Accept ``password`` (or, with XOAUTH2, this access token) from now on."""
+        self.password = password
+        (self.dir / "passwd").write_text(f"{self.user}:{{PLAIN}}{password}\n")
 
     def log(self) -> str:
         """Dovecot's log so far (for failure messages)."""

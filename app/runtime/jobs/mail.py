@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from app import channels
 from app.backoff import backoff
 from app.clock import aware, now
-from app.connections import connector_options
+from app.connections import connector_options, live_config
 from app.extensions import db
 from app.inbox import health
 from app.inbox.email_ingest import ingest_raw
@@ -99,8 +99,9 @@ def _record_error(inbox_id: int, message: str, auth_failed: bool = False) -> Non
         retry_at=(at + backoff(failures, BACKOFF_BASE, BACKOFF_CAP)).isoformat(),
     )
     _save_state(inbox, imap)
-    inbox.last_error = ERROR_PREFIX + message
-    inbox.last_error_at = at
+    if not inbox.needs_reconnect:  # "Reconnect needed: ..." says more, and stays
+        inbox.last_error = ERROR_PREFIX + message
+        inbox.last_error_at = at
     if auth_failed:
         health.inbox_failing(session, inbox, "login_refused", message, source="imap", at=at)
     elif failures >= health.IMAP_FAILURES:
@@ -130,7 +131,7 @@ def poll_inbox(
     if not force and retry_at is not None and retry_at > now():
         result.skipped = True
         return result
-    poller = ImapPoller(dict(inbox.config), connector_options())
+    poller = ImapPoller(live_config(inbox), connector_options())  # sign-in token refreshed
     cursor = imap.get("cursor")
     while result.batches < max_batches:
         try:

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from app.channels import InvalidConfig
 from app.clock import now
-from app.connections import build_connector
+from app.connections import build_connector, live_config
 from app.extensions import db
 from app.inbox import connect, events, signals
 from app.inbox import settings as inbox_settings
@@ -77,7 +77,7 @@ def inbox_check(inbox_id: int):
     """Run the live checks against the provider: ``{"ok", "checks"}`` (never 5xx for theirs)."""
     need_admin()
     inbox = _inbox(inbox_id)
-    checks = connect.check(inbox, build_connector)
+    checks = connect.check(inbox, build_connector, live_config(inbox))
     db.session.commit()
     return jsonify({"ok": connect.passed(checks), "checks": [c.to_dict() for c in checks]})
 
