@@ -121,3 +121,25 @@ def test_inbox_settings_show_the_settings_of_the_channel(client, make, channel, 
         assert text in html
     for text in absent:
         assert text not in html
+
+
+def test_admins_see_which_sign_in_apps_are_set_up_and_the_redirect_uri_to_register(
+    app, client, make
+):
+    app.config.update(MICROSOFT_CLIENT_ID="ms-client", MICROSOFT_CLIENT_SECRET="ms-secret")
+    _sign_in(client, make.user("admin"))
+    email = next(c for c in client.get("/api/v1/channels").get_json() if c["channel"] == "email")
+    assert email["oauth"] == ["microsoft", "google"]
+    by_name = {p["name"]: p for p in email["sign_in"]}
+    assert by_name["microsoft"]["configured"] is True
+    assert by_name["google"]["configured"] is False  # its client id and secret are not set
+    assert by_name["microsoft"]["redirect_uri"].endswith("/oauth/microsoft/callback")
+    assert "ms-secret" not in json.dumps(email)
+    other = [c for c in client.get("/api/v1/channels").get_json() if c["channel"] != "email"]
+    assert all("sign_in" not in c and "oauth" not in c for c in other)
+
+
+def test_agents_see_the_sign_in_providers_but_not_the_server_settings(client, make):
+    _sign_in(client, make.user("agent"))
+    email = next(c for c in client.get("/api/v1/channels").get_json() if c["channel"] == "email")
+    assert email["oauth"] == ["microsoft", "google"] and "sign_in" not in email

@@ -195,6 +195,21 @@ function showRefusal(err, { form, checksBox, formError }) {
   }
 }
 
+/** "Sign in with …" links for a channel an inbox can be connected to by signing in
+ * (`sign_in` of `GET /api/v1/channels`); `inboxRef` is "new" or the inbox being repaired. */
+function signInBlock(channel, inboxRef) {
+  const providers = channel.sign_in || [];
+  if (!providers.length) return null;
+  return h("div.sign-in-block",
+    h("p.muted.sm", t("Or connect by signing in:")),
+    h("div.sign-in-buttons", ...providers.map((p) => p.configured
+      ? h("a.btn", { href: `/oauth/${encodeURIComponent(p.name)}/start?inbox=${encodeURIComponent(inboxRef)}`, dataset: { signIn: p.name } },
+        t("Sign in with {provider}", { provider: p.label }))
+      : h("p.muted.sm", { dataset: { signIn: p.name } },
+        t("{provider}: register an app and set its client id and secret on the server first (redirect URI: {uri}).",
+          { provider: p.label, uri: p.redirect_uri })))));
+}
+
 // ------------------------------------------------------------------ add an inbox
 
 async function initAddInbox(root) {
@@ -227,6 +242,7 @@ async function initAddInbox(root) {
           h("label", { for: "f-name" }, h("span", t("Inbox name")), h("span.req", " *")), nameInput,
           h("span.field-error", { id: "f-name-error", role: "alert" }))),
       preset ? h("div.form-grid", preset) : null,
+      signInBlock(channel, "new"),
       box, checksBox, formError,
       h("div.form-actions", h("a.btn", { href: "/admin/inboxes" }, t("Cancel")), submit));
     form.addEventListener("submit", async (e) => {
@@ -305,7 +321,7 @@ async function initInboxAdmin(root) {
       const credChecks = h("ul.check-list", { hidden: true, "aria-live": "polite" });
       const formError = h("p.form-error", { role: "alert", hidden: true });
       const submit = h("button.btn.primary", { type: "submit" }, t("Check and save"));
-      const form = h("form#credentials-form", { novalidate: true }, box, credChecks, formError,
+      const form = h("form#credentials-form", { novalidate: true }, signInBlock(channel, String(inbox.id)), box, credChecks, formError,
         h("div.form-actions", submit));
       form.addEventListener("submit", async (e) => {
         e.preventDefault();
