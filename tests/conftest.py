@@ -102,7 +102,12 @@ def _test_overrides() -> dict:
 
 
 def _wipe(db) -> None:
-    """Empty every table between tests (fast on both databases)."""
+    """Empty every table between tests (fast on both databases), and the intake's own
+    SQLite file, where webhook bodies wait beside a file database."""
+    from app.models import WebhookIntake
+    from app.runtime import intake
+
+    intake.write(WebhookIntake.__table__.delete())
     engine = db.engine
     tables = [t.name for t in db.metadata.sorted_tables]
     with engine.begin() as conn:
