@@ -104,12 +104,7 @@ def create(
         raise InvalidConfig(problems)
     route_key, alt_route_key = adapter.route_keys(config)
     existing = _same_route(session, adapter, route_key)
-    if existing is not None and existing.active:
-        why = f"is already connected as the inbox {existing.name!r} (id {existing.id})"
-        raise InvalidConfig({adapter.route_field: why})
-    checks = adapter.check(build(adapter.name, config))
-    if not passed(checks):
-        raise CheckFailed(checks)
+    checks = _vetted(adapter, config, build, existing)
     inbox = existing or Inbox(channel=adapter.name, settings={}, state={})
     inbox.name, inbox.config = name, config
     inbox.route_key, inbox.alt_route_key = route_key, alt_route_key
@@ -122,6 +117,18 @@ def create(
     checks += adapter.provision(build(adapter.name, config), inbox, base)
     _record_check(inbox, checks)
     return inbox, checks
+
+
+def _vetted(adapter, config: dict, build: Build, same_route: Inbox | None) -> list[Check]:
+    """The live checks of settings about to be stored; refused when another active inbox
+    has their route (:class:`InvalidConfig`) or the provider refuses them (:class:`CheckFailed`)."""
+    if same_route is not None and same_route.active:
+        why = f"is already connected as the inbox {same_route.name!r} (id {same_route.id})"
+        raise InvalidConfig({adapter.route_field: why})
+    checks = adapter.check(build(adapter.name, config))
+    if not passed(checks):
+        raise CheckFailed(checks)
+    return checks
 
 
 def update_config(
@@ -151,12 +158,7 @@ def update_config(
         raise InvalidConfig(adapter.by_field(exc.fields)) from None
     route_key, alt_route_key = adapter.route_keys(config)
     other = _same_route(session, adapter, route_key, other_than=inbox.id)
-    if other is not None and other.active:
-        why = f"is already connected as the inbox {other.name!r} (id {other.id})"
-        raise InvalidConfig({adapter.route_field: why})
-    checks = adapter.check(build(adapter.name, config))
-    if not passed(checks):
-        raise CheckFailed(checks)
+    checks = _vetted(adapter, config, build, other)
     kept = {k: v for k, v in stored.items() if k not in fields}  # the connector's own
     changes = {k: v for k, v in config.items() if stored.get(k) != v}
     changes |= {k: None for k in stored if k in fields and k not in config}
