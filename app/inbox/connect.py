@@ -34,6 +34,7 @@ from app.channels import InvalidConfig
 from app.channels.base import Check
 from app.clock import aware, iso, now
 from app.inbox.credentials import reconnect
+from app.inbox.health import inbox_recovered
 from app.models import Inbox
 from connectors import base as cb
 
@@ -110,6 +111,8 @@ def create(
     inbox.route_key, inbox.alt_route_key = route_key, alt_route_key
     inbox.settings = {**(inbox.settings or {}), **adapter.inbox_settings(config)}
     inbox.active, inbox.needs_reconnect, inbox.last_error = True, False, None
+    if existing is not None:  # connected again with settings that passed: its incident ends
+        inbox_recovered(session, existing)
     inbox.state = {k: v for k, v in (inbox.state or {}).items() if k != "disconnected_at"}
     if existing is None:
         session.add(inbox)
