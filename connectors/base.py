@@ -14,10 +14,12 @@ verification helpers, the connector parses the body into a list of events, and
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import enum
+import math
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import requests
@@ -197,6 +199,25 @@ class ErrorKind(str, enum.Enum):
     # No answer after the request went out (read timeout, dropped connection): the provider
     # may have accepted it. Never sent again blindly (see Connector.checks_before_resending).
     UNKNOWN = "unknown"
+
+
+def retry_after(value: Any) -> float | None:
+    """A ``Retry-After`` header in seconds (delta-seconds or HTTP date), or None."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ class Provider:
     imap_security: str = "ssl"
     authorize_params: tuple[tuple[str, str], ...] = ()
     graph_url: str | None = None  # Microsoft Graph, for sendMail
+    # Consented at sign-in beside ``scopes`` but granted as a token of their own (another
+    # resource): Graph's Mail.Send, for tenants that turned SMTP AUTH off.
+    send_scopes: tuple[str, ...] = ()
     tenant: str = "common"
 
     def configured(self, **overrides: Any) -> Provider:
@@ -85,8 +88,18 @@ class Provider:
 
     @property
     def scope(self) -> str:
-        """The scopes as the ``scope`` parameter spells them."""
+        """The mail servers' scopes as the ``scope`` parameter spells them."""
         return " ".join(self.scopes)
+
+    @property
+    def consent_scope(self) -> str:
+        """Every scope the admin consents to at sign-in (the send scopes too)."""
+        return " ".join((*self.scopes, *self.send_scopes))
+
+    @property
+    def send_scope(self) -> str:
+        """The scope of the send token (empty when the provider has none)."""
+        return " ".join((*self.send_scopes, "offline_access")) if self.send_scopes else ""
 
     def server_config(self) -> dict[str, Any]:
         """The inbox's IMAP and SMTP settings for this provider's mailboxes."""
@@ -121,6 +134,7 @@ PROVIDERS: dict[str, Provider] = {
         smtp_security="starttls",
         authorize_params=(("response_mode", "query"), ("prompt", "select_account")),
         graph_url="https://graph.microsoft.com/v1.0",
+        send_scopes=("https://graph.microsoft.com/Mail.Send",),
     ),
     "google": Provider(
         name="google",
@@ -193,7 +207,7 @@ def authorize_url(
         "client_id": client_id,
         "response_type": "code",
         "redirect_uri": redirect_uri,
-        "scope": provider.scope,
+        "scope": provider.consent_scope,
         "state": state,
         "code_challenge": challenge,
         "code_challenge_method": "S256",
@@ -223,6 +237,8 @@ def exchange_code(
         "client_id": client_id,
         "client_secret": client_secret,
     }
+    if provider.send_scopes:  # consent covered two resources: this token is the mail servers'
+        data["scope"] = provider.scope
     tokens = _token_call(http, provider, data, now)
     if not tokens.refresh_token:
         raise OAuthError(
@@ -241,14 +257,16 @@ def refresh(
     client_secret: str,
     refresh_token: str,
     now: datetime | None = None,
+    scope: str | None = None,
 ) -> TokenSet:
-    """A new access token; the refresh token is the rotated one, else the one given."""
+    """A new access token (for ``scope``, else the mail servers'); the refresh token is
+    the rotated one, else the one given."""
     data = {
         "grant_type": "refresh_token",
         "refresh_token": refresh_token,
         "client_id": client_id,
         "client_secret": client_secret,
-        "scope": provider.scope,
+        "scope": scope or provider.scope,
     }
     tokens = _token_call(http, provider, data, now)
     if not tokens.refresh_token:

@@ -11,6 +11,7 @@ from connectors.base import (
     OutboundAttachment,
     SendError,
     SendResult,
+    retry_after,
 )
 
 from .inbound import _str
@@ -56,16 +57,10 @@ def _classify(resp: requests.Response) -> SendError:
         or status >= 500
         or google_status in ("RESOURCE_EXHAUSTED", "UNAVAILABLE", "ABORTED")
     ):
-        return SendError(ErrorKind.TRANSIENT, code, message, _retry_after(resp))
+        return SendError(
+            ErrorKind.TRANSIENT, code, message, retry_after(resp.headers.get("Retry-After"))
+        )
     return SendError(ErrorKind.PERMANENT, code, message)
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After", "")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _failed(kind: ErrorKind, code: str, message: str) -> SendResult:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
-from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import (
-    ErrorKind,
-    SendError,
-)
+from connectors.base import ErrorKind, SendError, retry_after
 
 from .constants import (
     _AUTH_CODES,
@@ -57,12 +51,12 @@ def classify_graph_error(status: int, body: Any, headers: Any = None) -> SendErr
     else:  # 100 (incl. 2018001 and the retired tags), 368, anything unknown
         kind = ErrorKind.PERMANENT
 
-    retry_after = None
+    wait = None
     if kind is ErrorKind.TRANSIENT:
-        retry_after = _retry_after(headers.get("Retry-After"))
-        if retry_after is None and code in _RATE_LIMIT_CODES:
-            retry_after = _buc_wait(headers.get("X-Business-Use-Case-Usage"))
-    return SendError(kind=kind, code=code_text, message=str(message), retry_after=retry_after)
+        wait = retry_after(headers.get("Retry-After"))
+        if wait is None and code in _RATE_LIMIT_CODES:
+            wait = _buc_wait(headers.get("X-Business-Use-Case-Usage"))
+    return SendError(kind=kind, code=code_text, message=str(message), retry_after=wait)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -73,25 +67,6 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _retry_after(value: Any) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or HTTP date), or None."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _buc_wait(value: Any) -> float | None:

@@ -51,6 +51,7 @@ from connectors.base import (
     SendResult,
     StatusUpdate,
     never_reached,
+    retry_after,
     routing_key,
 )
 
@@ -349,15 +350,6 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate:
 # --------------------------------------------------------------------------- provider
 
 
-def _retry_after(resp: requests.Response) -> float | None:
-    """The ``Retry-After`` header in seconds, when numeric."""
-    value = resp.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 def _json(resp: requests.Response) -> dict[str, Any]:
     """The response body as a JSON object, or ``{}``."""
     try:
@@ -391,7 +383,10 @@ def _result(resp: requests.Response) -> SendResult:
         return SendResult(external_id=str(sid), external_ids=(str(sid),), extra=extra)
     message = str(body.get("message") or resp.reason or f"HTTP {resp.status_code}")
     error = classify(
-        body.get("code"), message, http_status=resp.status_code, retry_after=_retry_after(resp)
+        body.get("code"),
+        message,
+        http_status=resp.status_code,
+        retry_after=retry_after(resp.headers.get("Retry-After")),
     )
     return SendResult(error=error, extra={"http_status": resp.status_code})
 
@@ -557,7 +552,7 @@ class TwilioProvider(SmsProvider):
                 body.get("code"),
                 message_text,
                 http_status=resp.status_code,
-                retry_after=_retry_after(resp),
+                retry_after=retry_after(resp.headers.get("Retry-After")),
             )
             if error.kind in (ErrorKind.TRANSIENT, ErrorKind.AUTH_FAILED):
                 return SendResult(error=error)
