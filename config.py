@@ -117,6 +117,9 @@ class Config:
     MICROSOFT_TENANT = os.environ.get("MICROSOFT_TENANT") or "common"
     GOOGLE_CLIENT_ID = os.environ.get("GOOGLE_CLIENT_ID") or None
     GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET") or None
+    # the day each client secret expires (YYYY-MM-DD): admins are warned 14 days before
+    MICROSOFT_CLIENT_SECRET_EXPIRES = os.environ.get("MICROSOFT_CLIENT_SECRET_EXPIRES") or None
+    GOOGLE_CLIENT_SECRET_EXPIRES = os.environ.get("GOOGLE_CLIENT_SECRET_EXPIRES") or None
     TESTING = False
 
     @classmethod

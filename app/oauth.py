@@ -27,12 +27,13 @@ refreshing them before they expire.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import requests
@@ -50,6 +51,7 @@ from connectors.email import oauth as wire
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh when the access token expires within this
+SECRET_WARNING = timedelta(days=14)  # admins are told this long before a client secret expires
 PENDING_TTL = 15 * 60  # seconds an admin has to consent
 MAX_PENDING = 5  # sign-ins waiting in one browser session
 RECONNECT = "Reconnect needed: "  # inbox.last_error, as the worker writes it
@@ -66,6 +68,7 @@ ENDPOINTS = (
     "tenant",
 )
 TOKEN_KEYS = ("oauth_access_token", "oauth_refresh_token", "oauth_expires_at", "oauth_account")
+GRAPH_KEYS = ("oauth_graph_token", "oauth_graph_expires_at", "oauth_graph_error")
 ERROR_KEYS = ("oauth_error", "oauth_error_code")
 
 
@@ -102,16 +105,58 @@ def client(prov: wire.Provider, settings: Mapping[str, Any]) -> tuple[str, str]:
     return str(client_id), str(client_secret)
 
 
+def secret_expiry(prov: wire.Provider, settings: Mapping[str, Any]) -> date | None:
+    """The day the app registration's client secret expires, when the server was told
+    (``MICROSOFT_CLIENT_SECRET_EXPIRES`` / ``GOOGLE_CLIENT_SECRET_EXPIRES``: YYYY-MM-DD)."""
+    value = settings.get(f"{prov.name.upper()}_CLIENT_SECRET_EXPIRES")
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        log.warning("oauth: %s_CLIENT_SECRET_EXPIRES is not a date: %r", prov.name.upper(), value)
+        return None
+
+
+def expiring_secrets(settings: Mapping[str, Any], at: datetime) -> list[dict[str, Any]]:
+    """Configured providers whose client secret expires within :data:`SECRET_WARNING`
+    (or has expired): name, label, ``expires`` (ISO day) and ``days_left``."""
+    out = []
+    for name in wire.PROVIDERS:
+        prov = provider(name, settings)
+        expires = secret_expiry(prov, settings)
+        if expires is None:
+            continue
+        days_left = (expires - at.date()).days
+        if days_left <= SECRET_WARNING.days:
+            out.append(
+                {
+                    "name": name,
+                    "label": prov.label,
+                    "expires": expires.isoformat(),
+                    "days_left": days_left,
+                }
+            )
+    return out
+
+
 def redirect_uri(base: str, name: str) -> str:
     """The URL to register with the provider (its "redirect URI"), under our public URL."""
     return f"{base.rstrip('/')}/oauth/{name}/callback"
 
 
 def providers(settings: Mapping[str, Any], base: str) -> list[dict[str, Any]]:
-    """Every provider: label, whether its app is configured, the redirect URI to register."""
+    """Every provider: label, whether its app is configured, the redirect URI to register,
+    and when its client secret expires (``secret_expires``, ``secret_expiring``)."""
     out = []
+    expiring = {e["name"] for e in expiring_secrets(settings, now())}
     for name in wire.PROVIDERS:
         prov = provider(name, settings)
+        expires = secret_expiry(prov, settings)
         try:
             client(prov, settings)
             configured = True
@@ -123,6 +168,8 @@ def providers(settings: Mapping[str, Any], base: str) -> list[dict[str, Any]]:
                 "label": prov.label,
                 "configured": configured,
                 "redirect_uri": redirect_uri(base, name),
+                "secret_expires": expires.isoformat() if expires else None,
+                "secret_expiring": name in expiring,
             }
         )
     return out
@@ -229,6 +276,9 @@ def complete(
         pending["verifier"],
         redirect_uri(base, prov.name),
     )
+    graph = _graph_tokens(http, prov, client_id, client_secret, tokens)
+    if graph is not None and graph.refresh_token:
+        tokens = dataclasses.replace(tokens, refresh_token=graph.refresh_token)  # the newest
     account = tokens.account or ""
     address = pending.get("address") or account
     if not address:
@@ -238,7 +288,9 @@ def complete(
     inbox = session.get(Inbox, pending["inbox"]) if pending.get("inbox") else None
     if pending.get("inbox") and inbox is None:
         raise SignInError("The inbox being reconnected no longer exists.")
-    config = adapter.clean_config(values)
+    named = {f.name for f in adapter.fields}
+    own = {k: v for k, v in values.items() if k not in named}  # the connector's own (Graph)
+    config = {**adapter.clean_config({k: v for k, v in values.items() if k in named}), **own}
     route_key, alt_route_key = adapter.route_keys(config)
     if inbox is None:
         inbox = session.scalars(
@@ -266,9 +318,43 @@ def complete(
         inbox.active = True
     inbox.route_key, inbox.alt_route_key = route_key, alt_route_key
     inbox.needs_reconnect, inbox.last_error = False, None
-    inbox.config = {**(inbox.config or {}), **_sealed(settings, tokens)}
+    kept = {k: v for k, v in (inbox.config or {}).items() if k not in GRAPH_KEYS}
+    inbox.config = {**kept, **_sealed(settings, tokens), **_graph_sealed(settings, prov, graph)}
     session.flush()
     return inbox, resumed
+
+
+def _graph_tokens(
+    http: requests.Session,
+    prov: wire.Provider,
+    client_id: str,
+    client_secret: str,
+    tokens: wire.TokenSet,
+) -> wire.TokenSet | wire.OAuthError | None:
+    """The send token (Graph's ``Mail.Send``) from the grant's refresh token, where the
+    provider has one; its refusal is kept (SMTP may still send), None without one."""
+    if not prov.send_scopes or not tokens.refresh_token:
+        return None
+    try:
+        return wire.refresh(
+            http, prov, client_id, client_secret, tokens.refresh_token, now(), prov.send_scope
+        )
+    except wire.OAuthError as exc:
+        log.warning("oauth: no Graph token for sending: %s", exc)
+        return exc
+
+
+def _graph_sealed(
+    settings: Mapping[str, Any], prov: wire.Provider, graph: wire.TokenSet | wire.OAuthError | None
+) -> dict[str, Any]:
+    if graph is None:
+        return {}
+    if isinstance(graph, wire.OAuthError):
+        return {"oauth_graph_error": str(graph)}
+    return {
+        "oauth_graph_token": seal(settings, graph.access_token),
+        "oauth_graph_expires_at": graph.expires_at.isoformat(),
+    }
 
 
 def _sealed(settings: Mapping[str, Any], tokens: wire.TokenSet) -> dict[str, Any]:
@@ -292,11 +378,19 @@ def _lock(inbox_id: int) -> threading.Lock:
 
 
 def _expiring(config: dict, at: datetime) -> bool:
-    try:
-        expires = aware(datetime.fromisoformat(str(config.get("oauth_expires_at"))))
-    except ValueError:
-        return True
-    return expires - at < REFRESH_MARGIN
+    """True when the mail servers' token (or the Graph send token, where there is one)
+    expires within :data:`REFRESH_MARGIN`."""
+    keys = ["oauth_expires_at"]
+    if config.get("oauth_graph_expires_at"):
+        keys.append("oauth_graph_expires_at")
+    for key in keys:
+        try:
+            expires = aware(datetime.fromisoformat(str(config.get(key))))
+        except ValueError:
+            return True
+        if expires - at < REFRESH_MARGIN:
+            return True
+    return False
 
 
 def _opened(config: dict, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -304,6 +398,8 @@ def _opened(config: dict, settings: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in config.items() if k != "oauth_refresh_token"}
     try:
         out["oauth_access_token"] = unseal(settings, config.get("oauth_access_token"))
+        if config.get("oauth_graph_token"):
+            out["oauth_graph_token"] = unseal(settings, config["oauth_graph_token"])
     except Unreadable as exc:
         out["oauth_error"] = f"{exc}: sign in again."
     return out
@@ -350,6 +446,22 @@ def fresh_config(
             return _needs_reconnect(session, row, config, str(exc), exc.code, settings)
         except (SignInError, Unreadable) as exc:
             return _needs_reconnect(session, row, config, str(exc), "config", settings)
+        if config.get("oauth_graph_expires_at"):
+            graph = _graph_tokens(http, prov, client_id, client_secret, tokens)
+            if isinstance(graph, wire.TokenSet):
+                tokens = dataclasses.replace(
+                    tokens, refresh_token=graph.refresh_token or tokens.refresh_token
+                )
+                config.update(_graph_sealed(settings, prov, graph))
+                config.pop("oauth_graph_error", None)
+            elif graph is not None and config.get("send_via") == "graph":
+                if graph.reconnect:  # replies have no other way out
+                    return _needs_reconnect(session, row, config, str(graph), graph.code, settings)
+                # passing: the old Graph token stays, and the next use tries again
+            elif graph is not None:  # SMTP sends; Graph is not asked again until a sign-in
+                for key in GRAPH_KEYS:
+                    config.pop(key, None)
+                config["oauth_graph_error"] = str(graph)
         config.update(_sealed(settings, tokens))
         config["oauth_account"] = tokens.account or config.get("oauth_account")
         row.config = config

@@ -301,7 +301,8 @@ class Check:
     own text included); ``field`` names the setting to fix when the check failed
     because of it; ``warning`` marks a passing check with something to look at
     (a number not registered for A2P 10DLC); ``label`` is what the check is called
-    when its id in words would read wrong ("SMTP login"). Checks never carry a secret.
+    when its id in words would read wrong ("SMTP login"); ``learned`` holds settings the
+    check found out, saved on the inbox (never shown). Checks never carry a secret.
     """
 
     name: str
@@ -310,6 +311,8 @@ class Check:
     field: str | None = None
     warning: bool = False
     label: str | None = None
+    # Settings the check found out and the inbox keeps (the send path that works).
+    learned: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The API's check object."""

@@ -72,6 +72,10 @@ def _same_route(session, adapter, route_key: str, other_than: int | None = None)
 
 
 def _record_check(inbox: Inbox, checks: list[Check]) -> None:
+    """Stamp the check on the inbox and keep what the checks found out (``Check.learned``)."""
+    learned = {k: v for c in checks if c.ok and c.learned for k, v in c.learned.items()}
+    if learned and any((inbox.config or {}).get(k) != v for k, v in learned.items()):
+        inbox.config = {**(inbox.config or {}), **learned}
     state = dict(inbox.state or {})
     state["last_check"] = {"at": iso(now()), "ok": passed(checks)}
     inbox.state = state

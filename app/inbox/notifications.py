@@ -68,6 +68,10 @@ KINDS: dict[str, tuple[str, dict[str, bool]]] = {
         "A failing inbox works again (admins)",
         {"in_app": True, "desktop": False, "email": False},
     ),
+    "client_secret_expiring": (
+        "A sign-in app's client secret expires soon (admins)",
+        {"in_app": True, "desktop": True, "email": True},
+    ),
 }
 CHANNELS = ("in_app", "desktop", "email")
 

@@ -70,6 +70,9 @@ _KIND_TEXT = {
     "inbox_recovered": lambda d: gettext("{inbox} works again").format(
         inbox=d.get("inbox_name") or gettext("An inbox")
     ),
+    "client_secret_expiring": lambda d: gettext(
+        "The {provider} sign-in app's client secret expires on {date}"
+    ).format(provider=d.get("provider") or "", date=d.get("expires") or ""),
 }
 
 

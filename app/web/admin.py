@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app import oauth
+from app.clock import now
 from app.extensions import db
 from app.inbox.assignment import open_load
 from app.models import Inbox, User
@@ -44,7 +46,10 @@ def inboxes():
     _page_lead()
     rows = db.session.scalars(sa.select(Inbox).order_by(Inbox.id))
     items = [inbox_admin_dict(i, current_user.is_admin) for i in rows]
-    return render_template("admin/inboxes.html", inboxes=items, section="inboxes")
+    expiring = oauth.expiring_secrets(current_app.config, now()) if current_user.is_admin else []
+    return render_template(
+        "admin/inboxes.html", inboxes=items, section="inboxes", expiring_secrets=expiring
+    )
 
 
 @bp.get("/inboxes/new")

@@ -112,4 +112,4 @@ def callback(name: str):
         db.session.rollback()
         return _failed(name, str(exc), again)
     db.session.commit()
-    return redirect(url_for("admin.inbox_settings", inbox_id=inbox.id, connected=name))
+    return redirect(url_for("admin.inbox_settings", inbox_id=inbox.id, connected=1, signed_in=name))

@@ -42,10 +42,11 @@ from connectors.base import (
     register,
     routing_key,
 )
+from connectors.email import graph
 from connectors.email.address import normalize_address
 from connectors.email.imap import FetchedMail, ImapError, ImapPoller
 from connectors.email.parse import ParsedEmail, parse_email
-from connectors.email.smtp import build_message, check_login, send_message
+from connectors.email.smtp import build_message, check_login, oauth_failure, send_message
 
 __all__ = [
     "EmailConnector",
@@ -58,6 +59,7 @@ __all__ = [
 
 _SECURITY = ("none", "starttls", "ssl")
 SMTP, IMAP = "SMTP login", "IMAP login"  # the live checks' names, as admins read them
+SENDING = "Sending"
 
 
 @register
@@ -89,6 +91,12 @@ class EmailConnector(Connector):
             "auth", required=False, help="password (default) | oauth: XOAUTH2 with a sign-in token"
         ),
         ConfigField("oauth_provider", required=False, help="microsoft | google (auth oauth)"),
+        ConfigField("graph_url", required=False, help="Microsoft Graph, for sendMail (auth oauth)"),
+        ConfigField(
+            "send_via",
+            required=False,
+            help="smtp (default) | graph: Microsoft Graph sendMail, where SMTP AUTH is off",
+        ),
         ConfigField(
             "inbound_token",
             required=False,
@@ -181,21 +189,7 @@ class EmailConnector(Connector):
 
         A failure carries the server's own words and the setting to look at.
         """
-        timeout = float(self.options.timeout[1])
-        where = f"{self.config.get('smtp_host')}:{self.config.get('smtp_port')}"
-        error = check_login(self.config, timeout)
-        if error is None:
-            checks = [
-                Check(
-                    "smtp_login", True, f"The SMTP server {where} accepted the login.", label=SMTP
-                )
-            ]
-        else:
-            field = "smtp_password" if error.kind is ErrorKind.AUTH_FAILED else "smtp_host"
-            if error.kind is ErrorKind.AUTH_FAILED and not self.config.get("smtp_user"):
-                field = "smtp_security"
-            text = f"SMTP {where}: {error.message}"
-            checks = [Check("smtp_login", False, text, field, label=SMTP)]
+        checks = [self._check_sending()]
         if self.config.get("imap_host"):
             try:
                 status = self.poller().check()
@@ -209,9 +203,37 @@ class EmailConnector(Connector):
                 checks.append(Check("imap_login", True, text, label=IMAP))
         return checks
 
+    def _check_sending(self) -> Check:
+        """The SMTP login a reply would make; where the provider turned SMTP AUTH off and
+        a Graph token was granted, the check says replies go out through Graph instead
+        and the inbox learns it (``send_via``)."""
+        where = f"{self.config.get('smtp_host')}:{self.config.get('smtp_port')}"
+        error = check_login(self.config, float(self.options.timeout[1]))
+        through_graph = bool(self.config.get("graph_url"))
+        if error is None:
+            text = f"The SMTP server {where} accepted the login."
+            learned = {"send_via": "smtp"} if through_graph else None
+            return Check("smtp_login", True, text, label=SMTP, learned=learned)
+        if (
+            through_graph
+            and self.config.get("oauth_graph_token")
+            and graph.smtp_auth_disabled(error.message)
+        ):
+            text = (
+                f"SMTP {where} refused the login because SMTP AUTH is turned off for this "
+                f"mailbox ({error.message}); replies go out through Microsoft Graph sendMail."
+            )
+            return Check("smtp_login", True, text, label=SENDING, learned={"send_via": "graph"})
+        field = "smtp_password" if error.kind is ErrorKind.AUTH_FAILED else "smtp_host"
+        if error.kind is ErrorKind.AUTH_FAILED and not self.config.get("smtp_user"):
+            field = "smtp_security"
+        return Check("smtp_login", False, f"SMTP {where}: {error.message}", field, label=SMTP)
+
     # -- outbound --------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:
-        """Build and send ``message`` over SMTP; errors come back classified."""
+        """Build and send ``message`` over SMTP, or through Microsoft Graph where the
+        mailbox's SMTP AUTH is off (``send_via: graph``, or learnt from SMTP's refusal);
+        errors come back classified."""
         try:
             msg = build_message(self.config, message, attachment_loader=self._load_attachment)
         except ValueError as exc:
@@ -221,12 +243,24 @@ class EmailConnector(Connector):
             return SendResult(
                 error=SendError(kind=ErrorKind.TRANSIENT, message=f"Preparing the email: {exc}")
             )
-        return send_message(
+        if failure := oauth_failure(self.config):
+            return SendResult(error=failure)
+        if self.config.get("send_via") == "graph":
+            return graph.send_message(self.http, self.config, msg, self.options.timeout)
+        result = send_message(
             self.config,
             msg,
             [normalize_address(message.contact_id)],
             timeout=float(self.options.timeout[1]),
         )
+        if (
+            result.error is not None
+            and result.error.kind is ErrorKind.AUTH_FAILED
+            and self.config.get("oauth_graph_token")
+            and graph.smtp_auth_disabled(result.error.message)
+        ):
+            return graph.send_message(self.http, self.config, msg, self.options.timeout)
+        return result
 
     def _load_attachment(self, attachment: OutboundAttachment) -> bytes:
         if not attachment.url:

@@ -102,8 +102,11 @@ class Provider:
         return " ".join((*self.send_scopes, "offline_access")) if self.send_scopes else ""
 
     def server_config(self) -> dict[str, Any]:
-        """The inbox's IMAP and SMTP settings for this provider's mailboxes."""
+        """The inbox's IMAP and SMTP settings for this provider's mailboxes (and Graph's
+        address where replies may go out through it)."""
+        graph = {"graph_url": self.graph_url} if self.send_scopes and self.graph_url else {}
         return {
+            **graph,
             "imap_host": self.imap_host,
             "imap_port": self.imap_port,
             "imap_security": self.imap_security,

@@ -62,7 +62,9 @@ class FakeAuthServer:
     codes: dict[str, Grant] = field(default_factory=dict)
     grants: list[Grant] = field(default_factory=list)
     token_calls: list[dict] = field(default_factory=list)
-    issued: list[str] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)  # access tokens for the mail servers
+    graph_issued: list[str] = field(default_factory=list)  # for Graph (scope Mail.Send)
+    owners: dict[str, str] = field(default_factory=dict)  # access token -> account
     _n: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     settings = {
@@ -78,7 +80,8 @@ class FakeAuthServer:
     }
 
     def install(self, mock: responses.RequestsMock) -> None:
-        """Answer both token endpoints on ``mock``."""
+        """Answer both token endpoints on ``mock`` (kept as :attr:`mock` for more answers)."""
+        self.mock = mock
         for url in (LOGIN + "/contoso.example/oauth2/v2.0/token", GOOGLE + "/token"):
             mock.add_callback(responses.POST, url, callback=self._token)
 
@@ -133,13 +136,15 @@ class FakeAuthServer:
             )
             if grant is None:
                 return _refused("AADSTS9002313: Invalid request. The refresh token is malformed.")
-            return self._issue(grant, rotate=self.rotate)
+            graph = "graph.microsoft.com" in form.get("scope", "")
+            return self._issue(grant, rotate=self.rotate, graph=graph)
         return 400, {}, json.dumps({"error": "unsupported_grant_type"})
 
-    def _issue(self, grant: Grant, with_id: bool = False, rotate: bool = True):
+    def _issue(self, grant: Grant, with_id: bool = False, rotate: bool = True, graph=False):
         n = next(self._n)
-        access = f"access-{n}"
-        self.issued.append(access)
+        access = f"graph-{n}" if graph else f"access-{n}"
+        (self.graph_issued if graph else self.issued).append(access)
+        self.owners[access] = grant.account
         body = {"access_token": access, "token_type": "Bearer", "expires_in": self.lifetime}
         if rotate or grant.refresh_token is None:
             grant.refresh_token = f"refresh-{n}"
@@ -154,12 +159,20 @@ def _refused(description: str):
     return 400, {}, json.dumps(body)
 
 
+DISABLED = (
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+    "Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."
+)
+
+
 class XoauthSmtp(SmtpSink):
     """An SMTP server that takes ``AUTH XOAUTH2`` with the tokens in ``good``."""
 
-    def __init__(self) -> None:
+    def __init__(self, live=None) -> None:
         super().__init__()
         self.good: set[str] = set()
+        self.live = live  # or a function saying whether a token is good (a sign-in server's)
+        self.smtp_auth_off = False  # Microsoft's answer when a tenant turned SMTP AUTH off
         self.logins: list[tuple[str, str]] = []  # (user, token) of accepted logins
         self.refused: list[str] = []
 
@@ -167,7 +180,10 @@ class XoauthSmtp(SmtpSink):
         raw = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
         fields = dict(part.split("=", 1) for part in raw.split("\x01") if "=" in part)
         user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
-        if token in self.good:
+        if self.smtp_auth_off:
+            self.refused.append(token)
+            return AuthResult(success=False, handled=False, message=DISABLED)
+        if token in self.good or (self.live is not None and self.live(token)):
             self.logins.append((user, token))
             return AuthResult(success=True)
         self.refused.append(token)

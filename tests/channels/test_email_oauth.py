@@ -128,8 +128,11 @@ def test_sign_in_with_microsoft_connects_a_new_mailbox_with_sealed_tokens(
     assert done.status_code == 302
     inbox = session.scalars(sa.select(Inbox)).one()
     assert done.headers["Location"].startswith(f"/admin/inboxes/{inbox.id}")
-    (exchange,) = fake.token_calls  # the verifier matched the challenge (else refused)
+    exchange, graph = fake.token_calls  # the verifier matched the challenge (else refused)
     assert exchange["grant_type"] == "authorization_code" and exchange["code_verifier"]
+    # the code is redeemed for the mail servers; the same grant then gives Graph's send token
+    assert "graph.microsoft.com" not in exchange["scope"]
+    assert graph["grant_type"] == "refresh_token" and "Mail.Send" in graph["scope"]
     config = inbox.config
     assert inbox.route_key == OURS and not inbox.needs_reconnect
     assert config["auth"] == "oauth" and config["oauth_provider"] == "microsoft"
@@ -138,6 +141,8 @@ def test_sign_in_with_microsoft_connects_a_new_mailbox_with_sealed_tokens(
     # encrypted at rest: the database never holds the tokens in the clear
     assert "access-" not in str(config) and "refresh-" not in str(config)
     assert unseal(app.config, config["oauth_access_token"]) == fake.issued[0]
+    assert unseal(app.config, config["oauth_graph_token"]) == fake.graph_issued[0]
+    assert "graph-" not in str(config)
     # and no API answer carries them, sealed or not
     listed = Api(browser, make.headers(admin)).get("/inboxes")
     assert "oauth_access_token" not in str(listed) and "oauth_refresh_token" not in str(listed)
@@ -308,7 +313,7 @@ def test_a_revoked_grant_pauses_replies_until_the_admin_signs_in_again(
         MICROSOFT_SMTP_SECURITY="none",
     )
     done = sign_in(browser, fake, inbox=inbox.id)
-    assert done.status_code == 302
+    assert done.status_code == 302, done.get_data(as_text=True)
     session.expire_all()
     row = session.get(Inbox, inbox.id)
     assert not row.needs_reconnect and row.last_error is None

@@ -13,7 +13,9 @@ Everything lives in a fresh directory under ``/tmp`` (not pytest's 0700
 root): config, runtime sockets, state, log and Maildir. Authentication is a
 plaintext ``passwd-file`` with one user, by password or by SASL XOAUTH2 with the
 password as the bearer token (:meth:`DovecotServer.set_password` changes it, as
-a refreshed access token would); the server listens on 127.0.0.1 on a
+a refreshed access token would); given an ``introspection_url``, an ``oauth2``
+passdb also takes XOAUTH2 tokens that URL says are active (RFC 7662), as a
+provider's IMAP server does; the server listens on 127.0.0.1 on a
 free port with no TLS. Tests skip when ``/usr/sbin/dovecot`` is missing.
 """
 
@@ -36,6 +38,23 @@ import pytest
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
+_OAUTH2 = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf.ext
+}}
+"""
+
+_OAUTH2_EXT = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+"""
+
 _CONFIG = """\
 base_dir = {d}/run
 state_dir = {d}/state
@@ -51,7 +70,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
 }}
-userdb {{
+{oauth2}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={d}/mail/%u
 }}
@@ -82,7 +101,9 @@ def free_port() -> int:
 class DovecotServer:
     """One private Dovecot instance (see the module docstring)."""
 
-    def __init__(self, user: str = "alice", password: str = "secret") -> None:
+    def __init__(
+        self, user: str = "alice", password: str = "secret", introspection_url: str | None = None
+    ) -> None:
         self.user = user
         self.password = password
         self.host = "127.0.0.1"
@@ -102,8 +123,14 @@ class DovecotServer:
             (self.dir / sub).mkdir()
         os.chown(self.dir / "mail", self.uid, self.gid)
         (self.dir / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
+        oauth2 = ""
+        if introspection_url:  # XOAUTH2 tokens are asked about at this URL (RFC 7662)
+            oauth2 = _OAUTH2.format(d=self.dir)
+            (self.dir / "oauth2.conf.ext").write_text(_OAUTH2_EXT.format(url=introspection_url))
         (self.dir / "dovecot.conf").write_text(
-            _CONFIG.format(d=self.dir, uid=self.uid, gid=self.gid, port=self.port, users=users)
+            _CONFIG.format(
+                d=self.dir, uid=self.uid, gid=self.gid, port=self.port, users=users, oauth2=oauth2
+            )
         )
         self._maildir_ready = False
 

@@ -18,7 +18,7 @@ from app.db import insert_ignore_stmt
 from app.extensions import db
 from app.models import JobLock
 from app.runtime import intake
-from app.runtime.jobs import mail, silence, timers
+from app.runtime.jobs import mail, secrets, silence, timers
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,10 @@ def _watch_silence() -> None:
     silence.watch_silence()
 
 
+def _watch_client_secrets() -> None:
+    secrets.watch_client_secrets()
+
+
 def _intake_sweep() -> None:
     intake.drain_all()
 
@@ -140,5 +144,6 @@ JOBS: list[Job] = [
     Job("mark_inactive", 300, _timer("mark_inactive", with_since=True)),
     Job("imap_poll", 60, _imap_poll, max_runtime_seconds=600),
     Job("watch_silence", 600, _watch_silence),
+    Job("watch_client_secrets", 3600, _watch_client_secrets),
 ]
 BY_NAME = {job.name: job for job in JOBS}

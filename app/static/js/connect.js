@@ -200,14 +200,24 @@ function showRefusal(err, { form, checksBox, formError }) {
 function signInBlock(channel, inboxRef) {
   const providers = channel.sign_in || [];
   if (!providers.length) return null;
+  const mailbox = h("input#sign-in-address", { type: "email", dir: "ltr", autocomplete: "off",
+    placeholder: t("Shared mailbox address (optional)"), "aria-label": t("Shared mailbox address (optional)") });
+  const follow = (ev) => { // the address, when given, opens a shared mailbox the account may use
+    const address = mailbox.value.trim();
+    if (address) ev.currentTarget.href += "&address=" + encodeURIComponent(address);
+  };
   return h("div.sign-in-block",
     h("p.muted.sm", t("Or connect by signing in:")),
     h("div.sign-in-buttons", ...providers.map((p) => p.configured
-      ? h("a.btn", { href: `/oauth/${encodeURIComponent(p.name)}/start?inbox=${encodeURIComponent(inboxRef)}`, dataset: { signIn: p.name } },
+      ? h("a.btn", { href: `/oauth/${encodeURIComponent(p.name)}/start?inbox=${encodeURIComponent(inboxRef)}`, dataset: { signIn: p.name }, onclick: follow },
         t("Sign in with {provider}", { provider: p.label }))
       : h("p.muted.sm", { dataset: { signIn: p.name } },
         t("{provider}: register an app and set its client id and secret on the server first (redirect URI: {uri}).",
-          { provider: p.label, uri: p.redirect_uri })))));
+          { provider: p.label, uri: p.redirect_uri })))),
+    providers.some((p) => p.configured) ? mailbox : null,
+    ...providers.filter((p) => p.secret_expiring).map((p) =>
+      h("p.field-warning", { role: "status", dataset: { secretExpiring: p.name } },
+        t("The {provider} sign-in app's client secret expires on {date}", { provider: p.label, date: p.secret_expires }))));
 }
 
 // ------------------------------------------------------------------ add an inbox
@@ -285,6 +295,8 @@ async function initInboxAdmin(root) {
     try { renderChecks(checksBox, JSON.parse(justChecked)); } catch { /* not ours */ }
   }
   watchHandshake(root);
+  // back from signing in with the provider: check at once (the check also finds the send path)
+  if (new URLSearchParams(location.search).get("signed_in")) queueMicrotask(() => checkBtn?.click());
 
   document.getElementById("disconnect")?.addEventListener("click", async () => {
     const ok = await dialog({ title: t("Disconnect {name}?", { name: inbox.name }),

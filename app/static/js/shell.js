@@ -159,6 +159,8 @@ const KIND_TEXT = {
   mention: (n) => t("{who} mentioned you", { who: n.data.by || t("Someone") }),
   inbox_failing: (n) => t("{inbox} stopped working", { inbox: n.data.inbox_name || t("An inbox") }),
   inbox_recovered: (n) => t("{inbox} works again", { inbox: n.data.inbox_name || t("An inbox") }),
+  client_secret_expiring: (n) => t("The {provider} sign-in app's client secret expires on {date}",
+    { provider: n.data.provider || "", date: n.data.expires || "" }),
 };
 
 /** Where a notification leads: its conversation, or the page it names (an inbox's). */
@@ -188,7 +190,7 @@ function bell() {
       h("li", h("a.notif" + (n.read_at ? "" : ".unread"), {
         href: notificationHref(n),
         onclick: () => { markRead([n.id]); pop.close(); },
-      }, icon(n.kind === "assigned" ? "user" : n.kind === "inbox_failing" ? "alert" : "bell"), h("span.notif-text", notificationText(n)),
+      }, icon(n.kind === "assigned" ? "user" : ["inbox_failing", "client_secret_expiring"].includes(n.kind) ? "alert" : "bell"), h("span.notif-text", notificationText(n)),
       h("time.muted", { datetime: n.created_at }, relTime(n.created_at))))) : [h("li.empty", t("You're all caught up."))]));
   };
   const load = async () => {
