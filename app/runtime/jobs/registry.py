@@ -18,7 +18,7 @@ from app.db import insert_ignore_stmt
 from app.extensions import db
 from app.models import JobLock
 from app.runtime import intake
-from app.runtime.jobs import mail, silence, timers
+from app.runtime.jobs import mail, silence, timers, uploads
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,10 @@ def _watch_silence() -> None:
     silence.watch_silence()
 
 
+def _drop_unsent_uploads() -> None:
+    uploads.drop_unsent_uploads()
+
+
 def _intake_sweep() -> None:
     intake.drain_all()
 
@@ -140,5 +144,6 @@ JOBS: list[Job] = [
     Job("mark_inactive", 300, _timer("mark_inactive", with_since=True)),
     Job("imap_poll", 60, _imap_poll, max_runtime_seconds=600),
     Job("watch_silence", 600, _watch_silence),
+    Job("drop_unsent_uploads", 3600, _drop_unsent_uploads),
 ]
 BY_NAME = {job.name: job for job in JOBS}
