@@ -102,6 +102,7 @@ def test_attach_and_send_an_image_on_messenger(page, make, app, fake_graph, tmp_
     box.send_keys(Keys.CONTROL, Keys.ENTER)
     page.wait(lambda d: len(page.all("#thread-log .msg.out .att-image img")) == 2)
     assert page.all(".att-chip") == []  # the tray is empty once sent
+    page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "queued")
     assert run_worker(app) >= 1
     page.wait(lambda d: page.attr("#thread-log .msg.out .tick", "data-status") == "sent")
     # Meta got the text, then each picture by a URL it can fetch without signing in
@@ -138,6 +139,7 @@ def test_attach_and_send_a_pdf_by_email(page, make, app, smtp_sink, tmp_path):  
     page.css("#composer-text").send_keys("Here is your invoice.", Keys.CONTROL, Keys.ENTER)
     link = page.wait_css("#thread-log .msg.out .att-file")
     assert "invoice-1042.pdf" in link.text
+    page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "queued")
     page.wait(lambda d: run_worker(app) >= 0 and sink.received, timeout=15, message="mail sent")
     (part,) = list(sink.last().iter_attachments())
     assert part.get_filename() == "invoice-1042.pdf"
