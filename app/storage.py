@@ -44,6 +44,12 @@ def save(content: bytes) -> str:
     return key
 
 
+def delete(key: str | None) -> None:
+    """Remove a stored file (nothing when it is already gone)."""
+    if key:
+        path_for(key).unlink(missing_ok=True)
+
+
 def path_for(key: str) -> Path:
     """The file for a storage key (keys never contain '..')."""
     if ".." in key or key.startswith("/"):

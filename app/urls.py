@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 #: Where :func:`remember_seen` keeps the URL this process was first called at
 #: (a key of ``app.extensions``).
@@ -66,3 +67,44 @@ def app_path(config: Mapping[str, Any], path: str) -> str:
 def attachment_path(config: Mapping[str, Any], attachment_id: int) -> str:
     """Where logged-in users fetch an attachment's bytes: ``/api/v1/attachments/<id>``."""
     return app_path(config, f"/api/v1/attachments/{attachment_id}")
+
+
+#: How long a provider may fetch an outbound file at the URL a send gave it. Each
+#: attempt to send builds a fresh one, so a retry never hands out a dead link.
+PUBLIC_FILE_MAX_AGE = 24 * 3600
+_FILE_SALT = "switchboard.public-file"
+
+
+def _file_signer(config: Mapping[str, Any]):
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(config["SECRET_KEY"], salt=_FILE_SALT)
+
+
+def public_file_url(
+    config: Mapping[str, Any], base_url: str, attachment_id: int, storage_key: str, filename: str
+) -> str:
+    """An outbound file's URL for the provider that fetches it: no login, signed with
+    ``SECRET_KEY``, good for :data:`PUBLIC_FILE_MAX_AGE`; ends with the file's name
+    (Messenger and phones show it)."""
+    token = _file_signer(config).dumps([attachment_id, storage_key.rsplit("/", 1)[-1]])
+    return f"{base_url.rstrip('/')}/files/{token}/{quote(filename or 'file', safe='')}"
+
+
+def public_file_ref(config: Mapping[str, Any], token: str) -> tuple[int, str] | None:
+    """The attachment id and storage key tail a :func:`public_file_url` token names;
+    None when it is forged or expired."""
+    from itsdangerous import BadSignature
+
+    try:
+        value = _file_signer(config).loads(token, max_age=PUBLIC_FILE_MAX_AGE)
+    except BadSignature:  # SignatureExpired is one too
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and isinstance(value[1], str)
+    ):
+        return value[0], value[1]
+    return None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
 import connectors
+from app.channels.attachments import AttachmentRules
 from app.clock import aware
 from connectors import base as cb
 from connectors.base import Check
@@ -247,6 +248,8 @@ class Channel:
     text_segments: ClassVar[bool] = False  # replies are billed in segments (SMS)
     mail: ClassVar[bool] = False  # threads by headers and subject, has automated mail (email)
     sends_file_bytes: ClassVar[bool] = False  # attachments travel inside the message
+    # the files one reply may carry (count, sizes, types); per inbox: attachment_rules()
+    attachments: ClassVar[AttachmentRules] = AttachmentRules()
     # ready-made settings the add form offers (mail providers): {"name", "label", "config",
     # "help", "app_password_url"}
     presets: ClassVar[tuple[dict[str, Any], ...]] = ()
@@ -288,6 +291,7 @@ class Channel:
             "segments": cls.text_segments,
             "mail": cls.mail,
             "sign_in": list(cls.sign_in),
+            "attachments": cls.attachments.to_dict(),
         }
 
     @classmethod
@@ -450,6 +454,12 @@ class Channel:
         return {inbox_id: events for inbox_id in inboxes}
 
     # -- outbound ----------------------------------------------------------------
+    @classmethod
+    def attachment_rules(cls, inbox: Inbox | None = None) -> AttachmentRules:
+        """The files a reply from ``inbox`` may carry (the channel's rules unless its
+        settings change them)."""
+        return cls.attachments
+
     @classmethod
     def outbound_options(
         cls, session: Session, msg: Message, conv: Conversation, inbox: Inbox, base: str

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
 
+from app.channels.attachments import MB, AttachmentRules
 from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, counts
 from connectors.email import oauth, threads
 from connectors.email.address import normalize_address
@@ -14,6 +16,10 @@ SECURITY = ("none", "starttls", "ssl")
 AUTH = ("password", "oauth")
 PROVIDERS = tuple(oauth.PROVIDERS)  # Microsoft 365 and Google, signed in with OAuth
 NOT_FOUND = Answer(404, "not found")
+#: The attachments of one reply, in MB, unless the inbox's ``attachments_max_mb`` says
+#: otherwise: what most mail servers take once base64 has grown the files by a third.
+DEFAULT_ATTACHMENTS_MB = 20
+MAX_ATTACHMENTS_MB = 100
 _counts = counts("updated")
 
 
@@ -132,6 +138,14 @@ class Email(Channel):
             help="password (default), or oauth: connected by signing in with the provider.",
         ),
         Field("oauth_provider", "Signed in with", "choice", required=False, choices=PROVIDERS),
+        Field(
+            "attachments_max_mb",
+            "Attachments limit (MB)",
+            "number",
+            required=False,
+            help=f"The most a reply's attachments may weigh together; your mail server's "
+            f"limit (default {DEFAULT_ATTACHMENTS_MB} MB).",
+        ),
     )
     route_field = "address"
     webhook_paths = ("/webhooks/email/inbound/{token}",)
@@ -148,6 +162,9 @@ class Email(Channel):
     )
     mail = True
     sends_file_bytes = True
+    attachments = AttachmentRules(
+        max_files=20, max_total_bytes=DEFAULT_ATTACHMENTS_MB * MB, types_label=N_("any file")
+    )
     presets = PRESETS
     sign_in = PROVIDERS
 
@@ -164,6 +181,9 @@ class Email(Channel):
             errors["oauth_provider"] = "say which provider the mailbox signs in with"
         if not signed_in and bool(config.get("smtp_user")) != bool(config.get("smtp_password")):
             errors["smtp_password"] = "give both the SMTP user and password, or neither"
+        limit = config.get("attachments_max_mb")
+        if limit is not None and not 1 <= limit <= MAX_ATTACHMENTS_MB:
+            errors["attachments_max_mb"] = f"must be between 1 and {MAX_ATTACHMENTS_MB}"
         if config.get("imap_host"):
             if not signed_in and not (config.get("imap_user") and config.get("imap_password")):
                 errors["imap_password"] = "IMAP needs a user and a password"
@@ -172,6 +192,14 @@ class Email(Channel):
             for name in ("imap_port", "imap_folder", "imap_security"):
                 config.pop(name, None)
         return errors or super().check_config(config)
+
+    @classmethod
+    def attachment_rules(cls, inbox=None) -> AttachmentRules:
+        """The channel's rules with the inbox's own total (``attachments_max_mb``), if set."""
+        limit = ((inbox.config or {}) if inbox is not None else {}).get("attachments_max_mb")
+        if not limit:
+            return cls.attachments
+        return dataclasses.replace(cls.attachments, max_total_bytes=int(limit) * MB)
 
     @classmethod
     def sign_in_config(

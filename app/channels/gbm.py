@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from app.channels.attachments import MB, AttachmentRules
 from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, WindowPolicy
 
 
@@ -55,6 +56,13 @@ class Gbm(Channel):
         ),
     )
     identity_label = "Google user"
+    # only images travel as images (by URL); a customer's phone renders JPEG and PNG
+    attachments = AttachmentRules(
+        max_files=10,
+        max_file_bytes=5 * MB,
+        types=("image/jpeg", "image/png"),
+        types_label=N_("JPEG or PNG images"),
+    )
     typing_action = "TYPING_STARTED"
     joined_action = "REPRESENTATIVE_JOINED"
     left_action = "REPRESENTATIVE_LEFT"

@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from app.channels.attachments import MB, AttachmentRules
 from app.channels.base import (
     N_,
     Answer,
@@ -66,6 +67,11 @@ class Messenger(Channel):
         human_label=N_("Messenger 7-day human agent window"),
     )
     identity_label = "Messenger user"
+    # the Send API takes image, audio, video and any other file by URL, each up to 25 MB;
+    # each file goes out as its own message
+    attachments = AttachmentRules(
+        max_files=10, max_file_bytes=25 * MB, types_label=N_("images, audio, video and files")
+    )
     typing_action = "typing_on"
     seen_action = "mark_seen"
     handshake_field = "verify_token"  # a new one must be verified again

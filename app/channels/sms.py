@@ -5,9 +5,65 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from app.channels.attachments import MB, AttachmentRules
 from app.channels.base import N_, Answer, Channel, Check, Field, SetupItem, Webhook, always
 from app.clock import aware
 from connectors.sms import SmsConnector, phone
+
+# The content types Twilio accepts for MMS media (its "accepted content types for media"):
+# JPEG, PNG and GIF are resized for the handset, the rest are passed through as they are.
+MMS_TYPES = (
+    "image/jpeg",
+    "image/jpg",
+    "image/png",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/heic",
+    "image/heif",
+    "audio/basic",
+    "audio/l24",
+    "audio/mp4",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/vnd.rn-realaudio",
+    "audio/vnd.wave",
+    "audio/3gpp",
+    "audio/3gpp2",
+    "audio/ac3",
+    "audio/webm",
+    "audio/amr-nb",
+    "audio/amr",
+    "audio/aac",
+    "video/mpeg",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "video/3gpp",
+    "video/3gpp2",
+    "video/3gpp-tt",
+    "video/h261",
+    "video/h263",
+    "video/h263-1998",
+    "video/h263-2000",
+    "video/h264",
+    "text/vcard",
+    "text/x-vcard",
+    "text/csv",
+    "text/rtf",
+    "text/richtext",
+    "text/calendar",
+    "text/directory",
+    "application/pdf",
+    "application/vcard",
+    "application/vnd.apple.pkpass",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -55,6 +111,13 @@ class Sms(Channel):
     api_urls = {"twilio": "TWILIO_API_URL", "twilio_messaging": "TWILIO_MESSAGING_URL"}
     quiet_hours = True
     text_segments = True
+    # MMS: up to 10 media of at most 5 MB together, of the types Twilio accepts
+    attachments = AttachmentRules(
+        max_files=10,
+        max_total_bytes=5 * MB,
+        types=MMS_TYPES,
+        types_label=N_("images, audio, video, PDF, vCard and Office files"),
+    )
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> dict[str, str]:

@@ -7,21 +7,31 @@ the channel's adapter (``Channel.outbound_options``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from app import channels, storage
+from app import channels, storage, urls
 from app.inbox.replies import record_outbound_activity
 from app.models import ContactIdentity, Conversation, Inbox, Message, User
 from connectors import base as cb
 
 
 def build(
-    session: Session, msg: Message, conv: Conversation, inbox: Inbox, options: dict, base_url: str
+    session: Session,
+    msg: Message,
+    conv: Conversation,
+    inbox: Inbox,
+    options: dict,
+    base_url: str,
+    config: Mapping[str, Any],
 ) -> cb.OutboundMessage:
     """The normalised outbound message for ``msg``; same ``reference`` on every retry.
 
     ``base_url`` is the server's public base URL (:mod:`app.urls`): providers fetch
-    attachments and post receipts there.
+    attachments and post receipts there. Each attachment's URL is signed with the
+    app's ``config`` and expires (:func:`app.urls.public_file_url`).
     """
     ident = session.get(ContactIdentity, conv.identity_id)
     user = session.get(User, msg.sender_user_id) if msg.sender_user_id else None
@@ -39,11 +49,12 @@ def build(
         content = None
         if channel.sends_file_bytes:  # inside the message (email), not fetched by URL
             content = storage.path_for(att.storage_key).read_bytes()
+        filename = storage.safe_filename(att.filename, f"attachment-{att.id}")
         attachments.append(
             cb.OutboundAttachment(
-                filename=att.filename or "file",
+                filename=filename,
                 content_type=att.content_type or "application/octet-stream",
-                url=f"{base_url}/files/{att.id}/{att.storage_key.rsplit('/', 1)[-1]}",
+                url=urls.public_file_url(config, base_url, att.id, att.storage_key, filename),
                 content=content,
             )
         )

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import activity, events, health, hooks, signals, windows
+from app.inbox import activity, events, health, hooks, signals, uploads, windows
 from app.inbox.activity import add_activity
 from app.inbox.hours import QUIET_GRACE, quiet_hours_state
-from app.models import Attachment, ContactIdentity, Conversation, Message, OutboxItem, User
+from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,9 @@ def post_message(
     """Store a note or queue a reply. Returns (message, created).
 
     Same ``client_id`` on the same conversation returns the first message.
-    Refused sends raise :class:`SendRefused` and store nothing.
+    Refused sends raise :class:`SendRefused` and store nothing. ``attachment_ids``
+    are the user's own unsent uploads (:mod:`app.inbox.uploads`); a reply's files
+    must fit the channel's limits (``attachment_refused``).
     """
     body = (body or "").strip("\n")
     if not body.strip() and not attachment_ids:
@@ -166,6 +168,10 @@ def post_message(
         ).first()
         if existing is not None:
             return existing, False
+    try:
+        files = uploads.claim(session, user, attachment_ids or [])
+    except uploads.NotAnUpload as exc:
+        raise InvalidMessage(str(exc)) from exc
     at = now()
     if send_after is not None:
         send_after = aware(send_after)
@@ -185,6 +191,7 @@ def post_message(
             meta={},
             created_at=at,
         )
+        msg.attachments.extend(files)
         session.add(msg)
         session.flush()
         conv.last_activity_at = at
@@ -198,6 +205,9 @@ def post_message(
         # reply window and outside the customer's quiet hours at that time
         check_send(session, conv, at, quiet_hours=False)
         plan = check_send(session, conv, send_after)
+    refused = uploads.refusal(conv.inbox, files) if files else None
+    if refused is not None:
+        raise SendRefused("attachment_refused", refused.message, **refused.to_dict())
     superseded_before = aware(conv.last_inbound_at)
     # an automatic message (greeting, away) never cancels an agent's scheduled reply
     if superseded_before is not None and not automated:
@@ -216,12 +226,9 @@ def post_message(
         meta={"kind": "message", **({"tag": plan.options["tag"]} if "tag" in plan.options else {})},
         created_at=at,
     )
+    msg.attachments.extend(files)
     session.add(msg)
     session.flush()
-    if attachment_ids:
-        for att in session.scalars(sa.select(Attachment).where(Attachment.id.in_(attachment_ids))):
-            if att.message_id is None or att.message.conversation_id == conv.id:
-                att.message_id = msg.id
     if send_after is None and not automated:
         hooks.replying(session, conv, user, at)  # Messenger: "seen" goes out before the reply
     session.add(

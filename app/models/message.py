@@ -72,13 +72,21 @@ class Message(db.Model):
 
 
 class Attachment(db.Model):
-    """A stored file: downloaded from the provider, or uploaded by an agent."""
+    """A stored file: downloaded from the provider, or uploaded by an agent.
+
+    An agent's upload has no message until it is sent: until then it belongs to
+    ``uploaded_by_id`` alone, may go out once, and is dropped when never sent
+    (``app.runtime.jobs.uploads``).
+    """
 
     __tablename__ = "attachments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(
+    message_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    uploaded_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(sa.String(16), default="file")
     filename: Mapped[str | None] = mapped_column(sa.String(255))
@@ -92,4 +100,4 @@ class Attachment(db.Model):
     extra: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
-    message: Mapped[Message] = relationship(back_populates="attachments")
+    message: Mapped[Message | None] = relationship(back_populates="attachments")

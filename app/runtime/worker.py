@@ -184,7 +184,7 @@ def process_send(item: OutboxItem) -> None:
     base_url = urls.public_base_url(
         current_app.config, seen=urls.seen_base_url(current_app.extensions)
     )
-    out = outbound.build(session, msg, conv, inbox, plan.options, base_url)
+    out = outbound.build(session, msg, conv, inbox, plan.options, base_url, current_app.config)
     item.attempts += 1
     session.commit()  # release the database while we talk to the provider
     connector = live_connector(inbox)  # a sign-in token about to expire is refreshed first

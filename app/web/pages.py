@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, render_template, request, session
 from flask_login import current_user, login_required
 
+from app import urls
 from app.extensions import db, limiter
 from app.models import Attachment
 from app.web import files
@@ -56,12 +57,14 @@ def healthz():
     return {"status": status, "database": database}, (200 if database == "ok" else 503)
 
 
-@bp.get("/files/<int:attachment_id>/<key>")
-def public_file(attachment_id: int, key: str):
-    """An outbound attachment at an unguessable URL, for providers that fetch by URL."""
-    att = db.session.get(Attachment, attachment_id)
-    if att is None or not att.storage_key or att.storage_key.rsplit("/", 1)[-1] != key:
+@bp.get("/files/<token>/<path:name>")
+def public_file(token: str, name: str):
+    """A reply's attachment for the provider that sends it, at a signed URL that expires
+    (:func:`app.urls.public_file_url`); ``name`` is the file's name, for show."""
+    ref = urls.public_file_ref(current_app.config, token)
+    att = db.session.get(Attachment, ref[0]) if ref else None
+    if att is None or not att.storage_key or att.storage_key.rsplit("/", 1)[-1] != ref[1]:
         abort(404)
-    if att.message.direction != "outbound":
+    if att.message is None or att.message.direction != "outbound":
         abort(404)
     return files.send_attachment(att, private=False)

@@ -36,6 +36,7 @@ def inbox_dict(inbox: Inbox, with_members: bool = False) -> dict:
         "last_error_at": inbox.last_error_at.isoformat() if inbox.last_error_at else None,
         "active": inbox.active,
         "incident": incident_dict(inbox),  # failing now: reason, since (app.inbox.health)
+        "attachments": channels.get(inbox.channel).attachment_rules(inbox).to_dict(),
     }
     imap = (inbox.state or {}).get("imap")
     if imap:  # mailbox polling health: last success, retry time

@@ -50,7 +50,7 @@ def js_msgids() -> tuple[str, ...]:
 
     The ``t("...")`` calls of the scripts, the thread's activity lines, which the
     browser shows from their template (:mod:`app.inbox.activity`), and the channels'
-    names and window names, which it shows from the boot data (:func:`channel_caps`).
+    names, window names and the files they take, which it shows from the boot data (:func:`channel_caps`).
     """
     found: dict[str, None] = {}
     for path in sorted(JS_DIR.glob("*.js")):
@@ -59,7 +59,8 @@ def js_msgids() -> tuple[str, ...]:
     found.update(dict.fromkeys(TEMPLATES))
     for caps in channel_caps().values():
         window = caps["window"] or {}
-        for text in (caps["short_label"], window.get("standard_label"), window.get("human_label")):
+        labels = (caps["short_label"], window.get("standard_label"), window.get("human_label"))
+        for text in (*labels, caps["attachments"]["types_label"]):
             if text:
                 found[text] = None
     return tuple(found)

@@ -134,7 +134,9 @@ def test_outbound_files_fetched_by_providers_are_sandboxed_too(client, make, app
         sa.text("UPDATE messages SET direction = 'outbound' WHERE id = :i"), {"i": msg_id}
     )
     session.commit()
-    got = client.get(f"/files/{att.id}/{key.rsplit('/', 1)[-1]}")
+    from app import urls
+
+    got = client.get(urls.public_file_url(app.config, "", att.id, key, "x.svg"))
     got.close()
     assert got.status_code == 200
     assert got.headers["Content-Disposition"].startswith("attachment")

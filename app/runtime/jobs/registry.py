@@ -18,7 +18,7 @@ from app.db import insert_ignore_stmt
 from app.extensions import db
 from app.models import JobLock
 from app.runtime import intake
-from app.runtime.jobs import mail, secrets, silence, timers
+from app.runtime.jobs import mail, secrets, silence, timers, uploads
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,10 @@ def _watch_client_secrets() -> None:
     secrets.watch_client_secrets()
 
 
+def _drop_unsent_uploads() -> None:
+    uploads.drop_unsent_uploads()
+
+
 def _intake_sweep() -> None:
     intake.drain_all()
 
@@ -145,5 +149,6 @@ JOBS: list[Job] = [
     Job("imap_poll", 60, _imap_poll, max_runtime_seconds=600),
     Job("watch_silence", 600, _watch_silence),
     Job("watch_client_secrets", 3600, _watch_client_secrets),
+    Job("drop_unsent_uploads", 3600, _drop_unsent_uploads),
 ]
 BY_NAME = {job.name: job for job in JOBS}

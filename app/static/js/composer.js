@@ -5,6 +5,7 @@ import { ME, api, caps, dialog, duration, h, icon, relTime, serverNow, t, thrott
 import { emit } from "./shell.js";
 import { S, firstName, liveWindow, ruleName } from "./state.js";
 import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js";
+import { acceptFiles, fileTray } from "./attachments.js";
 
 const drafts = new Map(); // conversation id -> {mode, text}
 const canned = new Map(); // inbox id -> Promise<list>
@@ -183,12 +184,16 @@ export function renderComposer(conv) {
   const tabNote = h("button.ctab", { type: "button", dataset: { mode: "note" } }, icon("note"), t("Private note"));
   const sendBtn = h("button.btn.primary.send-btn", { type: "submit" }, h("span.send-label"), icon("send", "flip"));
   const lockBox = h("div.locked-box", { hidden: true });
+  const fileNotice = h("div.att-notice", { hidden: true, role: "alert" });
+  const notifyFiles = (why) => { fileNotice.hidden = !why; fileNotice.replaceChildren(...(why ? [icon("alert"), h("span", why)] : [])); };
+  const tray = fileTray(conv, d, { mode: () => d.mode, notify: notifyFiles, onChange: () => {} });
   const form = h("form.composer-form", { "aria-label": t("Reply") },
     banner, guard,
     h("div.composer-box",
       h("div.composer-tabs", { role: "group", "aria-label": t("Message type") }, tabReply, tabNote),
-      lockBox, text, cannedPop,
+      lockBox, text, tray.chips, fileNotice, cannedPop,
       h("div.composer-foot",
+        tray.button, tray.input,
         h("span.composer-hint.muted", h("kbd", "/"), " ", t("canned replies")),
         counter,
         h("span.grow"),
@@ -196,6 +201,7 @@ export function renderComposer(conv) {
         sendBtn)));
   root.replaceChildren(form);
   els = { root, form, text, banner, guard, counter, cannedPop, tabReply, tabNote, sendBtn, lockBox };
+  acceptFiles(form, text, tray, () => !(d.mode === "reply" && composerState(currentConv)?.lock));
 
   const autosize = () => {
     text.style.height = "auto";
@@ -215,6 +221,7 @@ export function renderComposer(conv) {
     text.placeholder = mode === "note" ? t("Write a private note — only your team sees it") : t("Write a reply to {name}…", { name: conv.contact.name });
     refreshState();
     refreshCounter();
+    tray.recheck();
     if (focus && !text.disabled) text.focus();
   };
   tabReply.addEventListener("click", () => setMode("reply", true));
@@ -307,6 +314,7 @@ export function renderComposer(conv) {
       }
     }
     text.disabled = locked;
+    tray.setDisabled(locked);
     lockBox.hidden = !locked;
     if (locked) lockBox.replaceChildren(icon("lock"), h("span", t("Replying is locked for this conversation.")));
     sendBtn.disabled = locked;
@@ -321,9 +329,11 @@ export function renderComposer(conv) {
   // sending ------------------------------------------------------------------
   const submit = async ({ sendAfter = null, force = false, body = null } = {}) => {
     const value = body ?? text.value;
-    if (!value.trim()) { text.focus(); return; }
+    if (!value.trim() && !tray.count()) { text.focus(); return; }
+    if (tray.busy()) { toast(t("Wait until the files are uploaded."), "info"); return; }
     const priv = d.mode === "note";
     if (!priv && composerState(currentConv)?.lock) return;
+    if (!priv && tray.recheck()) return; // a file the channel refuses: the reason is shown
     if (!force && !priv) {
       const fresh = unseen();
       if (fresh.length) {
@@ -346,9 +356,10 @@ export function renderComposer(conv) {
     const optimistic = {
       id: -Date.now(), conversation_id: convAtSend.id, direction: priv ? "note" : "outbound", body: value, html: null,
       sender: { type: "user", id: ME.id, name: ME.name }, status: priv ? "received" : "sending", error: null,
-      attachments: [], meta: {}, client_id: clientId, created_at: new Date(serverNow()).toISOString(), send_after: sendAfter,
+      attachments: tray.shown(), meta: {}, client_id: clientId, created_at: new Date(serverNow()).toISOString(), send_after: sendAfter,
     };
     upsertMessage(optimistic);
+    const files = tray.take();
     text.value = "";
     d.text = "";
     autosize();
@@ -357,12 +368,15 @@ export function renderComposer(conv) {
     const payload = { body: value, private: priv, client_id: clientId, seen_message_id: T.seenId };
     if (force) payload.force = true;
     if (sendAfter) payload.send_after = sendAfter;
+    if (files.length) payload.attachment_ids = files.map((f) => f.id);
     try {
       const msg = await api(`/conversations/${convAtSend.id}/messages`, { method: "POST", body: payload });
       upsertMessage(msg);
+      tray.release(files);
       if (sendAfter) toast(t("Reply scheduled for {time} their time", { time: timeOfDay(sendAfter, composerState(convAtSend)?.timezone) }), "success");
     } catch (e) {
       removeMessage(clientId);
+      tray.restore(files);
       if (currentConv === convAtSend && !text.value) { text.value = value; d.text = value; autosize(); refreshCounter(); }
       await refused(e, convAtSend, value);
     }
@@ -390,6 +404,7 @@ export function renderComposer(conv) {
       }
       return;
     }
+    if (e.code === "attachment_refused") { notifyFiles(e.message); return; }
     if (["window_closed", "opted_out", "undeliverable"].includes(e.code)) {
       try { changed(await api(`/conversations/${conv0.id}`)); } catch { /* keep what we have */ }
       showGuardText(e.message, "red");

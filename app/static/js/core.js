@@ -315,6 +315,7 @@ export const ICONS = {
   pen: S('<path d="m12.8 3.8 3.4 3.4-9 9H3.8v-3.4z"/>'),
   image: S('<rect x="2.5" y="3.5" width="15" height="13" rx="2"/><circle cx="7" cy="8" r="1.5"/><path d="m3 15 4.5-4.5 3 3 2.5-2.5 4.5 4.5"/>'),
   file: S('<path d="M5 2.5h6.5l3.5 3.5v11.5H5z"/><path d="M11.5 2.5V6H15"/>'),
+  clip: S('<path d="m16.2 9.6-6.1 6.1a3.9 3.9 0 0 1-5.5-5.5l6.6-6.6a2.6 2.6 0 0 1 3.7 3.7l-6.6 6.6a1.3 1.3 0 0 1-1.8-1.8l6-6"/>'),
   download: S('<path d="M10 3v10M5.8 9 10 13.2 14.2 9M3.5 16.5h13"/>'),
   retry: S('<path d="M16.5 10a6.5 6.5 0 1 1-2-4.7"/><path d="M16.7 2.8v3.4h-3.4"/>'),
   timer: S('<circle cx="10" cy="11" r="6.5"/><path d="M10 7.5V11M8 2.5h4"/>'),

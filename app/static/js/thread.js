@@ -172,7 +172,7 @@ function statusTick(msg, showLabel) {
   return h("span.tick." + st, { title: label, "data-status": st, role: "img", "aria-label": label }, icon(ic), shown ? h("span.tick-label", label) : null);
 }
 
-function fileSize(n) {
+export function fileSize(n) {
   if (!n) return "";
   const units = ["B", "kB", "MB", "GB"];
   let i = 0;
