@@ -55,6 +55,13 @@ class Sms(Channel):
     api_urls = {"twilio": "TWILIO_API_URL", "twilio_messaging": "TWILIO_MESSAGING_URL"}
     quiet_hours = True
     text_segments = True
+    contact_address = "phone"
+    starts_conversations = True  # within consent and the customer's quiet hours
+
+    @classmethod
+    def address_of(cls, external_id: str) -> str | None:
+        """The customer's number in E.164 (a short code or sender name is none)."""
+        return phone.normalise(external_id)
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> dict[str, str]:
