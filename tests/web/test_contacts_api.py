@@ -363,3 +363,96 @@ def test_erase_removes_messages_files_and_identities_but_keeps_the_conversation(
         ).status_code
         == 422
     )
+
+
+# ------------------------------------------------------------------ writing first
+
+
+def test_new_conversation_from_the_contact_panel_follows_each_channels_rules(client, make):
+    from datetime import timedelta
+
+    from app.clock import now
+
+    agent = make.user(name="Lucas Martin")
+    messenger = make.inbox("messenger", members=[agent])
+    mail = make.inbox("email", members=[agent])
+    sms = make.inbox("sms", members=[agent], settings={"quiet_hours": {}})  # none
+    # quiet hours all day long for the customer: SMS cannot start now
+    night = make.inbox(
+        "sms", members=[agent], settings={"quiet_hours": {"start": "00:00", "end": "23:59"}}
+    )
+    first = make.inbound(messenger, contact="psid-x", text="Hi", at=now() - timedelta(days=3))
+    cid = _contact_id(make, first)
+    h = make.headers(agent)
+    client.patch(
+        f"/api/v1/contacts/{cid}",
+        headers=h,
+        json={"email": "x@example.com", "phone": "+14155550142"},
+    )
+
+    items = client.get(f"/api/v1/contacts/{cid}/reach", headers=h).get_json()["items"]
+    by_inbox = {(i["inbox"]["id"], i["address"]): i for i in items}
+    assert messenger.id not in {i["inbox"]["id"] for i in items}  # the customer must write first
+    assert by_inbox[(mail.id, "x@example.com")]["allowed"] is True
+    assert by_inbox[(mail.id, "x@example.com")]["subject"] is True
+    assert by_inbox[(sms.id, "+14155550142")]["allowed"] is True
+    assert by_inbox[(night.id, "+14155550142")]["code"] == "quiet_hours"
+
+    resp = client.post(
+        f"/api/v1/contacts/{cid}/conversations",
+        headers=h,
+        json={"inbox_id": mail.id, "address": "x@example.com", "body": "Your order shipped"},
+    )
+    assert resp.status_code == 422  # an email needs a subject
+    resp = client.post(
+        f"/api/v1/contacts/{cid}/conversations",
+        headers=h,
+        json={
+            "inbox_id": mail.id,
+            "address": "x@example.com",
+            "subject": "Your order",
+            "body": "Your order shipped",
+        },
+    )
+    assert resp.status_code == 201, resp.get_json()
+    made = resp.get_json()
+    assert made["conversation"]["contact"]["id"] == cid
+    assert made["conversation"]["subject"] == "Your order"
+    assert made["conversation"]["assignee"]["name"] == "Lucas Martin"
+    assert made["message"]["status"] == "queued"
+
+    night_try = client.post(
+        f"/api/v1/contacts/{cid}/conversations",
+        headers=h,
+        json={"inbox_id": night.id, "address": "+14155550142", "body": "Hello"},
+    )
+    assert night_try.status_code == 409 and night_try.get_json()["error"]["code"] == "quiet_hours"
+    assert not make.db.session.scalars(
+        sa.select(ContactIdentity).where(ContactIdentity.inbox_id == night.id)
+    ).all()
+    assert (
+        client.post(
+            f"/api/v1/contacts/{cid}/conversations",
+            headers=h,
+            json={"inbox_id": messenger.id, "address": "psid-x", "body": "Hello"},
+        ).status_code
+        == 409
+    )
+
+    # the customer opted out of that number by texting STOP: refused before any provider call
+    ok = client.post(
+        f"/api/v1/contacts/{cid}/conversations",
+        headers=h,
+        json={"inbox_id": sms.id, "address": "+14155550142", "body": "Hello by text"},
+    )
+    assert ok.status_code == 201
+    ident = make.db.session.scalars(
+        sa.select(ContactIdentity).where(ContactIdentity.inbox_id == sms.id)
+    ).one()
+    assert ident.contact_id == cid
+    ident.opted_out_at = now()
+    make.db.session.commit()
+    items = client.get(f"/api/v1/contacts/{cid}/reach", headers=h).get_json()["items"]
+    assert {(i["inbox"]["id"], i["code"]) for i in items if i["inbox"]["id"] == sms.id} == {
+        (sms.id, "opted_out")
+    }

@@ -12,11 +12,11 @@ from flask_login import current_user
 from app import storage
 from app.clock import now
 from app.extensions import db
-from app.inbox import contacts, erasure, merge
+from app.inbox import contacts, erasure, merge, outreach, replies
 from app.models import Contact
 from app.web.api.base import bp, json_body, need_admin, need_lead
 from app.web.api.errors import ApiError
-from app.web.schemas import contact_dict, contact_summary, conversation_dict
+from app.web.schemas import contact_dict, contact_summary, conversation_dict, message_dict
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +181,64 @@ def contact_erase(contact_id: int):
         except (OSError, ValueError):
             log.exception("could not delete the erased file %s", key)
     return _contact_response(db.session.get(Contact, contact_id))
+
+
+@bp.get("/contacts/<int:contact_id>/reach")
+def contact_reach(contact_id: int):
+    """The inboxes (and addresses) the user may start a conversation with the contact from."""
+    contact = visible_contact(contact_id)
+    return jsonify(
+        {
+            "items": [
+                {
+                    "inbox": r.inbox.ref(),
+                    "address": r.address,
+                    "identity": r.identity is not None,
+                    "allowed": r.allowed,
+                    "code": r.code,
+                    "reason": r.reason,
+                    "subject": r.subject,
+                }
+                for r in outreach.options(db.session, current_user, contact)
+            ]
+        }
+    )
+
+
+@bp.post("/contacts/<int:contact_id>/conversations")
+def contact_start(contact_id: int):
+    """Start a conversation: ``{inbox_id, address, body, subject?, client_id?}``; 201, or 409."""
+    contact = visible_contact(contact_id)
+    data = json_body()
+    inbox_id, address, body = data.get("inbox_id"), data.get("address"), data.get("body")
+    if not isinstance(inbox_id, int) or isinstance(inbox_id, bool):
+        raise ApiError(422, "invalid", "inbox_id must be an inbox id.")
+    if not isinstance(address, str) or not isinstance(body, str):
+        raise ApiError(422, "invalid", "address and body must be text.")
+    subject, client_id = data.get("subject"), data.get("client_id")
+    if subject is not None and not isinstance(subject, str):
+        raise ApiError(422, "invalid", "subject must be text.")
+    if client_id is not None and (not isinstance(client_id, str) or len(client_id) > 100):
+        raise ApiError(422, "invalid", "client_id must be text of at most 100 characters.")
+    try:
+        conv, msg = outreach.start(
+            db.session,
+            current_user,
+            contact,
+            inbox_id,
+            address,
+            body,
+            subject=subject,
+            client_id=client_id,
+        )
+    except outreach.CannotStart as exc:
+        db.session.rollback()
+        raise ApiError(409, exc.code, exc.message) from exc
+    except replies.InvalidMessage as exc:
+        db.session.rollback()
+        raise ApiError(422, "invalid", str(exc)) from exc
+    except replies.SendRefused as exc:
+        db.session.rollback()
+        raise ApiError(409, exc.code, exc.message) from exc
+    db.session.commit()
+    return jsonify({"conversation": conversation_dict(conv), "message": message_dict(msg)}), 201
