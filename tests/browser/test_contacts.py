@@ -133,3 +133,40 @@ def test_merge_two_contacts_from_the_panel_and_a_teammate_sees_it_live(page, tea
     teammate.screenshot("contact-merged-teammate")
     assert {first.conversation_id, second.conversation_id}
     assert page.console_errors() == [] and teammate.console_errors() == []
+
+
+def test_start_an_email_conversation_then_erase_the_contact(page, make):
+    admin = make.user("admin", name="Rita Admin")
+    messenger = make.inbox("messenger", members=[admin])
+    mail = make.inbox("email", members=[admin])
+    make.inbound(messenger, contact="psid-joao", text="Olá, preciso da fatura", contact_name="João")
+
+    page.login(admin.email)
+    _open_panel(page, "preciso da fatura")
+    page.click("#contact-pane .edit-contact")
+    form = page.wait_css("#contact-pane form.contact-form")
+    form.find_element("name", "email").send_keys("joao@example.com")
+    page.click("#contact-pane form.contact-form button[type=submit]")
+    page.wait_text("#contact-pane .contact-details", "joao@example.com")
+
+    # write first by email, from the panel
+    page.click("#contact-pane .new-conv")
+    select = page.wait_css("dialog .reach-select")
+    assert mail.name in select.text and messenger.name not in select.text
+    page.css("dialog .reach-subject").send_keys("Sua fatura")
+    page.css("dialog .reach-body").send_keys("Segue a fatura em anexo.")
+    page.screenshot("contact-new-conversation")
+    page.click("dialog .modal-foot .btn.primary", "Send")
+    page.wait_text("#thread-log .msg", "Segue a fatura em anexo.")
+    page.wait_text("#thread-head", mail.name)
+    page.wait(lambda d: len(page.all("#contact-pane .other-convs li")) == 2)
+
+    # erase, confirmed by typing the word
+    page.click("#contact-pane .erase-contact")
+    page.wait_css("dialog .erase-confirm").send_keys("ERASE")
+    page.click("dialog .modal-foot .btn.danger", "Erase")
+    page.wait_text("#contact-pane .contact-card h2", "Erased contact")
+    page.wait(lambda d: "psid-joao" not in (page.text("#contact-pane") or ""))
+    page.wait(lambda d: not page.all(".conv-row"))  # both conversations closed, out of Open
+    page.screenshot("contact-erased")
+    assert [e for e in page.console_errors() if "favicon" not in e] == []
