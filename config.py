@@ -71,6 +71,9 @@ class Config:
     # "media.example.com", "*.example.com", "host:8443"; "http://host" also allows plain HTTP.
     ATTACHMENT_HOSTS = os.environ.get("ATTACHMENT_HOSTS", "")
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 40 * 1024 * 1024)
+    # the region (ISO 3166, "BR", "FR") a contact's phone number typed without a country code
+    # is read in; unset: numbers need their "+" and country code
+    DEFAULT_PHONE_REGION = (os.environ.get("DEFAULT_PHONE_REGION") or "").strip().upper() or None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None

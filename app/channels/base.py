@@ -250,6 +250,11 @@ class Channel:
     sends_file_bytes: ClassVar[bool] = False  # attachments travel inside the message
     # the files one reply may carry (count, sizes, types); per inbox: attachment_rules()
     attachments: ClassVar[AttachmentRules] = AttachmentRules()
+    # the contact detail an identity of the channel is ("email", "phone"; None: an id of the
+    # platform's own), and whether the business may write first there (no platform window):
+    # the contact panel offers "New conversation" in those inboxes, to those addresses
+    contact_address: ClassVar[str | None] = None
+    starts_conversations: ClassVar[bool] = False
     # ready-made settings the add form offers (mail providers): {"name", "label", "config",
     # "help", "app_password_url"}
     presets: ClassVar[tuple[dict[str, Any], ...]] = ()
@@ -414,6 +419,11 @@ class Channel:
         """Configure the provider's side for ``inbox`` where its API allows (webhook URLs,
         subscriptions); ``base`` is our public URL. Nothing by default."""
         return []
+
+    @classmethod
+    def address_of(cls, external_id: str) -> str | None:
+        """The contact detail (see ``contact_address``) an identity's id stands for, or None."""
+        return None
 
     @classmethod
     def sample_contact_id(cls, n: int) -> str:

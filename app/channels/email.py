@@ -165,8 +165,16 @@ class Email(Channel):
     attachments = AttachmentRules(
         max_files=20, max_total_bytes=DEFAULT_ATTACHMENTS_MB * MB, types_label=N_("any file")
     )
+    contact_address = "email"
+    starts_conversations = True  # a business may always write first by mail
     presets = PRESETS
     sign_in = PROVIDERS
+
+    @classmethod
+    def address_of(cls, external_id: str) -> str | None:
+        """The sender's address (stored in its one spelling)."""
+        address = normalize_address(external_id)
+        return address if "@" in address else None
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> dict[str, str]:

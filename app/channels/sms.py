@@ -118,6 +118,13 @@ class Sms(Channel):
         types=MMS_TYPES,
         types_label=N_("images, audio, video, PDF, vCard and Office files"),
     )
+    contact_address = "phone"
+    starts_conversations = True  # within consent and the customer's quiet hours
+
+    @classmethod
+    def address_of(cls, external_id: str) -> str | None:
+        """The customer's number in E.164 (a short code or sender name is none)."""
+        return phone.normalise(external_id)
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> dict[str, str]:

@@ -52,6 +52,8 @@ SCHEDULED_CANCELLED = N_("Scheduled reply cancelled: the customer wrote again be
 SCHEDULED_CANCELLED_MANY = N_(
     "Scheduled replies cancelled: the customer wrote again before they went out"
 )
+CONTACT_MERGED = N_("{who} merged the contact {other} into {name}")
+CONTACT_ERASED = N_("{who} erased the contact's messages and details (data-protection request)")
 DELIVERY_DELAYED = N_("Delivery to {recipient} is delayed; the mail server keeps trying: {reason}")
 
 #: Every template, for the browser's translated strings (app.web.ui.js_msgids).

@@ -62,13 +62,15 @@ def check_send(
     *,
     send_after: datetime | None = None,
     quiet_hours: bool = True,
+    identity: ContactIdentity | None = None,
 ) -> SendPlan:
     """Apply every send-time rule for a send at ``at``; raises :class:`SendRefused` with a code.
 
     Quiet hours (SMS) are judged when the agent posts or schedules the reply;
     the worker passes ``quiet_hours=False`` so a reply that was accepted is not
     held back later (a scheduled one was checked for its own time). Passing
-    ``send_after`` also skips the quiet-hours rule.
+    ``send_after`` also skips the quiet-hours rule. ``identity`` is the recipient when
+    the conversation is not stored yet (a business-initiated one being considered).
     """
     inbox = conv.inbox
     if not inbox.active:
@@ -102,7 +104,7 @@ def check_send(
             "You can leave a private note; the reply becomes possible when the customer "
             "writes again.",
         )
-    ident = _identity(session, conv)
+    ident = identity if identity is not None else _identity(session, conv)
     if ident is not None and ident.opted_out_at is not None:
         raise SendRefused(
             "opted_out",

@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from app.models.account import Invite, PasswordReset
+from app.models.audit import AuditLine
 from app.models.canned import CannedReply
 from app.models.contact import Contact, ContactIdentity
 from app.models.conversation import STATUSES, Conversation
@@ -18,6 +19,7 @@ __all__ = [
     "STATUSES",
     "DEFAULT_SETTINGS",
     "ApiToken",
+    "AuditLine",
     "LoginSession",
     "Attachment",
     "CannedReply",

@@ -12,6 +12,9 @@ from app.clock import now
 from app.extensions import db
 from app.models.types import JSONType, UTCDateTime
 
+#: What an erased contact is called (the browser shows it translated).
+ERASED_NAME = "Erased contact"
+
 
 class Contact(db.Model):
     """A customer. One contact may have identities on several channels."""
@@ -24,6 +27,12 @@ class Contact(db.Model):
     locale: Mapped[str | None] = mapped_column(sa.String(16))
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contacts.id"))
+    # what agents keep about the customer (migration 0012): E.164 phone, lowercased email
+    email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    attributes: Mapped[dict] = mapped_column(JSONType, default=dict)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # data-protection erasure
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     identities: Mapped[list[ContactIdentity]] = relationship(
@@ -32,6 +41,8 @@ class Contact(db.Model):
 
     def display_name(self) -> str:
         """A readable name, even before the provider's profile arrived."""
+        if self.erased_at is not None:
+            return ERASED_NAME
         if self.name:
             return self.name
         for ident in self.identities:
@@ -44,6 +55,9 @@ class Contact(db.Model):
             "id": self.id,
             "name": self.display_name(),
             "avatar_url": self.avatar_url,
+            "email": self.email,
+            "phone": self.phone,
+            "erased": self.erased_at is not None,
             "identities": [i.to_dict() for i in self.identities],
         }
 

@@ -306,3 +306,31 @@ def invite_dict(invite: Invite, mail_on: bool, at) -> dict:
         "mail_error": invite.mail_error if mail == "failing" else None,
         "mailed_at": iso(invite.mailed_at),
     }
+
+
+def contact_summary(contact) -> dict:
+    """A contact in search results, suggestions and merge previews (``ref`` plus its details)."""
+    return {**contact.ref(), "created_at": iso(contact.created_at)}
+
+
+def contact_dict(contact, convs: list[Conversation], at: datetime | None = None) -> dict:
+    """The contact object: details, identities (with their inbox), conversations the user sees."""
+    names = {c.inbox.id: c.inbox.name for c in convs}
+    missing = {i.inbox_id for i in contact.identities} - set(names)
+    if missing:
+        names.update(
+            db.session.execute(
+                sa.select(Inbox.id, Inbox.name).where(Inbox.id.in_(missing))
+            ).tuples()
+        )
+    return {
+        **contact_summary(contact),
+        "has_name": bool(contact.name),
+        "notes": contact.notes,
+        "attributes": contact.attributes or {},
+        "erased_at": iso(contact.erased_at),
+        "identities": [
+            {**i.to_dict(), "inbox_name": names.get(i.inbox_id)} for i in contact.identities
+        ],
+        "conversations": [conversation_dict(c, at) for c in convs],
+    }

@@ -24,7 +24,8 @@ export function emit(name, payload) {
 }
 
 const EVENTS = ["conversation.created", "conversation.updated", "message.created", "message.updated",
-  "counts.updated", "presence.updated", "notification.created", "contact.typing", "inbox.updated"];
+  "counts.updated", "presence.updated", "notification.created", "contact.typing", "inbox.updated",
+  "contact.updated", "contact.merged"];
 
 const HEARTBEAT_MS = 30000;
 

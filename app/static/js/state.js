@@ -27,6 +27,7 @@ export function saveFilter() {
 
 /** Remember the newest copy of a conversation (events can arrive out of order). */
 export function remember(conv) {
+  if (conv.contact && conv.contact.erased) conv.contact.name = t("Erased contact");
   const old = S.convs.get(conv.id);
   if (old && old.last_activity_at && conv.last_activity_at && old.last_activity_at > conv.last_activity_at
       && old.status === conv.status && (old.assignee && old.assignee.id) === (conv.assignee && conv.assignee.id)) {

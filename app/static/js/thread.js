@@ -7,6 +7,7 @@ import {
 import { popover } from "./shell.js";
 import { S, assignable, canAssignOthers, presenceOthers, remember } from "./state.js";
 import { dueChip, presenceLabel, windowChip } from "./list.js";
+import { renderContact, toggleContact } from "./contact.js";
 
 export const T = {
   conv: null,
@@ -419,41 +420,6 @@ export function removeMessage(clientId) {
   renderMessages();
 }
 
-// ------------------------------------------------------------------ contact panel
+// ------------------------------------------------------------------ contact panel (contact.js)
 
-function toggleContact(btn) {
-  const app = document.getElementById("inbox-app");
-  const on = !app.classList.contains("with-contact");
-  app.classList.toggle("with-contact", on);
-  localStorage.setItem("switchboard.contactPanel", on ? "1" : "0");
-  btn && btn.setAttribute("aria-pressed", on ? "true" : "false");
-  if (on && T.conv) renderContact(T.conv);
-}
-
-export async function renderContact(conv) {
-  const pane = document.getElementById("contact-pane");
-  if (!document.getElementById("inbox-app").classList.contains("with-contact")) return;
-  const c = conv.contact;
-  const ids = h("ul.ident-list", c.identities.map((i) => h("li",
-    channelIcon(i.channel), h("div", h("div.ext", { dir: "ltr" }, i.external_id), h("div.muted.sm", channelName(i.channel),
-      i.opted_out ? h("span.chip.red.soft.xs", t("Opted out")) : null,
-      i.undeliverable ? h("span.chip.red.soft.xs", { title: i.undeliverable }, t("Undeliverable")) : null)))));
-  const others = h("ul.other-convs", h("li.muted.sm", t("Loading…")));
-  pane.replaceChildren(
-    h("div.contact-card", avatar(c.name, { size: "lg" }), h("h2", h("bdi", c.name)),
-      h("button.icon-btn.sm.close-contact", { type: "button", "aria-label": t("Close contact details"), onclick: () => toggleContact(document.querySelector(".panel-toggle")) }, icon("x"))),
-    h("section.contact-sec", h("h3", t("Identities")), ids),
-    h("section.contact-sec", h("h3", t("Conversations")), others),
-  );
-  try {
-    const data = await api(`/contacts/${c.id}/conversations`);
-    if (T.conv !== conv && (!T.conv || T.conv.id !== conv.id)) return;
-    others.replaceChildren(...data.items.map((o) => h("li", h("a.other-conv" + (o.id === conv.id ? ".current" : ""), { href: "#c=" + o.id, "aria-current": o.id === conv.id ? "true" : null },
-      channelIcon(o.inbox.channel),
-      h("div.grow", h("div.other-top", h("span", o.inbox.name), h("span.status-pill.sm." + o.status, STATUS_LABEL()[o.status])),
-        h("div.muted.sm.ellipsis", { dir: "auto" }, (o.last_message && o.last_message.body) || "")),
-      h("time.muted.sm", { datetime: o.last_activity_at }, o.last_activity_at ? shortDate(o.last_activity_at) : "")))));
-  } catch (e) {
-    others.replaceChildren(h("li.muted.sm", e.message));
-  }
-}
+export { renderContact };
