@@ -190,6 +190,7 @@ def post_message(
         conv.last_activity_at = at
         events.changed(session, "message.created", msg, ("inbox", conv.inbox_id))
         events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
+        signals.note_added.send(conv, session=session, message=msg, by=user)  # mentions
         return msg, True
     if send_after is None:
         plan = check_send(session, conv, at)
@@ -198,6 +199,8 @@ def post_message(
         # reply window and outside the customer's quiet hours at that time
         check_send(session, conv, at, quiet_hours=False)
         plan = check_send(session, conv, send_after)
+    if user is not None and not automated:
+        signals.reply_posted.send(conv, session=session, by=user)  # the replier may take it
     superseded_before = aware(conv.last_inbound_at)
     # an automatic message (greeting, away) never cancels an agent's scheduled reply
     if superseded_before is not None and not automated:
