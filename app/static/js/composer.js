@@ -5,6 +5,7 @@ import { ME, api, caps, dialog, duration, h, icon, relTime, serverNow, t, thrott
 import { emit } from "./shell.js";
 import { S, firstName, liveWindow, ruleName } from "./state.js";
 import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js";
+import { attachMentions } from "./mentions.js";
 
 const drafts = new Map(); // conversation id -> {mode, text}
 const canned = new Map(); // inbox id -> Promise<list>
@@ -196,6 +197,7 @@ export function renderComposer(conv) {
         sendBtn)));
   root.replaceChildren(form);
   els = { root, form, text, banner, guard, counter, cannedPop, tabReply, tabNote, sendBtn, lockBox };
+  attachMentions(form, text, { enabled: () => d.mode === "note", inboxId: () => conv.inbox.id });
 
   const autosize = () => {
     text.style.height = "auto";
