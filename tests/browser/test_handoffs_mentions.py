@@ -204,3 +204,24 @@ def test_agents_say_which_languages_they_speak(page, make, client):
     assert page.all("dialog.modal") == []
     me = client.get("/api/v1/me", headers=make.headers(ana)).get_json()
     assert me["languages"] == ["fr", "pt"]
+
+
+def test_a_lead_sets_the_hand_off_rules_of_an_inbox(page, make):
+    from app.extensions import db
+    from app.models import Inbox
+
+    lead = make.user("lead", name="Lea Martin")
+    inbox = make.inbox("sms")
+    page.login(lead.email, ready=False)
+    page.get(f"/admin/inboxes/{inbox.id}")
+    page.wait_css("#inbox-settings")
+    others = page.css('input[name="agents_assign_others"]')
+    takes = page.css('input[name="reply_assigns"]')
+    assert others.is_selected() and takes.is_selected()  # both on by default
+    page.click("#inbox-settings .toggle-row", "Agents can hand conversations to teammates")
+    page.screenshot("inbox-settings-handoffs")
+    page.click('#inbox-settings button[type="submit"]')
+    page.wait_css("#saved-note")
+    db.session.expire_all()
+    settings = db.session.get(Inbox, inbox.id).settings
+    assert settings["agents_assign_others"] is False and settings["reply_assigns"] is True
