@@ -2,11 +2,18 @@
 
 Eligible agents are inbox members who are online (availability ``online`` and a
 live browser heartbeat, ``users.online_until``), active, and below their
-capacity (open assigned conversations). Round robin picks the least recently
-assigned of them; least loaded the fewest open, ties to the least recently
-assigned. With nobody eligible the conversation waits in the unassigned queue;
-:func:`drain_queue` hands the queue out oldest first when an agent comes online
-or frees capacity (and every 30 s from the ``drain_queue`` job).
+capacity (open assigned conversations). When the conversation's language is
+known, the eligible agents who speak it (their profile's ``languages``) are
+preferred, and anyone eligible is chosen only when none of them is. Round robin
+picks the least recently assigned; least loaded the fewest open, ties to the
+least recently assigned. With nobody eligible the conversation waits in the
+unassigned queue; :func:`drain_queue` hands the queue out oldest first when an
+agent comes online or frees capacity (and every 30 s from the ``drain_queue`` job).
+
+By hand, leads and admins assign anyone who can see the inbox; agents take a
+conversation themselves and hand it to a teammate, unless the inbox restricts
+them to taking it (``agents_assign_others``). Replying to an unassigned
+conversation gives it to the replier (``reply_assigns``, on by default).
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from sqlalchemy.orm import Session
 from app.clock import aware, now
 from app.inbox import activity, events, signals
 from app.inbox.activity import Line, add_activity
+from app.inbox.language import speaks
 from app.inbox.notifications import is_online
+from app.inbox.queries import can_see
 from app.models import Conversation, Inbox, InboxMember, User
 
 MODES = ("manual", "round_robin", "least_loaded")
@@ -56,10 +65,17 @@ def eligible_agents(session: Session, inbox_id: int) -> list[tuple[User, int]]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _choose(mode: str, candidates: list[tuple[User, int]]) -> tuple[User, int] | None:
-    """Round robin: least recently assigned; least loaded: fewest open, then least recent."""
+def _choose(
+    mode: str, candidates: list[tuple[User, int]], language: str | None = None
+) -> tuple[User, int] | None:
+    """Round robin: least recently assigned; least loaded: fewest open, then least recent.
+
+    Among those who speak ``language`` when any of them is a candidate.
+    """
     if not candidates:
         return None
+    speakers = [c for c in candidates if speaks(c[0], language)]
+    candidates = speakers or candidates
 
     def last_assigned(user: User):
         return aware(user.last_assigned_at) or _EPOCH
@@ -80,7 +96,7 @@ def pick_agent(session: Session, conv: Conversation, mode: str | None = None) ->
     mode = mode or auto_mode(conv.inbox)
     if mode is None:
         return None
-    chosen = _choose(mode, eligible_agents(session, conv.inbox_id))
+    chosen = _choose(mode, eligible_agents(session, conv.inbox_id), conv.language)
     return chosen[0] if chosen else None
 
 
@@ -115,11 +131,12 @@ def assign(
     conv.assigned_at = now() if assignee else None
     if assignee:
         assignee.last_assigned_at = _assignment_stamp(session)
-        said = (
-            activity.line(activity.ASSIGNED, who=by.name, name=assignee.name)
-            if by
-            else activity.line(activity.AUTO_ASSIGNED, name=assignee.name)
-        )
+        if by is None:
+            said = activity.line(activity.AUTO_ASSIGNED, name=assignee.name)
+        elif by.id == assignee.id:
+            said = activity.line(activity.TOOK, who=by.name)
+        else:
+            said = activity.line(activity.ASSIGNED, who=by.name, name=assignee.name)
         add_activity(session, conv, reason or said, event="assigned", assignee_id=assignee.id)
     else:
         said = (
@@ -150,6 +167,39 @@ def auto_assign(session: Session, conv: Conversation, mode: str | None = None) -
 def on_conversation_created(conv: Conversation, *, session: Session, **_) -> None:
     """Receiver of ``signals.conversation_created``: assign by the inbox's mode."""
     auto_assign(session, conv)
+
+
+# --------------------------------------------------------------------------- by hand
+
+
+class AssignRefused(Exception):
+    """The user may not make this assignment (answered with 403)."""
+
+
+def check_may_assign(actor: User, conv: Conversation, target: User | None) -> None:
+    """Raise :class:`AssignRefused` unless ``actor`` may give ``conv`` to ``target`` (or nobody).
+
+    ``target`` must be able to see the inbox (checked by the caller). Leads and admins
+    assign anyone; an agent takes it, gives back their own, or hands it to a teammate
+    where the inbox lets agents assign others.
+    """
+    if actor.is_lead:
+        return
+    if target is None:
+        if conv.assignee_id != actor.id:
+            raise AssignRefused("Agents can unassign only conversations assigned to them.")
+        return
+    if target.id != actor.id and not conv.inbox.setting("agents_assign_others"):
+        raise AssignRefused("In this inbox agents can assign conversations only to themselves.")
+
+
+def on_reply_posted(conv: Conversation, *, session: Session, by: User | None, **_) -> None:
+    """Receiver of ``signals.reply_posted``: an unassigned conversation goes to the agent who
+    replies, where the inbox says so (``reply_assigns``) and they may see it."""
+    if by is None or conv.assignee_id is not None or not conv.inbox.setting("reply_assigns"):
+        return
+    if by.active and can_see(session, by, conv.inbox_id):
+        assign(session, conv, by, by=by)
 
 
 # --------------------------------------------------------------------------- the queue
@@ -193,7 +243,7 @@ def drain_queue(session: Session, inbox_ids: list[int] | None = None, limit: int
         loads = {u.id: load for u, load in candidates}
         for conv in waiting:
             live = [(u, loads[u.id]) for u, _ in candidates if loads[u.id] < (u.capacity or 0)]
-            chosen = _choose(mode, live)
+            chosen = _choose(mode, live, conv.language)
             if chosen is None:
                 break
             assign(session, conv, chosen[0])

@@ -73,14 +73,19 @@ def apply_customer_message(
     ev: cb.InboundMessage,
     sent_at: datetime,
     received_at: datetime,
+    language: str | None = None,
 ) -> None:
     """A customer's message is stored in ``conv``: timers, context, waiting, unread, snippet.
 
     The reply window counts from the platform's own send time (out-of-order
     deliveries keep the latest). A person writing (not their machine) can be
     reached again, starts the wait for an answer and wakes a snoozed or pending
-    conversation (no status signal: nobody set it).
+    conversation (no status signal: nobody set it). The message's ``language``
+    (detected with confidence) becomes the conversation's when it is the latest.
     """
+    latest = conv.last_inbound_at is None or sent_at >= aware(conv.last_inbound_at)
+    if language and latest and not ev.automated:
+        conv.language = language
     if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):
         conv.last_inbound_at = sent_at
         keep_context(conv, ev.context)

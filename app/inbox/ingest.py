@@ -270,7 +270,9 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
         store_attachments(session, msg, ev.attachments)
     else:  # nothing to load back: the row is exactly what we inserted
         msg = Message(id=new_id, **s.values)
-    apply_customer_message(session, inbox, conv, s.ident, ev, sent_at, s.received_at)
+    apply_customer_message(
+        session, inbox, conv, s.ident, ev, sent_at, s.received_at, s.values.get("language")
+    )
     b.result.created.append(msg.id)
     b.messages[msg.id] = msg
     b.touch(conv, created=(s.how == "created"))

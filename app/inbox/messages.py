@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app import storage
+from app.inbox import language
 from app.models import Attachment, ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from connectors import base as cb
 
@@ -28,6 +29,7 @@ CUSTOMER_COLUMNS = (
     "platform_at",
     "status",
     "automated",
+    "language",
     "meta",
     "created_at",
     "updated_at",
@@ -50,7 +52,8 @@ def customer_message_row(
     ``meta`` keeps the kind, the context, what it replies to and the subject;
     ``sender_limit`` marks a new thread kept in an existing conversation because
     the sender opened too many lately. A long email's full text is kept apart
-    from the shown body when they differ.
+    from the shown body when they differ. ``language`` is the text's language when it
+    is detected with confidence (:mod:`app.inbox.language`).
     """
     meta = {"kind": ev.kind, **({"context": ev.context} if ev.context else {})}
     if ev.reply_to_external_id:
@@ -74,6 +77,7 @@ def customer_message_row(
         "platform_at": sent_at,
         "status": "received",
         "automated": ev.automated,
+        "language": language.detect(ev.text),
         "meta": meta,
         "created_at": received_at,
         "updated_at": received_at,

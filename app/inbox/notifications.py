@@ -36,6 +36,10 @@ KINDS: dict[str, tuple[str, dict[str, bool]]] = {
         "A conversation is assigned to me",
         {"in_app": True, "desktop": True, "email": True},
     ),
+    "mention": (
+        "A teammate mentions me in a private note",
+        {"in_app": True, "desktop": True, "email": True},
+    ),
     "new_conversation": (
         "A new conversation arrives in my inboxes",
         {"in_app": False, "desktop": False, "email": False},

@@ -199,6 +199,7 @@ def post_message(
         conv.last_activity_at = at
         events.changed(session, "message.created", msg, ("inbox", conv.inbox_id))
         events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
+        signals.note_added.send(conv, session=session, message=msg, by=user)  # mentions
         return msg, True
     if send_after is None:
         plan = check_send(session, conv, at)
@@ -210,6 +211,8 @@ def post_message(
     refused = uploads.refusal(conv.inbox, files) if files else None
     if refused is not None:
         raise SendRefused("attachment_refused", refused.message, **refused.to_dict())
+    if user is not None and not automated:
+        signals.reply_posted.send(conv, session=session, by=user)  # the replier may take it
     superseded_before = aware(conv.last_inbound_at)
     # an automatic message (greeting, away) never cancels an agent's scheduled reply
     if superseded_before is not None and not automated:

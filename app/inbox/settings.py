@@ -107,7 +107,13 @@ def update(session: Session, inbox: Inbox, data: dict) -> None:
             value = None if value is None else _positive(value, key, 365 * 24)
         elif key in ("follow_up_message",):
             value = (value or "").strip() or None if isinstance(value, str | None) else None
-        elif key in ("return_to_queue_when_away", "follow_up_auto", "follow_up_reminders"):
+        elif key in (
+            "return_to_queue_when_away",
+            "follow_up_auto",
+            "follow_up_reminders",
+            "agents_assign_others",
+            "reply_assigns",
+        ):
             if not isinstance(value, bool):
                 raise InvalidSetting(f"{key} must be true or false")
         elif key == "sender_new_conversations":

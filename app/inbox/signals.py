@@ -102,6 +102,27 @@ agent_replied = _signals.signal(
     """,
 )
 
+reply_posted = _signals.signal(
+    "reply-posted",
+    doc="""An agent's reply to the customer passed the send-time checks; sender: the conversation.
+
+    Keywords: ``session``, ``by`` (the agent). Sent by ``replies.post_message`` before
+    the reply is stored and queued (also for a scheduled reply). Assignment gives an
+    unassigned conversation to the agent who replies, where the inbox says so
+    (``reply_assigns``), so the channel hears of the new representative first.
+    """,
+)
+
+note_added = _signals.signal(
+    "note-added",
+    doc="""A private note was stored; sender: the conversation.
+
+    Keywords: ``session``, ``message`` (the note), ``by`` (its author, or None).
+    Notifications tell each teammate the note mentions (``@[Name](user:<id>)``) who
+    can see the conversation.
+    """,
+)
+
 status_changed = _signals.signal(
     "status-changed",
     doc="""A conversation's status was set (open, pending, snoozed, closed); sender: it.

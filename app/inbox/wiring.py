@@ -8,6 +8,8 @@ sender's session and transaction, so that order is part of the behaviour:
 - ``customer_wrote``: automation (flags, back to the queue, new-conversation
   notifications, greeting, away message).
 - ``agent_replied``: automation (breaches answered, follow-up timer).
+- ``reply_posted``: assignment (the replier takes an unassigned conversation).
+- ``note_added``: notifications (the teammates a note mentions).
 - ``status_changed``: the channel hooks (GBM: representative left), then
   assignment (closing frees the assignee's capacity: the queue is handed out).
 - ``assigned``: notifications (tell the assignee), then the channel hooks
@@ -18,7 +20,7 @@ sender's session and transaction, so that order is part of the behaviour:
 
 from __future__ import annotations
 
-from app.inbox import assignment, automation, hooks, notifications, signals
+from app.inbox import assignment, automation, hooks, mentions, notifications, signals
 
 
 def connect() -> None:
@@ -26,6 +28,8 @@ def connect() -> None:
     signals.conversation_created.connect(assignment.on_conversation_created)
     signals.customer_wrote.connect(automation.on_customer_wrote)
     signals.agent_replied.connect(automation.on_agent_replied)
+    signals.reply_posted.connect(assignment.on_reply_posted)
+    signals.note_added.connect(mentions.on_note_added)
     signals.status_changed.connect(hooks.on_status_changed)
     signals.status_changed.connect(assignment.on_status_changed)
     signals.assigned.connect(notifications.on_assigned)

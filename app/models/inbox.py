@@ -16,6 +16,8 @@ from app.models.types import JSONType, UTCDateTime
 #: The one table of inbox setting defaults (``Inbox.settings`` keys; null or missing: these).
 DEFAULT_SETTINGS: dict[str, Any] = {
     "assignment": "manual",  # manual | round_robin | least_loaded
+    "agents_assign_others": True,  # agents hand conversations to teammates (else: take only)
+    "reply_assigns": True,  # replying to an unassigned conversation gives it to the replier
     "response_due_hours": 24,
     "reopen_days": 7,
     "human_agent": False,

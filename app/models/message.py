@@ -56,6 +56,8 @@ class Message(db.Model):
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     automated: Mapped[bool] = mapped_column(default=False)
+    # a customer message's language (ISO 639-1), when detected with confidence (app.inbox.language)
+    language: Mapped[str | None] = mapped_column(sa.String(8))
     meta: Mapped[dict] = mapped_column(JSONType, default=dict)
     send_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

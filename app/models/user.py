@@ -36,6 +36,8 @@ class User(UserMixin, db.Model):
     avatar_url: Mapped[str | None] = mapped_column(sa.String(500))
     active: Mapped[bool] = mapped_column(default=True)
     settings: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # languages the user speaks with customers (ISO 639-1): automatic assignment prefers them
+    languages: Mapped[list | None] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -83,6 +85,7 @@ class User(UserMixin, db.Model):
             "availability": self.availability,
             "capacity": self.capacity,
             "avatar_url": self.avatar_url,
+            "languages": list(self.languages or []),
         }
 
 

@@ -87,6 +87,8 @@ def email_text(note: Notification, conv: Conversation | None, locale: str) -> tu
         else:
             text = KINDS.get(note.kind, (note.kind,))[0]
         lines = [text, ""]
+        if data.get("excerpt"):  # a mention: what the note says
+            lines += [f"> {data['excerpt']}", ""]
         base = urls.public_base_url(
             current_app.config, seen=urls.seen_base_url(current_app.extensions)
         )
@@ -94,7 +96,8 @@ def email_text(note: Notification, conv: Conversation | None, locale: str) -> tu
             lines.append(
                 gettext("Conversation #{id} in {inbox}").format(id=conv.id, inbox=conv.inbox.name)
             )
-            lines.append(f"{base}/#c={conv.id}")
+            anchor = f"&m={data['message_id']}" if data.get("message_id") else ""
+            lines.append(f"{base}/#c={conv.id}{anchor}")
         elif data.get("url"):  # an inbox's page (its reconnect form)
             lines.append(f"{base}{data['url']}")
         lines += [

@@ -148,6 +148,7 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         "reply_window": window.to_dict(at),
         "response_due": windows.response_due(conv.response_due_at, at),
         "context": conv.context or {},
+        "language": conv.language,
         "created_at": iso(conv.created_at),
         "closed_at": iso(conv.closed_at),
         "declined": (
@@ -268,6 +269,7 @@ def message_dict(msg: Message) -> dict:
             None,
         ),
         "automated": msg.automated,
+        "language": msg.language,
         "kind": meta.get("kind", "message"),
         "meta": {k: v for k, v in meta.items() if k not in _INTERNAL_META},
         "platform_at": iso(msg.platform_at),

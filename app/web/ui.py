@@ -18,6 +18,7 @@ from flask_login import current_user
 
 from app.channels import all_channels
 from app.inbox.activity import TEMPLATES
+from app.inbox.language import LANGUAGES as SPOKEN_LANGUAGES
 
 JS_DIR = Path(__file__).resolve().parents[1] / "static" / "js"
 _T_CALL = re.compile(r'(?<![\w.$])t\(\s*"((?:[^"\\\n]|\\.)*)"')
@@ -104,4 +105,5 @@ def template_context() -> dict:
         "me_dict": me_dict,
         "js_strings": js_strings,
         "channel_caps": channel_caps,
+        "spoken_language_codes": SPOKEN_LANGUAGES,  # what agents may say they speak
     }

@@ -65,7 +65,7 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
     page.click(".assign-menu .menu-item", "Lucas Martin")
     page.wait(lambda d: "You" in page.text(".assign-btn"))
     page.wait(lambda d: _count(page, "mine") == "1" and _count(page, "unassigned") == "2")
-    page.wait_text("#thread-log .activity", "assigned this to Lucas Martin")
+    page.wait_text("#thread-log .activity", "Lucas Martin took this conversation")
 
     # reply with Ctrl+Enter; the worker sends it to the (fake) Graph API
     box = page.css("#composer-text")

@@ -149,11 +149,13 @@ def test_agent_gets_404_for_another_inboxs_conversation(client, make):
     )
 
 
-def test_agents_assign_only_to_themselves(client, make, captured_events):
+def test_agents_assign_only_to_themselves_where_the_inbox_restricts_it(
+    client, make, captured_events
+):
     agent = make.user(name="Ana")
     colleague = make.user(name="Bo")
     lead = make.user("lead", name="Lea")
-    inbox = make.inbox(members=[agent, colleague])
+    inbox = make.inbox(members=[agent, colleague], settings={"agents_assign_others": False})
     conv = _conv(make, inbox, "z")
     url = f"/api/v1/conversations/{conv.id}/assign"
     assert (

@@ -78,6 +78,8 @@ if (settingsForm) {
     const body = {
       name: f.name.value.trim(),
       assignment: f.assignment.value,
+      agents_assign_others: f.agents_assign_others.checked,
+      reply_assigns: f.reply_assigns.checked,
       timezone: f.timezone.value.trim() || "UTC",
       reopen_days: Number(f.reopen_days.value),
       response_due_hours: Number(f.response_due_hours.value),

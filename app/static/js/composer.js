@@ -6,6 +6,7 @@ import { emit } from "./shell.js";
 import { S, firstName, liveWindow, ruleName } from "./state.js";
 import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js";
 import { acceptFiles, fileTray } from "./attachments.js";
+import { attachMentions } from "./mentions.js";
 
 const drafts = new Map(); // conversation id -> {mode, text}
 const canned = new Map(); // inbox id -> Promise<list>
@@ -202,6 +203,7 @@ export function renderComposer(conv) {
   root.replaceChildren(form);
   els = { root, form, text, banner, guard, counter, cannedPop, tabReply, tabNote, sendBtn, lockBox };
   acceptFiles(form, text, tray, () => !(d.mode === "reply" && composerState(currentConv)?.lock));
+  attachMentions(form, text, { enabled: () => d.mode === "note", inboxId: () => conv.inbox.id });
 
   const autosize = () => {
     text.style.height = "auto";

@@ -144,7 +144,15 @@ async function loadInboxes() {
 
 let openSeq = 0;
 
-async function openConversation(id, { focusList = false } = {}) {
+/** Bring one message of the open thread into view (a notification links to it: `&m=<id>`). */
+function showMessage(messageId) {
+  const el = messageId && document.getElementById("m" + messageId);
+  if (!el) return;
+  el.scrollIntoView({ block: "center" });
+  el.classList.add("flash");
+}
+
+async function openConversation(id, { focusList = false, messageId = null } = {}) {
   id = Number(id);
   if (!id) return;
   const seq = ++openSeq;
@@ -175,6 +183,7 @@ async function openConversation(id, { focusList = false } = {}) {
     markSeen();
     renderHeader(T.conv);
     renderMessages();
+    showMessage(messageId);
     renderComposer(T.conv);
     renderContact(T.conv);
     emit("presence", { conversation_id: id, state: "viewing" });
@@ -203,7 +212,8 @@ function showList() {
 
 function route() {
   const m = /c=(\d+)/.exec(location.hash);
-  if (m) openConversation(m[1]);
+  const msg = /[&?]m=(\d+)/.exec(location.hash);
+  if (m) openConversation(m[1], { messageId: msg && Number(msg[1]) });
   else { closeThread(); showList(); }
 }
 

@@ -3,6 +3,7 @@
 import { ME, avatar, channelIcon, duration, h, icon, listTime, fullDateTime, secondsUntil, t } from "./core.js";
 import { S, liveWindow, presenceOthers } from "./state.js";
 import { renderFirstRun } from "./firstrun.js";
+import { languageChip } from "./languages.js";
 
 const TWO_HOURS = 7200;
 
@@ -67,6 +68,7 @@ export function row(conv) {
   const ava = avatar(conv.contact.name, { size: "md" });
   ava.append(h("span.ava-channel", channelIcon(conv.inbox.channel)));
   const chips = [windowChip(conv), dueChip(conv),
+    languageChip(conv.language, { compact: true }),
     conv.requested_live_agent ? h("span.chip.violet.soft", icon("user"), t("Wants a person")) : null,
     conv.opted_out ? h("span.chip.red.soft", t("Opted out")) : null,
     conv.declined ? h("span.chip.plain", t("Declined")) : null,

@@ -1,6 +1,7 @@
 // The top bar on every signed-in page: live connection, user menu, notifications.
 
 import { LANG, ME, api, dialog, h, icon, relTime, t, toast } from "./core.js";
+import { bindSpokenLanguages } from "./languages.js";
 
 // ------------------------------------------------------------------ live connection
 
@@ -165,7 +166,10 @@ const KIND_TEXT = {
 };
 
 /** Where a notification leads: its conversation, or the page it names (an inbox's). */
-const notificationHref = (n) => (n.conversation_id ? "/#c=" + n.conversation_id : (n.data && n.data.url) || "#");
+const notificationHref = (n) => (n.conversation_id
+  ? "/#c=" + n.conversation_id + (n.data && n.data.message_id ? "&m=" + n.data.message_id : "")
+  : (n.data && n.data.url) || "#");
+const KIND_ICON = { assigned: "user", mention: "note", inbox_failing: "alert", client_secret_expiring: "alert" };
 
 /** The server writes a detailed English text; other languages get the translated kind. */
 function notificationText(n) {
@@ -191,7 +195,7 @@ function bell() {
       h("li", h("a.notif" + (n.read_at ? "" : ".unread"), {
         href: notificationHref(n),
         onclick: () => { markRead([n.id]); pop.close(); },
-      }, icon(n.kind === "assigned" ? "user" : ["inbox_failing", "client_secret_expiring"].includes(n.kind) ? "alert" : "bell"), h("span.notif-text", notificationText(n)),
+      }, icon(KIND_ICON[n.kind] || "bell"), h("span.notif-text", notificationText(n)),
       h("time.muted", { datetime: n.created_at }, relTime(n.created_at))))) : [h("li.empty", t("You're all caught up."))]));
   };
   const load = async () => {
@@ -222,6 +226,7 @@ function bell() {
   on("notification.created", (n) => {
     items.unshift(n);
     render();
+    if (n.desktop === false) return; // the user wants this kind in the bell only
     desktopNotify("Switchboard", notificationText(n), { tag: "n" + n.id,
       onclick: () => { if (notificationHref(n) !== "#") location.href = notificationHref(n); } });
   });
@@ -256,6 +261,7 @@ export function showShortcuts() {
 export function initShell() {
   connect();
   userMenu();
+  bindSpokenLanguages();
   bell();
   document.querySelectorAll("#menu-shortcuts, [data-show-shortcuts]").forEach((el) => el.addEventListener("click", () => {
     document.getElementById("user-menu").hidden = true;

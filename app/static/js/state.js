@@ -106,8 +106,11 @@ export function presenceOthers(convId) {
   return (S.presence.get(convId) || []).filter((u) => u.id !== ME.id);
 }
 
-export function canAssignOthers() {
-  return ME.role === "lead" || ME.role === "admin";
+/** May I assign to others: leads and admins always; agents in `conv`'s inbox unless it says no. */
+export function canAssignOthers(conv) {
+  if (ME.role === "lead" || ME.role === "admin") return true;
+  const inbox = conv && S.inboxes.get(conv.inbox.id);
+  return !!(inbox && inbox.settings && inbox.settings.agents_assign_others);
 }
 
 /** People who can be assigned a conversation of `inboxId`. */

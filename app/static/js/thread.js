@@ -8,6 +8,8 @@ import { popover } from "./shell.js";
 import { S, assignable, canAssignOthers, presenceOthers, remember } from "./state.js";
 import { dueChip, presenceLabel, windowChip } from "./list.js";
 import { renderContact, toggleContact } from "./contact.js";
+import { languageChip, spokenCodes } from "./languages.js";
+import { withMentions } from "./mentions.js";
 
 export const T = {
   conv: null,
@@ -98,24 +100,26 @@ function assignMenu(conv) {
   const search = h("input.menu-search", { type: "search", placeholder: t("Find a teammate"), "aria-label": t("Find a teammate") });
   const list = h("div.menu-list");
   const fill = () => {
+    const others = canAssignOthers(conv); // the inbox's setting may change while the page is open
+    search.hidden = !others;
     const q = search.value.trim().toLowerCase();
-    let people = canAssignOthers() ? assignable(conv.inbox.id) : S.users.filter((u) => u.id === ME.id);
+    let people = others ? assignable(conv.inbox.id) : S.users.filter((u) => u.id === ME.id);
     if (!people.some((u) => u.id === ME.id)) people = [{ id: ME.id, name: ME.name, availability: ME.availability }, ...people];
     people = people.filter((u) => !q || u.name.toLowerCase().includes(q));
     people.sort((a, b) => (a.id === ME.id ? -1 : b.id === ME.id ? 1 : a.name.localeCompare(b.name)));
-    list.replaceChildren(
+    list.replaceChildren(...[
       ...people.map((u) => h("button.menu-item" + (who && who.id === u.id ? ".current" : ""), { type: "button", role: "menuitemradio",
-        "aria-checked": who && who.id === u.id ? "true" : "false",
+        "aria-checked": who && who.id === u.id ? "true" : "false", dataset: { userId: u.id },
         onclick: () => { pop.close(); assign(conv, u.id); } },
       avatar(u.name, { size: "xs", presence: u.availability }), h("span", u.id === ME.id ? t("{name} (you)", { name: u.name }) : u.name),
+      spokenCodes(u) ? h("span.muted.sm.spoken", { title: t("Speaks {languages}", { languages: spokenCodes(u) }) }, spokenCodes(u)) : null,
       who && who.id === u.id ? icon("check", "end") : null)),
       who && (canAssignOthers() || who.id === ME.id) ? h("button.menu-item", { type: "button", role: "menuitem", onclick: () => { pop.close(); assign(conv, null); } },
         icon("x"), h("span", t("Unassign"))) : null,
-    );
+    ].filter(Boolean)); // replaceChildren would show a null as the text "null"
   };
   search.addEventListener("input", fill);
-  if (canAssignOthers()) panel.append(search);
-  panel.append(list);
+  panel.append(search, list);
   const pop = popover(btn, panel, { onOpen: () => { search.value = ""; fill(); } });
   T.menus.assign = pop;
   return h("div.menu-wrap", btn, panel);
@@ -145,7 +149,7 @@ export function renderHeader(conv) {
       h("div.thread-sub",
         channelIcon(conv.inbox.channel), h("span", conv.inbox.name),
         ident && ident.external_id !== conv.contact.name ? [h("span.dot-sep", "·"), h("span.ext", { dir: "ltr" }, ident.external_id)] : null,
-        h("span.dot-sep", "·"), h("span.status-pill." + status, STATUS_LABEL()[status]),
+        h("span.dot-sep", "·"), h("span.status-pill." + status, STATUS_LABEL()[status]), languageChip(conv.language),
         status === "snoozed" && conv.snooze_until ? h("span.muted", t("until {time}", { time: fullDateTime(conv.snooze_until) })) : null,
         windowChip(conv), dueChip(conv))),
     h("div.thread-presence" + (others.some((p) => p.state === "replying") ? ".replying" : ""), { "aria-live": "polite", hidden: !others.length || null },
@@ -291,7 +295,7 @@ export function messageEl(msg, conv, { last } = {}) {
     return h("article.msg.note", { dataset: { id: msg.id }, id: "m" + msg.id, "aria-label": t("Private note by {name}", { name: msg.sender.name || "" }) },
       h("div.bubble",
         h("div.note-head", icon("lock"), h("strong", t("Private note")), h("span.muted", "· " + (msg.sender.name || ""))),
-        h("div.msg-text", { dir: "auto" }, msg.body), atts),
+        h("div.msg-text", { dir: "auto" }, withMentions(msg.body)), atts),
       h("div.msg-meta", time));
   }
   const inbound = msg.direction === "inbound";

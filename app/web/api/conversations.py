@@ -41,7 +41,7 @@ def conversation_get(conversation_id: int):
 
 @bp.post("/conversations/<int:conversation_id>/assign")
 def conversation_assign(conversation_id: int):
-    """Assign (agents: themselves only; leads and admins: anyone who can see the inbox)."""
+    """Assign to anyone who can see the inbox (agents: see ``assignment.check_may_assign``)."""
     conv = visible_conversation(conversation_id)
     data = json_body()
     if "assignee_id" not in data:
@@ -56,11 +56,10 @@ def conversation_assign(conversation_id: int):
             raise ApiError(422, "invalid", "No such user.")
         if not can_see(db.session, target, conv.inbox_id):
             raise ApiError(422, "invalid", f"{target.name} is not a member of this inbox.")
-    if not current_user.is_lead:
-        own = target is not None and target.id == current_user.id
-        unassign_self = target is None and conv.assignee_id == current_user.id
-        if not (own or unassign_self):
-            raise ApiError(403, "forbidden", "Agents can assign conversations only to themselves.")
+    try:
+        assignment.check_may_assign(current_user, conv, target)
+    except assignment.AssignRefused as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
     assignment.assign(db.session, conv, target, by=current_user)
     db.session.commit()
     return jsonify(conversation_dict(conv))

@@ -96,13 +96,13 @@ def inbox_disconnect(inbox_id: int):
 
 @bp.get("/inboxes")
 def inboxes_list():
-    """Inboxes the user can see."""
+    """Inboxes the user can see, with their members (the people a conversation can go to)."""
     q = sa.select(Inbox).order_by(Inbox.id)
     if not current_user.is_lead:
         q = q.join(InboxMember, InboxMember.inbox_id == Inbox.id).where(
             InboxMember.user_id == current_user.id
         )
-    return jsonify({"items": [inbox_dict(i, current_user.is_lead) for i in db.session.scalars(q)]})
+    return jsonify({"items": [inbox_dict(i, True) for i in db.session.scalars(q)]})
 
 
 @bp.get("/inboxes/<int:inbox_id>")

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from app.clock import iso, now
 from app.extensions import db
-from app.inbox import assignment, events, notifications, signals
+from app.inbox import assignment, events, language, notifications, signals
 from app.models import ApiToken, LoginSession
 from app.models.user import AVAILABILITY, hash_token
 from app.web.api.base import bp, json_body
@@ -27,7 +27,7 @@ def me():
 
 @bp.patch("/me")
 def me_patch():
-    """Change my availability or language."""
+    """Change my availability, my interface language or the languages I speak with customers."""
     data = json_body()
     if "availability" in data:
         if data["availability"] not in AVAILABILITY:
@@ -40,6 +40,11 @@ def me_patch():
         if data["locale"] not in current_app.config["LANGUAGES"]:
             raise ApiError(422, "invalid", "Unsupported language.")
         current_user.locale = data["locale"]
+    if "languages" in data:
+        try:
+            current_user.languages = language.spoken(data["languages"])
+        except language.InvalidLanguages as exc:
+            raise ApiError(422, "invalid", str(exc)) from exc
     events.publish(db.session, "presence.updated", {"user": current_user.to_dict()}, ("all", 0))
     db.session.commit()
     return jsonify(current_user.to_dict())
