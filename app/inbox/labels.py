@@ -84,6 +84,13 @@ def all_labels(session: Session) -> list[Label]:
     return list(session.scalars(sa.select(Label).order_by(Label.name_key)))
 
 
+def usage(session: Session) -> dict[int, int]:
+    """How many conversations carry each label (labels on none are absent)."""
+    cl = conversation_labels.c
+    rows = session.execute(sa.select(cl.label_id, sa.func.count()).group_by(cl.label_id))
+    return {label_id: n for label_id, n in rows}
+
+
 def by_names(session: Session, names: Iterable) -> list[Label]:
     """The labels named ``names`` (any case), in the order given; UnknownLabels for the rest."""
     wanted: dict[str, str] = {}
@@ -106,10 +113,10 @@ def by_names(session: Session, names: Iterable) -> list[Label]:
 
 def _check_free(session: Session, key: str, label_id: int | None) -> None:
     clash = session.scalar(
-        sa.select(Label.id).where(Label.name_key == key, Label.id != (label_id or 0))
+        sa.select(Label.name).where(Label.name_key == key, Label.id != (label_id or 0))
     )
     if clash is not None:
-        raise LabelTaken("There is already a label with this name.")
+        raise LabelTaken(f"There is already a label named {clash}.")
 
 
 def _catalog_changed(session: Session, action: str, label: Label, previous: str | None) -> None:

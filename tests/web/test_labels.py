@@ -81,7 +81,10 @@ def test_names_are_unique_whatever_their_case_and_must_be_sensible(client, team)
     _label(client, team["admin"], "Refund")
     dup = client.post("/api/v1/labels", json={"name": "REFUND"}, headers=team["lead"])
     assert dup.status_code == 409
-    assert dup.get_json()["error"]["code"] == "duplicate"
+    assert dup.get_json()["error"] == {
+        "code": "duplicate",
+        "message": "There is already a label named Refund.",
+    }
     for body in ({"name": ""}, {"name": "x" * 41}, {"name": "ok", "color": "red"}, {}):
         resp = client.post("/api/v1/labels", json=body, headers=team["admin"])
         assert resp.status_code == 422, body

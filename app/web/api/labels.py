@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_login import current_user
 
 from app.extensions import db
@@ -39,8 +39,13 @@ def _label(label_id: int) -> Label:
 
 @bp.get("/labels")
 def labels_list():
-    """Every label, by name."""
-    return jsonify({"items": [label.to_dict() for label in labels.all_labels(db.session)]})
+    """Every label, by name; ``?usage=1`` adds how many conversations carry each."""
+    items = [label.to_dict() for label in labels.all_labels(db.session)]
+    if request.args.get("usage"):
+        used = labels.usage(db.session)
+        for item in items:
+            item["conversations"] = used.get(item["id"], 0)
+    return jsonify({"items": items})
 
 
 @bp.post("/labels")
