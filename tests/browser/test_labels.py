@@ -232,7 +232,9 @@ def test_a_renamed_label_is_renamed_on_open_screens(page, make, client):
     )
     page.login(agent.email)
     page.click(".conv-row", "Broken on arrival")
+    page.wait_text("#thread-log .msg.in", "Broken on arrival")
     page.wait(lambda d: _header_labels(page) == ["bug"])
+    page.wait(lambda d: page.text(".conv-row .unread-badge") is None)  # read: nothing in flight
 
     client.patch(
         f"/api/v1/labels/{bug['id']}", json={"name": "Defect", "color": "#b91c1c"}, headers=h
