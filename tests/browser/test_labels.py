@@ -249,3 +249,61 @@ def test_a_renamed_label_is_renamed_on_open_screens(page, make, client):
     page.wait_text("#thread-head .label-menu", "Team leads and admins add them")
     assert not page.all("#thread-head .label-create")
     assert page.console_errors() == []
+
+
+def test_labels_on_a_phone_in_arabic(page, make, client):
+    lead = make.user("lead")
+    agent = make.user("agent", name="Omar Benali", locale="ar")
+    inbox = make.inbox("messenger", members=[agent])
+    msg = make.inbound(inbox, contact="psid-ar", text="مرحبا، هل يمكنني إرجاع المنتج؟")
+    make.inbound(inbox, contact="psid-ar2", text="متى يصل الطلب؟")
+    h = make.headers(lead)
+    client.post("/api/v1/labels", json={"name": "استرداد", "color": "#c2410c"}, headers=h)
+    client.post("/api/v1/labels", json={"name": "VIP", "color": "#7c3aed"}, headers=h)
+    client.post(
+        f"/api/v1/conversations/{msg.conversation_id}/labels",
+        json={"labels": ["استرداد", "vip"]},
+        headers=h,
+    )
+    page.resize(390, 844)
+    page.login(agent.email)
+    assert _row_labels(page, "إرجاع المنتج") == ["VIP", "استرداد"]  # by name
+    # the filter is within reach at phone width, and speaks Arabic
+    page.click("#label-filter")
+    page.wait_text("#label-filter-menu .menu-title", "عرض المحادثات")
+    page.click("#label-filter-menu .label-option", "استرداد")
+    page.wait(lambda d: len(page.all(".conv-row")) == 1)
+    page.screenshot("labels-phone-arabic-filter")
+    ActionChains(page.driver).send_keys(Keys.ESCAPE).perform()
+    page.click(".conv-row", "إرجاع المنتج")
+    page.wait_css("#composer-text")
+    assert _header_labels(page) == ["VIP", "استرداد"]
+    page.wait_text("#thread-log .activity", "أضاف Lead")
+    page.screenshot("labels-phone-arabic-thread")
+    assert page.console_errors() == []
+
+
+def test_a_lead_creates_a_label_from_the_picker(page, make):
+    lead = make.user("lead", name="Nadia Karimi")
+    inbox = make.inbox("messenger")
+    make.inbound(inbox, contact="psid-c1", text="The zipper broke after a week")
+    page.login(lead.email)
+    page.click(".conv-row", "zipper broke")
+    page.wait_text("#thread-log .msg.in", "zipper broke")
+    page.click("#thread-head .label-add")
+    search = page.wait_css("#thread-head .label-menu .menu-search")
+    search.send_keys("Warranty claim")
+    page.wait_text("#thread-head .label-create", "Create label “Warranty claim”")
+    search.send_keys(Keys.ENTER)
+    page.wait(lambda d: _header_labels(page) == ["Warranty claim"])
+    page.wait_text("#thread-log .activity", "Nadia Karimi added label Warranty claim")
+    # the new label is in the list for everyone, and the filter offers it
+    from app.extensions import db
+    from app.inbox import labels
+
+    db.session.expire_all()
+    assert [lb.name for lb in labels.all_labels(db.session)] == ["Warranty claim"]
+    ActionChains(page.driver).send_keys(Keys.ESCAPE).perform()
+    page.click("#label-filter")
+    page.wait_text("#label-filter-menu .label-option", "Warranty claim")
+    assert page.console_errors() == []
