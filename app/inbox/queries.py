@@ -1,8 +1,8 @@
 """The conversation list: filters, sorts, keyset pagination and the three counts.
 
 One query for the page (inbox, contact and assignee joined), one for the
-contacts' identities, one for the counts: the list stays within a fixed
-number of queries whatever the page size.
+contacts' identities, one for the conversations' labels, one for the counts:
+the list stays within a fixed number of queries whatever the page size.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from app.clock import aware
+from app.inbox.labels import name_key
 from app.models import (
     Contact,
     ContactIdentity,
@@ -24,12 +25,15 @@ from app.models import (
     ConversationCount,
     Inbox,
     InboxMember,
+    Label,
     User,
+    conversation_labels,
 )
 
 SORTS = ("last_activity", "waiting_longest", "window_expiring", "created")
 STATUS_FILTERS = ("open", "pending", "snoozed", "closed", "all", "inactive", "declined")
 MAX_LIMIT = 100
+MAX_LABELS = 10  # label filters of one list request (each one is a condition)
 
 
 class BadFilter(ValueError):
@@ -48,6 +52,7 @@ class ListFilter:
     sort: str = "last_activity"
     limit: int = 25
     cursor: str | None = None
+    labels: tuple[str, ...] = ()  # case-folded names; a conversation must carry all of them
 
     @classmethod
     def from_args(cls, args) -> ListFilter:
@@ -61,6 +66,11 @@ class ListFilter:
             sort=args.get("sort") or "last_activity",
             cursor=args.get("cursor") or None,
         )
+        given = args.getlist("label") if hasattr(args, "getlist") else [args.get("label")]
+        keys = [name_key(str(n)) for n in given if n and str(n).strip()]
+        f.labels = tuple(dict.fromkeys(keys))
+        if len(f.labels) > MAX_LABELS:
+            raise BadFilter(f"at most {MAX_LABELS} label filters")
         if f.status not in STATUS_FILTERS:
             raise BadFilter(f"status must be one of {', '.join(STATUS_FILTERS)}")
         if f.sort not in SORTS:
@@ -105,6 +115,14 @@ def _base_conditions(user: User, f: ListFilter, dialect: str) -> list:
     if f.channel:
         conds.append(
             Conversation.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel))
+        )
+    for key in f.labels:  # one condition per label: all of them (AND)
+        conds.append(
+            Conversation.id.in_(
+                sa.select(conversation_labels.c.conversation_id)
+                .join(Label, Label.id == conversation_labels.c.label_id)
+                .where(Label.name_key == key)
+            )
         )
     if f.q:
         conds.append(_search_condition(f.q, dialect))
@@ -294,7 +312,7 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
 
 def maintained_counts(session: Session, user: User, f: ListFilter) -> dict | None:
     """The three counts from the trigger-maintained table (None when a filter needs a live count)."""
-    if f.q or f.status not in ("open", "pending", "snoozed", "closed", "all"):
+    if f.q or f.labels or f.status not in ("open", "pending", "snoozed", "closed", "all"):
         return None
     cc = ConversationCount
     q = sa.select(

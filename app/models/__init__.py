@@ -9,6 +9,7 @@ from app.models.counts import ConversationCount
 from app.models.inbox import DEFAULT_SETTINGS, Inbox, InboxMember
 from app.models.intake import WebhookIntake
 from app.models.job import JobLock
+from app.models.label import Label, conversation_labels
 from app.models.message import Attachment, Message
 from app.models.notification import Notification
 from app.models.outbox import OutboxItem
@@ -31,6 +32,7 @@ __all__ = [
     "InboxMember",
     "Invite",
     "JobLock",
+    "Label",
     "Message",
     "Notification",
     "OutboxItem",
@@ -38,4 +40,5 @@ __all__ = [
     "ResponseBreach",
     "User",
     "WebhookIntake",
+    "conversation_labels",
 ]

@@ -12,6 +12,7 @@ from app.clock import now
 from app.extensions import db
 from app.models.contact import Contact
 from app.models.inbox import Inbox
+from app.models.label import Label, conversation_labels
 from app.models.types import JSONType, UTCDateTime
 from app.models.user import User
 
@@ -82,3 +83,7 @@ class Conversation(db.Model):
     inbox: Mapped[Inbox] = relationship(lazy="joined", innerjoin=True)
     contact: Mapped[Contact] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[User | None] = relationship(lazy="joined")
+    # loaded for every conversation a query returns in one more query (a page: one)
+    labels: Mapped[list[Label]] = relationship(
+        secondary=conversation_labels, lazy="selectin", order_by=Label.name_key
+    )

@@ -1,8 +1,8 @@
-"""Admin pages: inboxes, users and roles, canned replies.
+"""Admin pages: inboxes, users and roles, canned replies, labels.
 
 Pages (``/admin/...``) are server-rendered shells; the forms on them call the JSON
 API (:mod:`app.web.api`: inboxes, users, canned, team). Admins manage everything;
-team leads edit inbox settings and canned replies and see the rest read-only.
+team leads edit inbox settings, canned replies and labels and see the rest read-only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from app import oauth
 from app.clock import now
 from app.extensions import db
 from app.inbox.assignment import open_load
+from app.inbox.labels import PALETTE as label_palette
 from app.models import Inbox, User
 from app.models.user import ROLES
 from app.web.schemas import inbox_admin_dict, user_admin_dict
@@ -112,3 +113,11 @@ def canned():
     _page_lead()
     inboxes_ = [i.ref() for i in db.session.scalars(sa.select(Inbox).order_by(Inbox.id))]
     return render_template("admin/canned.html", inboxes=inboxes_, section="canned")
+
+
+@bp.get("/labels")
+@login_required
+def labels():
+    """Labels agents put on conversations (team leads and admins keep the list)."""
+    _page_lead()
+    return render_template("admin/labels.html", palette=label_palette, section="labels")

@@ -127,6 +127,7 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         "assignee": {"id": assignee.id, "name": assignee.name} if assignee else None,
         "subject": conv.subject,
         "priority": conv.priority,
+        "labels": [label.name for label in conv.labels],  # by name; colours: GET /labels
         "last_message": (
             {
                 "direction": conv.last_message_direction,

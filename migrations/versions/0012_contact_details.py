@@ -1,7 +1,7 @@
 """Contact details agents edit, erasure, and the audit trail
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-14 10:00:00
 
 Contacts get what agents keep about a customer: an email address, a phone number
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -162,7 +162,9 @@ export async function api(path, { method = "GET", body, signal } = {}) {
 
 export function qs(params) {
   const u = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") u.set(k, v);
+  for (const [k, v] of Object.entries(params)) {
+    for (const one of Array.isArray(v) ? v : [v]) if (one !== null && one !== undefined && one !== "") u.append(k, one); // a list: repeated
+  }
   const s = u.toString();
   return s ? "?" + s : "";
 }
@@ -333,6 +335,7 @@ export const ICONS = {
   dots: F('<circle cx="4.5" cy="10" r="1.5"/><circle cx="10" cy="10" r="1.5"/><circle cx="15.5" cy="10" r="1.5"/>'),
   shield: S('<path d="M10 2.5 16 5v4.5c0 3.8-2.6 6.8-6 8-3.4-1.2-6-4.2-6-8V5z"/>'),
   moon: S('<path d="M15.5 12.5A6.5 6.5 0 0 1 7.5 4.5a6.5 6.5 0 1 0 8 8Z"/>'),
+  tag: S('<path d="M2.8 3.8v5.3l8 8 6.3-6.3-8-8H3.8a1 1 0 0 0-1 1Z"/><circle cx="6.5" cy="6.5" r="1.2"/>'),
   flag: S('<path d="M4.5 17.5v-14M4.5 3.5h10l-2 3.5 2 3.5h-10"/>'),
   wifi: S('<path d="M2.5 7.8a11 11 0 0 1 15 0M5 10.6a7.3 7.3 0 0 1 10 0M7.5 13.4a3.6 3.6 0 0 1 5 0"/><circle cx="10" cy="16" r=".6" fill="currentColor"/>'),
 };

@@ -7,6 +7,7 @@ import { dueChip, renderBulkBar, renderCounts, renderList, tickList, windowChip 
 import { T, renderContact, renderHeader, renderMessages, setStatus, upsertMessage } from "./thread.js";
 import { renderListHealth, renderThreadHealth } from "./health.js";
 import { focusComposer, leaveComposer, markSeen, onLiveMessage, refreshComposer, renderComposer } from "./composer.js";
+import { applyLabelsEvent, bulkLabels, labelFilter, loadLabels } from "./labels.js";
 
 const app = document.getElementById("inbox-app");
 const PAGE = 30;
@@ -17,7 +18,7 @@ let listAbort = null;
 
 function listParams(extra = {}) {
   const f = S.filter;
-  return { status: f.status, assignee: f.assignee, inbox: f.inbox, channel: f.channel, q: f.q, sort: f.sort, limit: PAGE, ...extra };
+  return { status: f.status, assignee: f.assignee, inbox: f.inbox, channel: f.channel, label: f.labels, q: f.q, sort: f.sort, limit: PAGE, ...extra };
 }
 
 async function loadList({ append = false } = {}) {
@@ -88,6 +89,7 @@ function renderFilters() {
   const where = f.inbox ? (S.inboxes.get(Number(f.inbox)) || {}).name : f.channel ? document.querySelector(`[data-channel="${f.channel}"] .side-label`)?.textContent : null;
   document.getElementById("list-title").textContent = [names[f.assignee], where].filter(Boolean).join(" · ");
   document.getElementById("list-sub").textContent = statusNames[f.status] || "";
+  labelFilterUI.render();
 }
 
 function setFilter(change) {
@@ -96,6 +98,33 @@ function setFilter(change) {
   S.checked.clear();
   renderFilters();
   loadList();
+}
+
+let labelFilterUI = null;
+
+/** Labels: the list's filter, and their changes (renamed, recoloured, deleted) drawn again. */
+function bindLabels() {
+  labelFilterUI = labelFilter(document.getElementById("label-filter"), document.getElementById("label-filter-menu"),
+    document.getElementById("label-filter-chips"), { onChange: (labels) => setFilter({ labels }) });
+  const redraw = () => {
+    saveFilter();
+    renderFilters();
+    renderList();
+    if (T.conv) renderHeader(T.conv);
+  };
+  on("labels.updated", (payload) => {
+    const reload = applyLabelsEvent(payload, [T.conv]);
+    redraw();
+    if (reload) loadList();
+  });
+  on("reconnected", () => loadLabels().then(redraw).catch(() => {}));
+  // a link to the list with ?label=... (from the labels page) sets the filter
+  const linked = new URLSearchParams(location.search).getAll("label").filter(Boolean);
+  if (linked.length) {
+    S.filter.labels = linked;
+    saveFilter();
+    history.replaceState(null, "", location.pathname + location.hash);
+  }
 }
 
 function bindFilters() {
@@ -344,6 +373,7 @@ function bindKeys() {
         break;
       case "a": if (conv && T.menus.assign) T.menus.assign.open(); break;
       case "s": if (conv && T.menus.snooze && conv.status !== "closed") T.menus.snooze.open(); break;
+      case "l": if (conv && T.menus.labels) T.menus.labels.open(); break;
       case "/": document.getElementById("search").focus(); break;
       case "?": showShortcuts(); break;
       default: return;
@@ -374,6 +404,7 @@ function bindBulk() {
   };
   bar.querySelector(".bulk-close").addEventListener("click", () => run({ action: "status", status: "closed" }, (n) => (n === 1 ? t("1 conversation closed") : t("{n} conversations closed", { n }))));
   bar.querySelector(".bulk-open").addEventListener("click", () => run({ action: "status", status: "open" }, (n) => (n === 1 ? t("1 conversation reopened") : t("{n} conversations reopened", { n }))));
+  bulkLabels(bar.querySelector(".bulk-label"), bar.querySelector(".bulk-label-menu"), { ids: () => [...S.checked] });
   const assignBtn = bar.querySelector(".bulk-assign");
   const panel = bar.querySelector(".bulk-assign-menu");
   if (!canAssignOthers()) { assignBtn.hidden = true; return; }
@@ -405,12 +436,13 @@ function tick() {
 
 async function start() {
   initShell();
+  bindLabels();
   bindFilters();
   bindLive();
   bindKeys();
   bindBulk();
   if (localStorage.getItem("switchboard.contactPanel") === "1") app.classList.add("with-contact");
-  try { await loadInboxes(); } catch (e) { toast(e.message, "error"); }
+  try { await Promise.all([loadInboxes(), loadLabels()]); } catch (e) { toast(e.message, "error"); }
   await loadList();
   window.addEventListener("hashchange", route);
   route();

@@ -4,6 +4,7 @@ import { ME, avatar, channelIcon, duration, h, icon, listTime, fullDateTime, sec
 import { S, liveWindow, presenceOthers } from "./state.js";
 import { renderFirstRun } from "./firstrun.js";
 import { languageChip } from "./languages.js";
+import { labelChips } from "./labels.js";
 
 const TWO_HOURS = 7200;
 
@@ -98,7 +99,8 @@ export function row(conv) {
         icon(people.some((p) => p.state === "replying") ? "pen" : "eye"), h("span.viewing-names", people.map((p) => p.name.split(" ")[0]).join(", "))) : null,
       conv.assignee
         ? avatar(conv.assignee.name, { size: "xs", title: t("Assigned to {name}", { name: conv.assignee.name }) })
-        : h("span.unassigned-dot", { title: t("Unassigned") }))));
+        : h("span.unassigned-dot", { title: t("Unassigned") })),
+    conv.labels && conv.labels.length ? h("div.conv-line.conv-labels", labelChips(conv.labels)) : null));
   li.append(check, link);
   return li;
 }

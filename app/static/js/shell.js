@@ -26,7 +26,7 @@ export function emit(name, payload) {
 
 const EVENTS = ["conversation.created", "conversation.updated", "message.created", "message.updated",
   "counts.updated", "presence.updated", "notification.created", "contact.typing", "inbox.updated",
-  "contact.updated", "contact.merged"];
+  "contact.updated", "contact.merged", "labels.updated"];
 
 const HEARTBEAT_MS = 30000;
 
@@ -245,6 +245,7 @@ export function showShortcuts() {
     ["e", t("Close (or reopen) the conversation")],
     ["a", t("Assign")],
     ["s", t("Snooze")],
+    ["l", t("Labels")],
     ["/", t("Search")],
     ["Ctrl/⌘ + Enter", t("Send")],
     ["Esc", t("Leave the composer or close a menu")],

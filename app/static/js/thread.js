@@ -10,6 +10,7 @@ import { dueChip, presenceLabel, windowChip } from "./list.js";
 import { renderContact, toggleContact } from "./contact.js";
 import { languageChip, spokenCodes } from "./languages.js";
 import { withMentions } from "./mentions.js";
+import { labelBar } from "./labels.js";
 
 export const T = {
   conv: null,
@@ -131,6 +132,8 @@ export function renderHeader(conv) {
   const others = presenceOthers(conv.id);
   const status = conv.status;
   const actions = [assignMenu(conv)];
+  const labels = labelBar(conv);
+  T.menus.labels = labels.picker;
   if (status === "closed") {
     actions.push(h("button.btn.ghost", { type: "button", onclick: () => setStatus(conv, "open"), title: t("Reopen") + " (e)" }, icon("reopen"), h("span.lbl", t("Reopen"))));
   } else {
@@ -151,7 +154,8 @@ export function renderHeader(conv) {
         ident && ident.external_id !== conv.contact.name ? [h("span.dot-sep", "·"), h("span.ext", { dir: "ltr" }, ident.external_id)] : null,
         h("span.dot-sep", "·"), h("span.status-pill." + status, STATUS_LABEL()[status]), languageChip(conv.language),
         status === "snoozed" && conv.snooze_until ? h("span.muted", t("until {time}", { time: fullDateTime(conv.snooze_until) })) : null,
-        windowChip(conv), dueChip(conv))),
+        windowChip(conv), dueChip(conv)),
+      labels.el),
     h("div.thread-presence" + (others.some((p) => p.state === "replying") ? ".replying" : ""), { "aria-live": "polite", hidden: !others.length || null },
       others.length ? [icon(others.some((p) => p.state === "replying") ? "pen" : "eye"), presenceLabel(others)] : null),
     h("div.thread-actions", { role: "toolbar", "aria-label": t("Conversation actions") }, actions),
@@ -276,7 +280,7 @@ function emailBody(msg, conv) {
 }
 
 const ACTIVITY_ICON = { assigned: "user", unassigned: "user", closed: "closed", open: "reopen", pending: "pending",
-  snoozed: "snooze", scheduled: "clock", opted_out: "alert", opted_in: "check" };
+  snoozed: "snooze", scheduled: "clock", opted_out: "alert", opted_in: "check", labeled: "tag", unlabeled: "tag" };
 
 /** A system line in the agent's language: its template and values (older lines: the English body). */
 function activityText(msg) {

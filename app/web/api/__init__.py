@@ -14,6 +14,7 @@ from app.web.api import (  # noqa: F401  (each module adds its routes to the blu
     conversations,
     inboxes,
     invites,
+    labels,
     me,
     messages,
     notifications,

@@ -7,11 +7,12 @@ from flask_login import current_user
 
 from app.clock import now
 from app.extensions import db
-from app.inbox import assignment, automation, conversations, hooks
+from app.inbox import assignment, automation, conversations, hooks, labels
 from app.inbox.queries import BadFilter, ListFilter, can_see, list_conversations
 from app.models import User
 from app.web.api.base import bp, json_body, parse_time, visible_conversation
 from app.web.api.errors import ApiError
+from app.web.api.labels import resolve
 from app.web.schemas import conversation_dict
 
 
@@ -101,7 +102,7 @@ def conversation_mark_seen(conversation_id: int):
 
 @bp.post("/conversations/bulk")
 def conversations_bulk():
-    """Assign or change the status of many conversations at once."""
+    """Assign, change the status of, or label many conversations at once."""
     data = json_body()
     ids = data.get("ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
@@ -136,8 +137,15 @@ def conversations_bulk():
         except conversations.InvalidStatus as exc:
             db.session.rollback()
             raise ApiError(422, "invalid", str(exc)) from exc
+    elif action == "labels":
+        add = resolve(data.get("add_labels") or [], "add_labels")
+        remove = resolve(data.get("remove_labels") or [], "remove_labels")
+        if not add and not remove:
+            raise ApiError(422, "invalid", "Give add_labels or remove_labels (label names).")
+        for conv in convs:
+            labels.change(db.session, conv, add=add, remove=remove, by=current_user)
     else:
-        raise ApiError(422, "invalid", "action must be assign or status.")
+        raise ApiError(422, "invalid", "action must be assign, status or labels.")
     db.session.commit()
     return jsonify({"items": [conversation_dict(c) for c in convs], "unassigned_ids": left})
 
