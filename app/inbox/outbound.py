@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import channels, storage, urls
+from app.clock import now
 from app.inbox.replies import record_outbound_activity
 from app.models import ContactIdentity, Conversation, Inbox, Message, User
 from connectors import base as cb
@@ -75,4 +76,4 @@ def after_sent(session: Session, msg: Message, conv: Conversation, inbox: Inbox)
     """Bookkeeping after the provider accepted a reply."""
     if msg.send_after is not None:
         user = session.get(User, msg.sender_user_id) if msg.sender_user_id else None
-        record_outbound_activity(conv, msg, user, msg.updated_at or conv.last_activity_at)
+        record_outbound_activity(conv, msg, user, now())  # a scheduled reply answers when sent

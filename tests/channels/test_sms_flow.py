@@ -412,6 +412,8 @@ def test_stop_refuses_replies_until_start(client, sms_inbox, auth, twilio):
     assert activity == [
         ("opted_out", "The customer opted out of messages (STOP). Replies are blocked."),
         ("opted_in", "The customer opted back in (START)."),
+        # the reply that went out took the unassigned conversation; the refused one did not
+        ("assigned", "Ana Agent took this conversation"),
     ]
 
 
