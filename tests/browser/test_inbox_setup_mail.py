@@ -15,6 +15,8 @@ from tests.browser.conftest import run_worker
 from tests.channels.harness import smtp_sink  # noqa: F401 - a fixture
 from tests.connectors.imap_server import DovecotServer, dovecot_available
 
+pytestmark = pytest.mark.browser
+
 MAIL = (
     b"From: Cara Client <cara@example.org>\r\n"
     b"To: alice@shop.example\r\n"

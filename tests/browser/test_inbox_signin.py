@@ -29,6 +29,8 @@ from tests.channels.oauth_fake import XoauthSmtp
 from tests.channels.signin_server import SignInServer
 from tests.connectors.imap_server import DovecotServer, dovecot_available, free_port
 
+pytestmark = pytest.mark.browser
+
 OURS = "support@shop.example"
 LABEL = {"microsoft": "Microsoft", "google": "Google"}
 
@@ -110,11 +112,18 @@ def inbox_row(app) -> Inbox:
         return row
 
 
-def reply(page, text: str) -> None:
+def reply(page, app, text: str) -> None:
+    """Send ``text`` from the composer and wait until the server has queued it."""
     box = page.css("#composer-text")
     box.send_keys(text)
     box.send_keys(Keys.CONTROL, Keys.ENTER)
     page.wait_text("#thread-log .msg.out", text)
+
+    def stored(_) -> bool:
+        with app.app_context():
+            return db.session.scalars(sa.select(Message).where(Message.body == text)).first()
+
+    page.wait(stored, message="reply stored")
 
 
 @pytest.mark.parametrize(
@@ -162,7 +171,7 @@ def test_sign_in_receive_reply_refresh_revoke_and_reconnect(
     page.get("/")
     page.click(".conv-row", "message 1")
     page.wait_text("#thread-log .msg.in", "message 1 about my order")
-    reply(page, "It left our warehouse today.")
+    reply(page, app, "It left our warehouse today.")
 
     def sent() -> list:
         return [g["mime"] for g in signin.graph_sent] if not smtp_auth else sink.received
@@ -198,7 +207,7 @@ def test_sign_in_receive_reply_refresh_revoke_and_reconnect(
     age_tokens(app, inbox.id)
     page.click(".conv-row", "message 2")
     page.wait_text("#thread-log .msg.in", "message 2 about my order")
-    reply(page, "We are on it.")
+    reply(page, app, "We are on it.")
     run_worker(app)
     with app.app_context():
         row = db.session.get(Inbox, inbox.id)
