@@ -73,9 +73,8 @@ def _options(width: int, height: int):
     return opts
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium shared by the tests of a module."""
+def _chromium():
+    """A headless Chromium (skips the test when there is none)."""
     reason = _missing()
     if reason:
         pytest.skip(reason)
@@ -87,8 +86,33 @@ def browser():
         options=_options(1280, 900), service=Service(executable_path=CHROMEDRIVER)
     )
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium shared by the tests of a module."""
+    driver = _chromium()
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="module")
+def second_browser():
+    """A second Chromium with its own cookies: a teammate's screen beside the first."""
+    driver = _chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def teammate(second_browser, live_server):
+    """The teammate's page on this test's live server, signed out."""
+    p = Page(second_browser, live_server.url)
+    p.get("/healthz")
+    second_browser.delete_all_cookies()
+    second_browser.execute_script("window.localStorage.clear()")
+    return p
 
 
 class Page:

@@ -5,36 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import CHROMEDRIVER, Page, _missing, _options
+from tests.browser.conftest import Page
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def second_browser():
-    """A second Chromium: a teammate's browser, with its own cookies."""
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(
-        options=_options(1280, 900), service=Service(executable_path=CHROMEDRIVER)
-    )
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def teammate(second_browser, live_server):
-    """The teammate's page on this test's live server, signed out."""
-    p = Page(second_browser, live_server.url)
-    p.get("/healthz")
-    second_browser.delete_all_cookies()
-    second_browser.execute_script("window.localStorage.clear()")
-    return p
 
 
 def _open_panel(page: Page, row_text: str) -> None:

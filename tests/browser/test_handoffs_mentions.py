@@ -7,23 +7,9 @@ import pytest
 import requests
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import CHROMEDRIVER, Page, _options
-
 pytestmark = pytest.mark.browser
 
 PORTUGUESE = "Olá, o meu pedido ainda não chegou, vocês podem verificar onde está?"
-
-
-@pytest.fixture
-def second_page(browser, live_server):
-    """A second Chromium with its own cookies: another agent at another desk."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(options=_options(1280, 900), service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield Page(driver, live_server.url)
-    driver.quit()
 
 
 def _people(page) -> list[str]:
@@ -48,7 +34,7 @@ def _badge(page) -> str:
     )
 
 
-def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, second_page, make):
+def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, teammate, make):
     ana = make.user("agent", name="Ana Souza")
     bo = make.user("agent", name="Bo Lindqvist")
     make.user("lead", name="Lea Martin")  # sees every inbox: may be mentioned
@@ -57,8 +43,8 @@ def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, second_pag
     make.inbox("sms", members=[cy])
     conv_id = make.inbound(inbox, contact="+5511987654321", text=PORTUGUESE).conversation_id
 
-    second_page.login(bo.email)
-    assert _badge(second_page) == ""
+    teammate.login(bo.email)
+    assert _badge(teammate) == ""
     page.login(ana.email)
     page.click(".conv-row", "o meu pedido")
     page.wait_text("#thread-log .msg.in", "o meu pedido")
@@ -99,17 +85,17 @@ def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, second_pag
     page.screenshot("mention-note-sent")
 
     # Bo's browser: the bell counts it at once, says who and opens the note
-    second_page.wait(lambda d: _badge(second_page) == "1")
-    second_page.click("#bell")
-    item = second_page.wait_text(".notif-list .notif", "Ana Souza mentioned you in a note")
+    teammate.wait(lambda d: _badge(teammate) == "1")
+    teammate.click("#bell")
+    item = teammate.wait_text(".notif-list .notif", "Ana Souza mentioned you in a note")
     note_id = page.attr("#thread-log .msg.note", "data-id")
     assert item.get_attribute("href").endswith(f"/#c={conv_id}&m={note_id}")
-    second_page.screenshot("mention-notification-live")
+    teammate.screenshot("mention-notification-live")
     item.click()
-    second_page.wait_text("#thread-log .msg.note .mention.me", "@Bo Lindqvist")
-    second_page.wait_css("#thread-log .msg.note.flash")
-    second_page.screenshot("mention-note-opened")
-    assert page.console_errors() == [] and second_page.console_errors() == []
+    teammate.wait_text("#thread-log .msg.note .mention.me", "@Bo Lindqvist")
+    teammate.wait_css("#thread-log .msg.note.flash")
+    teammate.screenshot("mention-note-opened")
+    assert page.console_errors() == [] and teammate.console_errors() == []
 
 
 def test_a_note_shows_markup_and_html_as_text(page, make, live_server):

@@ -3,44 +3,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import CHROMEDRIVER, Page, _missing, _options
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def second_browser():
-    """A second Chromium: a teammate's screen beside the first."""
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(
-        options=_options(1280, 900), service=Service(executable_path=CHROMEDRIVER)
-    )
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def teammate(second_browser, live_server):
-    """The teammate's page, signed out, on this test's live server."""
-    p = Page(second_browser, live_server.url)
-    p.get("/healthz")
-    second_browser.delete_all_cookies()
-    second_browser.execute_script("window.localStorage.clear()")
-    second_browser.get_log("browser")
-    return p
 
 
 def _row_labels(page, text: str) -> list[str]:
