@@ -239,6 +239,8 @@ class Channel:
     webhooks: ClassVar[tuple[Webhook, ...]] = ()
     api_urls: ClassVar[dict[str, str]] = {}  # connector base-URL key -> the setting naming it
     window: ClassVar[WindowPolicy | None] = None  # None: no platform reply window
+    # what the platform shows customers about response times (app.channels.badges)
+    badge: ClassVar[Any] = None
     identity_label: ClassVar[str | None] = None  # "Messenger user"; None: the id is readable
     typing_action: ClassVar[str | None] = None  # send_action for "an agent is typing"
     seen_action: ClassVar[str | None] = None  # send_action for "your messages were read"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.channels.attachments import MB, AttachmentRules
+from app.channels.badges import ResponseEstimate
 from app.channels.base import N_, Answer, Channel, Field, SetupItem, Webhook, WindowPolicy
 
 
@@ -55,6 +56,8 @@ class Gbm(Channel):
             "answer within 24 hours to keep messaging enabled."
         ),
     )
+    # the response-time estimate Google shows (reports show where the agent stands)
+    badge = ResponseEstimate()
     identity_label = "Google user"
     # only images travel as images (by URL); a customer's phone renders JPEG and PNG
     attachments = AttachmentRules(

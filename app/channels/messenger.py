@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.channels.attachments import MB, AttachmentRules
+from app.channels.badges import Responsiveness
 from app.channels.base import (
     N_,
     Answer,
@@ -66,6 +67,8 @@ class Messenger(Channel):
         standard_label=N_("Messenger 24-hour window"),
         human_label=N_("Messenger 7-day human agent window"),
     )
+    # Meta's "very responsive" badge (reports show where the Page stands)
+    badge = Responsiveness()
     identity_label = "Messenger user"
     # the Send API takes image, audio, video and any other file by URL, each up to 25 MB;
     # each file goes out as its own message

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import aware, iso, now
 from app.inbox import events, signals, windows
-from app.models import Conversation, Inbox, Message, ResponseBreach
+from app.models import Conversation, Inbox, Message, ResponseBreach, User
 
 log = logging.getLogger(__name__)
 
@@ -211,4 +211,5 @@ def release_reply(session: Session, msg: Message, conv: Conversation, at: dateti
     )
     conv.waiting_since = aware(later) if later is not None else None
     windows.refresh_timers(conv, conv.inbox)
-    signals.agent_replied.send(conv, at=at)  # breaches answered, follow-up timer
+    by = session.get(User, msg.sender_user_id) if msg.sender_user_id else None
+    signals.agent_replied.send(conv, at=at, by=by)  # breaches answered, follow-up timer

@@ -82,6 +82,30 @@ def next_opening(hours: dict | None, at: datetime, horizon_days: int = 21) -> da
     return None
 
 
+def open_seconds(hours: dict | None, start: datetime, end: datetime) -> int:
+    """Whole seconds between ``start`` and ``end`` inside the schedule (all of them without one).
+
+    Spans are local wall-clock times, so a day that changes to or from daylight saving
+    time has its spans as the clock shows them (an hour more or less of the night).
+    """
+    start, end = aware(start), aware(end)
+    if end <= start:
+        return 0
+    if not hours:
+        return int((end - start).total_seconds())
+    zone = _zone(hours.get("timezone"))
+    day, last = start.astimezone(zone).date() - timedelta(days=1), end.astimezone(zone).date()
+    total = 0.0
+    while day <= last:
+        for begin, finish in _spans_of(hours, day):
+            lo = max(begin.replace(tzinfo=zone), start)
+            hi = min(finish.replace(tzinfo=zone), end)
+            if hi > lo:
+                total += (hi - lo).total_seconds()
+        day += timedelta(days=1)
+    return int(total)
+
+
 def quiet_hours_state(
     conv: Conversation, ident: ContactIdentity | None, at: datetime
 ) -> dict | None:

@@ -65,6 +65,7 @@ class _Batch:
         self.received_at = received_at
         self.result = IngestResult()
         self.created_convs: set[int] = set()
+        self.reopened_convs: set[int] = set()  # closed ones a customer's message reopened
         self.touched: dict[int, Conversation] = {}
         self.new_identities: list[int] = []
         self.messages: dict[int, Message] = {}  # created in this batch, to avoid reloading them
@@ -276,6 +277,8 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
     b.result.created.append(msg.id)
     b.messages[msg.id] = msg
     b.touch(conv, created=(s.how == "created"))
+    if s.how == "reopened":
+        b.reopened_convs.add(conv.id)
     events.changed(session, "message.created", msg, ("inbox", inbox.id))
 
 
@@ -429,6 +432,7 @@ def _after_batch(b: _Batch) -> None:
             session=session,
             conversations=list(wrote.values()),
             created=b.created_convs,
+            reopened=b.reopened_convs,
             at=b.received_at,
         )
 

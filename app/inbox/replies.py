@@ -275,7 +275,7 @@ def record_outbound_activity(
     if user is not None and not msg.automated:
         conv.waiting_since = None
         conv.unread_count = 0
-        signals.agent_replied.send(conv, at=at)  # breaches answered, follow-up timer
+        signals.agent_replied.send(conv, at=at, by=user)  # breaches answered, follow-up timer
     conv.last_message_direction = "outbound"
     conv.last_message_body = (msg.body or "")[:280]
     conv.last_message_at = at

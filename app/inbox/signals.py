@@ -84,7 +84,8 @@ customer_wrote = _signals.signal(
     doc="""Customers (not their machines) wrote in conversations of an inbox; sender: the inbox.
 
     Keywords: ``session``, ``conversations`` (in the order the batch touched them),
-    ``created`` (ids of those the batch started), ``at`` (when the batch arrived).
+    ``created`` (ids of those the batch started), ``reopened`` (ids of closed ones the
+    customer reopened), ``at`` (when the batch arrived).
     Sent by ingest once per batch, after its live events. Automation clears the
     follow-up timer and the inactive and declined flags, returns a conversation
     whose assignee is away to the queue, tells the inbox of new conversations, and
@@ -96,9 +97,10 @@ agent_replied = _signals.signal(
     "agent-replied",
     doc="""A person answered the customer; sender: the conversation.
 
-    Keyword: ``at``. Sent when an agent's reply is queued (or, scheduled, goes
-    out), and by ingest for a reply sent from the platform's own inbox. Automation
-    marks response breaches answered and starts the follow-up timer.
+    Keywords: ``at``, ``by`` (the agent; None for a reply sent from the platform's own
+    inbox). Sent when an agent's reply is queued (or, scheduled, goes out), and by
+    ingest for a reply sent from the platform's own inbox. Automation marks response
+    breaches answered and starts the follow-up timer; reports record the answer.
     """,
 )
 
@@ -165,5 +167,23 @@ inbox_recovered = _signals.signal(
     Keywords: ``session``, ``incident`` (the closed one). Sent by
     :func:`app.inbox.health.inbox_recovered`: a send or poll succeeded, or the
     credentials were replaced. Notifications tell the admins.
+    """,
+)
+
+reply_window_missed = _signals.signal(
+    "reply-window-missed",
+    doc="""A platform's reply window closed while the customer waited; sender: the conversation.
+
+    Keywords: ``session``, ``at`` (when the window closed). Sent once per window by the
+    window job, with its activity line. Reports count a missed window.
+    """,
+)
+
+response_breached = _signals.signal(
+    "response-breached",
+    doc="""A customer waited past the inbox's response target; sender: the conversation.
+
+    Keywords: ``session``, ``due_at`` (the target). Sent once per target by the
+    response-due job, when it records the breach. Reports count it against the wait.
     """,
 )

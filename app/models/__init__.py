@@ -13,7 +13,7 @@ from app.models.label import Label, conversation_labels
 from app.models.message import Attachment, Message
 from app.models.notification import Notification
 from app.models.outbox import OutboxItem
-from app.models.report import ResponseBreach
+from app.models.report import ReportEvent, ReportWait, ResponseBreach
 from app.models.user import ApiToken, LoginSession, User
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
     "Notification",
     "OutboxItem",
     "PasswordReset",
+    "ReportEvent",
+    "ReportWait",
     "ResponseBreach",
     "User",
     "WebhookIntake",

@@ -1,4 +1,4 @@
-"""Records kept for reports: response-target breaches."""
+"""Records kept for reports: response-target breaches, conversation events, customer waits."""
 
 from __future__ import annotations
 
@@ -30,3 +30,77 @@ class ResponseBreach(db.Model):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     breached_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+#: ``ReportEvent.kind``: what happened to a conversation, once each time it happened.
+EVENT_KINDS = ("new", "closed", "reopened", "assigned")
+
+#: Events are counted in 15-minute slots (seconds since the epoch // SLOT): a slot never
+#: straddles a local hour in any time zone in use, so rollups by local day and hour come
+#: from the slots' counts in whichever zone a report asks for.
+SLOT = 900
+
+
+def slot_of(at: datetime) -> int:
+    """The 15-minute slot ``at`` (aware UTC) falls in."""
+    return int(at.timestamp()) // SLOT
+
+
+class ReportEvent(db.Model):
+    """A conversation was started, closed, reopened or assigned, recorded when it happened.
+
+    ``user_id`` is the agent it counts for (the assignee when closed, the new assignee);
+    ``seconds`` the resolution time of a close (from the start, or the last reopen).
+    """
+
+    __tablename__ = "report_events"
+    __table_args__ = (
+        sa.Index("ix_report_events_kind_slot", "kind", "slot"),
+        sa.Index("ix_report_events_conv", "conversation_id", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    slot: Mapped[int] = mapped_column()
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    seconds: Mapped[int | None] = mapped_column()
+
+
+class ReportWait(db.Model):
+    """One wait of a customer for an answer, from their first unanswered message.
+
+    Opened when a person (not their machine) writes and nobody is answering yet;
+    ``answered_at`` is the first human reply after it (``first``: the conversation's
+    first answer), ``wait_s`` the time it took and ``business_s`` the part of it inside
+    the inbox's business hours (all of it without a schedule). ``window_missed_at`` is
+    when the platform's reply window closed on it, ``breached_at`` when it passed the
+    response target. ``agent_id``: who answered, else the assignee when it was missed.
+    """
+
+    __tablename__ = "report_waits"
+    __table_args__ = (
+        sa.Index("ix_report_waits_conv_open", "conversation_id", "answered_at"),
+        sa.Index("ix_report_waits_started", "started_at"),
+        sa.Index("ix_report_waits_answered", "answered_at"),
+        sa.Index("ix_report_waits_missed", "window_missed_at"),
+        sa.Index("ix_report_waits_breached", "breached_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    first: Mapped[bool] = mapped_column(default=False)
+    wait_s: Mapped[int | None] = mapped_column()
+    business_s: Mapped[int | None] = mapped_column()
+    window_missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -38,6 +38,7 @@ from app.inbox import (
     conversations,
     events,
     notifications,
+    signals,
     windows,
 )
 from app.inbox.activity import add_activity
@@ -271,6 +272,7 @@ def _window_closed_line(session: Session, conv: Conversation, expires: datetime)
         events.changed(
             session, "message.created", session.get(Message, new_id), ("inbox", conv.inbox_id)
         )
+        signals.reply_window_missed.send(conv, session=session, at=expires)  # reports
 
 
 # --------------------------------------------------------------------------- response due
@@ -334,6 +336,7 @@ def watch_response_due(since: datetime | None = None) -> dict:
         if new_id is None:
             continue
         done["breached"] += 1
+        signals.response_breached.send(conv, session=session, due_at=due)  # reports
         _publish(session, conv)
         if due < at - NOTIFY_STALE:
             continue

@@ -18,6 +18,7 @@ from app.web.api import (  # noqa: F401  (each module adds its routes to the blu
     me,
     messages,
     notifications,
+    reports,
     team,
     users,
 )

@@ -1,0 +1,259 @@
+"""Reports from facts recorded as things happen: times known to the second (time_machine)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from app.inbox import conversations
+from app.runtime.jobs import timers
+from tests.automation.helpers import conv_of, reply
+
+PARIS_HOURS = {
+    "timezone": "Europe/Paris",
+    "days": {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+}
+
+
+def _get(client, make, user, path, **args):
+    resp = client.get(path, query_string=args, headers=make.headers(user))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp
+
+
+def test_first_response_twelve_minutes_in_the_inbox_time_zone(client, make, session, clock):
+    """Customer at 10:00 Paris, first human reply at 10:12: 12 minutes, on that local day."""
+    lead, agent = make.user("lead", name="Lea"), make.user(name="Ana")
+    inbox = make.inbox("messenger", members=[agent], settings={"business_hours": PARIS_HOURS})
+    clock.to(datetime(2026, 6, 10, 8, 0, tzinfo=UTC))  # 10:00 in Paris (summer time)
+    conv = conv_of(session, make.inbound(inbox, contact="9001", text="Where is my parcel?"))
+    clock.shift(minutes=12)
+    reply(session, conv, agent)
+    clock.shift(minutes=30)
+    assert conversations.set_status(session, conv, "closed", agent)
+    session.commit()
+
+    report = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-06-10", "to": "2026-06-10", "tz": "Europe/Paris"},
+    ).get_json()
+    assert report["first_response_s"] == {"median": 720, "p90": 720, "count": 1}
+    assert report["resolution_s"]["median"] == 42 * 60
+    assert report["conversations"] == {"new": 1, "closed": 1, "reopened": 0}
+    assert report["messages"] == {"inbound": 1, "outbound": 1}
+    assert report["by_day"] == [
+        {
+            "date": "2026-06-10",
+            "new": 1,
+            "closed": 1,
+            "reopened": 0,
+            "inbound": 1,
+            "outbound": 1,
+            "first_response_median_s": 720,
+        }
+    ]
+    assert report["by_hour"][2][10] == 1  # Wednesday, 10:00 local
+    assert sum(map(sum, report["by_hour"])) == 1
+    by = report["breakdown"]["first_response_s"]
+    assert by["channel"] == [{"channel": "messenger", "median": 720, "p90": 720, "count": 1}]
+    assert [(r["user"]["name"], r["median"]) for r in by["agent"]] == [("Ana", 720)]
+    agents = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/agents",
+        **{"from": "2026-06-10", "to": "2026-06-10", "tz": "Europe/Paris"},
+    ).get_json()["agents"]
+    ana = next(a for a in agents if a["user"]["id"] == agent.id)
+    assert (ana["assigned"], ana["closed"], ana["replies"]) == (1, 1, 1)
+    assert ana["first_response_s"]["median"] == 720
+    # the day before in Paris has nothing
+    empty = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-06-09", "to": "2026-06-09", "tz": "Europe/Paris"},
+    ).get_json()
+    assert empty["first_response_s"]["count"] == 0
+    assert empty["conversations"]["new"] == 0
+
+
+def test_time_outside_business_hours_does_not_count(client, make, session, clock):
+    """Friday 17:50 Paris to Monday 09:05: 10 minutes on Friday plus 5 on Monday."""
+    lead, agent = make.user("lead"), make.user()
+    inbox = make.inbox("sms", members=[agent], settings={"business_hours": PARIS_HOURS})
+    clock.to(datetime(2026, 3, 27, 16, 50, tzinfo=UTC))  # Friday 17:50 (winter time, +1)
+    conv = conv_of(session, make.inbound(inbox, contact="+33612345678"))
+    # the clocks go forward on Sunday 29 March: Monday 09:05 Paris is 07:05 UTC
+    clock.to(datetime(2026, 3, 30, 7, 5, tzinfo=UTC))
+    reply(session, conv, agent)
+    report = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-03-27", "to": "2026-03-30", "tz": "Europe/Paris"},
+    ).get_json()
+    assert report["first_response_s"]["median"] == 15 * 60
+    days = {d["date"]: d for d in report["by_day"]}
+    assert days["2026-03-27"]["new"] == 1 and days["2026-03-30"]["first_response_median_s"] == 900
+    assert days["2026-03-29"]["new"] == 0
+
+
+def test_days_follow_the_time_zone_across_a_daylight_saving_change(client, make, session, clock):
+    """23:30 local on the night the clocks go back is still that local day, in New York too."""
+    lead, agent = make.user("lead"), make.user()
+    inbox = make.inbox("sms", members=[agent])
+    # 1 November 2026, New York falls back at 02:00; 23:30 local (EST, -5) is 04:30 UTC on the 2nd
+    clock.to(datetime(2026, 11, 2, 4, 30, tzinfo=UTC))
+    conv = conv_of(session, make.inbound(inbox, contact="+14155550100"))
+    clock.shift(minutes=3)
+    reply(session, conv, agent)
+    report = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-10-31", "to": "2026-11-02", "tz": "America/New_York"},
+    ).get_json()
+    days = {d["date"]: d for d in report["by_day"]}
+    assert days["2026-11-01"]["new"] == 1 and days["2026-11-02"]["new"] == 0
+    assert days["2026-11-01"]["first_response_median_s"] == 180
+    assert report["by_hour"][6][23] == 1  # Sunday, 23:00 local
+    utc = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-11-02", "to": "2026-11-02", "tz": "UTC"},
+    ).get_json()
+    assert utc["conversations"]["new"] == 1
+
+
+def test_a_window_closed_unanswered_is_one_missed_window(app, client, make, session, clock):
+    lead, agent = make.user("lead"), make.user()
+    inbox = make.inbox("messenger", members=[agent])
+    start = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    clock.to(start)
+    conv_of(session, make.inbound(inbox, contact="9003"))
+    answered = conv_of(session, make.inbound(inbox, contact="9004"))
+    clock.shift(minutes=5)
+    reply(session, answered, agent)
+    clock.to(start + timedelta(hours=24, seconds=30))
+    with app.app_context():
+        timers.watch_windows(start + timedelta(hours=23))
+        timers.watch_windows(start + timedelta(hours=23))  # run twice: counted once
+        timers.watch_response_due(start + timedelta(hours=23))
+    report = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-05-05", "to": "2026-05-05", "tz": "UTC"},
+    ).get_json()
+    assert report["reply_windows_missed"] == 1  # counted on the day the window closed
+    assert report["response_breaches"] == 1  # the 24-hour target passed too
+    before = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-05-04", "to": "2026-05-04", "tz": "UTC"},
+    ).get_json()
+    assert before["reply_windows_missed"] == 0 and before["response_met"] == 1
+    assert before["response_met_rate"] == 1.0
+
+
+def _page(make, session, clock, answered_in_time: int, inbox=None):
+    agent = make.user()
+    inbox = inbox or make.inbox("messenger", members=[agent])
+    start = datetime(2026, 7, 6, 9, 0, tzinfo=UTC)
+    convs = []
+    for n in range(10):
+        clock.to(start + timedelta(hours=n))
+        convs.append(conv_of(session, make.inbound(inbox, contact=f"77{n:02d}")))
+    for n, conv in enumerate(convs[:answered_in_time]):
+        clock.to(start + timedelta(hours=n, minutes=10))
+        reply(session, conv, agent)
+    clock.to(start + timedelta(days=1))
+    return inbox
+
+
+def _badge(client, make, lead, inbox):
+    rows = _get(client, make, lead, "/api/v1/reports/badges").get_json()["inboxes"]
+    return next(r for r in rows if r["inbox"]["id"] == inbox.id)
+
+
+def test_a_page_answering_nine_of_ten_within_fifteen_minutes_is_very_responsive(
+    client, make, session, clock
+):
+    lead = make.user("lead")
+    badge = _badge(client, make, lead, _page(make, session, clock, 9))
+    assert badge["very_responsive"] is True
+    assert (badge["customers"], badge["answered"], badge["response_rate"]) == (10, 9, 0.9)
+    assert badge["median_response_s"] == 600 and badge["within_rate"] == 0.9
+
+
+def test_a_page_answering_eight_of_ten_is_not(client, make, session, clock):
+    lead = make.user("lead")
+    badge = _badge(client, make, lead, _page(make, session, clock, 8))
+    assert badge["very_responsive"] is False
+    assert badge["response_rate"] == 0.8
+
+
+def test_google_estimate_counts_business_hours_only_weighted_by_recency(
+    client, make, session, clock
+):
+    lead, agent = make.user("lead"), make.user()
+    inbox = make.inbox("gbm", members=[agent], settings={"business_hours": PARIS_HOURS})
+    clock.to(datetime(2026, 3, 27, 16, 50, tzinfo=UTC))  # Friday 17:50, answered Monday 09:05
+    conv = conv_of(session, make.inbound(inbox, contact="conversations/g1"))
+    clock.to(datetime(2026, 3, 30, 7, 5, tzinfo=UTC))
+    reply(session, conv, agent)
+    badge = _badge(client, make, lead, inbox)
+    assert badge["kind"] == "estimate" and badge["estimated_response_s"] == 900
+    assert "very_responsive" not in badge
+    sms = make.inbox("sms")
+    rows = _get(client, make, lead, "/api/v1/reports/badges").get_json()["inboxes"]
+    assert sms.id not in [r["inbox"]["id"] for r in rows]  # SMS has no platform badge
+
+
+def test_agents_are_refused_and_csv_opens_in_a_spreadsheet(client, make, session, clock):
+    lead, agent = make.user("lead", name="Léa"), make.user(name="Ana")
+    inbox = make.inbox("messenger", members=[agent])
+    clock.to(datetime(2026, 6, 10, 8, 0, tzinfo=UTC))
+    conv = conv_of(session, make.inbound(inbox, contact="9009"))
+    clock.shift(minutes=12)
+    reply(session, conv, agent)
+    for path in ("overview", "agents", "badges"):
+        assert client.get(f"/api/v1/reports/{path}", headers=make.headers(agent)).status_code == 403
+    args = {"from": "2026-06-09", "to": "2026-06-10", "tz": "UTC", "format": "csv"}
+    resp = _get(client, make, lead, "/api/v1/reports/overview", **args)
+    assert resp.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in resp.headers["Content-Disposition"]
+    raw = resp.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0][0] == "date" and [r[0] for r in rows[1:]] == ["2026-06-09", "2026-06-10"]
+    assert rows[2][rows[0].index("first_response_median_s")] == "720"
+    agents = list(
+        csv.reader(
+            io.StringIO(
+                _get(client, make, lead, "/api/v1/reports/agents", **args)
+                .get_data()
+                .decode("utf-8-sig")
+            )
+        )
+    )
+    assert [r for r in agents if r[1] == "Ana"][0][1:2] + [
+        agents[[r[1] for r in agents].index("Ana")][5]
+    ] == ["Ana", "720"]
+    bad = client.get(
+        "/api/v1/reports/overview", query_string={"tz": "Mars/Olympus"}, headers=make.headers(lead)
+    )
+    assert bad.status_code == 422
