@@ -257,3 +257,47 @@ def test_agents_are_refused_and_csv_opens_in_a_spreadsheet(client, make, session
         "/api/v1/reports/overview", query_string={"tz": "Mars/Olympus"}, headers=make.headers(lead)
     )
     assert bad.status_code == 422
+
+
+def test_reopened_by_the_customer_counts_and_resolution_runs_from_the_reopening(
+    client, make, session, clock
+):
+    lead, agent = make.user("lead"), make.user()
+    inbox = make.inbox("messenger", members=[agent])
+    clock.to(datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
+    conv = conv_of(session, make.inbound(inbox, contact="9100"))
+    clock.shift(minutes=4)
+    reply(session, conv, agent)
+    clock.shift(minutes=6)
+    assert conversations.set_status(session, conv, "closed", agent)
+    session.commit()
+    clock.to(datetime(2026, 6, 2, 9, 0, tzinfo=UTC))  # writes again: the conversation reopens
+    again = conv_of(session, make.inbound(inbox, contact="9100", text="One more thing"))
+    assert again.id == conv.id and again.status == "open"
+    clock.shift(minutes=20)
+    reply(session, again, agent)  # a later reply: not a first response
+    clock.shift(minutes=10)
+    assert conversations.set_status(session, again, "closed", agent)
+    session.commit()
+    report = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-06-01", "to": "2026-06-02", "tz": "UTC"},
+    ).get_json()
+    assert report["conversations"] == {"new": 1, "closed": 2, "reopened": 1}
+    assert report["first_response_s"] == {"median": 240, "p90": 240, "count": 1}
+    assert report["resolution_s"]["count"] == 2
+    assert sorted(d["closed"] for d in report["by_day"]) == [1, 1]
+    assert report["resolution_s"]["p90"] == 30 * 60  # from the reopening, not the start
+    assert report["response_met"] == 2 and report["response_met_rate"] == 1.0
+    week = _get(
+        client,
+        make,
+        lead,
+        "/api/v1/reports/overview",
+        **{"from": "2026-06-02", "to": "2026-06-02", "tz": "UTC"},
+    ).get_json()
+    assert week["previous"]["conversations"]["new"] == 1 and week["conversations"]["new"] == 0
+    assert week["change"]["closed"] == 0.0
