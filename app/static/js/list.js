@@ -42,8 +42,8 @@ export function presenceLabel(people, { nodes = false } = {}) {
   if (!people.length) return "";
   const replying = people.filter((p) => p.state === "replying");
   const names = (list) => (nodes ? h("bdi", list.map((p) => p.name).join(", ")) : list.map((p) => p.name).join(", "));
-  if (replying.length) return t("{name} is replying", { name: names(replying) });
-  return t("{name} is viewing", { name: names(people) });
+  const label = replying.length ? t("{name} is replying", { name: names(replying) }) : t("{name} is viewing", { name: names(people) });
+  return nodes ? h("span", label) : label;
 }
 
 function snippet(conv) {
