@@ -111,7 +111,12 @@ def test_shortcuts_work_by_key_position_on_an_arabic_layout(page, make):
     _press(page, "ت", "KeyJ", target="document.getElementById('search')")
     assert _cursor(page) == ids[0]
 
-    # "/" (ظ on that layout) goes to the search box, "?" (shift) shows the help
+    # "/" (ظ on that layout) goes to the search box, "?" (shift) shows the help, with the
+    # letters that layout types on each key (Chromium's keyboard map, here stubbed as Arabic)
+    page.js(
+        "Object.defineProperty(navigator, 'keyboard', {configurable: true, value: {getLayoutMap:"
+        " async () => new Map([['KeyJ', 'ت'], ['KeyK', 'ن'], ['KeyR', 'ق'], ['KeyE', 'ث'], ['Slash', 'ظ']])}})"
+    )
     page.js("document.activeElement.blur()")
     _press(page, "ظ", "Slash")
     page.wait(lambda d: d.switch_to.active_element.get_attribute("id") == "search")
@@ -121,6 +126,8 @@ def test_shortcuts_work_by_key_position_on_an_arabic_layout(page, make):
     assert "Keyboard shortcuts" in dialog.text
     kbd = page.texts("dialog.modal kbd")
     assert "j" in kbd and "k" in kbd and "/" in kbd and "?" in kbd
+    assert page.texts("dialog.modal kbd.layout-key")[:3] == ["ت", "ن", "ق"]
+    page.screenshot("keyboard-shortcuts-arabic-layout")
 
     # a Latin layout still answers to the letter it types
     page.click("dialog.modal .modal-foot .btn.primary")

@@ -239,7 +239,19 @@ function bell() {
 
 // ------------------------------------------------------------------ keyboard help
 
-export function showShortcuts() {
+/** On a non-Latin layout (Arabic, Persian...), what the key of a letter shortcut types there. */
+async function layoutKeys() {
+  try {
+    const map = await navigator.keyboard?.getLayoutMap();
+    return (key) => {
+      const typed = map && /^[a-z/]$/.test(key) && map.get(key === "/" ? "Slash" : "Key" + key.toUpperCase());
+      return typed && typed > "~" ? typed : null;
+    };
+  } catch { return () => null; } // not offered (other browsers, an iframe)
+}
+
+export async function showShortcuts() {
+  const local = await layoutKeys();
   const rows = [
     ["j / k", t("Next / previous conversation")],
     ["Enter", t("Open the selected conversation")],
@@ -257,7 +269,8 @@ export function showShortcuts() {
   dialog({
     title: t("Keyboard shortcuts"),
     body: h("dl.shortcuts", rows.map(([k, v]) => [h("dt", k.split(" / ").map((part, i) =>
-      [i ? " / " : "", ...part.split(" + ").map((key, j) => [j ? " + " : "", h("kbd", key)])])), h("dd", v)])),
+      [i ? " / " : "", ...part.split(" + ").map((key, j) => [j ? " + " : "", h("kbd", key),
+        local(key) ? h("kbd.layout-key", { title: t("The same key on your keyboard layout") }, local(key)) : null])])), h("dd", v)])),
     buttons: [{ label: t("Close"), value: true, kind: "primary" }],
   });
 }
