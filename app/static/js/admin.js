@@ -184,7 +184,7 @@ if (invitesCard) {
     return h("span.chip.plain", t("Waiting for them"));
   };
   const row = (i) => h("tr", { "data-invite-id": i.id },
-    h("td", h("div.person-name", i.name || i.email), i.name ? h("div.muted", { dir: "ltr", style: "text-align:start" }, i.email) : null),
+    h("td", h("div.person-name", h("bdi", i.name || i.email)), i.name ? h("div.muted", { dir: "ltr", style: "text-align:start" }, i.email) : null),
     h("td", ROLE[i.role] || i.role),
     h("td", h("time", { datetime: i.sent_at, title: fullDateTime(i.sent_at) }, relTime(i.sent_at))),
     h("td", status(i)),
@@ -265,7 +265,7 @@ if (cannedTable) {
   const load = async () => {
     const { items } = await api("/canned-replies");
     cannedTable.tBodies[0].replaceChildren(...(items.length ? items.map((r) => h("tr.canned-row",
-      h("td", "/" + r.shortcut), h("td", r.title), h("td", h("div.body-preview", { dir: "auto" }, r.body)),
+      h("td", "/" + r.shortcut), h("td", h("bdi", r.title)), h("td", h("div.body-preview", { dir: "auto" }, r.body)),
       h("td", r.inbox_id ? inboxes.get(r.inbox_id) || "#" + r.inbox_id : h("span.muted", t("All inboxes"))),
       h("td.num", canEdit ? [h("button.btn.sm", { type: "button", onclick: () => edit(r) }, t("Edit")), " ",
         h("button.btn.sm.ghost", { type: "button", onclick: () => remove(r) }, t("Delete"))] : null)))

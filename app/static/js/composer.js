@@ -8,7 +8,11 @@ import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js
 import { acceptFiles, fileTray } from "./attachments.js";
 import { attachMentions } from "./mentions.js";
 
-const drafts = new Map(); // conversation id -> {mode, text}
+const KEPT = "switchboard.drafts"; // what is being written survives a reload of this tab
+const drafts = new Map(JSON.parse(sessionStorage.getItem(KEPT) || "[]")); // conversation id -> {mode, text}
+sessionStorage.removeItem(KEPT);
+window.addEventListener("pagehide", () => sessionStorage.setItem(KEPT, JSON.stringify(
+  [...drafts].filter(([, d]) => d.text.trim()).map(([id, d]) => [id, { mode: d.mode, text: d.text }]))));
 const canned = new Map(); // inbox id -> Promise<list>
 let segmentsEndpoint = true; // false once the server says it has no segment counter
 

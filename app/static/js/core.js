@@ -8,11 +8,30 @@ const STRINGS = boot.strings || {};
 const CHANNELS = boot.channels || {}; // channel name -> what it can do (the server's adapters)
 const NO_CAPS = { window: null };
 
-/** Translate a UI string; `{name}` placeholders are filled from `vars`. */
+/**
+ * Translate a UI string; `{name}` placeholders are filled from `vars`. When a value is a node
+ * (`{ name: h("bdi", name) }`, a name kept apart from the sentence's direction), the result
+ * is a list of nodes and strings for h().
+ */
 export function t(text, vars) {
-  let out = STRINGS[text] || text;
-  if (vars) out = out.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-  return out;
+  const out = STRINGS[text] || text;
+  if (!vars) return out;
+  const fill = (m, k) => (k in vars ? vars[k] : m);
+  if (!Object.values(vars).some((v) => v instanceof Node)) return out.replace(/\{(\w+)\}/g, (m, k) => String(fill(m, k)));
+  return out.split(/(\{\w+\})/).map((part, i) => (i % 2 ? fill(part, part.slice(1, -1)) : part)).filter((p) => p !== "");
+}
+
+/**
+ * The key a shortcut means: the typed character on Latin layouts (AZERTY's "a" is "a"), and
+ * on others (Arabic, Persian, Russian...) the key's place on a US keyboard (`e.code`), so
+ * "j" is the key that types "ت". Named keys (Enter, Escape, arrows) stay as they are.
+ */
+export function shortcutKey(e) {
+  if (e.key.length === 1 && e.key <= "~") return e.key;
+  const m = /^(?:Key([A-Z])|Digit(\d))$/.exec(e.code);
+  if (m) return m[1] ? (e.shiftKey ? m[1] : m[1].toLowerCase()) : m[2];
+  if (e.code === "Slash") return e.shiftKey ? "?" : "/";
+  return e.key;
 }
 
 /** What a channel can do: `caps(conv)`, `caps(inbox)` or `caps("name")`. Unknown: nothing. */

@@ -30,7 +30,7 @@ export function banner(inbox, { detail = true } = {}) {
   return h("div.health-banner", { role: "status", dataset: { inboxId: inbox.id, reason: found.reason } },
     icon("alert"),
     h("span.banner-text",
-      h("strong", { dir: "auto" }, t("{inbox} is not working", { inbox: inbox.name })), " · ", reason,
+      h("strong", t("{inbox} is not working", { inbox: h("bdi", inbox.name) })), " · ", reason,
       detail && found.message ? h("span.health-detail", { dir: "auto" }, " (" + found.message + ")") : null,
       found.since ? h("span.muted", " · " + t("since {time}", { time: relTime(found.since) })) : null),
     admin ? h("a.btn.sm", { href: `/admin/inboxes/${inbox.id}#reconnect` }, t("Reconnect"))

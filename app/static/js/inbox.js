@@ -1,6 +1,6 @@
 // The inbox page: filters, the live list, the open thread, shortcuts and notifications.
 
-import { ME, api, channelIcon as channelIconEl, channelName, debounce, h, qs, t, throttle, toast } from "./core.js";
+import { ME, api, channelIcon as channelIconEl, channelName, debounce, h, qs, shortcutKey, t, throttle, toast } from "./core.js";
 import { desktopNotify, emit, initShell, on, popover, showShortcuts } from "./shell.js";
 import { S, assignable, canAssignOthers, compare, matches, remember, saveFilter } from "./state.js";
 import { dueChip, renderBulkBar, renderCounts, renderList, tickList, windowChip } from "./list.js";
@@ -8,6 +8,7 @@ import { T, renderContact, renderHeader, renderMessages, setStatus, upsertMessag
 import { renderListHealth, renderThreadHealth } from "./health.js";
 import { focusComposer, leaveComposer, markSeen, onLiveMessage, refreshComposer, renderComposer } from "./composer.js";
 import { applyLabelsEvent, bulkLabels, labelFilter, loadLabels } from "./labels.js";
+import { fitTabs } from "./tabs.js";
 
 const app = document.getElementById("inbox-app");
 const PAGE = 30;
@@ -359,7 +360,7 @@ function bindKeys() {
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || typingInField(e)) return;
     const conv = T.conv;
-    switch (e.key) {
+    switch (shortcutKey(e)) {
       case "j": moveCursor(1); break;
       case "k": moveCursor(-1); break;
       case "Enter":
@@ -414,7 +415,7 @@ function bindBulk() {
     for (const id of inboxIds) { const ok = new Set(assignable(id).map((u) => u.id)); people = people.filter((u) => ok.has(u.id)); }
     panel.replaceChildren(...people.map((u) => h("button.menu-item", { type: "button", role: "menuitem",
       onclick: () => { panel.hidden = true; run({ action: "assign", assignee_id: u.id }, (n) => (n === 1 ? t("1 conversation assigned to {name}", { name: u.name }) : t("{n} conversations assigned to {name}", { n, name: u.name }))); } },
-    h("span", u.name))), h("button.menu-item", { type: "button", role: "menuitem",
+    h("bdi", u.name))), h("button.menu-item", { type: "button", role: "menuitem",
       onclick: () => { panel.hidden = true; run({ action: "assign", assignee_id: null }, (n) => (n === 1 ? t("1 conversation unassigned") : t("{n} conversations unassigned", { n }))); } }, h("span", t("Unassign"))));
   } });
 }
@@ -438,6 +439,7 @@ async function start() {
   initShell();
   bindLabels();
   bindFilters();
+  fitTabs(document.querySelector(".status-tabs"));
   bindLive();
   bindKeys();
   bindBulk();

@@ -37,11 +37,13 @@ export function dueChip(conv) {
     icon("clock"), t("Due in {time}", { time: duration(left) }));
 }
 
-export function presenceLabel(people) {
+/** "Sofia is replying": a string (for a title), or nodes with the names isolated (`{ nodes: true }`). */
+export function presenceLabel(people, { nodes = false } = {}) {
   if (!people.length) return "";
   const replying = people.filter((p) => p.state === "replying");
-  if (replying.length) return t("{name} is replying", { name: replying.map((p) => p.name).join(", ") });
-  return t("{name} is viewing", { name: people.map((p) => p.name).join(", ") });
+  const names = (list) => (nodes ? h("bdi", list.map((p) => p.name).join(", ")) : list.map((p) => p.name).join(", "));
+  const label = replying.length ? t("{name} is replying", { name: names(replying) }) : t("{name} is viewing", { name: names(people) });
+  return nodes ? h("span", label) : label;
 }
 
 function snippet(conv) {
@@ -96,7 +98,7 @@ export function row(conv) {
       chips.length ? h("span.chips", chips) : null,
       h("span.grow"),
       people.length ? h("span.viewing" + (people.some((p) => p.state === "replying") ? ".replying" : ""), { title: presenceLabel(people) },
-        icon(people.some((p) => p.state === "replying") ? "pen" : "eye"), h("span.viewing-names", people.map((p) => p.name.split(" ")[0]).join(", "))) : null,
+        icon(people.some((p) => p.state === "replying") ? "pen" : "eye"), h("span.viewing-names", people.map((p, i) => [i ? ", " : "", h("bdi", p.name.split(" ")[0])]))) : null,
       conv.assignee
         ? avatar(conv.assignee.name, { size: "xs", title: t("Assigned to {name}", { name: conv.assignee.name }) })
         : h("span.unassigned-dot", { title: t("Unassigned") })),

@@ -103,9 +103,11 @@ function userMenu() {
   lang && lang.addEventListener("change", async () => {
     try {
       await api("/me", { method: "PATCH", body: { locale: lang.value } });
+      // load the page again in the new language: same place, same open conversation
+      // (replace() to the same URL plus a #hash would only scroll, never reload)
       const url = new URL(location.href);
       url.searchParams.delete("lang");
-      location.replace(url);
+      if (url.href === location.href) location.reload(); else location.replace(url);
     } catch (e) { toast(e.message, "error"); }
   });
 }
@@ -145,22 +147,23 @@ export function desktopNotify(title, body, { tag, onclick } = {}) {
   if (!prefs.desktop || !("Notification" in window) || Notification.permission !== "granted") return;
   if (document.visibilityState === "visible" && document.hasFocus()) return;
   try {
-    const n = new Notification(title, { body, tag, lang: document.documentElement.lang, dir: "auto" });
+    const n = new Notification(title, { body, tag, lang: document.documentElement.lang, dir: document.documentElement.dir || "auto" });
     n.onclick = () => { window.focus(); onclick && onclick(); n.close(); };
   } catch { /* some browsers need a service worker */ }
 }
 
+// `iso` keeps a name's direction apart from the sentence's: a <bdi> on the page, FSI...PDI on the desktop
 const KIND_TEXT = {
-  assigned: (n) => t("{who} assigned a conversation to you", { who: n.data.by || t("Someone") }),
+  assigned: (n, iso) => t("{who} assigned a conversation to you", { who: iso(n.data.by || t("Someone")) }),
   new_conversation: () => t("A new conversation arrived in your inboxes"),
   window_closing: () => t("A reply window is closing soon"),
   response_due_soon: () => t("A response target is near"),
   response_overdue: () => t("A reply is overdue"),
   follow_up: () => t("A customer has not answered since your reply"),
   returned_to_queue: () => t("Your conversation went back to the queue while you were away"),
-  mention: (n) => t("{who} mentioned you", { who: n.data.by || t("Someone") }),
-  inbox_failing: (n) => t("{inbox} stopped working", { inbox: n.data.inbox_name || t("An inbox") }),
-  inbox_recovered: (n) => t("{inbox} works again", { inbox: n.data.inbox_name || t("An inbox") }),
+  mention: (n, iso) => t("{who} mentioned you", { who: iso(n.data.by || t("Someone")) }),
+  inbox_failing: (n, iso) => t("{inbox} stopped working", { inbox: iso(n.data.inbox_name || t("An inbox")) }),
+  inbox_recovered: (n, iso) => t("{inbox} works again", { inbox: iso(n.data.inbox_name || t("An inbox")) }),
   client_secret_expiring: (n) => t("The {provider} sign-in app's client secret expires on {date}",
     { provider: n.data.provider || "", date: n.data.expires || "" }),
 };
@@ -172,11 +175,11 @@ const notificationHref = (n) => (n.conversation_id
 const KIND_ICON = { assigned: "user", mention: "note", inbox_failing: "alert", client_secret_expiring: "alert" };
 
 /** The server writes a detailed English text; other languages get the translated kind. */
-function notificationText(n) {
+function notificationText(n, iso = (s) => "\u2068" + s + "\u2069") {
   const data = n.data || {};
   if (data.text && (LANG.startsWith("en") || !KIND_TEXT[n.kind])) return data.text;
   const fn = KIND_TEXT[n.kind];
-  return fn ? fn({ ...n, data }) : data.message || n.kind.replace(/_/g, " ");
+  return fn ? fn({ ...n, data }, iso) : data.message || n.kind.replace(/_/g, " ");
 }
 
 function bell() {
@@ -195,7 +198,7 @@ function bell() {
       h("li", h("a.notif" + (n.read_at ? "" : ".unread"), {
         href: notificationHref(n),
         onclick: () => { markRead([n.id]); pop.close(); },
-      }, icon(KIND_ICON[n.kind] || "bell"), h("span.notif-text", notificationText(n)),
+      }, icon(KIND_ICON[n.kind] || "bell"), h("span.notif-text", notificationText(n, (s) => h("bdi", s))),
       h("time.muted", { datetime: n.created_at }, relTime(n.created_at))))) : [h("li.empty", t("You're all caught up."))]));
   };
   const load = async () => {
@@ -236,7 +239,19 @@ function bell() {
 
 // ------------------------------------------------------------------ keyboard help
 
-export function showShortcuts() {
+/** On a non-Latin layout (Arabic, Persian...), what the key of a letter shortcut types there. */
+async function layoutKeys() {
+  try {
+    const map = await navigator.keyboard?.getLayoutMap();
+    return (key) => {
+      const typed = map && /^[a-z/]$/.test(key) && map.get(key === "/" ? "Slash" : "Key" + key.toUpperCase());
+      return typed && typed > "~" ? typed : null;
+    };
+  } catch { return () => null; } // not offered (other browsers, an iframe)
+}
+
+export async function showShortcuts() {
+  const local = await layoutKeys();
   const rows = [
     ["j / k", t("Next / previous conversation")],
     ["Enter", t("Open the selected conversation")],
@@ -254,7 +269,8 @@ export function showShortcuts() {
   dialog({
     title: t("Keyboard shortcuts"),
     body: h("dl.shortcuts", rows.map(([k, v]) => [h("dt", k.split(" / ").map((part, i) =>
-      [i ? " / " : "", ...part.split(" + ").map((key, j) => [j ? " + " : "", h("kbd", key)])])), h("dd", v)])),
+      [i ? " / " : "", ...part.split(" + ").map((key, j) => [j ? " + " : "", h("kbd", key),
+        local(key) ? h("kbd.layout-key", { title: t("The same key on your keyboard layout") }, local(key)) : null])])), h("dd", v)])),
     buttons: [{ label: t("Close"), value: true, kind: "primary" }],
   });
 }

@@ -20,7 +20,7 @@ function agentRow(a) {
   bar.firstChild.style.inlineSize = pct + "%";
   return h("tr",
     h("td", h("div.person", avatar(a.name, { size: "sm", presence: a.online ? a.availability : null }),
-      h("div", h("div.person-name", a.name), h("div.muted", ROLE()[a.role] || a.role)))),
+      h("div", h("div.person-name", h("bdi", a.name)), h("div.muted", ROLE()[a.role] || a.role)))),
     h("td.agent-online", a.online ? h("span.avail", h("span.presence-dot.online"), t("Online"))
       : h("span.avail.muted", h("span.presence-dot"), t("Offline"))),
     h("td.agent-avail", h("span.avail", h("span.presence-dot." + a.availability), AVAIL()[a.availability] || a.availability)),
@@ -34,9 +34,9 @@ function convRow(c, { queue = false } = {}) {
     avatar(c.contact.name, { size: "sm" }),
     h("div.grow",
       h("span.risk-name", { dir: "auto" }, c.contact.name),
-      h("span.risk-sub", channelIcon(c.inbox.channel), c.inbox.name,
+      h("span.risk-sub", channelIcon(c.inbox.channel), h("bdi", c.inbox.name),
         queue ? [h("span.dot-sep", "·"), t("waiting {time}", { time: duration(waited) })] : null,
-        !queue && c.assignee ? [h("span.dot-sep", "·"), c.assignee.name] : null,
+        !queue && c.assignee ? [h("span.dot-sep", "·"), h("bdi", c.assignee.name)] : null,
         !queue && !c.assignee ? [h("span.dot-sep", "·"), t("Unassigned")] : null)),
     queue ? windowChip(c) : h("span", { style: "display:flex;gap:4px;flex-wrap:wrap;justify-content:flex-end" }, windowChip(c), dueChip(c))));
 }

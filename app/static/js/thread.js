@@ -96,7 +96,7 @@ function assignMenu(conv) {
   const who = conv.assignee;
   const btn = h("button.btn.ghost.assign-btn", { type: "button", "aria-haspopup": "true", title: t("Assign") + " (a)" },
     who ? avatar(who.name, { size: "xs" }) : icon("user"),
-    h("span.lbl", who ? (who.id === ME.id ? t("You") : who.name) : t("Unassigned")), icon("chevron", "sm"));
+    h("span.lbl", who ? (who.id === ME.id ? t("You") : h("bdi", who.name)) : t("Unassigned")), icon("chevron", "sm"));
   const panel = h("div.menu.assign-menu", { role: "menu", hidden: true });
   const search = h("input.menu-search", { type: "search", placeholder: t("Find a teammate"), "aria-label": t("Find a teammate") });
   const list = h("div.menu-list");
@@ -112,7 +112,7 @@ function assignMenu(conv) {
       ...people.map((u) => h("button.menu-item" + (who && who.id === u.id ? ".current" : ""), { type: "button", role: "menuitemradio",
         "aria-checked": who && who.id === u.id ? "true" : "false", dataset: { userId: u.id },
         onclick: () => { pop.close(); assign(conv, u.id); } },
-      avatar(u.name, { size: "xs", presence: u.availability }), h("span", u.id === ME.id ? t("{name} (you)", { name: u.name }) : u.name),
+      avatar(u.name, { size: "xs", presence: u.availability }), h("span", u.id === ME.id ? t("{name} (you)", { name: h("bdi", u.name) }) : h("bdi", u.name)),
       spokenCodes(u) ? h("span.muted.sm.spoken", { title: t("Speaks {languages}", { languages: spokenCodes(u) }) }, spokenCodes(u)) : null,
       who && who.id === u.id ? icon("check", "end") : null)),
       who && (canAssignOthers() || who.id === ME.id) ? h("button.menu-item", { type: "button", role: "menuitem", onclick: () => { pop.close(); assign(conv, null); } },
@@ -150,14 +150,14 @@ export function renderHeader(conv) {
     h("div.thread-who",
       h("h1.thread-name", { dir: "auto" }, conv.contact.name),
       h("div.thread-sub",
-        channelIcon(conv.inbox.channel), h("span", conv.inbox.name),
+        channelIcon(conv.inbox.channel), h("bdi.thread-inbox", conv.inbox.name),
         ident && ident.external_id !== conv.contact.name ? [h("span.dot-sep", "·"), h("span.ext", { dir: "ltr" }, ident.external_id)] : null,
         h("span.dot-sep", "·"), h("span.status-pill." + status, STATUS_LABEL()[status]), languageChip(conv.language),
         status === "snoozed" && conv.snooze_until ? h("span.muted", t("until {time}", { time: fullDateTime(conv.snooze_until) })) : null,
         windowChip(conv), dueChip(conv)),
       labels.el),
     h("div.thread-presence" + (others.some((p) => p.state === "replying") ? ".replying" : ""), { "aria-live": "polite", hidden: !others.length || null },
-      others.length ? [icon(others.some((p) => p.state === "replying") ? "pen" : "eye"), presenceLabel(others)] : null),
+      others.length ? [icon(others.some((p) => p.state === "replying") ? "pen" : "eye"), presenceLabel(others, { nodes: true })] : null),
     h("div.thread-actions", { role: "toolbar", "aria-label": t("Conversation actions") }, actions),
   );
 }
