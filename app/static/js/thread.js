@@ -13,7 +13,16 @@ import { withMentions } from "./mentions.js";
 import { labelBar } from "./labels.js";
 
 export const T = {
-  conv: null,
+  id: null, // the open conversation's id
+  /** The open conversation: always the newest copy in `S.convs`, which every live event updates,
+   * so the header, the thread, the composer and the list can never disagree. */
+  get conv() {
+    return this.id === null ? null : S.convs.get(this.id) || null;
+  },
+  set conv(conv) {
+    this.id = conv ? conv.id : null;
+    if (conv && !S.convs.has(conv.id)) remember(conv);
+  },
   messages: [],
   hasMore: false,
   seenId: 0, // newest message the agent has looked at (for the send guard)
@@ -398,7 +407,7 @@ async function loadEarlier() {
   if (!first) return;
   const conv = T.conv;
   const page = await api(`/conversations/${conv.id}/messages?before=${first.id}&limit=50`);
-  if (T.conv !== conv) return;
+  if (T.id !== conv.id) return;
   T.messages = [...page.items, ...T.messages];
   T.hasMore = page.has_more;
   renderMessages({ keepScroll: true });
