@@ -164,7 +164,11 @@ function draft(convId) {
   return drafts.get(convId);
 }
 
-const sendTyping = throttle((convId) => emit("typing", { conversation_id: convId }), 3000);
+// throttled: a late call (up to 3 s after the last key) is dropped once the reply is sent or
+// the text cleared, or it would show the agent "replying" again after they sent it
+const sendTyping = throttle((id) => {
+  if (els && id === convId && els.text.value.trim()) emit("typing", { conversation_id: id });
+}, 3000);
 let presenceState = "viewing";
 function setPresence(state) {
   if (convId === null || presenceState === state) return;
