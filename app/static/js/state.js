@@ -68,12 +68,27 @@ export function compare(a, b) {
     case "waiting_longest":
       return (a.waiting_since || far).localeCompare(b.waiting_since || far) || a.id - b.id;
     case "window_expiring":
-      return (a.reply_window.final_expires_at || far).localeCompare(b.reply_window.final_expires_at || far) || a.id - b.id;
+      return windowOrder(a, b);
     case "created":
       return b.id - a.id;
     default:
       return (b.last_activity_at || "").localeCompare(a.last_activity_at || "") || b.id - a.id;
   }
+}
+
+const WINDOW_GROUP = { open: 0, human_agent: 1, closed: 2, none: 3 };
+
+/** "Window closing soonest", as the server sorts: open windows by time left, then human
+ * agent ones, then closed ones (the most recently closed first), then those without. */
+function windowOrder(a, b) {
+  const wa = liveWindow(a.reply_window);
+  const wb = liveWindow(b.reply_window);
+  const ga = WINDOW_GROUP[wa.state] ?? 3;
+  const gb = WINDOW_GROUP[wb.state] ?? 3;
+  if (ga !== gb) return ga - gb;
+  const ea = wa.expires_at || far;
+  const eb = wb.expires_at || far;
+  return ga === 2 ? eb.localeCompare(ea) || b.id - a.id : ea.localeCompare(eb) || a.id - b.id;
 }
 
 /** The reply window as it stands now on the (server) clock, even between refreshes. */
