@@ -297,8 +297,24 @@ function activityText(msg) {
   return meta.text ? t(meta.text, meta.values) : msg.body;
 }
 
+/** When a customer sent a message, as the platform reports it (a webhook can arrive late:
+ * Messenger retries for hours); our own messages and lines: when they were written. */
+export function sentAt(msg) {
+  return msg.direction === "inbound" && msg.platform_at ? msg.platform_at : msg.created_at;
+}
+
+/** The message's time: its send time, and when it reached us on hover if over a minute later. */
+function timeEl(msg) {
+  const sent = sentAt(msg);
+  const late = Math.abs(Date.parse(msg.created_at) - Date.parse(sent)) > 60e3;
+  const title = late
+    ? t("Sent {sent} · arrived {arrived}", { sent: fullDateTime(sent), arrived: fullDateTime(msg.created_at) })
+    : fullDateTime(sent);
+  return h("time.msg-time" + (late ? ".late" : ""), { datetime: sent, title }, timeOfDay(sent));
+}
+
 export function messageEl(msg, conv, { last } = {}) {
-  const time = h("time.msg-time", { datetime: msg.created_at, title: fullDateTime(msg.created_at) }, timeOfDay(msg.created_at));
+  const time = timeEl(msg);
   if (msg.direction === "activity") {
     return h("div.activity", { dataset: { id: msg.id }, id: "m" + msg.id }, icon(ACTIVITY_ICON[msg.meta.event] || "flag"), h("span", { dir: "auto" }, activityText(msg)), time);
   }
@@ -380,10 +396,10 @@ export function renderMessages({ keepScroll = false } = {}) {
   let day = null;
   const lastOut = [...T.messages].reverse().find((m) => m.direction === "outbound");
   for (const msg of T.messages) {
-    const d = new Date(msg.created_at).toDateString();
+    const d = new Date(sentAt(msg)).toDateString();
     if (d !== day) {
       day = d;
-      parts.push(h("div.day-sep", { role: "separator" }, h("span", dayLabel(msg.created_at))));
+      parts.push(h("div.day-sep", { role: "separator" }, h("span", dayLabel(sentAt(msg)))));
     }
     const last = msg === lastOut;
     const cached = rendered.get(msg.id);
