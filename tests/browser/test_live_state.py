@@ -77,3 +77,68 @@ def test_composer_unlocks_the_moment_the_customer_writes_again(page, make, fake_
     page.wait(lambda d: "You" in page.text(".assign-btn"), timeout=2)
     page.screenshot("live-state-window-reopened")
     assert page.console_errors() == []
+
+
+def _rows(page) -> list[str]:
+    return page.texts(".conv-row .snippet")
+
+
+def test_window_sort_puts_closed_windows_last_and_follows_live_messages(page, make, fake_graph):
+    agent = make.user("agent", name="Lucas Martin")
+    inbox = make.inbox("messenger", members=[agent])
+    t = now()
+    make.inbound(inbox, contact="psid-closed", text="closed today", at=t - timedelta(hours=25))
+    make.inbound(
+        inbox, contact="psid-soon", text="18 minutes left", at=t - timedelta(hours=23, minutes=42)
+    )
+    make.inbound(inbox, contact="psid-later", text="20 hours left", at=t - timedelta(hours=4))
+    page.login(agent.email)
+    page.js(
+        "const s = document.getElementById('sort'); s.value = 'window_expiring';"
+        "s.dispatchEvent(new Event('change'))"
+    )
+    order = ["18 minutes left", "20 hours left", "closed today"]
+    page.wait(lambda d: _rows(page) == order, message=f"list is {_rows(page)}")
+    page.screenshot("window-sort")
+
+    # the customer with 18 minutes left writes again: a fresh 24 hours puts them below 20 hours
+    post_messenger(page.url, inbox, "psid-soon", "still there", "m_soon_2")
+    order = ["20 hours left", "still there", "closed today"]
+    page.wait(lambda d: _rows(page) == order, message=f"list is {_rows(page)}")
+
+
+def test_thread_shows_when_the_customer_sent_it_and_when_it_arrived_on_hover(
+    page, make, fake_graph
+):
+    agent = make.user("agent", name="Lucas Martin")
+    inbox = make.inbox("messenger", members=[agent])
+    page.login(agent.email)
+    sent = now() - timedelta(minutes=40)  # Meta retried the webhook for 40 minutes
+    post_messenger(
+        page.url,
+        inbox,
+        "psid-slow",
+        "sent a while ago",
+        "m_slow_1",
+        at_ms=int(sent.timestamp() * 1000),
+    )
+    post_messenger(page.url, inbox, "psid-slow", "sent just now", "m_slow_2")
+    page.click(".conv-row", "sent just now")
+    page.wait_text("#thread-log .msg.in", "sent just now")
+    times = page.js(
+        "return [...document.querySelectorAll('#thread-log .msg.in .msg-time')].map((e) =>"
+        " ({text: e.textContent, datetime: e.getAttribute('datetime'), title: e.title}))"
+    )
+    late, prompt = times
+    shown = page.js(
+        "return new Date(arguments[0]).toLocaleTimeString(document.documentElement.lang,"
+        " {hour: '2-digit', minute: '2-digit'})",
+        sent.isoformat(),
+    )
+    assert (
+        abs(page.js("return Date.parse(arguments[0])", late["datetime"]) / 1000 - sent.timestamp())
+        < 1
+    )
+    assert late["text"] == shown
+    assert "arrived" in late["title"] and late["title"].startswith("Sent ")
+    assert "arrived" not in prompt["title"]  # on time: one time, nothing more to say

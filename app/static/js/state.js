@@ -25,16 +25,21 @@ export function saveFilter() {
   localStorage.setItem("switchboard.filter." + (ME && ME.id), JSON.stringify(rest));
 }
 
-/** Remember the newest copy of a conversation (events can arrive out of order). */
+/** Remember the newest copy of a conversation and return the one to show: answers and live
+ * events can arrive out of order (a request's answer read before an event's change, say). */
 export function remember(conv) {
   if (conv.contact && conv.contact.erased) conv.contact.name = t("Erased contact");
   const old = S.convs.get(conv.id);
-  if (old && old.last_activity_at && conv.last_activity_at && old.last_activity_at > conv.last_activity_at
-      && old.status === conv.status && (old.assignee && old.assignee.id) === (conv.assignee && conv.assignee.id)) {
-    return old;
-  }
+  if (old && older(conv, old)) return old;
   S.convs.set(conv.id, conv);
   return conv;
+}
+
+/** Was `conv` read before `than`? By when the server read each (`as_of`, to the millisecond). */
+function older(conv, than) {
+  if (conv.as_of && than.as_of) return Date.parse(conv.as_of) < Date.parse(than.as_of);
+  return !!(than.last_activity_at && conv.last_activity_at && than.last_activity_at > conv.last_activity_at
+    && than.status === conv.status && (than.assignee && than.assignee.id) === (conv.assignee && conv.assignee.id));
 }
 
 /** Does `conv` belong in the list under the current filter? */
