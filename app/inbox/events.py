@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -180,8 +181,30 @@ def _before_commit(session: Session) -> None:
     queue = session.info.get(_KEY)
     if not queue or not any(isinstance(item, _Mark) for item in queue):
         return
+    inserted = {id(obj) for obj in session.new}
     session.flush()
+    _reload(session, [m.obj for m in queue if isinstance(m, _Mark) and id(m.obj) not in inserted])
     session.info[_KEY] = resolve(queue)
+
+
+def _reload(session: Session, objs: list) -> None:
+    """Read the marked rows again, one query per class, before they are serialised.
+
+    The session may have loaded a row before another transaction changed it (a
+    conversation read, then assigned by a teammate's reply, then marked read here):
+    serialised from memory, the event would carry the old assignee and undo the
+    teammate's change in every browser. Everything this transaction wrote is flushed,
+    so reading again loses nothing and gives the row as it will be once committed.
+    """
+    by_mapper: dict = {}
+    for obj in objs:
+        state = sa.inspect(obj)
+        if state.persistent and state.identity is not None and len(state.identity) == 1:
+            by_mapper.setdefault(state.mapper, set()).add(state.identity[0])
+    for mapper, ids in by_mapper.items():
+        pk = mapper.primary_key[0]
+        query = sa.select(mapper).where(pk.in_(ids)).execution_options(populate_existing=True)
+        session.scalars(query).unique().all()
 
 
 @event.listens_for(Session, "after_commit")

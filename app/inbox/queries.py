@@ -16,7 +16,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from app.clock import aware
+from app.clock import aware, now
+from app.inbox import window_sort
 from app.inbox.labels import name_key
 from app.models import (
     Contact,
@@ -195,7 +196,6 @@ def _sort_spec(sort: str):
     return {
         "last_activity": (Conversation.last_activity_at, True),
         "waiting_longest": (Conversation.waiting_since, False),
-        "window_expiring": (Conversation.window_expires_at, False),
         "created": (Conversation.id, True),
     }[sort]
 
@@ -224,6 +224,9 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
         conds, counts = _few_matches(session, user, conds)
     assignee = _assignee_condition(user, f)
     page_conds = conds + ([assignee] if assignee is not None else [])
+    if f.sort == "window_expiring":  # its order depends on the time: see window_sort
+        rows, last = _window_page(session, f, page_conds)
+        return _with_counts(session, user, f, conds, counts, rows, last)
     if f.cursor:
         try:
             page_conds.append(_keyset(f.sort, _decode_cursor(f.cursor)))
@@ -237,11 +240,28 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
         last = rows[-1]
         raw = getattr(last, col.key)
         value = last.id if f.sort == "created" else (aware(raw).isoformat() if raw else None)
-        next_cursor = _encode_cursor([value, last.id])
+        next_cursor = [value, last.id]
+    return _with_counts(session, user, f, conds, counts, rows, next_cursor)
+
+
+def _window_page(session: Session, f: ListFilter, conds: list) -> tuple[list, list | None]:
+    """A page of the "window closing soonest" sort, read at the current time."""
+    cursor = None
+    if f.cursor:
+        try:
+            cursor = window_sort.parse_cursor(_decode_cursor(f.cursor))
+        except (TypeError, ValueError) as exc:
+            raise BadFilter("cursor is not valid") from exc
+    return window_sort.page(session, conds, f.limit, cursor, now())
+
+
+def _with_counts(session, user, f, conds, counts, rows, last) -> dict:
+    """The list's answer: the page, the next page's cursor and the three counts."""
     if counts is None:
         counts = maintained_counts(session, user, f)
     if counts is None:
         counts = count_conversations(session, user, conds)
+    next_cursor = _encode_cursor(last) if last else None
     return {"items": rows, "counts": counts, "next_cursor": next_cursor}
 
 

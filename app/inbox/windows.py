@@ -64,6 +64,14 @@ def final_expiry(
     return aware(last_inbound_at) + span
 
 
+def standard_expiry(channel: str, last_inbound_at: datetime | None) -> datetime | None:
+    """When the channel's standard window ends (before any human agent extension)."""
+    rule = policy(channel)
+    if rule is None or last_inbound_at is None:
+        return None
+    return aware(last_inbound_at) + rule.standard
+
+
 def reply_window(
     channel: str, last_inbound_at: datetime | None, human_agent: bool, now: datetime
 ) -> WindowState:
@@ -134,4 +142,5 @@ def refresh_timers(conv: Conversation, inbox: Inbox) -> None:
     conv.window_expires_at = final_expiry(
         inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent"))
     )
+    conv.window_open_until = standard_expiry(inbox.channel, conv.last_inbound_at)
     conv.response_due_at = response_due_at(conv.waiting_since, inbox.setting("response_due_hours"))

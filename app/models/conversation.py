@@ -34,6 +34,7 @@ class Conversation(db.Model):
         sa.Index("ix_conv_status_waiting", "status", "waiting_since"),
         sa.Index("ix_conv_status_assignee_waiting", "status", "assignee_id", "waiting_since", "id"),
         sa.Index("ix_conv_status_window", "status", "window_expires_at"),
+        sa.Index("ix_conv_status_window_open", "status", "window_open_until"),
         sa.Index("ix_conv_response_due", "response_due_at"),
         sa.Index("ix_conv_contact_inbox", "contact_id", "inbox_id", "id"),
         sa.Index("ix_conv_snooze", "status", "snooze_until"),
@@ -61,6 +62,9 @@ class Conversation(db.Model):
     last_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     window_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the end of the channel's standard window; the human agent rule, where an inbox has it,
+    # lets people reply until window_expires_at (the list tells the two apart by these)
+    window_open_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unread_count: Mapped[int] = mapped_column(default=0)
     last_message_direction: Mapped[str | None] = mapped_column(sa.String(16))

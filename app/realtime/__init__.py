@@ -171,6 +171,20 @@ def cut_user(user_id: int) -> None:
     _state().bus.publish(user_id, cut=True)
 
 
+def _on_reply_posted(conv, *, by=None, **_kwargs) -> None:
+    """``reply_posted`` received: its author has finished writing, so teammates stop seeing
+    "replying" (they still see them viewing the conversation)."""
+    if by is None or not has_app_context() or "switchboard_realtime" not in current_app.extensions:
+        return
+    try:
+        replying = _state().presence.people(conv.id).get(by.id) == "replying"
+    except Exception:  # noqa: BLE001 - presence must never stop a reply
+        log.exception("presence of conversation %s could not be read", conv.id)
+        return
+    if replying:
+        _set_presence(by.id, conv.id, "viewing")
+
+
 def _on_access_changed(user_id, **_kwargs) -> None:
     """``access_changed`` received: re-check that user's sockets in every process."""
     if not has_app_context() or "switchboard_realtime" not in current_app.extensions:
@@ -206,6 +220,7 @@ def init_app(app: Flask) -> None:
     state.bus = _make_bus(app)
     app.extensions["switchboard_realtime"] = state
     signals.access_changed.connect(_on_access_changed)
+    signals.reply_posted.connect(_on_reply_posted)
 
     @socketio.on("connect")
     def on_connect(auth=None):

@@ -159,6 +159,8 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         ),
         "inactive_since": iso(conv.inactive_since),
         "follow_up_due_at": iso(conv.follow_up_due_at),
+        # when this copy was read: of two copies of a conversation, the later one is true
+        "as_of": iso(at),
     }
 
 

@@ -3,7 +3,7 @@
 
 import { ME, api, caps, dialog, duration, h, icon, relTime, serverNow, t, throttle, timeOfDay, toast, debounce } from "./core.js";
 import { emit } from "./shell.js";
-import { S, firstName, liveWindow, ruleName } from "./state.js";
+import { S, firstName, liveWindow, remember, ruleName } from "./state.js";
 import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js";
 import { acceptFiles, fileTray } from "./attachments.js";
 import { attachMentions } from "./mentions.js";
@@ -156,25 +156,36 @@ export function asksForSensitiveData(text) {
 // ------------------------------------------------------------------ the composer
 
 let els = null;
-let currentConv = null;
+let convId = null; // the conversation the composer is for
+
+/** That conversation as it stands now: the copy live events keep up to date (state.js). */
+function current() {
+  return convId === null ? null : S.convs.get(convId) || null;
+}
 
 function draft(convId) {
   if (!drafts.has(convId)) drafts.set(convId, { mode: "reply", text: "" });
   return drafts.get(convId);
 }
 
-const sendTyping = throttle((convId) => emit("typing", { conversation_id: convId }), 3000);
+// throttled: a late call (up to 3 s after the last key) is dropped once the reply is sent or
+// the text cleared, or it would show the agent "replying" again after they sent it
+const sendTyping = throttle((id) => {
+  if (els && id === convId && els.text.value.trim()) emit("typing", { conversation_id: id });
+}, 3000);
 let presenceState = "viewing";
 function setPresence(state) {
-  if (!currentConv || presenceState === state) return;
+  if (convId === null || presenceState === state) return;
   presenceState = state;
-  emit("presence", { conversation_id: currentConv.id, state });
+  emit("presence", { conversation_id: convId, state });
 }
 
+/** Draw the composer for `conv`; what it shows afterwards follows that conversation's live copy. */
 export function renderComposer(conv) {
   const root = document.getElementById("composer");
   const d = draft(conv.id);
-  currentConv = conv;
+  convId = conv.id;
+  if (!S.convs.has(conv.id)) remember(conv);
   presenceState = "viewing";
   const text = h("textarea#composer-text", {
     dir: "auto", rows: 3, spellcheck: "true", lang: ME.locale || document.documentElement.lang,
@@ -206,7 +217,7 @@ export function renderComposer(conv) {
         sendBtn)));
   root.replaceChildren(form);
   els = { root, form, text, banner, guard, counter, cannedPop, tabReply, tabNote, sendBtn, lockBox };
-  acceptFiles(form, text, tray, () => !(d.mode === "reply" && composerState(currentConv)?.lock));
+  acceptFiles(form, text, tray, () => !(d.mode === "reply" && composerState(current())?.lock));
   attachMentions(form, text, { enabled: () => d.mode === "note", inboxId: () => conv.inbox.id });
 
   const autosize = () => {
@@ -224,7 +235,6 @@ export function renderComposer(conv) {
     form.dataset.mode = mode;
     tabReply.setAttribute("aria-pressed", mode === "reply" ? "true" : "false");
     tabNote.setAttribute("aria-pressed", mode === "note" ? "true" : "false");
-    text.placeholder = mode === "note" ? t("Write a private note — only your team sees it") : t("Write a reply to {name}…", { name: conv.contact.name });
     refreshState();
     refreshCounter();
     tray.recheck();
@@ -274,13 +284,13 @@ export function renderComposer(conv) {
     cannedPop.replaceChildren(...matches.map((c, i) => h("div.canned-item" + (i === active ? ".active" : ""), {
       role: "option", id: "canned-" + c.id, "aria-selected": i === active ? "true" : "false",
       onmousedown: (e) => { e.preventDefault(); insertCanned(c); },
-    }, h("span.canned-short", "/" + c.shortcut), h("span.canned-title", c.title), h("span.canned-body.muted", { dir: "auto" }, fillVariables(c.body, conv)))));
+    }, h("span.canned-short", "/" + c.shortcut), h("span.canned-title", c.title), h("span.canned-body.muted", { dir: "auto" }, fillVariables(c.body, current() || conv)))));
     text.setAttribute("aria-activedescendant", "canned-" + matches[active].id);
   };
   const insertCanned = (c) => {
     const sq = slashQuery();
     if (!sq) return;
-    const body = fillVariables(c.body, conv);
+    const body = fillVariables(c.body, current() || conv);
     const before = text.value.slice(0, sq.start);
     const after = text.value.slice(text.selectionStart);
     text.value = before + body + after;
@@ -306,7 +316,10 @@ export function renderComposer(conv) {
 
   // state ------------------------------------------------------------------
   const refreshState = () => {
-    const st = composerState(currentConv);
+    const now = current();
+    if (!now) return;
+    const st = composerState(now);
+    text.placeholder = d.mode === "note" ? t("Write a private note — only your team sees it") : t("Write a reply to {name}…", { name: now.contact.name });
     const locked = !!(st && st.lock) && d.mode === "reply";
     banner.replaceChildren();
     banner.className = "composer-banner" + (st ? " " + st.level : "");
@@ -338,7 +351,7 @@ export function renderComposer(conv) {
     if (!value.trim() && !tray.count()) { text.focus(); return; }
     if (tray.busy()) { toast(t("Wait until the files are uploaded."), "info"); return; }
     const priv = d.mode === "note";
-    if (!priv && composerState(currentConv)?.lock) return;
+    if (!priv && composerState(current())?.lock) return;
     if (!priv && tray.recheck()) return; // a file the channel refuses: the reason is shown
     if (!force && !priv) {
       const fresh = unseen();
@@ -358,7 +371,7 @@ export function renderComposer(conv) {
       }
     }
     const clientId = "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
-    const convAtSend = currentConv;
+    const convAtSend = current();
     const optimistic = {
       id: -Date.now(), conversation_id: convAtSend.id, direction: priv ? "note" : "outbound", body: value, html: null,
       sender: { type: "user", id: ME.id, name: ME.name }, status: priv ? "received" : "sending", error: null,
@@ -383,7 +396,7 @@ export function renderComposer(conv) {
     } catch (e) {
       removeMessage(clientId);
       tray.restore(files);
-      if (currentConv === convAtSend && !text.value) { text.value = value; d.text = value; autosize(); refreshCounter(); }
+      if (convId === convAtSend.id && !text.value) { text.value = value; d.text = value; autosize(); refreshCounter(); }
       await refused(e, convAtSend, value);
     }
   };
@@ -497,6 +510,6 @@ export function composerBusy() {
 }
 
 export function leaveComposer() {
-  currentConv = null;
+  convId = null;
   els = null;
 }

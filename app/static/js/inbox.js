@@ -249,14 +249,14 @@ function route() {
 
 // ------------------------------------------------------------------ live events
 
+/** A conversation changed: store its newest copy, then redraw every view of it from that copy. */
 function onConversation(conv) {
   conv = remember(conv);
   placeInList(conv);
-  if (T.conv && T.conv.id === conv.id) {
-    T.conv = conv;
-    renderHeader(conv);
+  if (T.id === conv.id) {
+    renderHeader(T.conv);
     refreshComposer();
-    renderContact(conv);
+    renderContact(T.conv);
   }
 }
 

@@ -25,16 +25,21 @@ export function saveFilter() {
   localStorage.setItem("switchboard.filter." + (ME && ME.id), JSON.stringify(rest));
 }
 
-/** Remember the newest copy of a conversation (events can arrive out of order). */
+/** Remember the newest copy of a conversation and return the one to show: answers and live
+ * events can arrive out of order (a request's answer read before an event's change, say). */
 export function remember(conv) {
   if (conv.contact && conv.contact.erased) conv.contact.name = t("Erased contact");
   const old = S.convs.get(conv.id);
-  if (old && old.last_activity_at && conv.last_activity_at && old.last_activity_at > conv.last_activity_at
-      && old.status === conv.status && (old.assignee && old.assignee.id) === (conv.assignee && conv.assignee.id)) {
-    return old;
-  }
+  if (old && older(conv, old)) return old;
   S.convs.set(conv.id, conv);
   return conv;
+}
+
+/** Was `conv` read before `than`? By when the server read each (`as_of`, to the millisecond). */
+function older(conv, than) {
+  if (conv.as_of && than.as_of) return Date.parse(conv.as_of) < Date.parse(than.as_of);
+  return !!(than.last_activity_at && conv.last_activity_at && than.last_activity_at > conv.last_activity_at
+    && than.status === conv.status && (than.assignee && than.assignee.id) === (conv.assignee && conv.assignee.id));
 }
 
 /** Does `conv` belong in the list under the current filter? */
@@ -68,12 +73,27 @@ export function compare(a, b) {
     case "waiting_longest":
       return (a.waiting_since || far).localeCompare(b.waiting_since || far) || a.id - b.id;
     case "window_expiring":
-      return (a.reply_window.final_expires_at || far).localeCompare(b.reply_window.final_expires_at || far) || a.id - b.id;
+      return windowOrder(a, b);
     case "created":
       return b.id - a.id;
     default:
       return (b.last_activity_at || "").localeCompare(a.last_activity_at || "") || b.id - a.id;
   }
+}
+
+const WINDOW_GROUP = { open: 0, human_agent: 1, closed: 2, none: 3 };
+
+/** "Window closing soonest", as the server sorts: open windows by time left, then human
+ * agent ones, then closed ones (the most recently closed first), then those without. */
+function windowOrder(a, b) {
+  const wa = liveWindow(a.reply_window);
+  const wb = liveWindow(b.reply_window);
+  const ga = WINDOW_GROUP[wa.state] ?? 3;
+  const gb = WINDOW_GROUP[wb.state] ?? 3;
+  if (ga !== gb) return ga - gb;
+  const ea = wa.expires_at || far;
+  const eb = wb.expires_at || far;
+  return ga === 2 ? eb.localeCompare(ea) || b.id - a.id : ea.localeCompare(eb) || a.id - b.id;
 }
 
 /** The reply window as it stands now on the (server) clock, even between refreshes. */

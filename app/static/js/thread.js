@@ -13,7 +13,16 @@ import { withMentions } from "./mentions.js";
 import { labelBar } from "./labels.js";
 
 export const T = {
-  conv: null,
+  id: null, // the open conversation's id
+  /** The open conversation: always the newest copy in `S.convs`, which every live event updates,
+   * so the header, the thread, the composer and the list can never disagree. */
+  get conv() {
+    return this.id === null ? null : S.convs.get(this.id) || null;
+  },
+  set conv(conv) {
+    this.id = conv ? conv.id : null;
+    if (conv && !S.convs.has(conv.id)) remember(conv);
+  },
   messages: [],
   hasMore: false,
   seenId: 0, // newest message the agent has looked at (for the send guard)
@@ -288,8 +297,24 @@ function activityText(msg) {
   return meta.text ? t(meta.text, meta.values) : msg.body;
 }
 
+/** When a customer sent a message, as the platform reports it (a webhook can arrive late:
+ * Messenger retries for hours); our own messages and lines: when they were written. */
+export function sentAt(msg) {
+  return msg.direction === "inbound" && msg.platform_at ? msg.platform_at : msg.created_at;
+}
+
+/** The message's time: its send time, and when it reached us on hover if over a minute later. */
+function timeEl(msg) {
+  const sent = sentAt(msg);
+  const late = Math.abs(Date.parse(msg.created_at) - Date.parse(sent)) > 60e3;
+  const title = late
+    ? t("Sent {sent} · arrived {arrived}", { sent: fullDateTime(sent), arrived: fullDateTime(msg.created_at) })
+    : fullDateTime(sent);
+  return h("time.msg-time" + (late ? ".late" : ""), { datetime: sent, title }, timeOfDay(sent));
+}
+
 export function messageEl(msg, conv, { last } = {}) {
-  const time = h("time.msg-time", { datetime: msg.created_at, title: fullDateTime(msg.created_at) }, timeOfDay(msg.created_at));
+  const time = timeEl(msg);
   if (msg.direction === "activity") {
     return h("div.activity", { dataset: { id: msg.id }, id: "m" + msg.id }, icon(ACTIVITY_ICON[msg.meta.event] || "flag"), h("span", { dir: "auto" }, activityText(msg)), time);
   }
@@ -371,10 +396,10 @@ export function renderMessages({ keepScroll = false } = {}) {
   let day = null;
   const lastOut = [...T.messages].reverse().find((m) => m.direction === "outbound");
   for (const msg of T.messages) {
-    const d = new Date(msg.created_at).toDateString();
+    const d = new Date(sentAt(msg)).toDateString();
     if (d !== day) {
       day = d;
-      parts.push(h("div.day-sep", { role: "separator" }, h("span", dayLabel(msg.created_at))));
+      parts.push(h("div.day-sep", { role: "separator" }, h("span", dayLabel(sentAt(msg)))));
     }
     const last = msg === lastOut;
     const cached = rendered.get(msg.id);
@@ -398,7 +423,7 @@ async function loadEarlier() {
   if (!first) return;
   const conv = T.conv;
   const page = await api(`/conversations/${conv.id}/messages?before=${first.id}&limit=50`);
-  if (T.conv !== conv) return;
+  if (T.id !== conv.id) return;
   T.messages = [...page.items, ...T.messages];
   T.hasMore = page.has_more;
   renderMessages({ keepScroll: true });

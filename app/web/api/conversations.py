@@ -19,12 +19,12 @@ from app.web.schemas import conversation_dict
 @bp.get("/conversations")
 def conversations_list():
     """The list with filters, sort, cursor and the three counts."""
+    at = now()  # before the read: a copy is never newer than its "as_of" says
     try:
         f = ListFilter.from_args(request.args)
         page = list_conversations(db.session, current_user, f)
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from exc
-    at = now()
     return jsonify(
         {
             "items": [conversation_dict(c, at) for c in page["items"]],
