@@ -5,8 +5,8 @@ receivers of a signal run in the order they are connected here, in the
 sender's session and transaction, so that order is part of the behaviour:
 
 - ``conversation_created``: assignment (automatic assignment).
-- ``customer_wrote``: automation (flags, back to the queue, new-conversation
-  notifications, greeting, away message).
+- ``customer_wrote``: automation (flags, back to the queue, greeting, away message),
+  then notifications (a new conversation nobody has: its inbox's members).
 - ``agent_replied``: automation (breaches answered, follow-up timer).
 - ``reply_posted``: assignment (the replier takes an unassigned conversation).
 - ``note_added``: notifications (the teammates a note mentions).
@@ -27,6 +27,7 @@ def connect() -> None:
     """Connect every domain receiver to its signal, in the order they run."""
     signals.conversation_created.connect(assignment.on_conversation_created)
     signals.customer_wrote.connect(automation.on_customer_wrote)
+    signals.customer_wrote.connect(notifications.on_customer_wrote)
     signals.agent_replied.connect(automation.on_agent_replied)
     signals.reply_posted.connect(assignment.on_reply_posted)
     signals.note_added.connect(mentions.on_note_added)
