@@ -58,7 +58,7 @@ def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, second_pag
     conv_id = make.inbound(inbox, contact="+5511987654321", text=PORTUGUESE).conversation_id
 
     second_page.login(bo.email)
-    assert _badge(second_page) == ""
+    second_page.wait(lambda d: _badge(second_page) == "1")  # the new conversation
     page.login(ana.email)
     page.click(".conv-row", "o meu pedido")
     page.wait_text("#thread-log .msg.in", "o meu pedido")
@@ -99,7 +99,7 @@ def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, second_pag
     page.screenshot("mention-note-sent")
 
     # Bo's browser: the bell counts it at once, says who and opens the note
-    second_page.wait(lambda d: _badge(second_page) == "1")
+    second_page.wait(lambda d: _badge(second_page) == "2")
     second_page.click("#bell")
     item = second_page.wait_text(".notif-list .notif", "Ana Souza mentioned you in a note")
     note_id = page.attr("#thread-log .msg.note", "data-id")
