@@ -4,6 +4,7 @@ hidden on request, and on a phone the inbox and channel filters and bulk selecti
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -11,7 +12,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Conversation
-from tests.browser.conftest import post_messenger
+from tests.browser.conftest import SCREENSHOTS, post_messenger
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +56,9 @@ def test_title_icon_and_tabs_count_what_waits_and_follow_it_live(page, make):
     page.wait(lambda d: _icon_badge(page)[0] == "4")
     page.wait(lambda d: _tabs(page)["open"] == "3")
     page.screenshot("attention-title-and-tab-counts")
+    icon = page.js("return document.querySelector('link[rel=icon]').href").split(",", 1)[1]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "attention-favicon.png").write_bytes(base64.b64decode(icon))
 
     # opening a conversation reads it: one fewer
     page.click(f'.conv-item[data-id="{first.conversation_id}"] .conv-row')
