@@ -183,28 +183,12 @@ def on_customer_wrote(
 
     For each conversation where the customer (not a machine) wrote: clear the
     follow-up timer, the inactive flag and a declined state (the conversation reopened);
-    return it to the queue when its assignee is away (inbox option); notify the inbox
-    of a new conversation; then the greeting and the away message.
+    return it to the queue when its assignee is away (inbox option); then the greeting
+    and the away message (notifications tell the inbox of a new conversation).
     """
-    members = None  # loaded once per batch, only when a conversation is new
     for conv in conversations:
         customer_wrote(session, conv, at)
         if conv.id in created:
-            if members is None:
-                members = [
-                    u
-                    for u in notifications.inbox_members(session, inbox.id)
-                    if notifications.user_settings(u)["new_conversation"]["in_app"]
-                    or notifications.user_settings(u)["new_conversation"]["email"]
-                ]
-            notifications.notify_many(
-                session,
-                members,
-                "new_conversation",
-                conv,
-                f"new:{conv.id}",
-                text=f"New conversation with {conv.contact.display_name()} in {inbox.name}",
-            )
             greet(session, conv, at)
         away(session, conv, at)
 

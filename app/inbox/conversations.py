@@ -80,10 +80,15 @@ def apply_customer_message(
     The reply window counts from the platform's own send time (out-of-order
     deliveries keep the latest). A person writing (not their machine) can be
     reached again, starts the wait for an answer and wakes a snoozed or pending
-    conversation (no status signal: nobody set it). The message's ``language``
+    conversation (no status signal: nobody set it). A conversation a machine started
+    (auto-reply, mailing list) is ``automated`` until a person writes in it. The message's ``language``
     (detected with confidence) becomes the conversation's when it is the latest.
     """
     latest = conv.last_inbound_at is None or sent_at >= aware(conv.last_inbound_at)
+    if conv.last_inbound_at is None and conv.last_outbound_at is None:  # it starts here
+        conv.automated = bool(ev.automated)
+    elif not ev.automated:
+        conv.automated = False
     if language and latest and not ev.automated:
         conv.language = language
     if conv.last_inbound_at is None or sent_at > aware(conv.last_inbound_at):

@@ -40,9 +40,10 @@ KINDS: dict[str, tuple[str, dict[str, bool]]] = {
         "A teammate mentions me in a private note",
         {"in_app": True, "desktop": True, "email": True},
     ),
+    # to the inbox's members while nobody has it (the assignee gets "assigned" instead)
     "new_conversation": (
-        "A new conversation arrives in my inboxes",
-        {"in_app": False, "desktop": False, "email": False},
+        "A new conversation arrives unassigned in my inboxes",
+        {"in_app": True, "desktop": True, "email": False},
     ),
     "window_closing": (
         "A reply window is about to close",
@@ -303,6 +304,31 @@ def on_assigned(
         by=who,
         text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
     )
+
+
+def on_customer_wrote(
+    inbox: Inbox, *, session: Session, conversations: list[Conversation], created: set[int], **_
+) -> None:
+    """Receiver of ``signals.customer_wrote``: tell the inbox of each new unassigned conversation.
+
+    Only conversations a person started (ingest leaves machines' messages out of the
+    signal) and still unassigned once automatic assignment ran: the inbox's members
+    (its leads, or every lead, when it has none) may take it. An assigned one tells
+    its assignee through ``assigned``; nobody else needs to hear of it.
+    """
+    new = [c for c in conversations if c.id in created and c.assignee_id is None]
+    if not new:
+        return
+    users = inbox_members(session, inbox.id) or inbox_leads(session, inbox.id)
+    for conv in new:
+        notify_many(
+            session,
+            users,
+            "new_conversation",
+            conv,
+            f"new:{conv.id}",
+            text=f"New conversation with {conv.contact.display_name()} in {inbox.name}",
+        )
 
 
 def on_inbox_failing(inbox: Inbox, *, session: Session, incident: dict, **_) -> None:

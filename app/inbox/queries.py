@@ -1,8 +1,9 @@
-"""The conversation list: filters, sorts, keyset pagination and the three counts.
+"""The conversation list: filters, sorts, keyset pagination and the counts.
 
 One query for the page (inbox, contact and assignee joined), one for the
-contacts' identities, one for the conversations' labels, one for the counts:
-the list stays within a fixed number of queries whatever the page size.
+contacts' identities, one for the conversations' labels, one for the counts
+(the three assignee counts and the per-status counts of the tabs, grouped by
+status): the list stays within a fixed number of queries whatever the page size.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from app.models import (
 )
 
 SORTS = ("last_activity", "waiting_longest", "window_expiring", "created")
-STATUS_FILTERS = ("open", "pending", "snoozed", "closed", "all", "inactive", "declined")
+STATUSES = ("open", "pending", "snoozed", "closed")
+STATUS_FILTERS = (*STATUSES, "all", "inactive", "declined")
+AUTOMATED = ("show", "hide")  # conversations only machines wrote in (auto-replies, newsletters)
 MAX_LIMIT = 100
 MAX_LABELS = 10  # label filters of one list request (each one is a condition)
 
@@ -54,6 +57,7 @@ class ListFilter:
     limit: int = 25
     cursor: str | None = None
     labels: tuple[str, ...] = ()  # case-folded names; a conversation must carry all of them
+    automated: str = "show"  # hide: leave out conversations only machines wrote in
 
     @classmethod
     def from_args(cls, args) -> ListFilter:
@@ -66,6 +70,7 @@ class ListFilter:
             q=unicodedata.normalize("NFC", (args.get("q") or "").strip()) or None,
             sort=args.get("sort") or "last_activity",
             cursor=args.get("cursor") or None,
+            automated=(args.get("automated") or "show").lower(),
         )
         given = args.getlist("label") if hasattr(args, "getlist") else [args.get("label")]
         keys = [name_key(str(n)) for n in given if n and str(n).strip()]
@@ -74,6 +79,8 @@ class ListFilter:
             raise BadFilter(f"at most {MAX_LABELS} label filters")
         if f.status not in STATUS_FILTERS:
             raise BadFilter(f"status must be one of {', '.join(STATUS_FILTERS)}")
+        if f.automated not in AUTOMATED:
+            raise BadFilter("automated must be show or hide")
         if f.sort not in SORTS:
             raise BadFilter(f"sort must be one of {', '.join(SORTS)}")
         if f.assignee not in ("me", "unassigned", "any") and not f.assignee.isdigit():
@@ -100,23 +107,22 @@ def can_see(session: Session, user: User, inbox_id: int) -> bool:
     return session.get(InboxMember, {"inbox_id": inbox_id, "user_id": user.id}) is not None
 
 
-def _base_conditions(user: User, f: ListFilter, dialect: str) -> list:
+def _base_conditions(user: User, f: ListFilter, dialect: str, status: bool = True) -> list:
+    """The filter's conditions (without the assignee; without the status when ``status`` is off)."""
     conds = []
     visible = visible_inbox_ids(user)
     if visible is not None:
         conds.append(Conversation.inbox_id.in_(visible))
-    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
-        conds += [Conversation.status != "closed", Conversation.inactive_since.is_not(None)]
-    elif f.status == "declined":  # declined with a reason (and closed), until reactivated
-        conds.append(Conversation.declined_at.is_not(None))
-    elif f.status != "all":
-        conds.append(Conversation.status == f.status)
+    if status:
+        conds += _status_conditions(f)
     if f.inbox:
         conds.append(Conversation.inbox_id == f.inbox)
     if f.channel:
         conds.append(
             Conversation.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel))
         )
+    if f.automated == "hide":
+        conds.append(Conversation.automated.is_(False))
     for key in f.labels:  # one condition per label: all of them (AND)
         conds.append(
             Conversation.id.in_(
@@ -128,6 +134,14 @@ def _base_conditions(user: User, f: ListFilter, dialect: str) -> list:
     if f.q:
         conds.append(_search_condition(f.q, dialect))
     return conds
+
+
+def _status_conditions(f: ListFilter) -> list:
+    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
+        return [Conversation.status != "closed", Conversation.inactive_since.is_not(None)]
+    if f.status == "declined":  # declined with a reason (and closed), until reactivated
+        return [Conversation.declined_at.is_not(None)]
+    return [] if f.status == "all" else [Conversation.status == f.status]
 
 
 def _search_condition(text: str, dialect: str):
@@ -216,7 +230,10 @@ def _keyset(sort: str, cursor: list):
 
 
 def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
-    """One page of conversations plus ``{"mine", "unassigned", "all"}`` counts."""
+    """One page of conversations plus ``{"mine", "unassigned", "all", "by_status"}`` counts.
+
+    ``by_status`` counts each status for the same filter and assignee choice (the tabs).
+    """
     dialect = session.get_bind().dialect.name
     conds = _base_conditions(user, f, dialect)
     counts = None
@@ -256,13 +273,31 @@ def _window_page(session: Session, f: ListFilter, conds: list) -> tuple[list, li
 
 
 def _with_counts(session, user, f, conds, counts, rows, last) -> dict:
-    """The list's answer: the page, the next page's cursor and the three counts."""
-    if counts is None:
-        counts = maintained_counts(session, user, f)
-    if counts is None:
+    """The list's answer: the page, the next page's cursor and the counts (``by_status`` too)."""
+    dialect = session.get_bind().dialect.name
+    return {
+        "items": rows,
+        "counts": _counts(session, user, f, conds, dialect, counts),
+        "next_cursor": _encode_cursor(last) if last else None,
+    }
+
+
+def _counts(
+    session: Session, user: User, f: ListFilter, conds: list, dialect: str, found: dict | None
+) -> dict:
+    """The three assignee counts of the filter (``found``: already counted) and ``by_status``."""
+    grouped = maintained_by_status(session, user, f)
+    if grouped is None:
+        grouped = count_by_status(session, user, f, _base_conditions(user, f, dialect, False))
+    if found is not None:
+        counts = found
+    elif f.status in STATUSES:
+        counts = {k: grouped[f.status][k] for k in ("all", "mine", "unassigned")}
+    elif f.status == "all":
+        counts = {k: sum(g[k] for g in grouped.values()) for k in ("all", "mine", "unassigned")}
+    else:  # inactive, declined: not a status of the grouped counts
         counts = count_conversations(session, user, conds)
-    next_cursor = _encode_cursor(last) if last else None
-    return {"items": rows, "counts": counts, "next_cursor": next_cursor}
+    return {**counts, "by_status": {s: grouped[s]["chosen"] for s in STATUSES}}
 
 
 SEARCH_FEW = 1000  # SQLite: up to this many matches, a search's page and counts come from them
@@ -330,18 +365,59 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
     return list(session.scalars(q.limit(f.limit + 1)).unique())
 
 
-def maintained_counts(session: Session, user: User, f: ListFilter) -> dict | None:
-    """The three counts from the trigger-maintained table (None when a filter needs a live count)."""
-    if f.q or f.labels or f.status not in ("open", "pending", "snoozed", "closed", "all"):
+def unread_conversations(session: Session, user: User) -> int:
+    """How many conversations wait unread for ``user``: theirs, or nobody's in their inboxes.
+
+    Not closed, with unread customer messages; what the tab's title and icon count.
+    """
+    conds = [
+        Conversation.status.in_(("open", "pending", "snoozed")),
+        sa.or_(Conversation.assignee_id == user.id, Conversation.assignee_id.is_(None)),
+        Conversation.unread_count > 0,
+    ]
+    visible = visible_inbox_ids(user)
+    if visible is not None:
+        conds.append(Conversation.inbox_id.in_(visible))
+    return int(session.scalar(sa.select(sa.func.count()).where(*conds)) or 0)
+
+
+def _by_status(rows) -> dict[str, dict[str, int]]:
+    """``{status: {all, mine, unassigned, chosen}}`` from grouped rows (0 where none)."""
+    out = {s: {"all": 0, "mine": 0, "unassigned": 0, "chosen": 0} for s in STATUSES}
+    for status, n_all, mine, unassigned, chosen in rows:
+        if status in out:
+            out[status] = {
+                "all": int(n_all or 0),
+                "mine": int(mine or 0),
+                "unassigned": int(unassigned or 0),
+                "chosen": int(chosen or 0),
+            }
+    return out
+
+
+def _sum_if(cond, value):
+    return sa.func.sum(sa.case((cond, value), else_=0))
+
+
+def maintained_by_status(session: Session, user: User, f: ListFilter) -> dict | None:
+    """Counts per status from the trigger-maintained table, in one grouped query.
+
+    Each status has ``all``, ``mine``, ``unassigned`` and ``chosen`` (the list's
+    assignee choice). None when a filter (search, labels, automated) needs a live count.
+    """
+    if f.q or f.labels or f.automated != "show":
         return None
     cc = ConversationCount
+    chosen = {"me": cc.assignee_id == user.id, "unassigned": cc.assignee_id == 0}.get(f.assignee)
+    if chosen is None and f.assignee.isdigit():
+        chosen = cc.assignee_id == int(f.assignee)
     q = sa.select(
-        sa.func.coalesce(sa.func.sum(cc.n), 0),
-        sa.func.coalesce(sa.func.sum(sa.case((cc.assignee_id == user.id, cc.n), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(sa.case((cc.assignee_id == 0, cc.n), else_=0)), 0),
-    )
-    if f.status != "all":
-        q = q.where(cc.status == f.status)
+        cc.status,
+        sa.func.sum(cc.n),
+        _sum_if(cc.assignee_id == user.id, cc.n),
+        _sum_if(cc.assignee_id == 0, cc.n),
+        sa.func.sum(cc.n) if chosen is None else _sum_if(chosen, cc.n),
+    ).group_by(cc.status)
     visible = visible_inbox_ids(user)
     if visible is not None:
         q = q.where(cc.inbox_id.in_(visible))
@@ -349,8 +425,27 @@ def maintained_counts(session: Session, user: User, f: ListFilter) -> dict | Non
         q = q.where(cc.inbox_id == f.inbox)
     if f.channel:
         q = q.where(cc.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel)))
-    row = session.execute(q).one()
-    return {"all": int(row[0]), "mine": int(row[1]), "unassigned": int(row[2])}
+    rows = session.execute(q).all()
+    return _by_status(rows)
+
+
+def count_by_status(session: Session, user: User, f: ListFilter, conds: list) -> dict:
+    """Counts per status counted live, in one grouped query (``conds`` without the status)."""
+    chosen = _assignee_condition(user, f)
+    conv = Conversation
+    return _by_status(
+        session.execute(
+            sa.select(
+                conv.status,
+                sa.func.count(),
+                _sum_if(conv.assignee_id == user.id, 1),
+                _sum_if(conv.assignee_id.is_(None), 1),
+                sa.func.count() if chosen is None else _sum_if(chosen, 1),
+            )
+            .where(*conds)
+            .group_by(conv.status)
+        ).all()
+    )
 
 
 def count_conversations(session: Session, user: User, conds: list) -> dict:

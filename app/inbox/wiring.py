@@ -7,7 +7,8 @@ sender's session and transaction, so that order is part of the behaviour:
 - ``conversation_created``: reports (a new conversation), then assignment (automatic
   assignment).
 - ``customer_wrote``: reports (the customers' waits start, reopenings), then automation
-  (flags, back to the queue, new-conversation notifications, greeting, away message).
+  (flags, back to the queue, greeting, away message), then notifications (a new
+  conversation nobody has: its inbox's members).
 - ``agent_replied``: automation (breaches answered, follow-up timer), then reports
   (the waits it answers end).
 - ``reply_posted``: assignment (the replier takes an unassigned conversation).
@@ -41,6 +42,7 @@ def connect() -> None:
     signals.conversation_created.connect(assignment.on_conversation_created)
     signals.customer_wrote.connect(report_facts.on_customer_wrote)
     signals.customer_wrote.connect(automation.on_customer_wrote)
+    signals.customer_wrote.connect(notifications.on_customer_wrote)
     signals.agent_replied.connect(automation.on_agent_replied)
     signals.agent_replied.connect(report_facts.on_agent_replied)
     signals.reply_posted.connect(assignment.on_reply_posted)

@@ -71,6 +71,8 @@ class Conversation(db.Model):
     last_message_body: Mapped[str | None] = mapped_column(sa.String(300))
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     requested_live_agent: Mapped[bool] = mapped_column(default=False)
+    # every customer message in it was sent by a machine (auto-reply, mailing list, newsletter)
+    automated: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     context: Mapped[dict] = mapped_column(JSONType, default=dict)
     # the language of the customer's latest confidently detected message (app.inbox.language)
     language: Mapped[str | None] = mapped_column(sa.String(8))

@@ -143,6 +143,7 @@ def conversation_dict(conv: Conversation, at: datetime | None = None) -> dict:
         "waiting_since": iso(conv.waiting_since),
         "unread_count": conv.unread_count,
         "requested_live_agent": conv.requested_live_agent,
+        "automated": conv.automated,
         "opted_out": bool(identity and identity.opted_out_at),
         "undeliverable": identity.undeliverable_reason if identity else None,
         "quiet_hours": quiet_hours_dict(conv, identity, at),

@@ -1,7 +1,7 @@
 """Reports: conversation events and customer waits, recorded as they happen
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-20 10:00:00
 
 ``report_events`` holds each start, close (with its resolution time), reopen and
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

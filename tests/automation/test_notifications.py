@@ -56,7 +56,8 @@ def test_settings_have_defaults_and_can_be_changed(app, make, client):
         "desktop": True,
         "email": True,
     }
-    assert kinds["window_closing"]["in_app"] and not kinds["new_conversation"]["in_app"]
+    assert kinds["window_closing"]["in_app"] and kinds["new_conversation"]["in_app"]
+    assert not kinds["new_conversation"]["email"]
     assert body["email"] == {"address": ana.email, "available": False}
     resp = client.patch(
         "/api/v1/me/notification-settings",
@@ -191,7 +192,7 @@ def test_unreachable_smtp_retries_later(app, make, session, clock):
     session.expire_all()
     [row] = session.query(OutboxItem).filter_by(kind="notify_email").all()
     assert row.state == "pending" and row.attempts == 1 and row.last_error
-    assert session.query(Notification).count() == 1
+    assert session.query(Notification).filter_by(kind="assigned").count() == 1
 
 
 def test_email_is_written_in_the_agents_language(app, make, session, clock, smtp):

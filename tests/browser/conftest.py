@@ -149,9 +149,16 @@ class Page:
     # waiting ----------------------------------------------------------------
     def wait(self, condition, timeout: float = 10, message: str = ""):
         """Poll ``condition(driver)`` every 0.1 s until truthy."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message)
+        # a live update may redraw the element the condition reads: read it again next poll
+        return WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(condition, message)
 
     def css(self, selector: str):
         from selenium.webdriver.common.by import By
@@ -204,6 +211,17 @@ class Page:
             return False
 
         self.wait(attempt, message=f"could not click {selector} {text or ''}")
+
+    def status_tab(self, status: str) -> None:
+        """Choose a status tab: on the row, or under "More" when the row has no room for it."""
+        on_row = f'.status-tabs [data-status-tab="{status}"]'
+        if self.driver.execute_script(
+            "const b = document.querySelector(arguments[0]); return !!(b && b.offsetParent)", on_row
+        ):
+            self.click(on_row)
+        else:
+            self.click("#status-more")
+            self.click(f'#status-more-menu [data-status-tab="{status}"]')
 
     def text(self, selector: str) -> str:
         """Visible text of the first match, read in the page (never stale)."""

@@ -44,7 +44,7 @@ def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, teammate, 
     conv_id = make.inbound(inbox, contact="+5511987654321", text=PORTUGUESE).conversation_id
 
     teammate.login(bo.email)
-    assert _badge(teammate) == ""
+    teammate.wait(lambda d: _badge(teammate) == "1")  # the new conversation
     page.login(ana.email)
     page.click(".conv-row", "o meu pedido")
     page.wait_text("#thread-log .msg.in", "o meu pedido")
@@ -85,7 +85,7 @@ def test_a_mentioned_teammate_sees_the_notification_arrive_live(page, teammate, 
     page.screenshot("mention-note-sent")
 
     # Bo's browser: the bell counts it at once, says who and opens the note
-    teammate.wait(lambda d: _badge(teammate) == "1")
+    teammate.wait(lambda d: _badge(teammate) == "2")
     teammate.click("#bell")
     item = teammate.wait_text(".notif-list .notif", "Ana Souza mentioned you in a note")
     note_id = page.attr("#thread-log .msg.note", "data-id")

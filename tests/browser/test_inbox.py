@@ -93,10 +93,10 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
     page.click(".close-btn")
     page.wait(lambda d: len(page.all(".conv-row")) == 2)
     page.wait(lambda d: _count(page, "all") == "2" and _count(page, "mine") == "0")
-    page.click('[data-status-tab="closed"]')
+    page.status_tab("closed")
     page.wait(lambda d: len(page.all(".conv-row")) == 1 and _count(page, "all") == "1")
     assert "Bonjour Amira" in page.text(".conv-row .snippet")
-    page.click('[data-status-tab="open"]')
+    page.status_tab("open")
     page.wait(lambda d: _count(page, "all") == "2")
     assert page.console_errors() == []
 
@@ -269,7 +269,7 @@ def test_arabic_interface_is_right_to_left(page, make):
     listpane = page.css(".list-pane").rect
     thread = page.css(".thread-pane").rect
     assert sidebar["x"] > listpane["x"] > thread["x"], "panes are not mirrored"
-    assert page.text('[data-status-tab="open"]') == "مفتوحة"
+    assert page.text('[data-status-tab="open"]').split() == ["مفتوحة", "1"]  # and its count
     page.click(".conv-row", "إرجاع المنتج")
     page.wait_css("#composer-text")
     page.screenshot("inbox-arabic-rtl")
@@ -366,6 +366,7 @@ def test_snooze_contact_panel_and_notifications(page, make, client):
     make.inbound(sms, contact="+14155550188", text="Other question by text")
 
     page.login(agent.email)
+    page.wait(lambda d: page.text("#bell .badge") == "2")  # the two new conversations
     # a team lead assigns a conversation: the bell lights up without reload
     resp = client.post(
         f"/api/v1/conversations/{first.conversation_id}/assign",
@@ -373,7 +374,7 @@ def test_snooze_contact_panel_and_notifications(page, make, client):
         json={"assignee_id": agent.id},
     )
     assert resp.status_code == 200
-    page.wait(lambda d: page.text("#bell .badge") == "1")
+    page.wait(lambda d: page.text("#bell .badge") == "3")
     page.click("#bell")
     page.wait_text(
         "#bell-panel .notif", "Nadia Karimi assigned you the conversation with Amira Haddad"
@@ -393,7 +394,7 @@ def test_snooze_contact_panel_and_notifications(page, make, client):
     page.click(".thread-actions .menu-wrap button", "Snooze")
     page.click(".thread-actions .menu-item", "Tomorrow")
     page.wait(lambda d: not [r for r in page.texts(".conv-row") if "refund" in r])
-    page.click('[data-status-tab="snoozed"]')
+    page.status_tab("snoozed")
     page.wait_text(".conv-row", "Is my refund done?")
 
 

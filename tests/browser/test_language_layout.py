@@ -54,10 +54,10 @@ def test_language_switch_applies_at_once_and_keeps_the_open_conversation(page, m
     page.login(agent.email)
     page.click(".conv-row", "delivery address")
     page.wait_css("#composer-text").send_keys("Yes, of course")
-    assert page.text('[data-status-tab="open"]') == "Open"
+    assert page.text('[data-status-tab="open"]').split()[0] == "Open"
 
     _switch_language(page, "fr")
-    assert page.text('[data-status-tab="open"]') == "Ouvertes"
+    assert page.text('[data-status-tab="open"]').split()[0] == "Ouvertes"
     assert page.wait_text("#thread-log .msg.in", "delivery address")
     assert "#c=" in page.driver.current_url
     # the reply being written is still there
@@ -70,7 +70,7 @@ def test_language_switch_applies_at_once_and_keeps_the_open_conversation(page, m
 
     _switch_language(page, "ar")
     assert page.js("return document.documentElement.dir") == "rtl"
-    assert page.text('[data-status-tab="open"]') == "مفتوحة"
+    assert page.text('[data-status-tab="open"]').split()[0] == "مفتوحة"
     assert page.wait_text("#thread-log .msg.in", "delivery address")
     page.screenshot("language-switch-ar-thread-open")
 
@@ -190,8 +190,8 @@ def test_status_tabs_and_chips_fit_at_1280(page, make, lang):
     assert row["scroll"] <= row["width"] + 1, row
     assert len(row["shown"]) + len(row["more"]) == 6, row
     assert row["shown"][0] == "open" and (not row["more"] or row["more_shown"]), row
-    if lang in ("ar", "fa"):
-        assert not row["more"], row  # short words: all six fit
+    if lang in ("ar", "fa"):  # short words: only the rarely used statuses wait under "More"
+        assert set(row["more"]) <= {"inactive", "declined"}, row
     # every chip is shown whole: none is cut by the edge of its row
     cut = page.js(
         """

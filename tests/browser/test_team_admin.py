@@ -159,5 +159,5 @@ def test_first_admin_setup_then_user_menu(page, app):
     Select(page.css("#lang-select")).select_by_value("fr")
     page.wait(lambda d: page.js("return document.documentElement.lang") == "fr")
     page.wait_ready()
-    assert page.text('[data-status-tab="open"]') == "Ouvertes"
+    assert page.text('[data-status-tab="open"]').split() == ["Ouvertes", "0"]  # and its count
     assert saved("locale", "fr")

@@ -32,15 +32,24 @@ def test_list_filters_and_counts(client, make):
 
     body = client.get("/api/v1/conversations", headers=h).get_json()
     assert {i["id"] for i in body["items"]} == {a.id, b.id}
-    assert body["counts"] == {"all": 2, "mine": 1, "unassigned": 1}
+    assert body["counts"] == {
+        "all": 2,
+        "mine": 1,
+        "unassigned": 1,
+        "by_status": {"open": 2, "pending": 0, "snoozed": 0, "closed": 1},
+    }
 
     mine = client.get("/api/v1/conversations?assignee=me", headers=h).get_json()
     assert [i["id"] for i in mine["items"]] == [a.id]
-    assert mine["counts"] == body["counts"]  # counts ignore the assignee filter
+    # the three counts ignore the assignee filter; the tabs' counts follow it
+    assert mine["counts"] == {
+        **body["counts"],
+        "by_status": {"open": 1, "pending": 0, "snoozed": 0, "closed": 0},
+    }
 
     closed = client.get("/api/v1/conversations?status=closed", headers=h).get_json()
     assert [i["id"] for i in closed["items"]] == [c.id]
-    assert closed["counts"] == {"all": 1, "mine": 0, "unassigned": 1}
+    assert closed["counts"] == {**body["counts"], "all": 1, "mine": 0, "unassigned": 1}
 
     found = client.get("/api/v1/conversations?status=all&q=refund", headers=h).get_json()
     assert [i["id"] for i in found["items"]] == [b.id]
@@ -173,7 +182,8 @@ def test_agents_assign_only_to_themselves_where_the_inbox_restricts_it(
     resp = client.post(url, json={"assignee_id": colleague.id}, headers=make.headers(lead))
     assert resp.get_json()["assignee"]["id"] == colleague.id
     notes = client.get("/api/v1/notifications?unread=1", headers=make.headers(colleague)).get_json()
-    assert [n["kind"] for n in notes["items"]] == ["assigned"]
+    # (the new conversation reached the inbox's members first)
+    assert [n["kind"] for n in notes["items"]] == ["assigned", "new_conversation"]
     outsider = make.user("agent")
     resp = client.post(url, json={"assignee_id": outsider.id}, headers=make.headers(lead))
     assert resp.status_code == 422

@@ -59,7 +59,12 @@ def test_search_with_no_match_is_empty_with_zero_counts(client, make, seeded):
     agent, _ = seeded
     found = _search(client, make, agent, "no such words")
     assert found["items"] == []
-    assert found["counts"] == {"all": 0, "mine": 0, "unassigned": 0}
+    assert found["counts"] == {
+        "all": 0,
+        "mine": 0,
+        "unassigned": 0,
+        "by_status": {"open": 0, "pending": 0, "snoozed": 0, "closed": 0},
+    }
 
 
 def test_search_stays_within_the_agents_inboxes(client, make, seeded):
@@ -117,7 +122,12 @@ def test_search_pages_and_counts_many_matches(client, make, monkeypatch, few):
             f"&cursor={cursor}" if cursor else ""
         )
         page = client.get(url, headers=h).get_json()
-        assert page["counts"] == {"all": 5, "mine": 1, "unassigned": 4}
+        assert {k: page["counts"][k] for k in ("all", "mine", "unassigned")} == {
+            "all": 5,
+            "mine": 1,
+            "unassigned": 4,
+        }
+        assert sum(page["counts"]["by_status"].values()) == 5
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:

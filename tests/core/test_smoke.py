@@ -37,7 +37,12 @@ def test_list_with_token(client, make):
     resp = client.get("/api/v1/conversations", headers=make.headers(agent))
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
-    assert body["counts"] == {"all": 1, "mine": 0, "unassigned": 1}
+    assert body["counts"] == {
+        "all": 1,
+        "mine": 0,
+        "unassigned": 1,
+        "by_status": {"open": 1, "pending": 0, "snoozed": 0, "closed": 0},
+    }
     item = body["items"][0]
     assert item["last_message"]["body"] == "Where is my parcel?"
     assert item["reply_window"]["state"] == "open"

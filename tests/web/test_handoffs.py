@@ -37,7 +37,11 @@ def test_an_agent_hands_a_conversation_to_a_teammate(client, make, session, capt
     assert resp.get_json()["assignee"] == {"id": bo.id, "name": "Bo"}
     assert _lines(session, conv_id) == ["Ana assigned this to Bo"]
     notes = client.get("/api/v1/notifications?unread=1", headers=make.headers(bo)).get_json()
-    assert [(n["kind"], n["conversation_id"]) for n in notes["items"]] == [("assigned", conv_id)]
+    # (before it, the new conversation reached the inbox's members)
+    assert [(n["kind"], n["conversation_id"]) for n in notes["items"]] == [
+        ("assigned", conv_id),
+        ("new_conversation", conv_id),
+    ]
     assert any(
         e.name == "notification.created" and e.audience == (("user", bo.id),)
         for e in captured_events

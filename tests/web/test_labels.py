@@ -191,7 +191,12 @@ def test_the_list_carries_labels_and_filters_by_all_the_labels_asked(client, tea
 
     both = _list(client, team["ana"], "&label=REFUND&label=vip")
     assert [c["id"] for c in both["items"]] == [team["first"]]
-    assert both["counts"] == {"all": 1, "mine": 0, "unassigned": 1}
+    assert both["counts"] == {
+        "all": 1,
+        "mine": 0,
+        "unassigned": 1,
+        "by_status": {"open": 1, "pending": 0, "snoozed": 0, "closed": 0},
+    }
 
     assert _list(client, team["ana"], "&label=refund&label=bug")["items"] == []
     # a label nobody has (or that was deleted) matches nothing rather than everything

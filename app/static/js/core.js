@@ -356,6 +356,7 @@ export const ICONS = {
   moon: S('<path d="M15.5 12.5A6.5 6.5 0 0 1 7.5 4.5a6.5 6.5 0 1 0 8 8Z"/>'),
   tag: S('<path d="M2.8 3.8v5.3l8 8 6.3-6.3-8-8H3.8a1 1 0 0 0-1 1Z"/><circle cx="6.5" cy="6.5" r="1.2"/>'),
   flag: S('<path d="M4.5 17.5v-14M4.5 3.5h10l-2 3.5 2 3.5h-10"/>'),
+  bot: S('<rect x="4" y="6" width="12" height="9" rx="2.5"/><path d="M10 6V3.5M7.5 10h.01M12.5 10h.01M2 10v2M18 10v2"/>'),
   wifi: S('<path d="M2.5 7.8a11 11 0 0 1 15 0M5 10.6a7.3 7.3 0 0 1 10 0M7.5 13.4a3.6 3.6 0 0 1 5 0"/><circle cx="10" cy="16" r=".6" fill="currentColor"/>'),
 };
 

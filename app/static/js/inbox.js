@@ -9,6 +9,7 @@ import { renderListHealth, renderThreadHealth } from "./health.js";
 import { focusComposer, leaveComposer, markSeen, onLiveMessage, refreshComposer, renderComposer } from "./composer.js";
 import { applyLabelsEvent, bulkLabels, labelFilter, loadLabels } from "./labels.js";
 import { fitTabs } from "./tabs.js";
+import { bindListTools, renderFilterMenu, renderListTools } from "./listtools.js";
 
 const app = document.getElementById("inbox-app");
 const PAGE = 30;
@@ -19,7 +20,8 @@ let listAbort = null;
 
 function listParams(extra = {}) {
   const f = S.filter;
-  return { status: f.status, assignee: f.assignee, inbox: f.inbox, channel: f.channel, label: f.labels, q: f.q, sort: f.sort, limit: PAGE, ...extra };
+  return { status: f.status, assignee: f.assignee, inbox: f.inbox, channel: f.channel, label: f.labels, q: f.q, sort: f.sort,
+    automated: f.automated === "hide" ? "hide" : null, limit: PAGE, ...extra };
 }
 
 async function loadList({ append = false } = {}) {
@@ -91,6 +93,7 @@ function renderFilters() {
   document.getElementById("list-title").textContent = [names[f.assignee], where].filter(Boolean).join(" · ");
   document.getElementById("list-sub").textContent = statusNames[f.status] || "";
   labelFilterUI.render();
+  renderListTools();
 }
 
 function setFilter(change) {
@@ -165,6 +168,7 @@ async function loadInboxes() {
   chBox.replaceChildren(...channels.map((c) => h("button.side-item", { type: "button", dataset: { channel: c }, "aria-pressed": "false",
     onclick: () => { setFilter({ channel: S.filter.channel === c ? null : c, inbox: null }); showList(); } },
   channelIconEl(c), h("span.side-label", { dir: "auto" }, channelName(c)))));
+  renderFilterMenu(inboxes.items, channels);
   renderFilters();
   renderListHealth();
   renderThreadHealth(T.conv);
@@ -443,6 +447,7 @@ async function start() {
   bindLive();
   bindKeys();
   bindBulk();
+  bindListTools({ change: setFilter, redraw: renderList });
   if (localStorage.getItem("switchboard.contactPanel") === "1") app.classList.add("with-contact");
   try { await Promise.all([loadInboxes(), loadLabels()]); } catch (e) { toast(e.message, "error"); }
   await loadList();

@@ -72,6 +72,7 @@ export function row(conv) {
   ava.append(h("span.ava-channel", channelIcon(conv.inbox.channel)));
   const chips = [windowChip(conv), dueChip(conv),
     languageChip(conv.language, { compact: true }),
+    conv.automated ? h("span.chip.plain.automated", { title: t("Sent by a machine: an auto-reply, a mailing list or a newsletter") }, icon("bot"), t("Automated")) : null,
     conv.requested_live_agent ? h("span.chip.violet.soft", icon("user"), t("Wants a person")) : null,
     conv.opted_out ? h("span.chip.red.soft", t("Opted out")) : null,
     conv.declined ? h("span.chip.plain", t("Declined")) : null,
@@ -155,17 +156,16 @@ export function tickList() {
 }
 
 export function renderCounts() {
-  document.querySelectorAll("[data-count]").forEach((el) => {
-    const n = S.counts[el.dataset.count];
-    el.textContent = n === null || n === undefined ? "" : n;
-  });
+  const show = (el, n) => { el.textContent = n === null || n === undefined ? "" : n; };
+  document.querySelectorAll("[data-count]").forEach((el) => show(el, S.counts[el.dataset.count]));
+  document.querySelectorAll("[data-status-count]").forEach((el) => show(el, (S.counts.by_status || {})[el.dataset.statusCount]));
 }
 
 export function renderBulkBar() {
   const bar = document.getElementById("bulk-bar");
   for (const id of [...S.checked]) if (!S.items.some((c) => c.id === id)) S.checked.delete(id);
   const n = S.checked.size;
-  bar.hidden = n === 0;
+  bar.hidden = n === 0 && !document.getElementById("list-app").classList.contains("select-mode");
   document.getElementById("list-app").classList.toggle("selecting", n > 0);
   bar.querySelector(".bulk-count").textContent = t("{n} selected", { n });
   const all = document.getElementById("check-all");

@@ -2,6 +2,9 @@
 
 import { LANG, ME, api, dialog, h, icon, relTime, t, toast } from "./core.js";
 import { bindSpokenLanguages } from "./languages.js";
+import { askPermission, chime, desktopAllowed, desktopNotify, initAttention, prefs, savePrefs } from "./attention.js";
+
+export { desktopNotify };
 
 // ------------------------------------------------------------------ live connection
 
@@ -114,44 +117,6 @@ function userMenu() {
 
 // ------------------------------------------------------------------ notifications
 
-const PREFS_KEY = "switchboard.notify";
-export const prefs = Object.assign({ desktop: false, sound: false },
-  JSON.parse(localStorage.getItem(PREFS_KEY) || "{}"));
-const savePrefs = () => localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
-
-let audioCtx = null;
-/** A short, soft two-note chime made with WebAudio (no sound file to ship). */
-export function chime() {
-  if (!prefs.sound) return;
-  try {
-    audioCtx ||= new AudioContext();
-    const at = audioCtx.currentTime;
-    [660, 880].forEach((freq, i) => {
-      const osc = audioCtx.createOscillator();
-      const gain = audioCtx.createGain();
-      osc.frequency.value = freq;
-      osc.type = "sine";
-      gain.gain.setValueAtTime(0.0001, at + i * 0.12);
-      gain.gain.exponentialRampToValueAtTime(0.12, at + i * 0.12 + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, at + i * 0.12 + 0.35);
-      osc.connect(gain).connect(audioCtx.destination);
-      osc.start(at + i * 0.12);
-      osc.stop(at + i * 0.12 + 0.4);
-    });
-  } catch { /* no audio */ }
-}
-
-/** A desktop notification (when allowed and the tab is not in front) plus the chime. */
-export function desktopNotify(title, body, { tag, onclick } = {}) {
-  chime();
-  if (!prefs.desktop || !("Notification" in window) || Notification.permission !== "granted") return;
-  if (document.visibilityState === "visible" && document.hasFocus()) return;
-  try {
-    const n = new Notification(title, { body, tag, lang: document.documentElement.lang, dir: document.documentElement.dir || "auto" });
-    n.onclick = () => { window.focus(); onclick && onclick(); n.close(); };
-  } catch { /* some browsers need a service worker */ }
-}
-
 // `iso` keeps a name's direction apart from the sentence's: a <bdi> on the page, FSI...PDI on the desktop
 const KIND_TEXT = {
   assigned: (n, iso) => t("{who} assigned a conversation to you", { who: iso(n.data.by || t("Someone")) }),
@@ -214,23 +179,20 @@ function bell() {
 
   const desktop = panel.querySelector("#notif-desktop");
   const sound = panel.querySelector("#notif-sound");
-  desktop.checked = prefs.desktop && "Notification" in window && Notification.permission === "granted";
-  sound.checked = prefs.sound;
+  const showPrefs = () => { desktop.checked = desktopAllowed(); sound.checked = prefs.sound; };
+  showPrefs();
+  document.addEventListener("notify-prefs", showPrefs);
   desktop.addEventListener("change", async () => {
-    if (desktop.checked) {
-      if (!("Notification" in window)) { desktop.checked = false; toast(t("This browser cannot show desktop notifications."), "error"); return; }
-      const perm = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
-      if (perm !== "granted") { desktop.checked = false; toast(t("Desktop notifications are blocked in this browser's site settings."), "error"); }
-    }
-    prefs.desktop = desktop.checked; savePrefs();
+    if (desktop.checked) desktop.checked = await askPermission();
+    else { prefs.desktop = false; savePrefs(); }
   });
-  sound.addEventListener("change", () => { prefs.sound = sound.checked; savePrefs(); if (sound.checked) chime(); });
+  sound.addEventListener("change", () => { prefs.sound = sound.checked; savePrefs(); if (sound.checked) chime(true); });
 
   on("notification.created", (n) => {
     items.unshift(n);
     render();
     if (n.desktop === false) return; // the user wants this kind in the bell only
-    desktopNotify("Switchboard", notificationText(n), { tag: "n" + n.id,
+    desktopNotify("Switchboard", notificationText(n), { tag: n.conversation_id ? "c" + n.conversation_id : "n" + n.id,
       onclick: () => { if (notificationHref(n) !== "#") location.href = notificationHref(n); } });
   });
   on("reconnected", load);
@@ -280,6 +242,7 @@ export function initShell() {
   userMenu();
   bindSpokenLanguages();
   bell();
+  initAttention(on);
   document.querySelectorAll("#menu-shortcuts, [data-show-shortcuts]").forEach((el) => el.addEventListener("click", () => {
     document.getElementById("user-menu").hidden = true;
     showShortcuts();

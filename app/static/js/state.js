@@ -5,7 +5,7 @@ import { ME, allCaps, caps, secondsUntil, t } from "./core.js";
 const saved = JSON.parse(localStorage.getItem("switchboard.filter." + (ME && ME.id)) || "{}");
 
 export const S = {
-  filter: Object.assign({ status: "open", assignee: "any", inbox: null, channel: null, labels: [], q: "", sort: "last_activity" }, saved, { q: "" }),
+  filter: Object.assign({ status: "open", assignee: "any", inbox: null, channel: null, labels: [], q: "", sort: "last_activity", automated: "show" }, saved, { q: "" }),
   items: [], // conversations in list order
   convs: new Map(), // id -> latest conversation object seen (list, thread, events)
   counts: { mine: null, unassigned: null, all: null },
@@ -50,6 +50,7 @@ export function matches(conv) {
   if (f.assignee === "unassigned" && conv.assignee) return false;
   if (f.inbox && conv.inbox.id !== Number(f.inbox)) return false;
   if (f.channel && conv.inbox.channel !== f.channel) return false;
+  if (f.automated === "hide" && conv.automated) return false;
   if (f.labels && f.labels.length) { // every chosen label (labels.js)
     const have = new Set((conv.labels || []).map(labelKey));
     if (!f.labels.every((n) => have.has(labelKey(n)))) return false;

@@ -342,6 +342,7 @@ export function messageEl(msg, conv, { last } = {}) {
   const meta = h("div.msg-meta",
     !inbound ? h("span.msg-sender", msg.automated ? t("Automatic reply") : (msg.meta.outside_switchboard ? t("Sent outside Switchboard") : msg.sender.name || "")) : null,
     !inbound && msg.meta.tag === "HUMAN_AGENT" ? h("span.chip.violet.soft.xs", t("Human agent")) : null,
+    inbound && msg.automated ? h("span.chip.plain.xs.automated", { title: t("Sent by a machine: an auto-reply, a mailing list or a newsletter") }, icon("bot"), t("Automated")) : null,
     time,
     !inbound ? statusTick(msg, last) : null);
   const el = h("article.msg." + (inbound ? "in" : "out") + (msg.status === "failed" ? ".failed" : ""), {

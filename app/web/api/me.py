@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from app.clock import iso, now
 from app.extensions import db
-from app.inbox import assignment, events, language, notifications, signals
+from app.inbox import assignment, events, language, notifications, queries, signals
 from app.models import ApiToken, LoginSession
 from app.models.user import AVAILABILITY, hash_token
 from app.web.api.base import bp, json_body
@@ -23,6 +23,12 @@ from app.web.auth import end_sign_ins
 def me():
     """The signed-in user."""
     return jsonify(current_user.to_dict())
+
+
+@bp.get("/me/unread")
+def me_unread():
+    """How many conversations wait unread for me (mine, or unassigned in my inboxes)."""
+    return jsonify({"conversations": queries.unread_conversations(db.session, current_user)})
 
 
 @bp.patch("/me")
