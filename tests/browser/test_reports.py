@@ -22,6 +22,26 @@ def _at(dt: datetime):
     return time_machine.travel(dt, tick=False)
 
 
+def _customers(make, inbox, agent, first, waits, count):
+    """``count`` customers writing an hour apart from ``first``; the first ``len(waits)``
+    get a human reply after that many minutes, the others none."""
+    from app.inbox import replies
+    from app.models import Conversation
+
+    session = make.db.session
+    for n in range(count):
+        wrote = first + timedelta(hours=n)
+        with _at(wrote):
+            msg = make.inbound(
+                inbox, contact=f"psid-{inbox.id}-{n}", text=f"Question {n}", at=wrote
+            )
+        if n < len(waits):
+            with _at(wrote + timedelta(minutes=waits[n])):
+                conv = session.get(Conversation, msg.conversation_id)
+                replies.post_message(session, conv, agent, "Thanks, we are on it.")
+                session.commit()
+
+
 def _seed(app, make):
     """A Messenger Page answering 9 of 10 customers within 15 minutes, one missed window,
     and a Google inbox answering in 5 minutes, two days ago in Paris."""
@@ -39,21 +59,12 @@ def _seed(app, make):
     day = (now().astimezone(PARIS) - timedelta(days=2)).date()
     ten = datetime(day.year, day.month, day.day, 10, 0, tzinfo=PARIS)
 
-    def answer(msg, at, body="Thanks, we are on it."):
-        with _at(at):
-            conv = session.get(Conversation, msg.conversation_id)
-            replies.post_message(session, conv, agent, body)
-            session.commit()
-
-    for n in range(10):
-        wrote = ten + timedelta(hours=n)
-        with _at(wrote):
-            msg = make.inbound(page_inbox, contact=f"psid-r{n}", text=f"Question {n}", at=wrote)
-        if n < len(WAITS):
-            answer(msg, wrote + timedelta(minutes=WAITS[n]))
+    _customers(make, page_inbox, agent, ten, WAITS, 10)
     with _at(ten + timedelta(hours=1)):
         gmsg = make.inbound(google, contact="conversations/g-r1", text="Open on Sunday?", at=now())
-    answer(gmsg, ten + timedelta(hours=1, minutes=5))
+    with _at(ten + timedelta(hours=1, minutes=5)):
+        replies.post_message(session, session.get(Conversation, gmsg.conversation_id), agent, "Yes")
+        session.commit()
     # the tenth customer wrote at 19:00 and nobody answered: the 24-hour window closes
     closes = ten + timedelta(hours=9, days=1)
     with _at(closes + timedelta(seconds=30)), app.app_context():
@@ -162,4 +173,24 @@ def test_reports_in_arabic_run_right_to_left(page, make, app):
     )
     assert xs[0] > xs[-1]
     page.screenshot("reports-ar")
+    assert page.console_errors() == []
+
+
+def test_a_page_answering_eight_of_ten_is_not_very_responsive(page, make):
+    """Opened without filters: the last 30 days in the browser's time zone."""
+    lead, agent = make.user("lead"), make.user("agent")
+    inbox = make.inbox("messenger", members=[agent])
+    first = (now() - timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    _customers(make, inbox, agent, first, [5] * 8, 10)
+    page.login(lead.email, ready=False)
+    page.get("/reports")
+    page.wait_css(".badge-row")
+    today = page.js("return new Date().toLocaleDateString('en-CA')")
+    assert page.js("return document.querySelector('input[name=to]').value") == today
+    start = (datetime.fromisoformat(today) - timedelta(days=29)).date().isoformat()
+    assert page.js("return document.querySelector('input[name=from]').value") == start
+    row = page.css(f'.badge-row[data-inbox="{inbox.id}"]')
+    assert "Very responsive: not yet, 80% within 15m (needs 90%)" in row.text
+    assert "8 of 10 customers answered" in row.text
+    assert "bad" in page.attr(f'.badge-row[data-inbox="{inbox.id}"] .badge-verdict', "class")
     assert page.console_errors() == []
