@@ -44,6 +44,18 @@ def team():
     return render_template("team.html")
 
 
+@bp.get("/reports")
+@login_required
+def reports():
+    """Reports for leads and admins: volumes, response times, missed windows, badges.
+
+    The page reads its filters from the query string and the figures from the reports API.
+    """
+    if not current_user.is_lead:
+        abort(403)
+    return render_template("reports.html")
+
+
 @bp.get("/healthz")
 @limiter.exempt
 def healthz():
