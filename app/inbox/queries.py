@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.clock import aware
+from app.inbox import search
 from app.inbox.labels import name_key
 from app.models import (
-    Contact,
-    ContactIdentity,
+    STATUSES,
     Conversation,
     ConversationCount,
     Inbox,
@@ -53,11 +53,13 @@ class ListFilter:
     limit: int = 25
     cursor: str | None = None
     labels: tuple[str, ...] = ()  # case-folded names; a conversation must carry all of them
+    region: str | None = None  # where a phone number typed without country code is read
 
     @classmethod
-    def from_args(cls, args) -> ListFilter:
+    def from_args(cls, args, region: str | None = None) -> ListFilter:
         """Parse and validate query-string arguments."""
         f = cls(
+            region=region,
             status=(args.get("status") or "open").lower(),
             assignee=(args.get("assignee") or "any").lower(),
             channel=args.get("channel") or None,
@@ -99,17 +101,22 @@ def can_see(session: Session, user: User, inbox_id: int) -> bool:
     return session.get(InboxMember, {"inbox_id": inbox_id, "user_id": user.id}) is not None
 
 
-def _base_conditions(user: User, f: ListFilter, dialect: str) -> list:
+def _status_condition(f: ListFilter):
+    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
+        return sa.and_(Conversation.status != "closed", Conversation.inactive_since.is_not(None))
+    if f.status == "declined":  # declined with a reason (and closed), until reactivated
+        return Conversation.declined_at.is_not(None)
+    if f.status != "all":
+        return Conversation.status == f.status
+    return None
+
+
+def _base_conditions(user: User, f: ListFilter, searched: bool = False) -> list:
+    """Every condition of the list but the status tab's (a search found visible ones only)."""
     conds = []
     visible = visible_inbox_ids(user)
-    if visible is not None:
+    if visible is not None and not searched:
         conds.append(Conversation.inbox_id.in_(visible))
-    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
-        conds += [Conversation.status != "closed", Conversation.inactive_since.is_not(None)]
-    elif f.status == "declined":  # declined with a reason (and closed), until reactivated
-        conds.append(Conversation.declined_at.is_not(None))
-    elif f.status != "all":
-        conds.append(Conversation.status == f.status)
     if f.inbox:
         conds.append(Conversation.inbox_id == f.inbox)
     if f.channel:
@@ -124,44 +131,7 @@ def _base_conditions(user: User, f: ListFilter, dialect: str) -> list:
                 .where(Label.name_key == key)
             )
         )
-    if f.q:
-        conds.append(_search_condition(f.q, dialect))
     return conds
-
-
-def _search_condition(text: str, dialect: str):
-    """Conversations whose contact name, identity, subject or last message holds ``text``.
-
-    Any case, anywhere; "%" and "_" are matched as typed (order_1234, 50%). On
-    PostgreSQL each field is searched on its own so that each can use its trigram
-    index (migration 0007), and the matching ids are united: an OR across the
-    tables could only be checked row by row, reading every conversation. A text
-    shorter than a trigram cannot use those indexes (and matches most rows): it,
-    and any text on SQLite, which has no such index, is checked in one pass.
-    """
-
-    def has(col):
-        return col.icontains(text, autoescape=True)
-
-    if dialect == "postgresql" and len(text) >= 3:
-        c = aliased(Conversation)  # not correlated with the listed conversation
-        matching = sa.union_all(
-            sa.select(c.id).where(has(c.subject)),
-            sa.select(c.id).where(has(c.last_message_body)),
-            sa.select(c.id).join(Contact, Contact.id == c.contact_id).where(has(Contact.name)),
-            sa.select(c.id)
-            .join(ContactIdentity, ContactIdentity.contact_id == c.contact_id)
-            .where(has(ContactIdentity.external_id)),
-        )
-        return Conversation.id.in_(matching)
-    return sa.or_(
-        Conversation.contact_id.in_(sa.select(Contact.id).where(has(Contact.name))),
-        Conversation.contact_id.in_(
-            sa.select(ContactIdentity.contact_id).where(has(ContactIdentity.external_id))
-        ),
-        has(Conversation.subject),
-        has(Conversation.last_message_body),
-    )
 
 
 def _assignee_condition(user: User, f: ListFilter):
@@ -216,14 +186,24 @@ def _keyset(sort: str, cursor: list):
 
 
 def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
-    """One page of conversations plus ``{"mine", "unassigned", "all"}`` counts."""
-    dialect = session.get_bind().dialect.name
-    conds = _base_conditions(user, f, dialect)
-    counts = None
-    if f.q and dialect == "sqlite":
-        conds, counts = _few_matches(session, user, conds)
+    """One page of conversations plus ``{"mine", "unassigned", "all"}`` counts.
+
+    A search (``q``) also gives ``counts.by_status`` (where the matches are, whatever
+    the tab), ``counts.capped`` and, per listed conversation, the message that
+    matched (``matches``: conversation id -> ``{"message_id", "snippet"}``).
+    """
+    conds = _base_conditions(user, f, searched=bool(f.q))
+    status = _status_condition(f)
     assignee = _assignee_condition(user, f)
-    page_conds = conds + ([assignee] if assignee is not None else [])
+    query = found = None
+    if f.q:  # the search found its conversations (visible ones): the rest is read by id
+        query = search.Query.parse(f.q, f.region)
+        found = search.find(session, query, visible_inbox_ids(user))
+        status, assignee = _likely(session, status), _likely(session, assignee)
+        conds = [_likely(session, c) for c in conds]
+        conds.append(search.id_in(session, Conversation.id, found.ids))
+    tab_conds = conds + ([status] if status is not None else [])
+    page_conds = tab_conds + ([assignee] if assignee is not None else [])
     if f.cursor:
         try:
             page_conds.append(_keyset(f.sort, _decode_cursor(f.cursor)))
@@ -238,41 +218,51 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
         raw = getattr(last, col.key)
         value = last.id if f.sort == "created" else (aware(raw).isoformat() if raw else None)
         next_cursor = _encode_cursor([value, last.id])
+    if found is not None:
+        counts = _search_counts(session, user, f, conds, tab_conds)
+        counts["capped"] = found.capped
+        matches = search.matches(session, query, found, [c.id for c in rows])
+        return {"items": rows, "counts": counts, "next_cursor": next_cursor, "matches": matches}
+    counts = maintained_counts(session, user, f)
     if counts is None:
-        counts = maintained_counts(session, user, f)
-    if counts is None:
-        counts = count_conversations(session, user, conds)
-    return {"items": rows, "counts": counts, "next_cursor": next_cursor}
+        counts = count_conversations(session, user, tab_conds)
+    return {"items": rows, "counts": counts, "next_cursor": next_cursor, "matches": {}}
 
 
-SEARCH_FEW = 1000  # SQLite: up to this many matches, a search's page and counts come from them
+def _likely(session: Session, cond):
+    """SQLite: ``cond`` holds for most rows, so the planner reads the search's ids first."""
+    if cond is None or session.get_bind().dialect.name != "sqlite":
+        return cond
+    return sa.func.likelihood(cond, sa.literal_column("0.99"), type_=sa.Boolean)
 
 
-def _few_matches(session: Session, user: User, conds: list) -> tuple[list, dict | None]:
-    """SQLite: a search matching few conversations -> (``id IN`` those, their counts).
-
-    Without an index for text anywhere in a field, the page query walked the sort
-    index and tested every conversation for the one that matched, then the
-    counts read them all again (a quarter of a second at 100k conversations).
-    One pass, stopped as soon as there are more than ``SEARCH_FEW`` matches, finds
-    them all instead when they are few (what looking a customer up gives); the page
-    is then read by id and the counts are theirs. A common word stops the pass
-    early and keeps the usual queries, which find a page of it quickly.
-    """
-    # one pass in table order: told that the conditions hold for most rows, SQLite does
-    # not fetch the conversations one by one through the inbox or status index
-    scan = sa.func.likelihood(sa.and_(*conds), sa.literal_column("0.99"), type_=sa.Boolean)
-    matched = session.execute(
-        sa.select(Conversation.id, Conversation.assignee_id).where(scan).limit(SEARCH_FEW + 1)
+def _search_counts(session: Session, user: User, f: ListFilter, conds, tab_conds) -> dict:
+    """The three counts of the tab and ``by_status``, for the same search, in one query."""
+    rows = session.execute(
+        sa.select(
+            Conversation.status,
+            sa.func.count(),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Conversation.assignee_id == user.id, 1), else_=0)), 0
+            ),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Conversation.assignee_id.is_(None), 1), else_=0)), 0
+            ),
+        )
+        .where(*conds)
+        .group_by(Conversation.status)
     ).all()
-    if len(matched) > SEARCH_FEW:
-        return conds, None
-    counts = {
-        "all": len(matched),
-        "mine": sum(1 for row in matched if row.assignee_id == user.id),
-        "unassigned": sum(1 for row in matched if row.assignee_id is None),
-    }
-    return [Conversation.id.in_([row.id for row in matched])], counts
+    by_status = dict.fromkeys(STATUSES, 0)
+    tab = {"all": 0, "mine": 0, "unassigned": 0}
+    for status, n, mine, unassigned in rows:
+        by_status[status] = int(n)
+        if f.status in (status, "all"):
+            tab["all"] += int(n)
+            tab["mine"] += int(mine)
+            tab["unassigned"] += int(unassigned)
+    if f.status not in (*STATUSES, "all"):  # inactive, declined: a tab of its own
+        tab = count_conversations(session, user, tab_conds)
+    return {**tab, "by_status": by_status}
 
 
 def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list[Conversation]:
