@@ -53,6 +53,14 @@ function snippet(conv) {
     last.direction === "note" ? h("span.snippet-you", icon("note"), " ") : null, body);
 }
 
+/** A search hit: the server's escaped excerpt, rebuilt from its text and <mark>s only. */
+function matchSnippet(match) {
+  const tpl = document.createElement("template");
+  tpl.innerHTML = match.snippet;
+  const parts = [...tpl.content.childNodes].map((n) => (n.nodeName === "MARK" ? h("mark", n.textContent) : n.textContent));
+  return h("span.snippet.match-snippet", { dir: "auto", title: t("Found in this message") }, icon("search"), " ", parts);
+}
+
 /** One row of the list. */
 export function row(conv) {
   const unread = conv.unread_count > 0;
@@ -77,7 +85,7 @@ export function row(conv) {
     conv.status === "snoozed" && conv.snooze_until ? h("span.chip.plain", icon("snooze"), listTime(conv.snooze_until)) : null,
   ].filter(Boolean);
   const link = h("a.conv-row" + (unread ? ".unread" : ""), {
-    href: "#c=" + conv.id,
+    href: "#c=" + conv.id + (conv.match ? "&m=" + conv.match.message_id : ""),
     dataset: { id: conv.id },
     "aria-current": conv.id === S.openId ? "true" : null,
     "aria-label": null,
@@ -100,7 +108,8 @@ export function row(conv) {
       conv.assignee
         ? avatar(conv.assignee.name, { size: "xs", title: t("Assigned to {name}", { name: conv.assignee.name }) })
         : h("span.unassigned-dot", { title: t("Unassigned") })),
-    conv.labels && conv.labels.length ? h("div.conv-line.conv-labels", labelChips(conv.labels)) : null));
+    conv.labels && conv.labels.length ? h("div.conv-line.conv-labels", labelChips(conv.labels)) : null,
+    conv.match ? h("div.conv-line", matchSnippet(conv.match)) : null));
   li.append(check, link);
   return li;
 }
@@ -156,6 +165,15 @@ export function renderCounts() {
   document.querySelectorAll("[data-count]").forEach((el) => {
     const n = S.counts[el.dataset.count];
     el.textContent = n === null || n === undefined ? "" : n;
+  });
+  // a search counts its matches in every status: each tab says how many it holds
+  const hits = S.filter.q ? S.counts.by_status : null;
+  document.querySelectorAll("[data-status-tab]").forEach((tab) => {
+    tab.querySelector(".tab-hits")?.remove();
+    const n = hits && hits[tab.dataset.statusTab];
+    if (n !== null && n !== undefined) {
+      tab.append(h("span.tab-hits", { "aria-label": t("{n} found", { n }) }, S.counts.capped && n ? n + "+" : String(n)));
+    }
   });
 }
 
