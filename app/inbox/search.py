@@ -77,12 +77,7 @@ def find(session: Session, query: Query, visible) -> Found:
     newest: dict[int, int] = {}
     capped = False
     if query.words:
-        # whole words first: a common word's newest matches come straight off its index;
-        # when they are fewer than the cap, the words as beginnings too ("refund" finds
-        # "refunded"), which reads every word so beginning: fine for a rare one
-        hits = session.execute(_message_hits(dialect, query, visible, False)).all()
-        if len(hits) <= MESSAGE_CAP:
-            hits = session.execute(_message_hits(dialect, query, visible, True)).all()
+        hits = (_pg_hits if dialect == "postgresql" else _sqlite_hits)(session, query, visible)
         capped = len(hits) > MESSAGE_CAP
         for conv_id, msg_id in hits[:MESSAGE_CAP]:
             # the newest matches overall hold each listed conversation's newest one
@@ -99,7 +94,8 @@ def id_in(session: Session, col, ids) -> sa.ColumnElement[bool]:
     """``col IN ids`` with the ids as one parameter (a thousand bound values cost more)."""
     ids = sorted(ids)
     if session.get_bind().dialect.name == "postgresql":
-        return col == sa.func.any(sa.cast(ids, postgresql.ARRAY(sa.BigInteger)))
+        # the ids are looked up, and only they sorted (not the sort index walked for them)
+        return col.in_(sa.select(sa.func.unnest(sa.cast(ids, postgresql.ARRAY(sa.BigInteger)))))
     if session.get_bind().dialect.name == "sqlite":
         each = sa.func.json_each(json.dumps(ids)).table_valued("value")
         return col.in_(sa.select(each.c.value))
@@ -121,15 +117,6 @@ def _tsquery(words, prefix: bool) -> str:
     return " & ".join(f"'{w}'{star}" for w in words)
 
 
-def _pg_message_match(query: Query, prefix: bool):
-    vector = sa.func.to_tsvector(sa.literal_column("'sb_search'::regconfig"), Message.body)
-    tsq = sa.func.to_tsquery(
-        sa.literal_column("'sb_search'::regconfig"), _tsquery(query.words, prefix)
-    )
-    # the partial index's own predicate, so that the planner may read it
-    return sa.and_(Message.direction != "activity", vector.op("@@")(tsq))
-
-
 def _sqlite_message_ids(query: Query, prefix: bool):
     return (
         sa.select(sa.literal_column("rowid"))
@@ -138,19 +125,43 @@ def _sqlite_message_ids(query: Query, prefix: bool):
     )
 
 
-def _message_hits(dialect: str, query: Query, visible, prefix: bool):
-    """(conversation id, message id) of the newest matching messages, one more than the cap."""
-    limit = MESSAGE_CAP + 1
-    if dialect == "postgresql":
-        q = sa.select(Message.conversation_id, Message.id).where(_pg_message_match(query, prefix))
+def _sqlite_hits(session: Session, query: Query, visible) -> list:
+    """Whole words first: a common word's newest matches come straight off its index
+    (FTS5 reads rowids backwards). Fewer than the cap: the words as beginnings too
+    ("refund" finds "refunded"), which reads every word so beginning, fine for a rare one."""
+    for prefix in (False, True):
+        fts = _sqlite_message_ids(query, prefix).subquery()
+        q = sa.select(Message.conversation_id, Message.id).join(fts, Message.id == fts.c.rowid)
         if visible is not None:
             q = q.where(Message.inbox_id.in_(visible))
-        return q.order_by(Message.id.desc()).limit(limit)
-    fts = _sqlite_message_ids(query, prefix).subquery()
-    q = sa.select(Message.conversation_id, Message.id).join(fts, Message.id == fts.c.rowid)
+        hits = session.execute(q.order_by(fts.c.rowid.desc()).limit(MESSAGE_CAP + 1)).all()
+        if len(hits) > MESSAGE_CAP:
+            break
+    return hits
+
+
+PG_RECENT = 10_000  # PostgreSQL: newest messages checked one by one before the index
+
+
+def _pg_hits(session: Session, query: Query, visible) -> list:
+    """The newest messages first, checked row by row on their stored vector: a common
+    word fills the cap there (its index would list every match, a hundred thousand
+    rows). Otherwise the GIN index, which lists a rarer word's matches quickly."""
+    tsq = sa.func.to_tsquery(
+        sa.literal_column("'sb_search'::regconfig"), _tsquery(query.words, True)
+    )
+    vector = sa.literal_column("messages.search_vector")
+    base = sa.select(Message.conversation_id, Message.id)
     if visible is not None:
-        q = q.where(Message.inbox_id.in_(visible))
-    return q.order_by(fts.c.rowid.desc()).limit(limit)  # FTS5 reads its rowids backwards
+        base = base.where(Message.inbox_id.in_(visible))
+    newest = session.scalar(sa.select(sa.func.max(Message.id))) or 0
+    recent = base.where(Message.id > newest - PG_RECENT, vector.op("@@")(tsq))
+    hits = session.execute(recent.order_by(Message.id.desc()).limit(MESSAGE_CAP + 1)).all()
+    if len(hits) > MESSAGE_CAP:
+        return hits
+    # "id + 0": sorted after the index lists the matches, not by walking the primary key
+    indexed = base.where(vector.op("@@")(tsq)).order_by((Message.id + 0).desc())
+    return session.execute(indexed.limit(MESSAGE_CAP + 1)).all()
 
 
 def matches(session: Session, query: Query, found: Found, conversation_ids) -> dict[int, dict]:

@@ -19,10 +19,14 @@ SEARCH_INDEXES = TRIGRAM_INDEXES | {"ix_messages_search"}
 
 #: SQLite only (migration 0014): the FTS5 tables (and their shadow tables) of the search.
 SEARCH_TABLE_PREFIX = "search_"
+#: PostgreSQL only (migration 0014): the messages' generated full-text column.
+SEARCH_COLUMNS = frozenset({("messages", "search_vector")})
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic's autogenerate filter: compare everything but the migration-owned search."""
     if type_ == "index" and name in SEARCH_INDEXES:
         return False
+    if type_ == "column" and reflected:
+        return (obj.table.name, name) not in SEARCH_COLUMNS
     return not (type_ == "table" and reflected and name.startswith(SEARCH_TABLE_PREFIX))
