@@ -49,6 +49,7 @@ class Query:
     text: str
     words: tuple[str, ...]
     handles: tuple[str, ...]
+    typing: bool = False  # the text ends with a word, perhaps still being typed
 
     @classmethod
     def parse(cls, text: str, region: str | None = None) -> Query:
@@ -59,7 +60,8 @@ class Query:
         if len(digits) >= 4 and _PHONE_CHARS.sub("", text).isdigit():
             e164 = phones.normalise(text, region)
             handles += [h for h in (e164, digits) if h]
-        return cls(text=text, words=words, handles=tuple(dict.fromkeys(handles)))
+        typing = bool(words) and bool(_WORD.match(text[-1]))
+        return cls(text=text, words=words, handles=tuple(dict.fromkeys(handles)), typing=typing)
 
 
 @dataclass
@@ -105,31 +107,46 @@ def id_in(session: Session, col, ids) -> sa.ColumnElement[bool]:
 # --------------------------------------------------------------------------- messages
 
 
-def _fts(words, prefix: bool = True) -> str:
-    """An FTS5 query: every word, as a prefix or not ("proc" finds "processing")."""
-    star = "*" if prefix else ""
-    return " ".join(f'"{w}"{star}' for w in words)
+def _stars(query: Query, prefix: str) -> list[bool]:
+    """Which words match as beginnings: "all", none, or the "last" one when the text ends
+    with it ("refun" finds "refund"; "50%" finds "50", not "500")."""
+    n = len(query.words)
+    if prefix == "all":
+        return [True] * n
+    return [prefix == "last" and query.typing and i == n - 1 for i in range(n)]
 
 
-def _tsquery(words, prefix: bool) -> str:
-    """A ``to_tsquery`` text: every word, as a prefix or not; ``\\w`` words need no quoting."""
-    star = ":*" if prefix else ""
-    return " & ".join(f"'{w}'{star}" for w in words)
+def _fts(query: Query, prefix: str = "all") -> str:
+    """An FTS5 query: every word (as a phrase of its tokens: "order_12" is "order" "12")."""
+    marks = _stars(query, prefix)
+    return " ".join(
+        f'"{w}"' + ("*" if star else "") for w, star in zip(query.words, marks, strict=True)
+    )
 
 
-def _sqlite_message_ids(query: Query, prefix: bool):
+def _tsquery(query: Query, prefix: str) -> str:
+    """A ``to_tsquery`` text, every word; ``\\w`` words need no quoting."""
+    marks = _stars(query, prefix)
+    return " & ".join(
+        f"'{w}'" + (":*" if star else "") for w, star in zip(query.words, marks, strict=True)
+    )
+
+
+def _sqlite_message_ids(query: Query, prefix: str):
     return (
         sa.select(sa.literal_column("rowid"))
         .select_from(sa.table("search_messages"))
-        .where(sa.literal_column("search_messages").op("MATCH")(_fts(query.words, prefix)))
+        .where(sa.literal_column("search_messages").op("MATCH")(_fts(query, prefix)))
     )
 
 
 def _sqlite_hits(session: Session, query: Query, visible) -> list:
     """Whole words first: a common word's newest matches come straight off its index
-    (FTS5 reads rowids backwards). Fewer than the cap: the words as beginnings too
+    (FTS5 reads rowids backwards). Fewer than the cap: the last word as a beginning too
     ("refund" finds "refunded"), which reads every word so beginning, fine for a rare one."""
-    for prefix in (False, True):
+    for prefix in ("none", "last"):
+        if prefix == "last" and not query.typing:
+            break
         fts = _sqlite_message_ids(query, prefix).subquery()
         q = sa.select(Message.conversation_id, Message.id).join(fts, Message.id == fts.c.rowid)
         if visible is not None:
@@ -147,9 +164,7 @@ def _pg_hits(session: Session, query: Query, visible) -> list:
     """The newest messages first, checked row by row on their stored vector: a common
     word fills the cap there (its index would list every match, a hundred thousand
     rows). Otherwise the GIN index, which lists a rarer word's matches quickly."""
-    tsq = sa.func.to_tsquery(
-        sa.literal_column("'sb_search'::regconfig"), _tsquery(query.words, True)
-    )
+    tsq = sa.func.to_tsquery(sa.literal_column("'sb_search'::regconfig"), _tsquery(query, "last"))
     vector = sa.literal_column("messages.search_vector")
     base = sa.select(Message.conversation_id, Message.id)
     if visible is not None:
@@ -176,16 +191,27 @@ def matches(session: Session, query: Query, found: Found, conversation_ids) -> d
         sa.select(Message.conversation_id, Message.id, Message.body).where(Message.id.in_(wanted))
     ).all()
     return {
-        row.conversation_id: {"message_id": row.id, "snippet": snippet(row.body or "", query.words)}
+        row.conversation_id: {
+            "message_id": row.id,
+            "snippet": snippet(row.body or "", query.words, _stars(query, "last")),
+        }
         for row in rows
     }
 
 
-def snippet(body: str, words) -> str:
-    """A short escaped excerpt of ``body`` around the first word found, words in ``<mark>``."""
-    spans = [
-        m.span() for m in _WORD.finditer(body) if any(fold(m.group()).startswith(w) for w in words)
-    ]
+def snippet(body: str, words, stars=None) -> str:
+    """A short escaped excerpt of ``body`` around the first word found, words in ``<mark>``
+    (``stars``: which words match as beginnings; all when not given)."""
+    stars = stars or [True] * len(words)
+
+    def found(token: str) -> bool:
+        token = fold(token)
+        return any(
+            token.startswith(w) if star else token == w
+            for w, star in zip(words, stars, strict=True)
+        )
+
+    spans = [m.span() for m in _WORD.finditer(body) if found(m.group())]
     if not spans:
         return str(escape(body[: SNIPPET_BEFORE + SNIPPET_AFTER]))
     start = max(0, spans[0][0] - SNIPPET_BEFORE)
@@ -224,7 +250,7 @@ def _people(dialect: str, query: Query, visible) -> list:
         fts = (
             sa.select(sa.literal_column("rowid"))
             .select_from(sa.table("search_subjects"))
-            .where(sa.literal_column("search_subjects").op("MATCH")(_fts(query.words)))
+            .where(sa.literal_column("search_subjects").op("MATCH")(_fts(query)))
             .subquery()
         )
         by_subject = sa.select(Conversation.id).join(fts, Conversation.id == fts.c.rowid)
@@ -265,7 +291,7 @@ def _sqlite_contacts(query: Query):
         parts.append(
             sa.select(sa.literal_column("rowid"))
             .select_from(sa.table("search_names"))
-            .where(sa.literal_column("search_names").op("MATCH")(_fts(query.words)))
+            .where(sa.literal_column("search_names").op("MATCH")(_fts(query)))
         )
     long = [h for h in query.handles if len(h) >= 3]  # a trigram index reads 3 characters
     if long:
