@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.inbox import window_sort
+from app.inbox import search, window_sort
 from app.inbox.labels import name_key
 from app.models import (
-    Contact,
-    ContactIdentity,
+    STATUSES,
     Conversation,
     ConversationCount,
     Inbox,
@@ -33,7 +32,6 @@ from app.models import (
 )
 
 SORTS = ("last_activity", "waiting_longest", "window_expiring", "created")
-STATUSES = ("open", "pending", "snoozed", "closed")
 STATUS_FILTERS = (*STATUSES, "all", "inactive", "declined")
 AUTOMATED = ("show", "hide")  # conversations only machines wrote in (auto-replies, newsletters)
 MAX_LIMIT = 100
@@ -58,11 +56,13 @@ class ListFilter:
     cursor: str | None = None
     labels: tuple[str, ...] = ()  # case-folded names; a conversation must carry all of them
     automated: str = "show"  # hide: leave out conversations only machines wrote in
+    region: str | None = None  # where a phone number typed without country code is read
 
     @classmethod
-    def from_args(cls, args) -> ListFilter:
+    def from_args(cls, args, region: str | None = None) -> ListFilter:
         """Parse and validate query-string arguments."""
         f = cls(
+            region=region,
             status=(args.get("status") or "open").lower(),
             assignee=(args.get("assignee") or "any").lower(),
             channel=args.get("channel") or None,
@@ -107,14 +107,22 @@ def can_see(session: Session, user: User, inbox_id: int) -> bool:
     return session.get(InboxMember, {"inbox_id": inbox_id, "user_id": user.id}) is not None
 
 
-def _base_conditions(user: User, f: ListFilter, dialect: str, status: bool = True) -> list:
-    """The filter's conditions (without the assignee; without the status when ``status`` is off)."""
+def _status_condition(f: ListFilter):
+    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
+        return sa.and_(Conversation.status != "closed", Conversation.inactive_since.is_not(None))
+    if f.status == "declined":  # declined with a reason (and closed), until reactivated
+        return Conversation.declined_at.is_not(None)
+    if f.status != "all":
+        return Conversation.status == f.status
+    return None
+
+
+def _base_conditions(user: User, f: ListFilter, searched: bool = False) -> list:
+    """Every condition of the list but the status tab's (a search found visible ones only)."""
     conds = []
     visible = visible_inbox_ids(user)
-    if visible is not None:
+    if visible is not None and not searched:
         conds.append(Conversation.inbox_id.in_(visible))
-    if status:
-        conds += _status_conditions(f)
     if f.inbox:
         conds.append(Conversation.inbox_id == f.inbox)
     if f.channel:
@@ -131,52 +139,7 @@ def _base_conditions(user: User, f: ListFilter, dialect: str, status: bool = Tru
                 .where(Label.name_key == key)
             )
         )
-    if f.q:
-        conds.append(_search_condition(f.q, dialect))
     return conds
-
-
-def _status_conditions(f: ListFilter) -> list:
-    if f.status == "inactive":  # no interaction for the inbox's inactive_days (not closed)
-        return [Conversation.status != "closed", Conversation.inactive_since.is_not(None)]
-    if f.status == "declined":  # declined with a reason (and closed), until reactivated
-        return [Conversation.declined_at.is_not(None)]
-    return [] if f.status == "all" else [Conversation.status == f.status]
-
-
-def _search_condition(text: str, dialect: str):
-    """Conversations whose contact name, identity, subject or last message holds ``text``.
-
-    Any case, anywhere; "%" and "_" are matched as typed (order_1234, 50%). On
-    PostgreSQL each field is searched on its own so that each can use its trigram
-    index (migration 0007), and the matching ids are united: an OR across the
-    tables could only be checked row by row, reading every conversation. A text
-    shorter than a trigram cannot use those indexes (and matches most rows): it,
-    and any text on SQLite, which has no such index, is checked in one pass.
-    """
-
-    def has(col):
-        return col.icontains(text, autoescape=True)
-
-    if dialect == "postgresql" and len(text) >= 3:
-        c = aliased(Conversation)  # not correlated with the listed conversation
-        matching = sa.union_all(
-            sa.select(c.id).where(has(c.subject)),
-            sa.select(c.id).where(has(c.last_message_body)),
-            sa.select(c.id).join(Contact, Contact.id == c.contact_id).where(has(Contact.name)),
-            sa.select(c.id)
-            .join(ContactIdentity, ContactIdentity.contact_id == c.contact_id)
-            .where(has(ContactIdentity.external_id)),
-        )
-        return Conversation.id.in_(matching)
-    return sa.or_(
-        Conversation.contact_id.in_(sa.select(Contact.id).where(has(Contact.name))),
-        Conversation.contact_id.in_(
-            sa.select(ContactIdentity.contact_id).where(has(ContactIdentity.external_id))
-        ),
-        has(Conversation.subject),
-        has(Conversation.last_message_body),
-    )
 
 
 def _assignee_condition(user: User, f: ListFilter):
@@ -233,17 +196,24 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
     """One page of conversations plus ``{"mine", "unassigned", "all", "by_status"}`` counts.
 
     ``by_status`` counts each status for the same filter and assignee choice (the tabs).
+    A search (``q``) also gives ``counts.capped`` and, per listed conversation, the
+    message that matched (``matches``: conversation id -> ``{"message_id", "snippet"}``).
     """
-    dialect = session.get_bind().dialect.name
-    conds = _base_conditions(user, f, dialect)
-    counts = None
-    if f.q and dialect == "sqlite":
-        conds, counts = _few_matches(session, user, conds)
+    conds = _base_conditions(user, f, searched=bool(f.q))
+    status = _status_condition(f)
     assignee = _assignee_condition(user, f)
-    page_conds = conds + ([assignee] if assignee is not None else [])
+    query = found = None
+    if f.q:  # the search found its conversations (visible ones): the rest is read by id
+        query = search.Query.parse(f.q, f.region)
+        found = search.find(session, query, visible_inbox_ids(user))
+        status, assignee = _likely(session, status), _likely(session, assignee)
+        conds = [_likely(session, c) for c in conds]
+        conds.append(search.id_in(session, Conversation.id, found.ids))
+    tab_conds = conds + ([status] if status is not None else [])
+    page_conds = tab_conds + ([assignee] if assignee is not None else [])
     if f.sort == "window_expiring":  # its order depends on the time: see window_sort
         rows, last = _window_page(session, f, page_conds)
-        return _with_counts(session, user, f, conds, counts, rows, last)
+        return _answer(session, user, f, (conds, tab_conds), rows, last, query, found)
     if f.cursor:
         try:
             page_conds.append(_keyset(f.sort, _decode_cursor(f.cursor)))
@@ -258,7 +228,7 @@ def list_conversations(session: Session, user: User, f: ListFilter) -> dict:
         raw = getattr(last, col.key)
         value = last.id if f.sort == "created" else (aware(raw).isoformat() if raw else None)
         next_cursor = [value, last.id]
-    return _with_counts(session, user, f, conds, counts, rows, next_cursor)
+    return _answer(session, user, f, (conds, tab_conds), rows, next_cursor, query, found)
 
 
 def _window_page(session: Session, f: ListFilter, conds: list) -> tuple[list, list | None]:
@@ -272,62 +242,38 @@ def _window_page(session: Session, f: ListFilter, conds: list) -> tuple[list, li
     return window_sort.page(session, conds, f.limit, cursor, now())
 
 
-def _with_counts(session, user, f, conds, counts, rows, last) -> dict:
-    """The list's answer: the page, the next page's cursor and the counts (``by_status`` too)."""
-    dialect = session.get_bind().dialect.name
-    return {
-        "items": rows,
-        "counts": _counts(session, user, f, conds, dialect, counts),
-        "next_cursor": _encode_cursor(last) if last else None,
-    }
+def _answer(session, user, f, conds_pair, rows, last, query, found) -> dict:
+    """The list's answer: the page, the next page's cursor, the counts and, for a search,
+    the message each listed conversation was found by."""
+    counts = _counts(session, user, f, *conds_pair)
+    matches = {}
+    if found is not None:
+        counts["capped"] = found.capped
+        matches = search.matches(session, query, found, [c.id for c in rows])
+    next_cursor = _encode_cursor(last) if last else None
+    return {"items": rows, "counts": counts, "next_cursor": next_cursor, "matches": matches}
 
 
-def _counts(
-    session: Session, user: User, f: ListFilter, conds: list, dialect: str, found: dict | None
-) -> dict:
-    """The three assignee counts of the filter (``found``: already counted) and ``by_status``."""
+def _counts(session: Session, user: User, f: ListFilter, conds: list, tab_conds: list) -> dict:
+    """The three assignee counts of the tab and ``by_status`` (the list's assignee choice)
+    for ``conds`` (the filter without the status; ``tab_conds`` with it)."""
     grouped = maintained_by_status(session, user, f)
     if grouped is None:
-        grouped = count_by_status(session, user, f, _base_conditions(user, f, dialect, False))
-    if found is not None:
-        counts = found
-    elif f.status in STATUSES:
+        grouped = count_by_status(session, user, f, conds)
+    if f.status in STATUSES:
         counts = {k: grouped[f.status][k] for k in ("all", "mine", "unassigned")}
     elif f.status == "all":
         counts = {k: sum(g[k] for g in grouped.values()) for k in ("all", "mine", "unassigned")}
     else:  # inactive, declined: not a status of the grouped counts
-        counts = count_conversations(session, user, conds)
+        counts = count_conversations(session, user, tab_conds)
     return {**counts, "by_status": {s: grouped[s]["chosen"] for s in STATUSES}}
 
 
-SEARCH_FEW = 1000  # SQLite: up to this many matches, a search's page and counts come from them
-
-
-def _few_matches(session: Session, user: User, conds: list) -> tuple[list, dict | None]:
-    """SQLite: a search matching few conversations -> (``id IN`` those, their counts).
-
-    Without an index for text anywhere in a field, the page query walked the sort
-    index and tested every conversation for the one that matched, then the
-    counts read them all again (a quarter of a second at 100k conversations).
-    One pass, stopped as soon as there are more than ``SEARCH_FEW`` matches, finds
-    them all instead when they are few (what looking a customer up gives); the page
-    is then read by id and the counts are theirs. A common word stops the pass
-    early and keeps the usual queries, which find a page of it quickly.
-    """
-    # one pass in table order: told that the conditions hold for most rows, SQLite does
-    # not fetch the conversations one by one through the inbox or status index
-    scan = sa.func.likelihood(sa.and_(*conds), sa.literal_column("0.99"), type_=sa.Boolean)
-    matched = session.execute(
-        sa.select(Conversation.id, Conversation.assignee_id).where(scan).limit(SEARCH_FEW + 1)
-    ).all()
-    if len(matched) > SEARCH_FEW:
-        return conds, None
-    counts = {
-        "all": len(matched),
-        "mine": sum(1 for row in matched if row.assignee_id == user.id),
-        "unassigned": sum(1 for row in matched if row.assignee_id is None),
-    }
-    return [Conversation.id.in_([row.id for row in matched])], counts
+def _likely(session: Session, cond):
+    """SQLite: ``cond`` holds for most rows, so the planner reads the search's ids first."""
+    if cond is None or session.get_bind().dialect.name != "sqlite":
+        return cond
+    return sa.func.likelihood(cond, sa.literal_column("0.99"), type_=sa.Boolean)
 
 
 def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list[Conversation]:

@@ -4,7 +4,7 @@ import { ME, api, channelIcon as channelIconEl, channelName, debounce, h, qs, sh
 import { desktopNotify, emit, initShell, on, popover, showShortcuts } from "./shell.js";
 import { S, assignable, canAssignOthers, compare, matches, remember, saveFilter } from "./state.js";
 import { dueChip, renderBulkBar, renderCounts, renderList, tickList, windowChip } from "./list.js";
-import { T, renderContact, renderHeader, renderMessages, setStatus, upsertMessage } from "./thread.js";
+import { T, loadEarlier, renderContact, renderHeader, renderMessages, setStatus, upsertMessage } from "./thread.js";
 import { renderListHealth, renderThreadHealth } from "./health.js";
 import { focusComposer, leaveComposer, markSeen, onLiveMessage, refreshComposer, renderComposer } from "./composer.js";
 import { applyLabelsEvent, bulkLabels, labelFilter, loadLabels } from "./labels.js";
@@ -63,6 +63,7 @@ function placeInList(conv) {
   const i = S.items.findIndex((c) => c.id === conv.id);
   if (S.filter.q && i < 0) { reloadSearch(); return; }
   if (matches(conv)) {
+    if (i >= 0 && S.items[i].match && !conv.match) conv.match = S.items[i].match; // the search hit
     if (i >= 0) S.items[i] = conv; else S.items.push(conv);
     S.items.sort(compare);
     // keep the page size stable: a new arrival beyond the loaded page waits for "load more"
@@ -178,12 +179,16 @@ async function loadInboxes() {
 
 let openSeq = 0;
 
-/** Bring one message of the open thread into view (a notification links to it: `&m=<id>`). */
-function showMessage(messageId) {
-  const el = messageId && document.getElementById("m" + messageId);
+/** Bring one message of the open thread into view (a notification or a search hit links to
+ * it: `&m=<id>`), loading earlier pages while it is older than those shown. */
+async function showMessage(messageId) {
+  if (!messageId) return;
+  const conv = T.conv;
+  for (let i = 0; i < 40 && !document.getElementById("m" + messageId) && T.hasMore && T.conv === conv; i++) await loadEarlier();
+  const el = T.conv === conv && document.getElementById("m" + messageId);
   if (!el) return;
   el.scrollIntoView({ block: "center" });
-  el.classList.add("flash");
+  el.classList.add("flash", "found");
 }
 
 async function openConversation(id, { focusList = false, messageId = null } = {}) {

@@ -55,6 +55,14 @@ function snippet(conv) {
     last.direction === "note" ? h("span.snippet-you", icon("note"), " ") : null, body);
 }
 
+/** A search hit: the server's escaped excerpt, rebuilt from its text and <mark>s only. */
+function matchSnippet(match) {
+  const tpl = document.createElement("template");
+  tpl.innerHTML = match.snippet;
+  const parts = [...tpl.content.childNodes].map((n) => (n.nodeName === "MARK" ? h("mark", n.textContent) : n.textContent));
+  return h("span.snippet.match-snippet", { dir: "auto", title: t("Found in this message") }, icon("search"), " ", parts);
+}
+
 /** One row of the list. */
 export function row(conv) {
   const unread = conv.unread_count > 0;
@@ -80,7 +88,7 @@ export function row(conv) {
     conv.status === "snoozed" && conv.snooze_until ? h("span.chip.plain", icon("snooze"), listTime(conv.snooze_until)) : null,
   ].filter(Boolean);
   const link = h("a.conv-row" + (unread ? ".unread" : ""), {
-    href: "#c=" + conv.id,
+    href: "#c=" + conv.id + (conv.match ? "&m=" + conv.match.message_id : ""),
     dataset: { id: conv.id },
     "aria-current": conv.id === S.openId ? "true" : null,
     "aria-label": null,
@@ -103,7 +111,8 @@ export function row(conv) {
       conv.assignee
         ? avatar(conv.assignee.name, { size: "xs", title: t("Assigned to {name}", { name: conv.assignee.name }) })
         : h("span.unassigned-dot", { title: t("Unassigned") })),
-    conv.labels && conv.labels.length ? h("div.conv-line.conv-labels", labelChips(conv.labels)) : null));
+    conv.labels && conv.labels.length ? h("div.conv-line.conv-labels", labelChips(conv.labels)) : null,
+    conv.match ? h("div.conv-line", matchSnippet(conv.match)) : null));
   li.append(check, link);
   return li;
 }
@@ -158,7 +167,14 @@ export function tickList() {
 export function renderCounts() {
   const show = (el, n) => { el.textContent = n === null || n === undefined ? "" : n; };
   document.querySelectorAll("[data-count]").forEach((el) => show(el, S.counts[el.dataset.count]));
-  document.querySelectorAll("[data-status-count]").forEach((el) => show(el, (S.counts.by_status || {})[el.dataset.statusCount]));
+  // each tab says how many it holds; a search's counts may stop at its cap ("n+")
+  const by = S.counts.by_status || {};
+  document.querySelectorAll("[data-status-count]").forEach((el) => {
+    const n = by[el.dataset.statusCount];
+    show(el, S.filter.q && S.counts.capped && n ? n + "+" : n);
+    if (S.filter.q && n !== undefined) el.setAttribute("aria-label", t("{n} found", { n }));
+    else el.removeAttribute("aria-label");
+  });
 }
 
 export function renderBulkBar() {

@@ -419,7 +419,7 @@ export function renderMessages({ keepScroll = false } = {}) {
   log.dataset.ready = "1";
 }
 
-async function loadEarlier() {
+export async function loadEarlier() {
   const first = T.messages[0];
   if (!first) return;
   const conv = T.conv;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask_login import current_user
 
 from app.clock import now
@@ -21,13 +21,19 @@ def conversations_list():
     """The list with filters, sort, cursor and the three counts."""
     at = now()  # before the read: a copy is never newer than its "as_of" says
     try:
-        f = ListFilter.from_args(request.args)
+        f = ListFilter.from_args(
+            request.args, region=current_app.config.get("DEFAULT_PHONE_REGION")
+        )
         page = list_conversations(db.session, current_user, f)
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from exc
+    matches = page["matches"]  # a search: the message each conversation was found by
     return jsonify(
         {
-            "items": [conversation_dict(c, at) for c in page["items"]],
+            "items": [
+                conversation_dict(c, at) | ({"match": matches[c.id]} if c.id in matches else {})
+                for c in page["items"]
+            ],
             "counts": page["counts"],
             "next_cursor": page["next_cursor"],
         }
