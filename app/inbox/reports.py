@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 from app import channels
 from app.channels.badges import Wait
 from app.clock import aware
-from app.db import dialect
-from app.models import Inbox, Message, ReportEvent, ReportWait, User
-from app.models.report import SLOT, slot_of
+from app.models import Inbox, ReportEvent, ReportMessageCount, ReportWait, User
+from app.models.report import NOBODY, SLOT, slot_of
 
 MAX_DAYS = 400  # a year and a little
 
@@ -117,67 +116,96 @@ def _change(now_value, before_value) -> float | None:
     return round((now_value - before_value) / before_value, 4)
 
 
-class _Local:
-    """Local day, weekday and hour of 15-minute slots, computed once per slot."""
+def _offsets(p: Period) -> list[tuple[int, int]]:
+    """``[(first slot, offset in slots)]``: the zone's UTC offset over the period's slots.
 
-    def __init__(self, tz: ZoneInfo) -> None:
-        self.tz = tz
-        self._cache: dict[int, tuple[date, int, int]] = {}
+    Read at each local midnight; where it changed between two, the slot it changed at
+    is found by halving (daylight saving changes at most a few times a year).
+    """
+    lo, hi = slot_of(p.lo), slot_of(p.hi)
 
-    def __call__(self, slot: int) -> tuple[date, int, int]:
-        hit = self._cache.get(slot)
-        if hit is None:
-            local = datetime.fromtimestamp(slot * SLOT, self.tz)
-            hit = self._cache[slot] = (local.date(), local.weekday(), local.hour)
-        return hit
+    def off(slot: int) -> int:
+        return int(datetime.fromtimestamp(slot * SLOT, p.tz).utcoffset().total_seconds()) // SLOT
 
-    def day(self, at: datetime) -> date:
-        """The local date of an instant."""
-        return at.astimezone(self.tz).date() if at.tzinfo else self(slot_of(at))[0]
+    marks = list(range(lo, hi, 96)) + [hi]
+    out = [(lo, off(lo))]
+    for a, b in zip(marks, marks[1:], strict=False):
+        if off(b) == out[-1][1]:
+            continue
+        left, right = a, b  # off(left) is the current offset, off(right) the next
+        while right - left > 1:
+            mid = (left + right) // 2
+            if off(mid) == out[-1][1]:
+                left = mid
+            else:
+                right = mid
+        out.append((right, off(right)))
+    return out
 
 
-def _message_slot(session: Session):
-    """The 15-minute slot of ``messages.created_at`` (stored as naive UTC), in SQL."""
-    if dialect(session) == "postgresql":
-        return sa.cast(sa.func.floor(sa.extract("epoch", Message.created_at) / SLOT), sa.Integer)
-    return sa.cast(sa.func.strftime("%s", Message.created_at), sa.Integer) / SLOT
+def _local_slot(column, p: Period):
+    """SQL: the slot in local wall-clock time (UTC slot + the zone's offset at that slot)."""
+    spans = _offsets(p)
+    if len(spans) == 1:
+        return column + spans[0][1]
+    whens = [
+        (column < start, column + before)
+        for (start, _), (_, before) in zip(spans[1:], spans, strict=False)
+    ]
+    return sa.case(*whens, else_=column + spans[-1][1])
+
+
+#: Slots in a local hour and in a local day.
+HOUR, DAY = 3600 // SLOT, 86400 // SLOT
+EPOCH = date(1970, 1, 1)
+
+
+def local_hour(index: int) -> tuple[date, int, int]:
+    """Local date, weekday and hour of a local hour counted from the epoch."""
+    day = EPOCH + timedelta(days=index // 24)
+    return day, day.weekday(), index % 24
 
 
 def _event_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(kind, slot, count) of conversation events in the period."""
+    """(kind, local hour index, count) of conversation events in the period."""
+    hour = (_local_slot(ReportEvent.slot, p) // HOUR).label("hour")
     query = (
-        sa.select(ReportEvent.kind, ReportEvent.slot, sa.func.count())
+        sa.select(ReportEvent.kind, hour, sa.func.count())
         .where(
+            ReportEvent.kind.in_(("new", "closed", "reopened")),
             ReportEvent.slot >= slot_of(p.lo),
             ReportEvent.slot < slot_of(p.hi),
-            ReportEvent.kind.in_(("new", "closed", "reopened")),
         )
-        .group_by(ReportEvent.kind, ReportEvent.slot)
+        .group_by(ReportEvent.kind, hour)
     )
     if p.inbox_ids is not None:
         query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(ReportEvent.user_id == p.agent_id)
-    return list(session.execute(query))
+    return [(k, int(h), n) for k, h, n in session.execute(query)]
 
 
 def _message_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(direction, slot, count) of customers' messages and replies in the period."""
-    slot = _message_slot(session).label("slot")
+    """(direction, local hour index of the local day, count) of messages in the period.
+
+    Read from the slot counters (:class:`ReportMessageCount`), never the messages.
+    """
+    C = ReportMessageCount
+    day = (_local_slot(C.slot, p) // DAY).label("day")
+    if p.agent_id is None:
+        kinds, user = ("inbound", "outbound"), NOBODY
+    else:
+        kinds, user = ("inbound_by", "outbound_by"), p.agent_id
     query = (
-        sa.select(Message.direction, slot, sa.func.count())
+        sa.select(C.kind, day, sa.func.sum(C.n))
         .where(
-            Message.created_at >= p.lo,
-            Message.created_at < p.hi,
-            Message.direction.in_(("inbound", "outbound")),
+            C.kind.in_(kinds), C.user_id == user, C.slot >= slot_of(p.lo), C.slot < slot_of(p.hi)
         )
-        .group_by(Message.direction, slot)
+        .group_by(C.kind, day)
     )
     if p.inbox_ids is not None:
-        query = query.where(Message.inbox_id.in_(p.inbox_ids))
-    if p.agent_id is not None:
-        query = query.where(Message.sender_user_id == p.agent_id)
-    return [(d, int(slot), n) for d, slot, n in session.execute(query)]
+        query = query.where(C.inbox_id.in_(p.inbox_ids))
+    return [(k.removesuffix("_by"), int(d) * 24, int(n)) for k, d, n in session.execute(query)]
 
 
 def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
@@ -189,13 +217,18 @@ def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
     return query
 
 
-def _first_responses(session: Session, p: Period) -> list[tuple[datetime, int, int, int | None]]:
-    """(answered_at, seconds within hours, inbox, agent) of first responses in the period."""
-    query = _waits(session, p, ReportWait.answered_at, ReportWait.first.is_(True))
-    query = query.with_only_columns(
-        ReportWait.answered_at, ReportWait.business_s, ReportWait.inbox_id, ReportWait.agent_id
+def _first_responses(session: Session, p: Period) -> list[tuple[int, int, int, int | None]]:
+    """(local day index, seconds within hours, inbox, agent) of first responses in the period."""
+    W = ReportWait
+    day = (_local_slot(W.answered_slot, p) // DAY).label("day")
+    query = sa.select(day, W.business_s, W.inbox_id, W.agent_id).where(
+        W.first.is_(True), W.answered_slot >= slot_of(p.lo), W.answered_slot < slot_of(p.hi)
     )
-    return [(a, s or 0, i, u) for a, s, i, u in session.execute(query)]
+    if p.inbox_ids is not None:
+        query = query.where(W.inbox_id.in_(p.inbox_ids))
+    if p.agent_id is not None:
+        query = query.where(W.agent_id == p.agent_id)
+    return [(d, s or 0, i, u) for d, s, i, u in session.execute(query)]
 
 
 def _resolutions(session: Session, p: Period) -> list[tuple[int, int, int | None]]:
@@ -232,7 +265,7 @@ def _targets(session: Session, p: Period) -> dict:
     }
 
 
-def _headline(session: Session, p: Period, local: _Local) -> tuple[dict, dict]:
+def _headline(session: Session, p: Period) -> tuple[dict, dict]:
     """The period's totals, and what the day and hour rollups need."""
     events = _event_counts(session, p)
     messages = _message_counts(session, p)
@@ -298,21 +331,20 @@ def _breakdown(session: Session, firsts: list, closes: list) -> dict:
 
 def overview(session: Session, p: Period) -> dict:
     """The overview report (``GET /api/v1/reports/overview``)."""
-    local = _Local(p.tz)
-    head, parts = _headline(session, p, local)
-    before, _ = _headline(session, p.previous(), _Local(p.tz))
+    head, parts = _headline(session, p)
+    before, _ = _headline(session, p.previous())
     days = [p.start + timedelta(days=n) for n in range(p.days)]
     by_day = {d: defaultdict(int) for d in days}
     by_hour = [[0] * 24 for _ in range(7)]
-    for kind, slot, n in parts["events"] + parts["messages"]:
-        day, weekday, hour = local(slot)
+    for kind, index, n in parts["events"] + parts["messages"]:
+        day, weekday, hour = local_hour(index)
         if day in by_day:
             by_day[day][kind] += n
         if kind == "new":
             by_hour[weekday][hour] += n
     day_firsts: dict[date, list[int]] = defaultdict(list)
-    for answered_at, s, _i, _u in parts["firsts"]:
-        day_firsts[local(slot_of(answered_at))[0]].append(s)
+    for day, s, _i, _u in parts["firsts"]:
+        day_firsts[EPOCH + timedelta(days=day)].append(s)
     distribution = _distribution([s for _a, s, _i, _u in parts["firsts"]])
     return {
         **head,
@@ -382,21 +414,18 @@ def agents(session: Session, p: Period) -> list[dict]:
         ReportEvent.kind.in_(("assigned", "closed")),
         ReportEvent.user_id.is_not(None),
     )
-    replies = sa.select(Message.sender_user_id, sa.func.count()).where(
-        Message.created_at >= p.lo,
-        Message.created_at < p.hi,
-        Message.direction == "outbound",
-        Message.automated.is_(False),
-        Message.sender_user_id.is_not(None),
+    C = ReportMessageCount
+    replies = sa.select(C.user_id, sa.func.sum(C.n)).where(
+        C.kind == "reply", C.slot >= lo, C.slot < hi
     )
     if p.inbox_ids is not None:
         events = events.where(ReportEvent.inbox_id.in_(p.inbox_ids))
-        replies = replies.where(Message.inbox_id.in_(p.inbox_ids))
+        replies = replies.where(C.inbox_id.in_(p.inbox_ids))
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
     for user_id, kind, n in session.execute(events.group_by(ReportEvent.user_id, ReportEvent.kind)):
         counts[user_id][kind] = n
-    for user_id, n in session.execute(replies.group_by(Message.sender_user_id)):
-        counts[user_id]["replies"] = n
+    for user_id, n in session.execute(replies.group_by(C.user_id)):
+        counts[user_id]["replies"] = int(n)
     firsts = defaultdict(list)
     for _a, s, _i, u in _first_responses(session, replace(p, agent_id=None)):
         if u is not None:

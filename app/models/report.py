@@ -1,4 +1,4 @@
-"""Records kept for reports: response-target breaches, conversation events, customer waits."""
+"""Records kept for reports: breaches, conversation events, customer waits, message counts."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ class ReportEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_report_events_kind_slot", "kind", "slot"),
         sa.Index("ix_report_events_conv", "conversation_id", "kind", "at"),
+        sa.Index("ix_report_events_rollup", "kind", "slot", "inbox_id", "user_id", "seconds"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,6 +90,9 @@ class ReportWait(db.Model):
         sa.Index("ix_report_waits_answered", "answered_at"),
         sa.Index("ix_report_waits_missed", "window_missed_at"),
         sa.Index("ix_report_waits_breached", "breached_at"),
+        sa.Index(
+            "ix_report_waits_firsts", "first", "answered_slot", "inbox_id", "agent_id", "business_s"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -98,9 +102,40 @@ class ReportWait(db.Model):
     inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_slot: Mapped[int | None] = mapped_column()  # slot_of(answered_at), for rollups
     agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     first: Mapped[bool] = mapped_column(default=False)
     wait_s: Mapped[int | None] = mapped_column()
     business_s: Mapped[int | None] = mapped_column()
     window_missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+#: ``ReportMessageCount.kind``: ``inbound`` / ``outbound`` count every message of that
+#: direction (``user_id`` 0); ``inbound_by`` / ``outbound_by`` those a user sent, per user;
+#: ``reply`` an agent's own outbound messages (not automated), per user.
+MESSAGE_KINDS = ("inbound", "outbound", "inbound_by", "outbound_by", "reply")
+#: ``ReportMessageCount.user_id`` of the counts that are nobody's (per-direction totals).
+NOBODY = 0
+
+
+class ReportMessageCount(db.Model):
+    """How many messages an inbox stored in a 15-minute slot, by kind (and sender).
+
+    Kept as messages are stored (insert-or-increment), so a report adds up a few
+    rows per slot instead of counting the messages table. ``user_id`` is the sender
+    for the per-user kinds, else :data:`NOBODY` (no foreign key: the counts outlive
+    a deleted user as the messages' history does).
+    """
+
+    __tablename__ = "report_message_counts"
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("kind", "user_id", "slot", "inbox_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    user_id: Mapped[int] = mapped_column()
+    slot: Mapped[int] = mapped_column()
+    inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
+    n: Mapped[int] = mapped_column(default=0)
