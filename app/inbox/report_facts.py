@@ -82,6 +82,11 @@ def count_messages(session: Session, messages: Iterable[MessageFacts]) -> None:
     for facts in messages:
         for key in message_keys(*facts):
             counts[key] += 1
+    add_counts(session, counts)
+
+
+def add_counts(session: Session, counts: Counter) -> None:
+    """Add ``{(kind, user_id, slot, inbox_id): n}`` to the slot counters."""
     if not counts:
         return
     rows = [
