@@ -6,10 +6,10 @@ two tables (:mod:`app.models.report`):
 - ``report_events``: a conversation started (``new``), was ``closed`` (with its
   resolution time, from its start or its last reopening), ``reopened`` (by an agent or
   by the customer writing again) or ``assigned``.
-- ``report_message_counts``: messages stored, per inbox, 15-minute slot and kind
-  (inbound, outbound, and per sender), incremented as messages are stored: by
-  :func:`count_messages` for rows inserted as statements (customer messages) and by a
-  flush listener (:func:`connect`) for messages added to a session.
+- ``report_counts``: per inbox, UTC day and 15-minute slot, the events above and the
+  messages stored (inbound, outbound, and per sender), incremented as they happen:
+  messages by :func:`count_messages` for rows inserted as statements (customer
+  messages) and by a flush listener (:func:`connect`) for messages added to a session.
 - ``report_waits``: each wait of a customer for an answer, from their first unanswered
   message (the platform's send time) to the first human reply, in wall-clock seconds and
   in seconds inside the inbox's business hours; a reply window that closed on it and a
@@ -35,12 +35,12 @@ from app.models import (
     Conversation,
     Inbox,
     Message,
+    ReportCount,
     ReportEvent,
-    ReportMessageCount,
     ReportWait,
     User,
 )
-from app.models.report import NOBODY, slot_of
+from app.models.report import NOBODY, QUARTERS, slot_of
 
 #: (created_at, inbox_id, direction, sender_user_id, automated) of one stored message.
 MessageFacts = tuple[datetime, int, str, int | None, bool]
@@ -59,19 +59,20 @@ def message_keys(created_at, inbox_id, direction, sender_user_id, automated):
     return keys
 
 
-_UPSERT: dict[str, sa.Insert] = {}
+_UPSERT: dict[tuple[str, int], sa.Insert] = {}
 
 
-def _upsert(name: str) -> sa.Insert:
-    """``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``, built once per dialect."""
-    stmt = _UPSERT.get(name)
+def _upsert(name: str, quarter: int) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO UPDATE SET q<n> = q<n> + excluded.q<n>``, built once."""
+    stmt = _UPSERT.get((name, quarter))
     if stmt is None:
         insert = postgresql.insert if name == "postgresql" else sqlite.insert
-        table = ReportMessageCount.__table__
+        table = ReportCount.__table__
+        column = f"q{quarter}"
         stmt = insert(table)
-        stmt = _UPSERT[name] = stmt.on_conflict_do_update(
-            index_elements=["kind", "user_id", "slot", "inbox_id"],
-            set_={"n": table.c.n + stmt.excluded.n},
+        stmt = _UPSERT[(name, quarter)] = stmt.on_conflict_do_update(
+            index_elements=["kind", "user_id", "day", "inbox_id"],
+            set_={column: table.c[column] + stmt.excluded[column]},
         )
     return stmt
 
@@ -86,15 +87,28 @@ def count_messages(session: Session, messages: Iterable[MessageFacts]) -> None:
 
 
 def add_counts(session: Session, counts: Counter) -> None:
-    """Add ``{(kind, user_id, slot, inbox_id): n}`` to the slot counters."""
+    """Add ``{(kind, user_id, slot, inbox_id): n}`` to the counters (keys in a fixed order)."""
     if not counts:
         return
-    rows = [
-        {"kind": k, "user_id": u, "slot": s, "inbox_id": i, "n": n}
-        for (k, u, s, i), n in sorted(counts.items())
-    ]
+    by_quarter: dict[int, list[dict]] = {}
+    for (kind, user, slot, inbox_id), n in sorted(counts.items()):
+        day, quarter = divmod(slot, QUARTERS)
+        by_quarter.setdefault(quarter, []).append(
+            {"kind": kind, "user_id": user, "day": day, "inbox_id": inbox_id, f"q{quarter}": n}
+        )
+    name = dialect(session)
     with session.no_autoflush:
-        session.connection().execute(_upsert(dialect(session)), rows)
+        connection = session.connection()
+        for quarter, rows in sorted(by_quarter.items()):
+            connection.execute(_upsert(name, quarter), rows)
+
+
+def event_keys(kind: str, slot: int, inbox_id: int, user_id: int | None):
+    """The counters one conversation event adds to."""
+    keys = [(kind, NOBODY, slot, inbox_id)]
+    if user_id is not None:
+        keys.append((f"{kind}_by", user_id, slot, inbox_id))
+    return keys
 
 
 def _after_flush(session: Session, _context) -> None:
@@ -136,6 +150,7 @@ def record_event(
         seconds=seconds,
     )
     session.add(event)
+    add_counts(session, Counter(event_keys(kind, event.slot, conv.inbox_id, user_id)))
     return event
 
 

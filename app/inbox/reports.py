@@ -13,6 +13,7 @@ times are counted within the inbox's business hours where it has them.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
@@ -26,8 +27,8 @@ from sqlalchemy.orm import Session
 from app import channels
 from app.channels.badges import Wait
 from app.clock import aware
-from app.models import Inbox, ReportEvent, ReportMessageCount, ReportWait, User
-from app.models.report import NOBODY, SLOT, slot_of
+from app.models import Inbox, ReportCount, ReportEvent, ReportWait, User
+from app.models.report import NOBODY, QUARTERS, SLOT, slot_of
 
 MAX_DAYS = 400  # a year and a little
 
@@ -166,46 +167,85 @@ def local_hour(index: int) -> tuple[date, int, int]:
     return day, day.weekday(), index % 24
 
 
-def _event_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(kind, local hour index, count) of conversation events in the period."""
-    hour = (_local_slot(ReportEvent.slot, p) // HOUR).label("hour")
+def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
+    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period."""
+    lo, hi = slot_of(p.lo), slot_of(p.hi)
+    c = ReportCount.__table__.c
     query = (
-        sa.select(ReportEvent.kind, hour, sa.func.count())
+        sa.select(c.kind, c.day, *(sa.func.sum(c[f"q{n}"]) for n in range(QUARTERS)))
         .where(
-            ReportEvent.kind.in_(("new", "closed", "reopened")),
-            ReportEvent.slot >= slot_of(p.lo),
-            ReportEvent.slot < slot_of(p.hi),
+            c.kind.in_(kinds),
+            c.user_id == user,
+            c.day >= lo // QUARTERS,
+            c.day <= (hi - 1) // QUARTERS,
         )
-        .group_by(ReportEvent.kind, hour)
+        .group_by(c.kind, c.day)
     )
     if p.inbox_ids is not None:
-        query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
-    if p.agent_id is not None:
-        query = query.where(ReportEvent.user_id == p.agent_id)
-    return [(k, int(h), n) for k, h, n in session.execute(query)]
+        query = query.where(c.inbox_id.in_(p.inbox_ids))
+    for kind, day, *counts in session.execute(query):
+        base = day * QUARTERS
+        counts = [int(n or 0) for n in counts]
+        if base < lo:  # the period starts within this UTC day
+            counts[: lo - base] = [0] * (lo - base)
+        if base + QUARTERS > hi:
+            counts[hi - base :] = [0] * (base + QUARTERS - hi)
+        yield kind, day, counts
+
+
+def _offset_at(spans: list[tuple[int, int]], slot: int) -> int:
+    return spans[bisect.bisect_right(spans, (slot, math.inf)) - 1][1]
+
+
+def _by_local_day(session: Session, p: Period, kinds, user) -> list[tuple[str, int, int]]:
+    """``(kind, local day's first hour index, count)``: the counts in local days."""
+    spans = _offsets(p)
+    out: dict[tuple[str, int], int] = defaultdict(int)
+    for kind, day, counts in _counted(session, p, kinds, user):
+        base = day * QUARTERS
+        first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
+        if first == last:  # one offset all day: the local midnight cuts the day in two
+            start = base + first
+            cut = DAY - start % DAY
+            out[(kind, start // DAY * 24)] += sum(counts[:cut])
+            out[(kind, (start // DAY + 1) * 24)] += sum(counts[cut:])
+            continue
+        for q, n in enumerate(counts):  # the offset changes today (daylight saving)
+            if n:
+                out[(kind, (base + q + _offset_at(spans, base + q)) // DAY * 24)] += n
+    return [(kind, index, n) for (kind, index), n in out.items() if n]
+
+
+def _by_local_hour(session: Session, p: Period, kind: str, user: int) -> dict[int, int]:
+    """``{local hour index: count}`` of one kind."""
+    spans = _offsets(p)
+    out: dict[int, int] = defaultdict(int)
+    for _kind, day, counts in _counted(session, p, (kind,), user):
+        base = day * QUARTERS
+        for q, n in enumerate(counts):
+            if n:
+                out[(base + q + _offset_at(spans, base + q)) // HOUR] += n
+    return out
+
+
+def _event_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
+    """(kind, local day's first hour index, count) of conversation events in the period."""
+    kinds = ("new", "closed", "reopened")
+    if p.agent_id is None:
+        return _by_local_day(session, p, kinds, NOBODY)
+    rows = _by_local_day(session, p, tuple(f"{k}_by" for k in kinds), p.agent_id)
+    return [(k.removesuffix("_by"), i, n) for k, i, n in rows]
 
 
 def _message_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(direction, local hour index of the local day, count) of messages in the period.
+    """(direction, local day's first hour index, count) of messages in the period.
 
-    Read from the slot counters (:class:`ReportMessageCount`), never the messages.
+    Read from the counters (:class:`ReportCount`), never the messages.
     """
-    C = ReportMessageCount
-    day = (_local_slot(C.slot, p) // DAY).label("day")
     if p.agent_id is None:
-        kinds, user = ("inbound", "outbound"), NOBODY
-    else:
-        kinds, user = ("inbound_by", "outbound_by"), p.agent_id
-    query = (
-        sa.select(C.kind, day, sa.func.sum(C.n))
-        .where(
-            C.kind.in_(kinds), C.user_id == user, C.slot >= slot_of(p.lo), C.slot < slot_of(p.hi)
-        )
-        .group_by(C.kind, day)
-    )
-    if p.inbox_ids is not None:
-        query = query.where(C.inbox_id.in_(p.inbox_ids))
-    return [(k.removesuffix("_by"), int(d) * 24, int(n)) for k, d, n in session.execute(query)]
+        return _by_local_day(session, p, ("inbound", "outbound"), NOBODY)
+    rows = _by_local_day(session, p, ("inbound_by", "outbound_by"), p.agent_id)
+    return [(k.removesuffix("_by"), i, n) for k, i, n in rows]
 
 
 def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
@@ -337,11 +377,13 @@ def overview(session: Session, p: Period) -> dict:
     by_day = {d: defaultdict(int) for d in days}
     by_hour = [[0] * 24 for _ in range(7)]
     for kind, index, n in parts["events"] + parts["messages"]:
-        day, weekday, hour = local_hour(index)
+        day = local_hour(index)[0]
         if day in by_day:
             by_day[day][kind] += n
-        if kind == "new":
-            by_hour[weekday][hour] += n
+    new = ("new", NOBODY) if p.agent_id is None else ("new_by", p.agent_id)
+    for index, n in _by_local_hour(session, p, *new).items():
+        _day, weekday, hour = local_hour(index)
+        by_hour[weekday][hour] += n
     day_firsts: dict[date, list[int]] = defaultdict(list)
     for day, s, _i, _u in parts["firsts"]:
         day_firsts[EPOCH + timedelta(days=day)].append(s)
@@ -408,24 +450,23 @@ def _distribution(values: list[int]) -> list[dict]:
 def agents(session: Session, p: Period) -> list[dict]:
     """Per agent: assigned, closed, replies, first response and resolution times."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    events = sa.select(ReportEvent.user_id, ReportEvent.kind, sa.func.count()).where(
-        ReportEvent.slot >= lo,
-        ReportEvent.slot < hi,
-        ReportEvent.kind.in_(("assigned", "closed")),
-        ReportEvent.user_id.is_not(None),
-    )
-    C = ReportMessageCount
-    replies = sa.select(C.user_id, sa.func.sum(C.n)).where(
-        C.kind == "reply", C.slot >= lo, C.slot < hi
+    c = ReportCount.__table__.c
+    total = sum(c[f"q{n}"] for n in range(QUARTERS))
+    whole = sa.select(c.user_id, c.kind, sa.func.sum(total)).where(
+        c.kind.in_(("assigned_by", "closed_by", "reply")),
+        c.day > lo // QUARTERS,
+        c.day < (hi - 1) // QUARTERS,
     )
     if p.inbox_ids is not None:
-        events = events.where(ReportEvent.inbox_id.in_(p.inbox_ids))
-        replies = replies.where(C.inbox_id.in_(p.inbox_ids))
+        whole = whole.where(c.inbox_id.in_(p.inbox_ids))
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
-    for user_id, kind, n in session.execute(events.group_by(ReportEvent.user_id, ReportEvent.kind)):
-        counts[user_id][kind] = n
-    for user_id, n in session.execute(replies.group_by(C.user_id)):
-        counts[user_id]["replies"] = int(n)
+    for user_id, kind, n in session.execute(whole.group_by(c.user_id, c.kind)):
+        counts[user_id][kind.removesuffix("_by")] += int(n or 0)
+    # the first and last UTC days, cut at the period's ends
+    for user_id, kind, n in _edge_counts(session, p, lo, hi):
+        counts[user_id][kind.removesuffix("_by")] += n
+    for row in counts.values():
+        row["replies"] = row.pop("reply", 0)
     firsts = defaultdict(list)
     for _a, s, _i, u in _first_responses(session, replace(p, agent_id=None)):
         if u is not None:
@@ -455,6 +496,22 @@ def agents(session: Session, p: Period) -> list[dict]:
             }
         )
     return rows
+
+
+def _edge_counts(session: Session, p: Period, lo: int, hi: int):
+    """``(user, kind, count)`` of the per-user kinds in the period's first and last UTC days."""
+    c = ReportCount.__table__.c
+    days = sorted({lo // QUARTERS, (hi - 1) // QUARTERS})
+    query = sa.select(c.user_id, c.kind, c.day, *(c[f"q{n}"] for n in range(QUARTERS))).where(
+        c.kind.in_(("assigned_by", "closed_by", "reply")), c.day.in_(days)
+    )
+    if p.inbox_ids is not None:
+        query = query.where(c.inbox_id.in_(p.inbox_ids))
+    for user_id, kind, day, *quarters in session.execute(query):
+        base = day * QUARTERS
+        n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
+        if n:
+            yield user_id, kind, n
 
 
 # --------------------------------------------------------------------------- badges

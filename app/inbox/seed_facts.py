@@ -4,7 +4,7 @@ For each seeded conversation: its start, an assignment, its closes (with resolut
 times) and a reopening when the customer wrote after a close; each wait of the
 customer from their first unanswered message to the next reply (no business hours on
 the demo inboxes: all of it counts), the reply window it lost and the response target
-it passed when the reply came late; and the messages in the slot counters.
+it passed when the reply came late; and the events and messages in the counters.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.inbox.report_facts import message_keys
+from app.inbox.report_facts import event_keys, message_keys
 from app.models.report import slot_of
 
 EVENT_COLS = ("id", "kind", "at", "slot", "conversation_id", "inbox_id", "user_id", "seconds")
@@ -47,9 +47,12 @@ class SeedFacts:
     counts: Counter = field(default_factory=Counter)
 
     def _event(self, kind, at, conv_id, inbox_id, user_id=None, seconds=None) -> None:
+        slot = slot_of(at)
         self.events.append(
-            (self.event_id, kind, self.dt(at), slot_of(at), conv_id, inbox_id, user_id, seconds)
+            (self.event_id, kind, self.dt(at), slot, conv_id, inbox_id, user_id, seconds)
         )
+        for key in event_keys(kind, slot, inbox_id, user_id):
+            self.counts[key] += 1
         self.event_id += 1
 
     def conversation(

@@ -111,31 +111,41 @@ class ReportWait(db.Model):
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-#: ``ReportMessageCount.kind``: ``inbound`` / ``outbound`` count every message of that
-#: direction (``user_id`` 0); ``inbound_by`` / ``outbound_by`` those a user sent, per user;
-#: ``reply`` an agent's own outbound messages (not automated), per user.
-MESSAGE_KINDS = ("inbound", "outbound", "inbound_by", "outbound_by", "reply")
-#: ``ReportMessageCount.user_id`` of the counts that are nobody's (per-direction totals).
+#: Quarter hours in a UTC day: ``report_counts`` has a column for each (``q0`` .. ``q95``).
+QUARTERS = 86400 // SLOT
+#: ``ReportCount.user_id`` of the counts that are nobody's (the totals of a kind).
 NOBODY = 0
 
 
-class ReportMessageCount(db.Model):
-    """How many messages an inbox stored in a 15-minute slot, by kind (and sender).
+def quarter_columns() -> list[sa.Column]:
+    """``q0`` .. ``q95``: the count in each 15-minute slot of the row's UTC day."""
+    return [
+        sa.Column(f"q{n}", sa.Integer, nullable=False, default=0, server_default="0")
+        for n in range(QUARTERS)
+    ]
 
-    Kept as messages are stored (insert-or-increment), so a report adds up a few
-    rows per slot instead of counting the messages table. ``user_id`` is the sender
-    for the per-user kinds, else :data:`NOBODY` (no foreign key: the counts outlive
-    a deleted user as the messages' history does).
+
+class ReportCount(db.Model):
+    """How many things of a kind happened in an inbox on a UTC day, per 15-minute slot.
+
+    Kinds: messages stored (``inbound``, ``outbound``; per sender ``inbound_by``,
+    ``outbound_by``; an agent's own replies ``reply``) and conversation events (``new``,
+    ``closed``, ``reopened``, ``assigned``; per agent ``closed_by`` ...). ``user_id`` is
+    the user of the per-user kinds, else :data:`NOBODY` (no foreign key: counts outlive
+    a deleted user, as the history does). Kept as things happen (insert-or-increment),
+    one row per day and a column per slot, so a year's report reads a few thousand rows
+    and places each slot in the local day and hour of any time zone.
     """
 
-    __tablename__ = "report_message_counts"
-    __table_args__ = (
-        sa.PrimaryKeyConstraint("kind", "user_id", "slot", "inbox_id"),
-        {"sqlite_with_rowid": False},
+    __table__ = sa.Table(
+        "report_counts",
+        db.metadata,
+        sa.Column("kind", sa.String(12), nullable=False),
+        sa.Column("user_id", sa.Integer, nullable=False),
+        sa.Column("day", sa.Integer, nullable=False),
+        sa.Column(
+            "inbox_id", sa.Integer, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False
+        ),
+        *quarter_columns(),
+        sa.PrimaryKeyConstraint("kind", "user_id", "day", "inbox_id"),
     )
-
-    kind: Mapped[str] = mapped_column(sa.String(12))
-    user_id: Mapped[int] = mapped_column()
-    slot: Mapped[int] = mapped_column()
-    inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
-    n: Mapped[int] = mapped_column(default=0)

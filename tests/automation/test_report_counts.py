@@ -1,4 +1,4 @@
-"""The reports' message counters agree with counting the messages themselves."""
+"""The reports' counters agree with counting the messages and events themselves."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from app.clock import aware
 from app.inbox import seed
-from app.models import Message, ReportMessageCount, ReportWait
-from app.models.report import NOBODY, slot_of
+from app.models import Message, ReportCount, ReportEvent, ReportWait
+from app.models.report import NOBODY, QUARTERS, slot_of
 from tests.automation.helpers import conv_of, reply
 
 
@@ -39,17 +39,30 @@ def _direct(session) -> Counter:
     return out
 
 
-def _counters(session) -> Counter:
-    C = ReportMessageCount
-    return Counter(
-        {
-            (k, u, s, i): n
-            for k, u, s, i, n in session.execute(
-                sa.select(C.kind, C.user_id, C.slot, C.inbox_id, C.n)
-            )
-            if n
-        }
+def _events(session) -> Counter:
+    out: Counter = Counter()
+    rows = session.execute(
+        sa.select(ReportEvent.kind, ReportEvent.slot, ReportEvent.inbox_id, ReportEvent.user_id)
     )
+    for kind, slot, inbox_id, user in rows:
+        out[(kind, NOBODY, slot, inbox_id)] += 1
+        if user is not None:
+            out[(f"{kind}_by", user, slot, inbox_id)] += 1
+    return out
+
+
+def _counters(session) -> Counter:
+    """The counters, one key per kind, user, slot and inbox."""
+    c = ReportCount.__table__.c
+    out: Counter = Counter()
+    columns = [c[f"q{n}"] for n in range(QUARTERS)]
+    for kind, user, day, inbox_id, *quarters in session.execute(
+        sa.select(c.kind, c.user_id, c.day, c.inbox_id, *columns)
+    ):
+        for q, n in enumerate(quarters):
+            if n:
+                out[(kind, user, day * QUARTERS + q, inbox_id)] += n
+    return out
 
 
 def test_counters_match_a_direct_count_of_the_messages(client, make, session, clock):
@@ -67,7 +80,7 @@ def test_counters_match_a_direct_count_of_the_messages(client, make, session, cl
     session.commit()
 
     counted = _counters(session)
-    assert counted == _direct(session)
+    assert counted == _direct(session) + _events(session)
     slot = slot_of(datetime(2026, 3, 2, 9, 15, tzinfo=UTC))
     assert (
         counted[("inbound", NOBODY, slot_of(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)), inbox.id)] == 2
