@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -106,8 +105,23 @@ def summary(values: list[int]) -> dict:
     if not values:
         return {"median": None, "p90": None, "count": 0}
     ordered = sorted(values)
-    p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-    return {"median": int(statistics.median(ordered)), "p90": int(p90), "count": len(ordered)}
+    n = len(ordered)
+    p90 = ordered[max(0, math.ceil(0.9 * n) - 1)]
+    middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return {"median": int(middle), "p90": int(p90), "count": n}
+
+
+def _grouped(keys, values) -> dict:
+    """``{key: [value, ...]}`` of two parallel columns."""
+    out: dict = defaultdict(list)
+    for key, value in zip(keys, values, strict=True):
+        out[key].append(value)
+    return out
+
+
+def _columns(rows, width: int) -> list[list]:
+    """Rows -> one list per column (empty lists when there are no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def _change(now_value, before_value) -> float | None:
@@ -257,8 +271,8 @@ def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
     return query
 
 
-def _first_responses(session: Session, p: Period) -> list[tuple[int, int, int, int | None]]:
-    """(local day index, seconds within hours, inbox, agent) of first responses in the period."""
+def _first_responses(session: Session, p: Period) -> tuple[list, list, list, list]:
+    """Columns (local day index, seconds within hours, inbox, agent) of first responses."""
     W = ReportWait
     day = (_local_slot(W.answered_slot, p) // DAY).label("day")
     query = sa.select(day, W.business_s, W.inbox_id, W.agent_id).where(
@@ -268,11 +282,12 @@ def _first_responses(session: Session, p: Period) -> list[tuple[int, int, int, i
         query = query.where(W.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(W.agent_id == p.agent_id)
-    return [(d, s or 0, i, u) for d, s, i, u in session.execute(query)]
+    days, seconds, inboxes, agents = _columns(session.execute(query).all(), 4)
+    return days, [s or 0 for s in seconds], inboxes, agents
 
 
-def _resolutions(session: Session, p: Period) -> list[tuple[int, int, int | None]]:
-    """(seconds, inbox, agent) of closes in the period."""
+def _resolutions(session: Session, p: Period) -> tuple[list, list, list]:
+    """Columns (seconds, inbox, agent) of closes in the period."""
     query = sa.select(ReportEvent.seconds, ReportEvent.inbox_id, ReportEvent.user_id).where(
         ReportEvent.kind == "closed",
         ReportEvent.slot >= slot_of(p.lo),
@@ -282,7 +297,8 @@ def _resolutions(session: Session, p: Period) -> list[tuple[int, int, int | None
         query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(ReportEvent.user_id == p.agent_id)
-    return [(s or 0, i, u) for s, i, u in session.execute(query)]
+    seconds, inboxes, agents = _columns(session.execute(query).all(), 3)
+    return [s or 0 for s in seconds], inboxes, agents
 
 
 def _count(session: Session, query: sa.Select) -> int:
@@ -317,8 +333,8 @@ def _headline(session: Session, p: Period) -> tuple[dict, dict]:
     head = {
         "conversations": {k: totals[k] for k in ("new", "closed", "reopened")},
         "messages": {k: totals[k] for k in ("inbound", "outbound")},
-        "first_response_s": summary([s for _a, s, _i, _u in firsts]),
-        "resolution_s": summary([s for s, _i, _u in closes]),
+        "first_response_s": summary(firsts[1]),
+        "resolution_s": summary(closes[0]),
         **_targets(session, p),
     }
     return head, {"events": events, "messages": messages, "firsts": firsts, "closes": closes}
@@ -333,37 +349,28 @@ def _names(session: Session, model, ids) -> dict[int, object]:
     )
 
 
-def _breakdown(session: Session, firsts: list, closes: list) -> dict:
+def _breakdown(session: Session, firsts: tuple, closes: tuple) -> dict:
     """First response and resolution (median, p90) by channel, inbox and agent."""
-    inboxes = _names(session, Inbox, [i for *_x, i, _u in firsts] + [i for _s, i, _u in closes])
-    users = _names(session, User, [u for *_x, u in firsts] + [u for _s, _i, u in closes])
+    inboxes = _names(session, Inbox, set(firsts[2]) | set(closes[1]))
+    users = _names(session, User, set(firsts[3]) | set(closes[2]))
     out = {}
-    for name, rows in (
-        ("first_response_s", [(s, i, u) for _a, s, i, u in firsts]),
+    for name, (seconds, inbox_ids, agent_ids) in (
+        ("first_response_s", firsts[1:]),
         ("resolution_s", closes),
     ):
-        groups: dict[str, dict] = {
-            "channel": defaultdict(list),
-            "inbox": defaultdict(list),
-            "agent": defaultdict(list),
-        }
-        for s, i, u in rows:
-            inbox = inboxes.get(i)
-            if inbox is not None:
-                groups["channel"][inbox.channel].append(s)
-                groups["inbox"][i].append(s)
-            groups["agent"][u].append(s)
+        by_inbox = {k: v for k, v in _grouped(inbox_ids, seconds).items() if k in inboxes}
+        by_channel: dict[str, list] = defaultdict(list)
+        for k, v in by_inbox.items():
+            by_channel[inboxes[k].channel].extend(v)
+        by_agent = _grouped(agent_ids, seconds)
         out[name] = {
-            "channel": [{"channel": k, **summary(v)} for k, v in sorted(groups["channel"].items())],
+            "channel": [{"channel": k, **summary(v)} for k, v in sorted(by_channel.items())],
             "inbox": [
-                {"inbox": inboxes[k].ref(), **summary(v)}
-                for k, v in sorted(groups["inbox"].items())
+                {"inbox": inboxes[k].ref(), **summary(v)} for k, v in sorted(by_inbox.items())
             ],
             "agent": [
                 {"user": {"id": k, "name": users[k].name} if k in users else None, **summary(v)}
-                for k, v in sorted(
-                    groups["agent"].items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
-                )
+                for k, v in sorted(by_agent.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
             ],
         }
     return out
@@ -384,10 +391,10 @@ def overview(session: Session, p: Period) -> dict:
     for index, n in _by_local_hour(session, p, *new).items():
         _day, weekday, hour = local_hour(index)
         by_hour[weekday][hour] += n
-    day_firsts: dict[date, list[int]] = defaultdict(list)
-    for day, s, _i, _u in parts["firsts"]:
-        day_firsts[EPOCH + timedelta(days=day)].append(s)
-    distribution = _distribution([s for _a, s, _i, _u in parts["firsts"]])
+    day_firsts = {
+        EPOCH + timedelta(days=day): v for day, v in _grouped(*parts["firsts"][:2]).items()
+    }
+    distribution = _distribution(parts["firsts"][1])
     return {
         **head,
         "period": {"from": p.start.isoformat(), "to": p.end.isoformat(), "tz": p.tz.key},
@@ -419,7 +426,7 @@ def overview(session: Session, p: Period) -> dict:
                 "reopened": by_day[d]["reopened"],
                 "inbound": by_day[d]["inbound"],
                 "outbound": by_day[d]["outbound"],
-                "first_response_median_s": summary(day_firsts[d])["median"],
+                "first_response_median_s": summary(day_firsts.get(d, []))["median"],
             }
             for d in days
         ],
@@ -435,9 +442,9 @@ BUCKETS = (300, 900, 3600, 4 * 3600, 24 * 3600)
 
 def _distribution(values: list[int]) -> list[dict]:
     """How many first responses fell in each bucket: ``[{up_to_s, count}]`` (last: None)."""
-    counts = [0] * (len(BUCKETS) + 1)
-    for s in values:
-        counts[next((n for n, b in enumerate(BUCKETS) if s <= b), len(BUCKETS))] += 1
+    ordered = sorted(values)
+    ends = [bisect.bisect_right(ordered, b) for b in BUCKETS] + [len(ordered)]
+    counts = [end - start for start, end in zip([0, *ends], ends, strict=False)]
     return [
         {"up_to_s": BUCKETS[n] if n < len(BUCKETS) else None, "count": c}
         for n, c in enumerate(counts)
@@ -467,14 +474,11 @@ def agents(session: Session, p: Period) -> list[dict]:
         counts[user_id][kind.removesuffix("_by")] += n
     for row in counts.values():
         row["replies"] = row.pop("reply", 0)
-    firsts = defaultdict(list)
-    for _a, s, _i, u in _first_responses(session, replace(p, agent_id=None)):
-        if u is not None:
-            firsts[u].append(s)
-    closes = defaultdict(list)
-    for s, _i, u in _resolutions(session, replace(p, agent_id=None)):
-        if u is not None:
-            closes[u].append(s)
+    everyone = replace(p, agent_id=None)
+    _days, seconds, _inboxes, agent_ids = _first_responses(session, everyone)
+    firsts = _grouped(agent_ids, seconds)
+    seconds, _inboxes, agent_ids = _resolutions(session, everyone)
+    closes = _grouped(agent_ids, seconds)
     people = session.scalars(
         sa.select(User)
         .where(sa.or_(User.active.is_(True), User.id.in_(list(counts) or [0])))
@@ -491,8 +495,8 @@ def agents(session: Session, p: Period) -> list[dict]:
                 "assigned": c.get("assigned", 0),
                 "closed": c.get("closed", 0),
                 "replies": c.get("replies", 0),
-                "first_response_s": summary(firsts[user.id]),
-                "resolution_s": summary(closes[user.id]),
+                "first_response_s": summary(firsts.get(user.id, [])),
+                "resolution_s": summary(closes.get(user.id, [])),
             }
         )
     return rows

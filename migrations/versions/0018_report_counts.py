@@ -89,6 +89,9 @@ def upgrade():
         "WHERE answered_at IS NOT NULL"
     )
     op.create_index(
+        "ix_report_waits_met", "report_waits", ["answered_at", "breached_at", "inbox_id", "agent_id"]
+    )
+    op.create_index(
         "ix_report_waits_firsts",
         "report_waits",
         ["first", "answered_slot", "inbox_id", "agent_id", "business_s"],
@@ -97,6 +100,7 @@ def upgrade():
 
 def downgrade():
     op.drop_index("ix_report_waits_firsts", table_name="report_waits")
+    op.drop_index("ix_report_waits_met", table_name="report_waits")
     with op.batch_alter_table("report_waits") as batch:
         batch.drop_column("answered_slot")
     op.drop_index("ix_report_events_rollup", table_name="report_events")
