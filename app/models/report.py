@@ -90,6 +90,14 @@ class ReportWait(db.Model):
         sa.Index("ix_report_waits_answered", "answered_at"),
         sa.Index("ix_report_waits_missed", "window_missed_at"),
         sa.Index("ix_report_waits_breached", "breached_at"),
+        sa.Index(
+            "ix_report_waits_badge",
+            "inbox_id",
+            "started_at",
+            "answered_at",
+            "wait_s",
+            "business_s",
+        ),
         sa.Index("ix_report_waits_met", "answered_at", "breached_at", "inbox_id", "agent_id"),
         sa.Index(
             "ix_report_waits_firsts", "first", "answered_slot", "inbox_id", "agent_id", "business_s"

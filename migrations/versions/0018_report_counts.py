@@ -89,6 +89,11 @@ def upgrade():
         "WHERE answered_at IS NOT NULL"
     )
     op.create_index(
+        "ix_report_waits_badge",
+        "report_waits",
+        ["inbox_id", "started_at", "answered_at", "wait_s", "business_s"],
+    )
+    op.create_index(
         "ix_report_waits_met", "report_waits", ["answered_at", "breached_at", "inbox_id", "agent_id"]
     )
     op.create_index(
@@ -101,6 +106,7 @@ def upgrade():
 def downgrade():
     op.drop_index("ix_report_waits_firsts", table_name="report_waits")
     op.drop_index("ix_report_waits_met", table_name="report_waits")
+    op.drop_index("ix_report_waits_badge", table_name="report_waits")
     with op.batch_alter_table("report_waits") as batch:
         batch.drop_column("answered_slot")
     op.drop_index("ix_report_events_rollup", table_name="report_events")
