@@ -59,20 +59,23 @@ def message_keys(created_at, inbox_id, direction, sender_user_id, automated):
     return keys
 
 
-_UPSERT: dict[tuple[str, int], sa.Insert] = {}
+_UPSERT: dict[tuple[str, int | None], sa.Insert] = {}
 
 
-def _upsert(name: str, quarter: int) -> sa.Insert:
-    """``INSERT ... ON CONFLICT DO UPDATE SET q<n> = q<n> + excluded.q<n>``, built once."""
+def _upsert(name: str, quarter: int | None) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO UPDATE SET q<n> = q<n> + excluded.q<n>``, built once.
+
+    For one slot's column, or (``quarter`` None) for every column of the day.
+    """
     stmt = _UPSERT.get((name, quarter))
     if stmt is None:
         insert = postgresql.insert if name == "postgresql" else sqlite.insert
         table = ReportCount.__table__
-        column = f"q{quarter}"
+        columns = [f"q{n}" for n in (range(QUARTERS) if quarter is None else (quarter,))]
         stmt = insert(table)
         stmt = _UPSERT[(name, quarter)] = stmt.on_conflict_do_update(
             index_elements=["kind", "user_id", "day", "inbox_id"],
-            set_={column: table.c[column] + stmt.excluded[column]},
+            set_={c: table.c[c] + stmt.excluded[c] for c in columns},
         )
     return stmt
 
@@ -90,17 +93,32 @@ def add_counts(session: Session, counts: Counter) -> None:
     """Add ``{(kind, user_id, slot, inbox_id): n}`` to the counters (keys in a fixed order)."""
     if not counts:
         return
-    by_quarter: dict[int, list[dict]] = {}
-    for (kind, user, slot, inbox_id), n in sorted(counts.items()):
-        day, quarter = divmod(slot, QUARTERS)
-        by_quarter.setdefault(quarter, []).append(
-            {"kind": kind, "user_id": user, "day": day, "inbox_id": inbox_id, f"q{quarter}": n}
-        )
+    quarters = {slot % QUARTERS for (_k, _u, slot, _i) in counts}
     name = dialect(session)
+    if len(quarters) > 1:  # many slots (a bulk load): whole days, one statement
+        days: dict[tuple, dict] = {}
+        for (kind, user, slot, inbox_id), n in sorted(counts.items()):
+            day, quarter = divmod(slot, QUARTERS)
+            row = days.get((kind, user, day, inbox_id))
+            if row is None:
+                row = days[(kind, user, day, inbox_id)] = {
+                    "kind": kind,
+                    "user_id": user,
+                    "day": day,
+                    "inbox_id": inbox_id,
+                    **{f"q{q}": 0 for q in range(QUARTERS)},
+                }
+            row[f"q{quarter}"] += n
+        stmt, rows = _upsert(name, None), list(days.values())
+    else:  # as things happen: one slot's column
+        (quarter,) = quarters
+        stmt = _upsert(name, quarter)
+        rows = [
+            {"kind": k, "user_id": u, "day": s // QUARTERS, "inbox_id": i, f"q{quarter}": n}
+            for (k, u, s, i), n in sorted(counts.items())
+        ]
     with session.no_autoflush:
-        connection = session.connection()
-        for quarter, rows in sorted(by_quarter.items()):
-            connection.execute(_upsert(name, quarter), rows)
+        session.connection().execute(stmt, rows)
 
 
 def event_keys(kind: str, slot: int, inbox_id: int, user_id: int | None):
