@@ -54,7 +54,8 @@ def cache_key() -> str:
     """Hash of everything that shapes the cached databases."""
     digest = hashlib.sha256()
     files = sorted((ROOT / "migrations" / "versions").glob("*.py"))
-    files += [ROOT / "app" / "inbox" / "seed.py", Path(__file__).resolve()]
+    files += [ROOT / "app" / "inbox" / name for name in ("seed.py", "seed_facts.py")]
+    files += [ROOT / "app" / "inbox" / "report_facts.py", Path(__file__).resolve()]
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

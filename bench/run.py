@@ -23,14 +23,16 @@ p50/p95/p99 over 200 sequential requests for the default filter and for
 unassigned + waiting longest, with SQL statements per request
 (``SWITCHBOARD_QUERY_COUNT=1`` makes the server report ``X-Query-Count``); and the
 search over every message (``status=all&q=``) for a rare word, a common word, a name
-and a phone number.
+and a phone number;
+7. the lead's reports (overview, agents, badges) over the last 365 days on the 1M
+database: p50/p95/p99 (:mod:`bench.reports`).
 
 Prints a table per engine and the targets that hold, and writes
 ``bench/results/<timestamp>.json``. Loopback only; every loop is bounded by
 count and time; every process started is stopped.
 
     .venv/bin/python bench/run.py [--db sqlite,postgresql] [--servers wsgi,gunicorn]
-                                  [--only ingest,live,email,rss,lists] [--quick]
+                                  [--only ingest,live,email,rss,lists,reports] [--quick]
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import live, load, payloads  # noqa: E402
+from bench import reports as report_bench  # noqa: E402
 from bench.common import (  # noqa: E402
     PYTHON,
     RESULTS,
@@ -64,7 +67,7 @@ from bench.common import (  # noqa: E402
 from bench.prepare import PG_DEFAULT, PG_NAMES  # noqa: E402
 
 WORK_DB = "switchboard_bench"
-PARTS = ("ingest", "live", "email", "rss", "lists")
+PARTS = ("ingest", "live", "email", "rss", "lists", "reports")
 LIST_PATHS = {
     "default": "/api/v1/conversations",
     "unassigned_waiting": "/api/v1/conversations?assignee=unassigned&sort=waiting_longest",
@@ -525,6 +528,8 @@ def verdicts(result: dict) -> dict:
                     if k.startswith("1m/")
                 )
             out[f"{eng}/lists"] = checks
+        if data.get("reports"):
+            out[f"{eng}/reports"] = report_bench.verdicts(data["reports"])
     return out
 
 
@@ -660,6 +665,8 @@ def print_table(result: dict) -> None:
                     f"{_fmt(v['p99_ms']):>8}{_fmt(v['server_cpu_ms']):>7}"
                     f"{_fmt(v['queries_max']):>5}{_fmt(v.get('growth_vs_10k'), 'x', 2):>12}"
                 )
+        if data.get("reports"):
+            report_bench.print_rows(data["reports"], _fmt)
     print()
     print("Targets (one web process, this machine; 1 and 2 count messages answered 2xx, i.e.")
     print("durably stored in the intake, and separately until threaded into the inbox):")
@@ -710,6 +717,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rss-seconds", type=float, default=4.0)
     p.add_argument("--list-requests", type=int, default=200)
     p.add_argument("--search-requests", type=int, default=60)
+    p.add_argument("--report-requests", type=int, default=40)
     p.add_argument(
         "--max-seconds",
         type=float,
@@ -730,7 +738,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.healthz = args.singles = 300
         args.batches, args.emails, args.list_requests = 6, 200, 30
-        args.search_requests = 10
+        args.search_requests = args.report_requests = 10
         args.live_seconds, args.rss_seconds = 2.0, 1.0
     args.db = [d.strip() for d in args.db.split(",") if d.strip()]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -799,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
             if "lists" in args.only:
                 data["list_server"] = args.list_server
                 data["lists"] = list_benchmarks(engine, args.list_server, args, tmp)
+            if "reports" in args.only:
+                data["reports"] = report_bench.run(engine, args.list_server, args, tmp, log, r1)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         raise

@@ -32,7 +32,7 @@ from app.db import (
     insert_ignore,
     insert_ignore_stmt,
 )
-from app.inbox import events, signals, threading
+from app.inbox import events, report_facts, signals, threading
 from app.inbox.consent import record_consent
 from app.inbox.context import publish_typing, record_context
 from app.inbox.conversations import apply_customer_message
@@ -212,6 +212,8 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
             b.staged.append(staged)
             return
     new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])
+    if new_id is not None:
+        _count(session, [values])
     _inserted(b, staged, new_id)
     if new_id is None and how == "created":
         _drop_if_empty(b, conv)
@@ -236,6 +238,7 @@ def _insert_staged(b: _Batch) -> None:
             stmt = insert_ignore_stmt(session, Message, list(_MESSAGE_KEY), "id", "provider_id")
             rows = session.execute(stmt, [s.values for s in staged]).all()
     ids = {provider_id: row_id for row_id, provider_id in rows}
+    _count(session, [s.values for s in staged if s.values["provider_id"] in ids])
     lost: dict[int, Conversation] = {}
     for s in staged:
         new_id = ids.get(s.values["provider_id"])
@@ -244,6 +247,17 @@ def _insert_staged(b: _Batch) -> None:
             lost[s.conv.id] = s.conv
     for conv in lost.values():
         _drop_if_empty(b, conv)
+
+
+def _count(session: Session, rows: list[dict]) -> None:
+    """Customer messages inserted as statements go into the reports' slot counters."""
+    report_facts.count_messages(
+        session,
+        (
+            (v["created_at"], v["inbox_id"], v["direction"], None, bool(v["automated"]))
+            for v in rows
+        ),
+    )
 
 
 _TIMES = ("platform_at", "created_at", "updated_at")

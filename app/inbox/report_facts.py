@@ -6,6 +6,10 @@ two tables (:mod:`app.models.report`):
 - ``report_events``: a conversation started (``new``), was ``closed`` (with its
   resolution time, from its start or its last reopening), ``reopened`` (by an agent or
   by the customer writing again) or ``assigned``.
+- ``report_counts``: per inbox, UTC day and 15-minute slot, the events above and the
+  messages stored (inbound, outbound, and per sender), incremented as they happen:
+  messages by :func:`count_messages` for rows inserted as statements (customer
+  messages) and by a flush listener (:func:`connect`) for messages added to a session.
 - ``report_waits``: each wait of a customer for an answer, from their first unanswered
   message (the platform's send time) to the first human reply, in wall-clock seconds and
   in seconds inside the inbox's business hours; a reply window that closed on it and a
@@ -16,15 +20,132 @@ All times are UTC; reports apply a time zone when they read them.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, object_session
 
 from app.clock import aware, now
+from app.db import dialect
 from app.inbox import hours
-from app.models import Conversation, Inbox, ReportEvent, ReportWait, User
-from app.models.report import slot_of
+from app.models import (
+    Conversation,
+    Inbox,
+    Message,
+    ReportCount,
+    ReportEvent,
+    ReportWait,
+    User,
+)
+from app.models.report import NOBODY, QUARTERS, slot_of
+
+#: (created_at, inbox_id, direction, sender_user_id, automated) of one stored message.
+MessageFacts = tuple[datetime, int, str, int | None, bool]
+
+
+def message_keys(created_at, inbox_id, direction, sender_user_id, automated):
+    """The counters one message adds to: ``(kind, user_id, slot, inbox_id)`` each."""
+    if direction not in ("inbound", "outbound"):
+        return ()
+    slot = slot_of(aware(created_at))
+    keys = [(direction, NOBODY, slot, inbox_id)]
+    if sender_user_id is not None:
+        keys.append((f"{direction}_by", sender_user_id, slot, inbox_id))
+        if direction == "outbound" and not automated:
+            keys.append(("reply", sender_user_id, slot, inbox_id))
+    return keys
+
+
+_UPSERT: dict[tuple[str, int | None], sa.Insert] = {}
+
+
+def _upsert(name: str, quarter: int | None) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO UPDATE SET q<n> = q<n> + excluded.q<n>``, built once.
+
+    For one slot's column, or (``quarter`` None) for every column of the day.
+    """
+    stmt = _UPSERT.get((name, quarter))
+    if stmt is None:
+        insert = postgresql.insert if name == "postgresql" else sqlite.insert
+        table = ReportCount.__table__
+        columns = [f"q{n}" for n in (range(QUARTERS) if quarter is None else (quarter,))]
+        stmt = insert(table)
+        stmt = _UPSERT[(name, quarter)] = stmt.on_conflict_do_update(
+            index_elements=["kind", "user_id", "day", "inbox_id"],
+            set_={c: table.c[c] + stmt.excluded[c] for c in columns},
+        )
+    return stmt
+
+
+def count_messages(session: Session, messages: Iterable[MessageFacts]) -> None:
+    """Add stored messages to the slot counters (one statement, keys in a fixed order)."""
+    counts: Counter = Counter()
+    for facts in messages:
+        for key in message_keys(*facts):
+            counts[key] += 1
+    add_counts(session, counts)
+
+
+def add_counts(session: Session, counts: Counter) -> None:
+    """Add ``{(kind, user_id, slot, inbox_id): n}`` to the counters (keys in a fixed order)."""
+    if not counts:
+        return
+    quarters = {slot % QUARTERS for (_k, _u, slot, _i) in counts}
+    name = dialect(session)
+    if len(quarters) > 1:  # many slots (a bulk load): whole days, one statement
+        days: dict[tuple, dict] = {}
+        for (kind, user, slot, inbox_id), n in sorted(counts.items()):
+            day, quarter = divmod(slot, QUARTERS)
+            row = days.get((kind, user, day, inbox_id))
+            if row is None:
+                row = days[(kind, user, day, inbox_id)] = {
+                    "kind": kind,
+                    "user_id": user,
+                    "day": day,
+                    "inbox_id": inbox_id,
+                    **{f"q{q}": 0 for q in range(QUARTERS)},
+                }
+            row[f"q{quarter}"] += n
+        stmt, rows = _upsert(name, None), list(days.values())
+    else:  # as things happen: one slot's column
+        (quarter,) = quarters
+        stmt = _upsert(name, quarter)
+        rows = [
+            {"kind": k, "user_id": u, "day": s // QUARTERS, "inbox_id": i, f"q{quarter}": n}
+            for (k, u, s, i), n in sorted(counts.items())
+        ]
+    with session.no_autoflush:
+        session.connection().execute(stmt, rows)
+
+
+def event_keys(kind: str, slot: int, inbox_id: int, user_id: int | None):
+    """The counters one conversation event adds to."""
+    keys = [(kind, NOBODY, slot, inbox_id)]
+    if user_id is not None:
+        keys.append((f"{kind}_by", user_id, slot, inbox_id))
+    return keys
+
+
+def _after_flush(session: Session, _context) -> None:
+    """Messages added to a session are counted as they are inserted."""
+    added = [obj for obj in session.new if isinstance(obj, Message)]
+    if added:
+        count_messages(
+            session,
+            (
+                (m.created_at or now(), m.inbox_id, m.direction, m.sender_user_id, m.automated)
+                for m in added
+            ),
+        )
+
+
+def connect() -> None:
+    """Count the messages every session flushes (connecting twice changes nothing)."""
+    if not sa.event.contains(Session, "after_flush", _after_flush):
+        sa.event.listen(Session, "after_flush", _after_flush)
 
 
 def record_event(
@@ -47,6 +168,7 @@ def record_event(
         seconds=seconds,
     )
     session.add(event)
+    add_counts(session, Counter(event_keys(kind, event.slot, conv.inbox_id, user_id)))
     return event
 
 
@@ -87,6 +209,7 @@ def answered(session: Session, conv: Conversation, at: datetime, by: User | None
     for wait in waits:
         started = aware(wait.started_at)
         wait.answered_at = at
+        wait.answered_slot = slot_of(at)
         wait.agent_id = by.id if by is not None else conv.assignee_id
         wait.wait_s = max(0, int((at - started).total_seconds()))
         wait.business_s = hours.open_seconds(schedule, started, at)

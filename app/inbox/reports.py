@@ -13,8 +13,8 @@ times are counted within the inbox's business hours where it has them.
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 from app import channels
 from app.channels.badges import Wait
 from app.clock import aware
-from app.db import dialect
-from app.models import Inbox, Message, ReportEvent, ReportWait, User
-from app.models.report import SLOT, slot_of
+from app.models import Inbox, ReportCount, ReportEvent, ReportWait, User
+from app.models.report import NOBODY, QUARTERS, SLOT, slot_of
 
 MAX_DAYS = 400  # a year and a little
 
@@ -106,8 +105,23 @@ def summary(values: list[int]) -> dict:
     if not values:
         return {"median": None, "p90": None, "count": 0}
     ordered = sorted(values)
-    p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-    return {"median": int(statistics.median(ordered)), "p90": int(p90), "count": len(ordered)}
+    n = len(ordered)
+    p90 = ordered[max(0, math.ceil(0.9 * n) - 1)]
+    middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return {"median": int(middle), "p90": int(p90), "count": n}
+
+
+def _grouped(keys, values) -> dict:
+    """``{key: [value, ...]}`` of two parallel columns."""
+    out: dict = defaultdict(list)
+    for key, value in zip(keys, values, strict=True):
+        out[key].append(value)
+    return out
+
+
+def _columns(rows, width: int) -> list[list]:
+    """Rows -> one list per column (empty lists when there are no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def _change(now_value, before_value) -> float | None:
@@ -117,67 +131,135 @@ def _change(now_value, before_value) -> float | None:
     return round((now_value - before_value) / before_value, 4)
 
 
-class _Local:
-    """Local day, weekday and hour of 15-minute slots, computed once per slot."""
+def _offsets(p: Period) -> list[tuple[int, int]]:
+    """``[(first slot, offset in slots)]``: the zone's UTC offset over the period's slots.
 
-    def __init__(self, tz: ZoneInfo) -> None:
-        self.tz = tz
-        self._cache: dict[int, tuple[date, int, int]] = {}
+    Read at each local midnight; where it changed between two, the slot it changed at
+    is found by halving (daylight saving changes at most a few times a year).
+    """
+    lo, hi = slot_of(p.lo), slot_of(p.hi)
 
-    def __call__(self, slot: int) -> tuple[date, int, int]:
-        hit = self._cache.get(slot)
-        if hit is None:
-            local = datetime.fromtimestamp(slot * SLOT, self.tz)
-            hit = self._cache[slot] = (local.date(), local.weekday(), local.hour)
-        return hit
+    def off(slot: int) -> int:
+        return int(datetime.fromtimestamp(slot * SLOT, p.tz).utcoffset().total_seconds()) // SLOT
 
-    def day(self, at: datetime) -> date:
-        """The local date of an instant."""
-        return at.astimezone(self.tz).date() if at.tzinfo else self(slot_of(at))[0]
+    marks = list(range(lo, hi, 96)) + [hi]
+    out = [(lo, off(lo))]
+    for a, b in zip(marks, marks[1:], strict=False):
+        if off(b) == out[-1][1]:
+            continue
+        left, right = a, b  # off(left) is the current offset, off(right) the next
+        while right - left > 1:
+            mid = (left + right) // 2
+            if off(mid) == out[-1][1]:
+                left = mid
+            else:
+                right = mid
+        out.append((right, off(right)))
+    return out
 
 
-def _message_slot(session: Session):
-    """The 15-minute slot of ``messages.created_at`` (stored as naive UTC), in SQL."""
-    if dialect(session) == "postgresql":
-        return sa.cast(sa.func.floor(sa.extract("epoch", Message.created_at) / SLOT), sa.Integer)
-    return sa.cast(sa.func.strftime("%s", Message.created_at), sa.Integer) / SLOT
+def _local_slot(column, p: Period):
+    """SQL: the slot in local wall-clock time (UTC slot + the zone's offset at that slot)."""
+    spans = _offsets(p)
+    if len(spans) == 1:
+        return column + spans[0][1]
+    whens = [
+        (column < start, column + before)
+        for (start, _), (_, before) in zip(spans[1:], spans, strict=False)
+    ]
+    return sa.case(*whens, else_=column + spans[-1][1])
+
+
+#: Slots in a local hour and in a local day.
+HOUR, DAY = 3600 // SLOT, 86400 // SLOT
+EPOCH = date(1970, 1, 1)
+
+
+def local_hour(index: int) -> tuple[date, int, int]:
+    """Local date, weekday and hour of a local hour counted from the epoch."""
+    day = EPOCH + timedelta(days=index // 24)
+    return day, day.weekday(), index % 24
+
+
+def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
+    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period."""
+    lo, hi = slot_of(p.lo), slot_of(p.hi)
+    c = ReportCount.__table__.c
+    query = (
+        sa.select(c.kind, c.day, *(sa.func.sum(c[f"q{n}"]) for n in range(QUARTERS)))
+        .where(
+            c.kind.in_(kinds),
+            c.user_id == user,
+            c.day >= lo // QUARTERS,
+            c.day <= (hi - 1) // QUARTERS,
+        )
+        .group_by(c.kind, c.day)
+    )
+    if p.inbox_ids is not None:
+        query = query.where(c.inbox_id.in_(p.inbox_ids))
+    for kind, day, *counts in session.execute(query):
+        base = day * QUARTERS
+        counts = [int(n or 0) for n in counts]
+        if base < lo:  # the period starts within this UTC day
+            counts[: lo - base] = [0] * (lo - base)
+        if base + QUARTERS > hi:
+            counts[hi - base :] = [0] * (base + QUARTERS - hi)
+        yield kind, day, counts
+
+
+def _offset_at(spans: list[tuple[int, int]], slot: int) -> int:
+    return spans[bisect.bisect_right(spans, (slot, math.inf)) - 1][1]
+
+
+def _by_local_day(session: Session, p: Period, kinds, user) -> list[tuple[str, int, int]]:
+    """``(kind, local day's first hour index, count)``: the counts in local days."""
+    spans = _offsets(p)
+    out: dict[tuple[str, int], int] = defaultdict(int)
+    for kind, day, counts in _counted(session, p, kinds, user):
+        base = day * QUARTERS
+        first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
+        if first == last:  # one offset all day: the local midnight cuts the day in two
+            start = base + first
+            cut = DAY - start % DAY
+            out[(kind, start // DAY * 24)] += sum(counts[:cut])
+            out[(kind, (start // DAY + 1) * 24)] += sum(counts[cut:])
+            continue
+        for q, n in enumerate(counts):  # the offset changes today (daylight saving)
+            if n:
+                out[(kind, (base + q + _offset_at(spans, base + q)) // DAY * 24)] += n
+    return [(kind, index, n) for (kind, index), n in out.items() if n]
+
+
+def _by_local_hour(session: Session, p: Period, kind: str, user: int) -> dict[int, int]:
+    """``{local hour index: count}`` of one kind."""
+    spans = _offsets(p)
+    out: dict[int, int] = defaultdict(int)
+    for _kind, day, counts in _counted(session, p, (kind,), user):
+        base = day * QUARTERS
+        for q, n in enumerate(counts):
+            if n:
+                out[(base + q + _offset_at(spans, base + q)) // HOUR] += n
+    return out
 
 
 def _event_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(kind, slot, count) of conversation events in the period."""
-    query = (
-        sa.select(ReportEvent.kind, ReportEvent.slot, sa.func.count())
-        .where(
-            ReportEvent.slot >= slot_of(p.lo),
-            ReportEvent.slot < slot_of(p.hi),
-            ReportEvent.kind.in_(("new", "closed", "reopened")),
-        )
-        .group_by(ReportEvent.kind, ReportEvent.slot)
-    )
-    if p.inbox_ids is not None:
-        query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
-    if p.agent_id is not None:
-        query = query.where(ReportEvent.user_id == p.agent_id)
-    return list(session.execute(query))
+    """(kind, local day's first hour index, count) of conversation events in the period."""
+    kinds = ("new", "closed", "reopened")
+    if p.agent_id is None:
+        return _by_local_day(session, p, kinds, NOBODY)
+    rows = _by_local_day(session, p, tuple(f"{k}_by" for k in kinds), p.agent_id)
+    return [(k.removesuffix("_by"), i, n) for k, i, n in rows]
 
 
 def _message_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(direction, slot, count) of customers' messages and replies in the period."""
-    slot = _message_slot(session).label("slot")
-    query = (
-        sa.select(Message.direction, slot, sa.func.count())
-        .where(
-            Message.created_at >= p.lo,
-            Message.created_at < p.hi,
-            Message.direction.in_(("inbound", "outbound")),
-        )
-        .group_by(Message.direction, slot)
-    )
-    if p.inbox_ids is not None:
-        query = query.where(Message.inbox_id.in_(p.inbox_ids))
-    if p.agent_id is not None:
-        query = query.where(Message.sender_user_id == p.agent_id)
-    return [(d, int(slot), n) for d, slot, n in session.execute(query)]
+    """(direction, local day's first hour index, count) of messages in the period.
+
+    Read from the counters (:class:`ReportCount`), never the messages.
+    """
+    if p.agent_id is None:
+        return _by_local_day(session, p, ("inbound", "outbound"), NOBODY)
+    rows = _by_local_day(session, p, ("inbound_by", "outbound_by"), p.agent_id)
+    return [(k.removesuffix("_by"), i, n) for k, i, n in rows]
 
 
 def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
@@ -189,17 +271,23 @@ def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
     return query
 
 
-def _first_responses(session: Session, p: Period) -> list[tuple[datetime, int, int, int | None]]:
-    """(answered_at, seconds within hours, inbox, agent) of first responses in the period."""
-    query = _waits(session, p, ReportWait.answered_at, ReportWait.first.is_(True))
-    query = query.with_only_columns(
-        ReportWait.answered_at, ReportWait.business_s, ReportWait.inbox_id, ReportWait.agent_id
+def _first_responses(session: Session, p: Period) -> tuple[list, list, list, list]:
+    """Columns (local day index, seconds within hours, inbox, agent) of first responses."""
+    W = ReportWait
+    day = (_local_slot(W.answered_slot, p) // DAY).label("day")
+    query = sa.select(day, W.business_s, W.inbox_id, W.agent_id).where(
+        W.first.is_(True), W.answered_slot >= slot_of(p.lo), W.answered_slot < slot_of(p.hi)
     )
-    return [(a, s or 0, i, u) for a, s, i, u in session.execute(query)]
+    if p.inbox_ids is not None:
+        query = query.where(W.inbox_id.in_(p.inbox_ids))
+    if p.agent_id is not None:
+        query = query.where(W.agent_id == p.agent_id)
+    days, seconds, inboxes, agents = _columns(session.execute(query).all(), 4)
+    return days, [s or 0 for s in seconds], inboxes, agents
 
 
-def _resolutions(session: Session, p: Period) -> list[tuple[int, int, int | None]]:
-    """(seconds, inbox, agent) of closes in the period."""
+def _resolutions(session: Session, p: Period) -> tuple[list, list, list]:
+    """Columns (seconds, inbox, agent) of closes in the period."""
     query = sa.select(ReportEvent.seconds, ReportEvent.inbox_id, ReportEvent.user_id).where(
         ReportEvent.kind == "closed",
         ReportEvent.slot >= slot_of(p.lo),
@@ -209,7 +297,8 @@ def _resolutions(session: Session, p: Period) -> list[tuple[int, int, int | None
         query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(ReportEvent.user_id == p.agent_id)
-    return [(s or 0, i, u) for s, i, u in session.execute(query)]
+    seconds, inboxes, agents = _columns(session.execute(query).all(), 3)
+    return [s or 0 for s in seconds], inboxes, agents
 
 
 def _count(session: Session, query: sa.Select) -> int:
@@ -232,7 +321,7 @@ def _targets(session: Session, p: Period) -> dict:
     }
 
 
-def _headline(session: Session, p: Period, local: _Local) -> tuple[dict, dict]:
+def _headline(session: Session, p: Period) -> tuple[dict, dict]:
     """The period's totals, and what the day and hour rollups need."""
     events = _event_counts(session, p)
     messages = _message_counts(session, p)
@@ -244,8 +333,8 @@ def _headline(session: Session, p: Period, local: _Local) -> tuple[dict, dict]:
     head = {
         "conversations": {k: totals[k] for k in ("new", "closed", "reopened")},
         "messages": {k: totals[k] for k in ("inbound", "outbound")},
-        "first_response_s": summary([s for _a, s, _i, _u in firsts]),
-        "resolution_s": summary([s for s, _i, _u in closes]),
+        "first_response_s": summary(firsts[1]),
+        "resolution_s": summary(closes[0]),
         **_targets(session, p),
     }
     return head, {"events": events, "messages": messages, "firsts": firsts, "closes": closes}
@@ -260,37 +349,28 @@ def _names(session: Session, model, ids) -> dict[int, object]:
     )
 
 
-def _breakdown(session: Session, firsts: list, closes: list) -> dict:
+def _breakdown(session: Session, firsts: tuple, closes: tuple) -> dict:
     """First response and resolution (median, p90) by channel, inbox and agent."""
-    inboxes = _names(session, Inbox, [i for *_x, i, _u in firsts] + [i for _s, i, _u in closes])
-    users = _names(session, User, [u for *_x, u in firsts] + [u for _s, _i, u in closes])
+    inboxes = _names(session, Inbox, set(firsts[2]) | set(closes[1]))
+    users = _names(session, User, set(firsts[3]) | set(closes[2]))
     out = {}
-    for name, rows in (
-        ("first_response_s", [(s, i, u) for _a, s, i, u in firsts]),
+    for name, (seconds, inbox_ids, agent_ids) in (
+        ("first_response_s", firsts[1:]),
         ("resolution_s", closes),
     ):
-        groups: dict[str, dict] = {
-            "channel": defaultdict(list),
-            "inbox": defaultdict(list),
-            "agent": defaultdict(list),
-        }
-        for s, i, u in rows:
-            inbox = inboxes.get(i)
-            if inbox is not None:
-                groups["channel"][inbox.channel].append(s)
-                groups["inbox"][i].append(s)
-            groups["agent"][u].append(s)
+        by_inbox = {k: v for k, v in _grouped(inbox_ids, seconds).items() if k in inboxes}
+        by_channel: dict[str, list] = defaultdict(list)
+        for k, v in by_inbox.items():
+            by_channel[inboxes[k].channel].extend(v)
+        by_agent = _grouped(agent_ids, seconds)
         out[name] = {
-            "channel": [{"channel": k, **summary(v)} for k, v in sorted(groups["channel"].items())],
+            "channel": [{"channel": k, **summary(v)} for k, v in sorted(by_channel.items())],
             "inbox": [
-                {"inbox": inboxes[k].ref(), **summary(v)}
-                for k, v in sorted(groups["inbox"].items())
+                {"inbox": inboxes[k].ref(), **summary(v)} for k, v in sorted(by_inbox.items())
             ],
             "agent": [
                 {"user": {"id": k, "name": users[k].name} if k in users else None, **summary(v)}
-                for k, v in sorted(
-                    groups["agent"].items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
-                )
+                for k, v in sorted(by_agent.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
             ],
         }
     return out
@@ -298,22 +378,23 @@ def _breakdown(session: Session, firsts: list, closes: list) -> dict:
 
 def overview(session: Session, p: Period) -> dict:
     """The overview report (``GET /api/v1/reports/overview``)."""
-    local = _Local(p.tz)
-    head, parts = _headline(session, p, local)
-    before, _ = _headline(session, p.previous(), _Local(p.tz))
+    head, parts = _headline(session, p)
+    before, _ = _headline(session, p.previous())
     days = [p.start + timedelta(days=n) for n in range(p.days)]
     by_day = {d: defaultdict(int) for d in days}
     by_hour = [[0] * 24 for _ in range(7)]
-    for kind, slot, n in parts["events"] + parts["messages"]:
-        day, weekday, hour = local(slot)
+    for kind, index, n in parts["events"] + parts["messages"]:
+        day = local_hour(index)[0]
         if day in by_day:
             by_day[day][kind] += n
-        if kind == "new":
-            by_hour[weekday][hour] += n
-    day_firsts: dict[date, list[int]] = defaultdict(list)
-    for answered_at, s, _i, _u in parts["firsts"]:
-        day_firsts[local(slot_of(answered_at))[0]].append(s)
-    distribution = _distribution([s for _a, s, _i, _u in parts["firsts"]])
+    new = ("new", NOBODY) if p.agent_id is None else ("new_by", p.agent_id)
+    for index, n in _by_local_hour(session, p, *new).items():
+        _day, weekday, hour = local_hour(index)
+        by_hour[weekday][hour] += n
+    day_firsts = {
+        EPOCH + timedelta(days=day): v for day, v in _grouped(*parts["firsts"][:2]).items()
+    }
+    distribution = _distribution(parts["firsts"][1])
     return {
         **head,
         "period": {"from": p.start.isoformat(), "to": p.end.isoformat(), "tz": p.tz.key},
@@ -345,7 +426,7 @@ def overview(session: Session, p: Period) -> dict:
                 "reopened": by_day[d]["reopened"],
                 "inbound": by_day[d]["inbound"],
                 "outbound": by_day[d]["outbound"],
-                "first_response_median_s": summary(day_firsts[d])["median"],
+                "first_response_median_s": summary(day_firsts.get(d, []))["median"],
             }
             for d in days
         ],
@@ -361,9 +442,9 @@ BUCKETS = (300, 900, 3600, 4 * 3600, 24 * 3600)
 
 def _distribution(values: list[int]) -> list[dict]:
     """How many first responses fell in each bucket: ``[{up_to_s, count}]`` (last: None)."""
-    counts = [0] * (len(BUCKETS) + 1)
-    for s in values:
-        counts[next((n for n, b in enumerate(BUCKETS) if s <= b), len(BUCKETS))] += 1
+    ordered = sorted(values)
+    ends = [bisect.bisect_right(ordered, b) for b in BUCKETS] + [len(ordered)]
+    counts = [end - start for start, end in zip([0, *ends], ends, strict=False)]
     return [
         {"up_to_s": BUCKETS[n] if n < len(BUCKETS) else None, "count": c}
         for n, c in enumerate(counts)
@@ -376,35 +457,28 @@ def _distribution(values: list[int]) -> list[dict]:
 def agents(session: Session, p: Period) -> list[dict]:
     """Per agent: assigned, closed, replies, first response and resolution times."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    events = sa.select(ReportEvent.user_id, ReportEvent.kind, sa.func.count()).where(
-        ReportEvent.slot >= lo,
-        ReportEvent.slot < hi,
-        ReportEvent.kind.in_(("assigned", "closed")),
-        ReportEvent.user_id.is_not(None),
-    )
-    replies = sa.select(Message.sender_user_id, sa.func.count()).where(
-        Message.created_at >= p.lo,
-        Message.created_at < p.hi,
-        Message.direction == "outbound",
-        Message.automated.is_(False),
-        Message.sender_user_id.is_not(None),
+    c = ReportCount.__table__.c
+    total = sum(c[f"q{n}"] for n in range(QUARTERS))
+    whole = sa.select(c.user_id, c.kind, sa.func.sum(total)).where(
+        c.kind.in_(("assigned_by", "closed_by", "reply")),
+        c.day > lo // QUARTERS,
+        c.day < (hi - 1) // QUARTERS,
     )
     if p.inbox_ids is not None:
-        events = events.where(ReportEvent.inbox_id.in_(p.inbox_ids))
-        replies = replies.where(Message.inbox_id.in_(p.inbox_ids))
+        whole = whole.where(c.inbox_id.in_(p.inbox_ids))
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
-    for user_id, kind, n in session.execute(events.group_by(ReportEvent.user_id, ReportEvent.kind)):
-        counts[user_id][kind] = n
-    for user_id, n in session.execute(replies.group_by(Message.sender_user_id)):
-        counts[user_id]["replies"] = n
-    firsts = defaultdict(list)
-    for _a, s, _i, u in _first_responses(session, replace(p, agent_id=None)):
-        if u is not None:
-            firsts[u].append(s)
-    closes = defaultdict(list)
-    for s, _i, u in _resolutions(session, replace(p, agent_id=None)):
-        if u is not None:
-            closes[u].append(s)
+    for user_id, kind, n in session.execute(whole.group_by(c.user_id, c.kind)):
+        counts[user_id][kind.removesuffix("_by")] += int(n or 0)
+    # the first and last UTC days, cut at the period's ends
+    for user_id, kind, n in _edge_counts(session, p, lo, hi):
+        counts[user_id][kind.removesuffix("_by")] += n
+    for row in counts.values():
+        row["replies"] = row.pop("reply", 0)
+    everyone = replace(p, agent_id=None)
+    _days, seconds, _inboxes, agent_ids = _first_responses(session, everyone)
+    firsts = _grouped(agent_ids, seconds)
+    seconds, _inboxes, agent_ids = _resolutions(session, everyone)
+    closes = _grouped(agent_ids, seconds)
     people = session.scalars(
         sa.select(User)
         .where(sa.or_(User.active.is_(True), User.id.in_(list(counts) or [0])))
@@ -421,11 +495,27 @@ def agents(session: Session, p: Period) -> list[dict]:
                 "assigned": c.get("assigned", 0),
                 "closed": c.get("closed", 0),
                 "replies": c.get("replies", 0),
-                "first_response_s": summary(firsts[user.id]),
-                "resolution_s": summary(closes[user.id]),
+                "first_response_s": summary(firsts.get(user.id, [])),
+                "resolution_s": summary(closes.get(user.id, [])),
             }
         )
     return rows
+
+
+def _edge_counts(session: Session, p: Period, lo: int, hi: int):
+    """``(user, kind, count)`` of the per-user kinds in the period's first and last UTC days."""
+    c = ReportCount.__table__.c
+    days = sorted({lo // QUARTERS, (hi - 1) // QUARTERS})
+    query = sa.select(c.user_id, c.kind, c.day, *(c[f"q{n}"] for n in range(QUARTERS))).where(
+        c.kind.in_(("assigned_by", "closed_by", "reply")), c.day.in_(days)
+    )
+    if p.inbox_ids is not None:
+        query = query.where(c.inbox_id.in_(p.inbox_ids))
+    for user_id, kind, day, *quarters in session.execute(query):
+        base = day * QUARTERS
+        n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
+        if n:
+            yield user_id, kind, n
 
 
 # --------------------------------------------------------------------------- badges

@@ -15,8 +15,19 @@ from sqlalchemy.orm import Session
 
 from app import channels
 from app.clock import now
-from app.inbox import windows
-from app.models import Contact, ContactIdentity, Conversation, Inbox, InboxMember, Message, User
+from app.inbox import report_facts, windows
+from app.inbox.seed_facts import EVENT_COLS, WAIT_COLS, SeedFacts
+from app.models import (
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Inbox,
+    InboxMember,
+    Message,
+    ReportEvent,
+    ReportWait,
+    User,
+)
 
 CHUNK = 5000
 SQLITE_SEED_CACHE_KIB = -262144  # negative: KiB, so 256 MiB
@@ -169,6 +180,7 @@ MESSAGE_COLS = (
     "platform_at",
     "status",
     "automated",
+    "sender_user_id",
     "meta",
     "created_at",
     "updated_at",
@@ -251,6 +263,8 @@ class _Writer:
                 "contact_identities": ContactIdentity,
                 "conversations": Conversation,
                 "messages": Message,
+                "report_events": ReportEvent,
+                "report_waits": ReportWait,
             }[table]
             self.session.execute(sa.insert(model), [dict(zip(cols, r, strict=True)) for r in rows])
 
@@ -262,13 +276,31 @@ class _Writer:
             )
 
 
+#: Minutes an agent takes to reply, and how often: most within 15 minutes, a few the next day.
+REPLY_MINUTES = ((0.6, 1, 15), (0.25, 15, 60), (0.1, 60, 8 * 60), (0.05, 8 * 60, 30 * 60))
+
+
+def _reply_minutes(rng: random.Random) -> int:
+    pick = rng.random()
+    for share, lo, hi in REPLY_MINUTES:
+        if pick < share:
+            return rng.randint(lo, hi)
+        pick -= share
+    return rng.randint(1, 15)
+
+
 def seed(
     session: Session,
     n_conversations: int,
     messages_per_conversation: int,
     rng: random.Random | None = None,
+    days: int = 365,
 ) -> dict:
-    """Insert ``n_conversations`` conversations with ``messages_per_conversation`` messages each."""
+    """Insert ``n_conversations`` conversations with ``messages_per_conversation`` messages each.
+
+    They start over the last ``days`` days; the report facts (starts, assignments,
+    closes, reopenings, customers' waits and message counts) go in with them.
+    """
     rng = rng or random.Random(42)
     inboxes, agents = _ensure_demo_setup(session)
     out = _Writer(session)
@@ -279,6 +311,7 @@ def seed(
     ident_id = _next_id(session, ContactIdentity)
     conv_id = _next_id(session, Conversation)
     msg_id = _next_id(session, Message)
+    facts = SeedFacts(dt, _next_id(session, ReportEvent), _next_id(session, ReportWait))
     base_n = contact_id
     contacts, idents, convs, msgs = [], [], [], []
     total_msgs = 0
@@ -292,6 +325,10 @@ def seed(
         out.write("contact_identities", IDENTITY_COLS, idents)
         out.write("conversations", CONVERSATION_COLS, convs)
         out.write("messages", MESSAGE_COLS, msgs)
+        events, waits, counts = facts.take()
+        out.write("report_events", EVENT_COLS, events)
+        out.write("report_waits", WAIT_COLS, waits)
+        report_facts.add_counts(session, counts)
         contacts, idents, convs, msgs = [], [], [], []
         session.commit()
 
@@ -303,8 +340,11 @@ def seed(
         contacts.append((contact_id, name, at_s))
         idents.append((ident_id, contact_id, inbox_id, channel, ext, empty, at_s))
         status = rng.choice(statuses)
-        started = at - timedelta(minutes=rng.randint(5, 60 * 24 * 20))
+        started = at - timedelta(minutes=rng.randint(5, 60 * 24 * days))
+        assignee = rng.choice(agent_ids) if rng.random() < 0.6 else None
+        replier = assignee or rng.choice(agent_ids)
         last_at = started
+        timeline = []
         last_in = None
         last_out = None
         last_dir, last_body = "inbound", ""
@@ -313,7 +353,8 @@ def seed(
             text = (rng.choice(CUSTOMER) if inbound else rng.choice(AGENT)).format(
                 n=1000 + n % 9000
             )
-            last_at = last_at + timedelta(minutes=rng.randint(1, 90))
+            step = rng.randint(1, 90) if inbound or m == 0 else _reply_minutes(rng)
+            last_at = last_at + timedelta(minutes=step, seconds=rng.randint(0, 59))
             if last_at > at:
                 last_at = at - timedelta(seconds=messages_per_conversation - m)
             last_s = dt(last_at)
@@ -329,11 +370,13 @@ def seed(
                     last_s,
                     "received" if inbound else "delivered",
                     False,
+                    None if inbound else replier,
                     empty,
                     last_s,
                     last_s,
                 )
             )
+            timeline.append((last_at, inbound, None if inbound else replier))
             msg_id += 1
             total_msgs += 1
             if inbound:
@@ -342,7 +385,15 @@ def seed(
                 last_out = last_at
             last_dir, last_body = ("inbound" if inbound else "outbound"), text
         waiting = last_in if (last_dir == "inbound" and status != "closed") else None
-        assignee = rng.choice(agent_ids) if rng.random() < 0.6 else None
+        reopen_after = None
+        if rng.random() < 0.15:  # closed once after a reply, then the customer wrote again
+            turns = [
+                k for k in range(len(timeline) - 1) if not timeline[k][1] and timeline[k + 1][1]
+            ]
+            reopen_after = rng.choice(turns) if turns else None
+        facts.conversation(
+            conv_id, inbox_id, started, assignee, status == "closed", timeline, reopen_after
+        )
         snooze = at + timedelta(hours=rng.randint(1, 48)) if status == "snoozed" else None
         convs.append(
             (
@@ -388,7 +439,14 @@ def _fix_sequences(session: Session) -> None:
     """PostgreSQL: move id sequences past the ids we assigned."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for table in ("contacts", "contact_identities", "conversations", "messages"):
+    for table in (
+        "contacts",
+        "contact_identities",
+        "conversations",
+        "messages",
+        "report_events",
+        "report_waits",
+    ):
         session.execute(
             sa.text(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

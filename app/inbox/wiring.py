@@ -38,6 +38,7 @@ from app.inbox import (
 
 def connect() -> None:
     """Connect every domain receiver to its signal, in the order they run."""
+    report_facts.connect()  # messages counted per slot as sessions store them
     signals.conversation_created.connect(report_facts.on_conversation_created)
     signals.conversation_created.connect(assignment.on_conversation_created)
     signals.customer_wrote.connect(report_facts.on_customer_wrote)

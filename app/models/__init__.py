@@ -13,7 +13,7 @@ from app.models.label import Label, conversation_labels
 from app.models.message import Attachment, Message
 from app.models.notification import Notification
 from app.models.outbox import OutboxItem
-from app.models.report import ReportEvent, ReportWait, ResponseBreach
+from app.models.report import ReportCount, ReportEvent, ReportWait, ResponseBreach
 from app.models.user import ApiToken, LoginSession, User
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "OutboxItem",
     "PasswordReset",
     "ReportEvent",
+    "ReportCount",
     "ReportWait",
     "ResponseBreach",
     "User",

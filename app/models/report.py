@@ -1,4 +1,4 @@
-"""Records kept for reports: response-target breaches, conversation events, customer waits."""
+"""Records kept for reports: breaches, conversation events, customer waits, message counts."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ class ReportEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_report_events_kind_slot", "kind", "slot"),
         sa.Index("ix_report_events_conv", "conversation_id", "kind", "at"),
+        sa.Index("ix_report_events_rollup", "kind", "slot", "inbox_id", "user_id", "seconds"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,6 +90,18 @@ class ReportWait(db.Model):
         sa.Index("ix_report_waits_answered", "answered_at"),
         sa.Index("ix_report_waits_missed", "window_missed_at"),
         sa.Index("ix_report_waits_breached", "breached_at"),
+        sa.Index(
+            "ix_report_waits_badge",
+            "inbox_id",
+            "started_at",
+            "answered_at",
+            "wait_s",
+            "business_s",
+        ),
+        sa.Index("ix_report_waits_met", "answered_at", "breached_at", "inbox_id", "agent_id"),
+        sa.Index(
+            "ix_report_waits_firsts", "first", "answered_slot", "inbox_id", "agent_id", "business_s"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -98,9 +111,50 @@ class ReportWait(db.Model):
     inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("inboxes.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_slot: Mapped[int | None] = mapped_column()  # slot_of(answered_at), for rollups
     agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     first: Mapped[bool] = mapped_column(default=False)
     wait_s: Mapped[int | None] = mapped_column()
     business_s: Mapped[int | None] = mapped_column()
     window_missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+#: Quarter hours in a UTC day: ``report_counts`` has a column for each (``q0`` .. ``q95``).
+QUARTERS = 86400 // SLOT
+#: ``ReportCount.user_id`` of the counts that are nobody's (the totals of a kind).
+NOBODY = 0
+
+
+def quarter_columns() -> list[sa.Column]:
+    """``q0`` .. ``q95``: the count in each 15-minute slot of the row's UTC day."""
+    return [
+        sa.Column(f"q{n}", sa.Integer, nullable=False, default=0, server_default="0")
+        for n in range(QUARTERS)
+    ]
+
+
+class ReportCount(db.Model):
+    """How many things of a kind happened in an inbox on a UTC day, per 15-minute slot.
+
+    Kinds: messages stored (``inbound``, ``outbound``; per sender ``inbound_by``,
+    ``outbound_by``; an agent's own replies ``reply``) and conversation events (``new``,
+    ``closed``, ``reopened``, ``assigned``; per agent ``closed_by`` ...). ``user_id`` is
+    the user of the per-user kinds, else :data:`NOBODY` (no foreign key: counts outlive
+    a deleted user, as the history does). Kept as things happen (insert-or-increment),
+    one row per day and a column per slot, so a year's report reads a few thousand rows
+    and places each slot in the local day and hour of any time zone.
+    """
+
+    __table__ = sa.Table(
+        "report_counts",
+        db.metadata,
+        sa.Column("kind", sa.String(12), nullable=False),
+        sa.Column("user_id", sa.Integer, nullable=False),
+        sa.Column("day", sa.Integer, nullable=False),
+        sa.Column(
+            "inbox_id", sa.Integer, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False
+        ),
+        *quarter_columns(),
+        sa.PrimaryKeyConstraint("kind", "user_id", "day", "inbox_id"),
+    )
