@@ -250,6 +250,8 @@ def test_a_paused_messenger_inbox_is_reconnected_and_its_reply_goes_out(
     page.wait_css("#composer-text").send_keys("It shipped this morning.")
     page.click(".send-btn")
     page.wait_text("#thread-log .msg", "It shipped this morning.")
+    # stored (not only drawn): then the worker sees it
+    page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "queued")
     run_worker(app)  # Meta refuses the expired token: the inbox pauses, the reply waits
     make.db.session.expire_all()
     assert make.db.session.get(type(inbox), inbox.id).needs_reconnect is True
