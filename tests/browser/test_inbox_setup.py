@@ -266,6 +266,9 @@ def test_a_paused_messenger_inbox_is_reconnected_and_its_reply_goes_out(
     page.wait(lambda d: page.js("return document.activeElement.dataset.config") == "page_token")
     assert "set" in page.text('.field[data-field="page_token"]')
     assert page.css('[data-config="page_id"]').get_attribute("value") == PAGE_ID
+    # the human agent approval is a setting: one switch on the page, under Settings
+    assert len(page.all('input[name="human_agent"], [data-config="human_agent"]')) == 1
+    assert page.all('#inbox-settings input[name="human_agent"]')
     page.screenshot("setup-reconnect-form")
 
     # a token Meta still refuses: the old one stays, the error sits by the field

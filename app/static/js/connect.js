@@ -61,15 +61,17 @@ function fieldControl(f, { value, set, editing }) {
  * `fields` when a value cannot be read, e.g. a file that is not JSON).
  */
 export function channelFields(channel, { values = {}, secretsSet = new Set(), editing = false } = {}) {
-  for (const f of channel.fields) fieldLabels.set(f.name, label(f));
+  // editing an inbox: what is also a setting is changed under Settings, not here
+  const fields = channel.fields.filter((f) => !(editing && f.setting));
+  for (const f of fields) fieldLabels.set(f.name, label(f));
   const box = h("div.form-grid.conn-fields");
-  for (const f of channel.fields) {
+  for (const f of fields) {
     box.append(fieldControl(f, { value: values[f.name], set: secretsSet.has(f.name), editing }));
   }
   const read = () => {
     const config = {};
     const bad = {};
-    for (const f of channel.fields) {
+    for (const f of fields) {
       const el = control(box, f.name);
       if (f.type === "bool") { config[f.name] = el.checked; continue; }
       const raw = el.value.trim();
