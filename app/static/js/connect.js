@@ -109,6 +109,23 @@ function presetPicker(channel, box) {
       if (!el) continue;
       if (el.type === "checkbox") el.checked = !!v; else el.value = v;
     }
+    // fields that take another's value (the login is the address) and follow it while
+    // nobody types in them
+    for (const [name, from] of Object.entries(p.copies || {})) {
+      const el = control(box, name);
+      const source = control(box, from);
+      if (!el || !source) continue;
+      el.value = source.value;
+      el.dataset.follows = from;
+      if (!source.dataset.copied) {
+        source.dataset.copied = "1";
+        let before = source.value;
+        source.addEventListener("input", () => {
+          box.querySelectorAll(`[data-follows="${from}"]`).forEach((t) => { if (t.value === before) t.value = source.value; });
+          before = source.value;
+        });
+      }
+    }
     const link = p.app_password_url || p.link || p.help_url;
     if (p.help) note.append(t(p.help), " ");
     if (link) note.append(h("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, t("Create an app password"), " ↗"));
