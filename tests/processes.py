@@ -117,26 +117,14 @@ def start_web(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Pr
     return proc, url
 
 
-def start_gunicorn(
-    database_url: str, tmp: Path, name: str, threads: int = 20, **extra: str
-) -> tuple[Process, str]:
-    """``gunicorn -w 1 -k gthread --threads N wsgi:app`` on a free port, as the README deploys it."""
+def start_gunicorn(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Process, str]:
+    """``gunicorn -b ADDR wsgi:app`` on a free port, as the README deploys it.
+
+    It reads the project's ``gunicorn.conf.py``: one gevent worker.
+    """
     port = free_port()
     env = base_env(database_url, **extra)
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "1",
-        "-k",
-        "gthread",
-        "--threads",
-        str(threads),
-        "-b",
-        f"127.0.0.1:{port}",
-        "wsgi:app",
-    ]
+    args = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "wsgi:app"]
     proc = Process(args, env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc)
