@@ -6,7 +6,7 @@ load balancer, all with the same ``REDIS_URL`` (see the README, "Deploying:
 several processes").
 
 The gevent worker serves each connection in a greenlet: an open WebSocket costs
-memory (about 120 KB), not a thread, and sockets and HTTP requests share no
+memory (about 70 KB measured), not a thread, and sockets and HTTP requests share no
 fixed pool of threads. ``MAX_SOCKETS`` caps the sockets of the process (sized
 from the memory available unless set); a socket past it is refused at once with
 503 (``app/realtime/serving.py``). ``worker_connections`` leaves 1,000

@@ -1,9 +1,9 @@
 """Shared pieces of the benchmark suite: servers, percentiles, signatures, memory.
 
 Everything runs on 127.0.0.1. A :class:`Server` is the real Switchboard web
-process started as the README documents it (``python wsgi.py``, or gunicorn
-with one worker and the gthread worker class), in its own process group, and
-always stopped again.
+process started as the README documents it (``python wsgi.py``, or ``gunicorn
+wsgi:app``: one gevent worker either way), in its own process group, and always
+stopped again.
 """
 
 from __future__ import annotations
