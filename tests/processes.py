@@ -139,7 +139,7 @@ def start_worker(database_url: str, tmp: Path, name: str = "worker", **extra: st
     )
 
 
-def wait_healthy(url: str, proc: Process, timeout: float = 30) -> None:
+def wait_healthy(url: str, proc: Process, timeout: float = 60) -> None:
     """Wait until ``/healthz`` answers, failing with the process output if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
