@@ -1,6 +1,6 @@
 """A full process refuses one more live connection at once and keeps answering the API.
 
-The real server (``python wsgi.py``: gunicorn's gevent worker) with
+The real server (``python wsgi.py`` on ``PORT``: gunicorn's gevent worker) with
 ``MAX_SOCKETS=3``: three agents' sockets connect, the next ones are refused at
 the Engine.IO handshake with 503, ``Retry-After`` and the reason, and an API
 request is answered meanwhile; once a socket closes, a new one is let in.
@@ -26,6 +26,9 @@ def test_sockets_past_the_cap_are_refused_at_once_while_the_api_answers(
     make.inbox("messenger", members=[agent])
     token = make.token(agent)
     proc, url = start_web(database_url, tmp_path, "web", MAX_SOCKETS="3")
+    # python wsgi.py serves through the production server, on the PORT it was given
+    assert "Using worker: gevent" in proc.output()
+    assert "development server" not in proc.output()
     clients = [socketio.Client(reconnection=False) for _ in range(5)]
     try:
         connected, refused = [], []
