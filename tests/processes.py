@@ -113,7 +113,11 @@ def start_web(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Pr
     env = base_env(database_url, HOST="127.0.0.1", PORT=str(port), **extra)
     proc = Process([sys.executable, "wsgi.py"], env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        proc.stop()  # a server that never became healthy is not left running
+        raise
     return proc, url
 
 
@@ -127,7 +131,11 @@ def start_gunicorn(database_url: str, tmp: Path, name: str, **extra: str) -> tup
     args = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "wsgi:app"]
     proc = Process(args, env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        proc.stop()  # a server that never became healthy is not left running
+        raise
     return proc, url
 
 
