@@ -23,6 +23,9 @@ workers = 1
 worker_class = "gevent"
 worker_connections = max_sockets() + 1000
 graceful_timeout = 10  # open WebSockets would otherwise hold a restart for 30 s
+# the control socket (gunicorn 27) sits at one path per user: two instances on a host, or
+# the tests' servers, would fight over it; nothing here uses it
+control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:
