@@ -18,6 +18,7 @@ before the message it answers. Pure functions of the index: every load process b
 its own share.
 
     python -m bench.email_corpus            # sizes and kinds of the default corpus
+    python -m bench.email_corpus imap --url sqlite:///copy.db   # through the IMAP poller
 """
 
 from __future__ import annotations
@@ -300,6 +301,30 @@ def corpus(run: str, total: int = TOTAL, seed: int = 7) -> list[bytes]:
     return [raw(run, i, total, seed) for i in range(total)]
 
 
+def request(token: str, run: str, i: int, total: int = TOTAL):
+    """``POST /webhooks/email/inbound/<token>`` with message ``i`` as ``message/rfc822``."""
+    body = raw(run, i, total)
+    return "POST", f"/webhooks/email/inbound/{token}", body, {"Content-Type": "message/rfc822"}
+
+
+def imap_row(python: str, root, env: dict, url: str, total: int = TOTAL) -> dict:
+    """:func:`imap` in a process of its own (the bench's environment); its JSON."""
+    import json
+    import subprocess
+
+    done = subprocess.run(
+        [python, "-m", "bench.email_corpus", "imap", "--url", url, "--total", str(total)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        return {"error": (done.stderr or done.stdout)[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def expected(total: int = TOTAL, seed: int = 7) -> dict[str, int]:
     """New threads and replies of each kind in the corpus."""
     out: dict[str, int] = {}
@@ -343,7 +368,67 @@ def threading_check(url: str, run: str, total: int = TOTAL, seed: int = 7) -> di
     return out
 
 
-def main() -> None:
+def imap(url: str, run: str, total: int = TOTAL) -> dict:
+    """The corpus through the IMAP poller: delivered to a private Dovecot, polled, timed.
+
+    Runs in this process against the database at ``url`` (a fresh bench copy with the
+    bench mailbox), as the ``imap_poll`` job does: batches of 100, each stored with
+    the advanced cursor in one transaction. Needs ``/usr/sbin/dovecot``.
+    """
+    import time
+
+    import sqlalchemy as sa
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import Inbox
+    from app.runtime.jobs import mail as mail_job
+    from tests.connectors.imap_server import DovecotServer
+
+    server = DovecotServer.start_new()
+    try:
+        for i in range(total):
+            server.deliver(raw(run, i, total))
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "INTAKE_DRAINER": False})
+        with app.app_context():
+            inbox = db.session.scalars(sa.select(Inbox).where(Inbox.channel == "email")).one()
+            inbox.config = {**inbox.config, **server.config, "address": ADDRESS}
+            db.session.commit()
+            inbox_id = inbox.id
+            db.session.remove()
+            cpu0, started = time.process_time(), time.perf_counter()
+            polled = mail_job.poll_inbox(inbox_id, force=True, max_batches=10_000)
+            wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu0
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        server.close()
+    out = {
+        "messages": total,
+        "fetched": polled.fetched,
+        "error": polled.error,
+        "seconds": round(wall, 2),
+        "per_s": round(polled.stored / wall, 1) if wall else None,
+        "cpu_ms_per_msg": round(cpu * 1000 / max(1, polled.fetched), 2),
+        "batches": polled.batches,
+    }
+    return out | threading_check(url, run, total)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("what", nargs="?", default="sizes", choices=("sizes", "imap"))
+    p.add_argument("--url", help="imap: the database (a fresh bench copy)")
+    p.add_argument("--run", default="imap")
+    p.add_argument("--total", type=int, default=TOTAL)
+    args = p.parse_args(argv)
+    if args.what == "imap":
+        print(json.dumps(imap(args.url, args.run, args.total)))
+        return
     sizes = [len(raw("demo", i)) for i in range(TOTAL)]
     print(f"{TOTAL} messages: {expected()}")
     print(
