@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app import channels
 from app.clock import aware, now
@@ -288,11 +288,11 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
     if new_id is None:  # a concurrent delivery of the same message won
         b.result.duplicates += 1
         return
-    if ev.attachments:
-        msg = session.get(Message, new_id)
+    msg = Message(id=new_id, **s.values)  # the row is what we inserted: nothing to load back
+    if ev.attachments:  # their rows need the message in the session (its other columns load
+        make_transient_to_detached(msg)  # when read)
+        session.add(msg)
         store_attachments(session, msg, ev.attachments)
-    else:  # nothing to load back: the row is exactly what we inserted
-        msg = Message(id=new_id, **s.values)
     apply_customer_message(
         session, inbox, conv, s.ident, ev, sent_at, s.received_at, s.values.get("language")
     )
