@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from bench import payloads
+from bench import email_corpus, payloads
 from bench.common import percentile
 
 Request = tuple[str, str, bytes | None, dict]
@@ -36,8 +36,7 @@ def _factory(name: str, params: dict) -> Callable[[int], Request]:
     if name == "batch":
         return lambda i: payloads.batch(params["run"], i, params.get("size", 100))
     if name == "email":
-        plan = payloads.email_plan(params["total"])
-        return lambda i: payloads.email_request(params["token"], params["run"], i, plan)
+        return lambda i: email_corpus.request(params["token"], params["run"], i, params["total"])
     if name == "get":
         headers = {"Authorization": f"Bearer {params['token']}"}
         return lambda i: ("GET", params["path"], None, headers)

@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import live, load, payloads  # noqa: E402
+from bench import email_corpus, live, load  # noqa: E402
 from bench import reports as report_bench  # noqa: E402
 from bench import sockets as socket_bench  # noqa: E402
 from bench.common import (  # noqa: E402
@@ -100,6 +100,7 @@ TARGETS = {
     "search_p95_ms": 50,
     "live_p99_ms": 100,
     "rss_mb": 150,
+    "email_msg_s": 880,  # ten times django-helpdesk on its corpus (SQLite)
 }
 
 
@@ -267,6 +268,9 @@ def write_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
         out["memory_after_run"] = server.memory()
         if "email" in args.only and (kind == args.servers[0] or args.email_all_servers):
             out["email"] = _email(server, url, tpl["email_token"], engine.name, kind, args)
+            out["email"]["imap"] = email_corpus.imap_row(
+                PYTHON, ROOT, env, engine.fresh(f"{kind}-imap"), args.emails
+            )
     if "rss" in args.only:
         log(f"{engine.name}/{kind}: memory with {args.rss_sockets} sockets (fresh process)")
         with Server(kind, env, tmp / f"{engine.name}-{kind}-rss.log") as server:
@@ -340,10 +344,11 @@ def _email(server: Server, url: str, token: str, eng: str, kind: str, args) -> d
     log(f"{eng}/{kind}: email x {args.emails}, {args.email_senders} senders")
     before = count_rows(url)
     cpu0 = cpu_seconds(server.web_pid())
+    run = f"{int(time.time()) % 100000:05d}"
     mail = load.drive(
         server.url,
         "email",
-        {"token": token, "run": f"{int(time.time()) % 100000:05d}", "total": args.emails},
+        {"token": token, "run": run, "total": args.emails},
         args.emails,
         args.email_senders,
         args.email_seconds,
@@ -355,8 +360,9 @@ def _email(server: Server, url: str, token: str, eng: str, kind: str, args) -> d
     out.update(_threaded(mail, tail, cpu_mail, 1))
     out["stored"] = after["inbound"] - before["inbound"]
     out["new_conversations"] = after["conversations"] - before["conversations"]
-    plan = payloads.email_plan(args.emails)[: mail.requests]
-    out["expected_new_conversations"] = sum(1 for parent in plan if parent is None)
+    plan = email_corpus.plan(args.emails)[: mail.requests]
+    out["expected_new_conversations"] = sum(1 for m in plan if m.parent is None)
+    out["threading"] = email_corpus.threading_check(url, run, args.emails)
     return out
 
 
@@ -470,6 +476,14 @@ def _threaded_cell(figure: dict) -> str:
     return f"{_fmt(figure['threaded_per_s'])} ({_fmt(figure['threaded_tail_s'], '', 2)})"
 
 
+def _mail_threaded(check: dict | None) -> str:
+    """Replies threaded into their thread's conversation, of all, and by kind."""
+    if not check or "threaded" not in check:
+        return "-"
+    kinds = "/".join(str(check[f"threaded_{k}"]) for k, _share in email_corpus.KINDS)
+    return f"{check['threaded']}/{check['replies']} ({kinds})"
+
+
 def verdicts(result: dict) -> dict:
     """Which targets hold, per engine and server."""
     out: dict = {}
@@ -492,6 +506,13 @@ def verdicts(result: dict) -> dict:
                 checks["2 threaded into the inbox >= 5,000 msg/s"] = (
                     batch.get("threaded_per_s") or 0
                 ) >= TARGETS["batch_msg_s"]
+            if "email" in w:
+                mail = w["email"]
+                for label, row in (("raw MIME", mail), ("IMAP", mail.get("imap") or {})):
+                    check = row.get("threading", row)
+                    checks[f"5 email {label} >= 880 msg/s, 800/800 threaded"] = (
+                        row.get("per_s") or 0
+                    ) >= TARGETS["email_msg_s"] and check.get("threaded") == check.get("replies")
             if "live" in w:
                 lv = w["live"]
                 checks["4 live p99 <= 100 ms, all delivered"] = (
@@ -633,6 +654,19 @@ def print_table(result: dict) -> None:
                     lambda w: (
                         f"{w['email']['stored']}, "
                         f"{w['email']['new_conversations']} ({w['email']['expected_new_conversations']})"
+                        if "email" in w
+                        else "-"
+                    ),
+                ),
+                (
+                    "5   replies threaded (of 800)",
+                    lambda w: _mail_threaded(w["email"].get("threading")) if "email" in w else "-",
+                ),
+                (
+                    "5 email IMAP poller msg/s, threaded",
+                    lambda w: (
+                        f"{_fmt(w['email']['imap'].get('per_s'))}, "
+                        f"{_mail_threaded(w['email']['imap'])}"
                         if "email" in w
                         else "-"
                     ),

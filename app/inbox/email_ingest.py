@@ -148,7 +148,7 @@ def _note_delay(session: Session, inbox: Inbox, msg: Message, item: _Item) -> No
 
 
 def _prepare(
-    session: Session, inbox: Inbox, raws: list[bytes], received_at: datetime
+    session: Session, inbox: Inbox, raws: list[bytes], received: list[datetime]
 ) -> tuple[list[_Item], int]:
     """Parse every raw message; returns what to store and how many were dropped."""
     connector = connector_for(inbox)
@@ -156,6 +156,7 @@ def _prepare(
     dropped = 0
     for index, raw in enumerate(raws):
         raw = bytes(raw or b"")
+        received_at = received[index]
         try:
             parsed = connector.parse(raw, received_at)
             event = parsed.to_event()
@@ -211,21 +212,28 @@ def ingest_raw(
     session: Session,
     inbox: Inbox,
     raws: list[bytes],
-    received_at: datetime | None = None,
+    received_at: datetime | list[datetime] | None = None,
     *,
     commit: bool = True,
 ) -> IngestResult | None:
     """Store raw RFC 822 messages for an email ``inbox`` (see the module docstring).
 
-    Returns the combined :class:`IngestResult`, or None when every message was
-    dropped (mail loops). With ``commit=False`` the caller commits, e.g. together
-    with its IMAP cursor.
+    ``received_at``: one time for all, or one per message (the intake's rows).
+    The messages go through :func:`ingest` as one batch in thread order: one
+    transaction, one look-up of the Message-IDs they answer, one set of live
+    events. Returns the combined :class:`IngestResult` (``dropped``: mail loops),
+    or None when every message was dropped. With ``commit=False`` the caller
+    commits, e.g. together with its IMAP cursor.
     """
-    received_at = aware(received_at) or now()
-    items, dropped = _prepare(session, inbox, raws, received_at)
+    if isinstance(received_at, list):
+        received = [aware(at) or now() for at in received_at]
+    else:
+        received = [aware(received_at) or now()] * len(raws)
+    items, dropped = _prepare(session, inbox, raws, received)
     if dropped and not items:
         return None
-    total = IngestResult()
+    total = IngestResult(dropped=dropped)
+    events, times = [], []
     for item in thread_order(items):
         ev = item.event
         if (
@@ -238,8 +246,10 @@ def ingest_raw(
                 _note_delay(session, inbox, reply, item)
                 total.updated += 1
             continue
-        # one message at a time, in thread order: ingest would re-sort a batch by Date
-        result = ingest(session, inbox, [ev], received_at, commit=False)
+        events.append(ev)
+        times.append(received[item.index])
+    if events:  # in thread order: ingest would otherwise re-sort the batch by Date
+        result = ingest(session, inbox, events, times, commit=False, ordered=True)
         total.created += result.created
         total.duplicates += result.duplicates
         total.updated += result.updated

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app import channels
 from app.clock import aware, now
@@ -54,6 +54,7 @@ class IngestResult:
     duplicates: int = 0
     updated: int = 0
     conversations: set[int] = field(default_factory=set)
+    dropped: int = 0  # mail dropped unstored (loops), see ``email_ingest``
 
 
 class _Batch:
@@ -74,6 +75,7 @@ class _Batch:
         self.latest: dict[int, Conversation | None] | None = None  # contact -> latest conversation
         self.staged: list[_Staged] = []  # customer messages waiting for their INSERT
         self.opened: dict[int, Conversation] = {}  # started by the prefetch for new senders
+        self.refs: dict[str, tuple[int, Conversation]] | None = None  # mail: Message-ID -> thread
 
     def touch(self, conv: Conversation, created: bool = False) -> None:
         self.touched[conv.id] = conv
@@ -107,6 +109,8 @@ class _Batch:
         contact_ids = sorted({i.contact_id for i in self.identities.values()})
         self.latest = dict.fromkeys(contact_ids)
         if channels.get(inbox.channel).mail:  # mail threads by headers, not the latest one
+            refs = [r for ev in inbound for r in ev.thread_refs if r]
+            self.refs = threading.stored_refs(session, inbox, refs)
             return
         for chunk in chunks(contact_ids):
             for conv in session.scalars(latest, {"inbox": inbox.id, "ids": chunk}).unique():
@@ -179,7 +183,9 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     sent_at = aware(ev.sent_at) or b.received_at
     mail = channels.get(inbox.channel).mail
     candidate = (
-        threading.email_candidate(session, inbox, ident, ev, b.received_at) if mail else None
+        threading.email_candidate(session, inbox, ident, ev, b.received_at, b.refs)
+        if mail
+        else None
     )
     flooded = False
     if candidate is None and mail:
@@ -214,6 +220,8 @@ def _inbound(b: _Batch, ev: cb.InboundMessage) -> None:
     new_id = insert_ignore(session, Message, values, ["inbox_id", "provider_id"])
     if new_id is not None:
         _count(session, [values])
+        if b.refs is not None and ev.external_id:  # the next mail of the batch may answer it
+            b.refs[ev.external_id] = (new_id, conv)
     _inserted(b, staged, new_id)
     if new_id is None and how == "created":
         _drop_if_empty(b, conv)
@@ -280,11 +288,11 @@ def _inserted(b: _Batch, s: _Staged, new_id: int | None) -> None:
     if new_id is None:  # a concurrent delivery of the same message won
         b.result.duplicates += 1
         return
-    if ev.attachments:
-        msg = session.get(Message, new_id)
+    msg = Message(id=new_id, **s.values)  # the row is what we inserted: nothing to load back
+    if ev.attachments:  # their rows need the message in the session (its other columns load
+        make_transient_to_detached(msg)  # when read)
+        session.add(msg)
         store_attachments(session, msg, ev.attachments)
-    else:  # nothing to load back: the row is exactly what we inserted
-        msg = Message(id=new_id, **s.values)
     apply_customer_message(
         session, inbox, conv, s.ident, ev, sent_at, s.received_at, s.values.get("language")
     )
@@ -363,11 +371,14 @@ def ingest(
     received_at: datetime | list[datetime] | None = None,
     *,
     commit: bool = True,
+    ordered: bool = False,
 ) -> IngestResult:
     """Store a batch of normalised events for ``inbox`` and commit it.
 
     ``received_at`` is when the webhook arrived: one time for the whole batch, or
-    one per event (the intake ingests several webhook bodies at once).
+    one per event (the intake ingests several webhook bodies at once). The batch
+    is taken in the platform's time order, or as given when ``ordered`` (mail in
+    thread order: a reply after the message it answers, whatever the clocks say).
     Events are published to live clients only after the commit succeeds.
     """
     if isinstance(received_at, list):
@@ -377,9 +388,11 @@ def ingest(
     latest = max(times, default=None) or now()
     batch = _normalize_contacts(inbox, batch)
     b = _Batch(session, inbox, latest)
-    ordered = sorted(zip(batch, times, strict=True), key=lambda pair: _sort_key(pair[0]))
-    b.prefetch(ordered)
-    for ev, at in ordered:
+    pairs = list(zip(batch, times, strict=True))
+    if not ordered:
+        pairs.sort(key=lambda pair: _sort_key(pair[0]))
+    b.prefetch(pairs)
+    for ev, at in pairs:
         b.received_at = at
         if isinstance(ev, cb.InboundMessage):
             _inbound(b, ev)

@@ -1,13 +1,18 @@
 """Realistic synthetic data, bulk-inserted: ``flask --app wsgi demo seed``.
 
-Rows are built as tuples, ids assigned here, and go in by chunks through the
-driver itself (SQLite ``executemany``, PostgreSQL ``COPY``), so a million
-messages load in seconds instead of building a million ORM objects.
+Rows are built as tuples and go in by chunks through the driver itself (SQLite
+``executemany``, PostgreSQL ``COPY``), so a million messages load in seconds
+instead of building a million ORM objects. Rows of a chunk refer to each other
+(a message to its conversation), so their ids are assigned here, but only under
+the tables' write lock taken for that chunk's transaction (:func:`_reserve`):
+seeding an inbox that is taking messages at the same time is safe.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -161,8 +166,66 @@ def _ensure_demo_setup(session: Session) -> tuple[list[Inbox], list[User]]:
     return inboxes, agents
 
 
-def _next_id(session: Session, model) -> int:
-    return (session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
+SEEDED_TABLES = (
+    "contacts",
+    "contact_identities",
+    "conversations",
+    "messages",
+    "report_events",
+    "report_waits",
+)
+
+
+class _Ids:
+    """The ids of the seeded rows, never one another writer takes meanwhile.
+
+    Rows of a chunk refer to each other (a message to its conversation), so their
+    ids are chosen here. SQLite: each chunk's transaction starts with
+    ``BEGIN IMMEDIATE`` (the database's one writer until its commit) and counts on
+    from each table's ``max(id)`` read then. PostgreSQL: ids come from each table's
+    own sequence, a block at a time, as the server's own INSERTs take theirs.
+    Without this, a message stored between reading ``max(id)`` and the INSERT took
+    an id the chunk then reused (``UNIQUE constraint failed: messages.id``).
+    """
+
+    BLOCKS = (1_000, 50_000)  # PostgreSQL: the first block per table, the largest
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+        self.free: dict[str, Iterator[int]] = {}
+        self.block: dict[str, int] = {}
+
+    def begin_chunk(self) -> None:
+        """Open the chunk's transaction (SQLite: holding the write lock)."""
+        if self.dialect == "postgresql":
+            return
+        session = self.session
+        if self.dialect == "sqlite":
+            raw = session.connection().connection.driver_connection
+            if raw.in_transaction:
+                session.commit()
+                raw = session.connection().connection.driver_connection
+            raw.execute("BEGIN IMMEDIATE")
+        for table in SEEDED_TABLES:
+            top = session.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {table}"))
+            self.free[table] = itertools.count(top + 1)
+
+    def __call__(self, table: str) -> int:
+        """The id of ``table``'s next seeded row."""
+        try:
+            return next(self.free[table])
+        except (KeyError, StopIteration):  # PostgreSQL: the next block of the sequence
+            block = self.session.scalars(
+                sa.text(
+                    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                    "FROM generate_series(1, :n) ORDER BY 1"
+                ),
+                {"table": table, "n": self.block.get(table, self.BLOCKS[0])},
+            ).all()
+            self.block[table] = min(len(block) * 2, self.BLOCKS[1])
+            self.free[table] = iter(block)
+            return next(self.free[table])
 
 
 def _external_id(channel: str, n: int) -> str:
@@ -307,12 +370,8 @@ def seed(
     dt, empty = out.dt, out.empty_json
     at = now()
     at_s = dt(at)
-    contact_id = _next_id(session, Contact)
-    ident_id = _next_id(session, ContactIdentity)
-    conv_id = _next_id(session, Conversation)
-    msg_id = _next_id(session, Message)
-    facts = SeedFacts(dt, _next_id(session, ReportEvent), _next_id(session, ReportWait))
-    base_n = contact_id
+    ids = _Ids(session)
+    facts = SeedFacts(dt, ids)
     contacts, idents, convs, msgs = [], [], [], []
     total_msgs = 0
     statuses = ["open"] * 4 + ["pending", "snoozed"] + ["closed"] * 4
@@ -321,6 +380,8 @@ def seed(
 
     def flush() -> None:
         nonlocal contacts, idents, convs, msgs
+        if not convs:
+            return
         out.write("contacts", CONTACT_COLS, contacts)
         out.write("contact_identities", IDENTITY_COLS, idents)
         out.write("conversations", CONVERSATION_COLS, convs)
@@ -333,8 +394,12 @@ def seed(
         session.commit()
 
     for i in range(n_conversations):
+        if not convs:
+            ids.begin_chunk()
         inbox_id, channel = boxes[i % len(boxes)]
-        n = base_n + i
+        contact_id, ident_id = ids("contacts"), ids("contact_identities")
+        conv_id = ids("conversations")
+        n = contact_id
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         ext = _external_id(channel, n)
         contacts.append((contact_id, name, at_s))
@@ -358,6 +423,7 @@ def seed(
             if last_at > at:
                 last_at = at - timedelta(seconds=messages_per_conversation - m)
             last_s = dt(last_at)
+            msg_id = ids("messages")
             msgs.append(
                 (
                     msg_id,
@@ -377,7 +443,6 @@ def seed(
                 )
             )
             timeline.append((last_at, inbound, None if inbound else replier))
-            msg_id += 1
             total_msgs += 1
             if inbound:
                 last_in = last_at
@@ -424,33 +489,8 @@ def seed(
                 dt(started),
             )
         )
-        contact_id += 1
-        ident_id += 1
-        conv_id += 1
         if len(msgs) >= CHUNK * 4 or len(convs) >= CHUNK:
             flush()
     flush()
     out.done()
-    _fix_sequences(session)
     return {"conversations": n_conversations, "messages": total_msgs}
-
-
-def _fix_sequences(session: Session) -> None:
-    """PostgreSQL: move id sequences past the ids we assigned."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for table in (
-        "contacts",
-        "contact_identities",
-        "conversations",
-        "messages",
-        "report_events",
-        "report_waits",
-    ):
-        session.execute(
-            sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
-            )
-        )
-    session.commit()

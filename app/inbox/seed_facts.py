@@ -10,6 +10,7 @@ it passed when the reply came late; and the events and messages in the counters.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,8 +41,7 @@ class SeedFacts:
     """Rows of ``report_events`` and ``report_waits`` and message counts, in bulk."""
 
     dt: object  # datetime -> the driver's value (see ``seed._Writer``)
-    event_id: int
-    wait_id: int
+    next_id: Callable[[str], int]  # a table's name -> the id of its next row (``seed._Ids``)
     events: list[tuple] = field(default_factory=list)
     waits: list[tuple] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
@@ -49,11 +49,19 @@ class SeedFacts:
     def _event(self, kind, at, conv_id, inbox_id, user_id=None, seconds=None) -> None:
         slot = slot_of(at)
         self.events.append(
-            (self.event_id, kind, self.dt(at), slot, conv_id, inbox_id, user_id, seconds)
+            (
+                self.next_id("report_events"),
+                kind,
+                self.dt(at),
+                slot,
+                conv_id,
+                inbox_id,
+                user_id,
+                seconds,
+            )
         )
         for key in event_keys(kind, slot, inbox_id, user_id):
             self.counts[key] += 1
-        self.event_id += 1
 
     def conversation(
         self,
@@ -103,7 +111,7 @@ class SeedFacts:
         late = wait_s is not None and wait_s > LATE.total_seconds()
         self.waits.append(
             (
-                self.wait_id,
+                self.next_id("report_waits"),
                 conv_id,
                 inbox_id,
                 self.dt(started),
@@ -117,7 +125,6 @@ class SeedFacts:
                 self.dt(started + LATE) if late else None,
             )
         )
-        self.wait_id += 1
 
     def take(self) -> tuple[list[tuple], list[tuple], Counter]:
         """The rows gathered since the last call (and forget them)."""

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, joinedload
 
 from app.clock import aware, now
-from app.db import dialect, insert_ignore, insert_ignore_stmt, lock_for_update
+from app.db import chunks, dialect, insert_ignore, insert_ignore_stmt, lock_for_update
 from app.inbox import activity
 from app.inbox.activity import add_activity
 from app.models import Contact, ContactIdentity, Conversation, Inbox, Message
@@ -295,8 +295,35 @@ def _prefetch_on_postgresql(inbox: sa.BindParameter) -> tuple:
     )
 
 
+def stored_refs(
+    session: Session, inbox: Inbox, refs: list[str]
+) -> dict[str, tuple[int, Conversation]]:
+    """The messages of ``inbox`` stored with these Message-IDs: id -> (message id, conversation).
+
+    One query for a whole batch of mail (``refs``: every In-Reply-To and References id
+    of the batch), instead of one per message; :func:`email_candidate` reads it.
+    """
+    found: dict[str, tuple[int, Conversation]] = {}
+    for chunk in chunks(sorted(set(refs))):
+        rows = session.execute(
+            sa.select(Message.provider_id, Message.id, Conversation)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.inbox_id == inbox.id, Message.provider_id.in_(chunk))
+        )
+        for provider_id, message_id, conv in rows:
+            best = found.get(provider_id)
+            if best is None or best[0] < message_id:
+                found[provider_id] = (message_id, conv)
+    return found
+
+
 def email_candidate(
-    session: Session, inbox: Inbox, ident: ContactIdentity, ev: cb.InboundMessage, at: datetime
+    session: Session,
+    inbox: Inbox,
+    ident: ContactIdentity,
+    ev: cb.InboundMessage,
+    at: datetime,
+    known: dict[str, tuple[int, Conversation]] | None = None,
 ) -> Conversation | None:
     """Email threading, scoped to this inbox and this contact, in this order.
 
@@ -309,11 +336,16 @@ def email_candidate(
        clients that drop the threading headers).
 
     None means a new conversation. Another customer's conversation never
-    matches, so replies to a shared newsletter stay apart.
+    matches, so replies to a shared newsletter stay apart. ``known`` (of
+    :func:`stored_refs`, kept up to date by the batch) answers step 1 without a query.
     """
     refs = [r for r in ev.thread_refs if r]
     conv = None
-    if refs:
+    if refs and known is not None:
+        hits = [known[r] for r in refs if r in known]
+        mine = [hit for hit in hits if hit[1].contact_id == ident.contact_id]
+        conv = max(mine, key=lambda hit: hit[0])[1] if mine else None
+    elif refs:
         conv = session.scalars(
             sa.select(Conversation)
             .join(Message, Message.conversation_id == Conversation.id)

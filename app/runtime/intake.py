@@ -336,22 +336,36 @@ def _events_of(rows: list[sa.Row], inboxes: dict[int, Inbox]) -> dict[int, list]
     return grouped
 
 
-def _ingest_mail(row: sa.Row, inboxes: dict[int, Inbox], stand_in: bool) -> DrainResult:
-    """One raw message for its inbox; ``stand_in``: kept unreadable (its values were refused)."""
+def _ingest_mail(rows: list[sa.Row], inboxes: dict[int, Inbox], stand_in: bool) -> DrainResult:
+    """Raw messages, one batch per inbox; ``stand_in``: kept unreadable (values refused)."""
     session = db.session
     result = DrainResult()
-    received = aware(row.received_at)
-    for inbox_id in row.inbox_ids or []:
-        inbox = inboxes.get(inbox_id)
-        if inbox is None:
-            continue
+    mine: dict[int, list[sa.Row]] = {}
+    for row in rows:
+        for inbox_id in row.inbox_ids or []:
+            if inbox_id in inboxes:
+                mine.setdefault(inbox_id, []).append(row)
+    for inbox_id, its in mine.items():
+        inbox = inboxes[inbox_id]
         if stand_in:
-            done = email_ingest.keep_unreadable(session, inbox, row.body, received, commit=False)
-        else:
-            done = email_ingest.ingest_raw(session, inbox, [row.body], received, commit=False)
-        if done is None:
-            result.dropped += 1
+            for row in its:
+                done = email_ingest.keep_unreadable(
+                    session, inbox, row.body, aware(row.received_at), commit=False
+                )
+                result.created += done.created
+                result.duplicates += done.duplicates
             continue
+        done = email_ingest.ingest_raw(
+            session,
+            inbox,
+            [row.body for row in its],
+            [aware(row.received_at) for row in its],
+            commit=False,
+        )
+        if done is None:
+            result.dropped += len(its)
+            continue
+        result.dropped += done.dropped
         result.created += done.created
         result.duplicates += done.duplicates
         result.updated += done.updated
@@ -365,9 +379,8 @@ def _ingest_rows(rows: list[sa.Row], stand_in: bool = False) -> DrainResult:
     wanted = sorted({i for row in rows for i in (row.inbox_ids or [])})
     inboxes = {i.id: i for i in session.scalars(_INBOXES, {"ids": wanted})} if wanted else {}
     mail = {row.id for row in rows if _adapter(row.channel).mail}
-    for row in rows:
-        if row.id in mail:
-            result.add(_ingest_mail(row, inboxes, stand_in))
+    if mail:
+        result.add(_ingest_mail([row for row in rows if row.id in mail], inboxes, stand_in))
     grouped = _events_of([row for row in rows if row.id not in mail], inboxes)
     for inbox_id, pairs in grouped.items():
         inbox = inboxes[inbox_id]

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+import time
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
@@ -28,7 +31,7 @@ from flask import Blueprint, current_app, jsonify, request
 from app import channels
 from app.channels import Channel
 from app.channels.base import Answer, Webhook, pack
-from app.connections import connector_for
+from app.connections import build_connector
 from app.extensions import csrf, db, limiter
 from app.inbox.connect import handshake_received
 from app.inbox.receipts import awaiting_id
@@ -45,6 +48,9 @@ limiter.exempt(bp)
 #: Route keys looked up per query (PostgreSQL takes at most 65,535 parameters).
 MAX_PAGES = 1000
 TOKEN_LENGTH = Inbox.inbound_token.type.length
+#: How long another process's change to an inbox (its secret, a disconnection) may take to
+#: reach this process's routes; a change made in this process applies at once.
+ROUTE_SECONDS = 5.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -73,9 +79,91 @@ def respond(answer: Answer):
     return answer.body, answer.status, {"Content-Type": answer.content_type}
 
 
+_OF: dict[str, sa.Select] = {}
+
+
 def _of(adapter: type[Channel]):
-    """The inboxes of the adapter's channel (a query to narrow)."""
-    return sa.select(Inbox).where(Inbox.channel == adapter.name)
+    """The inboxes of the adapter's channel (a query to narrow, built once per channel)."""
+    q = _OF.get(adapter.name)
+    if q is None:
+        q = _OF[adapter.name] = sa.select(Inbox).where(Inbox.channel == adapter.name)
+    return q
+
+
+# --------------------------------------------------------------------------- route cache
+
+
+@dataclass
+class Route:
+    """What a webhook needs of an inbox: its keys, whether it is connected, its verifier.
+
+    Kept per route key for :data:`ROUTE_SECONDS` (a query and an ORM object per
+    request were most of a single webhook's cost), and dropped as soon as this
+    process writes to the inboxes table.
+    """
+
+    id: int
+    channel: str
+    active: bool
+    route_key: str | None
+    alt_route_key: str | None
+    inbound_token: str | None
+    config: dict
+    _connector: object = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, inbox: Inbox) -> Route:
+        return cls(
+            inbox.id,
+            inbox.channel,
+            bool(inbox.active),
+            inbox.route_key,
+            inbox.alt_route_key,
+            inbox.inbound_token,
+            dict(inbox.config or {}),
+        )
+
+    def connector(self):
+        if self._connector is None:
+            self._connector = build_connector(self.channel, self.config)
+        return self._connector
+
+
+_routes: dict[tuple, tuple[float, list[Route]]] = {}
+_routes_guard = threading.Lock()
+
+
+def _forget_routes() -> None:
+    with _routes_guard:
+        _routes.clear()
+
+
+@sa.event.listens_for(sa.engine.Engine, "after_cursor_execute")
+def _inbox_written(conn, _cursor, statement, _params, _context, _executemany) -> None:
+    """A write to the inboxes table: forget the routes now and again at its commit."""
+    if "inboxes" in statement and statement.lstrip()[:6].upper() != "SELECT":
+        conn.info["sb_inboxes_written"] = True
+        _forget_routes()
+
+
+@sa.event.listens_for(sa.engine.Engine, "commit")
+def _inbox_committed(conn) -> None:
+    if conn.info.pop("sb_inboxes_written", False):
+        _forget_routes()
+
+
+def _cached(key: tuple, find) -> list[Route]:
+    """The routes of ``key``, found (``find()``: inboxes) at most ROUTE_SECONDS ago."""
+    now = time.monotonic()
+    hit = _routes.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    found = [Route.of(inbox) for inbox in find()]
+    with _routes_guard:
+        if len(_routes) > 10_000:
+            _routes.clear()
+        _routes[key] = (now + ROUTE_SECONDS, found)
+    return found
 
 
 def _keep(
@@ -108,7 +196,7 @@ def _handshake(adapter: type[Channel], raw: bytes, refused: Answer):
 # --------------------------------------------------------------------------- routing
 
 
-def _by_message(adapter: type[Channel], hook: Webhook, sid: str, args: dict) -> Inbox | None:
+def _by_message(adapter: type[Channel], hook: Webhook, sid: str, args: dict) -> Route | None:
     """A receipt's inbox: the one that sent the message (its provider id, else our ``ref``)."""
     msg = None
     if sid:
@@ -119,10 +207,18 @@ def _by_message(adapter: type[Channel], hook: Webhook, sid: str, args: dict) -> 
         ).first()
     msg = msg or awaiting_id(db.session, args.get(hook.by_message), sid)
     inbox = db.session.get(Inbox, msg.inbox_id) if msg is not None else None
-    return inbox if inbox is not None and inbox.channel == adapter.name else None
+    return Route.of(inbox) if inbox is not None and inbox.channel == adapter.name else None
 
 
-def _routed(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) -> list[Inbox]:
+def _routed(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) -> list[Route]:
+    """:func:`_find` of the route keys, kept a few seconds (not for receipts)."""
+    if hook.by_message:
+        return _find(adapter, hook, keys, args)
+    key = (adapter.name, hook.by_token, hook.every_inbox, tuple(keys))
+    return _cached(key, lambda: _find_inboxes(adapter, hook, keys))
+
+
+def _find(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) -> list[Route]:
     """The inboxes the route keys name: every one, or the first key's (its alternative
     route key first), or the one that sent a receipt's message."""
     if hook.by_message:
@@ -130,6 +226,11 @@ def _routed(adapter: type[Channel], hook: Webhook, keys: list[str], args: dict) 
         if inbox is not None:
             return [inbox]
         keys = keys[1:]
+    return [Route.of(inbox) for inbox in _find_inboxes(adapter, hook, keys)]
+
+
+def _find_inboxes(adapter: type[Channel], hook: Webhook, keys: list[str]) -> list[Inbox]:
+    """The inboxes the route keys name (see :func:`_routed`)."""
     q = _of(adapter)
     if hook.by_token:
         keys = [k for k in keys if len(k) <= TOKEN_LENGTH]
@@ -178,13 +279,13 @@ def webhook(adapter: type[Channel], hook: Webhook, **url_args: str):
             return respond(hook.handshake)
     url = request_url()
 
-    def verifies(inbox: Inbox) -> bool:
-        return hook.by_token or connector_for(inbox).verify_webhook(raw, url, request.headers)
+    def verifies(inbox: Route) -> bool:
+        return hook.by_token or inbox.connector().verify_webhook(raw, url, request.headers)
 
     try:
         keys = connector.webhook_route_keys(raw, args, hook.kind)
     except UnreadableBody as exc:
-        everyone = [] if hook.by_token else db.session.scalars(_of(adapter))
+        everyone = [] if hook.by_token else map(Route.of, db.session.scalars(_of(adapter)))
         signed = [i.id for i in everyone if verifies(i)]
         if not signed:
             log.warning("%s: unreadable body refused (%s)", adapter.name, exc)
@@ -197,7 +298,7 @@ def webhook(adapter: type[Channel], hook: Webhook, **url_args: str):
     if not routes and hook.unknown is not None:
         log.warning("%s: no inbox for route keys %s", adapter.name, keys[:20])
         return respond(hook.unknown)
-    candidates = routes or list(db.session.scalars(_of(adapter)))
+    candidates = routes or [Route.of(i) for i in db.session.scalars(_of(adapter))]
     verified = [i for i in candidates if verifies(i)]
     if not verified:
         log.warning("%s: bad or missing signature (%d bytes)", adapter.name, len(raw))
