@@ -58,7 +58,9 @@ class WhatsAppConnector(Connector):
     channel = "whatsapp"
     display_name = "WhatsApp"
     # media URLs: https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=...
-    media_hosts = MediaHosts(sources=("lookaside.fbsbx.com", "*.fbsbx.com"), redirects=("*.fbcdn.net",))
+    media_hosts = MediaHosts(
+        sources=("lookaside.fbsbx.com", "*.fbsbx.com"), redirects=("*.fbcdn.net",)
+    )
     fields = (
         ConfigField("phone_number_id", help="The business number's id (routes webhooks)."),
         ConfigField("waba_id", help="The WhatsApp Business Account id (templates)."),
@@ -130,7 +132,9 @@ class WhatsAppConnector(Connector):
                 if error is not None:
                     return self._partial(error, ids, len(parts))
                 part = out.media_body(part, media_id)
-            data, error = self._call("POST", f"{self._number()}/messages", json_body={**head, **part})
+            data, error = self._call(
+                "POST", f"{self._number()}/messages", json_body={**head, **part}
+            )
             messages = (data or {}).get("messages") if error is None else None
             wamid = messages[0].get("id") if isinstance(messages, list) and messages else None
             if error is None and not wamid:
@@ -205,7 +209,14 @@ class WhatsAppConnector(Connector):
         )
         if error is not None:
             if error.kind is ErrorKind.AUTH_FAILED:
-                return [Check("access_token", False, f"Meta refused the token: {error.message}", "access_token")]
+                return [
+                    Check(
+                        "access_token",
+                        False,
+                        f"Meta refused the token: {error.message}",
+                        "access_token",
+                    )
+                ]
             if error.kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
                 return [Check("phone_number", False, f"Meta could not be reached: {error.message}")]
             text = f"The phone number id could not be read: {error.message}"
@@ -322,7 +333,9 @@ class WhatsAppConnector(Connector):
         if 200 <= resp.status_code < 300 and isinstance(data, dict) and "error" not in data:
             return data, None
         if 200 <= resp.status_code < 300 and data is None:
-            return None, SendError(ErrorKind.PERMANENT, "bad_response", "Meta answered without JSON")
+            return None, SendError(
+                ErrorKind.PERMANENT, "bad_response", "Meta answered without JSON"
+            )
         return (data if isinstance(data, dict) else None), classify(
             resp.status_code, data, resp.headers
         )

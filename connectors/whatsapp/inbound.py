@@ -174,9 +174,7 @@ def _content(
     if kind_name in MEDIA_TYPES and _id(body.get("id")):
         return _str(body.get("caption")), "message", (_media(kind_name, body),), context
     if kind_name == "location":
-        extra = {
-            k: body[k] for k in ("latitude", "longitude", "name", "address") if k in body
-        }
+        extra = {k: body[k] for k in ("latitude", "longitude", "name", "address") if k in body}
         link = body.get("url") if isinstance(body.get("url"), str) else None
         ref = AttachmentRef(
             kind="location", url=link, title=_str(body.get("name")) or None, extra=extra
@@ -251,9 +249,7 @@ def _order_text(order: dict[str, Any]) -> str:
     lines = [_str(order.get("text"))] if order.get("text") else []
     for product in _list(order.get("product_items")):
         if isinstance(product, dict):
-            price = f" ({product.get('item_price')} {product.get('currency')})".replace(
-                " None", ""
-            )
+            price = f" ({product.get('item_price')} {product.get('currency')})".replace(" None", "")
             lines.append(
                 f"{product.get('quantity', 1)} x {product.get('product_retailer_id')}{price}"
             )
