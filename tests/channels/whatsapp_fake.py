@@ -145,6 +145,7 @@ class FakeGraph:
         self.media: dict[str, tuple[bytes, str]] = {}
         self.templates = list(TEMPLATES)
         self.sent_ids: list[str] = []
+        self.answers: list[tuple[int, dict]] = []  # the next message sends' answers
         p = re.escape(self.prefix)
         self.send = provider.route("POST", re.compile(p + r"/\d+/messages$"), self._send)
         provider.route("POST", re.compile(p + r"/\d+/media$"), self._upload)
@@ -161,6 +162,8 @@ class FakeGraph:
         body = call.json()
         if body.get("status") == "read":
             return 200, {"success": True}
+        if self.answers:
+            return self.answers.pop(0)
         wamid = f"wamid.OUT{next(_n):08d}"
         self.sent_ids.append(wamid)
         return 200, {
