@@ -255,6 +255,13 @@ class Factory:
                 "smtp_port": 2525,
                 "smtp_security": "none",
             },
+            "whatsapp": {
+                "phone_number_id": f"10654035224{n:04d}",
+                "waba_id": f"10229012934{n:04d}",
+                "access_token": f"wa-token-{n}",
+                "app_secret": f"wa-app-secret-{n}",
+                "verify_token": f"wa-verify-{n}",
+            },
             "gbm": {
                 "agent": f"brands/b{n}/agents/a{n}",
                 "client_token": f"client-token-{n}",
