@@ -122,6 +122,15 @@ class WhatsApp(Channel):
     waiting_for_handshake = N_("Waiting for Meta's verification call")
 
     @classmethod
+    def check_config(cls, config: dict[str, Any]) -> dict[str, str]:
+        """The phone number and account ids are Meta's numeric ids."""
+        problems = super().check_config(config)
+        for name in ("phone_number_id", "waba_id"):
+            if config.get(name) and not str(config[name]).isdigit():
+                problems.setdefault(name, "must be Meta's numeric id (digits only)")
+        return problems
+
+    @classmethod
     def setup(cls, inbox, base: str) -> list[SetupItem]:
         """Meta app > WhatsApp > Configuration."""
         cfg = inbox.config or {}

@@ -336,3 +336,61 @@ def test_rate_limits_are_retried_and_an_expired_token_pauses_the_inbox(
     inbox = [i for i in api.get("/inboxes")["items"] if i["id"] == inbox_id][0]
     assert inbox["needs_reconnect"] is True
     assert api.message(conv["id"], second["id"])["status"] == "queued"
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+CONFIG = {
+    "phone_number_id": wa.NUMBER_ID,
+    "waba_id": wa.WABA_ID,
+    "access_token": wa.TOKEN,
+    "app_secret": wa.SECRET,
+    "verify_token": wa.VERIFY,
+}
+
+
+def test_connecting_a_number_checks_the_token_and_subscribes_the_app(client, make, graph, provider):
+    admin = make.headers(make.user("admin", name="Ada Admin"))
+    refused = client.post(
+        "/api/v1/inboxes",
+        json={"channel": "whatsapp", "name": "WA", "config": {**CONFIG, "access_token": "old"}},
+        headers=admin,
+    )
+    assert refused.status_code == 422
+    error = refused.get_json()["error"]
+    assert error["code"] == "check_failed"
+    assert any("Session has expired" in c["message"] for c in error["checks"])
+    assert client.get("/api/v1/inboxes", headers=admin).get_json()["items"] == []
+
+    created = client.post(
+        "/api/v1/inboxes",
+        json={"channel": "whatsapp", "name": "WA", "config": CONFIG},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.get_json()
+    inbox = created.get_json()
+    assert wa.TOKEN not in created.get_data(as_text=True)
+    assert wa.SECRET not in created.get_data(as_text=True)
+    setup = {item["label"]: item["value"] for item in inbox["setup"]}
+    assert setup["Callback URL"].endswith("/webhooks/whatsapp")
+    assert setup["Verify token"] == wa.VERIFY
+    assert [c.method for c in provider.calls if c.path.endswith("/subscribed_apps")][-1] == "POST"
+
+    channel = [
+        c
+        for c in client.get("/api/v1/channels", headers=admin).get_json()
+        if c["channel"] == "whatsapp"
+    ][0]
+    assert channel["capabilities"]["templates"] is True
+    assert channel["capabilities"]["color"] == "#25d366" and channel["capabilities"]["icon"]
+    assert {f["name"] for f in channel["fields"]} == set(CONFIG)
+
+
+def test_inboxes_add_whatsapp_on_the_command_line(app):
+    app.config["PUBLIC_URL"] = "https://support.shop.example"
+    args = [part for k, v in CONFIG.items() for part in (f"--{k.replace('_', '-')}", v)]
+    r = app.test_cli_runner().invoke(args=["inboxes", "add", "whatsapp", "--name", "WA", *args])
+    assert r.exit_code == 0, r.output
+    assert "Callback URL: https://support.shop.example/webhooks/whatsapp" in r.output.splitlines()
+    assert wa.TOKEN not in r.output

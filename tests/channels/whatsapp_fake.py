@@ -182,6 +182,9 @@ class FakeGraph:
         return 200, {"data": [{"whatsapp_business_api_data": {"id": "1", "name": "Switchboard"}}]}
 
     def _number(self, call: Call):
+        if call.headers.get("Authorization") != f"Bearer {TOKEN}":
+            error = {"message": "Error validating access token: Session has expired", "code": 190}
+            return 401, {"error": {**error, "type": "OAuthException", "error_subcode": 463}}
         number = call.path.rsplit("/", 1)[-1]
         return 200, {
             "display_phone_number": "+1 555-078-3881",
