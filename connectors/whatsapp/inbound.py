@@ -140,6 +140,8 @@ def _message(item: dict[str, Any], number_id: str, names: dict[str, str]) -> lis
     text, kind, attachments, context = _content(kind_name, item)
     ctx = item.get("context") if isinstance(item.get("context"), dict) else {}
     reply_to = _id(ctx.get("id"))
+    if kind == "reaction":  # a reaction is about one of the thread's messages
+        reply_to = _id((context.get("reaction") or {}).get("message_id")) or reply_to
     if ctx.get("forwarded") or ctx.get("frequently_forwarded"):
         context["forwarded"] = True
     if isinstance(ctx.get("referred_product"), dict):

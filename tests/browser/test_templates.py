@@ -55,11 +55,13 @@ def test_a_closed_whatsapp_window_offers_approved_templates_filled_from_the_cont
     page.wait(
         lambda d: page.text(".tpl-preview") == "Hi Dona Maria, your order #1042 is on its way."
     )
+    page.screenshot("whatsapp-template-picker")
     send.click()
 
     page.wait_text("#thread-log .msg.out", "Hi Dona Maria, your order #1042 is on its way.")
     page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "queued")
     assert page.all(".template-picker") == []
+    assert "Template" in page.text("#thread-log .msg.out .msg-kind")
     page.screenshot("whatsapp-template-sent")
     run_worker(app)
     (sent,) = fake_whatsapp.sends()

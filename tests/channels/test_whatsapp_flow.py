@@ -171,6 +171,16 @@ def test_a_reply_in_the_window_goes_out_as_a_whatsapp_message_and_marks_read(
     assert graph.reads() == ["wamid.q1"]
     assert api.message(conv["id"], queued["id"])["status"] == "sent"
 
+    # the customer answers quoting the reply: the thread shows which one
+    (wamid,) = graph.sent_ids
+    post(client, wa.messages(wa.text("Great, thanks", context={"from": wa.DISPLAY, "id": wamid})))
+    answer = api.messages(conv["id"], "inbound")[-1]
+    assert answer["reply_to"] == {
+        "id": queued["id"],
+        "direction": "outbound",
+        "body": "It left our warehouse today.",
+    }
+
 
 def test_outside_the_window_only_an_approved_template_goes_out(
     client, api, inbox_id, graph, provider

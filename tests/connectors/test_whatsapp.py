@@ -170,7 +170,7 @@ def test_location_contacts_interactive_button_reaction_and_order():
     reaction = one(body(msg("reaction", {"message_id": "wamid.OUT1", "emoji": "\U0001f44d"})))
     assert reaction.kind == "reaction" and reaction.text == "\U0001f44d"
     assert (
-        reaction.reply_to_external_id is None
+        reaction.reply_to_external_id == "wamid.OUT1"
         and reaction.context["reaction"]["message_id"] == "wamid.OUT1"
     )
 
