@@ -204,6 +204,9 @@ def _content(
     if kind_name == "reaction":
         context["reaction"] = {"message_id": body.get("message_id"), "emoji": body.get("emoji")}
         return _str(body.get("emoji")) or "(reaction removed)", "reaction", (), context
+    if kind_name == "system":  # the customer changed their number, or similar
+        context["system"] = body
+        return _str(body.get("body")) or _str(body.get("type")), "message", (), context
     if kind_name == "order":
         context["order"] = body
         return _order_text(body), "message", (), context

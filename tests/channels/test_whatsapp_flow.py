@@ -404,3 +404,15 @@ def test_inboxes_add_whatsapp_on_the_command_line(app):
     assert r.exit_code == 0, r.output
     assert "Callback URL: https://support.shop.example/webhooks/whatsapp" in r.output.splitlines()
     assert wa.TOKEN not in r.output
+
+
+def test_the_same_persons_sms_identity_is_suggested_for_merging(client, api, inbox_id, make):
+    sms = make.inbox("sms")
+    make.inbound(sms, contact="+5511987654321", text="Oi, é a Sheena")
+    (texted,) = api.conversations(channel="sms")
+    assert post(client, wa.messages(wa.text("Hello from WhatsApp"))).status_code == 200
+    (conv,) = api.conversations(channel="whatsapp")
+    found = api.get(f"/contacts/{conv['contact']['id']}/suggestions")
+    assert [(s["id"], s["shared"]) for s in found["items"]] == [
+        (texted["contact"]["id"], {"kind": "phone", "value": wa.E164})
+    ]

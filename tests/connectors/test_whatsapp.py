@@ -195,6 +195,20 @@ def test_location_contacts_interactive_button_reaction_and_order():
     )
     assert order.text == "Order:\nGift wrap\n2 x SKU-1 (12.5 USD)"
 
+    system = one(
+        body(
+            msg(
+                "system",
+                {
+                    "body": "NAME changed from 1 650 555 1234 to 1 650 555 5678",
+                    "wa_id": "16505555678",
+                    "type": "user_changed_number",
+                },
+            )
+        )
+    )
+    assert system.text.startswith("NAME changed from")
+
 
 def test_a_reply_names_the_quoted_message_and_an_unknown_type_blocks_nothing():
     reply = msg(
