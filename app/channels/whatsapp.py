@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,14 +21,14 @@ SUBSCRIPTION_FIELDS = "messages"
 class MediaRules(AttachmentRules):
     """Meta's limits per kind of file: images 5 MB, audio and video 16 MB, documents 100 MB."""
 
-    per_type: dict[str, int] = field(default_factory=dict)
+    per_type: tuple[tuple[str, int], ...] = ()  # (MIME type, cap): hashable, as rules are
 
     def file_refusal(self, f, channel: str) -> Refusal | None:
         """The channel's rule, then the cap of the file's own kind."""
         refused = super().file_refusal(f, channel)
         if refused is not None:
             return refused
-        cap = self.per_type.get(bare_type(f.content_type))
+        cap = dict(self.per_type).get(bare_type(f.content_type))
         if cap is not None and (f.size or 0) > cap:
             name = f.filename or "file"
             kind = bare_type(f.content_type).split("/")[0]
@@ -51,7 +51,7 @@ def _media_rules() -> MediaRules:
         types_label=N_(
             "JPEG or PNG images (5 MB), MP4 video and audio (16 MB), PDF and Office documents"
         ),
-        per_type=per_type,
+        per_type=tuple(per_type.items()),
     )
 
 

@@ -7,14 +7,18 @@ talking to a fake Graph at ``WHATSAPP_GRAPH_URL`` (``tests/channels/whatsapp_fak
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import UTC, datetime
 
 import pytest
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from app.runtime.worker import run_once
 from tests.channels import harness
 from tests.channels import whatsapp_fake as wa
+from tests.files import png
 
 HOUR = 3600
 
@@ -416,3 +420,27 @@ def test_the_same_persons_sms_identity_is_suggested_for_merging(client, api, inb
     assert [(s["id"], s["shared"]) for s in found["items"]] == [
         (texted["contact"]["id"], {"kind": "phone", "value": wa.E164})
     ]
+
+
+def test_an_image_over_metas_5_mb_is_refused_with_the_reason(client, api, inbox_id, graph):
+    conv = customer_writes(client, api, "Show me")
+    big = png() + b"\0" * (6 * 1024 * 1024)
+    boundary, body = encode_multipart(
+        {"file": FileStorage(io.BytesIO(big), "photo.png", content_type="image/png")}
+    )
+    resp = client.post(
+        "/api/v1/uploads",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        headers=api.headers,
+    )
+    if resp.status_code == 201:  # another channel could carry it: refused when posted here
+        resp = api.post(
+            f"/conversations/{conv['id']}/messages",
+            {"body": "Here", "attachment_ids": [resp.get_json()["id"]]},
+        )
+        assert resp.status_code == 409
+    else:
+        assert resp.status_code == 422
+    assert "5 MB" in resp.get_json()["error"]["message"]
+    assert graph.sends() == []

@@ -145,6 +145,7 @@ class FakeGraph:
         self.media: dict[str, tuple[bytes, str]] = {}
         self.templates = list(TEMPLATES)
         self.sent_ids: list[str] = []
+        self.uploaded: list[int] = []
         self.answers: list[tuple[int, dict]] = []  # the next message sends' answers
         p = re.escape(self.prefix)
         self.send = provider.route("POST", re.compile(p + r"/\d+/messages$"), self._send)
@@ -173,7 +174,9 @@ class FakeGraph:
         }
 
     def _upload(self, call: Call):
-        return 200, {"id": f"upload-{next(_n)}"}
+        n = next(_n)
+        self.uploaded.append(n)
+        return 200, {"id": f"upload-{n}"}
 
     def _templates(self, call: Call):
         return 200, {"data": self.templates, "paging": {"cursors": {"before": "a", "after": "b"}}}
