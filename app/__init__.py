@@ -104,6 +104,16 @@ def register_extensions(app: Flask) -> None:
             opts.pop("pool_size", None)
             opts.pop("max_overflow", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
+    elif uri.startswith("postgresql"):
+        # the app's queries read a few index pages each: starting parallel workers for
+        # them (a trigram search, a year's report) costs more than it saves, and under
+        # load it takes the cores that other requests wait for
+        opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        args = opts.setdefault("connect_args", {})
+        args["options"] = (
+            args.get("options", "") + " -c max_parallel_workers_per_gather=0"
+        ).strip()
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
     db.init_app(app)
     from app.models.schema import include_object
 
@@ -128,17 +138,20 @@ def register_extensions(app: Flask) -> None:
     login.login_view = "auth.login"
     babel.init_app(app, locale_selector=_select_locale)
     from app import realtime
+    from app.realtime import serving
     from app.realtime.origins import origin_check
 
     socketio.init_app(
         app,
         message_queue=app.config.get("REDIS_URL"),
         channel=app.config["SOCKETIO_CHANNEL"],
-        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"] or serving.async_mode(),
         cors_allowed_origins=origin_check(app),  # the app's own pages only
         logger=False,
         engineio_logger=False,
     )
+    serving.install(socketio.server.eio)
+    app.wsgi_app = serving.SocketCap(app.wsgi_app, socketio.server.eio, app.config["MAX_SOCKETS"])
     realtime.init_app(app)
 
 

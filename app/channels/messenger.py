@@ -48,6 +48,7 @@ class Messenger(Channel):
             "bool",
             required=False,
             default=False,
+            setting=True,
             help="The Page is approved for the HUMAN_AGENT tag (7-day window for human replies).",
         ),
     )
