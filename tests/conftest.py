@@ -131,12 +131,13 @@ def app(database_url, tmp_path, monkeypatch):
             "SQLALCHEMY_DATABASE_URI": database_url,
             "UPLOAD_DIR": str(tmp_path / "attachments"),
             "MESSENGER_GRAPH_URL": "http://graph.fake",
+            "WHATSAPP_GRAPH_URL": "http://whatsapp.fake",
             "TWILIO_API_URL": "http://twilio.fake",
             "TWILIO_MESSAGING_URL": "http://messaging.twilio.fake",
             "GBM_API_URL": "http://gbm.fake",
             # the fake providers and their media hosts (plain HTTP allowed for those only)
             "ATTACHMENT_HOSTS": "http://graph.fake, http://twilio.fake, http://gbm.fake, "
-            "http://media.fake, cdn.fbsbx.test",
+            "http://media.fake, cdn.fbsbx.test, http://whatsapp.fake",
             "SERVER_NAME": None,
         }
     )
@@ -253,6 +254,13 @@ class Factory:
                 "smtp_host": "127.0.0.1",
                 "smtp_port": 2525,
                 "smtp_security": "none",
+            },
+            "whatsapp": {
+                "phone_number_id": f"10654035224{n:04d}",
+                "waba_id": f"10229012934{n:04d}",
+                "access_token": f"wa-token-{n}",
+                "app_secret": f"wa-app-secret-{n}",
+                "verify_token": f"wa-verify-{n}",
             },
             "gbm": {
                 "agent": f"brands/b{n}/agents/a{n}",

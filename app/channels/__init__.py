@@ -11,6 +11,7 @@ from app.channels.email import Email
 from app.channels.gbm import Gbm
 from app.channels.messenger import Messenger
 from app.channels.sms import Sms
+from app.channels.whatsapp import WhatsApp
 
 __all__ = [
     "Channel",
@@ -23,7 +24,7 @@ __all__ = [
     "register",
 ]
 
-ADAPTERS: tuple[type[Channel], ...] = (Messenger, Sms, Email, Gbm)
+ADAPTERS: tuple[type[Channel], ...] = (Messenger, Sms, Email, Gbm, WhatsApp)
 
 _registry = Registry()
 register = _registry.register

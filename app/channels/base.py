@@ -275,6 +275,9 @@ class Channel:
     handshake_field: ClassVar[str | None] = None  # the setting the handshake presents
     # identity providers an inbox can be connected with by signing in (OAuth), by name
     sign_in: ClassVar[tuple[str, ...]] = ()
+    # the platform takes approved message templates, also outside its reply window
+    # (``list_templates``, ``template_text``): the composer offers them when it is closed
+    templates: ClassVar[bool] = False
 
     # -- description -----------------------------------------------------------
     @classmethod
@@ -310,6 +313,7 @@ class Channel:
             "mail": cls.mail,
             "sign_in": list(cls.sign_in),
             "attachments": cls.attachments.to_dict(),
+            "templates": cls.templates,
         }
 
     @classmethod
@@ -482,6 +486,18 @@ class Channel:
         """The files a reply from ``inbox`` may carry (the channel's rules unless its
         settings change them)."""
         return cls.attachments
+
+    @classmethod
+    def list_templates(cls, connector: cb.Connector) -> list[dict[str, Any]]:
+        """The approved templates an inbox may send (``templates`` channels): each
+        ``{"name", "language", "category", "status", "body", "params"}`` with ``{{n}}``
+        parameters in ``body``. Raises LookupError with the provider's reason."""
+        return []
+
+    @classmethod
+    def template_text(cls, template: dict[str, Any], params: list[str]) -> str:
+        """The text a template with ``params`` shows the customer (kept as the reply's body)."""
+        return str(template.get("body") or template.get("name") or "")
 
     @classmethod
     def outbound_options(

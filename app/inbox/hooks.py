@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import channels
 from app.clock import aware, now
-from app.models import ContactIdentity, Conversation, OutboxItem, User
+from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
 
 
 def queue_action(session: Session, conv: Conversation, action: str, **kwargs) -> None:
@@ -82,11 +83,26 @@ def mark_seen(session: Session, conv: Conversation, at: datetime | None = None) 
             payload={
                 "contact_id": ident.external_id,
                 "action": channels.get(conv.inbox.channel).seen_action,
-                "kwargs": {},
+                # the customer's latest message (WhatsApp marks it and those before it)
+                "kwargs": {"message_id": _last_inbound_id(session, conv)},
             },
         )
     )
     return True
+
+
+def _last_inbound_id(session: Session, conv: Conversation) -> str | None:
+    """The provider's id of the customer's latest message in ``conv``."""
+    return session.scalar(
+        sa.select(Message.provider_id)
+        .where(
+            Message.conversation_id == conv.id,
+            Message.direction == "inbound",
+            Message.provider_id.is_not(None),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
 
 
 def replying(session: Session, conv: Conversation, user: User | None, at: datetime) -> None:

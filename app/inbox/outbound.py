@@ -40,7 +40,7 @@ def build(
     opts = dict(options)
     opts.update(channel.outbound_options(session, msg, conv, inbox, base_url))
     meta = msg.meta or {}
-    for key in ("sent_parts", "maybe_sent_since"):  # what earlier attempts left behind
+    for key in ("sent_parts", "maybe_sent_since", "template"):  # earlier attempts, template
         if meta.get(key):
             opts[key] = meta[key]
     attachments = []

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import channels
 from app.clock import aware, now
 from app.inbox import activity, events, health, hooks, signals, uploads, windows
 from app.inbox.activity import add_activity
@@ -25,6 +26,12 @@ from app.inbox.hours import QUIET_GRACE, quiet_hours_state
 from app.models import ContactIdentity, Conversation, Message, OutboxItem, User
 
 log = logging.getLogger(__name__)
+
+
+TEMPLATE_NEEDED = (
+    " A template is needed: only an approved message template can be sent now "
+    "(choose one in the composer), until the customer writes again."
+)
 
 
 class SendRefused(Exception):
@@ -63,6 +70,7 @@ def check_send(
     send_after: datetime | None = None,
     quiet_hours: bool = True,
     identity: ContactIdentity | None = None,
+    template: bool = False,
 ) -> SendPlan:
     """Apply every send-time rule for a send at ``at``; raises :class:`SendRefused` with a code.
 
@@ -71,13 +79,17 @@ def check_send(
     held back later (a scheduled one was checked for its own time). Passing
     ``send_after`` also skips the quiet-hours rule. ``identity`` is the recipient when
     the conversation is not stored yet (a business-initiated one being considered).
+    ``template``: the send is one of the platform's approved templates, which channels
+    with ``templates`` take outside their reply window.
     """
     inbox = conv.inbox
+    takes_templates = channels.get(inbox.channel).templates
+    outside_window_ok = template and takes_templates
     if not inbox.active:
         raise SendRefused("undeliverable", "This inbox is disconnected.")
     human_agent = bool(inbox.setting("human_agent"))
     window = windows.reply_window(inbox.channel, conv.last_inbound_at, human_agent, at)
-    if window.state == "closed":
+    if window.state == "closed" and not outside_window_ok:
         rule = windows.policy(inbox.channel)
         if (
             rule is not None
@@ -90,6 +102,8 @@ def check_send(
                 f" A {rule.human_label.replace(' window', '')} reply is possible only where the "
                 "Page is approved for the HUMAN_AGENT tag (inbox setting)."
             )
+        elif takes_templates:
+            hint = TEMPLATE_NEEDED
         else:
             hint = " You can leave a private note; the reply becomes possible when the customer writes again."
         raise SendRefused(
@@ -97,12 +111,20 @@ def check_send(
             f"The {window.rule.replace(' has ended', '')} has closed.{hint}",
             expires_at=window.expires_at,
         )
-    if window.state != "none" and windows.closed_by_platform(conv.context, conv.last_inbound_at):
+    if (
+        window.state != "none"
+        and not outside_window_ok
+        and windows.closed_by_platform(conv.context, conv.last_inbound_at)
+    ):
         raise SendRefused(
             "window_closed",
-            "The platform refused the last reply as outside its reply window. "
-            "You can leave a private note; the reply becomes possible when the customer "
-            "writes again.",
+            "The platform refused the last reply as outside its reply window."
+            + (
+                TEMPLATE_NEEDED
+                if takes_templates
+                else " You can leave a private note; the reply becomes possible when the "
+                "customer writes again."
+            ),
         )
     ident = identity if identity is not None else _identity(session, conv)
     if ident is not None and ident.opted_out_at is not None:
@@ -149,14 +171,20 @@ def post_message(
     send_after: datetime | None = None,
     automated: bool = False,
     attachment_ids: list[int] | None = None,
+    template: dict | None = None,
 ) -> tuple[Message, bool]:
     """Store a note or queue a reply. Returns (message, created).
 
     Same ``client_id`` on the same conversation returns the first message.
     Refused sends raise :class:`SendRefused` and store nothing. ``attachment_ids``
     are the user's own unsent uploads (:mod:`app.inbox.uploads`); a reply's files
-    must fit the channel's limits (``attachment_refused``).
+    must fit the channel's limits (``attachment_refused``). ``template`` (``{"name",
+    "language", "params"}``) sends one of the platform's approved templates, ``body``
+    being the text it shows; it is allowed outside the reply window where the channel
+    takes templates.
     """
+    if template is not None and (private or attachment_ids):
+        raise InvalidMessage("A template is sent on its own, never as a note or with files.")
     body = (body or "").strip("\n")
     if not body.strip() and not attachment_ids:
         raise InvalidMessage("The message is empty.")
@@ -201,13 +229,14 @@ def post_message(
         events.changed(session, "conversation.updated", conv, ("inbox", conv.inbox_id))
         signals.note_added.send(conv, session=session, message=msg, by=user)  # mentions
         return msg, True
+    is_template = template is not None
     if send_after is None:
-        plan = check_send(session, conv, at)
+        plan = check_send(session, conv, at, template=is_template)
     else:
         # allowed now (opt-out ...), and still allowed when it goes out: inside the
         # reply window and outside the customer's quiet hours at that time
-        check_send(session, conv, at, quiet_hours=False)
-        plan = check_send(session, conv, send_after)
+        check_send(session, conv, at, quiet_hours=False, template=is_template)
+        plan = check_send(session, conv, send_after, template=is_template)
     refused = uploads.refusal(conv.inbox, files) if files else None
     if refused is not None:
         raise SendRefused("attachment_refused", refused.message, **refused.to_dict())
@@ -228,7 +257,11 @@ def post_message(
         status="queued",
         automated=automated,
         send_after=send_after,
-        meta={"kind": "message", **({"tag": plan.options["tag"]} if "tag" in plan.options else {})},
+        meta={
+            "kind": "template" if is_template else "message",
+            **({"tag": plan.options["tag"]} if "tag" in plan.options else {}),
+            **({"template": template} if is_template else {}),
+        },
         created_at=at,
     )
     msg.attachments.extend(files)
@@ -340,7 +373,7 @@ def retry_message(session: Session, msg: Message, user: User) -> Message:
         raise InvalidMessage(
             "Only a reply that failed or whose delivery is unknown can be retried."
         )
-    check_send(session, conv, now())
+    check_send(session, conv, now(), template=bool((msg.meta or {}).get("template")))
     msg.status = "queued"
     msg.error_code = msg.error_message = None
     if (msg.meta or {}).get("maybe_sent_since"):

@@ -174,7 +174,14 @@ def process_send(item: OutboxItem) -> None:
         session.commit()
         return
     try:
-        plan = check_send(session, conv, now(), send_after=msg.send_after, quiet_hours=False)
+        plan = check_send(
+            session,
+            conv,
+            now(),
+            send_after=msg.send_after,
+            quiet_hours=False,
+            template=bool((msg.meta or {}).get("template")),
+        )
     except SendRefused as refused:  # the window closed while it waited
         _fail_message(msg, refused.code, refused.message)
         _finish(item, "failed", refused.message)

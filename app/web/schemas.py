@@ -238,6 +238,21 @@ def display_html(msg: Message) -> str | None:
 _INTERNAL_META = {"kind", "held", "answered_waiting_since"}  # shown otherwise, or not at all
 
 
+def _quoted(msg: Message, ref) -> dict | None:
+    """The message ``msg`` replies to (the platform's id of it), as the thread quotes it:
+    ``{id, direction, body}``, with ``id`` null when it is not stored here."""
+    if not ref or not isinstance(ref, str):
+        return None
+    row = db.session.execute(
+        sa.select(Message.id, Message.direction, Message.body)
+        .where(Message.conversation_id == msg.conversation_id, Message.provider_id == ref)
+        .limit(1)
+    ).first()
+    if row is None:
+        return {"id": None, "direction": None, "body": None}
+    return {"id": row.id, "direction": row.direction, "body": (row.body or "")[:200]}
+
+
 def message_dict(msg: Message) -> dict:
     """The message object of ``contract.md``.
 
@@ -275,6 +290,7 @@ def message_dict(msg: Message) -> dict:
         "automated": msg.automated,
         "language": msg.language,
         "kind": meta.get("kind", "message"),
+        "reply_to": _quoted(msg, meta.get("reply_to")),
         "meta": {k: v for k, v in meta.items() if k not in _INTERNAL_META},
         "platform_at": iso(msg.platform_at),
         "send_after": iso(msg.send_after),

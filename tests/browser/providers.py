@@ -134,3 +134,27 @@ class FakeTwilio(FakeServer):
             if req["path"] == f"{account}/IncomingPhoneNumbers/{pn}.json":
                 return 200, {"sid": pn, "phone_number": number, **req["body"]}
         return 404, {"code": 20404, "message": "The requested resource was not found"}
+
+
+class FakeWhatsApp(FakeServer):
+    """The WhatsApp Cloud API for one business number: templates, sends and read marks."""
+
+    def __init__(self, templates: list[dict]) -> None:
+        super().__init__()
+        self.templates = templates
+
+    def answer(self, req):
+        if req["method"] == "GET" and req["path"].endswith("/message_templates"):
+            return 200, {"data": self.templates}
+        if req["method"] == "POST" and req["path"].endswith("/messages"):
+            if req["body"].get("status") == "read":
+                return 200, {"success": True}
+            n = len(self.requests)
+            return 200, {
+                "contacts": [{"wa_id": req["body"]["to"]}],
+                "messages": [{"id": f"wamid.{n}"}],
+            }
+        return 404, {"error": {"message": "Unknown path", "code": 100}}
+
+    def sends(self) -> list[dict]:
+        return [r["body"] for r in self.calls("POST", "/messages") if r["body"].get("type")]

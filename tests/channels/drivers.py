@@ -24,6 +24,7 @@ from functools import cache
 from twilio.request_validator import RequestValidator
 
 from connectors import gbm
+from tests.channels import whatsapp_fake as wa
 from tests.channels.harness import Call, Driver, Expect, Webhook
 
 _n = itertools.count(1)
@@ -456,6 +457,81 @@ class EmailDriver(Driver):
         return self.sink.texts()
 
 
+# --------------------------------------------------------------------------- WhatsApp
+
+
+class WhatsAppDriver(Driver):
+    """Meta's signed WhatsApp Business Account webhooks; the Cloud API's messages endpoint."""
+
+    channel = "whatsapp"
+    contact = wa.WA_ID
+    contact_id = wa.E164
+    contact_name = wa.NAME
+    accepted = STORED
+    replayed = REPLAYED
+    unknown_route = Expect(200, {"status": "ok", "stored": 0})
+    malformed = Expect(200, {"status": "ignored", "reason": "malformed"})
+
+    def connect(self, members=()) -> int:
+        cfg = self.app.config
+        self.graph = wa.FakeGraph(
+            self.provider, cfg["WHATSAPP_GRAPH_URL"], cfg["MESSENGER_GRAPH_VERSION"]
+        )
+        inbox = self.make.inbox(
+            "whatsapp",
+            members=members,
+            phone_number_id=wa.NUMBER_ID,
+            waba_id=wa.WABA_ID,
+            access_token=wa.TOKEN,
+            app_secret=wa.SECRET,
+            verify_token=wa.VERIFY,
+        )
+        return inbox.id
+
+    def message(self, text: str, external_id: str) -> Webhook:
+        return wa.signed(wa.messages(wa.text(text, external_id)))
+
+    def forgeries(self, text: str) -> dict[str, Webhook]:
+        raw = json.dumps(wa.messages(wa.text(text, "wamid.forged"))).encode()
+        sha1 = "sha1=" + hmac.new(wa.SECRET.encode(), raw, hashlib.sha1).hexdigest()
+        tampered = wa.signed(raw)
+        return {
+            "unsigned": wa.signed(raw, None),
+            "wrong secret": wa.signed(raw, "not-the-app-secret"),
+            "tampered": Webhook(
+                tampered.path,
+                raw.replace(b"wamid.forged", b"wamid.Forged"),
+                headers=tampered.headers,
+                content_type="application/json",
+            ),
+            "sha1 only": Webhook(
+                tampered.path,
+                raw,
+                headers={"X-Hub-Signature": sha1},
+                content_type="application/json",
+            ),
+            "garbage": Webhook(
+                tampered.path,
+                raw,
+                headers={"X-Hub-Signature-256": "sha256=zz"},
+                content_type="application/json",
+            ),
+        }
+
+    def for_unknown_route(self, text: str) -> Webhook:
+        body = wa.messages(wa.text(text, "wamid.elsewhere"), number_id=wa.OTHER_NUMBER_ID)
+        return wa.signed(body)
+
+    def unreadable(self) -> Webhook:
+        return wa.signed(b'{"object": "whatsapp_business_account", "entry": [')
+
+    def sent_texts(self) -> list[str]:
+        return [b["text"]["body"] for b in self.graph.sends() if b.get("type") == "text"]
+
+    def delivery_receipt(self) -> Webhook | None:
+        return wa.signed(wa.status(self.graph.sent_ids[-1], "delivered"))
+
+
 DRIVERS: dict[str, type[Driver]] = {
-    d.channel: d for d in (MessengerDriver, GbmDriver, SmsDriver, EmailDriver)
+    d.channel: d for d in (MessengerDriver, GbmDriver, SmsDriver, EmailDriver, WhatsAppDriver)
 }

@@ -8,6 +8,8 @@ plays the provider (``drivers.py``); what the provider received is read here.
 from __future__ import annotations
 
 import io
+from email import policy
+from email.parser import BytesParser
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -43,9 +45,24 @@ def _mail(driver) -> list[tuple[str, str, bytes]]:
     return [(p.get_filename(), p.get_content_type(), p.get_content()) for p in parts]
 
 
+def _whatsapp(driver) -> list[tuple[str, str, bytes]]:
+    """The files uploaded to ``/{phone-number-id}/media``, each then sent by its media id."""
+    uploads = [c for c in driver.provider.calls if c.path.endswith("/media")]
+    sent = [b for b in driver.graph.sends() if b.get("type") == "image"]
+    assert [b["image"]["id"] for b in sent] == [f"upload-{i}" for i in driver.graph.uploaded]
+    out = []
+    for call in uploads:
+        head = f"Content-Type: {call.headers['Content-Type']}\r\n\r\n".encode()
+        form = BytesParser(policy=policy.default).parsebytes(head + call.body)
+        for part in form.iter_parts():
+            if part.get_filename():
+                out.append((part.get_filename(), part.get_content_type(), part.get_content()))
+    return out
+
+
 # what reached each provider: URLs it fetches, or (for mail) the parts themselves
 BY_URL = {"messenger": _messenger, "sms": _twilio, "gbm": _google}
-BY_PART = {"email": _mail}
+BY_PART = {"email": _mail, "whatsapp": _whatsapp}
 
 
 @pytest.fixture(params=sorted(DRIVERS))

@@ -155,6 +155,20 @@ MESSENGER = [
 SMS = ["--name", "SMS", "--number", "+14155550100", "--account-sid", "AC1", "--auth-token", "t"]
 EMAIL = ["--name", "Mail", "--address", "a@shop.example", "--smtp-host", "h", "--smtp-port", "25"]
 GBM = ["--name", "G", "--agent", "brands/b/agents/a", "--client-token", "ct"]
+WHATSAPP = [
+    "--name",
+    "WA",
+    "--phone-number-id",
+    "106540352242922",
+    "--waba-id",
+    "102290129340398",
+    "--access-token",
+    "EAAJB",
+    "--app-secret",
+    "s",
+    "--verify-token",
+    "v",
+]
 
 
 def _with(args: list[str], option: str, value: str) -> list[str]:
@@ -193,6 +207,11 @@ INVALID = [
         "--imap-password: IMAP needs a user and a password",
     ),
     ("gbm", GBM, "--service-account: lacks client_email"),
+    (
+        "whatsapp",
+        _with(WHATSAPP, "--phone-number-id", "+1 555 078 3881"),
+        "--phone-number-id: must be Meta's numeric id (digits only)",
+    ),
 ]
 
 

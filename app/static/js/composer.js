@@ -7,6 +7,7 @@ import { S, firstName, liveWindow, remember, ruleName } from "./state.js";
 import { T, changed, messageEl, removeMessage, upsertMessage } from "./thread.js";
 import { acceptFiles, fileTray } from "./attachments.js";
 import { attachMentions } from "./mentions.js";
+import { pickTemplate } from "./templates.js";
 
 const KEPT = "switchboard.drafts"; // what is being written survives a reload of this tab
 const drafts = new Map(JSON.parse(sessionStorage.getItem(KEPT) || "[]")); // conversation id -> {mode, text}
@@ -92,7 +93,10 @@ export function composerState(conv) {
       extra = t("A human agent may still reply for {left} with the 7-day human agent rule if your Page is approved for it: an admin can turn it on in the inbox settings. Until then, leave a private note.",
         { left: duration(humanAgentS - since) });
     }
-    return { level: "red", lock: true, icon: "lock",
+    if (caps(conv).templates) {
+      extra = t("Only an approved message template can be sent until the customer writes again.");
+    }
+    return { level: "red", lock: true, icon: "lock", templates: !!caps(conv).templates,
       // the window that ended last: the human agent one where the inbox has it
       text: t("The {rule} closed {ago}.", { rule: ruleName(conv, humanAgentS && humanAgentOn ? "human_agent" : "open"), ago: conv.reply_window.expires_at ? relTime(conv.reply_window.expires_at) : "" }) + " " + extra };
   }
@@ -326,6 +330,12 @@ export function renderComposer(conv) {
     banner.hidden = !st;
     if (st) {
       banner.append(icon(st.icon), h("span.banner-text", st.text));
+      if (st.templates && d.mode === "reply") {
+        banner.append(h("button.btn.sm.primary.template-btn", { type: "button", onclick: async () => {
+          const msg = await pickTemplate(now);
+          if (msg) upsertMessage(msg);
+        } }, icon("send", "flip"), t("Send a template")));
+      }
       if (st.lock && d.mode === "reply") banner.append(h("button.btn.sm", { type: "button", onclick: () => setMode("note", true) }, icon("note"), t("Write a private note")));
       if (st.quiet && d.mode === "reply") {
         banner.append(h("button.btn.sm", { type: "button", onclick: () => submit({ sendAfter: st.quiet }) },

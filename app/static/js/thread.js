@@ -336,7 +336,14 @@ export function messageEl(msg, conv, { last } = {}) {
   } else if (msg.body) {
     bubble.append(h("div.msg-text", { dir: "auto" }, msg.body));
   }
-  if (msg.kind && msg.kind !== "message" && inbound) bubble.prepend(h("div.msg-kind", icon("flag"), msg.kind === "postback" ? t("Tapped a button") : t("Chose a reply")));
+  if (msg.reply_to) {
+    const q = msg.reply_to;
+    bubble.prepend(h("a.msg-quote", { href: q.id ? "#m" + q.id : null, dir: "auto" },
+      q.body || (q.id ? t("[empty message]") : t("An earlier message"))));
+  }
+  const KIND = { postback: t("Tapped a button"), quick_reply: t("Chose a reply"), reaction: t("Reacted") };
+  if (KIND[msg.kind] && inbound) bubble.prepend(h("div.msg-kind", icon("flag"), KIND[msg.kind]));
+  if (msg.kind === "template" && !inbound) bubble.prepend(h("div.msg-kind", icon("note"), t("Template")));
   if (atts) bubble.append(atts);
   if (!msg.body && !atts && !isMail) bubble.append(h("div.msg-text.muted", t("[empty message]")));
   const meta = h("div.msg-meta",

@@ -20,6 +20,7 @@ from app.web.api import (  # noqa: F401  (each module adds its routes to the blu
     notifications,
     reports,
     team,
+    templates,
     users,
 )
 from app.web.api.base import bp

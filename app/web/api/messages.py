@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from flask import jsonify, request
 from flask_login import current_user
 
+from app import channels
 from app.extensions import db
 from app.inbox import guards, replies
 from app.models import Conversation, Message
+from app.web.api import templates
 from app.web.api.base import bp, json_body, parse_time, visible_conversation
 from app.web.api.errors import ApiError
 from app.web.schemas import message_dict
@@ -52,6 +54,9 @@ def messages_post(conversation_id: int):
     att_ids = data.get("attachment_ids") or []
     if not isinstance(att_ids, list) or not all(isinstance(i, int) for i in att_ids):
         raise ApiError(422, "invalid", "attachment_ids must be a list of ids.")
+    template = _template(conv, data.get("template"))
+    if template is not None:
+        body = template.pop("text")
     _guard_new_activity(conv, data, client_id)
     try:
         msg, created = replies.post_message(
@@ -63,6 +68,7 @@ def messages_post(conversation_id: int):
             client_id=client_id,
             send_after=send_after,
             attachment_ids=att_ids,
+            template=template,
         )
     except replies.InvalidMessage as exc:
         db.session.rollback()
@@ -77,6 +83,37 @@ def messages_post(conversation_id: int):
     db.session.commit()
     status = 201 if msg.direction == "note" else 202
     return jsonify(message_dict(msg)), (status if created else 200)
+
+
+def _template(conv: Conversation, raw) -> dict | None:
+    """``{"name", "language", "params"}`` of a template send, checked against the inbox's
+    approved templates, with ``text``: what the customer reads. None for other sends."""
+    if raw is None:
+        return None
+    if not channels.get(conv.inbox.channel).templates:
+        raise ApiError(422, "invalid", "This channel has no message templates.")
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ApiError(422, "invalid", "template must be an object with a name.")
+    language = raw.get("language") or "en_US"
+    params = raw.get("params") or []
+    if not isinstance(language, str) or not isinstance(params, list):
+        raise ApiError(422, "invalid", "template language must be text and params a list.")
+    if not all(isinstance(p, str | int | float) and not isinstance(p, bool) for p in params):
+        raise ApiError(422, "invalid", "template params must be texts.")
+    params = [str(p).strip() for p in params]
+    found = templates.find(conv.inbox, raw["name"], language)
+    if found is None:
+        raise ApiError(
+            422, "invalid", f"No approved template {raw['name']} in {language} for this inbox."
+        )
+    if len(params) != found["params"] or not all(params):
+        raise ApiError(
+            422,
+            "invalid",
+            f"The template {found['name']} takes {found['params']} parameter(s), each filled.",
+        )
+    text = channels.get(conv.inbox.channel).template_text(found, params)
+    return {"name": found["name"], "language": language, "params": params, "text": text}
 
 
 def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:
