@@ -9,7 +9,7 @@ from importlib import import_module
 
 from connectors.base import channels, get, register  # noqa: F401
 
-_CHANNEL_MODULES = ("messenger", "sms", "email", "gbm")
+_CHANNEL_MODULES = ("messenger", "sms", "email", "gbm", "instagram")
 
 for _name in _CHANNEL_MODULES:
     import_module(f"connectors.{_name}")

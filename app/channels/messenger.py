@@ -135,7 +135,7 @@ class Messenger(Channel):
                 continue
             grouped.setdefault(inbox.id, []).append(ev)
         if unknown:
-            log.warning("messenger: events for unknown Pages %s ignored", sorted(unknown))
+            log.warning("%s: events for unknown accounts %s ignored", cls.name, sorted(unknown))
         return grouped
 
     @classmethod
