@@ -200,6 +200,30 @@ class Echo:
     new_identity: int | None = None
 
 
+def _being_sent(session: Session, inbox: Inbox, ev: cb.EchoedOutbound) -> Message | None:
+    """Our reply the worker is sending now, when an echo without our reference (platforms
+    whose echoes carry no metadata) overtook the Send API's answer: same contact, same text."""
+    if not ev.text:
+        return None
+    return session.scalars(
+        sa.select(Message)
+        .join(OutboxItem, OutboxItem.message_id == Message.id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+        .where(
+            Message.inbox_id == inbox.id,
+            Message.direction == "outbound",
+            Message.provider_id.is_(None),
+            Message.status == "queued",
+            Message.body == ev.text,
+            OutboxItem.kind == "send",
+            OutboxItem.state == "working",
+            ContactIdentity.external_id == ev.contact_id,
+        )
+        .order_by(Message.id)
+    ).first()
+
+
 def record_echo(session: Session, inbox: Inbox, ev: cb.EchoedOutbound, at: datetime) -> Echo:
     """Our own send reported back (merge), or a reply sent outside Switchboard (store)."""
     ours = None
@@ -215,6 +239,7 @@ def record_echo(session: Session, inbox: Inbox, ev: cb.EchoedOutbound, at: datet
         ).first()
         if ours is not None:
             return Echo("duplicate")
+        ours = _being_sent(session, inbox, ev)
     if ours is not None:
         # the echo may arrive before the Send API call returned: merge, never downgrade
         if ours.provider_id is None:

@@ -225,7 +225,7 @@ def _parse_item(item: Any, page_id: str, entry_time: Any, *, standby: bool) -> l
     if isinstance(item.get("delivery"), dict):
         return _parse_delivery(item["delivery"], page_id, contact)
     if isinstance(item.get("read"), dict):
-        return _parse_read(item["read"], page_id, contact)
+        return _parse_read(item["read"], page_id, contact, at)
     if "policy_enforcement" in item:
         logger.warning(
             "messenger: policy enforcement for Page %s: %r", page_id, item["policy_enforcement"]
@@ -352,15 +352,21 @@ def _parse_postback(
     )
 
 
-def _parse_read(read: dict[str, Any], page_id: str, contact: str) -> list[InboundEvent]:
+def _parse_read(
+    read: dict[str, Any], page_id: str, contact: str, at: datetime | None
+) -> list[InboundEvent]:
     """A read receipt: Messenger's watermark (everything up to it), or Instagram's ``mid``
-    (``messaging_seen``: that message and, the domain infers, those before it)."""
+    (``messaging_seen``: the customer opened the thread at ``at`` and saw that message,
+    so what was sent before then is read too)."""
     watermark = _ms_to_datetime(_epoch_ms(read.get("watermark")))
     if watermark is not None:
         return [StatusUpdate(page_id, DeliveryState.READ, contact_id=contact, watermark=watermark)]
     mid = _str_id(read.get("mid"))
     if mid:
-        return [StatusUpdate(page_id, DeliveryState.READ, external_id=mid, contact_id=contact)]
+        seen = StatusUpdate(
+            page_id, DeliveryState.READ, external_id=mid, contact_id=contact, watermark=at
+        )
+        return [seen]
     logger.warning("meta: skipping a read receipt without watermark or mid (account %s)", page_id)
     return []
 
