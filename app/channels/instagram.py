@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.channels.attachments import MB, AttachmentRules
-from app.channels.base import N_, Check, Field, SetupItem, WindowPolicy
-from app.channels.messenger import Messenger
+from app.channels.base import N_, Field, WindowPolicy
+from app.channels.messenger import APP_SECRET, HUMAN_AGENT, VERIFY_TOKEN, Messenger
 from connectors.instagram import SUBSCRIBED_FIELDS
 
 
@@ -38,16 +38,9 @@ class Instagram(Messenger):
             "secret",
             help="Instagram User token with instagram_business_manage_messages.",
         ),
-        Field("app_secret", "App secret", "secret", help="Checks Meta's webhook signatures."),
-        Field("verify_token", "Verify token", "secret", help="You choose it; paste it in Meta."),
-        Field(
-            "human_agent",
-            "Human agent tag",
-            "bool",
-            required=False,
-            default=False,
-            help="The app is approved for the HUMAN_AGENT tag (7-day window for human replies).",
-        ),
+        APP_SECRET,
+        VERIFY_TOKEN,
+        HUMAN_AGENT,
     )
     route_field = "account_id"
     webhook_paths = ("/webhooks/instagram",)
@@ -80,39 +73,11 @@ class Instagram(Messenger):
         ),
         types_label=N_("images, video, audio and PDF files"),
     )
-
-    @classmethod
-    def setup(cls, inbox, base: str) -> list[SetupItem]:
-        """Meta app > Instagram > API setup with Instagram login > Webhooks."""
-        cfg = inbox.config or {}
-        return [
-            SetupItem(
-                N_("Callback URL"),
-                base + cls.webhook_paths[0],
-                N_("Meta app > Instagram > API setup > Configure webhooks > Callback URL"),
-            ),
-            SetupItem(
-                N_("Verify token"),
-                cfg.get("verify_token"),
-                N_("The Verify Token field next to it"),
-                secret=True,
-            ),
-            SetupItem(
-                N_("Subscription fields"),
-                ", ".join(SUBSCRIBED_FIELDS),
-                N_("Subscribe the account to these fields"),
-            ),
-            SetupItem(
-                N_("Instagram account id"),
-                cfg.get("account_id"),
-                N_("Routes the account's events to this inbox"),
-            ),
-        ]
-
-    @classmethod
-    def provision(cls, connector, inbox, base: str) -> list[Check]:
-        """Subscribe the account to the webhook fields (``POST /me/subscribed_apps``)."""
-        return connector.provision({"subscribed_fields": ",".join(SUBSCRIBED_FIELDS)})
+    subscription_fields = ", ".join(SUBSCRIBED_FIELDS)
+    console_help = N_("Meta app > Instagram > API setup > Configure webhooks > Callback URL")
+    subscription_help = N_("Subscribe the account to these fields")
+    route_label = N_("Instagram account id")
+    route_help = N_("Routes the account's events to this inbox")
 
     @classmethod
     def sample_contact_id(cls, n: int) -> str:

@@ -8,6 +8,7 @@ from connectors.messenger.inbound import _str_id
 
 DEFAULT_GRAPH_URL = "https://graph.instagram.com"
 PROFILE_FIELDS = "name,username,profile_pic"
+SHARED_FIELDS = ("app_secret", "verify_token", "human_agent")  # as Messenger's
 # the webhook fields the account subscribes to (echoes come with "messages")
 SUBSCRIBED_FIELDS = (
     "messages",
@@ -33,13 +34,7 @@ class InstagramConnector(MessengerConnector):
         ConfigField(
             "access_token", secret=True, help="Instagram User token with instagram_business_*."
         ),
-        ConfigField("app_secret", secret=True, help="Instagram app secret: webhook signatures."),
-        ConfigField("verify_token", secret=True, help="The webhook Verify Token set in Meta."),
-        ConfigField(
-            "human_agent",
-            required=False,
-            help="true when the app has the HUMAN_AGENT tag: 7-day window for human replies.",
-        ),
+        *(f for f in MessengerConnector.fields if f.name in SHARED_FIELDS),
     )
     token_field = "access_token"
     graph_key = "instagram_graph"

@@ -88,20 +88,6 @@ def seen(mid: str) -> dict:
     }
 
 
-class Api(harness.Api):
-    def conversation_with(self, igsid: str) -> dict:
-        (found,) = [
-            c
-            for c in self.conversations()
-            if any(i["external_id"] == igsid for i in c["contact"]["identities"])
-        ]
-        return found
-
-    def inbox(self, inbox_id: int) -> dict:
-        (found,) = [i for i in self.get("/inboxes")["items"] if i["id"] == inbox_id]
-        return found
-
-
 class Graph:
     """graph.instagram.com, faked: the Send API, the profile, /me and the subscription."""
 
@@ -157,8 +143,8 @@ def graph(app, provider) -> Graph:
 
 
 @pytest.fixture
-def api(client, make) -> Api:
-    return Api(client, make.headers(make.user("lead", name="Lea Lead")))
+def api(client, make) -> harness.Api:
+    return harness.Api(client, make.headers(make.user("lead", name="Lea Lead")))
 
 
 def account_inbox(make, account: str = ACCOUNT, human_agent: bool = False) -> int:
@@ -171,6 +157,13 @@ def account_inbox(make, account: str = ACCOUNT, human_agent: bool = False) -> in
         verify_token="verify-me",
     )
     return inbox.id
+
+
+def customer_wrote(client, make, api, **inbox) -> int:
+    """A connected account whose customer wrote "Hello?" just now; the conversation's id."""
+    account_inbox(make, **inbox)
+    post(client, customer("m_in_1", "Hello?"))
+    return api.conversation_with(USER)["id"]
 
 
 # --------------------------------------------------------------------------- inbound
@@ -210,9 +203,7 @@ def test_echo_from_the_instagram_app_is_stored_once_as_outbound(client, make, ap
 
 
 def test_echo_of_our_own_reply_is_not_a_second_message(client, make, api, graph):
-    account_inbox(make)
-    post(client, customer("m_in_1", "Hello?"))
-    conv_id = api.conversation_with(USER)["id"]
+    conv_id = customer_wrote(client, make, api)
     queued = api.reply(conv_id, "We shipped it today.")
     run_worker()
     post(client, echo("m_ig_sent_1", "We shipped it today."))
@@ -222,9 +213,7 @@ def test_echo_of_our_own_reply_is_not_a_second_message(client, make, api, graph)
 
 def test_echo_arriving_before_the_send_api_answer_is_merged(client, make, api, graph, live_server):
     """Instagram echoes carry no metadata: ours is the reply being sent, same contact and text."""
-    account_inbox(make)
-    post(client, customer("m_in_1", "Hello?"))
-    conv_id = api.conversation_with(USER)["id"]
+    conv_id = customer_wrote(client, make, api)
     graph.provider.mock.add_passthru(live_server.url)
     answers: list[int] = []
 
@@ -299,9 +288,7 @@ def test_after_24_hours_human_agent_where_enabled_else_refused_before_any_call(
 
 
 def test_seen_receipt_ticks_the_reply(client, make, api, graph):
-    account_inbox(make)
-    post(client, customer("m_in_1", "Hello?"))
-    conv_id = api.conversation_with(USER)["id"]
+    conv_id = customer_wrote(client, make, api)
     first = api.reply(conv_id, "First answer.")
     run_worker()
     second = api.reply(conv_id, "Second answer.")
@@ -312,9 +299,8 @@ def test_seen_receipt_ticks_the_reply(client, make, api, graph):
 
 
 def test_expired_token_marks_the_inbox_for_reconnecting(client, make, api, graph, app):
-    inbox_id = account_inbox(make)
-    post(client, customer("m_in_1", "Hello?"))
-    conv_id = api.conversation_with(USER)["id"]
+    conv_id = customer_wrote(client, make, api)
+    inbox_id = api.conversation(conv_id)["inbox"]["id"]
     expired = {
         "error": {
             "message": "Error validating access token: Session has expired.",
