@@ -231,6 +231,10 @@ class Channel:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     short_label: ClassVar[str] = ""  # the name the inbox shows, where shorter ("Messenger")
+    # How the inbox draws the channel: SVG shapes on a 20 x 20 grid, filled with
+    # currentColor unless they say otherwise, and the colour they take
+    icon: ClassVar[str] = ""
+    color: ClassVar[str] = ""
     fields: ClassVar[tuple[Field, ...]] = ()
     route_field: ClassVar[str] = ""  # the setting that routes webhooks to the inbox
     alt_route_field: ClassVar[str | None] = None  # a second one (Twilio Messaging Service)
@@ -280,6 +284,8 @@ class Channel:
         return {
             "label": cls.label,
             "short_label": cls.short_label or cls.label,
+            "icon": cls.icon,
+            "color": cls.color,
             "window": None
             if window is None
             else {

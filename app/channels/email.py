@@ -109,6 +109,8 @@ class Email(Channel):
 
     name = "email"
     label = N_("Email")
+    icon = '<g fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"><rect x="2.5" y="4.2" width="15" height="11.6" rx="2"/><path d="m3.2 5.5 6.8 5.2 6.8-5.2"/></g>'
+    color = "#8a5cf6"
     fields = (
         Field("address", "Address", "email", help="The address customers write to."),
         Field("smtp_host", "SMTP server", help="Replies are sent through it."),

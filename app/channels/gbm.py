@@ -14,6 +14,8 @@ class Gbm(Channel):
 
     name = "gbm"
     label = N_("Google Business Messages")
+    icon = '<path d="M3 4.5A2.5 2.5 0 0 1 5.5 2h9A2.5 2.5 0 0 1 17 4.5v7a2.5 2.5 0 0 1-2.5 2.5H9l-4 3.5V14h.5A2.5 2.5 0 0 1 3 11.5v-7Zm4 3.2a1 1 0 1 0 0 2 1 1 0 0 0 0-2Zm3 0a1 1 0 1 0 0 2 1 1 0 0 0 0-2Zm3 0a1 1 0 1 0 0 2 1 1 0 0 0 0-2Z"/>'
+    color = "#1a73e8"
     fields = (
         Field("agent", "Agent", help="brands/BRAND_ID/agents/AGENT_ID"),
         Field(

@@ -49,6 +49,8 @@ class Messenger(Channel):
     name = "messenger"
     label = "Facebook Messenger"
     short_label = N_("Messenger")
+    icon = '<path d="M10 2C5.5 2 2 5.3 2 9.7c0 2.3 1 4.4 2.6 5.8v2.9l2.6-1.4c.9.3 1.8.4 2.8.4 4.5 0 8-3.3 8-7.7S14.5 2 10 2Zm.8 10.3-2-2.2-4 2.2 4.4-4.7 2.1 2.2 3.9-2.2-4.4 4.7Z"/>'
+    color = "#0a7cff"
     fields = (
         Field("page_id", "Page id", help="The Facebook Page id (routes webhooks to this inbox)."),
         Field("page_token", "Page access token", "secret", help="With pages_messaging."),

@@ -73,6 +73,8 @@ class Sms(Channel):
 
     name = "sms"
     label = N_("SMS")
+    icon = '<g fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"><rect x="5" y="1.8" width="10" height="16.4" rx="2.2"/><path d="M8.5 15.2h3"/></g>'
+    color = "#0f8a5f"
     fields = (
         Field(
             "provider", "Provider", "choice", required=False, choices=("twilio",), default="twilio"

@@ -187,6 +187,7 @@ def hold_reply(
                 .values(answered_at=None)
                 .execution_options(synchronize_session=False)
             )
+        signals.reply_held.send(conv, session=session, message=msg)
     return True
 
 

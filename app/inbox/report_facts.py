@@ -275,6 +275,18 @@ def on_agent_replied(conv: Conversation, *, at: datetime, by: User | None = None
         answered(session, conv, at, by)
 
 
+def on_reply_held(conv: Conversation, *, session: Session, message, **_) -> None:
+    """Receiver of ``signals.reply_held``: the waits the held reply answered are open again."""
+    sent = aware(message.created_at)
+    for wait in session.scalars(
+        sa.select(ReportWait).where(
+            ReportWait.conversation_id == conv.id, ReportWait.answered_at >= sent
+        )
+    ):
+        wait.answered_at = wait.answered_slot = wait.wait_s = wait.business_s = None
+        wait.first = False
+
+
 def on_status_changed(conv: Conversation, *, session: Session, previous: str, **_) -> None:
     """Receiver of ``signals.status_changed``: closed (resolution time) or reopened."""
     if conv.status == "closed" and previous != "closed":

@@ -104,6 +104,16 @@ agent_replied = _signals.signal(
     """,
 )
 
+reply_held = _signals.signal(
+    "reply-held",
+    doc="""An agent's queued reply cannot go out yet (its inbox is paused); sender: the conversation.
+
+    Keywords: ``session``, ``message`` (the reply). Sent when the reply had answered the
+    customer's wait: the customer is not answered until it goes out (``agent_replied``
+    then follows), so reports take back the answer it recorded.
+    """,
+)
+
 reply_posted = _signals.signal(
     "reply-posted",
     doc="""An agent's reply to the customer passed the send-time checks; sender: the conversation.

@@ -46,6 +46,7 @@ def connect() -> None:
     signals.customer_wrote.connect(notifications.on_customer_wrote)
     signals.agent_replied.connect(automation.on_agent_replied)
     signals.agent_replied.connect(report_facts.on_agent_replied)
+    signals.reply_held.connect(report_facts.on_reply_held)
     signals.reply_posted.connect(assignment.on_reply_posted)
     signals.note_added.connect(mentions.on_note_added)
     signals.status_changed.connect(report_facts.on_status_changed)

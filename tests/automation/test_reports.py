@@ -301,3 +301,30 @@ def test_reopened_by_the_customer_counts_and_resolution_runs_from_the_reopening(
     ).get_json()
     assert week["previous"]["conversations"]["new"] == 1 and week["conversations"]["new"] == 0
     assert week["change"]["closed"] == 0.0
+
+
+def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
+    app, client, make, session, clock, graph
+):
+    """Written at 10:05 while the Page needs reconnecting, out at 10:40: 40 minutes."""
+    from app.inbox import credentials
+    from tests.automation.helpers import deliver
+
+    lead, agent = make.user("lead"), make.user(name="Ana")
+    inbox = make.inbox("messenger", members=[agent])
+    clock.to(datetime(2026, 6, 10, 10, 0, tzinfo=UTC))
+    conv = conv_of(session, make.inbound(inbox, contact="9010", text="Hello?"))
+    inbox.needs_reconnect = True
+    session.commit()
+    clock.shift(minutes=5)
+    reply(session, conv, agent, "On it.")
+    day = {"from": "2026-06-10", "to": "2026-06-10", "tz": "UTC"}
+    held = _get(client, make, lead, "/api/v1/reports/overview", **day).get_json()
+    assert held["first_response_s"]["count"] == 0  # the customer has no answer yet
+    clock.shift(minutes=35)
+    credentials.reconnect(session, inbox, {"page_token": "EAAG-fresh"})
+    session.commit()
+    deliver(app)
+    assert graph.texts() == ["On it."]
+    sent = _get(client, make, lead, "/api/v1/reports/overview", **day).get_json()
+    assert sent["first_response_s"] == {"median": 40 * 60, "p90": 40 * 60, "count": 1}

@@ -184,7 +184,11 @@ def test_window_banner_names_the_channels_rule_in_the_agents_language(page, make
     banner = page.wait_css(".composer-banner")
     assert "Fenêtre Messenger de 24 heures : encore" in banner.text
     assert "un agent humain peut encore répondre jusqu" in banner.text  # the longer window
-    assert page.css(".thread-head .ch-messenger").get_attribute("title") == "Messenger"
+    chip = page.css(".thread-head .ch-messenger")
+    assert chip.get_attribute("title") == "Messenger"
+    # drawn as the adapter says: its shape, in Messenger blue
+    assert chip.get_attribute("innerHTML").startswith('<svg viewBox="0 0 20 20"')
+    assert chip.value_of_css_property("color") == "rgba(10, 124, 255, 1)"
     assert page.console_errors() == []
 
 

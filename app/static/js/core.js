@@ -305,10 +305,6 @@ const S = (body, vb = "0 0 20 20") =>
 const F = (body, vb = "0 0 20 20") => `<svg viewBox="${vb}" width="1em" height="1em" fill="currentColor">${body}</svg>`;
 
 export const ICONS = {
-  messenger: F('<path d="M10 2C5.5 2 2 5.3 2 9.7c0 2.3 1 4.4 2.6 5.8v2.9l2.6-1.4c.9.3 1.8.4 2.8.4 4.5 0 8-3.3 8-7.7S14.5 2 10 2Zm.8 10.3-2-2.2-4 2.2 4.4-4.7 2.1 2.2 3.9-2.2-4.4 4.7Z"/>'),
-  gbm: F('<path d="M3 4.5A2.5 2.5 0 0 1 5.5 2h9A2.5 2.5 0 0 1 17 4.5v7a2.5 2.5 0 0 1-2.5 2.5H9l-4 3.5V14h.5A2.5 2.5 0 0 1 3 11.5v-7Zm4 3.2a1 1 0 1 0 0 2 1 1 0 0 0 0-2Zm3 0a1 1 0 1 0 0 2 1 1 0 0 0 0-2Zm3 0a1 1 0 1 0 0 2 1 1 0 0 0 0-2Z"/>'),
-  sms: S('<rect x="5" y="1.8" width="10" height="16.4" rx="2.2"/><path d="M8.5 15.2h3"/>'),
-  email: S('<rect x="2.5" y="4.2" width="15" height="11.6" rx="2"/><path d="m3.2 5.5 6.8 5.2 6.8-5.2"/>'),
   inbox: S('<path d="M2.8 11.5h4.4l1 2h3.6l1-2h4.4"/><path d="M4.6 4.5h10.8l2.4 7v4a1.5 1.5 0 0 1-1.5 1.5h-12A1.5 1.5 0 0 1 2.2 15.5v-4l2.4-7Z"/>'),
   user: S('<circle cx="10" cy="6.8" r="3.3"/><path d="M3.8 17c.8-3.2 3.3-5 6.2-5s5.4 1.8 6.2 5"/>'),
   users: S('<circle cx="7.5" cy="7" r="3"/><path d="M2.5 16.5c.6-2.8 2.6-4.3 5-4.3s4.4 1.5 5 4.3"/><path d="M13 4.3a3 3 0 0 1 0 5.5M14.6 12.4c1.4.5 2.5 1.8 2.9 4.1"/>'),
@@ -360,9 +356,12 @@ export const ICONS = {
   wifi: S('<path d="M2.5 7.8a11 11 0 0 1 15 0M5 10.6a7.3 7.3 0 0 1 10 0M7.5 13.4a3.6 3.6 0 0 1 5 0"/><circle cx="10" cy="16" r=".6" fill="currentColor"/>'),
 };
 
-/** A channel's icon: the one named after it above (colour: `.ch-<name>` in app.css), or an inbox. */
+/** A channel's icon and colour, as its adapter draws them (an inbox icon for an unknown one). */
 export function channelIcon(channel) {
-  const el = icon(channel in ICONS ? channel : "inbox", "ch ch-" + channel);
+  const caps = CHANNELS[channel] || {};
+  const el = icon("inbox", "ch ch-" + channel);
+  if (caps.icon) el.innerHTML = F(caps.icon);
+  if (caps.color) el.style.color = caps.color;
   el.setAttribute("title", channelName(channel));
   return el;
 }
