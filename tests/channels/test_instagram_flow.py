@@ -211,6 +211,29 @@ def test_echo_of_our_own_reply_is_not_a_second_message(client, make, api, graph)
     assert out["id"] == queued["id"] and out["status"] == "sent"
 
 
+def test_echoes_of_every_part_of_a_long_reply_are_ours(client, make, api, graph, live_server):
+    """A long reply goes out in parts; their echoes (some overtaking the answers) add nothing."""
+    conv_id = customer_wrote(client, make, api)
+    graph.provider.mock.add_passthru(live_server.url)
+
+    def echo_first(mid: str, payload: dict) -> None:
+        if mid == "m_ig_sent_2":  # the second part's echo comes while we still send
+            raw = body(echo(mid, payload["message"]["text"]))
+            requests.post(
+                f"{live_server.url}/webhooks/instagram", data=raw, headers=signed(raw), timeout=10
+            )
+
+    graph.on_send = echo_first
+    text = "\n\n".join(f"Paragraph {n}: " + "x" * 900 for n in range(1, 5))
+    queued = api.reply(conv_id, text)
+    run_worker()
+    parts = [s.json()["message"]["text"] for s in graph.sends]
+    assert len(parts) == 2
+    post(client, echo("m_ig_sent_1", parts[0]), echo("m_ig_sent_2", parts[1]))
+    (out,) = api.messages(conv_id, "outbound")
+    assert out["id"] == queued["id"] and out["status"] == "sent"
+
+
 def test_echo_arriving_before_the_send_api_answer_is_merged(client, make, api, graph, live_server):
     """Instagram echoes carry no metadata: ours is the reply being sent, same contact and text."""
     conv_id = customer_wrote(client, make, api)
