@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from connectors.base import Check, ConfigField, MediaHosts, register
 from connectors.messenger.connector import MessengerConnector, _refused
 from connectors.messenger.inbound import _str_id
@@ -46,6 +48,15 @@ class InstagramConnector(MessengerConnector):
     sends_proof = False
     sends_metadata = False
     profile_fields = PROFILE_FIELDS
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> list[str]:
+        """The required settings, and an account id that is the number webhooks carry."""
+        problems = super().validate_config(config)
+        account = str(config.get("account_id") or "")
+        if account and not account.isdigit():
+            problems.append("account_id must be the account's numeric id, not its @username")
+        return problems
 
     # -- set-up ------------------------------------------------------------------
     def check_credentials(self) -> list[Check]:

@@ -155,6 +155,10 @@ MESSENGER = [
 SMS = ["--name", "SMS", "--number", "+14155550100", "--account-sid", "AC1", "--auth-token", "t"]
 EMAIL = ["--name", "Mail", "--address", "a@shop.example", "--smtp-host", "h", "--smtp-port", "25"]
 GBM = ["--name", "G", "--agent", "brands/b/agents/a", "--client-token", "ct"]
+INSTAGRAM = [
+    *("--name", "DMs", "--account-id", "17841400000000001", "--access-token", "IGAA"),
+    *("--app-secret", "s", "--verify-token", "v"),
+]
 
 
 def _with(args: list[str], option: str, value: str) -> list[str]:
@@ -193,6 +197,11 @@ INVALID = [
         "--imap-password: IMAP needs a user and a password",
     ),
     ("gbm", GBM, "--service-account: lacks client_email"),
+    (
+        "instagram",
+        _with(INSTAGRAM, "--account-id", "@shop.porto"),
+        "--account-id: must be the account's numeric id, not its @username",
+    ),
 ]
 
 
