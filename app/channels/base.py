@@ -66,6 +66,9 @@ class Field:
     help: str = ""
     choices: tuple[str, ...] = ()
     default: Any = None
+    # also an inbox setting (``inbox_settings``): asked when the inbox is added, then
+    # changed under the inbox's Settings, not with its credentials
+    setting: bool = False
 
     @property
     def secret(self) -> bool:
@@ -91,6 +94,8 @@ class Field:
             out["help"] = self.help
         if self.default is not None:
             out["default"] = self.default
+        if self.setting:
+            out["setting"] = True
         return out
 
 

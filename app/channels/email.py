@@ -50,7 +50,8 @@ def _preset(name, label, smtp, imap, url, help_text="") -> dict:
             "imap_port": imap[1],
             "imap_security": imap[2],
         },
-        "user_is_address": True,  # the login is the full address, for SMTP and IMAP
+        # the login is the full address, for SMTP and IMAP: these fields follow it
+        "copies": {"smtp_user": "address", "imap_user": "address"},
         "app_password_url": url,
         "help": help_text,
     }

@@ -39,6 +39,7 @@ HUMAN_AGENT = Field(
     "bool",
     required=False,
     default=False,
+    setting=True,
     help="Meta approved the app for the HUMAN_AGENT tag (7-day window for human replies).",
 )
 

@@ -225,7 +225,8 @@ def customer_wrote(session: Session, conv: Conversation, at: datetime) -> None:
             assignee,
             "returned_to_queue",
             conv,
-            text=f"Your conversation with {conv.contact.display_name()} went back to the queue "
+            text=f"Your conversation with {notifications.isolate(conv.contact.display_name())} "
+            "went back to the queue "
             "while you were away",
         )
         assignment.auto_assign(session, conv)

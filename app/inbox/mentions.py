@@ -15,7 +15,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.inbox.notifications import notify
+from app.inbox.notifications import isolate, notify
 from app.inbox.queries import can_see
 from app.models import Conversation, Message, User
 
@@ -64,8 +64,8 @@ def notify_mentioned(
             by=who,
             message_id=note.id,
             excerpt=excerpt(note.body),
-            text=f"{who} mentioned you in a note on the conversation with "
-            f"{conv.contact.display_name()}",
+            text=f"{isolate(who)} mentioned you in a note on the conversation "
+            f"with {isolate(conv.contact.display_name())}",
         )
         told.append(user.id)
     return told

@@ -96,6 +96,17 @@ class MailSettings:
 _mail_settings: Callable[[], MailSettings] = MailSettings  # no server until told otherwise
 
 
+def isolate(name: str) -> str:
+    """A user-written name inside a plain-text sentence, its direction kept apart.
+
+    First-strong isolate ... pop directional isolate: an Arabic name in an English
+    sentence (or the reverse) neither reorders nor drags the words around it. The
+    bell turns each isolated part into a ``<bdi>``; desktop notifications and mail
+    bodies keep the characters, which render as nothing.
+    """
+    return f"\u2068{name}\u2069"
+
+
 def use_mail_settings(source: Callable[[], MailSettings]) -> None:
     """Read the mail settings from ``source()`` at each notification (``create_app`` sets it)."""
     global _mail_settings
@@ -302,7 +313,8 @@ def on_assigned(
         "assigned",
         conv,
         by=who,
-        text=f"{who} assigned you the conversation with {conv.contact.display_name()}",
+        text=f"{isolate(who)} assigned you the conversation with "
+        f"{isolate(conv.contact.display_name())}",
     )
 
 
@@ -327,7 +339,8 @@ def on_customer_wrote(
             "new_conversation",
             conv,
             f"new:{conv.id}",
-            text=f"New conversation with {conv.contact.display_name()} in {inbox.name}",
+            text=f"New conversation with {isolate(conv.contact.display_name())} in "
+            f"{isolate(inbox.name)}",
         )
 
 
@@ -345,7 +358,7 @@ def on_inbox_failing(inbox: Inbox, *, session: Session, incident: dict, **_) -> 
         inbox_name=inbox.name,
         reason=incident["reason"],
         url=f"/admin/inboxes/{inbox.id}#reconnect",
-        text=f"{inbox.name} stopped working: {title}{detail}",
+        text=f"{isolate(inbox.name)} stopped working: {title}{detail}",
     )
 
 
@@ -360,7 +373,7 @@ def on_inbox_recovered(inbox: Inbox, *, session: Session, incident: dict, **_) -
         inbox_id=inbox.id,
         inbox_name=inbox.name,
         url=f"/admin/inboxes/{inbox.id}",
-        text=f"{inbox.name} works again",
+        text=f"{isolate(inbox.name)} works again",
     )
 
 

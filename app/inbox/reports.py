@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -100,11 +101,10 @@ def make_period(
 # --------------------------------------------------------------------------- figures
 
 
-def summary(values: list[int]) -> dict:
-    """``{median, p90, count}`` of whole seconds (p90: nearest rank); None when empty."""
-    if not values:
+def summary(ordered: list[int]) -> dict:
+    """``{median, p90, count}`` of whole seconds in ascending order (p90: nearest rank)."""
+    if not ordered:
         return {"median": None, "p90": None, "count": 0}
-    ordered = sorted(values)
     n = len(ordered)
     p90 = ordered[max(0, math.ceil(0.9 * n) - 1)]
     middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
@@ -112,16 +112,30 @@ def summary(values: list[int]) -> dict:
 
 
 def _grouped(keys, values) -> dict:
-    """``{key: [value, ...]}`` of two parallel columns."""
+    """``{key: [value, ...]}`` of two parallel columns (each list in the columns' order)."""
     out: dict = defaultdict(list)
     for key, value in zip(keys, values, strict=True):
         out[key].append(value)
     return out
 
 
-def _columns(rows, width: int) -> list[list]:
-    """Rows -> one list per column (empty lists when there are no rows)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+def _fetch(session: Session, query: sa.Select) -> list[tuple]:
+    """The rows of ``query`` as the driver returns them (plain tuples).
+
+    A year of facts is a hundred thousand rows: SQLAlchemy's row objects would cost
+    several times the query itself.
+    """
+    result = session.connection().execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    """Rows sorted by their first column -> one list per column."""
+    rows.sort(key=itemgetter(0))
+    return [list(map(itemgetter(n), rows)) for n in range(width)]
 
 
 def _change(now_value, before_value) -> float | None:
@@ -197,7 +211,7 @@ def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
     )
     if p.inbox_ids is not None:
         query = query.where(c.inbox_id.in_(p.inbox_ids))
-    for kind, day, *counts in session.execute(query):
+    for kind, day, *counts in _fetch(session, query):
         base = day * QUARTERS
         counts = [int(n or 0) for n in counts]
         if base < lo:  # the period starts within this UTC day
@@ -271,24 +285,30 @@ def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
     return query
 
 
-def _first_responses(session: Session, p: Period) -> tuple[list, list, list, list]:
-    """Columns (local day index, seconds within hours, inbox, agent) of first responses."""
+def _first_responses(session: Session, p: Period, detail: bool = True) -> list[tuple]:
+    """Columns (seconds within hours, local day index, inbox, agent) of first responses,
+    quickest first; only the seconds without ``detail``."""
     W = ReportWait
     day = (_local_slot(W.answered_slot, p) // DAY).label("day")
-    query = sa.select(day, W.business_s, W.inbox_id, W.agent_id).where(
+    seconds = sa.func.coalesce(W.business_s, 0)
+    columns = (seconds, day, W.inbox_id, W.agent_id) if detail else (seconds,)
+    query = sa.select(*columns).where(
         W.first.is_(True), W.answered_slot >= slot_of(p.lo), W.answered_slot < slot_of(p.hi)
     )
     if p.inbox_ids is not None:
         query = query.where(W.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(W.agent_id == p.agent_id)
-    days, seconds, inboxes, agents = _columns(session.execute(query).all(), 4)
-    return days, [s or 0 for s in seconds], inboxes, agents
+    return _columns(_fetch(session, query), len(columns))
 
 
-def _resolutions(session: Session, p: Period) -> tuple[list, list, list]:
-    """Columns (seconds, inbox, agent) of closes in the period."""
-    query = sa.select(ReportEvent.seconds, ReportEvent.inbox_id, ReportEvent.user_id).where(
+def _resolutions(session: Session, p: Period, detail: bool = True) -> list[tuple]:
+    """Columns (seconds, inbox, agent) of closes in the period, quickest first; only the
+    seconds without ``detail``."""
+    E = ReportEvent
+    seconds = sa.func.coalesce(E.seconds, 0)
+    columns = (seconds, E.inbox_id, E.user_id) if detail else (seconds,)
+    query = sa.select(*columns).where(
         ReportEvent.kind == "closed",
         ReportEvent.slot >= slot_of(p.lo),
         ReportEvent.slot < slot_of(p.hi),
@@ -297,8 +317,7 @@ def _resolutions(session: Session, p: Period) -> tuple[list, list, list]:
         query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(ReportEvent.user_id == p.agent_id)
-    seconds, inboxes, agents = _columns(session.execute(query).all(), 3)
-    return [s or 0 for s in seconds], inboxes, agents
+    return _columns(_fetch(session, query), len(columns))
 
 
 def _count(session: Session, query: sa.Select) -> int:
@@ -309,9 +328,11 @@ def _targets(session: Session, p: Period) -> dict:
     """Missed reply windows, response-target breaches, and the share of targets met."""
     missed = _count(session, _waits(session, p, ReportWait.window_missed_at))
     breaches = _count(session, _waits(session, p, ReportWait.breached_at))
-    met = _count(
-        session, _waits(session, p, ReportWait.answered_at, ReportWait.breached_at.is_(None))
+    answered = _waits(session, p, ReportWait.answered_at).with_only_columns(
+        sa.func.count(), sa.func.count(ReportWait.breached_at)
     )
+    total, late = session.execute(answered).one()  # one pass over the covering index
+    met = (total or 0) - (late or 0)
     rate = met / (met + breaches) if met + breaches else None
     return {
         "reply_windows_missed": missed,
@@ -321,19 +342,19 @@ def _targets(session: Session, p: Period) -> dict:
     }
 
 
-def _headline(session: Session, p: Period) -> tuple[dict, dict]:
-    """The period's totals, and what the day and hour rollups need."""
+def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, dict]:
+    """The period's totals, and (``detail``) what the day and hour rollups need."""
     events = _event_counts(session, p)
     messages = _message_counts(session, p)
-    firsts = _first_responses(session, p)
-    closes = _resolutions(session, p)
+    firsts = _first_responses(session, p, detail)
+    closes = _resolutions(session, p, detail)
     totals = defaultdict(int)
     for kind, _slot, n in events + messages:
         totals[kind] += n
     head = {
         "conversations": {k: totals[k] for k in ("new", "closed", "reopened")},
         "messages": {k: totals[k] for k in ("inbound", "outbound")},
-        "first_response_s": summary(firsts[1]),
+        "first_response_s": summary(firsts[0]),
         "resolution_s": summary(closes[0]),
         **_targets(session, p),
     }
@@ -355,13 +376,15 @@ def _breakdown(session: Session, firsts: tuple, closes: tuple) -> dict:
     users = _names(session, User, set(firsts[3]) | set(closes[2]))
     out = {}
     for name, (seconds, inbox_ids, agent_ids) in (
-        ("first_response_s", firsts[1:]),
+        ("first_response_s", (firsts[0], firsts[2], firsts[3])),
         ("resolution_s", closes),
     ):
         by_inbox = {k: v for k, v in _grouped(inbox_ids, seconds).items() if k in inboxes}
         by_channel: dict[str, list] = defaultdict(list)
         for k, v in by_inbox.items():
             by_channel[inboxes[k].channel].extend(v)
+        for v in by_channel.values():
+            v.sort()  # a few sorted runs: merged in one pass
         by_agent = _grouped(agent_ids, seconds)
         out[name] = {
             "channel": [{"channel": k, **summary(v)} for k, v in sorted(by_channel.items())],
@@ -379,7 +402,7 @@ def _breakdown(session: Session, firsts: tuple, closes: tuple) -> dict:
 def overview(session: Session, p: Period) -> dict:
     """The overview report (``GET /api/v1/reports/overview``)."""
     head, parts = _headline(session, p)
-    before, _ = _headline(session, p.previous())
+    before, _ = _headline(session, p.previous(), detail=False)
     days = [p.start + timedelta(days=n) for n in range(p.days)]
     by_day = {d: defaultdict(int) for d in days}
     by_hour = [[0] * 24 for _ in range(7)]
@@ -392,9 +415,10 @@ def overview(session: Session, p: Period) -> dict:
         _day, weekday, hour = local_hour(index)
         by_hour[weekday][hour] += n
     day_firsts = {
-        EPOCH + timedelta(days=day): v for day, v in _grouped(*parts["firsts"][:2]).items()
+        EPOCH + timedelta(days=day): v
+        for day, v in _grouped(parts["firsts"][1], parts["firsts"][0]).items()
     }
-    distribution = _distribution(parts["firsts"][1])
+    distribution = _distribution(parts["firsts"][0])
     return {
         **head,
         "period": {"from": p.start.isoformat(), "to": p.end.isoformat(), "tz": p.tz.key},
@@ -440,9 +464,8 @@ def overview(session: Session, p: Period) -> dict:
 BUCKETS = (300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
-def _distribution(values: list[int]) -> list[dict]:
+def _distribution(ordered: list[int]) -> list[dict]:
     """How many first responses fell in each bucket: ``[{up_to_s, count}]`` (last: None)."""
-    ordered = sorted(values)
     ends = [bisect.bisect_right(ordered, b) for b in BUCKETS] + [len(ordered)]
     counts = [end - start for start, end in zip([0, *ends], ends, strict=False)]
     return [
@@ -475,7 +498,7 @@ def agents(session: Session, p: Period) -> list[dict]:
     for row in counts.values():
         row["replies"] = row.pop("reply", 0)
     everyone = replace(p, agent_id=None)
-    _days, seconds, _inboxes, agent_ids = _first_responses(session, everyone)
+    seconds, _days, _inboxes, agent_ids = _first_responses(session, everyone)
     firsts = _grouped(agent_ids, seconds)
     seconds, _inboxes, agent_ids = _resolutions(session, everyone)
     closes = _grouped(agent_ids, seconds)
@@ -511,7 +534,7 @@ def _edge_counts(session: Session, p: Period, lo: int, hi: int):
     )
     if p.inbox_ids is not None:
         query = query.where(c.inbox_id.in_(p.inbox_ids))
-    for user_id, kind, day, *quarters in session.execute(query):
+    for user_id, kind, day, *quarters in _fetch(session, query):
         base = day * QUARTERS
         n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
         if n:
@@ -531,7 +554,8 @@ def badges(session: Session, at: datetime, inbox_ids: tuple[int, ...] | None = N
         rule = _badge_rule(inbox)
         if rule is None or (inbox_ids is not None and inbox.id not in inbox_ids):
             continue
-        rows = session.execute(
+        rows = _fetch(
+            session,
             sa.select(
                 ReportWait.started_at,
                 ReportWait.answered_at,
@@ -541,11 +565,18 @@ def badges(session: Session, at: datetime, inbox_ids: tuple[int, ...] | None = N
                 ReportWait.inbox_id == inbox.id,
                 ReportWait.started_at >= at - rule.period,
                 ReportWait.started_at <= at,
-            )
+            ),
         )
-        waits = [Wait(aware(s), aware(a), w, b) for s, a, w, b in rows]
+        waits = [Wait(_instant(s), _instant(a), w, b) for s, a, w, b in rows]
         out.append({"inbox": inbox.ref(), **rule.evaluate(waits, at)})
     return out
+
+
+def _instant(value) -> datetime | None:
+    """A stored UTC time as the driver returns it (SQLite: ISO text) -> aware datetime."""
+    if value is None or isinstance(value, datetime):
+        return aware(value)
+    return aware(datetime.fromisoformat(value))
 
 
 def _badge_rule(inbox: Inbox):

@@ -107,7 +107,8 @@ def email_text(note: Notification, conv: Conversation | None, locale: str) -> tu
                 "Choose which notifications are mailed to you under your notification settings."
             ),
         ]
-    return f"[Switchboard] {text}", "\n".join(lines)
+    subject = text.replace("\u2068", "").replace("\u2069", "")  # some mail apps draw boxes
+    return f"[Switchboard] {subject}", "\n".join(lines)
 
 
 def build_email(sender: str, to: str, subject: str, body: str) -> EmailMessage:

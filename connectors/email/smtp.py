@@ -30,7 +30,8 @@ Headers written (options are what the domain put in ``OutboundMessage.options``)
 
 Login: ``smtp_user``/``smtp_password``, or with ``auth: oauth`` SASL ``XOAUTH2`` as
 ``smtp_user`` (else the address) with ``oauth_access_token``; a token the app could
-not refresh (``oauth_error``) is reported without connecting (:func:`oauth_failure`).
+not refresh (``oauth_error``) is reported by the connector before any connection
+(:func:`oauth_failure`).
 
 Error classification: 4xx replies, connection errors and timeouts are
 TRANSIENT; 535/534/530 authentication failures and TLS/config problems are
@@ -366,8 +367,6 @@ def send_message(
     recipients = list(recipients)
     envelope_from = (config.get("envelope_from") or config.get("address") or "").strip()
     message_id = normalize_message_id(str(msg.get("Message-ID") or ""))
-    if failure := oauth_failure(config):
-        return SendResult(error=failure)
     try:
         server = _connect(config, timeout)
     except Exception as exc:

@@ -22,6 +22,12 @@ def _get(client, make, user, path, **args):
     return resp
 
 
+def _report(client, make, user, name: str, start: str, end: str | None = None, tz="UTC"):
+    """One report's JSON over the local dates ``start`` to ``end`` (default: one day)."""
+    args = {"from": start, "to": end or start, "tz": tz}
+    return _get(client, make, user, f"/api/v1/reports/{name}", **args).get_json()
+
+
 def test_first_response_twelve_minutes_in_the_inbox_time_zone(client, make, session, clock):
     """Customer at 10:00 Paris, first human reply at 10:12: 12 minutes, on that local day."""
     lead, agent = make.user("lead", name="Lea"), make.user(name="Ana")
@@ -34,13 +40,7 @@ def test_first_response_twelve_minutes_in_the_inbox_time_zone(client, make, sess
     assert conversations.set_status(session, conv, "closed", agent)
     session.commit()
 
-    report = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-06-10", "to": "2026-06-10", "tz": "Europe/Paris"},
-    ).get_json()
+    report = _report(client, make, lead, "overview", "2026-06-10", tz="Europe/Paris")
     assert report["first_response_s"] == {"median": 720, "p90": 720, "count": 1}
     assert report["resolution_s"]["median"] == 42 * 60
     assert report["conversations"] == {"new": 1, "closed": 1, "reopened": 0}
@@ -61,24 +61,12 @@ def test_first_response_twelve_minutes_in_the_inbox_time_zone(client, make, sess
     by = report["breakdown"]["first_response_s"]
     assert by["channel"] == [{"channel": "messenger", "median": 720, "p90": 720, "count": 1}]
     assert [(r["user"]["name"], r["median"]) for r in by["agent"]] == [("Ana", 720)]
-    agents = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/agents",
-        **{"from": "2026-06-10", "to": "2026-06-10", "tz": "Europe/Paris"},
-    ).get_json()["agents"]
+    agents = _report(client, make, lead, "agents", "2026-06-10", tz="Europe/Paris")["agents"]
     ana = next(a for a in agents if a["user"]["id"] == agent.id)
     assert (ana["assigned"], ana["closed"], ana["replies"]) == (1, 1, 1)
     assert ana["first_response_s"]["median"] == 720
     # the day before in Paris has nothing
-    empty = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-06-09", "to": "2026-06-09", "tz": "Europe/Paris"},
-    ).get_json()
+    empty = _report(client, make, lead, "overview", "2026-06-09", tz="Europe/Paris")
     assert empty["first_response_s"]["count"] == 0
     assert empty["conversations"]["new"] == 0
 
@@ -92,13 +80,7 @@ def test_time_outside_business_hours_does_not_count(client, make, session, clock
     # the clocks go forward on Sunday 29 March: Monday 09:05 Paris is 07:05 UTC
     clock.to(datetime(2026, 3, 30, 7, 5, tzinfo=UTC))
     reply(session, conv, agent)
-    report = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-03-27", "to": "2026-03-30", "tz": "Europe/Paris"},
-    ).get_json()
+    report = _report(client, make, lead, "overview", "2026-03-27", "2026-03-30", tz="Europe/Paris")
     assert report["first_response_s"]["median"] == 15 * 60
     days = {d["date"]: d for d in report["by_day"]}
     assert days["2026-03-27"]["new"] == 1 and days["2026-03-30"]["first_response_median_s"] == 900
@@ -114,24 +96,14 @@ def test_days_follow_the_time_zone_across_a_daylight_saving_change(client, make,
     conv = conv_of(session, make.inbound(inbox, contact="+14155550100"))
     clock.shift(minutes=3)
     reply(session, conv, agent)
-    report = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-10-31", "to": "2026-11-02", "tz": "America/New_York"},
-    ).get_json()
+    report = _report(
+        client, make, lead, "overview", "2026-10-31", "2026-11-02", tz="America/New_York"
+    )
     days = {d["date"]: d for d in report["by_day"]}
     assert days["2026-11-01"]["new"] == 1 and days["2026-11-02"]["new"] == 0
     assert days["2026-11-01"]["first_response_median_s"] == 180
     assert report["by_hour"][6][23] == 1  # Sunday, 23:00 local
-    utc = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-11-02", "to": "2026-11-02", "tz": "UTC"},
-    ).get_json()
+    utc = _report(client, make, lead, "overview", "2026-11-02")
     assert utc["conversations"]["new"] == 1
 
 
@@ -149,22 +121,10 @@ def test_a_window_closed_unanswered_is_one_missed_window(app, client, make, sess
         timers.watch_windows(start + timedelta(hours=23))
         timers.watch_windows(start + timedelta(hours=23))  # run twice: counted once
         timers.watch_response_due(start + timedelta(hours=23))
-    report = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-05-05", "to": "2026-05-05", "tz": "UTC"},
-    ).get_json()
+    report = _report(client, make, lead, "overview", "2026-05-05")
     assert report["reply_windows_missed"] == 1  # counted on the day the window closed
     assert report["response_breaches"] == 1  # the 24-hour target passed too
-    before = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-05-04", "to": "2026-05-04", "tz": "UTC"},
-    ).get_json()
+    before = _report(client, make, lead, "overview", "2026-05-04")
     assert before["reply_windows_missed"] == 0 and before["response_met"] == 1
     assert before["response_met_rate"] == 1.0
 
@@ -279,26 +239,14 @@ def test_reopened_by_the_customer_counts_and_resolution_runs_from_the_reopening(
     clock.shift(minutes=10)
     assert conversations.set_status(session, again, "closed", agent)
     session.commit()
-    report = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-06-01", "to": "2026-06-02", "tz": "UTC"},
-    ).get_json()
+    report = _report(client, make, lead, "overview", "2026-06-01", "2026-06-02")
     assert report["conversations"] == {"new": 1, "closed": 2, "reopened": 1}
     assert report["first_response_s"] == {"median": 240, "p90": 240, "count": 1}
     assert report["resolution_s"]["count"] == 2
     assert sorted(d["closed"] for d in report["by_day"]) == [1, 1]
     assert report["resolution_s"]["p90"] == 30 * 60  # from the reopening, not the start
     assert report["response_met"] == 2 and report["response_met_rate"] == 1.0
-    week = _get(
-        client,
-        make,
-        lead,
-        "/api/v1/reports/overview",
-        **{"from": "2026-06-02", "to": "2026-06-02", "tz": "UTC"},
-    ).get_json()
+    week = _report(client, make, lead, "overview", "2026-06-02")
     assert week["previous"]["conversations"]["new"] == 1 and week["conversations"]["new"] == 0
     assert week["change"]["closed"] == 0.0
 
@@ -318,13 +266,12 @@ def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
     session.commit()
     clock.shift(minutes=5)
     reply(session, conv, agent, "On it.")
-    day = {"from": "2026-06-10", "to": "2026-06-10", "tz": "UTC"}
-    held = _get(client, make, lead, "/api/v1/reports/overview", **day).get_json()
+    held = _report(client, make, lead, "overview", "2026-06-10")
     assert held["first_response_s"]["count"] == 0  # the customer has no answer yet
     clock.shift(minutes=35)
     credentials.reconnect(session, inbox, {"page_token": "EAAG-fresh"})
     session.commit()
     deliver(app)
     assert graph.texts() == ["On it."]
-    sent = _get(client, make, lead, "/api/v1/reports/overview", **day).get_json()
+    sent = _report(client, make, lead, "overview", "2026-06-10")
     assert sent["first_response_s"] == {"median": 40 * 60, "p90": 40 * 60, "count": 1}

@@ -380,12 +380,17 @@ def test_snooze_contact_panel_and_notifications(page, make, client):
     assert resp.status_code == 200
     page.wait(lambda d: page.text("#bell .badge") == "3")
     page.click("#bell")
-    page.wait_text(
+    item = page.wait_text(
         "#bell-panel .notif", "Nadia Karimi assigned you the conversation with Amira Haddad"
     )
+    # each name the team or the customer wrote is isolated (an RTL name keeps its place)
+    names = item.find_elements("css selector", ".notif-text bdi")
+    assert [b.text for b in names] == ["Nadia Karimi", "Amira Haddad"]
     page.screenshot("notifications-panel")
     page.click("#bell-panel .notif")
     page.wait_text("#thread-log .msg.in", "Is my refund done?")
+    placeholder = page.css("#composer-text").get_attribute("placeholder")
+    assert placeholder == "Write a reply to \u2068Amira Haddad\u2069…"  # the name isolated
 
     # the contact panel lists identities and the contact's conversations
     page.click(".panel-toggle")

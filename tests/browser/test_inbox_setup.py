@@ -266,6 +266,9 @@ def test_a_paused_messenger_inbox_is_reconnected_and_its_reply_goes_out(
     page.wait(lambda d: page.js("return document.activeElement.dataset.config") == "page_token")
     assert "set" in page.text('.field[data-field="page_token"]')
     assert page.css('[data-config="page_id"]').get_attribute("value") == PAGE_ID
+    # the human agent approval is a setting: one switch on the page, under Settings
+    assert len(page.all('input[name="human_agent"], [data-config="human_agent"]')) == 1
+    assert page.all('#inbox-settings input[name="human_agent"]')
     page.screenshot("setup-reconnect-form")
 
     # a token Meta still refuses: the old one stays, the error sits by the field
@@ -306,6 +309,15 @@ def test_mail_presets_fill_the_servers_and_disconnect_keeps_the_history(page, ma
     assert page.css('[data-config="imap_host"]').get_attribute("value") == "imap.fastmail.com"
     link = page.css(".preset-note a")
     assert link.get_attribute("href").startswith("https://www.fastmail.com/")
+    # the login is the address: both user fields follow it as it is typed...
+    page.css('[data-config="address"]').send_keys("help@acme.example")
+    for user in ("smtp_user", "imap_user"):
+        assert page.css(f'[data-config="{user}"]').get_attribute("value") == "help@acme.example"
+    # ...until the admin writes another login there
+    _fill(page, {"imap_user": "mailer"})
+    page.css('[data-config="address"]').send_keys("m")
+    assert page.css('[data-config="smtp_user"]').get_attribute("value") == "help@acme.examplem"
+    assert page.css('[data-config="imap_user"]').get_attribute("value") == "mailer"
     page.screenshot("setup-email-preset")
 
     # Disconnect asks first; the conversations stay readable

@@ -194,3 +194,19 @@ def test_a_page_answering_eight_of_ten_is_not_very_responsive(page, make):
     assert "8 of 10 customers answered" in row.text
     assert "bad" in page.attr(f'.badge-row[data-inbox="{inbox.id}"] .badge-verdict', "class")
     assert page.console_errors() == []
+
+
+def test_reports_follow_what_happens_today(page, make):
+    """A period that includes today updates by itself as customers write (no reload)."""
+    from tests.browser.conftest import post_messenger
+
+    lead, agent = make.user("lead", name="Nadia Karimi"), make.user("agent")
+    inbox = make.inbox("messenger", members=[agent])
+    page.login(lead.email, ready=False)
+    page.get("/reports")
+    page.wait_css("#report-stats .stat")
+    page.wait(lambda d: page.js("return document.body.dataset.live") == "on")
+    assert page.text('[data-metric="new"] .stat-value') == "0"
+    post_messenger(page.url, inbox, "psid-today", "Is the shop open?", "m_report_live")
+    page.wait(lambda d: page.text('[data-metric="new"] .stat-value') == "1", timeout=25)
+    assert page.console_errors() == []

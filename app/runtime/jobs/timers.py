@@ -195,7 +195,7 @@ def watch_windows(since: datetime | None = None) -> dict:
         rule = windows.reply_window(
             inbox.channel, conv.last_inbound_at, bool(inbox.setting("human_agent")), at
         ).rule
-        name = conv.contact.display_name()
+        name = notifications.isolate(conv.contact.display_name())
         done["warned"] += notifications.notify_many(
             session,
             notifications.assignee_or_members(session, conv),
@@ -309,7 +309,7 @@ def watch_response_due(since: datetime | None = None) -> dict:
             "response_due_soon",
             conv,
             f"due:{conv.id}:{notifications.stamp(due)}",
-            text=f"{conv.contact.display_name()} is waiting: answer within {_left(due - at)} "
+            text=f"{notifications.isolate(conv.contact.display_name())} is waiting: answer within {_left(due - at)} "
             "to meet the response target",
             due_at=iso(due),
         )
@@ -350,7 +350,7 @@ def watch_response_due(since: datetime | None = None) -> dict:
             "response_overdue",
             conv,
             f"breach:{conv.id}:{notifications.stamp(due)}",
-            text=f"{conv.contact.display_name()} has waited {late} without an answer: the "
+            text=f"{notifications.isolate(conv.contact.display_name())} has waited {late} without an answer: the "
             "response target was missed",
             due_at=iso(due),
             assignee_id=conv.assignee_id,
@@ -430,7 +430,7 @@ def follow_ups() -> dict:
             "follow_up",
             conv,
             f"follow:{conv.id}:{notifications.stamp(due)}",
-            text=f"{conv.contact.display_name()} has not answered for {quiet}: follow up?",
+            text=f"{notifications.isolate(conv.contact.display_name())} has not answered for {quiet}: follow up?",
         )
         _publish(session, conv)
     session.commit()

@@ -319,7 +319,7 @@ export function renderComposer(conv) {
     const now = current();
     if (!now) return;
     const st = composerState(now);
-    text.placeholder = d.mode === "note" ? t("Write a private note — only your team sees it") : t("Write a reply to {name}…", { name: now.contact.name });
+    text.placeholder = d.mode === "note" ? t("Write a private note — only your team sees it") : t("Write a reply to {name}…", { name: "\u2068" + now.contact.name + "\u2069" });
     const locked = !!(st && st.lock) && d.mode === "reply";
     banner.replaceChildren();
     banner.className = "composer-banner" + (st ? " " + st.level : "");

@@ -61,15 +61,17 @@ function fieldControl(f, { value, set, editing }) {
  * `fields` when a value cannot be read, e.g. a file that is not JSON).
  */
 export function channelFields(channel, { values = {}, secretsSet = new Set(), editing = false } = {}) {
-  for (const f of channel.fields) fieldLabels.set(f.name, label(f));
+  // editing an inbox: what is also a setting is changed under Settings, not here
+  const fields = channel.fields.filter((f) => !(editing && f.setting));
+  for (const f of fields) fieldLabels.set(f.name, label(f));
   const box = h("div.form-grid.conn-fields");
-  for (const f of channel.fields) {
+  for (const f of fields) {
     box.append(fieldControl(f, { value: values[f.name], set: secretsSet.has(f.name), editing }));
   }
   const read = () => {
     const config = {};
     const bad = {};
-    for (const f of channel.fields) {
+    for (const f of fields) {
       const el = control(box, f.name);
       if (f.type === "bool") { config[f.name] = el.checked; continue; }
       const raw = el.value.trim();
@@ -106,6 +108,23 @@ function presetPicker(channel, box) {
       const el = control(box, name);
       if (!el) continue;
       if (el.type === "checkbox") el.checked = !!v; else el.value = v;
+    }
+    // fields that take another's value (the login is the address) and follow it while
+    // nobody types in them
+    for (const [name, from] of Object.entries(p.copies || {})) {
+      const el = control(box, name);
+      const source = control(box, from);
+      if (!el || !source) continue;
+      el.value = source.value;
+      el.dataset.follows = from;
+      if (!source.dataset.copied) {
+        source.dataset.copied = "1";
+        let before = source.value;
+        source.addEventListener("input", () => {
+          box.querySelectorAll(`[data-follows="${from}"]`).forEach((t) => { if (t.value === before) t.value = source.value; });
+          before = source.value;
+        });
+      }
     }
     const link = p.app_password_url || p.link || p.help_url;
     if (p.help) note.append(t(p.help), " ");

@@ -4,7 +4,7 @@
 
 import { LANG, api, channelIcon, channelName, duration, h, qs, t, toast } from "./core.js";
 import { barChart, empty, heatMap, lineChart } from "./charts.js";
-import { initShell } from "./shell.js";
+import { initShell, on } from "./shell.js";
 
 const form = document.getElementById("report-filters");
 const FILTERS = ["from", "to", "tz", "inbox", "channel", "agent"];
@@ -286,6 +286,18 @@ form.addEventListener("change", () => {
 });
 form.addEventListener("submit", (e) => e.preventDefault());
 window.addEventListener("popstate", load);
+
+// Live: while the period includes today, what happens in the inboxes shows within
+// LIVE_MS (a busy team changes the figures many times a second: one reload at most)
+const LIVE_MS = 10000;
+let liveTimer = null;
+function changed() {
+  const f = filters();
+  if (f.to < today(f.tz) || liveTimer || document.hidden) return;
+  liveTimer = setTimeout(() => { liveTimer = null; load(); }, LIVE_MS);
+}
+for (const name of ["conversation.created", "conversation.updated", "message.created", "reconnected"]) on(name, changed);
+document.addEventListener("visibilitychange", () => { if (!document.hidden) changed(); });
 
 initShell();
 fillChoices().catch((e) => toast(e.message, "error")).finally(load);

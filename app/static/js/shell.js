@@ -139,10 +139,15 @@ const notificationHref = (n) => (n.conversation_id
   : (n.data && n.data.url) || "#");
 const KIND_ICON = { assigned: "user", mention: "note", inbox_failing: "alert", client_secret_expiring: "alert" };
 
-/** The server writes a detailed English text; other languages get the translated kind. */
-function notificationText(n, iso = (s) => "\u2068" + s + "\u2069") {
+/** The server writes a detailed English text (names between FSI and PDI); other languages
+ * get the translated kind. On the page each isolated name becomes a <bdi>. */
+const plainIsolate = (s) => "\u2068" + s + "\u2069";
+function notificationText(n, iso = plainIsolate) {
   const data = n.data || {};
-  if (data.text && (LANG.startsWith("en") || !KIND_TEXT[n.kind])) return data.text;
+  if (data.text && (LANG.startsWith("en") || !KIND_TEXT[n.kind])) {
+    const parts = data.text.split(/\u2068([^\u2069]*)\u2069/);
+    return iso === plainIsolate ? data.text : parts.map((p, i) => (i % 2 ? iso(p) : p));
+  }
   const fn = KIND_TEXT[n.kind];
   return fn ? fn({ ...n, data }, iso) : data.message || n.kind.replace(/_/g, " ");
 }
