@@ -299,7 +299,11 @@ def test_after_24_hours_human_agent_where_enabled_else_refused_before_any_call(
     assert refused.status_code == 409
     error = refused.get_json()["error"]
     assert error["code"] == "window_closed"
-    assert "Instagram 24-hour window" in error["message"] and "HUMAN_AGENT" in error["message"]
+    assert error["message"].startswith("The Instagram 24-hour window has closed.")
+    assert (
+        "Instagram 7-day human agent replies are possible only where Meta approved the app "
+        "for the HUMAN_AGENT tag" in error["message"]
+    )
     run_worker()
     assert graph.sends == []
 
