@@ -104,6 +104,16 @@ def register_extensions(app: Flask) -> None:
             opts.pop("pool_size", None)
             opts.pop("max_overflow", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
+    elif uri.startswith("postgresql"):
+        # the app's queries read a few index pages each: starting parallel workers for
+        # them (a trigram search, a year's report) costs more than it saves, and under
+        # load it takes the cores that other requests wait for
+        opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        args = opts.setdefault("connect_args", {})
+        args["options"] = (
+            args.get("options", "") + " -c max_parallel_workers_per_gather=0"
+        ).strip()
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
     db.init_app(app)
     from app.models.schema import include_object
 
