@@ -138,17 +138,20 @@ def register_extensions(app: Flask) -> None:
     login.login_view = "auth.login"
     babel.init_app(app, locale_selector=_select_locale)
     from app import realtime
+    from app.realtime import serving
     from app.realtime.origins import origin_check
 
     socketio.init_app(
         app,
         message_queue=app.config.get("REDIS_URL"),
         channel=app.config["SOCKETIO_CHANNEL"],
-        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"] or serving.async_mode(),
         cors_allowed_origins=origin_check(app),  # the app's own pages only
         logger=False,
         engineio_logger=False,
     )
+    serving.install(socketio.server.eio)
+    app.wsgi_app = serving.SocketCap(app.wsgi_app, socketio.server.eio, app.config["MAX_SOCKETS"])
     realtime.init_app(app)
 
 

@@ -1,9 +1,9 @@
 """Shared pieces of the benchmark suite: servers, percentiles, signatures, memory.
 
 Everything runs on 127.0.0.1. A :class:`Server` is the real Switchboard web
-process started as the README documents it (``python wsgi.py``, or gunicorn
-with one worker and the gthread worker class), in its own process group, and
-always stopped again.
+process started as the README documents it (``python wsgi.py``, or ``gunicorn
+wsgi:app``: one gevent worker either way), in its own process group, and always
+stopped again.
 """
 
 from __future__ import annotations
@@ -85,11 +85,12 @@ SERVER_KINDS = ("wsgi", "gunicorn")
 class Server:
     """One web process of Switchboard on a free port.
 
-    ``kind`` is ``wsgi`` (``python wsgi.py``: the embedded default, werkzeug
-    threaded) or ``gunicorn`` (``gunicorn -w 1 -k gthread --threads N wsgi:app``).
+    ``kind`` is ``wsgi`` (``python wsgi.py``: the embedded default, which runs
+    gunicorn with ``gunicorn.conf.py``) or ``gunicorn`` (``gunicorn wsgi:app`` with
+    ``SWITCHBOARD_ENV=production``); both serve through one gevent worker.
     """
 
-    def __init__(self, kind: str, env: dict[str, str], log: Path, threads: int = 200) -> None:
+    def __init__(self, kind: str, env: dict[str, str], log: Path, threads: int = 0) -> None:
         if kind not in SERVER_KINDS:
             raise ValueError(f"unknown server kind {kind!r}")
         self.kind = kind
@@ -100,26 +101,12 @@ class Server:
         if kind == "wsgi":
             env.update(HOST="127.0.0.1", PORT=str(self.port))
             args = [PYTHON, "wsgi.py"]
-            self.label = "python wsgi.py"
+            self.label = "python wsgi.py (gevent)"
         else:
             env.setdefault("SWITCHBOARD_ENV", "production")
-            args = [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "-w",
-                "1",
-                "-k",
-                "gthread",
-                "--threads",
-                str(threads),
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "--log-level",
-                "warning",
-                "wsgi:app",
-            ]
-            self.label = f"gunicorn gthread -w 1 --threads {threads}"
+            args = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{self.port}"]
+            args += ["--log-level", "warning", "wsgi:app"]
+            self.label = "gunicorn gevent -w 1"
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             args,
@@ -146,12 +133,9 @@ class Server:
         raise RuntimeError(f"{self.label} did not become healthy:\n{self.output()[-3000:]}")
 
     def web_pid(self) -> int:
-        """The pid that serves requests (gunicorn: its single worker, not the arbiter)."""
-        if self.kind == "gunicorn":
-            children = _children(self.proc.pid)
-            if children:
-                return children[0]
-        return self.proc.pid
+        """The pid that serves requests: gunicorn's single worker, not the arbiter."""
+        children = _children(self.proc.pid)
+        return children[0] if children else self.proc.pid
 
     def memory(self) -> dict[str, float]:
         """``VmHWM`` (peak RSS) and ``VmRSS`` of the web process, in MB."""

@@ -180,11 +180,13 @@ def run(
     during=None,
     server_pid: int | None = None,
     client: str = "raw",
+    on_connected=None,
 ) -> LiveResult:
     """Connect ``len(tokens)`` sockets, post ``rate``/s webhooks for ``seconds``, measure.
 
     ``during``, if given, is called (with the result so far) while every socket
     is still connected, after the last delivery: the memory probe uses it.
+    ``on_connected``, if given, is called once every client process has connected.
     """
     ctx = mp.get_context("spawn")
     result = LiveResult()
@@ -210,6 +212,8 @@ def run(
             result.errors += errors
             result.transports = sorted(set(result.transports) | set(transports))
         result.connect_seconds = time.monotonic() - started
+        if on_connected is not None:
+            on_connected(result)
         cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
         sent_at = _post_steadily(url, rate, seconds, result)
         deadline = time.monotonic() + grace

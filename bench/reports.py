@@ -32,7 +32,7 @@ def run(engine, kind: str, args, tmp: Path, log, r1) -> dict:
     token = engine.meta["1m"]["lead_token"]
     out: dict = {}
     env = server_env(url, tmp, SWITCHBOARD_QUERY_COUNT="1")
-    with Server(kind, env, tmp / f"{engine.name}-reports.log", threads=args.threads) as server:
+    with Server(kind, env, tmp / f"{engine.name}-reports.log") as server:
         server.wait_healthy()
         for name, path in paths().items():
             log(f"{engine.name}: report {name} x {args.report_requests}")

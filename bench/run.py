@@ -2,7 +2,7 @@
 
 For each database engine (SQLite, the embedded default, and PostgreSQL at
 127.0.0.1:5432 in a dedicated ``switchboard_bench`` database) and each server
-(``python wsgi.py`` and gunicorn with one gthread worker), on a fresh copy of a
+(``python wsgi.py`` and ``gunicorn wsgi:app``, both one gevent worker), on a fresh copy of a
 prepared database:
 
 1. ``GET /healthz`` then signed single-message Messenger POSTs, N concurrent senders:
@@ -26,13 +26,17 @@ search over every message (``status=all&q=``) for a rare word, a common word, a 
 and a phone number;
 7. the lead's reports (overview, agents, badges) over the last 365 days on the 1M
 database: p50/p95/p99 (:mod:`bench.reports`).
+8. on the first engine, sockets on one web process (:mod:`bench.sockets`): 100, 500 and
+   1,000 agent sockets from separate client processes, API p95 and live p99 (an event
+   to every socket) with each, RSS; and the cap row (``MAX_SOCKETS=200``, 250 tried).
 
 Prints a table per engine and the targets that hold, and writes
 ``bench/results/<timestamp>.json``. Loopback only; every loop is bounded by
 count and time; every process started is stopped.
 
     .venv/bin/python bench/run.py [--db sqlite,postgresql] [--servers wsgi,gunicorn]
-                                  [--only ingest,live,email,rss,lists,reports] [--quick]
+                                  [--only ingest,live,email,rss,lists,reports,sockets]
+                                  [--quick]
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ if str(ROOT) not in sys.path:
 
 from bench import live, load, payloads  # noqa: E402
 from bench import reports as report_bench  # noqa: E402
+from bench import sockets as socket_bench  # noqa: E402
 from bench.common import (  # noqa: E402
     PYTHON,
     RESULTS,
@@ -67,7 +72,7 @@ from bench.common import (  # noqa: E402
 from bench.prepare import PG_DEFAULT, PG_NAMES  # noqa: E402
 
 WORK_DB = "switchboard_bench"
-PARTS = ("ingest", "live", "email", "rss", "lists", "reports")
+PARTS = ("ingest", "live", "email", "rss", "lists", "reports", "sockets")
 LIST_PATHS = {
     "default": "/api/v1/conversations",
     "unassigned_waiting": "/api/v1/conversations?assignee=unassigned&sort=waiting_longest",
@@ -240,7 +245,7 @@ def write_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
     url = engine.fresh(f"{kind}-work")
     out: dict = {}
     env = server_env(url, tmp)
-    with Server(kind, env, tmp / f"{engine.name}-{kind}.log", threads=args.threads) as server:
+    with Server(kind, env, tmp / f"{engine.name}-{kind}.log") as server:
         server.wait_healthy()
         out["server"] = server.label
         if "ingest" in args.only:
@@ -264,9 +269,7 @@ def write_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
             out["email"] = _email(server, url, tpl["email_token"], engine.name, kind, args)
     if "rss" in args.only:
         log(f"{engine.name}/{kind}: memory with {args.rss_sockets} sockets (fresh process)")
-        with Server(
-            kind, env, tmp / f"{engine.name}-{kind}-rss.log", threads=args.threads
-        ) as server:
+        with Server(kind, env, tmp / f"{engine.name}-{kind}-rss.log") as server:
             server.wait_healthy()
             idle = server.memory()
             probe: dict = {}
@@ -364,9 +367,7 @@ def list_benchmarks(engine: Engine, kind: str, args, tmp: Path) -> dict:
         url = engine.meta["urls"][size]
         meta = engine.meta[size]
         env = server_env(url, tmp, SWITCHBOARD_QUERY_COUNT="1")
-        with Server(
-            kind, env, tmp / f"{engine.name}-list-{size}.log", threads=args.threads
-        ) as server:
+        with Server(kind, env, tmp / f"{engine.name}-list-{size}.log") as server:
             server.wait_healthy()
             for who in args.list_users:
                 token = meta["agent_token"] if who == "agent" else meta["lead_token"]
@@ -530,6 +531,8 @@ def verdicts(result: dict) -> dict:
             out[f"{eng}/lists"] = checks
         if data.get("reports"):
             out[f"{eng}/reports"] = report_bench.verdicts(data["reports"])
+        if data.get("sockets"):
+            out[f"{eng}/sockets"] = socket_bench.verdicts(data["sockets"])
     return out
 
 
@@ -667,6 +670,8 @@ def print_table(result: dict) -> None:
                 )
         if data.get("reports"):
             report_bench.print_rows(data["reports"], _fmt)
+        if data.get("sockets"):
+            socket_bench.print_rows(data["sockets"], _fmt)
     print()
     print("Targets (one web process, this machine; 1 and 2 count messages answered 2xx, i.e.")
     print("durably stored in the intake, and separately until threaded into the inbox):")
@@ -690,12 +695,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pg-url",
         default=os.environ.get("BENCH_PG_URL", PG_DEFAULT),
         help="admin URL of the PostgreSQL server",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=int(os.environ.get("BENCH_THREADS", "150")),
-        help="gunicorn --threads",
     )
     p.add_argument("--senders", type=int, default=8)
     p.add_argument("--healthz", type=int, default=3000)
@@ -733,6 +732,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only", default=",".join(PARTS), help=f"figures to measure, among {','.join(PARTS)}"
     )
+    p.add_argument("--sockets-levels", default="100,500,1000", help="sockets per level")
+    p.add_argument("--sockets-processes", type=int, default=6, help="socket-client processes")
+    p.add_argument("--sockets-rate", type=float, default=2.0, help="events to all per second")
+    p.add_argument("--sockets-seconds", type=float, default=10.0)
+    p.add_argument("--sockets-cap", type=int, default=200, help="MAX_SOCKETS of the cap row")
     p.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     args = p.parse_args(argv)
     if args.quick:
@@ -746,12 +750,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.only = {o.strip() for o in args.only.split(",") if o.strip()}
     if args.only - set(PARTS):
         p.error(f"--only takes {','.join(PARTS)}")
-    need = max(args.rss_sockets, args.live_sockets) + max(args.senders, args.email_senders) + 10
-    if "gunicorn" in args.servers and args.threads < need:
-        p.error(
-            f"--threads {args.threads} is too few: every open WebSocket holds a gthread "
-            f"thread; use at least {need}"
-        )
+    args.sockets_levels = [int(n) for n in args.sockets_levels.split(",") if n.strip()]
     bad = set(args.servers) - set(SERVER_KINDS)
     if bad or set(args.db) - {"sqlite", "postgresql"}:
         p.error(f"unknown server or database in {args.servers} / {args.db}")
@@ -809,6 +808,8 @@ def main(argv: list[str] | None = None) -> int:
                 data["lists"] = list_benchmarks(engine, args.list_server, args, tmp)
             if "reports" in args.only:
                 data["reports"] = report_bench.run(engine, args.list_server, args, tmp, log, r1)
+            if "sockets" in args.only and name == args.db[0]:
+                data["sockets"] = socket_bench.run(engine, args, tmp, log)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         raise

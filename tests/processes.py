@@ -113,33 +113,29 @@ def start_web(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Pr
     env = base_env(database_url, HOST="127.0.0.1", PORT=str(port), **extra)
     proc = Process([sys.executable, "wsgi.py"], env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        proc.stop()  # a server that never became healthy is not left running
+        raise
     return proc, url
 
 
-def start_gunicorn(
-    database_url: str, tmp: Path, name: str, threads: int = 20, **extra: str
-) -> tuple[Process, str]:
-    """``gunicorn -w 1 -k gthread --threads N wsgi:app`` on a free port, as the README deploys it."""
+def start_gunicorn(database_url: str, tmp: Path, name: str, **extra: str) -> tuple[Process, str]:
+    """``gunicorn -b ADDR wsgi:app`` on a free port, as the README deploys it.
+
+    It reads the project's ``gunicorn.conf.py``: one gevent worker.
+    """
     port = free_port()
     env = base_env(database_url, **extra)
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "1",
-        "-k",
-        "gthread",
-        "--threads",
-        str(threads),
-        "-b",
-        f"127.0.0.1:{port}",
-        "wsgi:app",
-    ]
+    args = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "wsgi:app"]
     proc = Process(args, env, tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        proc.stop()  # a server that never became healthy is not left running
+        raise
     return proc, url
 
 
@@ -151,7 +147,7 @@ def start_worker(database_url: str, tmp: Path, name: str = "worker", **extra: st
     )
 
 
-def wait_healthy(url: str, proc: Process, timeout: float = 30) -> None:
+def wait_healthy(url: str, proc: Process, timeout: float = 60) -> None:
     """Wait until ``/healthz`` answers, failing with the process output if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

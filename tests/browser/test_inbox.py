@@ -444,3 +444,21 @@ def test_activity_lines_show_in_the_agents_language(page, make):
     page.login(agent.email)
     page.click(".conv-row", "une question sur ma commande")
     page.wait_text("#thread-log .activity", "Nadia Karimi a attribué ceci à Lucas Martin")
+
+
+def test_a_full_server_pauses_live_updates_and_the_browser_comes_back_later(page, make, app):
+    agent = make.user("agent")
+    inbox = make.inbox("messenger", members=[agent])
+    make.inbound(inbox, contact="psid-b0", text="Hello while busy")
+    cap = app.wsgi_app  # app.realtime.serving.SocketCap: MAX_SOCKETS of this process
+    cap.limit = 0  # every socket this process may hold is taken
+    page.login(agent.email, ready=False)
+    page.wait_text(".conv-row", "Hello while busy")  # the inbox itself loads as usual
+    busy = page.wait_css("#conn-busy")
+    assert "Live updates paused: server busy, retrying" in busy.text
+    assert not page.css("#conn-state").is_displayed()
+    assert page.js("return document.body.dataset.live") == "busy"
+
+    cap.limit = 100  # room again: the browser's next try (5-30 s, at random) gets in
+    page.wait(lambda d: page.js("return document.body.dataset.live") == "on", timeout=45)
+    assert not page.css("#conn-busy").is_displayed()

@@ -1,9 +1,9 @@
 """Scale-out, proven: two gunicorn web processes, one worker, one PostgreSQL, one Redis.
 
 The deployment of the README ("Deploying: several processes"), started for real
-against a database created for this run: web A and web B are
-``gunicorn -w 1 -k gthread`` processes; B also runs the scheduler and a delivery
-worker (``RUN_BACKGROUND=1``) next to the ``flask --app wsgi worker`` process, so
+against a database created for this run: web A and web B are ``gunicorn wsgi:app``
+processes (one gevent worker each, from ``gunicorn.conf.py``); B also runs the
+scheduler and a delivery worker (``RUN_BACKGROUND=1``) next to the ``flask --app wsgi worker`` process, so
 two schedulers and two delivery workers compete. Messenger's Graph API is a local
 fake HTTP server that counts the sends.
 """

@@ -33,15 +33,27 @@ const EVENTS = ["conversation.created", "conversation.updated", "message.created
 
 const HEARTBEAT_MS = 30000;
 
+// a full server refuses a new socket with 503 (MAX_SOCKETS): wait longer between tries, at
+// random so that the refused browsers do not all come back at the same moment
+const BUSY_DELAY_MS = [5000, 30000];
+const USUAL_DELAY_MS = [1000, 5000];
+
 function connect() {
   if (typeof window.io !== "function") return;
-  socket = window.io({ reconnectionDelayMax: 5000 });
+  socket = window.io({ reconnectionDelay: USUAL_DELAY_MS[0], reconnectionDelayMax: USUAL_DELAY_MS[1], randomizationFactor: 0.5 });
   window.switchboard = { socket }; // for the console and end-to-end tests
   const state = document.getElementById("conn-state");
+  const busy = document.getElementById("conn-busy");
   let downTimer = null;
+  const backOff = ([delay, max]) => {
+    socket.io.reconnectionDelay(delay);
+    socket.io.reconnectionDelayMax(max);
+  };
   socket.on("connect", () => {
     clearTimeout(downTimer);
     if (state) state.hidden = true;
+    if (busy) busy.hidden = true;
+    backOff(USUAL_DELAY_MS);
     document.body.dataset.live = "on";
     fire("connected");
     if (everConnected) fire("reconnected");
@@ -50,10 +62,20 @@ function connect() {
   socket.on("disconnect", () => {
     document.body.dataset.live = "off";
     // brief blips (a server restart) do not deserve a banner
-    downTimer = setTimeout(() => { if (state) state.hidden = false; }, 1500);
+    downTimer = setTimeout(() => { if (state && (!busy || busy.hidden)) state.hidden = false; }, 1500);
   });
-  socket.on("connect_error", () => {
+  socket.on("connect_error", (err) => {
     document.body.dataset.live = "off";
+    const full = err && (err.description === 503 || (err.context && err.context.status === 503));
+    if (full) {
+      // the server holds all the live connections it may: say so quietly and try again later
+      backOff(BUSY_DELAY_MS);
+      document.body.dataset.live = "busy";
+      if (busy) busy.hidden = false;
+      if (state) state.hidden = true;
+      return;
+    }
+    if (busy) busy.hidden = true;
     if (state && everConnected) state.hidden = false;
   });
   for (const name of EVENTS) socket.on(name, (payload) => fire(name, payload));
