@@ -94,6 +94,7 @@ class Config:
     MESSENGER_GRAPH_URL = os.environ.get("MESSENGER_GRAPH_URL", "https://graph.facebook.com")
     MESSENGER_GRAPH_VERSION = os.environ.get("MESSENGER_GRAPH_VERSION", "v25.0")
     WHATSAPP_GRAPH_URL = os.environ.get("WHATSAPP_GRAPH_URL", "https://graph.facebook.com")
+    INSTAGRAM_GRAPH_URL = os.environ.get("INSTAGRAM_GRAPH_URL", "https://graph.instagram.com")
     TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "https://api.twilio.com")
     TWILIO_MESSAGING_URL = os.environ.get("TWILIO_MESSAGING_URL", "https://messaging.twilio.com")
     GBM_API_URL = os.environ.get("GBM_API_URL", "https://businessmessages.googleapis.com")

@@ -9,7 +9,7 @@ from importlib import import_module
 
 from connectors.base import channels, get, register  # noqa: F401
 
-_CHANNEL_MODULES = ("messenger", "sms", "email", "gbm", "whatsapp")
+_CHANNEL_MODULES = ("messenger", "sms", "email", "gbm", "whatsapp", "instagram")
 
 for _name in _CHANNEL_MODULES:
     import_module(f"connectors.{_name}")

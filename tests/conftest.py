@@ -132,12 +132,14 @@ def app(database_url, tmp_path, monkeypatch):
             "UPLOAD_DIR": str(tmp_path / "attachments"),
             "MESSENGER_GRAPH_URL": "http://graph.fake",
             "WHATSAPP_GRAPH_URL": "http://whatsapp.fake",
+            "INSTAGRAM_GRAPH_URL": "http://graph.instagram.fake",
             "TWILIO_API_URL": "http://twilio.fake",
             "TWILIO_MESSAGING_URL": "http://messaging.twilio.fake",
             "GBM_API_URL": "http://gbm.fake",
             # the fake providers and their media hosts (plain HTTP allowed for those only)
             "ATTACHMENT_HOSTS": "http://graph.fake, http://twilio.fake, http://gbm.fake, "
-            "http://media.fake, cdn.fbsbx.test, http://whatsapp.fake",
+            "http://media.fake, cdn.fbsbx.test, http://whatsapp.fake, "
+            "http://graph.instagram.fake",
             "SERVER_NAME": None,
         }
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.channels.base import Channel, Field, InvalidConfig, Registry, SetupItem, WindowPolicy
 from app.channels.email import Email
 from app.channels.gbm import Gbm
+from app.channels.instagram import Instagram
 from app.channels.messenger import Messenger
 from app.channels.sms import Sms
 from app.channels.whatsapp import WhatsApp
@@ -24,7 +25,7 @@ __all__ = [
     "register",
 ]
 
-ADAPTERS: tuple[type[Channel], ...] = (Messenger, Sms, Email, Gbm, WhatsApp)
+ADAPTERS: tuple[type[Channel], ...] = (Messenger, Sms, Email, Gbm, WhatsApp, Instagram)
 
 _registry = Registry()
 register = _registry.register

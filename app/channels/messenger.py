@@ -28,6 +28,22 @@ SUBSCRIPTION_FIELDS = (
 )
 
 
+# the settings every Meta messaging inbox has (Instagram's too)
+APP_SECRET = Field("app_secret", "App secret", "secret", help="Checks Meta's webhook signatures.")
+VERIFY_TOKEN = Field(
+    "verify_token", "Verify token", "secret", help="You choose it; paste it in Meta."
+)
+HUMAN_AGENT = Field(
+    "human_agent",
+    "Human agent tag",
+    "bool",
+    required=False,
+    default=False,
+    setting=True,
+    help="Meta approved the app for the HUMAN_AGENT tag (7-day window for human replies).",
+)
+
+
 class Messenger(Channel):
     """One Facebook Page."""
 
@@ -39,18 +55,10 @@ class Messenger(Channel):
     fields = (
         Field("page_id", "Page id", help="The Facebook Page id (routes webhooks to this inbox)."),
         Field("page_token", "Page access token", "secret", help="With pages_messaging."),
-        Field("app_secret", "App secret", "secret", help="Checks Meta's webhook signatures."),
-        Field("verify_token", "Verify token", "secret", help="You choose it; paste it in Meta."),
+        APP_SECRET,
+        VERIFY_TOKEN,
         Field("app_id", "App id", required=False, help="Recognises echoes of your own sends."),
-        Field(
-            "human_agent",
-            "Human agent tag",
-            "bool",
-            required=False,
-            default=False,
-            setting=True,
-            help="The Page is approved for the HUMAN_AGENT tag (7-day window for human replies).",
-        ),
+        HUMAN_AGENT,
     )
     route_field = "page_id"
     webhook_paths = ("/webhooks/messenger",)
@@ -88,40 +96,38 @@ class Messenger(Channel):
         """The human agent approval is also the inbox's ``human_agent`` setting."""
         return {"human_agent": bool(config.get("human_agent"))}
 
+    # what the admin pastes into Meta's console (``setup``) and the fields ``provision``
+    # subscribes the account to
+    subscription_fields = SUBSCRIPTION_FIELDS
+    console_help = N_("Meta app > Messenger > Webhooks > Callback URL")
+    subscription_help = N_("Subscribe the Page to these fields")
+    route_label = N_("Page id")
+    route_help = N_("Routes the Page's events to this inbox")
+
     @classmethod
     def setup(cls, inbox, base: str) -> list[SetupItem]:
-        """Meta app > Messenger > Webhooks."""
+        """Meta app > (product) > Webhooks."""
         cfg = inbox.config or {}
         return [
-            SetupItem(
-                N_("Callback URL"),
-                base + cls.webhook_paths[0],
-                N_("Meta app > Messenger > Webhooks > Callback URL"),
-            ),
+            SetupItem(N_("Callback URL"), base + cls.webhook_paths[0], cls.console_help),
             SetupItem(
                 N_("Verify token"),
                 cfg.get("verify_token"),
                 N_("The Verify Token field next to it"),
                 secret=True,
             ),
-            SetupItem(
-                N_("Subscription fields"),
-                SUBSCRIPTION_FIELDS,
-                N_("Subscribe the Page to these fields"),
-            ),
-            SetupItem(
-                N_("Page id"), cfg.get("page_id"), N_("Routes the Page's events to this inbox")
-            ),
+            SetupItem(N_("Subscription fields"), cls.subscription_fields, cls.subscription_help),
+            SetupItem(cls.route_label, cfg.get(cls.route_field), cls.route_help),
         ]
 
     @classmethod
     def provision(cls, connector, inbox, base: str) -> list[Check]:
-        """Subscribe the Page to the app's webhook fields (``POST /{page-id}/subscribed_apps``).
+        """Subscribe the account to the app's webhook fields (``POST .../subscribed_apps``).
 
         The callback URL and verify token are the app's, set once in Meta's console
         (``setup``): Graph takes them only with the app token.
         """
-        fields = ",".join(f.strip() for f in SUBSCRIPTION_FIELDS.split(","))
+        fields = ",".join(f.strip() for f in cls.subscription_fields.split(","))
         return connector.provision({"subscribed_fields": fields})
 
     @classmethod
@@ -138,7 +144,7 @@ class Messenger(Channel):
                 continue
             grouped.setdefault(inbox.id, []).append(ev)
         if unknown:
-            log.warning("messenger: events for unknown Pages %s ignored", sorted(unknown))
+            log.warning("%s: events for unknown accounts %s ignored", cls.name, sorted(unknown))
         return grouped
 
     @classmethod

@@ -34,8 +34,9 @@ CUSTOMER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-#: Attachment kinds whose URL is a link to show (a map, a shared page), never downloaded.
-LINK_KINDS = ("location", "fallback")
+#: Attachment kinds whose URL is a link to show (a map, a shared page, a story the platform
+#: forbids keeping), never downloaded.
+LINK_KINDS = ("location", "fallback", "story")
 
 
 def customer_message_row(

@@ -25,6 +25,8 @@ from app.models import ContactIdentity, Conversation, Inbox, Message, OutboxItem
 from app.models.message import STATUS_RANK
 from connectors import base as cb
 
+RECENT_REPLIES = 20  # how far back a later part of one of our replies is looked for
+
 
 def apply_status(session: Session, msg: Message, status: str, error: cb.SendError | None) -> bool:
     """Advance a message's delivery status; never downgrade. Returns True if changed.
@@ -200,6 +202,62 @@ class Echo:
     new_identity: int | None = None
 
 
+def _being_sent(session: Session, inbox: Inbox, ev: cb.EchoedOutbound) -> Message | None:
+    """Our reply the worker is sending now, when an echo without our reference (platforms
+    whose echoes carry no metadata) overtook the Send API's answer: same contact, same text."""
+    if not ev.text:
+        return None
+    return session.scalars(
+        _ours_to(inbox, ev.contact_id)
+        .join(OutboxItem, OutboxItem.message_id == Message.id)
+        .where(
+            Message.provider_id.is_(None),
+            Message.status == "queued",
+            Message.body == ev.text,
+            OutboxItem.kind == "send",
+            OutboxItem.state == "working",
+        )
+        .order_by(Message.id)
+    ).first()
+
+
+def _part_of_ours(session: Session, inbox: Inbox, ev: cb.EchoedOutbound) -> bool:
+    """True when an echo without our reference reports a later part of one of our replies (a
+    long text's next part, a file): one of the last sent to this contact, or the one the worker
+    is sending to them now."""
+    rows = session.execute(
+        _ours_to(inbox, ev.contact_id)
+        .with_only_columns(Message.body, Message.meta, Message.status, OutboxItem.state)
+        .outerjoin(
+            OutboxItem, sa.and_(OutboxItem.message_id == Message.id, OutboxItem.kind == "send")
+        )
+        .order_by(Message.id.desc())
+        .limit(RECENT_REPLIES)
+    )
+    for body, meta, status, state in rows:
+        meta = meta or {}
+        if ev.external_id in (*meta.get("provider_ids", ()), *meta.get("sent_parts", ())):
+            return True
+        sending = status == "queued" and state == "working"
+        if sending and (ev.text in (body or "") if ev.text else bool(ev.attachments)):
+            return True
+    return False
+
+
+def _ours_to(inbox: Inbox, contact_id: str) -> sa.Select:
+    """Our replies in ``inbox`` to the contact with ``contact_id`` on the channel."""
+    return (
+        sa.select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+        .where(
+            Message.inbox_id == inbox.id,
+            Message.direction == "outbound",
+            ContactIdentity.external_id == contact_id,
+        )
+    )
+
+
 def record_echo(session: Session, inbox: Inbox, ev: cb.EchoedOutbound, at: datetime) -> Echo:
     """Our own send reported back (merge), or a reply sent outside Switchboard (store)."""
     ours = None
@@ -215,6 +273,9 @@ def record_echo(session: Session, inbox: Inbox, ev: cb.EchoedOutbound, at: datet
         ).first()
         if ours is not None:
             return Echo("duplicate")
+        ours = _being_sent(session, inbox, ev)
+        if ours is None and not ev.metadata and _part_of_ours(session, inbox, ev):
+            return Echo("duplicate")  # the worker records the parts it sent
     if ours is not None:
         # the echo may arrive before the Send API call returned: merge, never downgrade
         if ours.provider_id is None:

@@ -99,8 +99,8 @@ def check_send(
             and (at < aware(conv.last_inbound_at) + rule.human_agent)
         ):
             hint = (
-                f" A {rule.human_label.replace(' window', '')} reply is possible only where the "
-                "Page is approved for the HUMAN_AGENT tag (inbox setting)."
+                f" {rule.human_label.replace(' window', '')} replies are possible only where "
+                "Meta approved the app for the HUMAN_AGENT tag (inbox setting)."
             )
         elif takes_templates:
             hint = TEMPLATE_NEEDED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
@@ -75,6 +75,17 @@ class MessengerConnector(Connector):
         ),
     )
 
+    # What a Meta messaging product built on the Send API changes (Instagram subclasses)
+    token_field: ClassVar[str] = "page_token"  # the setting holding the access token
+    graph_key: ClassVar[str] = "messenger_graph"  # ConnectorOptions.base_urls key
+    default_graph_url: ClassVar[str] = DEFAULT_GRAPH_URL
+    product: ClassVar[str] = "Messenger"  # how texts name the platform
+    app_place: ClassVar[str] = "Facebook"  # where an agent can look at the conversation
+    token_label: ClassVar[str] = "Page token"
+    sends_proof: ClassVar[bool] = True  # appsecret_proof with every call
+    sends_metadata: ClassVar[bool] = True  # our reference echoed back in message.metadata
+    profile_fields: ClassVar[str] = PROFILE_FIELDS
+
     # Module functions, reachable from the class too.
     verify_token_matches = staticmethod(verify_token_matches)
     check_signature = staticmethod(check_signature)
@@ -133,7 +144,7 @@ class MessengerConnector(Connector):
             envelope.update(messaging_type="MESSAGE_TAG", tag=tag)
         else:
             envelope["messaging_type"] = "RESPONSE"
-        metadata = (message.reference or "")[:MAX_METADATA_LENGTH]
+        metadata = (message.reference or "")[:MAX_METADATA_LENGTH] if self.sends_metadata else ""
         bodies: list[dict[str, Any]] = [{"text": part} for part in split_text(message.text)]
         bodies += [{"attachment": _attachment_body(a)} for a in message.attachments]
         ids = [str(mid) for mid in message.options.get("sent_parts") or ()][: len(bodies)]
@@ -153,7 +164,7 @@ class MessengerConnector(Connector):
     def send_action(self, contact_id: str, action: str, **kwargs: Any) -> SendResult:
         """Send ``typing_on``, ``typing_off`` or ``mark_seen`` (recipient + action only)."""
         if action not in SENDER_ACTIONS:
-            message = f"Messenger has no sender action {action!r}"
+            message = f"{self.product} has no sender action {action!r}"
             return SendResult(error=SendError(ErrorKind.PERMANENT, "unsupported_action", message))
         problem = self._credentials_problem()
         if problem is not None:
@@ -169,12 +180,13 @@ class MessengerConnector(Connector):
         if self._credentials_problem() is not None:
             return None
         data, error = self._call(
-            "GET", quote(contact_id, safe=""), params={"fields": PROFILE_FIELDS}
+            "GET", quote(contact_id, safe=""), params={"fields": self.profile_fields}
         )
         if error is not None or not data:
             return None
         first, last = data.get("first_name"), data.get("last_name")
         name = data.get("name") or " ".join(p for p in (first, last) if isinstance(p, str) and p)
+        name = name or data.get("username")
         timezone = data.get("timezone")
         return ContactProfile(
             name=name if isinstance(name, str) and name else None,
@@ -269,32 +281,33 @@ class MessengerConnector(Connector):
         if not split_text(message.text) and not message.attachments:
             return SendError(ErrorKind.PERMANENT, "empty", "The message has no text or attachment")
         if any(not a.url for a in message.attachments):
-            text = "Messenger attachments are sent by URL; an attachment has none"
+            text = f"{self.product} attachments are sent by URL; an attachment has none"
             return SendError(ErrorKind.PERMANENT, "attachment_without_url", text)
         return self._credentials_problem()
 
     def _credentials_problem(self) -> SendError | None:
-        """AUTH_FAILED when the inbox has no Page token to send with."""
-        if not self.config.get("page_token"):
-            return SendError(ErrorKind.AUTH_FAILED, "no_token", "The inbox has no Page token")
+        """AUTH_FAILED when the inbox has no token to send with."""
+        if not self.config.get(self.token_field):
+            text = f"The inbox has no {self.token_label}"
+            return SendError(ErrorKind.AUTH_FAILED, "no_token", text)
         return None
 
     def _url(self, path: str) -> str:
         """``{base}/{version}/{path}``, base and version from the process options."""
-        base = self.options.base_urls.get("messenger_graph", DEFAULT_GRAPH_URL).rstrip("/")
+        base = self.options.base_urls.get(self.graph_key, self.default_graph_url).rstrip("/")
         version = str(self.options.extra.get("messenger_graph_version", DEFAULT_GRAPH_VERSION))
         return f"{base}/{version.strip('/')}/{path}"
 
     def _auth(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(headers, query): the Page token as a Bearer header; ``appsecret_proof`` in the query.
+        """(headers, query): the token as a Bearer header; ``appsecret_proof`` in the query.
 
         The proof is an HMAC of the token: it does not reveal the token, and Graph
         reads it from the query string.
         """
-        token = str(self.config.get("page_token") or "")
+        token = str(self.config.get(self.token_field) or "")
         params = {}
         secret = self.config.get("app_secret")
-        if secret:
+        if secret and self.sends_proof:
             params["appsecret_proof"] = appsecret_proof(token, str(secret))
         return {"Authorization": f"Bearer {token}"}, params
 
@@ -324,7 +337,9 @@ class MessengerConnector(Connector):
         except requests.RequestException as exc:
             name, endpoint = type(exc).__name__, path.split("/")[-1]
             if never_reached(exc):
-                logger.warning("messenger: Graph %s %s not reached: %s", method, endpoint, name)
+                logger.warning(
+                    "%s: Graph %s %s not reached: %s", self.channel, method, endpoint, name
+                )
                 if isinstance(exc, requests.Timeout):
                     return None, SendError(
                         ErrorKind.TRANSIENT, "timeout", "The Graph API timed out"
@@ -332,11 +347,11 @@ class MessengerConnector(Connector):
                 text = f"Could not reach the Graph API ({name})"
                 return None, SendError(ErrorKind.TRANSIENT, "network", text)
             logger.warning(
-                "messenger: Graph %s %s sent but not answered: %s", method, endpoint, name
+                "%s: Graph %s %s sent but not answered: %s", self.channel, method, endpoint, name
             )
             text = (
-                f"Messenger did not answer ({name}): the reply may or may not have been "
-                "delivered. Check the conversation on Facebook before sending it again."
+                f"{self.product} did not answer ({name}): the reply may or may not have been "
+                f"delivered. Check the conversation on {self.app_place} before sending it again."
             )
             return None, SendError(ErrorKind.UNKNOWN, "no_answer", text)
         try:

@@ -11,6 +11,11 @@ MAX_METADATA_LENGTH = 1000
 OWN_REFERENCE_PREFIX = "sb:"  # our OutboundMessage.reference values, echoed back as metadata
 USER_REF_PREFIX = "user_ref:"  # contact ids of Chat Plugin users known only by user_ref
 
+# Instagram stories arrive as links (Meta forbids storing their media; they expire in a day)
+STORY_KIND = "story"
+STORY_REPLY = "Replied to your story"
+STORY_MENTION = "Mentioned you in their story"
+
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 # Meta answers these with error 100 from 2026-04-27; we refuse them before any call.
 RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
@@ -33,6 +38,8 @@ CONTEXT_EVENTS = (
 
 # Graph error codes -> how the domain reacts (docs/channels.md section 1.7).
 _WINDOW_CODES = frozenset({10})
+# 2018278 (with code 10, or 100 on Instagram): "sent outside of the allowed window"
+_WINDOW_SUBCODES = frozenset({2018278})
 _UNDELIVERABLE_CODES = frozenset({551})
 # 190/102: token invalid. 200/230: permission missing or revoked; the fix is the same as
 # for a dead token (an admin re-grants the Page connection), and PERMANENT would make

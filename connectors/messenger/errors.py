@@ -13,6 +13,7 @@ from .constants import (
     _TRANSIENT_CODES,
     _UNDELIVERABLE_CODES,
     _WINDOW_CODES,
+    _WINDOW_SUBCODES,
 )
 from .inbound import _truthy
 
@@ -36,7 +37,7 @@ def classify_graph_error(status: int, body: Any, headers: Any = None) -> SendErr
     else:
         code_text = f"{code}/{subcode}" if subcode is not None else str(code)
 
-    if code in _WINDOW_CODES:
+    if code in _WINDOW_CODES or subcode in _WINDOW_SUBCODES:
         kind = ErrorKind.WINDOW_CLOSED
     elif code in _UNDELIVERABLE_CODES:
         kind = ErrorKind.UNDELIVERABLE

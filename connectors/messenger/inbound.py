@@ -22,7 +22,15 @@ from connectors.base import (
     routing_key,
 )
 
-from .constants import _HEX_SHA256, CONTEXT_EVENTS, OWN_REFERENCE_PREFIX, USER_REF_PREFIX
+from .constants import (
+    _HEX_SHA256,
+    CONTEXT_EVENTS,
+    OWN_REFERENCE_PREFIX,
+    STORY_KIND,
+    STORY_MENTION,
+    STORY_REPLY,
+    USER_REF_PREFIX,
+)
 
 logger = logging.getLogger("connectors.messenger")
 
@@ -217,13 +225,7 @@ def _parse_item(item: Any, page_id: str, entry_time: Any, *, standby: bool) -> l
     if isinstance(item.get("delivery"), dict):
         return _parse_delivery(item["delivery"], page_id, contact)
     if isinstance(item.get("read"), dict):
-        watermark = _ms_to_datetime(_epoch_ms(item["read"].get("watermark")))
-        if watermark is None:
-            logger.warning(
-                "messenger: skipping a read receipt without a watermark (Page %s)", page_id
-            )
-            return []
-        return [StatusUpdate(page_id, DeliveryState.READ, contact_id=contact, watermark=watermark)]
+        return _parse_read(item["read"], page_id, contact, at)
     if "policy_enforcement" in item:
         logger.warning(
             "messenger: policy enforcement for Page %s: %r", page_id, item["policy_enforcement"]
@@ -268,6 +270,11 @@ def _parse_message(
         context["standby"] = True
     reply_to = message.get("reply_to")
     reply_mid = _str_id(reply_to.get("mid")) if isinstance(reply_to, dict) else None
+    attachments = _attachments(message.get("attachments"))
+    story = reply_to.get("story") if isinstance(reply_to, dict) else None
+    if isinstance(story, dict):  # Instagram: a reply to the business's story
+        context["story_reply"] = {k: story.get(k) for k in ("id", "url") if story.get(k)}
+        attachments = (_story(story, STORY_REPLY), *attachments)
     return [
         InboundMessage(
             inbox_key=page_id,
@@ -275,7 +282,7 @@ def _parse_message(
             contact_id=contact,
             sent_at=sent_at,
             text=_text(message.get("text")),
-            attachments=_attachments(message.get("attachments")),
+            attachments=attachments,
             kind=kind,
             reply_to_external_id=reply_mid,
             context=context,
@@ -345,6 +352,25 @@ def _parse_postback(
     )
 
 
+def _parse_read(
+    read: dict[str, Any], page_id: str, contact: str, at: datetime | None
+) -> list[InboundEvent]:
+    """A read receipt: Messenger's watermark (everything up to it), or Instagram's ``mid``
+    (``messaging_seen``: the customer opened the thread at ``at`` and saw that message,
+    so what was sent before then is read too)."""
+    watermark = _ms_to_datetime(_epoch_ms(read.get("watermark")))
+    if watermark is not None:
+        return [StatusUpdate(page_id, DeliveryState.READ, contact_id=contact, watermark=watermark)]
+    mid = _str_id(read.get("mid"))
+    if mid:
+        seen = StatusUpdate(
+            page_id, DeliveryState.READ, external_id=mid, contact_id=contact, watermark=at
+        )
+        return [seen]
+    logger.warning("meta: skipping a read receipt without watermark or mid (account %s)", page_id)
+    return []
+
+
 def _parse_delivery(delivery: dict[str, Any], page_id: str, contact: str) -> list[InboundEvent]:
     """One DELIVERED update per listed mid, plus one for the watermark."""
     events: list[InboundEvent] = []
@@ -402,10 +428,21 @@ def _attachments(items: Any) -> tuple[AttachmentRef, ...]:
     return tuple(kept)
 
 
+def _story(story: dict[str, Any], title: str) -> AttachmentRef:
+    """An Instagram story as a link: Meta forbids keeping its media, and it expires."""
+    url = story.get("url")
+    extra = {"story_id": str(story["id"])} if story.get("id") else {}
+    return AttachmentRef(
+        kind=STORY_KIND, url=url if isinstance(url, str) and url else None, title=title, extra=extra
+    )
+
+
 def _attachment(item: dict[str, Any]) -> AttachmentRef:
     """One ``attachments[]`` element; every type is kept, unknown ones by name."""
     kind = item.get("type") if isinstance(item.get("type"), str) and item.get("type") else "file"
     payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+    if kind == "story_mention":  # Instagram: the customer mentioned the business in a story
+        return _story(payload, STORY_MENTION)
     url = payload.get("url") or item.get("url")
     title = item.get("title") or payload.get("title")
     extra = {k: v for k, v in payload.items() if k not in ("url", "title")}

@@ -53,10 +53,22 @@ class MessengerDriver(Driver):
     replayed = REPLAYED
     unknown_route = Expect(200, {"status": "ok", "stored": 0})
     malformed = Expect(200, {"status": "ignored", "reason": "malformed"})
+    path = "/webhooks/messenger"
+    object = "page"
+    graph_setting = "MESSENGER_GRAPH_URL"
+
+    def settings(self) -> dict[str, str]:
+        """The inbox's settings."""
+        return {
+            "page_id": self.PAGE,
+            "app_secret": self.SECRET,
+            "page_token": "EAAG-page-token",
+            "verify_token": "verify-me",
+        }
 
     def connect(self, members=()) -> int:
         cfg = self.app.config
-        base = f"{cfg['MESSENGER_GRAPH_URL'].rstrip('/')}/{cfg['MESSENGER_GRAPH_VERSION']}"
+        base = f"{cfg[self.graph_setting].rstrip('/')}/{cfg['MESSENGER_GRAPH_VERSION']}"
         prefix = re.escape(base)
         self.provider.route("POST", re.compile(prefix + r"/me/messages(\?.*)?$"), self._send)
         self.provider.route(
@@ -64,14 +76,7 @@ class MessengerDriver(Driver):
             re.compile(prefix + r"/\d+(\?.*)?$"),
             lambda call: (200, {"id": call.path.rsplit("/", 1)[-1]}),
         )
-        inbox = self.make.inbox(
-            "messenger",
-            members=members,
-            page_id=self.PAGE,
-            app_secret=self.SECRET,
-            page_token="EAAG-page-token",
-            verify_token="verify-me",
-        )
+        inbox = self.make.inbox(self.channel, members=members, **self.settings())
         return inbox.id
 
     def _send(self, call: Call):
@@ -90,12 +95,12 @@ class MessengerDriver(Driver):
             "message": {"mid": mid, "text": text},
         }
         return json.dumps(
-            {"object": "page", "entry": [{"id": page, "time": ms, "messaging": [item]}]}
+            {"object": self.object, "entry": [{"id": page, "time": ms, "messaging": [item]}]}
         ).encode()
 
     def _signed(self, raw: bytes, signature: str | None = None, header="X-Hub-Signature-256"):
         headers = {} if signature == "" else {header: signature or hub_signature(raw, self.SECRET)}
-        return Webhook("/webhooks/messenger", raw, headers=headers, content_type="application/json")
+        return Webhook(self.path, raw, headers=headers, content_type="application/json")
 
     def message(self, text: str, external_id: str) -> Webhook:
         return self._signed(self._body(self.PAGE, text, external_id))
@@ -117,7 +122,7 @@ class MessengerDriver(Driver):
         return self._signed(self._body(self.UNKNOWN_PAGE, text, "m_elsewhere"))
 
     def unreadable(self) -> Webhook:
-        return self._signed(b'{"object": "page", "entry": [')
+        return self._signed(b'{"object": "%s", "entry": [' % self.object.encode())
 
     def sent_texts(self) -> list[str]:
         return [
@@ -133,9 +138,34 @@ class MessengerDriver(Driver):
             "delivery": {"watermark": int(time.time() * 1000) + 1000},
         }
         raw = json.dumps(
-            {"object": "page", "entry": [{"id": self.PAGE, "time": 1, "messaging": [item]}]}
+            {"object": self.object, "entry": [{"id": self.PAGE, "time": 1, "messaging": [item]}]}
         ).encode()
         return self._signed(raw)
+
+
+class InstagramDriver(MessengerDriver):
+    """Messenger's webhooks and Send API, on an Instagram account and graph.instagram.com."""
+
+    channel = "instagram"
+    PAGE = "17841400000000001"  # the Instagram professional account id
+    UNKNOWN_PAGE = "17841400000000999"
+    SECRET = "instagram-app-secret"
+    contact = contact_id = "1780000000000001"
+    path = "/webhooks/instagram"
+    object = "instagram"
+    graph_setting = "INSTAGRAM_GRAPH_URL"
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "account_id": self.PAGE,
+            "app_secret": self.SECRET,
+            "access_token": "IGAA-access-token",
+            "verify_token": "verify-me",
+        }
+
+    def delivery_receipt(self) -> Webhook | None:
+        """Instagram reports no deliveries, only reads (``messaging_seen``): the flow test."""
+        return None
 
 
 # --------------------------------------------------------------------------- Business Messages
@@ -533,5 +563,13 @@ class WhatsAppDriver(Driver):
 
 
 DRIVERS: dict[str, type[Driver]] = {
-    d.channel: d for d in (MessengerDriver, GbmDriver, SmsDriver, EmailDriver, WhatsAppDriver)
+    d.channel: d
+    for d in (
+        MessengerDriver,
+        GbmDriver,
+        SmsDriver,
+        EmailDriver,
+        WhatsAppDriver,
+        InstagramDriver,
+    )
 }

@@ -64,6 +64,20 @@ class Api:
         """One conversation object."""
         return self.get(f"/conversations/{conv_id}")
 
+    def conversation_with(self, external_id: str) -> dict:
+        """The one conversation whose contact has this id on the channel (PSID, IGSID ...)."""
+        (found,) = [
+            c
+            for c in self.conversations()
+            if any(i["external_id"] == external_id for i in c["contact"]["identities"])
+        ]
+        return found
+
+    def inbox(self, inbox_id: int) -> dict:
+        """One inbox as the inbox list shows it."""
+        (found,) = [i for i in self.get("/inboxes")["items"] if i["id"] == inbox_id]
+        return found
+
     def messages(self, conv_id: int, direction: str | None = None) -> list[dict]:
         """The thread, oldest first; only ``direction`` (inbound, outbound, ...) when given."""
         items = self.get(f"/conversations/{conv_id}/messages", limit=200)["items"]

@@ -61,7 +61,7 @@ def _whatsapp(driver) -> list[tuple[str, str, bytes]]:
 
 
 # what reached each provider: URLs it fetches, or (for mail) the parts themselves
-BY_URL = {"messenger": _messenger, "sms": _twilio, "gbm": _google}
+BY_URL = {"messenger": _messenger, "instagram": _messenger, "sms": _twilio, "gbm": _google}
 BY_PART = {"email": _mail, "whatsapp": _whatsapp}
 
 

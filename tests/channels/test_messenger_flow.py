@@ -261,21 +261,7 @@ def post_webhook(
 # --------------------------------------------------------------------------- API helpers
 
 
-class Api(harness.Api):
-    """The JSON API as a lead sees it, finding conversations by PSID."""
-
-    def conversation_with(self, psid: str) -> dict:
-        """The one conversation whose contact has this PSID."""
-        (found,) = [
-            c
-            for c in self.conversations()
-            if any(i["external_id"] == psid for i in c["contact"]["identities"])
-        ]
-        return found
-
-    def inbox(self, inbox_id: int) -> dict:
-        (found,) = [i for i in self.get("/inboxes")["items"] if i["id"] == inbox_id]
-        return found
+Api = harness.Api  # finds conversations by PSID (conversation_with)
 
 
 @pytest.fixture

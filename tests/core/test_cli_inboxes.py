@@ -169,6 +169,10 @@ WHATSAPP = [
     "--verify-token",
     "v",
 ]
+INSTAGRAM = [
+    *("--name", "DMs", "--account-id", "17841400000000001", "--access-token", "IGAA"),
+    *("--app-secret", "s", "--verify-token", "v"),
+]
 
 
 def _with(args: list[str], option: str, value: str) -> list[str]:
@@ -211,6 +215,11 @@ INVALID = [
         "whatsapp",
         _with(WHATSAPP, "--phone-number-id", "+1 555 078 3881"),
         "--phone-number-id: must be Meta's numeric id (digits only)",
+    ),
+    (
+        "instagram",
+        _with(INSTAGRAM, "--account-id", "@shop.porto"),
+        "--account-id: must be the account's numeric id, not its @username",
     ),
 ]
 

@@ -198,7 +198,17 @@ export function fileSize(n) {
   return new Intl.NumberFormat(document.documentElement.lang, { maximumFractionDigits: 1 }).format(n) + " " + units[i];
 }
 
+/** A link the platform sent instead of a file (a story, a shared page, a map): opened, never stored. */
+function linkEl(att) {
+  const link = att.extra.link;
+  if (!/^https?:\/\//i.test(link)) return h("div.att.failed", icon("alert"), t("Attachment unavailable"));
+  const titles = { "Replied to your story": t("Replied to your story"), "Mentioned you in their story": t("Mentioned you in their story") };
+  return h("a.att-file.att-link", { href: link, target: "_blank", rel: "noopener noreferrer", dataset: { kind: att.kind } },
+    icon(att.kind === "story" ? "image" : "globe"), h("span.att-name", { dir: "auto" }, titles[att.extra.title] || att.extra.title || link));
+}
+
 function attachmentEl(att) {
+  if (att.extra && att.extra.link && !att.url) return linkEl(att);
   if (att.state === "pending") return h("div.att.pending", icon("download"), t("Downloading {name}…", { name: att.filename || t("attachment") }));
   if (att.state === "failed" || !att.url) return h("div.att.failed", icon("alert"), t("Attachment unavailable"), att.error ? ": " + att.error : "");
   // the server shows only raster images, audio, video and PDF inline (never SVG or HTML)
