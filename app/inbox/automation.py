@@ -79,7 +79,7 @@ def _first_conversation(session: Session, conv: Conversation) -> bool:
         .where(
             Conversation.inbox_id == conv.inbox_id,
             Conversation.contact_id == conv.contact_id,
-            Conversation.id != conv.id,
+            Conversation.id < conv.id,  # one batch may start several: the oldest is first
         )
         .limit(1)
     )
