@@ -35,6 +35,7 @@ from .constants import (
     USER_REF_PREFIX,
 )
 from .errors import classify_graph_error
+from .hub import MetaWebhooks
 from .inbound import (
     _object,
     _str_id,
@@ -51,7 +52,7 @@ logger = logging.getLogger("connectors.messenger")
 
 
 @register
-class MessengerConnector(Connector):
+class MessengerConnector(MetaWebhooks, Connector):
     """One Facebook Page: sends through the Graph Send API with the Page token."""
 
     channel = "messenger"
@@ -95,28 +96,9 @@ class MessengerConnector(Connector):
 
     # -- inbound: the webhook contract (see connectors.base.Connector) ------------
     @classmethod
-    def webhook_handshake(cls, body: bytes, args: dict[str, str]) -> tuple[str, str] | None:
-        """Meta's ``GET`` subscription check: ``(hub.verify_token, hub.challenge)``."""
-        given = args.get("hub.verify_token")
-        if args.get("hub.mode") == "subscribe" and given:
-            return given, args.get("hub.challenge", "")
-        return None
-
-    @classmethod
-    def accepts_handshake(cls, config: dict[str, Any], token: str) -> bool:
-        """The inbox's verify token is the one presented."""
-        return verify_token_matches(token, config.get("verify_token") or "")
-
-    @classmethod
     def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
         """The Page ids (``entry[].id``) of a body that is a JSON object."""
         return page_ids(_object(body))
-
-    def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
-        """``X-Hub-Signature-256`` over the raw body with the inbox's app secret."""
-        return check_signature(
-            body, headers.get("X-Hub-Signature-256"), self.config.get("app_secret") or ""
-        )
 
     @classmethod
     def parse_webhook(

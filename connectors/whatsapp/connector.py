@@ -27,7 +27,7 @@ from connectors.base import (
     never_reached,
     register,
 )
-from connectors.messenger.inbound import check_signature, verify_token_matches
+from connectors.messenger.hub import MetaWebhooks
 
 from . import outbound as out
 from .constants import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION, MEDIA_PREFIX
@@ -52,7 +52,7 @@ class _Bearer(requests.auth.AuthBase):
 
 
 @register
-class WhatsAppConnector(Connector):
+class WhatsAppConnector(MetaWebhooks, Connector):
     """One WhatsApp business phone number of a WhatsApp Business Account (Cloud API)."""
 
     channel = "whatsapp"
@@ -78,28 +78,9 @@ class WhatsAppConnector(Connector):
 
     # -- inbound: the webhook contract -------------------------------------------
     @classmethod
-    def webhook_handshake(cls, body: bytes, args: dict[str, str]) -> tuple[str, str] | None:
-        """Meta's ``GET`` subscription check: ``(hub.verify_token, hub.challenge)``."""
-        given = args.get("hub.verify_token")
-        if args.get("hub.mode") == "subscribe" and given:
-            return given, args.get("hub.challenge", "")
-        return None
-
-    @classmethod
-    def accepts_handshake(cls, config: dict[str, Any], token: str) -> bool:
-        """The inbox's verify token is the one presented (constant time)."""
-        return verify_token_matches(token, config.get("verify_token") or "")
-
-    @classmethod
     def webhook_route_keys(cls, body: bytes, args: dict[str, str], kind: str = "") -> list[str]:
         """The business numbers (``value.metadata.phone_number_id``) the body is for."""
         return phone_number_ids(read_object(body))
-
-    def verify_webhook(self, body: bytes, url: str, headers: Any) -> bool:
-        """``X-Hub-Signature-256`` over the raw body with the app secret; fails closed."""
-        return check_signature(
-            body, headers.get("X-Hub-Signature-256"), self.config.get("app_secret") or ""
-        )
 
     @classmethod
     def parse_webhook(
