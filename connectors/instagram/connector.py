@@ -6,7 +6,7 @@ from typing import Any
 
 from connectors.base import Check, ConfigField, MediaHosts, register
 from connectors.messenger.connector import MessengerConnector, _refused
-from connectors.messenger.inbound import _str_id
+from connectors.messenger.inbound import id_text
 
 DEFAULT_GRAPH_URL = "https://graph.instagram.com"
 PROFILE_FIELDS = "name,username,profile_pic"
@@ -70,7 +70,7 @@ class InstagramConnector(MessengerConnector):
         if error is not None:
             return [_refused("access_token", "Meta refused the access token", error)]
         data = data or {}
-        got, name = _str_id(data.get("user_id")) or _str_id(data.get("id")), data.get("username")
+        got, name = id_text(data.get("user_id")) or id_text(data.get("id")), data.get("username")
         shown = f"@{name}" if name else "another account"
         if got != account_id:
             text = f"The token belongs to {shown} ({got}), not to the account {account_id}."

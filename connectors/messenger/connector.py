@@ -38,9 +38,9 @@ from .errors import classify_graph_error
 from .hub import MetaWebhooks
 from .inbound import (
     _object,
-    _str_id,
     appsecret_proof,
     check_signature,
+    id_text,
     is_own_echo,
     page_ids,
     parse,
@@ -134,7 +134,7 @@ class MessengerConnector(MetaWebhooks, Connector):
             if metadata:
                 body["metadata"] = metadata
             data, error = self._call("POST", "me/messages", json_body={**envelope, "message": body})
-            mid = _str_id(data.get("message_id")) if data else None
+            mid = id_text(data.get("message_id")) if data else None
             if error is None and not mid:
                 error = SendError(ErrorKind.PERMANENT, "no_message_id", "Graph sent no message_id")
             if error is not None:
@@ -193,7 +193,7 @@ class MessengerConnector(MetaWebhooks, Connector):
         data, error = self._call("GET", "me", params={"fields": "id,name"})
         if error is not None:
             return [_refused("page_token", "The Page token was refused by Meta", error)]
-        got, name = _str_id((data or {}).get("id")), str((data or {}).get("name") or "")
+        got, name = id_text((data or {}).get("id")), str((data or {}).get("name") or "")
         if got != page_id:
             text = (
                 f"The token belongs to {name or 'another Page'} ({got}), not to the Page {page_id}."
@@ -226,7 +226,7 @@ class MessengerConnector(MetaWebhooks, Connector):
             text = f"The Page token lacks the pages_messaging permission (it has: {has})."
             return [Check("permissions", False, text, "page_token")]
         checks = [Check("permissions", True, "The token has the pages_messaging permission.")]
-        made_for = _str_id(info.get("app_id"))
+        made_for = id_text(info.get("app_id"))
         if app_id and made_for and made_for != str(app_id):
             text = (
                 f"The token was made for the app {made_for}, not {app_id}: echoes may be misread."

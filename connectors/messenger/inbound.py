@@ -91,7 +91,7 @@ def page_ids(payload: dict[str, Any]) -> list[str]:
     if not isinstance(payload, dict):
         return []
     if isinstance(payload.get("entry"), list):
-        candidates = [_str_id(e.get("id")) for e in payload["entry"] if isinstance(e, dict)]
+        candidates = [id_text(e.get("id")) for e in payload["entry"] if isinstance(e, dict)]
     elif isinstance(payload.get("value"), dict):
         candidates = [_event_page_id(payload["value"])]
     else:
@@ -149,7 +149,7 @@ def _parse_entry(entry: Any) -> list[InboundEvent]:
     if not isinstance(entry, dict):
         logger.warning("messenger: skipping an entry that is not an object")
         return []
-    page_id = _str_id(entry.get("id"))
+    page_id = id_text(entry.get("id"))
     if not page_id:
         logger.warning("messenger: skipping an entry without a Page id")
         return []
@@ -199,7 +199,7 @@ def _parse_item(item: Any, page_id: str, entry_time: Any, *, standby: bool) -> l
 
     contact = _party_id(item.get("sender"))
     if contact is None and isinstance(item.get("optin"), dict):
-        ref = _str_id(item["optin"].get("user_ref"))  # checkbox plugin: no sender, a user_ref
+        ref = id_text(item["optin"].get("user_ref"))  # checkbox plugin: no sender, a user_ref
         contact = f"{USER_REF_PREFIX}{ref}" if ref else None
     if contact is None:
         if "policy_enforcement" in item:
@@ -247,7 +247,7 @@ def _parse_message(
     standby: bool,
 ) -> list[InboundEvent]:
     """A customer's message: text, quick reply, attachments, reply-to."""
-    mid = _str_id(message.get("mid"))
+    mid = id_text(message.get("mid"))
     if not mid:
         logger.warning("messenger: skipping a message without a mid (Page %s)", page_id)
         return []
@@ -269,7 +269,7 @@ def _parse_message(
     if standby:
         context["standby"] = True
     reply_to = message.get("reply_to")
-    reply_mid = _str_id(reply_to.get("mid")) if isinstance(reply_to, dict) else None
+    reply_mid = id_text(reply_to.get("mid")) if isinstance(reply_to, dict) else None
     attachments = _attachments(message.get("attachments"))
     story = reply_to.get("story") if isinstance(reply_to, dict) else None
     if isinstance(story, dict):  # Instagram: a reply to the business's story
@@ -281,7 +281,7 @@ def _parse_message(
             external_id=mid,
             contact_id=contact,
             sent_at=sent_at,
-            text=_text(message.get("text")),
+            text=text_of(message.get("text")),
             attachments=attachments,
             kind=kind,
             reply_to_external_id=reply_mid,
@@ -296,7 +296,7 @@ def _parse_echo(
 ) -> list[InboundEvent]:
     """A message the Page sent (sender and recipient swapped)."""
     contact = _party_id(item.get("recipient"))
-    mid = _str_id(message.get("mid"))
+    mid = id_text(message.get("mid"))
     if contact is None or not mid:
         logger.warning("messenger: skipping an echo without recipient or mid (Page %s)", page_id)
         return []
@@ -308,7 +308,7 @@ def _parse_echo(
             external_id=mid,
             contact_id=contact,
             sent_at=sent_at,
-            text=_text(message.get("text")),
+            text=text_of(message.get("text")),
             attachments=_attachments(message.get("attachments")),
             metadata=None if metadata is None else str(metadata),
             app_id=None if app_id is None or app_id == "" else str(app_id),
@@ -326,7 +326,7 @@ def _parse_postback(
 ) -> InboundMessage:
     """A button, Get Started or menu tap; its title is what the customer saw and chose."""
     postback = item["postback"]
-    mid = _str_id(postback.get("mid"))
+    mid = id_text(postback.get("mid"))
     if not mid:
         stamp = ms if ms is not None else _epoch_ms(entry_time)
         if stamp is None:
@@ -345,7 +345,7 @@ def _parse_postback(
         external_id=mid,
         contact_id=contact,
         sent_at=_ms_to_datetime(ms) or _fallback_time(entry_time),
-        text=_text(postback.get("title")),
+        text=text_of(postback.get("title")),
         kind="postback",
         context=context,
         raw=item,
@@ -361,7 +361,7 @@ def _parse_read(
     watermark = _ms_to_datetime(_epoch_ms(read.get("watermark")))
     if watermark is not None:
         return [StatusUpdate(page_id, DeliveryState.READ, contact_id=contact, watermark=watermark)]
-    mid = _str_id(read.get("mid"))
+    mid = id_text(read.get("mid"))
     if mid:
         seen = StatusUpdate(
             page_id, DeliveryState.READ, external_id=mid, contact_id=contact, watermark=at
@@ -377,7 +377,7 @@ def _parse_delivery(delivery: dict[str, Any], page_id: str, contact: str) -> lis
     mids = delivery.get("mids")
     if isinstance(mids, list):
         for mid in mids:
-            mid_text = _str_id(mid)
+            mid_text = id_text(mid)
             if mid_text:
                 events.append(
                     StatusUpdate(
@@ -469,21 +469,21 @@ def _event_page_id(event: dict[str, Any]) -> str | None:
         "sender" if isinstance(message, dict) and _truthy(message.get("is_echo")) else "recipient"
     )
     value = event.get(party)
-    return _str_id(value.get("id")) if isinstance(value, dict) else None
+    return id_text(value.get("id")) if isinstance(value, dict) else None
 
 
 def _party_id(party: Any) -> str | None:
     """A sender/recipient as a contact id: the PSID, or ``user_ref:<ref>``."""
     if not isinstance(party, dict):
         return None
-    psid = _str_id(party.get("id"))
+    psid = id_text(party.get("id"))
     if psid:
         return psid
-    ref = _str_id(party.get("user_ref"))
+    ref = id_text(party.get("user_ref"))
     return f"{USER_REF_PREFIX}{ref}" if ref else None
 
 
-def _str_id(value: Any) -> str | None:
+def id_text(value: Any) -> str | None:
     """An id as text; ints are accepted (older payloads), other types are not."""
     if isinstance(value, bool):
         return None
@@ -494,7 +494,7 @@ def _str_id(value: Any) -> str | None:
     return None
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
     """Text fields as strings ('' when absent)."""
     if value is None:
         return ""

@@ -24,6 +24,7 @@ from connectors.base import (
     read_json,
     routing_key,
 )
+from connectors.messenger.inbound import id_text, text_of
 from connectors.sms import phone
 
 from .constants import MEDIA_PREFIX
@@ -68,14 +69,14 @@ def phone_number_ids(payload: dict[str, Any]) -> list[str]:
     for _field, value in _values(payload if isinstance(payload, dict) else {}):
         metadata = value.get("metadata")
         if isinstance(metadata, dict):
-            found[routing_key(_id(metadata.get("phone_number_id")))] = None
+            found[routing_key(id_text(metadata.get("phone_number_id")))] = None
     found.pop(None, None)
     return [k for k in found if k]
 
 
 def contact_id(wa_id: Any) -> str | None:
     """A WhatsApp user's id as the contact's identity: the number in E.164 (``+<wa_id>``)."""
-    raw = _id(wa_id)
+    raw = id_text(wa_id)
     if not raw:
         return None
     digits = raw.lstrip("+")
@@ -90,7 +91,7 @@ def parse(payload: dict[str, Any]) -> list[InboundEvent]:
         return events
     for field, value in _values(payload):
         metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
-        number_id = _id(metadata.get("phone_number_id"))
+        number_id = id_text(metadata.get("phone_number_id"))
         if not number_id:
             logger.warning("whatsapp: skipping a %s change without a phone number id", field)
             continue
@@ -123,7 +124,7 @@ def _profile_names(contacts: Any) -> dict[str, str]:
         if not isinstance(contact, dict):
             continue
         profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
-        name, wa_id = profile.get("name"), _id(contact.get("wa_id"))
+        name, wa_id = profile.get("name"), id_text(contact.get("wa_id"))
         if wa_id and isinstance(name, str) and name.strip():
             names[wa_id] = name.strip()
     return names
@@ -131,7 +132,7 @@ def _profile_names(contacts: Any) -> dict[str, str]:
 
 def _message(item: dict[str, Any], number_id: str, names: dict[str, str]) -> list[InboundEvent]:
     """A customer's message of any type."""
-    wamid, sender = _id(item.get("id")), _id(item.get("from"))
+    wamid, sender = id_text(item.get("id")), id_text(item.get("from"))
     contact = contact_id(sender)
     if not wamid or not contact:
         logger.warning("whatsapp: skipping a message without id or sender (%s)", number_id)
@@ -139,9 +140,9 @@ def _message(item: dict[str, Any], number_id: str, names: dict[str, str]) -> lis
     kind_name = str(item.get("type") or "unknown")
     text, kind, attachments, context = _content(kind_name, item)
     ctx = item.get("context") if isinstance(item.get("context"), dict) else {}
-    reply_to = _id(ctx.get("id"))
+    reply_to = id_text(ctx.get("id"))
     if kind == "reaction":  # a reaction is about one of the thread's messages
-        reply_to = _id((context.get("reaction") or {}).get("message_id")) or reply_to
+        reply_to = id_text((context.get("reaction") or {}).get("message_id")) or reply_to
     if ctx.get("forwarded") or ctx.get("frequently_forwarded"):
         context["forwarded"] = True
     if isinstance(ctx.get("referred_product"), dict):
@@ -172,16 +173,16 @@ def _content(
     body = item.get(kind_name) if isinstance(item.get(kind_name), dict) else {}
     context: dict[str, Any] = {"whatsapp_type": kind_name}
     if kind_name == "text":
-        return _str(body.get("body")), "message", (), context
-    if kind_name in MEDIA_TYPES and _id(body.get("id")):
-        return _str(body.get("caption")), "message", (_media(kind_name, body),), context
+        return text_of(body.get("body")), "message", (), context
+    if kind_name in MEDIA_TYPES and id_text(body.get("id")):
+        return text_of(body.get("caption")), "message", (_media(kind_name, body),), context
     if kind_name == "location":
         extra = {k: body[k] for k in ("latitude", "longitude", "name", "address") if k in body}
         link = body.get("url") if isinstance(body.get("url"), str) else None
         ref = AttachmentRef(
-            kind="location", url=link, title=_str(body.get("name")) or None, extra=extra
+            kind="location", url=link, title=text_of(body.get("name")) or None, extra=extra
         )
-        words = ", ".join(_str(body.get(k)) for k in ("name", "address") if body.get(k))
+        words = ", ".join(text_of(body.get(k)) for k in ("name", "address") if body.get(k))
         return words, "message", (ref,), context
     if kind_name == "contacts":
         cards = [c for c in _list(item.get("contacts")) if isinstance(c, dict)]
@@ -192,21 +193,21 @@ def _content(
         reply = reply if isinstance(reply, dict) else {}
         context["payload"] = reply.get("id")
         context["interactive"] = body.get("type")
-        title = _str(reply.get("title"))
+        title = text_of(reply.get("title"))
         if reply.get("description"):
-            title = f"{title}\n{_str(reply.get('description'))}".strip()
+            title = f"{title}\n{text_of(reply.get('description'))}".strip()
         if body.get("type") == "nfm_reply":
-            title = _str(reply.get("body")) or _str(reply.get("name"))
+            title = text_of(reply.get("body")) or text_of(reply.get("name"))
         return title, "quick_reply", (), context
     if kind_name == "button":
         context["payload"] = body.get("payload")
-        return _str(body.get("text")), "quick_reply", (), context
+        return text_of(body.get("text")), "quick_reply", (), context
     if kind_name == "reaction":
         context["reaction"] = {"message_id": body.get("message_id"), "emoji": body.get("emoji")}
-        return _str(body.get("emoji")) or "(reaction removed)", "reaction", (), context
+        return text_of(body.get("emoji")) or "(reaction removed)", "reaction", (), context
     if kind_name == "system":  # the customer changed their number, or similar
         context["system"] = body
-        return _str(body.get("body")) or _str(body.get("type")), "message", (), context
+        return text_of(body.get("body")) or text_of(body.get("type")), "message", (), context
     if kind_name == "order":
         context["order"] = body
         return _order_text(body), "message", (), context
@@ -224,15 +225,15 @@ def _content(
 
 def _media(kind_name: str, body: dict[str, Any]) -> AttachmentRef:
     """A media message's file, fetched later by its id (``GET /{media-id}``)."""
-    extra = {"media_id": _id(body.get("id"))}
+    extra = {"media_id": id_text(body.get("id"))}
     for key in ("sha256", "voice", "animated"):
         if key in body:
             extra[key] = body[key]
     return AttachmentRef(
         kind={"document": "file"}.get(kind_name, kind_name),
-        url=MEDIA_PREFIX + str(_id(body.get("id"))),
-        content_type=_str(body.get("mime_type")).split(";")[0].strip() or None,
-        filename=_str(body.get("filename")) or None,
+        url=MEDIA_PREFIX + str(id_text(body.get("id"))),
+        content_type=text_of(body.get("mime_type")).split(";")[0].strip() or None,
+        filename=text_of(body.get("filename")) or None,
         extra=extra,
     )
 
@@ -241,17 +242,17 @@ def _card(card: dict[str, Any]) -> str:
     """A shared contact as one line: name and numbers."""
     name = card.get("name") if isinstance(card.get("name"), dict) else {}
     phones = [
-        _str(p.get("phone") or p.get("wa_id"))
+        text_of(p.get("phone") or p.get("wa_id"))
         for p in _list(card.get("phones"))
         if isinstance(p, dict)
     ]
-    head = _str(name.get("formatted_name")) or _str(name.get("first_name")) or "Contact"
+    head = text_of(name.get("formatted_name")) or text_of(name.get("first_name")) or "Contact"
     return f"{head}: {', '.join(p for p in phones if p)}" if phones else head
 
 
 def _order_text(order: dict[str, Any]) -> str:
     """An order from the catalogue: its note and one line per item."""
-    lines = [_str(order.get("text"))] if order.get("text") else []
+    lines = [text_of(order.get("text"))] if order.get("text") else []
     for product in _list(order.get("product_items")):
         if isinstance(product, dict):
             price = f" ({product.get('item_price')} {product.get('currency')})".replace(" None", "")
@@ -264,7 +265,7 @@ def _order_text(order: dict[str, Any]) -> str:
 def _status(item: dict[str, Any], number_id: str) -> list[InboundEvent]:
     """``sent`` / ``delivered`` / ``read`` / ``failed`` of one of the business's messages."""
     state = _STATES.get(str(item.get("status") or ""))
-    wamid = _id(item.get("id"))
+    wamid = id_text(item.get("id"))
     if state is None or not wamid:
         logger.info("whatsapp: ignoring status %r (%s)", item.get("status"), number_id)
         return []
@@ -286,29 +287,12 @@ def _status(item: dict[str, Any], number_id: str) -> list[InboundEvent]:
 
 def _own_reference(value: Any) -> str | None:
     """Our message id from the ``biz_opaque_callback_data`` we sent (``sb:<id>``)."""
-    text = _str(value)
+    text = text_of(value)
     return text[3:] if text.startswith("sb:") and text[3:].isdigit() else None
 
 
 def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
-
-
-def _id(value: Any) -> str | None:
-    """An id as text; ints are accepted, other types are not."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _str(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
 def _seconds(value: Any) -> datetime | None:
