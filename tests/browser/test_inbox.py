@@ -101,6 +101,29 @@ def test_webhook_appears_live_then_assign_reply_and_close(page, make, app, fake_
     assert page.console_errors() == []
 
 
+def test_an_open_menu_survives_a_live_update(page, make, fake_graph):
+    """A customer writing while the agent picks a teammate does not close the menu under the mouse."""
+    agent = make.user("agent", name="Lucas Martin")
+    make.user("agent", name="Nadia Karimi")
+    inbox = make.inbox("messenger", members=[agent])
+    fake_graph.profiles["psid-amira"] = "Amira Haddad"
+    page.login(agent.email)
+    post_messenger(page.url, inbox, "psid-amira", "Where is my parcel?", "m_menu_1")
+    page.click(".conv-row", "Where is my parcel?")
+    page.wait_text("#thread-log .msg.in", "Where is my parcel?")
+
+    page.click(".assign-btn")
+    search = page.css(".assign-menu .menu-search")
+    search.send_keys("luc")
+    post_messenger(page.url, inbox, "psid-amira", "Any news?", "m_menu_2")
+    page.wait_text("#thread-log .msg.in", "Any news?")  # the header was drawn again meanwhile
+    assert page.js("return !document.querySelector('.assign-menu').hidden"), "the menu closed"
+    assert page.js("return document.activeElement.classList.contains('menu-search')")
+    assert page.texts(".assign-menu .menu-item > span:not([class])") == ["Lucas Martin (you)"]
+    page.css(".assign-menu .menu-item").click()
+    page.wait(lambda d: "You" in page.text(".assign-btn"))
+
+
 def test_reply_in_doubt_is_shown_and_sent_again_only_by_the_agent(page, make, app, fake_graph):
     agent = make.user("agent", name="Lucas Martin")
     inbox = make.inbox("messenger", members=[agent])

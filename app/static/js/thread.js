@@ -81,58 +81,79 @@ function snoozePresets() {
 }
 
 function snoozeMenu(conv) {
+  let cur = conv;
   const btn = h("button.btn.ghost", { type: "button", "aria-haspopup": "true", title: t("Snooze") + " (s)" }, icon("snooze"), h("span.lbl", t("Snooze")));
   const custom = h("input", { type: "datetime-local", "aria-label": t("Snooze until"),
     min: new Date(Date.now() - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16) });
   const panel = h("div.menu", { role: "menu", hidden: true },
     h("div.menu-title", t("Snooze until")),
     snoozePresets().map(([label, when, hint]) => h("button.menu-item", { type: "button", role: "menuitem",
-      onclick: () => { pop.close(); setStatus(conv, "snoozed", when); } }, h("span", label), h("span.muted", hint))),
+      onclick: () => { pop.close(); setStatus(cur, "snoozed", when); } }, h("span", label), h("span.muted", hint))),
     h("div.menu-sep"),
     h("form.menu-form", { onsubmit: (e) => {
       e.preventDefault();
       if (!custom.value) return;
       pop.close();
-      setStatus(conv, "snoozed", new Date(custom.value));
+      setStatus(cur, "snoozed", new Date(custom.value));
     } }, custom, h("button.btn.sm", { type: "submit" }, t("Snooze"))));
-  const wrap = h("div.menu-wrap", btn, panel);
   const pop = popover(btn, panel);
-  T.menus.snooze = pop;
-  return wrap;
+  return { wrap: h("div.menu-wrap", btn, panel), pop, refresh: (c) => { cur = c; } };
 }
 
 function assignMenu(conv) {
-  const who = conv.assignee;
-  const btn = h("button.btn.ghost.assign-btn", { type: "button", "aria-haspopup": "true", title: t("Assign") + " (a)" },
-    who ? avatar(who.name, { size: "xs" }) : icon("user"),
-    h("span.lbl", who ? (who.id === ME.id ? t("You") : h("bdi", who.name)) : t("Unassigned")), icon("chevron", "sm"));
+  let cur = conv;
+  const btn = h("button.btn.ghost.assign-btn", { type: "button", "aria-haspopup": "true", title: t("Assign") + " (a)" });
+  const label = () => {
+    const who = cur.assignee;
+    btn.replaceChildren(who ? avatar(who.name, { size: "xs" }) : icon("user"),
+      h("span.lbl", who ? (who.id === ME.id ? t("You") : h("bdi", who.name)) : t("Unassigned")), icon("chevron", "sm"));
+  };
   const panel = h("div.menu.assign-menu", { role: "menu", hidden: true });
   const search = h("input.menu-search", { type: "search", placeholder: t("Find a teammate"), "aria-label": t("Find a teammate") });
   const list = h("div.menu-list");
   const fill = () => {
-    const others = canAssignOthers(conv); // the inbox's setting may change while the page is open
+    const who = cur.assignee;
+    const others = canAssignOthers(cur); // the inbox's setting may change while the page is open
     search.hidden = !others;
     const q = search.value.trim().toLowerCase();
-    let people = others ? assignable(conv.inbox.id) : S.users.filter((u) => u.id === ME.id);
+    let people = others ? assignable(cur.inbox.id) : S.users.filter((u) => u.id === ME.id);
     if (!people.some((u) => u.id === ME.id)) people = [{ id: ME.id, name: ME.name, availability: ME.availability }, ...people];
     people = people.filter((u) => !q || u.name.toLowerCase().includes(q));
     people.sort((a, b) => (a.id === ME.id ? -1 : b.id === ME.id ? 1 : a.name.localeCompare(b.name)));
     list.replaceChildren(...[
       ...people.map((u) => h("button.menu-item" + (who && who.id === u.id ? ".current" : ""), { type: "button", role: "menuitemradio",
         "aria-checked": who && who.id === u.id ? "true" : "false", dataset: { userId: u.id },
-        onclick: () => { pop.close(); assign(conv, u.id); } },
+        onclick: () => { pop.close(); assign(cur, u.id); } },
       avatar(u.name, { size: "xs", presence: u.availability }), h("span", u.id === ME.id ? t("{name} (you)", { name: h("bdi", u.name) }) : h("bdi", u.name)),
       spokenCodes(u) ? h("span.muted.sm.spoken", { title: t("Speaks {languages}", { languages: spokenCodes(u) }) }, spokenCodes(u)) : null,
       who && who.id === u.id ? icon("check", "end") : null)),
-      who && (canAssignOthers() || who.id === ME.id) ? h("button.menu-item", { type: "button", role: "menuitem", onclick: () => { pop.close(); assign(conv, null); } },
+      who && (canAssignOthers() || who.id === ME.id) ? h("button.menu-item", { type: "button", role: "menuitem", onclick: () => { pop.close(); assign(cur, null); } },
         icon("x"), h("span", t("Unassign"))) : null,
     ].filter(Boolean)); // replaceChildren would show a null as the text "null"
   };
   search.addEventListener("input", fill);
   panel.append(search, list);
+  label();
   const pop = popover(btn, panel, { onOpen: () => { search.value = ""; fill(); } });
-  T.menus.assign = pop;
-  return h("div.menu-wrap", btn, panel);
+  return { wrap: h("div.menu-wrap", btn, panel), pop, refresh: (c) => { cur = c; label(); fill(); } };
+}
+
+/**
+ * The header's menus are drawn again by every live update; one that is open on the same
+ * conversation is handed back as it is (refreshed), so it stays open with its search and focus.
+ */
+const headerMenus = {};
+function headerMenu(key, conv, build) {
+  const kept = headerMenus[key];
+  if (kept && kept.id === conv.id && kept.pop.isOpen) {
+    kept.refresh(conv);
+    return kept.wrap;
+  }
+  if (kept) kept.pop.close();
+  const menu = { ...build(conv), id: conv.id };
+  headerMenus[key] = menu;
+  T.menus[key] = menu.pop;
+  return menu.wrap;
 }
 
 export function renderHeader(conv) {
@@ -140,7 +161,8 @@ export function renderHeader(conv) {
   const ident = conv.contact.identities.find((i) => i.inbox_id === conv.inbox.id) || conv.contact.identities[0];
   const others = presenceOthers(conv.id);
   const status = conv.status;
-  const actions = [assignMenu(conv)];
+  const focused = head.contains(document.activeElement) ? document.activeElement : null;
+  const actions = [headerMenu("assign", conv, assignMenu)];
   const labels = labelBar(conv);
   T.menus.labels = labels.picker;
   if (status === "closed") {
@@ -148,7 +170,7 @@ export function renderHeader(conv) {
   } else {
     if (status !== "pending") actions.push(h("button.btn.ghost", { type: "button", onclick: () => setStatus(conv, "pending"), title: t("Waiting on the customer") }, icon("pending"), h("span.lbl", t("Pending"))));
     if (status !== "open") actions.push(h("button.btn.ghost", { type: "button", onclick: () => setStatus(conv, "open"), title: t("Reopen") }, icon("reopen"), h("span.lbl", t("Reopen"))));
-    actions.push(snoozeMenu(conv));
+    actions.push(headerMenu("snooze", conv, snoozeMenu));
     actions.push(h("button.btn.primary.close-btn", { type: "button", onclick: () => setStatus(conv, "closed"), title: t("Close") + " (e)" }, icon("closed"), h("span.lbl", t("Close"))));
   }
   actions.push(h("button.icon-btn.panel-toggle", { type: "button", "aria-label": t("Contact details"), title: t("Contact details"),
@@ -169,6 +191,7 @@ export function renderHeader(conv) {
       others.length ? [icon(others.some((p) => p.state === "replying") ? "pen" : "eye"), presenceLabel(others, { nodes: true })] : null),
     h("div.thread-actions", { role: "toolbar", "aria-label": t("Conversation actions") }, actions),
   );
+  if (focused && focused.isConnected) focused.focus({ preventScroll: true });
 }
 
 // ------------------------------------------------------------------ messages
