@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
@@ -22,6 +23,7 @@ from app.inbox import search, window_sort
 from app.inbox.labels import name_key
 from app.models import (
     STATUSES,
+    Contact,
     Conversation,
     ConversationCount,
     Inbox,
@@ -36,6 +38,17 @@ STATUS_FILTERS = (*STATUSES, "all", "inactive", "declined")
 AUTOMATED = ("show", "hide")  # conversations only machines wrote in (auto-replies, newsletters)
 MAX_LIMIT = 100
 MAX_LABELS = 10  # label filters of one list request (each one is a condition)
+
+
+#: How a page loads its conversations. A list shows no inbox credentials or health and no
+#: contact notes: their columns (JSON decoded for every row) stay unread, and load on
+#: access should anything ask for them.
+LISTED = (
+    orm.joinedload(Conversation.inbox, innerjoin=True).load_only(
+        Inbox.id, Inbox.channel, Inbox.name, Inbox.settings
+    ),
+    orm.defaultload(Conversation.contact).defer(Contact.notes).defer(Contact.attributes),
+)
 
 
 class BadFilter(ValueError):
@@ -239,7 +252,7 @@ def _window_page(session: Session, f: ListFilter, conds: list) -> tuple[list, li
             cursor = window_sort.parse_cursor(_decode_cursor(f.cursor))
         except (TypeError, ValueError) as exc:
             raise BadFilter("cursor is not valid") from exc
-    return window_sort.page(session, conds, f.limit, cursor, now())
+    return window_sort.page(session, conds, f.limit, cursor, now(), LISTED)
 
 
 def _answer(session, user, f, conds_pair, rows, last, query, found) -> dict:
@@ -284,7 +297,7 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
     index for ``col IS NULL`` in ORDER BY, so the ids come from two indexed
     sub-selects (with a value, without) and only those few rows are sorted.
     """
-    base = sa.select(Conversation)
+    base = sa.select(Conversation).options(*LISTED)
     if f.sort == "created":
         q = base.where(*conds).order_by(Conversation.id.desc())
     elif desc:

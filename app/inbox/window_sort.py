@@ -73,9 +73,15 @@ def parse_cursor(values: list) -> tuple[int, datetime | None, int]:
 
 
 def page(
-    session: Session, conds: list, limit: int, cursor: tuple | None, at: datetime
+    session: Session,
+    conds: list,
+    limit: int,
+    cursor: tuple | None,
+    at: datetime,
+    options: tuple = (),
 ) -> tuple[list[Conversation], list | None]:
-    """Up to ``limit`` conversations in window order, and the next page's cursor values."""
+    """Up to ``limit`` conversations in window order (loaded with ``options``), and the next
+    page's cursor values."""
     start = cursor[0] if cursor else OPEN
     ids = []
     for grp, (cond, col, desc) in _groups(at).items():
@@ -99,6 +105,7 @@ def page(
     grp = group(at)
     q = (
         sa.select(Conversation)
+        .options(*options)
         .where(Conversation.id.in_(sa.select(union.c.id)))
         .order_by(
             grp,
