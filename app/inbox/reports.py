@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app import channels
 from app.channels.badges import Wait
 from app.clock import aware
+from app.inbox.rows import fetch
 from app.models import Inbox, ReportCount, ReportEvent, ReportWait, User
 from app.models.report import NOBODY, QUARTERS, SLOT, slot_of
 
@@ -119,19 +120,6 @@ def _grouped(keys, values) -> dict:
     return out
 
 
-def _fetch(session: Session, query: sa.Select) -> list[tuple]:
-    """The rows of ``query`` as the driver returns them (plain tuples).
-
-    A year of facts is a hundred thousand rows: SQLAlchemy's row objects would cost
-    several times the query itself.
-    """
-    result = session.connection().execute(query)
-    try:
-        return result.cursor.fetchall()
-    finally:
-        result.close()
-
-
 def _columns(rows: list[tuple], width: int) -> list[list]:
     """Rows sorted by their first column -> one list per column."""
     rows.sort(key=itemgetter(0))
@@ -211,7 +199,7 @@ def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
     )
     if p.inbox_ids is not None:
         query = query.where(c.inbox_id.in_(p.inbox_ids))
-    for kind, day, *counts in _fetch(session, query):
+    for kind, day, *counts in fetch(session, query):
         base = day * QUARTERS
         counts = [int(n or 0) for n in counts]
         if base < lo:  # the period starts within this UTC day
@@ -299,7 +287,7 @@ def _first_responses(session: Session, p: Period, detail: bool = True) -> list[t
         query = query.where(W.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(W.agent_id == p.agent_id)
-    return _columns(_fetch(session, query), len(columns))
+    return _columns(fetch(session, query), len(columns))
 
 
 def _resolutions(session: Session, p: Period, detail: bool = True) -> list[tuple]:
@@ -317,7 +305,7 @@ def _resolutions(session: Session, p: Period, detail: bool = True) -> list[tuple
         query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(ReportEvent.user_id == p.agent_id)
-    return _columns(_fetch(session, query), len(columns))
+    return _columns(fetch(session, query), len(columns))
 
 
 def _count(session: Session, query: sa.Select) -> int:
@@ -534,7 +522,7 @@ def _edge_counts(session: Session, p: Period, lo: int, hi: int):
     )
     if p.inbox_ids is not None:
         query = query.where(c.inbox_id.in_(p.inbox_ids))
-    for user_id, kind, day, *quarters in _fetch(session, query):
+    for user_id, kind, day, *quarters in fetch(session, query):
         base = day * QUARTERS
         n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
         if n:
@@ -554,7 +542,7 @@ def badges(session: Session, at: datetime, inbox_ids: tuple[int, ...] | None = N
         rule = _badge_rule(inbox)
         if rule is None or (inbox_ids is not None and inbox.id not in inbox_ids):
             continue
-        rows = _fetch(
+        rows = fetch(
             session,
             sa.select(
                 ReportWait.started_at,

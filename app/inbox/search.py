@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from app.inbox.rows import fetch
 from app.models import Contact, ContactIdentity, Conversation, Message
 from connectors.sms import phone as phones
 
@@ -86,7 +87,7 @@ def find(session: Session, query: Query, visible) -> Found:
             newest[conv_id] = max(msg_id, newest.get(conv_id, 0))
     ids = set(newest)
     for q in _people(dialect, query, visible):  # newest conversations first
-        people = session.scalars(q.limit(PEOPLE_CAP + 1)).all()
+        people = [row[0] for row in fetch(session, q.limit(PEOPLE_CAP + 1))]
         capped = capped or len(people) > PEOPLE_CAP
         ids.update(people[:PEOPLE_CAP])
     return Found(ids=ids, capped=capped, newest=newest)
@@ -151,7 +152,7 @@ def _sqlite_hits(session: Session, query: Query, visible) -> list:
         q = sa.select(Message.conversation_id, Message.id).join(fts, Message.id == fts.c.rowid)
         if visible is not None:
             q = q.where(Message.inbox_id.in_(visible))
-        hits = session.execute(q.order_by(fts.c.rowid.desc()).limit(MESSAGE_CAP + 1)).all()
+        hits = fetch(session, q.order_by(fts.c.rowid.desc()).limit(MESSAGE_CAP + 1))
         if len(hits) > MESSAGE_CAP:
             break
     return hits
@@ -171,12 +172,12 @@ def _pg_hits(session: Session, query: Query, visible) -> list:
         base = base.where(Message.inbox_id.in_(visible))
     newest = session.scalar(sa.select(sa.func.max(Message.id))) or 0
     recent = base.where(Message.id > newest - PG_RECENT, vector.op("@@")(tsq))
-    hits = session.execute(recent.order_by(Message.id.desc()).limit(MESSAGE_CAP + 1)).all()
+    hits = fetch(session, recent.order_by(Message.id.desc()).limit(MESSAGE_CAP + 1))
     if len(hits) > MESSAGE_CAP:
         return hits
     # "id + 0": sorted after the index lists the matches, not by walking the primary key
     indexed = base.where(vector.op("@@")(tsq)).order_by((Message.id + 0).desc())
-    return session.execute(indexed.limit(MESSAGE_CAP + 1)).all()
+    return fetch(session, indexed.limit(MESSAGE_CAP + 1))
 
 
 def matches(session: Session, query: Query, found: Found, conversation_ids) -> dict[int, dict]:
