@@ -292,35 +292,32 @@ def _likely(session: Session, cond):
 def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list[Conversation]:
     """One page in one query, using an index for every sort.
 
-    Ascending sorts put conversations without a value (nothing waiting, no
-    window) last. Both databases sort NULLs differently and neither uses an
-    index for ``col IS NULL`` in ORDER BY, so the ids come from two indexed
-    sub-selects (with a value, without) and only those few rows are sorted.
+    The page's ids are chosen first, from the conversations alone; only those rows are
+    then joined to their inbox, contact and assignee (a search may have found a thousand).
+    Ascending sorts put conversations without a value (nothing waiting, no window)
+    last. Both databases sort NULLs differently and neither uses an index for
+    ``col IS NULL`` in ORDER BY, so the ids come from two indexed sub-selects (with a
+    value, without) and only those few rows are sorted.
     """
-    base = sa.select(Conversation).options(*LISTED)
+    ids = sa.select(Conversation.id).where(*conds).limit(f.limit + 1)
     if f.sort == "created":
-        q = base.where(*conds).order_by(Conversation.id.desc())
+        order = (Conversation.id.desc(),)
     elif desc:
-        q = base.where(*conds).order_by(col.desc(), Conversation.id.desc())
+        order = (col.desc(), Conversation.id.desc())
     else:
-        with_value = (
-            sa.select(Conversation.id)
-            .where(*conds, col.is_not(None))
-            .order_by(col.asc(), Conversation.id.asc())
-            .limit(f.limit + 1)
-            .subquery()
-        )
-        without = (
-            sa.select(Conversation.id)
-            .where(*conds, col.is_(None))
-            .order_by(Conversation.id.asc())
-            .limit(f.limit + 1)
-            .subquery()
-        )
-        ids = sa.union_all(sa.select(with_value.c.id), sa.select(without.c.id)).subquery()
-        q = base.where(Conversation.id.in_(sa.select(ids.c.id))).order_by(
-            col.is_(None), col.asc(), Conversation.id.asc()
-        )
+        with_value = ids.where(col.is_not(None)).order_by(col.asc(), Conversation.id.asc())
+        without = ids.where(col.is_(None)).order_by(Conversation.id.asc())
+        union = sa.union_all(with_value.subquery().select(), without.subquery().select())
+        ids = union.subquery().select()
+        order = (col.is_(None), col.asc(), Conversation.id.asc())
+    if f.sort == "created" or desc:
+        ids = ids.order_by(*order)
+    q = (
+        sa.select(Conversation)
+        .options(*LISTED)
+        .where(Conversation.id.in_(ids))
+        .order_by(*order)
+    )
     return list(session.scalars(q.limit(f.limit + 1)).unique())
 
 
