@@ -97,8 +97,10 @@ def id_in(session: Session, col, ids) -> sa.ColumnElement[bool]:
     """``col IN ids`` with the ids as one parameter (a thousand bound values cost more)."""
     ids = sorted(ids)
     if session.get_bind().dialect.name == "postgresql":
-        # the ids are looked up, and only they sorted (not the sort index walked for them)
-        return col.in_(sa.select(sa.func.unnest(sa.cast(ids, postgresql.ARRAY(sa.BigInteger)))))
+        # the ids are looked up, and only they sorted (not the sort index walked for them);
+        # sent as one text the server splits (a list would be converted element by element)
+        listed = sa.func.string_to_array(",".join(map(str, ids)), ",")
+        return col.in_(sa.select(sa.func.unnest(sa.cast(listed, postgresql.ARRAY(sa.BigInteger)))))
     if session.get_bind().dialect.name == "sqlite":
         each = sa.func.json_each(json.dumps(ids)).table_valued("value")
         return col.in_(sa.select(each.c.value))
