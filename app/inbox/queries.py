@@ -312,12 +312,7 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
         order = (col.is_(None), col.asc(), Conversation.id.asc())
     if f.sort == "created" or desc:
         ids = ids.order_by(*order)
-    q = (
-        sa.select(Conversation)
-        .options(*LISTED)
-        .where(Conversation.id.in_(ids))
-        .order_by(*order)
-    )
+    q = sa.select(Conversation).options(*LISTED).where(Conversation.id.in_(ids)).order_by(*order)
     return list(session.scalars(q.limit(f.limit + 1)).unique())
 
 
