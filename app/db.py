@@ -69,6 +69,15 @@ def insert_ignore(session: Session, model, values: dict, conflict: list[str]) ->
         return session.execute(stmt, values).scalar()
 
 
+def insert_ignore_many(session: Session, model, rows: list[dict], conflict: list[str]) -> list[int]:
+    """:func:`insert_ignore` of many rows in one statement; returns the ids of the new ones."""
+    if not rows:
+        return []
+    stmt = insert_ignore_stmt(session, model, conflict, "id")
+    with session.no_autoflush:
+        return list(session.execute(stmt, rows).scalars())
+
+
 @functools.cache
 def array_insert_ignore(
     model,

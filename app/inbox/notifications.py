@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.clock import aware, now
-from app.db import insert_ignore
+from app.db import insert_ignore_many
 from app.inbox import events, health
 from app.models import Conversation, Inbox, InboxMember, Notification, OutboxItem, User
 
@@ -243,41 +243,8 @@ def notify(
     Returns the stored row, or None when the user switched this kind off
     everywhere or it was already stored.
     """
-    prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
-    mail = _mail_settings()
-    wants_email = prefs["email"] and mail.enabled and bool(user.email)
-    if not prefs["in_app"] and not wants_email:
-        return None
-    at = at or now()
-    new_id = insert_ignore(
-        session,
-        Notification,
-        {
-            "user_id": user.id,
-            "kind": kind,
-            "conversation_id": conv.id if conv is not None else None,
-            "dedupe_key": dedupe_key[:120] if dedupe_key else None,
-            "data": data,
-            "created_at": at,
-            "read_at": None if prefs["in_app"] else at,
-        },
-        ["dedupe_key"],
-    )
-    if new_id is None:
-        return None
-    note = session.get(Notification, new_id)
-    if prefs["in_app"]:
-        payload = {**note.to_dict(), "desktop": prefs["desktop"]}
-        events.publish(session, "notification.created", payload, ("user", user.id))
-    if wants_email:
-        session.add(
-            OutboxItem(
-                kind="notify_email",
-                payload={"notification_id": new_id},
-                next_attempt_at=at + timedelta(seconds=mail.delay),
-            )
-        )
-    return note
+    notes = _store(session, [(user, dedupe_key)], kind, conv, at or now(), data)
+    return notes[0] if notes else None
 
 
 def notify_many(
@@ -289,12 +256,63 @@ def notify_many(
     **data,
 ) -> int:
     """Notify each user once (``key`` + user id as the dedupe key); returns how many were stored."""
-    stored = 0
-    for user in {u.id: u for u in users}.values():
-        dedupe = f"{key}:u{user.id}" if key else None
-        if notify(session, user, kind, conv, dedupe_key=dedupe, **data) is not None:
-            stored += 1
-    return stored
+    wanted = [
+        (user, f"{key}:u{user.id}" if key else None) for user in {u.id: u for u in users}.values()
+    ]
+    return len(_store(session, wanted, kind, conv, now(), data))
+
+
+def _store(
+    session: Session,
+    wanted: list[tuple[User, str | None]],
+    kind: str,
+    conv: Conversation | None,
+    at: datetime,
+    data: dict,
+) -> list[Notification]:
+    """Store one notification per ``(user, dedupe key)`` the user wants, in one statement
+    (a new conversation tells every member of its inbox), and push each live."""
+    mail = _mail_settings()
+    rows, wants = [], {}
+    for user, dedupe_key in wanted:
+        prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
+        wants_email = prefs["email"] and mail.enabled and bool(user.email)
+        if not prefs["in_app"] and not wants_email:
+            continue
+        wants[user.id] = (prefs, wants_email)
+        rows.append(
+            {
+                "user_id": user.id,
+                "kind": kind,
+                "conversation_id": conv.id if conv is not None else None,
+                "dedupe_key": dedupe_key[:120] if dedupe_key else None,
+                "data": data,
+                "created_at": at,
+                "read_at": None if prefs["in_app"] else at,
+            }
+        )
+    new_ids = insert_ignore_many(session, Notification, rows, ["dedupe_key"])
+    if not new_ids:
+        return []
+    notes = list(
+        session.scalars(
+            sa.select(Notification).where(Notification.id.in_(new_ids)).order_by(Notification.id)
+        )
+    )
+    for note in notes:
+        prefs, wants_email = wants[note.user_id]
+        if prefs["in_app"]:
+            payload = {**note.to_dict(), "desktop": prefs["desktop"]}
+            events.publish(session, "notification.created", payload, ("user", note.user_id))
+        if wants_email:
+            session.add(
+                OutboxItem(
+                    kind="notify_email",
+                    payload={"notification_id": note.id},
+                    next_attempt_at=at + timedelta(seconds=mail.delay),
+                )
+            )
+    return notes
 
 
 def on_assigned(

@@ -539,8 +539,9 @@ def _drain_step() -> None:
 class Drainer(Loop):
     """This process's background ingester: woken by webhooks, also sweeps every few seconds.
 
-    A wake-up waits ``gather`` seconds first, so a busy webhook's burst is drained
-    in one run; rows a failed run left stay pending for the next.
+    A wake-up during a burst (within ``gather`` of a run that found rows) waits
+    ``gather`` seconds first, so the burst is drained in one run; a lone row is drained
+    at once. Rows a failed run left stay pending for the next.
     """
 
     def __init__(self, app: Flask, interval: float, gather: float = 0.0) -> None:

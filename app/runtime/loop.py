@@ -9,6 +9,7 @@ is logged and the loop goes on: the work it left stays queued for the next run.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +24,9 @@ class Loop(threading.Thread):
     """Runs ``step()`` in ``app``'s context until :meth:`stop` (a daemon thread).
 
     ``wait_first`` waits before the first run (a loop that is woken when there
-    is work); ``gather`` is a pause after a wake-up, so a burst of work that
-    woke the loop is handled in one run.
+    is work); ``gather`` is a pause after a wake-up that comes within ``gather`` of a
+    run that found work, so a burst is handled in one run while a lone piece of work
+    (a customer writing on a quiet afternoon) is handled at once.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class Loop(threading.Thread):
         self.gather = gather
         self.wake_event = threading.Event()
         self.stop_event = threading.Event()
+        self.last_busy = -math.inf  # when a run that found work ended (monotonic)
 
     def run(self) -> None:
         """Run the step; when it found nothing, wait for a wake-up or the interval."""
@@ -57,11 +60,14 @@ class Loop(threading.Thread):
             except Exception:  # noqa: BLE001 - keep looping; the work stays queued
                 log.exception("%s: loop error", self.name)
                 busy = False
-            if not busy:
+            if busy:
+                self.last_busy = time.monotonic()
+            else:
                 self._pause()
 
     def _pause(self) -> None:
-        if self.wake_event.wait(self.interval) and self.gather > 0:
+        woken = self.wake_event.wait(self.interval)
+        if woken and self.gather > 0 and time.monotonic() - self.last_busy < self.gather:
             time.sleep(self.gather)
         self.wake_event.clear()
 

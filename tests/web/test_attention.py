@@ -85,6 +85,24 @@ def test_a_new_unassigned_conversation_tells_the_inbox_members_in_the_bell_and_d
     assert _kinds(client, make, ana)[0] == ("new_conversation", other)
 
 
+def test_a_large_team_is_told_of_a_new_conversation_without_one_query_each(
+    client, make, captured_events, count_queries
+):
+    """Forty members each get the bell entry and its live event, stored in one statement."""
+    team = [make.user(name=f"Agent {n:02d}") for n in range(40)]
+    inbox = make.inbox("messenger", members=team)
+    with count_queries() as many:
+        conv_id = make.inbound(inbox, contact="5703", text="Anyone there?").conversation_id
+    for user in (team[0], team[-1]):
+        assert ("new_conversation", conv_id) in _kinds(client, make, user)
+    told = [e for e in captured_events if e.name == "notification.created"]
+    assert len({e.audience for e in told if e.payload["conversation_id"] == conv_id}) == 40
+    stored = [
+        s for s in many.statements if s.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS")
+    ]
+    assert len(stored) == 1, stored
+
+
 def test_an_assigned_new_conversation_tells_only_its_assignee(client, make, session):
     ana, bo = make.user(name="Ana"), make.user(name="Bo")
     inbox = make.inbox("messenger", members=[ana, bo], settings={"assignment": "round_robin"})
