@@ -192,7 +192,11 @@ def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
     lo, hi = slot_of(p.lo), slot_of(p.hi)
     c = ReportCount.__table__.c
     query = (
-        sa.select(c.kind, c.day, *(sa.func.sum(c[f"q{n}"]) for n in range(QUARTERS)))
+        sa.select(
+            c.kind,
+            c.day,
+            *(sa.func.coalesce(sa.func.sum(c[f"q{n}"]), 0) for n in range(QUARTERS)),
+        )
         .where(
             c.kind.in_(kinds),
             c.user_id == user,
@@ -205,7 +209,6 @@ def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
         query = query.where(c.inbox_id.in_(p.inbox_ids))
     for kind, day, *counts in fetch(session, query):
         base = day * QUARTERS
-        counts = [int(n or 0) for n in counts]
         if base < lo:  # the period starts within this UTC day
             counts[: lo - base] = [0] * (lo - base)
         if base + QUARTERS > hi:
@@ -242,9 +245,11 @@ def _by_local_hour(session: Session, p: Period, kind: str, user: int) -> dict[in
     out: dict[int, int] = defaultdict(int)
     for _kind, day, counts in _counted(session, p, (kind,), user):
         base = day * QUARTERS
+        first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
         for q, n in enumerate(counts):
             if n:
-                out[(base + q + _offset_at(spans, base + q)) // HOUR] += n
+                offset = first if first == last else _offset_at(spans, base + q)
+                out[(base + q + offset) // HOUR] += n
     return out
 
 
