@@ -73,7 +73,7 @@ def customer_message_row(
         "body": ev.text or "",
         "html": ev.html,
         "full_body": full if full and full.strip() != (ev.text or "").strip() else None,
-        "sender_name": ev.contact_name or ident.contact.name or ident.fallback_name(),
+        "sender_name": (ev.contact_name or ident.contact.name or ident.fallback_name())[:200],
         "provider_id": ev.external_id,
         "platform_at": sent_at,
         "status": "received",

@@ -18,6 +18,12 @@ from app.models.types import JSONType, UTCDateTime
 STATUS_RANK = {"queued": 0, "unknown": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
+#: A provider's id of a message or part (an email Message-ID or Content-ID may run to
+#: hundreds of characters, up to a header line's 998). PostgreSQL enforces the length
+#: (migration 0019); SQLite never enforces one, so its columns keep their first type.
+PROVIDER_ID = sa.String(255).with_variant(sa.String(1000), "postgresql")
+
+
 class Message(db.Model):
     """One item in a conversation.
 
@@ -49,7 +55,7 @@ class Message(db.Model):
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
     sender_name: Mapped[str | None] = mapped_column(sa.String(200))
-    provider_id: Mapped[str | None] = mapped_column(sa.String(255))
+    provider_id: Mapped[str | None] = mapped_column(PROVIDER_ID)
     client_id: Mapped[str | None] = mapped_column(sa.String(100))
     platform_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="received")
@@ -96,7 +102,7 @@ class Attachment(db.Model):
     size: Mapped[int | None] = mapped_column()
     storage_key: Mapped[str | None] = mapped_column(sa.String(255))
     source_url: Mapped[str | None] = mapped_column(sa.Text)
-    content_id: Mapped[str | None] = mapped_column(sa.String(255))
+    content_id: Mapped[str | None] = mapped_column(PROVIDER_ID)
     state: Mapped[str] = mapped_column(sa.String(16), default="stored")  # pending|stored|failed
     error: Mapped[str | None] = mapped_column(sa.String(300))
     extra: Mapped[dict] = mapped_column(JSONType, default=dict)

@@ -48,6 +48,25 @@ def test_replayed_delivery_stores_one_message(make):
     assert count(Conversation) == 1
 
 
+def test_a_long_provider_id_is_stored_and_its_replay_recognised(make):
+    """Message-IDs have no length limit in practice (some mailers pass 300 characters)."""
+    inbox = make.inbox("email")
+    long_id = "<" + "x" * 290 + "@mail.example.com>"
+    first = ingest(db.session, inbox, [_msg(inbox, ext=long_id, contact="ana@example.com")])
+    again = ingest(db.session, inbox, [_msg(inbox, ext=long_id, contact="ana@example.com")])
+    assert len(first.created) == 1
+    assert again.created == [] and again.duplicates == 1
+    assert db.session.get(Message, first.created[0]).provider_id == long_id
+
+
+def test_a_very_long_sender_name_is_cut_not_refused(make):
+    inbox = make.inbox("email")
+    name = "Service clients " * 30  # 480 characters of display name
+    result = ingest(db.session, inbox, [_msg(inbox, contact="bo@example.com", contact_name=name)])
+    msg = db.session.get(Message, result.created[0])
+    assert msg.sender_name == name[:200]
+
+
 def test_same_provider_id_in_two_inboxes_is_two_messages(make):
     a, b = make.inbox(), make.inbox()
     ingest(db.session, a, [_msg(a)])
