@@ -64,6 +64,9 @@ def test_story_reply_and_mention_are_links_named_in_the_agents_language(page, ma
         ),
     )
     page.login(agent.email)
+    # the mention, only a story link, is named in the list, not shown as "[story]"
+    page.wait(lambda d: (page.text(".conv-row .snippet") or "").strip() == "Story")
+    assert page.js("return !!document.querySelector('.conv-row .snippet svg')")  # its clip icon
     page.click(".conv-row")
     page.wait_text("#thread-log .msg.in", "Elle existe en bleu ?")
     links = page.all("#thread-log a.att-link")

@@ -46,13 +46,22 @@ export function presenceLabel(people, { nodes = false } = {}) {
   return nodes ? h("span", label) : label;
 }
 
+/** What a message that is only an attachment shows in the list: the server keeps "[kind]". */
+const ATTACHMENT_SNIPPETS = () => ({
+  image: t("Photo"), video: t("Video"), audio: t("Audio message"), file: t("File"), sticker: t("Sticker"),
+  location: t("Location"), story: t("Story"), fallback: t("Link"),
+});
+
 function snippet(conv) {
   const last = conv.last_message;
   if (!last) return h("span.snippet.muted", t("No messages yet"));
   const body = (last.body || "").replace(/\s+/g, " ").trim() || t("[attachment]");
+  const kind = /^\[(\w+)\]$/.exec(body);
+  const attachment = kind && ATTACHMENT_SNIPPETS()[kind[1]];
   return h("span.snippet", { dir: "auto" },
     last.direction === "outbound" ? h("span.snippet-you", icon("reply"), " ") : null,
-    last.direction === "note" ? h("span.snippet-you", icon("note"), " ") : null, body);
+    last.direction === "note" ? h("span.snippet-you", icon("note"), " ") : null,
+    attachment ? [icon("clip"), " ", attachment] : body);
 }
 
 /** A search hit: the server's escaped excerpt, rebuilt from its text and <mark>s only. */
