@@ -28,7 +28,7 @@ class Wait:
     """One customer's wait: when it began, when (and how fast) a person answered."""
 
     started_at: datetime
-    answered_at: datetime | None
+    answered: bool
     wait_s: int | None  # wall clock
     business_s: int | None  # inside business hours
 
@@ -51,9 +51,9 @@ class Responsiveness:
         """
         limit = self.within.total_seconds()
         counted = [
-            w for w in waits if w.answered_at is not None or at - w.started_at >= self.within
+            w for w in waits if w.answered or at - w.started_at >= self.within
         ]
-        answered = [w.wait_s or 0 for w in counted if w.answered_at is not None]
+        answered = [w.wait_s or 0 for w in counted if w.answered]
         in_time = sum(1 for s in answered if s <= limit)
         total = len(counted)
         rate = len(answered) / total if total else None
@@ -93,7 +93,7 @@ class ResponseEstimate:
         answered = 0
         late = 0
         for w in waits:
-            if w.answered_at is None:
+            if not w.answered:
                 late += at - w.started_at >= self.cutoff
                 continue
             answered += 1

@@ -564,7 +564,7 @@ def badges(session: Session, at: datetime, inbox_ids: tuple[int, ...] | None = N
                 ReportWait.started_at <= at,
             ),
         )
-        waits = [Wait(_instant(s), _instant(a), w, b) for s, a, w, b in rows]
+        waits = [Wait(_instant(s), a is not None, w, b) for s, a, w, b in rows]
         out.append({"inbox": inbox.ref(), **rule.evaluate(waits, at)})
     return out
 
