@@ -50,9 +50,7 @@ class Responsiveness:
         is not counted yet.
         """
         limit = self.within.total_seconds()
-        counted = [
-            w for w in waits if w.answered or at - w.started_at >= self.within
-        ]
+        counted = [w for w in waits if w.answered or at - w.started_at >= self.within]
         answered = [w.wait_s or 0 for w in counted if w.answered]
         in_time = sum(1 for s in answered if s <= limit)
         total = len(counted)

@@ -14,6 +14,7 @@ times are counted within the inbox's business hours where it has them.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -24,9 +25,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import channels
-from app.channels.badges import Wait
-from app.clock import aware
 from app.inbox.rows import fetch
 from app.models import Inbox, ReportCount, ReportEvent, ReportWait, User
 from app.models.report import NOBODY, QUARTERS, SLOT, slot_of
@@ -187,9 +185,9 @@ def local_hour(index: int) -> tuple[date, int, int]:
     return day, day.weekday(), index % 24
 
 
-def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
-    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period."""
-    lo, hi = slot_of(p.lo), slot_of(p.hi)
+@functools.cache
+def _counted_query(by_inbox: bool) -> sa.Select:
+    """The day rows of some kinds, summed over inboxes (96 sums: built once, then bound)."""
     c = ReportCount.__table__.c
     query = (
         sa.select(
@@ -198,15 +196,30 @@ def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
             *(sa.func.coalesce(sa.func.sum(c[f"q{n}"]), 0) for n in range(QUARTERS)),
         )
         .where(
-            c.kind.in_(kinds),
-            c.user_id == user,
-            c.day >= lo // QUARTERS,
-            c.day <= (hi - 1) // QUARTERS,
+            c.kind.in_(sa.bindparam("kinds", expanding=True)),
+            c.user_id == sa.bindparam("user"),
+            c.day >= sa.bindparam("first_day"),
+            c.day <= sa.bindparam("last_day"),
         )
         .group_by(c.kind, c.day)
     )
+    if by_inbox:
+        query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
+    return query
+
+
+def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
+    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period."""
+    lo, hi = slot_of(p.lo), slot_of(p.hi)
+    params = {
+        "kinds": list(kinds),
+        "user": user,
+        "first_day": lo // QUARTERS,
+        "last_day": (hi - 1) // QUARTERS,
+    }
     if p.inbox_ids is not None:
-        query = query.where(c.inbox_id.in_(p.inbox_ids))
+        params["inboxes"] = list(p.inbox_ids)
+    query = _counted_query(p.inbox_ids is not None).params(**params)
     for kind, day, *counts in fetch(session, query):
         base = day * QUARTERS
         if base < lo:  # the period starts within this UTC day
@@ -476,20 +489,30 @@ def _distribution(ordered: list[int]) -> list[dict]:
 # --------------------------------------------------------------------------- agents
 
 
+@functools.cache
+def _agent_days_query(by_inbox: bool) -> sa.Select:
+    """Per user and kind, the counts of the whole UTC days strictly inside a period."""
+    c = ReportCount.__table__.c
+    total = sum(c[f"q{n}"] for n in range(QUARTERS))
+    query = sa.select(c.user_id, c.kind, sa.func.sum(total)).where(
+        c.kind.in_(("assigned_by", "closed_by", "reply")),
+        c.day > sa.bindparam("after"),
+        c.day < sa.bindparam("before"),
+    )
+    if by_inbox:
+        query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
+    return query.group_by(c.user_id, c.kind)
+
+
 def agents(session: Session, p: Period) -> list[dict]:
     """Per agent: assigned, closed, replies, first response and resolution times."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    c = ReportCount.__table__.c
-    total = sum(c[f"q{n}"] for n in range(QUARTERS))
-    whole = sa.select(c.user_id, c.kind, sa.func.sum(total)).where(
-        c.kind.in_(("assigned_by", "closed_by", "reply")),
-        c.day > lo // QUARTERS,
-        c.day < (hi - 1) // QUARTERS,
-    )
+    params = {"after": lo // QUARTERS, "before": (hi - 1) // QUARTERS}
     if p.inbox_ids is not None:
-        whole = whole.where(c.inbox_id.in_(p.inbox_ids))
+        params["inboxes"] = list(p.inbox_ids)
+    whole = _agent_days_query(p.inbox_ids is not None).params(**params)
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
-    for user_id, kind, n in session.execute(whole.group_by(c.user_id, c.kind)):
+    for user_id, kind, n in session.execute(whole):
         counts[user_id][kind.removesuffix("_by")] += int(n or 0)
     # the first and last UTC days, cut at the period's ends
     for user_id, kind, n in _edge_counts(session, p, lo, hi):
@@ -536,48 +559,3 @@ def _edge_counts(session: Session, p: Period, lo: int, hi: int):
         n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
         if n:
             yield user_id, kind, n
-
-
-# --------------------------------------------------------------------------- badges
-
-
-def badges(session: Session, at: datetime, inbox_ids: tuple[int, ...] | None = None) -> list[dict]:
-    """Per inbox whose platform judges response times: where it stands, as of ``at``."""
-    inboxes = session.scalars(
-        sa.select(Inbox).where(Inbox.active.is_(True)).order_by(Inbox.name, Inbox.id)
-    )
-    out = []
-    for inbox in inboxes:
-        rule = _badge_rule(inbox)
-        if rule is None or (inbox_ids is not None and inbox.id not in inbox_ids):
-            continue
-        rows = fetch(
-            session,
-            sa.select(
-                ReportWait.started_at,
-                ReportWait.answered_at,
-                ReportWait.wait_s,
-                ReportWait.business_s,
-            ).where(
-                ReportWait.inbox_id == inbox.id,
-                ReportWait.started_at >= at - rule.period,
-                ReportWait.started_at <= at,
-            ),
-        )
-        waits = [Wait(_instant(s), a is not None, w, b) for s, a, w, b in rows]
-        out.append({"inbox": inbox.ref(), **rule.evaluate(waits, at)})
-    return out
-
-
-def _instant(value) -> datetime | None:
-    """A stored UTC time as the driver returns it (SQLite: ISO text) -> aware datetime."""
-    if value is None or isinstance(value, datetime):
-        return aware(value)
-    return aware(datetime.fromisoformat(value))
-
-
-def _badge_rule(inbox: Inbox):
-    try:
-        return channels.get(inbox.channel).badge
-    except KeyError:
-        return None

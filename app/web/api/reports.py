@@ -8,7 +8,7 @@ from flask import Response, jsonify, request
 
 from app.clock import iso, now
 from app.extensions import db
-from app.inbox import report_csv, reports
+from app.inbox import report_badges, report_csv, reports
 from app.web.api.base import bp, need_lead
 from app.web.api.errors import ApiError
 
@@ -95,7 +95,7 @@ def reports_badges():
     """Per inbox whose platform judges response times, where it stands now."""
     p = _period()
     at = now()
-    rows = reports.badges(db.session, at, p.inbox_ids)
+    rows = report_badges.badges(db.session, at, p.inbox_ids)
     if _wants_csv():
         return _csv(report_csv.badges_csv(rows), "badges")
     return jsonify({"inboxes": rows, "generated_at": iso(at)})
