@@ -208,36 +208,72 @@ def _counted_query(by_inbox: bool) -> sa.Select:
     return query
 
 
-def _counted(session: Session, p: Period, kinds: tuple[str, ...], user: int):
-    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period."""
+def _counted(
+    session: Session, p: Period, kinds: tuple[str, ...], user: int, days: tuple[int, int] = ()
+) -> list[tuple[str, int, list[int]]]:
+    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period
+    (``days``: only those UTC days, first and last), slots outside the period at 0."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    params = {
-        "kinds": list(kinds),
-        "user": user,
-        "first_day": lo // QUARTERS,
-        "last_day": (hi - 1) // QUARTERS,
-    }
+    first_day, last_day = days or (lo // QUARTERS, (hi - 1) // QUARTERS)
+    params = {"kinds": list(kinds), "user": user, "first_day": first_day, "last_day": last_day}
     if p.inbox_ids is not None:
         params["inboxes"] = list(p.inbox_ids)
     query = _counted_query(p.inbox_ids is not None).params(**params)
+    out = []
     for kind, day, *counts in fetch(session, query):
         base = day * QUARTERS
         if base < lo:  # the period starts within this UTC day
             counts[: lo - base] = [0] * (lo - base)
         if base + QUARTERS > hi:
             counts[hi - base :] = [0] * (base + QUARTERS - hi)
-        yield kind, day, counts
+        out.append((kind, day, counts))
+    return out
+
+
+@functools.cache
+def _whole_days_query(by_inbox: bool, per_user: bool = False) -> sa.Select:
+    """Per kind (and ``per_user``: per user and kind, of every user), the counts of the
+    whole UTC days strictly between two days, one sum a row."""
+    c = ReportCount.__table__.c
+    keys = (c.user_id, c.kind) if per_user else (c.kind,)
+    query = sa.select(*keys, sa.func.sum(sum(c[f"q{n}"] for n in range(QUARTERS)))).where(
+        c.kind.in_(sa.bindparam("kinds", expanding=True)),
+        c.day > sa.bindparam("after"),
+        c.day < sa.bindparam("before"),
+    )
+    if not per_user:
+        query = query.where(c.user_id == sa.bindparam("user"))
+    if by_inbox:
+        query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
+    return query.group_by(*keys)
+
+
+def _totals(session: Session, p: Period, kinds: tuple[str, ...], user: int) -> dict[str, int]:
+    """``{kind: count}`` over the period: whole days summed in SQL, its first and last UTC
+    days slot by slot (where a local midnight cuts them)."""
+    lo, hi = slot_of(p.lo), slot_of(p.hi)
+    first, last = lo // QUARTERS, (hi - 1) // QUARTERS
+    params = {"kinds": list(kinds), "user": user, "after": first, "before": last}
+    if p.inbox_ids is not None:
+        params["inboxes"] = list(p.inbox_ids)
+    out: dict[str, int] = defaultdict(int)
+    for kind, n in session.execute(_whole_days_query(p.inbox_ids is not None).params(**params)):
+        out[kind] += int(n or 0)
+    for day in sorted({first, last}):
+        for kind, _day, counts in _counted(session, p, kinds, user, (day, day)):
+            out[kind] += sum(counts)
+    return out
 
 
 def _offset_at(spans: list[tuple[int, int]], slot: int) -> int:
     return spans[bisect.bisect_right(spans, (slot, math.inf)) - 1][1]
 
 
-def _by_local_day(session: Session, p: Period, kinds, user) -> list[tuple[str, int, int]]:
-    """``(kind, local day's first hour index, count)``: the counts in local days."""
+def _by_local_day(p: Period, rows) -> list[tuple[str, int, int]]:
+    """``(kind, local day's first hour index, count)``: :func:`_counted` rows in local days."""
     spans = _offsets(p)
     out: dict[tuple[str, int], int] = defaultdict(int)
-    for kind, day, counts in _counted(session, p, kinds, user):
+    for kind, day, counts in rows:
         base = day * QUARTERS
         first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
         if first == last:  # one offset all day: the local midnight cuts the day in two
@@ -252,11 +288,13 @@ def _by_local_day(session: Session, p: Period, kinds, user) -> list[tuple[str, i
     return [(kind, index, n) for (kind, index), n in out.items() if n]
 
 
-def _by_local_hour(session: Session, p: Period, kind: str, user: int) -> dict[int, int]:
-    """``{local hour index: count}`` of one kind."""
+def _by_local_hour(p: Period, rows, kind: str) -> dict[int, int]:
+    """``{local hour index: count}`` of one kind of :func:`_counted` rows."""
     spans = _offsets(p)
     out: dict[int, int] = defaultdict(int)
-    for _kind, day, counts in _counted(session, p, (kind,), user):
+    for _kind, day, counts in rows:
+        if _kind != kind:
+            continue
         base = day * QUARTERS
         first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
         for q, n in enumerate(counts):
@@ -266,24 +304,25 @@ def _by_local_hour(session: Session, p: Period, kind: str, user: int) -> dict[in
     return out
 
 
-def _event_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(kind, local day's first hour index, count) of conversation events in the period."""
-    kinds = ("new", "closed", "reopened")
+EVENTS = ("new", "closed", "reopened")
+MESSAGES = ("inbound", "outbound")
+
+
+def _kinds(p: Period) -> tuple[tuple[str, ...], int]:
+    """The counted kinds of conversation events and messages, and whose: everyone's, or
+    with an agent filter that agent's own (``new_by`` ...)."""
     if p.agent_id is None:
-        return _by_local_day(session, p, kinds, NOBODY)
-    rows = _by_local_day(session, p, tuple(f"{k}_by" for k in kinds), p.agent_id)
-    return [(k.removesuffix("_by"), i, n) for k, i, n in rows]
+        return EVENTS + MESSAGES, NOBODY
+    return tuple(f"{k}_by" for k in EVENTS + MESSAGES), p.agent_id
 
 
-def _message_counts(session: Session, p: Period) -> list[tuple[str, int, int]]:
-    """(direction, local day's first hour index, count) of messages in the period.
+def _day_counts(session: Session, p: Period) -> list[tuple[str, int, list[int]]]:
+    """:func:`_counted` rows of conversation events and messages, kinds without ``_by``.
 
     Read from the counters (:class:`ReportCount`), never the messages.
     """
-    if p.agent_id is None:
-        return _by_local_day(session, p, ("inbound", "outbound"), NOBODY)
-    rows = _by_local_day(session, p, ("inbound_by", "outbound_by"), p.agent_id)
-    return [(k.removesuffix("_by"), i, n) for k, i, n in rows]
+    kinds, user = _kinds(p)
+    return [(k.removesuffix("_by"), d, c) for k, d, c in _counted(session, p, kinds, user)]
 
 
 def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
@@ -356,22 +395,27 @@ def _targets(session: Session, p: Period) -> dict:
 
 def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, dict]:
     """The period's totals, and (``detail``) what the day and hour rollups need."""
-    events = _event_counts(session, p)
-    messages = _message_counts(session, p)
+    if detail:
+        counted = _day_counts(session, p)
+        days = _by_local_day(p, counted)
+        totals = defaultdict(int)
+        for kind, _index, n in days:
+            totals[kind] += n
+    else:  # the previous period: totals only
+        kinds, user = _kinds(p)
+        totals = {k.removesuffix("_by"): n for k, n in _totals(session, p, kinds, user).items()}
+        counted = days = []
     firsts = _first_responses(session, p, *(("day", "inbox", "agent") if detail else ()))
     closes = _resolutions(session, p, *(("inbox", "agent") if detail else ()))
     first_seconds = _ordered(firsts)
-    totals = defaultdict(int)
-    for kind, _slot, n in events + messages:
-        totals[kind] += n
     head = {
-        "conversations": {k: totals[k] for k in ("new", "closed", "reopened")},
-        "messages": {k: totals[k] for k in ("inbound", "outbound")},
+        "conversations": {k: totals.get(k, 0) for k in EVENTS},
+        "messages": {k: totals.get(k, 0) for k in MESSAGES},
         "first_response_s": summary(first_seconds),
         "resolution_s": summary(_ordered(closes)),
         **_targets(session, p),
     }
-    parts = {"events": events, "messages": messages, "firsts": firsts, "closes": closes}
+    parts = {"counted": counted, "days": days, "firsts": firsts, "closes": closes}
     return head, parts | {"first_seconds": first_seconds}
 
 
@@ -421,12 +465,11 @@ def overview(session: Session, p: Period) -> dict:
     days = [p.start + timedelta(days=n) for n in range(p.days)]
     by_day = {d: defaultdict(int) for d in days}
     by_hour = [[0] * 24 for _ in range(7)]
-    for kind, index, n in parts["events"] + parts["messages"]:
+    for kind, index, n in parts["days"]:
         day = local_hour(index)[0]
         if day in by_day:
             by_day[day][kind] += n
-    new = ("new", NOBODY) if p.agent_id is None else ("new_by", p.agent_id)
-    for index, n in _by_local_hour(session, p, *new).items():
+    for index, n in _by_local_hour(p, parts["counted"], "new").items():
         _day, weekday, hour = local_hour(index)
         by_hour[weekday][hour] += n
     day_firsts = {EPOCH + timedelta(days=day): v for day, v in _by(parts["firsts"], 1).items()}
@@ -489,28 +532,14 @@ def _distribution(ordered: list[int]) -> list[dict]:
 # --------------------------------------------------------------------------- agents
 
 
-@functools.cache
-def _agent_days_query(by_inbox: bool) -> sa.Select:
-    """Per user and kind, the counts of the whole UTC days strictly inside a period."""
-    c = ReportCount.__table__.c
-    total = sum(c[f"q{n}"] for n in range(QUARTERS))
-    query = sa.select(c.user_id, c.kind, sa.func.sum(total)).where(
-        c.kind.in_(("assigned_by", "closed_by", "reply")),
-        c.day > sa.bindparam("after"),
-        c.day < sa.bindparam("before"),
-    )
-    if by_inbox:
-        query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
-    return query.group_by(c.user_id, c.kind)
-
-
 def agents(session: Session, p: Period) -> list[dict]:
     """Per agent: assigned, closed, replies, first response and resolution times."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    params = {"after": lo // QUARTERS, "before": (hi - 1) // QUARTERS}
+    kinds = ["assigned_by", "closed_by", "reply"]
+    params = {"kinds": kinds, "after": lo // QUARTERS, "before": (hi - 1) // QUARTERS}
     if p.inbox_ids is not None:
         params["inboxes"] = list(p.inbox_ids)
-    whole = _agent_days_query(p.inbox_ids is not None).params(**params)
+    whole = _whole_days_query(p.inbox_ids is not None, per_user=True).params(**params)
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
     for user_id, kind, n in session.execute(whole):
         counts[user_id][kind.removesuffix("_by")] += int(n or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from app.inbox import conversations
 from app.runtime.jobs import timers
@@ -249,6 +250,33 @@ def test_reopened_by_the_customer_counts_and_resolution_runs_from_the_reopening(
     week = _report(client, make, lead, "overview", "2026-06-02")
     assert week["previous"]["conversations"]["new"] == 1 and week["conversations"]["new"] == 0
     assert week["change"]["closed"] == 0.0
+
+
+def test_the_previous_period_counts_its_local_days_exactly(client, make, session, clock):
+    """New York, 3 days from March 6 (the report's previous period, its clocks going forward
+    on March 8): a customer at 23:30 the evening before and at 00:30 the morning after are
+    outside it, those at 00:30 on its first day, in the middle of it and at 23:30 on its
+    last day (summer time by then) are inside."""
+    lead = make.user("lead")
+    inbox = make.inbox("messenger")
+    new_york = ZoneInfo("America/New_York")
+    times = {
+        "before": datetime(2026, 3, 5, 23, 30),
+        "first": datetime(2026, 3, 6, 0, 30),
+        "middle": datetime(2026, 3, 7, 12, 0),
+        "last": datetime(2026, 3, 8, 23, 30),
+        "after": datetime(2026, 3, 9, 0, 30),
+    }
+    for n, local in enumerate(times.values()):
+        clock.to(local.replace(tzinfo=new_york).astimezone(UTC))
+        make.inbound(inbox, contact=f"93{n:02d}", text="Hello")
+    session.commit()
+    report = _report(client, make, lead, "overview", "2026-03-09", "2026-03-11", "America/New_York")
+    assert report["previous"]["from"] == "2026-03-06" and report["previous"]["to"] == "2026-03-08"
+    assert report["previous"]["conversations"]["new"] == 3
+    assert report["previous"]["messages"]["inbound"] == 3
+    assert report["conversations"]["new"] == 1 and report["messages"]["inbound"] == 1
+    assert report["change"]["new"] == round((1 - 3) / 3, 4)
 
 
 def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
