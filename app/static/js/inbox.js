@@ -182,10 +182,12 @@ let openSeq = 0;
 /** Bring one message of the open thread into view (a notification or a search hit links to
  * it: `&m=<id>`), loading earlier pages while it is older than those shown. */
 async function showMessage(messageId) {
-  if (!messageId) return;
-  const conv = T.conv;
-  for (let i = 0; i < 40 && !document.getElementById("m" + messageId) && T.hasMore && T.conv === conv; i++) await loadEarlier();
-  const el = T.conv === conv && document.getElementById("m" + messageId);
+  if (!messageId || !T.conv) return;
+  // by id: a live update (the read receipt of this very opening) replaces the object meanwhile
+  const id = T.conv.id;
+  const same = () => T.conv && T.conv.id === id;
+  for (let i = 0; i < 40 && !document.getElementById("m" + messageId) && T.hasMore && same(); i++) await loadEarlier();
+  const el = same() && document.getElementById("m" + messageId);
   if (!el) return;
   el.scrollIntoView({ block: "center" });
   el.classList.add("flash", "found");
