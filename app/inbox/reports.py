@@ -209,13 +209,17 @@ def _counted_query(by_inbox: bool) -> sa.Select:
 
 
 def _counted(
-    session: Session, p: Period, kinds: tuple[str, ...], user: int, days: tuple[int, int] = ()
+    session: Session, p: Period, kinds: tuple[str, ...], user: int
 ) -> list[tuple[str, int, list[int]]]:
-    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period
-    (``days``: only those UTC days, first and last), slots outside the period at 0."""
+    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period,
+    slots outside it at 0."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    first_day, last_day = days or (lo // QUARTERS, (hi - 1) // QUARTERS)
-    params = {"kinds": list(kinds), "user": user, "first_day": first_day, "last_day": last_day}
+    params = {
+        "kinds": list(kinds),
+        "user": user,
+        "first_day": lo // QUARTERS,
+        "last_day": (hi - 1) // QUARTERS,
+    }
     if p.inbox_ids is not None:
         params["inboxes"] = list(p.inbox_ids)
     query = _counted_query(p.inbox_ids is not None).params(**params)
@@ -230,38 +234,59 @@ def _counted(
     return out
 
 
-@functools.cache
-def _whole_days_query(by_inbox: bool, per_user: bool = False) -> sa.Select:
-    """Per kind (and ``per_user``: per user and kind, of every user), the counts of the
-    whole UTC days strictly between two days, one sum a row."""
+def _filtered(query: sa.Select, every_user: bool, by_inbox: bool) -> sa.Select:
+    """``query`` on :class:`ReportCount` for the bound ``kinds`` (and ``user``, ``inboxes``)."""
     c = ReportCount.__table__.c
-    keys = (c.user_id, c.kind) if per_user else (c.kind,)
-    query = sa.select(*keys, sa.func.sum(sum(c[f"q{n}"] for n in range(QUARTERS)))).where(
-        c.kind.in_(sa.bindparam("kinds", expanding=True)),
-        c.day > sa.bindparam("after"),
-        c.day < sa.bindparam("before"),
-    )
-    if not per_user:
+    query = query.where(c.kind.in_(sa.bindparam("kinds", expanding=True)))
+    if not every_user:
         query = query.where(c.user_id == sa.bindparam("user"))
     if by_inbox:
         query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
-    return query.group_by(*keys)
+    return query
 
 
-def _totals(session: Session, p: Period, kinds: tuple[str, ...], user: int) -> dict[str, int]:
-    """``{kind: count}`` over the period: whole days summed in SQL, its first and last UTC
-    days slot by slot (where a local midnight cuts them)."""
+@functools.cache
+def _whole_days_query(every_user: bool, by_inbox: bool) -> sa.Select:
+    """Per user and kind, the counts of the whole UTC days strictly between two days."""
+    c = ReportCount.__table__.c
+    total = sa.func.sum(sum(c[f"q{n}"] for n in range(QUARTERS)))
+    query = sa.select(c.user_id, c.kind, total).where(
+        c.day > sa.bindparam("after"), c.day < sa.bindparam("before")
+    )
+    return _filtered(query, every_user, by_inbox).group_by(c.user_id, c.kind)
+
+
+@functools.cache
+def _edge_days_query(every_user: bool, by_inbox: bool) -> sa.Select:
+    """The slot counts of some UTC days (a period's first and last), row by row."""
+    c = ReportCount.__table__.c
+    query = sa.select(c.user_id, c.kind, c.day, *(c[f"q{n}"] for n in range(QUARTERS)))
+    query = query.where(c.day.in_(sa.bindparam("days", expanding=True)))
+    return _filtered(query, every_user, by_inbox)
+
+
+def _totals(
+    session: Session, p: Period, kinds: tuple[str, ...], user: int | None = None
+) -> dict[tuple[int, str], int]:
+    """``{(user, kind): count}`` over the period, of one ``user`` or (None) of every user:
+    whole days summed in SQL, its first and last UTC days slot by slot (where a local
+    midnight cuts them)."""
     lo, hi = slot_of(p.lo), slot_of(p.hi)
     first, last = lo // QUARTERS, (hi - 1) // QUARTERS
-    params = {"kinds": list(kinds), "user": user, "after": first, "before": last}
+    params = {"kinds": list(kinds), "after": first, "before": last, "days": [first, last]}
+    if user is not None:
+        params["user"] = user
     if p.inbox_ids is not None:
         params["inboxes"] = list(p.inbox_ids)
-    out: dict[str, int] = defaultdict(int)
-    for kind, n in session.execute(_whole_days_query(p.inbox_ids is not None).params(**params)):
-        out[kind] += int(n or 0)
-    for day in sorted({first, last}):
-        for kind, _day, counts in _counted(session, p, kinds, user, (day, day)):
-            out[kind] += sum(counts)
+    shape = (user is None, p.inbox_ids is not None)
+    out: dict[tuple[int, str], int] = defaultdict(int)
+    for user_id, kind, n in session.execute(_whole_days_query(*shape).params(**params)):
+        out[(user_id, kind)] += int(n or 0)
+    for user_id, kind, day, *quarters in fetch(session, _edge_days_query(*shape).params(**params)):
+        base = day * QUARTERS
+        n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
+        if n:  # a row of the first UTC day may hold only slots before the period
+            out[(user_id, kind)] += n
     return out
 
 
@@ -403,7 +428,9 @@ def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, d
             totals[kind] += n
     else:  # the previous period: totals only
         kinds, user = _kinds(p)
-        totals = {k.removesuffix("_by"): n for k, n in _totals(session, p, kinds, user).items()}
+        totals = {
+            k.removesuffix("_by"): n for (_u, k), n in _totals(session, p, kinds, user).items()
+        }
         counted = days = []
     firsts = _first_responses(session, p, *(("day", "inbox", "agent") if detail else ()))
     closes = _resolutions(session, p, *(("inbox", "agent") if detail else ()))
@@ -534,17 +561,8 @@ def _distribution(ordered: list[int]) -> list[dict]:
 
 def agents(session: Session, p: Period) -> list[dict]:
     """Per agent: assigned, closed, replies, first response and resolution times."""
-    lo, hi = slot_of(p.lo), slot_of(p.hi)
-    kinds = ["assigned_by", "closed_by", "reply"]
-    params = {"kinds": kinds, "after": lo // QUARTERS, "before": (hi - 1) // QUARTERS}
-    if p.inbox_ids is not None:
-        params["inboxes"] = list(p.inbox_ids)
-    whole = _whole_days_query(p.inbox_ids is not None, per_user=True).params(**params)
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
-    for user_id, kind, n in session.execute(whole):
-        counts[user_id][kind.removesuffix("_by")] += int(n or 0)
-    # the first and last UTC days, cut at the period's ends
-    for user_id, kind, n in _edge_counts(session, p, lo, hi):
+    for (user_id, kind), n in _totals(session, p, ("assigned_by", "closed_by", "reply")).items():
         counts[user_id][kind.removesuffix("_by")] += n
     for row in counts.values():
         row["replies"] = row.pop("reply", 0)
@@ -572,19 +590,3 @@ def agents(session: Session, p: Period) -> list[dict]:
             }
         )
     return rows
-
-
-def _edge_counts(session: Session, p: Period, lo: int, hi: int):
-    """``(user, kind, count)`` of the per-user kinds in the period's first and last UTC days."""
-    c = ReportCount.__table__.c
-    days = sorted({lo // QUARTERS, (hi - 1) // QUARTERS})
-    query = sa.select(c.user_id, c.kind, c.day, *(c[f"q{n}"] for n in range(QUARTERS))).where(
-        c.kind.in_(("assigned_by", "closed_by", "reply")), c.day.in_(days)
-    )
-    if p.inbox_ids is not None:
-        query = query.where(c.inbox_id.in_(p.inbox_ids))
-    for user_id, kind, day, *quarters in fetch(session, query):
-        base = day * QUARTERS
-        n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
-        if n:
-            yield user_id, kind, n
