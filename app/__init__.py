@@ -150,7 +150,7 @@ def register_extensions(app: Flask) -> None:
         logger=False,
         engineio_logger=False,
     )
-    serving.install(socketio.server.eio)
+    serving.install(socketio.server)
     app.wsgi_app = serving.SocketCap(app.wsgi_app, socketio.server.eio, app.config["MAX_SOCKETS"])
     realtime.init_app(app)
 

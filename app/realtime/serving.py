@@ -19,11 +19,22 @@ untouched. The count is Engine.IO's own registry of sessions in this process,
 less those already closed: it shrinks as each socket disconnects. Under gevent
 the check and the registration of the new session run without a switch in
 between, so the cap is exact.
+
+**Broadcasts written at once.** An event for a room goes to every socket in it.
+Engine.IO queues it for each socket's writer greenlet, which wakes, frames it and
+writes it: with a thousand sockets that is a thousand switches and framings per
+event, and a request arriving meanwhile waits behind all of them. Under gevent,
+:func:`install` lets the emitting greenlet write the frame itself whenever the
+socket has nothing queued and its writer is idle (then nothing can be ahead of
+it): one framing per event, shared by every socket, and a non-blocking write.
+What the socket's buffer cannot take at once is queued for the writer as it is,
+so order is kept and a slow reader never holds the others up.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import sys
 import threading
 from urllib.parse import parse_qs
@@ -48,6 +59,20 @@ class WholeFrameSocket:
 
     sendall = send
 
+    def busy(self) -> bool:
+        """A frame is being written (its writer waits for the buffer to drain)."""
+        return self._lock.locked()
+
+    def send_now(self, data: bytes) -> int:
+        """Write what the buffer takes without waiting (gevent); how many bytes went."""
+        raw = getattr(self._sock, "_sock", None)  # gevent's wrapped OS socket, non-blocking
+        if raw is None:
+            return 0
+        try:
+            return raw.send(data)
+        except OSError:  # full (or gone: the writer finds out and closes the connection)
+            return 0
+
     def __getattr__(self, name):
         return getattr(self._sock, name)
 
@@ -61,12 +86,80 @@ class WholeFrameServer(simple_websocket.Server):
         self.sock = WholeFrameSocket(self.sock)
         super().handshake()
 
+    def send(self, data):
+        if isinstance(data, Frame):  # framed already (the rest of a frame written at once)
+            if not self.connected:
+                raise simple_websocket.ConnectionClosed(self.close_reason, self.close_message)
+            self.sock.send(data)
+            return
+        super().send(data)
+
+    def write_now(self, eio_socket, pkt) -> bool:
+        """Write Engine.IO ``pkt`` from the calling greenlet; False: queue it as usual.
+
+        Only when nothing of this socket is queued or being written: its writer is then
+        idle (under gevent nothing runs between a writer taking a packet and writing
+        it), so the frame cannot overtake another.
+        """
+        if (
+            not self.connected
+            or eio_socket.closed
+            or not eio_socket.upgraded
+            or eio_socket.upgrading
+            or not eio_socket.queue.empty()
+            or self.sock.busy()
+        ):
+            return False
+        if not eio_socket.check_ping_timeout():
+            return True  # gone quiet: being closed, as Engine.IO drops the packet then
+        frame = framed(pkt)
+        sent = self.sock.send_now(frame)
+        if sent < len(frame):
+            eio_socket.queue.put(_Rest(Frame(frame[sent:])))
+        return True
+
+
+class Frame(bytes):
+    """Bytes of WebSocket frames, written as they are."""
+
+
+class _Rest:
+    """The unwritten end of a frame, queued for the socket's writer (which calls ``encode``)."""
+
+    def __init__(self, data: Frame) -> None:
+        self.data = data
+
+    def encode(self) -> Frame:
+        return self.data
+
+
+def framed(pkt) -> bytes:
+    """``pkt`` as one unmasked, uncompressed WebSocket frame (RFC 6455 5.2), made once per
+    packet: a broadcast sends the same packet object to every socket."""
+    frame = getattr(pkt, "sb_frame", None)
+    if frame is None:
+        data = pkt.encode()
+        opcode = 0x82 if isinstance(data, bytes) else 0x81  # FIN + binary / text
+        payload = data if isinstance(data, bytes) else data.encode()
+        size = len(payload)
+        if size < 126:
+            head = struct.pack("!BB", opcode, size)
+        elif size < 1 << 16:
+            head = struct.pack("!BBH", opcode, 126, size)
+        else:
+            head = struct.pack("!BBQ", opcode, 127, size)
+        frame = pkt.sb_frame = head + payload
+    return frame
+
 
 class _WholeFrames:
     """Engine.IO's WebSocket adapter with :class:`WholeFrameServer` as its server."""
 
     def __call__(self, environ, start_response):
         self.ws = WholeFrameServer(environ, **self.server_args)
+        eio_socket = getattr(self.app, "__self__", None)  # the handler is the socket's method
+        if eio_socket is not None:
+            eio_socket.sb_ws = self.ws
         ret = self.app(self)
         if self.ws.mode == "gunicorn":
             raise StopIteration()
@@ -94,15 +187,58 @@ def async_mode() -> str:
     return "gevent" if monkey is not None and monkey.is_module_patched("socket") else "threading"
 
 
-def install(eio_server) -> None:
-    """Make ``eio_server`` (an ``engineio.Server``) write whole frames."""
+def install(sio_server) -> None:
+    """Make ``sio_server`` (a ``socketio.Server``) write whole frames, broadcasts at once."""
+    eio_server = sio_server.eio
     if eio_server.async_mode == "gevent":
         ws_class = _gevent_class()
+        sio_server.sb_at_once = AtOnce(sio_server)
     elif eio_server.async_mode == "threading":
         ws_class = ThreadingWholeFrames
     else:
         return
     eio_server._async = {**eio_server._async, "websocket": ws_class}
+
+
+class AtOnce:
+    """Under gevent: broadcasts written by the emitting greenlet (see the module's docstring).
+
+    Emits take turns (a lock): one may let other greenlets run every ``every`` frames it
+    wrote (a request waits a few milliseconds, not a whole broadcast), and no other
+    emit can slip a later event in front of its frames meanwhile.
+    """
+
+    def __init__(self, sio_server, every: int = 50) -> None:
+        import gevent
+
+        self._sleep = gevent.sleep
+        self.eio = sio_server.eio
+        self.every = every
+        self.written = 0  # frames written at once
+        self._send_packet = self.eio.send_packet
+        self._emit = sio_server.manager.emit
+        self._turn = threading.RLock()  # gevent's once the process is patched
+        self._emitting = False
+        self.eio.send_packet = self.send_packet
+        sio_server.manager.emit = self.emit
+
+    def emit(self, *args, **kwargs):
+        with self._turn:
+            outer, self._emitting = self._emitting, True
+            try:
+                return self._emit(*args, **kwargs)
+            finally:
+                self._emitting = outer
+
+    def send_packet(self, sid, pkt) -> None:
+        eio_socket = self.eio.sockets.get(sid)
+        ws = getattr(eio_socket, "sb_ws", None)
+        if ws is None or not ws.write_now(eio_socket, pkt):
+            self._send_packet(sid, pkt)
+            return
+        self.written += 1
+        if self._emitting and self.written % self.every == 0:
+            self._sleep(0)
 
 
 class SocketCap:

@@ -1,0 +1,182 @@
+"""Broadcasts written at once: every socket gets every event whole and in order.
+
+Under gevent (``python wsgi.py``, gunicorn) an event for a room is framed once and
+written to each socket by the emitting greenlet (``app.realtime.serving.AtOnce``);
+what a socket's buffer cannot take is left to that socket's writer. Here a real
+server holds three agents: two read as browsers do, the third has a tiny receive
+buffer, offers permessage-deflate as browsers do, and stops reading while a burst
+of long messages arrives. The readers get every message at once; the stalled one,
+once it reads again, finds every frame whole and in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import socketio
+from engineio import packet as eio_packet
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
+
+from app.realtime.serving import framed
+from tests.processes import start_web
+
+BURST, PER_WEBHOOK = 2000, 100
+FILLER = "w" * 1900  # long messages: the stalled socket's buffers fill within the burst
+
+
+def _signed_batch(inbox, texts: list[str]) -> tuple[bytes, dict]:
+    """One customer's messages as one signed Messenger delivery."""
+    now_ms = int(time.time() * 1000)
+    messaging = [
+        {
+            "sender": {"id": "psid-burst"},
+            "recipient": {"id": inbox.route_key},
+            "timestamp": now_ms,
+            "message": {"mid": f"mid.{uuid.uuid4().hex}", "text": text},
+        }
+        for text in texts
+    ]
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [{"id": inbox.route_key, "time": now_ms, "messaging": messaging}],
+        }
+    ).encode()
+    secret = inbox.config["app_secret"].encode()
+    sig = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": sig}
+
+
+def _client(deflate: bool) -> tuple[WSConnection, WSConnection]:
+    """A server and a client protocol that shook hands (with permessage-deflate or not)."""
+    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
+    extensions = [PerMessageDeflate()] if deflate else []
+    server.receive_data(client.send(Request(host="x", target="/", extensions=extensions)))
+    list(server.events())
+    client.receive_data(server.send(AcceptConnection(extensions=extensions)))
+    assert isinstance(next(client.events()), AcceptConnection)
+    return server, client
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_a_frame_made_once_reads_back_on_any_connection(size, deflate):
+    text = '42["message.created",{"body":"' + "é" * size + '"}]'
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, text[1:])
+    frame = framed(pkt)
+    assert framed(pkt) is frame  # made once per packet, whatever the number of sockets
+    _server, client = _client(deflate)
+    client.receive_data(frame)
+    (event,) = list(client.events())
+    assert isinstance(event, TextMessage) and event.message_finished
+    assert event.data == text
+
+
+class StalledAgent:
+    """An agent's socket over raw TCP (a browser's handshake) that can stop reading."""
+
+    def __init__(self, url: str, token: str) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((parts.hostname, parts.port))
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.texts: list[str] = []
+        self._send(
+            Request(
+                host=parts.netloc,
+                target="/socket.io/?EIO=4&transport=websocket",
+                extensions=[PerMessageDeflate()],
+            )
+        )
+        self.read_until(lambda: self.texts and self.texts[0].startswith("0"))  # Engine.IO open
+        self._send(TextMessage(data="40" + json.dumps({"token": token})))
+        self.read_until(lambda: any(t.startswith("40") for t in self.texts))
+
+    def _send(self, event) -> None:
+        self.sock.sendall(self.ws.send(event))
+
+    def read_until(self, done, timeout: float = 30) -> None:
+        self.sock.settimeout(timeout)
+        parts = ""
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"only {len(self.texts)} messages arrived"
+            data = self.sock.recv(65536)
+            assert data, "the server closed the connection"
+            self.ws.receive_data(data)
+            for event in self.ws.events():  # a torn frame raises here
+                if isinstance(event, TextMessage):
+                    parts += event.data
+                    if event.message_finished:
+                        self.texts.append(parts)
+                        parts = ""
+
+    def bodies(self) -> list[str]:
+        out = []
+        for text in self.texts:
+            if text.startswith('42["message.created"'):
+                out.append(json.loads(text[2:])[1]["body"])
+        return out
+
+
+@pytest.mark.slow
+def test_every_socket_gets_every_event_whole_and_in_order_while_one_stalls(
+    make, database_url, tmp_path
+):
+    agent = make.user(name="Ana")
+    inbox = make.inbox("messenger", members=[agent])
+    token = make.token(agent)
+    proc, url = start_web(database_url, tmp_path, "web")
+    assert "Using worker: gevent" in proc.output()
+    readers = [socketio.Client(reconnection=False) for _ in range(2)]
+    got: list[list[str]] = [[], []]
+    all_arrived = [threading.Event(), threading.Event()]
+    expected = [f"burst-{n} {FILLER}" for n in range(BURST)]
+
+    def listen(i: int):
+        def on_message(data):
+            got[i].append(data["body"])
+            if len(got[i]) == BURST:
+                all_arrived[i].set()
+
+        return on_message
+
+    stalled = None
+    try:
+        for i, client in enumerate(readers):
+            client.on("message.created", listen(i))
+            client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
+        stalled = StalledAgent(url, token)
+        for start in range(0, BURST, PER_WEBHOOK):  # one customer, one conversation
+            body, headers = _signed_batch(inbox, expected[start : start + PER_WEBHOOK])
+            resp = requests.post(
+                url + "/webhooks/messenger", data=body, headers=headers, timeout=10
+            )
+            assert resp.status_code == 200, resp.text
+
+        # a socket that does not read holds nobody else up
+        for i in (0, 1):
+            assert all_arrived[i].wait(30), f"{len(got[i])} of {BURST}\n{proc.output()[-3000:]}"
+            assert got[i] == expected
+
+        stalled.read_until(lambda: len(stalled.bodies()) >= BURST)
+        assert stalled.bodies() == expected
+    finally:
+        for client in readers:
+            if client.connected:
+                client.disconnect()
+        if stalled is not None:
+            stalled.sock.close()
+        proc.stop()
