@@ -36,7 +36,7 @@ from app.inbox import assignment, events, hooks, signals
 from app.inbox.queries import can_see
 from app.models import ApiToken, Conversation, InboxMember, LoginSession, User
 from app.models.user import hash_token
-from app.realtime import presence
+from app.realtime import presence, serving
 from app.realtime.access import LocalAccessBus, RedisAccessBus
 from app.realtime.presence import LocalPresence, RedisPresence
 from app.web.auth import user_for_token
@@ -76,16 +76,21 @@ def rooms_for(audience: tuple[str, int]) -> list[str]:
 
 
 def emit_events(batch: list[events.Event]) -> None:
-    """Send committed events to their rooms (through Redis when configured)."""
-    for ev in batch:
-        rooms: list[str] = []
-        for aud in ev.audience:
-            if aud == ("all", 0):
-                rooms.append("everyone")
-            else:
-                rooms.extend(rooms_for(aud))
-        for room in dict.fromkeys(rooms):
-            socketio.emit(ev.name, ev.payload, to=room)
+    """Send committed events to their rooms (through Redis when configured).
+
+    Each socket gets the batch's events in one write where the server can
+    (``serving.together``): one wake-up of each browser per batch, not one per event.
+    """
+    with serving.together(socketio.server):
+        for ev in batch:
+            rooms: list[str] = []
+            for aud in ev.audience:
+                if aud == ("all", 0):
+                    rooms.append("everyone")
+                else:
+                    rooms.extend(rooms_for(aud))
+            for room in dict.fromkeys(rooms):
+                socketio.emit(ev.name, ev.payload, to=room)
 
 
 def _authenticate(auth) -> tuple[User | None, tuple[str, str] | None]:

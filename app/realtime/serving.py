@@ -28,11 +28,14 @@ event, and a request arriving meanwhile waits behind all of them. Under gevent,
 socket has nothing queued and its writer is idle (then nothing can be ahead of
 it): one framing per event, shared by every socket, and a non-blocking write.
 What the socket's buffer cannot take at once is queued for the writer as it is,
-so order is kept and a slow reader never holds the others up.
+so order is kept and a slow reader never holds the others up. The events of one
+commit reach each socket in one write (:meth:`AtOnce.together`), and a long
+broadcast pauses every few dozen writes so that requests are served meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import sys
@@ -43,6 +46,10 @@ import simple_websocket
 from engineio.async_drivers import _websocket_wsgi
 
 RETRY_AFTER_SECONDS = 10
+#: A broadcast's pause between chunks: any positive time resumes it on the loop's next
+#: turn, after the loop polled for I/O (``sleep(0)`` may resume it first: a request that
+#: just connected would then wait for the whole broadcast anyway)
+NEXT_LOOP = 1e-6
 
 
 class WholeFrameSocket:
@@ -94,29 +101,27 @@ class WholeFrameServer(simple_websocket.Server):
             return
         super().send(data)
 
-    def write_now(self, eio_socket, pkt) -> bool:
-        """Write Engine.IO ``pkt`` from the calling greenlet; False: queue it as usual.
+    def idle(self, eio_socket) -> bool:
+        """Nothing of this socket is queued or being written, so a frame written now from
+        another greenlet cannot overtake one (under gevent nothing runs between a writer
+        taking a packet from the queue and writing it)."""
+        return (
+            self.connected
+            and not eio_socket.closed
+            and eio_socket.upgraded
+            and not eio_socket.upgrading
+            and eio_socket.queue.empty()
+            and not self.sock.busy()
+        )
 
-        Only when nothing of this socket is queued or being written: its writer is then
-        idle (under gevent nothing runs between a writer taking a packet and writing
-        it), so the frame cannot overtake another.
-        """
-        if (
-            not self.connected
-            or eio_socket.closed
-            or not eio_socket.upgraded
-            or eio_socket.upgrading
-            or not eio_socket.queue.empty()
-            or self.sock.busy()
-        ):
-            return False
+    def write_now(self, eio_socket, data: bytes) -> None:
+        """Write the frames ``data`` of an :meth:`idle` socket without waiting; what its
+        buffer does not take is queued for its writer."""
         if not eio_socket.check_ping_timeout():
-            return True  # gone quiet: being closed, as Engine.IO drops the packet then
-        frame = framed(pkt)
-        sent = self.sock.send_now(frame)
-        if sent < len(frame):
-            eio_socket.queue.put(_Rest(Frame(frame[sent:])))
-        return True
+            return  # gone quiet: being closed, as Engine.IO drops a packet then
+        sent = self.sock.send_now(data)
+        if sent < len(data):
+            eio_socket.queue.put(_Rest(Frame(data[sent:])))
 
 
 class Frame(bytes):
@@ -203,9 +208,11 @@ def install(sio_server) -> None:
 class AtOnce:
     """Under gevent: broadcasts written by the emitting greenlet (see the module's docstring).
 
-    Emits take turns (a lock): one may let other greenlets run every ``every`` frames it
-    wrote (a request waits a few milliseconds, not a whole broadcast), and no other
-    emit can slip a later event in front of its frames meanwhile.
+    Emits take turns (a lock): one may let other greenlets run every ``every`` writes
+    (a request waits a few milliseconds, not a whole broadcast), and no other emit can
+    slip a later event in front of its frames meanwhile. Within :meth:`together`, the
+    frames of each socket are written in one piece at the end (the events of one
+    commit: one write and one wake-up of the browser instead of one per event).
     """
 
     def __init__(self, sio_server, every: int = 50) -> None:
@@ -214,11 +221,12 @@ class AtOnce:
         self._sleep = gevent.sleep
         self.eio = sio_server.eio
         self.every = every
-        self.written = 0  # frames written at once
+        self.written = 0  # writes made at once
         self._send_packet = self.eio.send_packet
         self._emit = sio_server.manager.emit
         self._turn = threading.RLock()  # gevent's once the process is patched
         self._emitting = False
+        self._held: dict | None = None  # within together(): socket -> (session, frames)
         self.eio.send_packet = self.send_packet
         sio_server.manager.emit = self.emit
 
@@ -230,15 +238,55 @@ class AtOnce:
             finally:
                 self._emitting = outer
 
+    @contextlib.contextmanager
+    def together(self):
+        """Hold the frames emitted within the block; write each socket's in one piece."""
+        with self._turn:
+            if self._held is not None:  # within an outer block: that one writes
+                yield
+                return
+            self._held = {}
+            outer, self._emitting = self._emitting, True
+            try:
+                yield
+            finally:
+                held, self._held = self._held, None
+                try:
+                    for ws, (eio_socket, frames) in held.items():
+                        self._write(ws, eio_socket, b"".join(frames))
+                finally:
+                    self._emitting = outer
+
     def send_packet(self, sid, pkt) -> None:
         eio_socket = self.eio.sockets.get(sid)
         ws = getattr(eio_socket, "sb_ws", None)
-        if ws is None or not ws.write_now(eio_socket, pkt):
-            self._send_packet(sid, pkt)
+        if ws is not None and self._held is not None:
+            entry = self._held.get(ws)
+            if entry is not None:  # frames held already: this one goes after them
+                entry[1].append(framed(pkt))
+                return
+            if ws.idle(eio_socket):
+                self._held[ws] = (eio_socket, [framed(pkt)])
+                return
+        elif ws is not None and ws.idle(eio_socket):
+            self._write(ws, eio_socket, framed(pkt))
             return
+        self._send_packet(sid, pkt)
+
+    def _write(self, ws, eio_socket, data: bytes) -> None:
+        if ws.idle(eio_socket):
+            ws.write_now(eio_socket, data)
+        elif ws.connected and not eio_socket.closed:  # a ping went first while we paused
+            eio_socket.queue.put(_Rest(Frame(data)))
         self.written += 1
         if self._emitting and self.written % self.every == 0:
-            self._sleep(0)
+            self._sleep(NEXT_LOOP)
+
+
+def together(sio_server):
+    """A block whose live events reach each socket in one write (gevent; else as they come)."""
+    at_once = getattr(sio_server, "sb_at_once", None)
+    return at_once.together() if at_once is not None else contextlib.nullcontext()
 
 
 class SocketCap:
