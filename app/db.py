@@ -69,13 +69,17 @@ def insert_ignore(session: Session, model, values: dict, conflict: list[str]) ->
         return session.execute(stmt, values).scalar()
 
 
-def insert_ignore_many(session: Session, model, rows: list[dict], conflict: list[str]) -> list[int]:
-    """:func:`insert_ignore` of many rows in one statement; returns the ids of the new ones."""
+def insert_ignore_many(
+    session: Session, model, rows: list[dict], conflict: list[str], *more: str
+) -> list:
+    """:func:`insert_ignore` of many rows in one statement; returns the ids of the new ones
+    (with ``more`` columns: ``(id, *more)`` tuples)."""
     if not rows:
         return []
-    stmt = insert_ignore_stmt(session, model, conflict, "id")
+    stmt = insert_ignore_stmt(session, model, conflict, "id", *more)
     with session.no_autoflush:
-        return list(session.execute(stmt, rows).scalars())
+        result = session.execute(stmt, rows)
+        return [tuple(row) for row in result] if more else list(result.scalars())
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.clock import aware, now
+from app.clock import aware, iso, now
 from app.db import insert_ignore_many
 from app.inbox import events, health
 from app.models import Conversation, Inbox, InboxMember, Notification, OutboxItem, User
@@ -118,12 +118,17 @@ def use_mail_settings(source: Callable[[], MailSettings]) -> None:
 
 def user_settings(user: User) -> dict[str, dict[str, bool]]:
     """Every kind with the user's choices, defaults filled in."""
+    return {kind: kind_settings(user, kind) for kind in KINDS}
+
+
+def kind_settings(user: User, kind: str) -> dict[str, bool]:
+    """The user's choices for one kind, defaults filled in (a kind we do not know: the bell)."""
+    if kind not in KINDS:
+        return {"in_app": True, "desktop": False, "email": False}
     saved = (user.settings or {}).get("notifications") or {}
-    out = {}
-    for kind, (_label, defaults) in KINDS.items():
-        mine = saved.get(kind) if isinstance(saved.get(kind), dict) else {}
-        out[kind] = {ch: bool(mine.get(ch, defaults[ch])) for ch in CHANNELS}
-    return out
+    mine = saved.get(kind) if isinstance(saved.get(kind), dict) else {}
+    defaults = KINDS[kind][1]
+    return {ch: bool(mine.get(ch, defaults[ch])) for ch in CHANNELS}
 
 
 def settings_dict(user: User) -> dict:
@@ -237,14 +242,14 @@ def notify(
     dedupe_key: str | None = None,
     at: datetime | None = None,
     **data,
-) -> Notification | None:
+) -> int | None:
     """Store a notification for ``user`` (once per ``dedupe_key``) and push it live.
 
-    Returns the stored row, or None when the user switched this kind off
+    Returns the new notification's id, or None when the user switched this kind off
     everywhere or it was already stored.
     """
-    notes = _store(session, [(user, dedupe_key)], kind, conv, at or now(), data)
-    return notes[0] if notes else None
+    ids = _store(session, [(user, dedupe_key)], kind, conv, at or now(), data)
+    return ids[0] if ids else None
 
 
 def notify_many(
@@ -269,13 +274,13 @@ def _store(
     conv: Conversation | None,
     at: datetime,
     data: dict,
-) -> list[Notification]:
+) -> list[int]:
     """Store one notification per ``(user, dedupe key)`` the user wants, in one statement
-    (a new conversation tells every member of its inbox), and push each live."""
+    (a new conversation tells every member of its inbox), and push each live; the new ids."""
     mail = _mail_settings()
     rows, wants = [], {}
     for user, dedupe_key in wanted:
-        prefs = user_settings(user).get(kind, {"in_app": True, "desktop": False, "email": False})
+        prefs = kind_settings(user, kind)
         wants_email = prefs["email"] and mail.enabled and bool(user.email)
         if not prefs["in_app"] and not wants_email:
             continue
@@ -291,28 +296,30 @@ def _store(
                 "read_at": None if prefs["in_app"] else at,
             }
         )
-    new_ids = insert_ignore_many(session, Notification, rows, ["dedupe_key"])
-    if not new_ids:
-        return []
-    notes = list(
-        session.scalars(
-            sa.select(Notification).where(Notification.id.in_(new_ids)).order_by(Notification.id)
-        )
-    )
-    for note in notes:
-        prefs, wants_email = wants[note.user_id]
-        if prefs["in_app"]:
-            payload = {**note.to_dict(), "desktop": prefs["desktop"]}
-            events.publish(session, "notification.created", payload, ("user", note.user_id))
+    stored = insert_ignore_many(session, Notification, rows, ["dedupe_key"], "user_id")
+    created_at = iso(at)
+    for note_id, user_id in sorted(stored):
+        prefs, wants_email = wants[user_id]
+        if prefs["in_app"]:  # the notification object (``Notification.to_dict``), unread
+            payload = {
+                "id": note_id,
+                "kind": kind,
+                "conversation_id": conv.id if conv is not None else None,
+                "data": data,
+                "created_at": created_at,
+                "read_at": None,
+                "desktop": prefs["desktop"],
+            }
+            events.publish(session, "notification.created", payload, ("user", user_id))
         if wants_email:
             session.add(
                 OutboxItem(
                     kind="notify_email",
-                    payload={"notification_id": note.id},
+                    payload={"notification_id": note_id},
                     next_attempt_at=at + timedelta(seconds=mail.delay),
                 )
             )
-    return notes
+    return [note_id for note_id, _user in stored]
 
 
 def on_assigned(
