@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.clock import aware, iso, now
+from app.clock import aware, now
 from app.db import insert_ignore_many
 from app.inbox import events, health
 from app.models import Conversation, Inbox, InboxMember, Notification, OutboxItem, User
@@ -278,6 +278,7 @@ def _store(
     """Store one notification per ``(user, dedupe key)`` the user wants, in one statement
     (a new conversation tells every member of its inbox), and push each live; the new ids."""
     mail = _mail_settings()
+    conv_id = conv.id if conv is not None else None
     rows, wants = [], {}
     for user, dedupe_key in wanted:
         prefs = kind_settings(user, kind)
@@ -289,7 +290,7 @@ def _store(
             {
                 "user_id": user.id,
                 "kind": kind,
-                "conversation_id": conv.id if conv is not None else None,
+                "conversation_id": conv_id,
                 "dedupe_key": dedupe_key[:120] if dedupe_key else None,
                 "data": data,
                 "created_at": at,
@@ -297,19 +298,11 @@ def _store(
             }
         )
     stored = insert_ignore_many(session, Notification, rows, ["dedupe_key"], "user_id")
-    created_at = iso(at)
     for note_id, user_id in sorted(stored):
         prefs, wants_email = wants[user_id]
-        if prefs["in_app"]:  # the notification object (``Notification.to_dict``), unread
-            payload = {
-                "id": note_id,
-                "kind": kind,
-                "conversation_id": conv.id if conv is not None else None,
-                "data": data,
-                "created_at": created_at,
-                "read_at": None,
-                "desktop": prefs["desktop"],
-            }
+        if prefs["in_app"]:  # stored unread
+            note = Notification.as_object(note_id, kind, conv_id, data, at, None)
+            payload = {**note, "desktop": prefs["desktop"]}
             events.publish(session, "notification.created", payload, ("user", user_id))
         if wants_email:
             session.add(

@@ -31,11 +31,18 @@ class Notification(db.Model):
 
     def to_dict(self) -> dict:
         """The API's notification object."""
+        return self.as_object(
+            self.id, self.kind, self.conversation_id, self.data, self.created_at, self.read_at
+        )
+
+    @staticmethod
+    def as_object(note_id, kind, conversation_id, data, created_at, read_at) -> dict:
+        """The API's notification object from its values (one just inserted, unread)."""
         return {
-            "id": self.id,
-            "kind": self.kind,
-            "conversation_id": self.conversation_id,
-            "data": self.data or {},
-            "created_at": iso(self.created_at),
-            "read_at": iso(self.read_at),
+            "id": note_id,
+            "kind": kind,
+            "conversation_id": conversation_id,
+            "data": data or {},
+            "created_at": iso(created_at),
+            "read_at": iso(read_at),
         }

@@ -38,18 +38,15 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
-import sys
 import threading
 from urllib.parse import parse_qs
 
 import simple_websocket
 from engineio.async_drivers import _websocket_wsgi
 
+from app.cooperative import gevent_patched, next_turn
+
 RETRY_AFTER_SECONDS = 10
-#: A broadcast's pause between chunks: any positive time resumes it on the loop's next
-#: turn, after the loop polled for I/O (``sleep(0)`` may resume it first: a request that
-#: just connected would then wait for the whole broadcast anyway)
-NEXT_LOOP = 1e-6
 
 
 class WholeFrameSocket:
@@ -188,8 +185,7 @@ def _gevent_class():
 
 def async_mode() -> str:
     """``gevent`` in a process gevent has patched (gunicorn's gevent worker), else ``threading``."""
-    monkey = sys.modules.get("gevent.monkey")
-    return "gevent" if monkey is not None and monkey.is_module_patched("socket") else "threading"
+    return "gevent" if gevent_patched() else "threading"
 
 
 def install(sio_server) -> None:
@@ -216,9 +212,6 @@ class AtOnce:
     """
 
     def __init__(self, sio_server, every: int = 50) -> None:
-        import gevent
-
-        self._sleep = gevent.sleep
         self.eio = sio_server.eio
         self.every = every
         self.written = 0  # writes made at once
@@ -269,18 +262,24 @@ class AtOnce:
                 self._held[ws] = (eio_socket, [framed(pkt)])
                 return
         elif ws is not None and ws.idle(eio_socket):
-            self._write(ws, eio_socket, framed(pkt))
+            ws.write_now(eio_socket, framed(pkt))
+            self._paced()
             return
         self._send_packet(sid, pkt)
 
     def _write(self, ws, eio_socket, data: bytes) -> None:
+        """Write a socket's held frames; behind what was queued while the flush paused."""
         if ws.idle(eio_socket):
             ws.write_now(eio_socket, data)
         elif ws.connected and not eio_socket.closed:  # a ping went first while we paused
             eio_socket.queue.put(_Rest(Frame(data)))
+        self._paced()
+
+    def _paced(self) -> None:
+        """Count a write; within an emit, let the loop turn every ``every`` of them."""
         self.written += 1
         if self._emitting and self.written % self.every == 0:
-            self._sleep(NEXT_LOOP)
+            next_turn()
 
 
 def together(sio_server):

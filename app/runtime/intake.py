@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -44,6 +43,7 @@ from app import channels
 from app.backoff import backoff
 from app.channels import all_channels
 from app.clock import aware, now
+from app.cooperative import next_turn
 from app.db import sqlite_pragmas  # the same settings as the inbox's own file
 from app.extensions import db
 from app.inbox import email_ingest, ingest
@@ -234,9 +234,12 @@ def accept(row_id: int) -> DrainResult | None:
     Idle means no other webhook is being received and nothing is being ingested:
     then the request answers with the message already in the inbox. Under load
     the drainer takes the rows together, which costs far less per message.
+    Under gevent the loop turns once first: SQLite calls never wait, so webhooks
+    that arrived while this one was stored are not yet counted in ``_inflight``
+    and would each be threaded alone (85 msg/s measured).
     Returns what was ingested, or None when the row was left to the drainer.
     """
-    _let_others_in()
+    next_turn()
     if _inflight > 1 or not _drain_lock.acquire(blocking=False):
         wake()
         return None
@@ -248,21 +251,6 @@ def accept(row_id: int) -> DrainResult | None:
         wake()  # failed, or another process took it: the drainer and the sweep see to it
         return None
     return result
-
-
-def _let_others_in() -> None:
-    """Under gevent, one turn of the loop before deciding whether this process is idle.
-
-    A greenlet runs until it waits, and SQLite calls never wait: webhooks that arrived
-    while this one was being stored are not counted in ``_inflight`` yet, and each
-    would be threaded alone, one after another (85 msg/s measured). After one turn
-    they have stored theirs, and under load the rows go to the drainer together.
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("socket"):
-        import gevent
-
-        gevent.sleep(1e-6)  # positive: the loop polls for I/O (new requests) first
 
 
 # --------------------------------------------------------------------------- draining
