@@ -204,6 +204,7 @@ class LiveResult:
     transports: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    by_message: dict[int, list[float]] = field(default_factory=dict)  # seq -> latencies (ms)
 
     def pct(self, p: float) -> float | None:
         """POST-to-socket latency percentile (ms)."""
@@ -221,12 +222,15 @@ def run(
     server_pid: int | None = None,
     client: str = "raw",
     on_connected=None,
+    warmup: int = 3,
 ) -> LiveResult:
     """Connect ``len(tokens)`` sockets, post ``rate``/s webhooks for ``seconds``, measure.
 
     ``during``, if given, is called (with the result so far) while every socket
     is still connected, after the last delivery: the memory probe uses it.
     ``on_connected``, if given, is called once every client process has connected.
+    ``warmup`` untimed messages go first (each from a new sender, as the timed ones):
+    the first webhooks after a start compile their statements, once per process.
     """
     ctx = mp.get_context("spawn")
     result = LiveResult()
@@ -252,6 +256,7 @@ def run(
             result.errors += errors
             result.transports = sorted(set(result.transports) | set(transports))
         result.connect_seconds = time.monotonic() - started
+        _warm_up(url, warmup)
         if on_connected is not None:
             on_connected(result)
         cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
@@ -274,6 +279,7 @@ def run(
                 for seq, _idx, at in arrivals:
                     if seq in sent_at:
                         result.latencies.append((at - sent_at[seq]) * 1000)
+                        result.by_message.setdefault(seq, []).append(result.latencies[-1])
                         per_seq[seq] = per_seq.get(seq, 0) + 1
     finally:
         for proc in procs:
@@ -286,6 +292,22 @@ def run(
     result.unseen_messages = ok_posts - len(per_seq)
     result.partly_seen_messages = sum(1 for n in per_seq.values() if n < result.sockets)
     return result
+
+
+def _warm_up(url: str, count: int) -> None:
+    """Post ``count`` messages no socket client stamps (no ``live-`` body), then settle."""
+    parts = urlsplit(url)
+    now_ms = int(time.time() * 1000)
+    for n in range(count):
+        item = payloads.messenger_item(f"7{n:012d}", f"m_warm_{now_ms}_{n}", now_ms + n, f"warm {n}")
+        method, path, body, headers = payloads.messenger_request(payloads.messenger_body([item]))
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn.request(method, path, body=body, headers=headers)
+            conn.getresponse().read()
+        conn.close()
+    if count:
+        time.sleep(0.5)
 
 
 def _post_steadily(url: str, rate: float, seconds: float, result: LiveResult) -> dict[int, float]:
