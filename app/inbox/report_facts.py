@@ -182,12 +182,31 @@ def _open_waits(session: Session, conv: Conversation) -> list[ReportWait]:
     )
 
 
-def wait_started(session: Session, conv: Conversation) -> None:
-    """The customer waits for an answer since ``conv.waiting_since``: open (or move) its wait."""
+def _open_waits_of(session: Session, conv_ids: list[int]) -> dict[int, list[ReportWait]]:
+    """The open waits of several conversations in one query: conversation id -> waits."""
+    out: dict[int, list[ReportWait]] = {}
+    if conv_ids:
+        for wait in session.scalars(
+            sa.select(ReportWait)
+            .where(ReportWait.conversation_id.in_(conv_ids), ReportWait.answered_at.is_(None))
+            .order_by(ReportWait.started_at, ReportWait.id)
+        ):
+            out.setdefault(wait.conversation_id, []).append(wait)
+    return out
+
+
+def wait_started(
+    session: Session, conv: Conversation, waits: list[ReportWait] | None = None
+) -> None:
+    """The customer waits for an answer since ``conv.waiting_since``: open (or move) its wait.
+
+    ``waits``: the conversation's open waits when the caller read them already.
+    """
     since = aware(conv.waiting_since)
     if since is None:
         return
-    waits = _open_waits(session, conv)
+    if waits is None:
+        waits = _open_waits(session, conv)
     if not waits:
         session.add(ReportWait(conversation_id=conv.id, inbox_id=conv.inbox_id, started_at=since))
     elif since < aware(waits[0].started_at):  # a message that arrived late was sent earlier
@@ -265,7 +284,10 @@ def on_customer_wrote(
     for conv in conversations:
         if conv.id in reopened:
             record_event(session, "reopened", conv, at)
-        wait_started(session, conv)
+    waiting = [conv for conv in conversations if conv.waiting_since is not None]
+    waits = _open_waits_of(session, [conv.id for conv in waiting])  # one query for the batch
+    for conv in waiting:
+        wait_started(session, conv, waits.get(conv.id, []))
 
 
 def on_agent_replied(conv: Conversation, *, at: datetime, by: User | None = None, **_) -> None:
