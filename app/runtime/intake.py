@@ -535,10 +535,17 @@ def retry_failed() -> int:
 # --------------------------------------------------------------------------- drainer thread
 
 
-def _drain_step() -> None:
-    """One run of the drainer: every due row, then the session goes back to the pool."""
-    drain_all()
-    db.session.remove()
+def _drain_step() -> bool:
+    """One run of the drainer: every due row, then the session goes back to the pool.
+
+    True when it found rows: the loop then knows a burst is under way and gathers the
+    next wake-up's rows for a moment (see :class:`Drainer`).
+    """
+    try:
+        found = drain_all()
+    finally:
+        db.session.remove()
+    return found.rows + found.failed > 0
 
 
 class Drainer(Loop):
