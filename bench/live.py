@@ -299,7 +299,9 @@ def _warm_up(url: str, count: int) -> None:
     parts = urlsplit(url)
     now_ms = int(time.time() * 1000)
     for n in range(count):
-        item = payloads.messenger_item(f"7{n:012d}", f"m_warm_{now_ms}_{n}", now_ms + n, f"warm {n}")
+        item = payloads.messenger_item(
+            f"7{n:012d}", f"m_warm_{now_ms}_{n}", now_ms + n, f"warm {n}"
+        )
         method, path, body, headers = payloads.messenger_request(payloads.messenger_body([item]))
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         with contextlib.suppress(OSError, http.client.HTTPException):
