@@ -48,6 +48,8 @@ LISTED = (
         Inbox.id, Inbox.channel, Inbox.name, Inbox.settings
     ),
     orm.defaultload(Conversation.contact).defer(Contact.notes).defer(Contact.attributes),
+    orm.defaultload(Conversation.contact).joinedload(Contact.identities),
+    orm.joinedload(Conversation.labels),
 )
 
 
