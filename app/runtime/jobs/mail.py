@@ -34,7 +34,8 @@ from app.clock import aware, now
 from app.connections import connector_options, live_config
 from app.extensions import db
 from app.inbox import health
-from app.inbox.email_ingest import ingest_raw
+from app.inbox.email_ingest import ingest_raw, keep_unreadable
+from app.inbox.ingest import IngestResult
 from app.models import Inbox
 from connectors.email import ImapError, ImapPoller
 
@@ -148,13 +149,8 @@ def poll_inbox(
             return result
         result.batches += 1
         result.fetched += len(mails)
-        inbox = session.get(Inbox, inbox_id)
         try:
-            stored = ingest_raw(session, inbox, [m.raw for m in mails], now(), commit=False)
-            imap = _imap_state(inbox)
-            imap["cursor"] = new_cursor
-            _save_state(inbox, imap)
-            session.commit()  # the mail and the cursor together
+            stored = _store(session, inbox_id, [m.raw for m in mails], new_cursor)
         except Exception as exc:  # noqa: BLE001 - a database problem: nothing moved, retry later
             result.error = f"Storing new mail failed: {exc}"
             log.exception("imap: inbox %s: storing mail failed", inbox_id)
@@ -177,6 +173,50 @@ def poll_inbox(
     health.inbox_recovered(session, inbox, source="imap")
     session.commit()
     return result
+
+
+def _store(session, inbox_id: int, raws: list[bytes], cursor) -> IngestResult | None:
+    """Store a batch of mail and move the cursor past it (one transaction when the batch goes in).
+
+    A batch the database refuses (``DataError``: a value no column can hold) is stored
+    mail by mail, and each refused one is kept as an unreadable stand-in with its
+    original attached: one bad mail never holds up the mailbox behind it. Any other
+    error (a lock, a lost connection) leaves the cursor where it was for the next poll.
+    """
+    at = now()
+    try:
+        stored = ingest_raw(session, session.get(Inbox, inbox_id), raws, at, commit=False)
+        _move_cursor(session.get(Inbox, inbox_id), cursor)
+        session.commit()  # the mail and the cursor together
+        return stored
+    except sa.exc.DataError:
+        session.rollback()
+        log.warning(
+            "imap: inbox %s: the database refused a batch; storing it mail by mail", inbox_id
+        )
+    total = IngestResult()
+    for raw in raws:  # each committed alone: a mail stored before a crash is a duplicate next time
+        try:
+            done = ingest_raw(session, session.get(Inbox, inbox_id), [raw], at)
+        except sa.exc.DataError:
+            session.rollback()
+            log.warning(
+                "imap: inbox %s: a mail the database refused is kept as unreadable", inbox_id
+            )
+            done = keep_unreadable(session, session.get(Inbox, inbox_id), raw, at)
+        if done is not None:
+            total.created += done.created
+            total.duplicates += done.duplicates
+            total.dropped += done.dropped
+    _move_cursor(session.get(Inbox, inbox_id), cursor)
+    session.commit()
+    return total
+
+
+def _move_cursor(inbox: Inbox, cursor) -> None:
+    imap = _imap_state(inbox)
+    imap["cursor"] = cursor
+    _save_state(inbox, imap)
 
 
 def _mail_channels() -> list[str]:
