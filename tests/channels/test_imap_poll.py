@@ -13,20 +13,9 @@ from app.models import Conversation, Message
 from app.runtime.jobs import mail as mail_job
 
 from ..connectors.imap_server import dovecot as dovecot  # noqa: F401  (pytest fixture)
+from ..connectors.test_email_imap import mail
 
 pytestmark = pytest.mark.slow  # starts Dovecot processes
-
-
-def mail(n: int) -> bytes:
-    return (
-        f"From: customer{n}@example.com\r\n"
-        f"To: support@shop.example\r\n"
-        f"Subject: Question {n}\r\n"
-        f"Message-ID: <poll-{n}@example.com>\r\n"
-        f"Date: Mon, 4 Mar 2024 10:{n:02d}:00 +0000\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
-        f"Where is order {n}?\r\n"
-    ).encode()
 
 
 def bodies() -> list[str]:
@@ -45,7 +34,7 @@ def refuses_mail_2(monkeypatch):
     real = mail_job.ingest_raw
 
     def ingest_raw(session, inbox, raws, *args, **kwargs):
-        if any(b"<poll-2@" in raw for raw in raws):
+        if any(b"<msg-2@" in raw for raw in raws):
             raise sa.exc.DataError("INSERT INTO messages ...", {}, ValueError("value too long"))
         return real(session, inbox, raws, *args, **kwargs)
 
@@ -62,7 +51,7 @@ def test_a_mail_the_database_refuses_does_not_stall_the_mailbox(make, dovecot, r
     assert result.error is None and result.fetched == 3
     got = bodies()
     assert len(got) == 3
-    assert got[0] == "Where is order 1?" and got[2] == "Where is order 3?"
+    assert got[0] == "Body 1 – ünïcödé" and got[2] == "Body 3 – ünïcödé"
     assert got[1].startswith("This email could not be read")
     kept = db.session.scalars(sa.select(Message).where(Message.body == got[1])).one()
     assert [a.kind for a in kept.attachments] == ["original"]
@@ -71,7 +60,7 @@ def test_a_mail_the_database_refuses_does_not_stall_the_mailbox(make, dovecot, r
     dovecot.append(mail(4))
     again = mail_job.poll_inbox(box.id, force=True)
     assert again.error is None and again.fetched == 1  # the cursor moved past all three
-    assert bodies()[3:] == ["Where is order 4?"]
+    assert bodies()[3:] == ["Body 4 – ünïcödé"]
 
 
 def test_a_database_outage_leaves_the_cursor_for_the_next_poll(make, dovecot, monkeypatch):  # noqa: F811
@@ -87,4 +76,4 @@ def test_a_database_outage_leaves_the_cursor_for_the_next_poll(make, dovecot, mo
 
     monkeypatch.undo()
     assert mail_job.poll_inbox(box.id, force=True).fetched == 1  # fetched again, not skipped
-    assert bodies() == ["Where is order 1?"]
+    assert bodies() == ["Body 1 – ünïcödé"]
