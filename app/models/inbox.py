@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime
 from typing import Any
@@ -110,3 +111,58 @@ class InboxMember(db.Model):
         sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+# --------------------------------------------------------------------------- state, merged
+
+# ``Inbox.state`` holds keys that different processes write on their own: the IMAP
+# poller's cursor, the worker's ``last_sent_at``, health incidents, checks. Each writer
+# reads the document, changes its keys and assigns a new dict; written back whole, a copy
+# read before another process's commit would undo that commit's keys. So a flush writes
+# only the keys this session changed, merged into the row as it is when the UPDATE runs.
+
+
+def _state_merged(dialect: str, patch: dict, removed: list[str], dumps):
+    """SQL: the stored state with ``patch``'s top-level keys set and ``removed`` dropped."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql as pg
+
+        expr = sa.func.coalesce(Inbox.state, sa.text("'{}'::jsonb")).op("||")(
+            sa.bindparam("state_patch", patch, type_=pg.JSONB)
+        )
+        if removed:
+            expr = expr.op("-")(sa.bindparam("state_removed", removed, type_=pg.ARRAY(sa.Text)))
+        return expr
+    expr = sa.func.coalesce(Inbox.state, sa.literal("{}"))
+    if patch:  # json(): the value goes in as JSON, not as a quoted string
+        paths = [(f'$."{key}"', sa.func.json(dumps(value))) for key, value in patch.items()]
+        expr = sa.func.json_set(expr, *[part for pair in paths for part in pair])
+    if removed:
+        expr = sa.func.json_remove(expr, *[f'$."{key}"' for key in removed])
+    return expr
+
+
+@sa.event.listens_for(sa.orm.Session, "before_flush")
+def _merge_states(session, _context, _instances) -> None:
+    for inbox in [o for o in session.dirty if isinstance(o, Inbox)]:
+        history = sa.inspect(inbox).attrs.state.history
+        if not history.added:
+            continue
+        new = history.added[0] or {}
+        old = (history.deleted[0] if history.deleted else None) or {}
+        patch = {k: v for k, v in new.items() if k not in old or old[k] != v}
+        removed = [k for k in old if k not in new]
+        sa.orm.attributes.set_committed_value(inbox, "state", old)  # not written whole
+        if not patch and not removed:
+            continue
+        bind = session.get_bind()
+        dumps = getattr(bind.dialect, "_json_serializer", None) or json.dumps
+        merged = _state_merged(bind.dialect.name, patch, removed, dumps)
+        stored = session.execute(
+            sa.update(Inbox)
+            .where(Inbox.id == inbox.id)
+            .values(state=merged)
+            .returning(Inbox.state),
+            execution_options={"synchronize_session": False},
+        ).scalar_one_or_none()
+        sa.orm.attributes.set_committed_value(inbox, "state", stored if stored is not None else new)
