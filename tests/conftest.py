@@ -59,19 +59,45 @@ def _worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def _run_id() -> str:
+    """This run's id, shared by its xdist workers: two runs at once never share a database."""
+    return (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}")[:8]
+
+
+_CREATED: list[str] = []  # PostgreSQL databases this process made, dropped when it ends
+
+
 def fresh_postgres_database(suffix: str) -> str | None:
     """A new empty PostgreSQL database next to ``TEST_DATABASE_URL`` (None when not PostgreSQL)."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not (base and base.startswith("postgresql")):
         return None
     url = sa.engine.make_url(base)
-    name = f"{url.database}_{suffix}_{_worker_id()}"
+    name = f"{url.database}_{suffix}_{_run_id()}_{_worker_id()}"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    if name not in _CREATED:
+        _CREATED.append(name)
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the PostgreSQL databases this process made (each run names its own)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not (_CREATED and base and base.startswith("postgresql")):
+        return
+    admin = sa.create_engine(sa.engine.make_url(base), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in _CREATED:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except sa.exc.OperationalError:  # the server went away: nothing left to tidy
+        pass
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
