@@ -173,13 +173,7 @@ def record_event(
 
 
 def _open_waits(session: Session, conv: Conversation) -> list[ReportWait]:
-    return list(
-        session.scalars(
-            sa.select(ReportWait)
-            .where(ReportWait.conversation_id == conv.id, ReportWait.answered_at.is_(None))
-            .order_by(ReportWait.started_at, ReportWait.id)
-        )
-    )
+    return _open_waits_of(session, [conv.id]).get(conv.id, [])
 
 
 def _open_waits_of(session: Session, conv_ids: list[int]) -> dict[int, list[ReportWait]]:
@@ -195,18 +189,14 @@ def _open_waits_of(session: Session, conv_ids: list[int]) -> dict[int, list[Repo
     return out
 
 
-def wait_started(
-    session: Session, conv: Conversation, waits: list[ReportWait] | None = None
-) -> None:
+def wait_started(session: Session, conv: Conversation, waits: list[ReportWait]) -> None:
     """The customer waits for an answer since ``conv.waiting_since``: open (or move) its wait.
 
-    ``waits``: the conversation's open waits when the caller read them already.
+    ``waits``: the conversation's open waits (:func:`_open_waits_of`, read for a batch).
     """
     since = aware(conv.waiting_since)
     if since is None:
         return
-    if waits is None:
-        waits = _open_waits(session, conv)
     if not waits:
         session.add(ReportWait(conversation_id=conv.id, inbox_id=conv.inbox_id, started_at=since))
     elif since < aware(waits[0].started_at):  # a message that arrived late was sent earlier
