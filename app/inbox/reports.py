@@ -14,58 +14,35 @@ times are counted within the inbox's business hours where it has them.
 from __future__ import annotations
 
 import bisect
-import functools
+import itertools
 import math
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.inbox.report_rollups import (
+    DAY,
+    EPOCH,
+    Period,
+    kind_totals,
+    local_days,
+    local_hour,
+    local_slot,
+)
 from app.inbox.rows import fetch
-from app.models import Inbox, ReportCount, ReportEvent, ReportWait, User
-from app.models.report import NOBODY, QUARTERS, SLOT, slot_of
+from app.models import Inbox, ReportEvent, ReportWait, User
+from app.models.report import NOBODY, slot_of
 
 MAX_DAYS = 400  # a year and a little
 
 
 class InvalidPeriod(ValueError):
     """Dates that make no period (``to`` before ``from``, too long, unknown time zone)."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """Inclusive local dates in a time zone, and the filters of a report."""
-
-    start: date
-    end: date
-    tz: ZoneInfo
-    inbox_ids: tuple[int, ...] | None = None  # None: every inbox
-    agent_id: int | None = None
-
-    @property
-    def days(self) -> int:
-        """How many local days the period has."""
-        return (self.end - self.start).days + 1
-
-    @property
-    def lo(self) -> datetime:
-        """The period's first instant (local midnight), aware."""
-        return datetime.combine(self.start, time(), self.tz)
-
-    @property
-    def hi(self) -> datetime:
-        """The instant after the period (the next local midnight), aware."""
-        return datetime.combine(self.end + timedelta(days=1), time(), self.tz)
-
-    def previous(self) -> Period:
-        """The period of as many days just before this one."""
-        return replace(
-            self, start=self.start - timedelta(days=self.days), end=self.start - timedelta(days=1)
-        )
 
 
 def make_period(
@@ -115,6 +92,14 @@ def _ordered(rows: list[tuple]) -> list[int]:
     return sorted(map(itemgetter(0), rows))
 
 
+def _merged(groups) -> list[int]:
+    """The values of groups each in ascending order, in one ascending list (a few sorted
+    runs: timsort merges them instead of sorting a hundred thousand values again)."""
+    out = list(itertools.chain.from_iterable(groups))
+    out.sort()
+    return out
+
+
 def _by(rows: list[tuple], column: int) -> dict:
     """``{key: [seconds ascending]}``: the seconds (first column) of ``rows`` by one column.
 
@@ -135,200 +120,6 @@ def _change(now_value, before_value) -> float | None:
     return round((now_value - before_value) / before_value, 4)
 
 
-def _offsets(p: Period) -> list[tuple[int, int]]:
-    """``[(first slot, offset in slots)]``: the zone's UTC offset over the period's slots.
-
-    Read at each local midnight; where it changed between two, the slot it changed at
-    is found by halving (daylight saving changes at most a few times a year).
-    """
-    lo, hi = slot_of(p.lo), slot_of(p.hi)
-
-    def off(slot: int) -> int:
-        return int(datetime.fromtimestamp(slot * SLOT, p.tz).utcoffset().total_seconds()) // SLOT
-
-    marks = list(range(lo, hi, 96)) + [hi]
-    out = [(lo, off(lo))]
-    for a, b in zip(marks, marks[1:], strict=False):
-        if off(b) == out[-1][1]:
-            continue
-        left, right = a, b  # off(left) is the current offset, off(right) the next
-        while right - left > 1:
-            mid = (left + right) // 2
-            if off(mid) == out[-1][1]:
-                left = mid
-            else:
-                right = mid
-        out.append((right, off(right)))
-    return out
-
-
-def _local_slot(column, p: Period):
-    """SQL: the slot in local wall-clock time (UTC slot + the zone's offset at that slot)."""
-    spans = _offsets(p)
-    if len(spans) == 1:
-        return column + spans[0][1]
-    whens = [
-        (column < start, column + before)
-        for (start, _), (_, before) in zip(spans[1:], spans, strict=False)
-    ]
-    return sa.case(*whens, else_=column + spans[-1][1])
-
-
-#: Slots in a local hour and in a local day.
-HOUR, DAY = 3600 // SLOT, 86400 // SLOT
-EPOCH = date(1970, 1, 1)
-
-
-def local_hour(index: int) -> tuple[date, int, int]:
-    """Local date, weekday and hour of a local hour counted from the epoch."""
-    day = EPOCH + timedelta(days=index // 24)
-    return day, day.weekday(), index % 24
-
-
-@functools.cache
-def _counted_query(by_inbox: bool) -> sa.Select:
-    """The day rows of some kinds, summed over inboxes (96 sums: built once, then bound)."""
-    c = ReportCount.__table__.c
-    query = (
-        sa.select(
-            c.kind,
-            c.day,
-            *(sa.func.coalesce(sa.func.sum(c[f"q{n}"]), 0) for n in range(QUARTERS)),
-        )
-        .where(
-            c.kind.in_(sa.bindparam("kinds", expanding=True)),
-            c.user_id == sa.bindparam("user"),
-            c.day >= sa.bindparam("first_day"),
-            c.day <= sa.bindparam("last_day"),
-        )
-        .group_by(c.kind, c.day)
-    )
-    if by_inbox:
-        query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
-    return query
-
-
-def _counted(
-    session: Session, p: Period, kinds: tuple[str, ...], user: int
-) -> list[tuple[str, int, list[int]]]:
-    """Rows ``(kind, UTC day, [count per slot])`` of :class:`ReportCount` for the period,
-    slots outside it at 0."""
-    lo, hi = slot_of(p.lo), slot_of(p.hi)
-    params = {
-        "kinds": list(kinds),
-        "user": user,
-        "first_day": lo // QUARTERS,
-        "last_day": (hi - 1) // QUARTERS,
-    }
-    if p.inbox_ids is not None:
-        params["inboxes"] = list(p.inbox_ids)
-    query = _counted_query(p.inbox_ids is not None).params(**params)
-    out = []
-    for kind, day, *counts in fetch(session, query):
-        base = day * QUARTERS
-        if base < lo:  # the period starts within this UTC day
-            counts[: lo - base] = [0] * (lo - base)
-        if base + QUARTERS > hi:
-            counts[hi - base :] = [0] * (base + QUARTERS - hi)
-        out.append((kind, day, counts))
-    return out
-
-
-def _filtered(query: sa.Select, every_user: bool, by_inbox: bool) -> sa.Select:
-    """``query`` on :class:`ReportCount` for the bound ``kinds`` (and ``user``, ``inboxes``)."""
-    c = ReportCount.__table__.c
-    query = query.where(c.kind.in_(sa.bindparam("kinds", expanding=True)))
-    if not every_user:
-        query = query.where(c.user_id == sa.bindparam("user"))
-    if by_inbox:
-        query = query.where(c.inbox_id.in_(sa.bindparam("inboxes", expanding=True)))
-    return query
-
-
-@functools.cache
-def _whole_days_query(every_user: bool, by_inbox: bool) -> sa.Select:
-    """Per user and kind, the counts of the whole UTC days strictly between two days."""
-    c = ReportCount.__table__.c
-    total = sa.func.sum(sum(c[f"q{n}"] for n in range(QUARTERS)))
-    query = sa.select(c.user_id, c.kind, total).where(
-        c.day > sa.bindparam("after"), c.day < sa.bindparam("before")
-    )
-    return _filtered(query, every_user, by_inbox).group_by(c.user_id, c.kind)
-
-
-@functools.cache
-def _edge_days_query(every_user: bool, by_inbox: bool) -> sa.Select:
-    """The slot counts of some UTC days (a period's first and last), row by row."""
-    c = ReportCount.__table__.c
-    query = sa.select(c.user_id, c.kind, c.day, *(c[f"q{n}"] for n in range(QUARTERS)))
-    query = query.where(c.day.in_(sa.bindparam("days", expanding=True)))
-    return _filtered(query, every_user, by_inbox)
-
-
-def _totals(
-    session: Session, p: Period, kinds: tuple[str, ...], user: int | None = None
-) -> dict[tuple[int, str], int]:
-    """``{(user, kind): count}`` over the period, of one ``user`` or (None) of every user:
-    whole days summed in SQL, its first and last UTC days slot by slot (where a local
-    midnight cuts them)."""
-    lo, hi = slot_of(p.lo), slot_of(p.hi)
-    first, last = lo // QUARTERS, (hi - 1) // QUARTERS
-    params = {"kinds": list(kinds), "after": first, "before": last, "days": [first, last]}
-    if user is not None:
-        params["user"] = user
-    if p.inbox_ids is not None:
-        params["inboxes"] = list(p.inbox_ids)
-    shape = (user is None, p.inbox_ids is not None)
-    out: dict[tuple[int, str], int] = defaultdict(int)
-    for user_id, kind, n in session.execute(_whole_days_query(*shape).params(**params)):
-        out[(user_id, kind)] += int(n or 0)
-    for user_id, kind, day, *quarters in fetch(session, _edge_days_query(*shape).params(**params)):
-        base = day * QUARTERS
-        n = sum(q for k, q in enumerate(quarters) if lo <= base + k < hi)
-        if n:  # a row of the first UTC day may hold only slots before the period
-            out[(user_id, kind)] += n
-    return out
-
-
-def _offset_at(spans: list[tuple[int, int]], slot: int) -> int:
-    return spans[bisect.bisect_right(spans, (slot, math.inf)) - 1][1]
-
-
-def _by_local_day(p: Period, rows) -> list[tuple[str, int, int]]:
-    """``(kind, local day's first hour index, count)``: :func:`_counted` rows in local days."""
-    spans = _offsets(p)
-    out: dict[tuple[str, int], int] = defaultdict(int)
-    for kind, day, counts in rows:
-        base = day * QUARTERS
-        first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
-        if first == last:  # one offset all day: the local midnight cuts the day in two
-            start = base + first
-            cut = DAY - start % DAY
-            out[(kind, start // DAY * 24)] += sum(counts[:cut])
-            out[(kind, (start // DAY + 1) * 24)] += sum(counts[cut:])
-            continue
-        for q, n in enumerate(counts):  # the offset changes today (daylight saving)
-            if n:
-                out[(kind, (base + q + _offset_at(spans, base + q)) // DAY * 24)] += n
-    return [(kind, index, n) for (kind, index), n in out.items() if n]
-
-
-def _by_local_hour(p: Period, rows, kind: str) -> dict[int, int]:
-    """``{local hour index: count}`` of one kind of :func:`_counted` rows."""
-    spans = _offsets(p)
-    out: dict[int, int] = defaultdict(int)
-    for _kind, day, counts in rows:
-        if _kind != kind:
-            continue
-        base = day * QUARTERS
-        first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
-        for q, n in enumerate(counts):
-            if n:
-                offset = first if first == last else _offset_at(spans, base + q)
-                out[(base + q + offset) // HOUR] += n
-    return out
-
-
 EVENTS = ("new", "closed", "reopened")
 MESSAGES = ("inbound", "outbound")
 
@@ -341,13 +132,15 @@ def _kinds(p: Period) -> tuple[tuple[str, ...], int]:
     return tuple(f"{k}_by" for k in EVENTS + MESSAGES), p.agent_id
 
 
-def _day_counts(session: Session, p: Period) -> list[tuple[str, int, list[int]]]:
-    """:func:`_counted` rows of conversation events and messages, kinds without ``_by``.
+def _day_counts(session: Session, p: Period) -> tuple[list[tuple[str, int, int]], dict]:
+    """Conversation events and messages by local day (kinds without ``_by``), and new
+    conversations by local hour: :func:`report_rollups.local_days`.
 
     Read from the counters (:class:`ReportCount`), never the messages.
     """
     kinds, user = _kinds(p)
-    return [(k.removesuffix("_by"), d, c) for k, d, c in _counted(session, p, kinds, user)]
+    days, hours = local_days(session, p, kinds, user, hourly=kinds[0])
+    return [(k.removesuffix("_by"), index, n) for k, index, n in days], hours
 
 
 def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
@@ -364,7 +157,7 @@ def _first_responses(session: Session, p: Period, *keys: str) -> list[tuple]:
     ``day`` (local day index), ``inbox`` and ``agent``."""
     W = ReportWait
     named = {
-        "day": lambda: _local_slot(W.answered_slot, p) // DAY,
+        "day": lambda: local_slot(W.answered_slot, p) // DAY,
         "inbox": lambda: W.inbox_id,
         "agent": lambda: W.agent_id,
     }
@@ -421,28 +214,36 @@ def _targets(session: Session, p: Period) -> dict:
 def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, dict]:
     """The period's totals, and (``detail``) what the day and hour rollups need."""
     if detail:
-        counted = _day_counts(session, p)
-        days = _by_local_day(p, counted)
+        days, new_by_hour = _day_counts(session, p)
         totals = defaultdict(int)
         for kind, _index, n in days:
             totals[kind] += n
     else:  # the previous period: totals only
         kinds, user = _kinds(p)
         totals = {
-            k.removesuffix("_by"): n for (_u, k), n in _totals(session, p, kinds, user).items()
+            k.removesuffix("_by"): n for (_u, k), n in kind_totals(session, p, kinds, user).items()
         }
-        counted = days = []
+        days, new_by_hour = [], {}
     firsts = _first_responses(session, p, *(("day", "inbox", "agent") if detail else ()))
     closes = _resolutions(session, p, *(("inbox", "agent") if detail else ()))
-    first_seconds = _ordered(firsts)
+    if detail:  # by inbox and agent; the whole period's values merged from the inboxes'
+        grouped = {
+            "first_response_s": (_by(firsts, 2), _by(firsts, 3)),
+            "resolution_s": (_by(closes, 1), _by(closes, 2)),
+        }
+        first_seconds = _merged(grouped["first_response_s"][0].values())
+        close_seconds = _merged(grouped["resolution_s"][0].values())
+    else:
+        grouped = {}
+        first_seconds, close_seconds = _ordered(firsts), _ordered(closes)
     head = {
         "conversations": {k: totals.get(k, 0) for k in EVENTS},
         "messages": {k: totals.get(k, 0) for k in MESSAGES},
         "first_response_s": summary(first_seconds),
-        "resolution_s": summary(_ordered(closes)),
+        "resolution_s": summary(close_seconds),
         **_targets(session, p),
     }
-    parts = {"counted": counted, "days": days, "firsts": firsts, "closes": closes}
+    parts = {"new_by_hour": new_by_hour, "days": days, "firsts": firsts, "grouped": grouped}
     return head, parts | {"first_seconds": first_seconds}
 
 
@@ -455,13 +256,9 @@ def _names(session: Session, model, ids) -> dict[int, object]:
     )
 
 
-def _breakdown(session: Session, firsts: list[tuple], closes: list[tuple]) -> dict:
-    """First response and resolution (median, p90) by channel, inbox and agent, from rows
-    (seconds, day, inbox, agent) of first responses and (seconds, inbox, agent) of closes."""
-    grouped = {
-        "first_response_s": (_by(firsts, 2), _by(firsts, 3)),
-        "resolution_s": (_by(closes, 1), _by(closes, 2)),
-    }
+def _breakdown(session: Session, grouped: dict) -> dict:
+    """First response and resolution (median, p90) by channel, inbox and agent, from
+    ``{"first_response_s": (by inbox, by agent), "resolution_s": (...)}`` (:func:`_by`)."""
     inboxes = _names(session, Inbox, {k for g in grouped.values() for k in g[0]})
     users = _names(session, User, {k for g in grouped.values() for k in g[1]})
     out = {}
@@ -496,7 +293,7 @@ def overview(session: Session, p: Period) -> dict:
         day = local_hour(index)[0]
         if day in by_day:
             by_day[day][kind] += n
-    for index, n in _by_local_hour(p, parts["counted"], "new").items():
+    for index, n in parts["new_by_hour"].items():
         _day, weekday, hour = local_hour(index)
         by_hour[weekday][hour] += n
     day_firsts = {EPOCH + timedelta(days=day): v for day, v in _by(parts["firsts"], 1).items()}
@@ -538,7 +335,7 @@ def overview(session: Session, p: Period) -> dict:
         ],
         "by_hour": by_hour,
         "first_response_distribution": distribution,
-        "breakdown": _breakdown(session, parts["firsts"], parts["closes"]),
+        "breakdown": _breakdown(session, parts["grouped"]),
     }
 
 
@@ -562,7 +359,8 @@ def _distribution(ordered: list[int]) -> list[dict]:
 def agents(session: Session, p: Period) -> list[dict]:
     """Per agent: assigned, closed, replies, first response and resolution times."""
     counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
-    for (user_id, kind), n in _totals(session, p, ("assigned_by", "closed_by", "reply")).items():
+    done = kind_totals(session, p, ("assigned_by", "closed_by", "reply"))
+    for (user_id, kind), n in done.items():
         counts[user_id][kind.removesuffix("_by")] += n
     for row in counts.values():
         row["replies"] = row.pop("reply", 0)

@@ -108,6 +108,21 @@ def test_days_follow_the_time_zone_across_a_daylight_saving_change(client, make,
     assert utc["conversations"]["new"] == 1
 
 
+def test_a_period_starting_on_the_day_the_clocks_go_back_counts_its_first_hours(
+    client, make, session, clock
+):
+    """00:30 in New York on the day the clocks go back (04:30 UTC, before the change at
+    06:00 UTC) belongs to that day, when the report starts on it."""
+    lead = make.user("lead")
+    inbox = make.inbox("sms")
+    clock.to(datetime(2026, 11, 1, 4, 30, tzinfo=UTC))
+    make.inbound(inbox, contact="+14155550100")
+    report = _report(client, make, lead, "overview", "2026-11-01", tz="America/New_York")
+    assert report["conversations"]["new"] == 1
+    assert report["by_day"][0]["new"] == 1 and report["messages"]["inbound"] == 1
+    assert report["by_hour"][6][0] == 1  # Sunday, midnight to one
+
+
 def test_a_window_closed_unanswered_is_one_missed_window(app, client, make, session, clock):
     lead, agent = make.user("lead"), make.user()
     inbox = make.inbox("messenger", members=[agent])
