@@ -59,7 +59,7 @@ class WhatsApp(Channel):
     """One WhatsApp business phone number (WhatsApp Cloud API)."""
 
     name = "whatsapp"
-    label = "WhatsApp"
+    label = N_("WhatsApp")
     icon = (
         '<path d="M10 1.8a8.2 8.2 0 0 0-7 12.4L1.9 18.2l4.1-1.1A8.2 8.2 0 1 0 10 1.8Zm0 1.6a6.6 '
         "6.6 0 1 1-3.4 12.3l-.3-.2-2.3.6.6-2.2-.2-.4A6.6 6.6 0 0 1 10 3.4Zm-2.9 3c-.2 0-.5 "

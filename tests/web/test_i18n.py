@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,37 @@ def test_every_browser_string_is_translated_with_its_placeholders(lang):
         )
     untranslated = [m.id for m in catalog if m.id and not m.string]
     assert untranslated == []
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory) -> set[str]:
+    """Every string the code marks for translation, extracted as ``pybabel extract`` does
+    (the command of ``app/translations/README.md``)."""
+    root = TRANSLATIONS.parents[1]
+    pot = tmp_path_factory.mktemp("pot") / "messages.pot"
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg"]
+        + ["-k", "_l", "--no-location", "-o", str(pot), "."],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=True,
+        capture_output=True,
+    )
+    with open(pot, "rb") as f:
+        return {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_marked_string_is_in_the_catalog_and_translated(marked, lang):
+    """Templates and Python too: a string added without updating the catalogs would show
+    in English (update and translate as ``app/translations/README.md`` says)."""
+    catalog = _po(lang)
+    translated = {
+        m.id if isinstance(m.id, str) else m.id[0]
+        for m in catalog
+        if m.id and (m.string if isinstance(m.string, str) else m.string[0])
+    }
+    assert sorted(marked - translated) == [], f"{lang}: not in the catalog or not translated"
 
 
 @pytest.mark.parametrize("lang", LANGS)
