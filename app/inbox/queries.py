@@ -24,6 +24,7 @@ from app.inbox.labels import name_key
 from app.models import (
     STATUSES,
     Contact,
+    ContactIdentity,
     Conversation,
     ConversationCount,
     Inbox,
@@ -40,16 +41,20 @@ MAX_LIMIT = 100
 MAX_LABELS = 10  # label filters of one list request (each one is a condition)
 
 
-#: How a page loads its conversations. A list shows no inbox credentials or health and no
-#: contact notes: their columns (JSON decoded for every row) stay unread, and load on
-#: access should anything ask for them.
+#: How a page loads its conversations. A list shows no inbox credentials or health, no
+#: contact notes or provider profiles, and of the assignee only the name: those columns
+#: (JSON decoded for every row) stay unread, and load on access should anything ask.
 LISTED = (
     orm.joinedload(Conversation.inbox, innerjoin=True).load_only(
         Inbox.id, Inbox.channel, Inbox.name, Inbox.settings
     ),
     orm.defaultload(Conversation.contact).defer(Contact.notes).defer(Contact.attributes),
-    orm.defaultload(Conversation.contact).joinedload(Contact.identities),
+    orm.defaultload(Conversation.contact)
+    .joinedload(Contact.identities)
+    .defer(ContactIdentity.data)
+    .defer(ContactIdentity.profile_fetched_at),
     orm.joinedload(Conversation.labels),
+    orm.joinedload(Conversation.assignee).load_only(User.id, User.name, User.active),
 )
 
 
