@@ -347,8 +347,15 @@ def by_local_hour(p: Period, rows, kind: str) -> dict[int, int]:
             continue
         base = day * QUARTERS
         first, last = _offset_at(spans, base), _offset_at(spans, base + QUARTERS - 1)
+        if first == last:  # local hours cut the day's slots in runs of four
+            start = base + first
+            cut = -start % HOUR  # the first run: the rest of the local hour the day starts in
+            for a in range(cut - HOUR if cut else 0, QUARTERS, HOUR):
+                n = sum(counts[max(a, 0) : a + HOUR])
+                if n:
+                    out[(start + max(a, 0)) // HOUR] += n
+            continue
         for q, n in enumerate(counts):
             if n:
-                offset = first if first == last else _offset_at(spans, base + q)
-                out[(base + q + offset) // HOUR] += n
+                out[(base + q + _offset_at(spans, base + q)) // HOUR] += n
     return out

@@ -293,9 +293,8 @@ def overview(session: Session, p: Period) -> dict:
         day = local_hour(index)[0]
         if day in by_day:
             by_day[day][kind] += n
-    for index, n in parts["new_by_hour"].items():
-        _day, weekday, hour = local_hour(index)
-        by_hour[weekday][hour] += n
+    for index, n in parts["new_by_hour"].items():  # the epoch's day was a Thursday
+        by_hour[(index // 24 + EPOCH.weekday()) % 7][index % 24] += n
     day_firsts = {EPOCH + timedelta(days=day): v for day, v in _by(parts["firsts"], 1).items()}
     distribution = _distribution(parts["first_seconds"])
     return {
