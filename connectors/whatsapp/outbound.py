@@ -63,19 +63,24 @@ def media_body(
 
 
 def template_body(template: dict[str, Any]) -> dict[str, Any]:
-    """A template message: ``{"name", "language", "params"}`` -> Meta's ``template`` object.
+    """A template message: ``{"name", "language", "params", "header_params"}`` -> Meta's
+    ``template`` object.
 
-    The parameters fill the body's ``{{1}}``, ``{{2}}`` ... in order.
+    ``params`` fill the body's ``{{1}}``, ``{{2}}`` ... in order; ``header_params`` the
+    ``{{1}}`` of a text header.
     """
     out: dict[str, Any] = {
         "name": str(template["name"]),
         "language": {"code": str(template.get("language") or "en_US")},
     }
-    params = [str(p) for p in template.get("params") or ()]
-    if params:
-        out["components"] = [
-            {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
-        ]
+    components = []
+    for kind, key in (("header", "header_params"), ("body", "params")):
+        params = [str(p) for p in template.get(key) or ()]
+        if params:
+            parameters = [{"type": "text", "text": p} for p in params]
+            components.append({"type": kind, "parameters": parameters})
+    if components:
+        out["components"] = components
     return {"type": "template", "template": out}
 
 
@@ -99,11 +104,43 @@ def parameter_count(body_text: str) -> int:
     return max((int(n) for n in PARAMETER.findall(body_text or "")), default=0)
 
 
+#: Why a template cannot be sent from the inbox: the parts only Meta's tools fill.
+UNSUPPORTED_HEADER = "media_header"  # an image, video, document or location header
+UNSUPPORTED_BUTTON = "button_params"  # a button with a value per send (URL suffix, code)
+UNSUPPORTED_NAMED = "named_params"  # parameters by name ({{customer}}), not by number
+NAMED = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _unsupported(item: dict[str, Any], header_format: str, texts: list[str]) -> str | None:
+    if str(item.get("parameter_format") or "").upper() == "NAMED" or any(
+        NAMED.search(t) for t in texts
+    ):
+        return UNSUPPORTED_NAMED
+    if header_format not in ("", "TEXT"):
+        return UNSUPPORTED_HEADER
+    for comp in item.get("components") or ():
+        if isinstance(comp, dict) and str(comp.get("type") or "").upper() == "BUTTONS":
+            for button in comp.get("buttons") or ():
+                if not isinstance(button, dict):
+                    continue
+                kind = str(button.get("type") or "").upper()
+                if kind in ("COPY_CODE", "OTP", "FLOW", "CATALOG", "MPM") or (
+                    kind == "URL" and PARAMETER.search(str(button.get("url") or ""))
+                ):
+                    return UNSUPPORTED_BUTTON
+    return None
+
+
 def template_summary(item: dict[str, Any]) -> dict[str, Any] | None:
-    """One ``message_templates`` node as the composer shows it, or None when unreadable."""
+    """One ``message_templates`` node as the composer shows it, or None when unreadable.
+
+    ``params`` and ``header_params``: how many ``{{n}}`` the body and a text header take;
+    ``unsupported``: why the inbox cannot send it (:data:`UNSUPPORTED_HEADER` ...), else
+    None.
+    """
     if not isinstance(item, dict) or not item.get("name"):
         return None
-    body = header = footer = ""
+    body = header = footer = header_format = ""
     for comp in item.get("components") or ():
         if not isinstance(comp, dict):
             continue
@@ -111,8 +148,9 @@ def template_summary(item: dict[str, Any]) -> dict[str, Any] | None:
         text = comp.get("text") if isinstance(comp.get("text"), str) else ""
         if kind == "BODY":
             body = text
-        elif kind == "HEADER" and str(comp.get("format") or "TEXT").upper() == "TEXT":
-            header = text
+        elif kind == "HEADER":
+            header_format = str(comp.get("format") or "TEXT").upper()
+            header = text if header_format == "TEXT" else ""
         elif kind == "FOOTER":
             footer = text
     return {
@@ -125,4 +163,6 @@ def template_summary(item: dict[str, Any]) -> dict[str, Any] | None:
         "header": header,
         "footer": footer,
         "params": parameter_count(body),
+        "header_params": parameter_count(header),
+        "unsupported": _unsupported(item, header_format, [header, body]),
     }

@@ -10,7 +10,7 @@ from selenium.webdriver.common.keys import Keys
 from app.clock import now
 from tests.browser.conftest import run_worker
 from tests.browser.providers import FakeWhatsApp
-from tests.channels.whatsapp_fake import TEMPLATES
+from tests.channels.whatsapp_fake import HEADER_TEMPLATES, TEMPLATES
 
 pytestmark = pytest.mark.browser
 
@@ -72,4 +72,47 @@ def test_a_closed_whatsapp_window_offers_approved_templates_filled_from_the_cont
         "#1042",
     ]
     page.wait(lambda d: page.attr("#thread-log .msg.out", "data-status") == "sent")
+    assert page.console_errors() == []
+
+
+def test_a_header_parameter_gets_its_own_field_and_a_template_the_inbox_cannot_fill_is_greyed(
+    page, make, app, fake_whatsapp
+):
+    fake_whatsapp.templates = HEADER_TEMPLATES
+    agent = make.user("agent", name="Ana Agent")
+    inbox = make.inbox("whatsapp", members=[agent], phone_number_id="106540352242922")
+    make.inbound(
+        inbox,
+        contact="+5511987654321",
+        text="Chegou?",
+        at=now() - timedelta(hours=30),
+        contact_name="Maria Souza",
+    )
+    page.login(agent.email)
+    page.click(".conv-row", "Chegou?")
+    page.wait_text(".composer-banner", "WhatsApp 24-hour window")
+    page.click(".template-btn")
+    page.wait_css(".template-picker")
+    disabled = [o.text for o in page.all("#tpl-choice option") if o.get_attribute("disabled")]
+    assert disabled == [
+        "new_collection · en_US · MARKETING",
+        "discount · en_US · MARKETING",
+        "track · en_US · UTILITY",
+    ]
+    header = page.css('.template-picker input[data-header-param="1"]')
+    send = page.css(".template-picker .btn.primary")
+    assert send.get_attribute("disabled") is not None  # the header's {{1}} is empty
+    assert page.text(".tpl-preview-header") == "Order {{1}} shipped"
+    header.send_keys("#1042")
+    page.wait(lambda d: page.text(".tpl-preview-header") == "Order #1042 shipped")
+    assert page.text(".tpl-preview") == "Hi Maria, it is on its way."
+    page.screenshot("whatsapp-template-header-parameter")
+    send.click()
+    page.wait_text("#thread-log .msg.out", "Hi Maria, it is on its way.")
+    run_worker(app)
+    (sent,) = fake_whatsapp.sends()
+    assert sent["template"]["components"][0] == {
+        "type": "header",
+        "parameters": [{"type": "text", "text": "#1042"}],
+    }
     assert page.console_errors() == []

@@ -242,6 +242,44 @@ def test_outside_the_window_only_an_approved_template_goes_out(
     assert api.message(conv["id"], queued.get_json()["id"])["status"] == "sent"
 
 
+def test_a_header_parameter_is_asked_for_and_sent_and_templates_the_inbox_cannot_fill_are_refused(
+    client, api, inbox_id, graph, provider
+):
+    graph.templates = list(wa.HEADER_TEMPLATES)
+    conv = customer_writes(client, api, "Thanks!", ts=int(time.time()) - 30 * HOUR)
+    listed = {t["name"]: t for t in api.get(f"/inboxes/{inbox_id}/templates")["items"]}
+    assert (listed["shipped"]["header_params"], listed["shipped"]["params"]) == (1, 1)
+    assert listed["shipped"]["unsupported"] is None
+    assert listed["new_collection"]["unsupported"] == "media_header"
+    assert listed["discount"]["unsupported"] == "button_params"
+    assert listed["track"]["unsupported"] == "named_params"
+
+    def send(name: str, **extra):
+        template = {"name": name, "language": "en_US", **extra}
+        return api.post(f"/conversations/{conv['id']}/messages", {"template": template})
+
+    calls = len(provider.calls)
+    no_header = send("shipped", params=["Sheena"])
+    assert no_header.status_code == 422
+    assert "1 header parameter" in no_header.get_json()["error"]["message"]
+    for name in ("new_collection", "discount", "track"):
+        refused = send(name)
+        assert refused.status_code == 422, name
+        error = refused.get_json()["error"]
+        assert error["code"] == "template_unsupported" and "cannot be sent" in error["message"]
+    assert [c for c in provider.calls[calls:] if "/messages" in c.url] == []
+
+    queued = send("shipped", params=["Sheena"], header_params=["#1042"])
+    assert queued.status_code == 202, queued.get_json()
+    run_once()
+    (body,) = graph.sends()
+    assert body["template"]["components"] == [
+        {"type": "header", "parameters": [{"type": "text", "text": "#1042"}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "Sheena"}]},
+    ]
+    assert api.message(conv["id"], queued.get_json()["id"])["status"] == "sent"
+
+
 def test_delivered_then_read_tick_the_reply_and_a_late_sent_changes_nothing(
     client, api, inbox_id, graph
 ):

@@ -62,6 +62,49 @@ TEMPLATES = [
     },
 ]
 
+#: Templates with a text header parameter, and three the inbox cannot fill (an image
+#: header, a copy-code button, named parameters).
+HEADER_TEMPLATES = [
+    {
+        "name": "shipped",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}} shipped"},
+            {"type": "BODY", "text": "Hi {{1}}, it is on its way."},
+        ],
+    },
+    {
+        "name": "new_collection",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "components": [
+            {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": ["4::aW..."]}},
+            {"type": "BODY", "text": "Our new collection is here."},
+        ],
+    },
+    {
+        "name": "discount",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "components": [
+            {"type": "BODY", "text": "Here is your code."},
+            {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "SAVE10"}]},
+        ],
+    },
+    {
+        "name": "track",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "NAMED",
+        "components": [{"type": "BODY", "text": "Hi {{customer}}, track it here."}],
+    },
+]
+
 _n = itertools.count(1)
 
 

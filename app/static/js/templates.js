@@ -34,19 +34,32 @@ export async function pickTemplate(conv) {
   return new Promise((resolve) => {
     const dlg = h("dialog.modal.wide.template-picker", { "aria-labelledby": "tpl-title" });
     const close = (value) => { dlg.close(); dlg.remove(); resolve(value); };
+    // a template with a media header, a button value or named parameters is listed but
+    // cannot be picked: the server refuses it too (template_unsupported)
     const choice = h("select#tpl-choice", { "aria-label": t("Template") },
-      items.map((tpl, i) => h("option", { value: String(i) }, `${tpl.name} · ${tpl.language} · ${tpl.category}`)));
+      items.map((tpl, i) => h("option", { value: String(i), disabled: Boolean(tpl.unsupported) },
+        `${tpl.name} · ${tpl.language} · ${tpl.category}`)));
+    const firstSendable = items.findIndex((tpl) => !tpl.unsupported);
+    if (firstSendable >= 0) choice.value = String(firstSendable);
     const paramsBox = h("div.tpl-params");
+    const headerPreview = h("p.tpl-preview-header", { dir: "auto", hidden: true });
     const preview = h("p.tpl-preview", { dir: "auto", "aria-live": "polite" });
+    const unsupported = h("p.muted.tpl-unsupported", { hidden: true },
+      t("The inbox cannot fill this template (a media header, a button value or named parameters): send it from the platform's own tools."));
     const error = h("p.tpl-error", { role: "alert", hidden: true });
     const sendBtn = h("button.btn.primary", { type: "button" }, icon("send", "flip"), t("Send template"));
     let inputs = [];
+    let headerInputs = [];
     const current = () => items[Number(choice.value)];
     const values = () => inputs.map((input) => input.value.trim());
+    const headerValues = () => headerInputs.map((input) => input.value.trim());
     const refresh = () => {
       const tpl = current();
+      headerPreview.hidden = !(tpl && tpl.header);
+      headerPreview.textContent = tpl && tpl.header ? renderTemplate(tpl.header, headerValues()) : "";
       preview.textContent = tpl ? renderTemplate(tpl.body, values()) : "";
-      sendBtn.disabled = !tpl || values().some((v) => !v);
+      unsupported.hidden = !(tpl && tpl.unsupported);
+      sendBtn.disabled = !tpl || Boolean(tpl.unsupported) || [...headerValues(), ...values()].some((v) => !v);
     };
     const fill = () => {
       const tpl = current();
@@ -55,8 +68,13 @@ export async function pickTemplate(conv) {
         value: i === 0 ? firstName(conv.contact.name) || conv.contact.name || "" : "",
         oninput: refresh,
       }));
-      paramsBox.replaceChildren(...inputs.map((input, i) =>
-        h("label.field", h("span", t("Parameter {n}", { n: `{{${i + 1}}}` })), input)));
+      headerInputs = Array.from({ length: tpl && !tpl.unsupported ? tpl.header_params || 0 : 0 }, (_, i) =>
+        h("input", { type: "text", dir: "auto", dataset: { headerParam: String(i + 1) }, oninput: refresh }));
+      paramsBox.replaceChildren(
+        ...headerInputs.map((input, i) =>
+          h("label.field", h("span", t("Header parameter {n}", { n: `{{${i + 1}}}` })), input)),
+        ...inputs.map((input, i) =>
+          h("label.field", h("span", t("Parameter {n}", { n: `{{${i + 1}}}` })), input)));
       refresh();
     };
     choice.addEventListener("change", fill);
@@ -65,7 +83,7 @@ export async function pickTemplate(conv) {
       sendBtn.disabled = true;
       try {
         const msg = await api(`/conversations/${conv.id}/messages`, { method: "POST", body: {
-          template: { name: tpl.name, language: tpl.language, params: values() },
+          template: { name: tpl.name, language: tpl.language, params: values(), header_params: headerValues() },
           client_id: "tpl-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8),
         } });
         close(msg);
@@ -78,7 +96,7 @@ export async function pickTemplate(conv) {
     const body = items.length
       ? [h("p.muted", t("Outside the reply window only a template the platform approved can be sent.")),
         h("label.field", h("span", t("Template")), choice), paramsBox,
-        h("div.field", h("span", t("Preview")), preview), error]
+        unsupported, h("div.field", h("span", t("Preview")), h("div.tpl-card", headerPreview, preview)), error]
       : [h("p", t("This inbox has no approved templates yet: create them in the platform's template manager."))];
     dlg.append(
       h("header.modal-head", h("h2#tpl-title", t("Send a template")),

@@ -85,9 +85,27 @@ def messages_post(conversation_id: int):
     return jsonify(message_dict(msg)), (status if created else 200)
 
 
+#: What the composer says of a template the inbox cannot fill (``unsupported``).
+UNSUPPORTED = {
+    "media_header": "its header is an image, a video, a document or a location",
+    "button_params": "a button takes a value for each send",
+    "named_params": "its parameters are named, not numbered",
+}
+
+
+def _texts(raw, key: str) -> list[str]:
+    values = raw.get(key) or []
+    if not isinstance(values, list) or not all(
+        isinstance(p, str | int | float) and not isinstance(p, bool) for p in values
+    ):
+        raise ApiError(422, "invalid", f"template {key} must be a list of texts.")
+    return [str(p).strip() for p in values]
+
+
 def _template(conv: Conversation, raw) -> dict | None:
-    """``{"name", "language", "params"}`` of a template send, checked against the inbox's
-    approved templates, with ``text``: what the customer reads. None for other sends."""
+    """``{"name", "language", "params", "header_params"}`` of a template send, checked
+    against the inbox's approved templates, with ``text``: what the customer reads. None
+    for other sends."""
     if raw is None:
         return None
     if not channels.get(conv.inbox.channel).templates:
@@ -95,25 +113,35 @@ def _template(conv: Conversation, raw) -> dict | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise ApiError(422, "invalid", "template must be an object with a name.")
     language = raw.get("language") or "en_US"
-    params = raw.get("params") or []
-    if not isinstance(language, str) or not isinstance(params, list):
-        raise ApiError(422, "invalid", "template language must be text and params a list.")
-    if not all(isinstance(p, str | int | float) and not isinstance(p, bool) for p in params):
-        raise ApiError(422, "invalid", "template params must be texts.")
-    params = [str(p).strip() for p in params]
+    if not isinstance(language, str):
+        raise ApiError(422, "invalid", "template language must be text.")
+    params, header_params = _texts(raw, "params"), _texts(raw, "header_params")
     found = templates.find(conv.inbox, raw["name"], language)
     if found is None:
         raise ApiError(
             422, "invalid", f"No approved template {raw['name']} in {language} for this inbox."
         )
-    if len(params) != found["params"] or not all(params):
+    if found.get("unsupported"):
+        why = UNSUPPORTED.get(found["unsupported"], found["unsupported"])
         raise ApiError(
             422,
-            "invalid",
-            f"The template {found['name']} takes {found['params']} parameter(s), each filled.",
+            "template_unsupported",
+            f"The template {found['name']} cannot be sent from the inbox: {why}. "
+            "Send it from the platform's own tools.",
         )
+    wanted = (("params", params, found["params"]),)
+    wanted += (("header_params", header_params, found.get("header_params", 0)),)
+    for key, given, count in wanted:
+        if len(given) != count or not all(given):
+            where = "header" if key == "header_params" else "body"
+            raise ApiError(
+                422,
+                "invalid",
+                f"The template {found['name']} takes {count} {where} parameter(s), each filled.",
+            )
     text = channels.get(conv.inbox.channel).template_text(found, params)
-    return {"name": found["name"], "language": language, "params": params, "text": text}
+    out = {"name": found["name"], "language": language, "params": params, "text": text}
+    return out | ({"header_params": header_params} if header_params else {})
 
 
 def _guard_new_activity(conv: Conversation, data: dict, client_id) -> None:

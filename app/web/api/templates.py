@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from flask import jsonify
+from flask import current_app, jsonify
 from flask_login import current_user
 
 from app import channels
@@ -23,8 +23,12 @@ from app.web.api.base import bp
 from app.web.api.errors import ApiError
 
 CACHE_SECONDS = 300.0
-_cache: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
 _lock = threading.Lock()
+
+
+def _cache() -> dict[tuple[int, str], tuple[float, list[dict[str, Any]]]]:
+    """This application's templates by inbox (one per app: a test's never leaks into the next)."""
+    return current_app.extensions.setdefault("sb_templates", {})
 
 
 def approved(inbox: Inbox, fresh: bool = False) -> list[dict[str, Any]]:
@@ -37,8 +41,9 @@ def approved(inbox: Inbox, fresh: bool = False) -> list[dict[str, Any]]:
     if not channel.templates:
         raise ApiError(404, "not_found", "This inbox's channel has no message templates.")
     key = (inbox.id, str(sorted((inbox.config or {}).items())))
+    cache = _cache()
     with _lock:
-        hit = _cache.get(key)
+        hit = cache.get(key)
     if hit is not None and not fresh and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     try:
@@ -46,7 +51,7 @@ def approved(inbox: Inbox, fresh: bool = False) -> list[dict[str, Any]]:
     except LookupError as exc:
         raise ApiError(502, "provider_error", f"The templates could not be read: {exc}") from exc
     with _lock:
-        _cache[key] = (time.monotonic(), found)
+        cache[key] = (time.monotonic(), found)
     return found
 
 
@@ -61,7 +66,9 @@ def find(inbox: Inbox, name: str, language: str) -> dict[str, Any] | None:
 
 @bp.get("/inboxes/<int:inbox_id>/templates")
 def inbox_templates(inbox_id: int):
-    """``{"items": [{"name", "language", "category", "status", "body", "params"}]}``."""
+    """``{"items": [{"name", "language", "category", "status", "header", "body", "footer",
+    "params", "header_params", "unsupported"}]}``: ``unsupported`` says why the inbox
+    cannot send one (``media_header``, ``button_params``, ``named_params``), else null."""
     inbox = db.session.get(Inbox, inbox_id)
     if inbox is None or not can_see(db.session, current_user, inbox.id):
         raise ApiError(404, "not_found", "No such inbox.")
