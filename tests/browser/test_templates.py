@@ -23,21 +23,26 @@ def fake_whatsapp(app):
     fake.stop()
 
 
-def test_a_closed_whatsapp_window_offers_approved_templates_filled_from_the_contact(
-    page, make, app, fake_whatsapp
-):
+def _window_closed(page, make, text: str):
+    """Maria wrote ``text`` 30 hours ago; Ana opens the conversation. Returns the banner."""
     agent = make.user("agent", name="Ana Agent")
     inbox = make.inbox("whatsapp", members=[agent], phone_number_id="106540352242922")
     make.inbound(
         inbox,
         contact="+5511987654321",
-        text="Obrigada, até logo!",
+        text=text,
         at=now() - timedelta(hours=30),
         contact_name="Maria Souza",
     )
     page.login(agent.email)
-    page.click(".conv-row", "até logo")
-    banner = page.wait_text(".composer-banner", "WhatsApp 24-hour window")
+    page.click(".conv-row", text)
+    return page.wait_text(".composer-banner", "WhatsApp 24-hour window")
+
+
+def test_a_closed_whatsapp_window_offers_approved_templates_filled_from_the_contact(
+    page, make, app, fake_whatsapp
+):
+    banner = _window_closed(page, make, "Obrigada, até logo!")
     assert "template" in banner.text
     assert page.css("#composer-text").get_attribute("disabled") is not None
 
@@ -79,18 +84,7 @@ def test_a_header_parameter_gets_its_own_field_and_a_template_the_inbox_cannot_f
     page, make, app, fake_whatsapp
 ):
     fake_whatsapp.templates = HEADER_TEMPLATES
-    agent = make.user("agent", name="Ana Agent")
-    inbox = make.inbox("whatsapp", members=[agent], phone_number_id="106540352242922")
-    make.inbound(
-        inbox,
-        contact="+5511987654321",
-        text="Chegou?",
-        at=now() - timedelta(hours=30),
-        contact_name="Maria Souza",
-    )
-    page.login(agent.email)
-    page.click(".conv-row", "Chegou?")
-    page.wait_text(".composer-banner", "WhatsApp 24-hour window")
+    _window_closed(page, make, "Chegou?")
     page.click(".template-btn")
     page.wait_css(".template-picker")
     disabled = [o.text for o in page.all("#tpl-choice option") if o.get_attribute("disabled")]
