@@ -6,9 +6,10 @@ counted from their own table. Everything is stored in UTC; a report takes inclus
 local dates and a time zone (:class:`Period`), counts an event on the local day (and
 weekday and hour) it happened, a first response on the day it was given and a missed
 reply window on the day it closed. Counts are grouped by 15-minute slots in the
-database and placed in local days and hours here, so any time zone (daylight saving
-included) costs the same. Medians and 90th percentiles are of whole seconds; response
-times are counted within the inbox's business hours where it has them.
+database and placed in local days and hours by :mod:`app.inbox.report_rollups`, so any
+time zone (daylight saving included) costs the same. Medians and 90th percentiles are of
+whole seconds; response times are counted within the inbox's business hours where it has
+them.
 """
 
 from __future__ import annotations
