@@ -129,6 +129,15 @@ def event_keys(kind: str, slot: int, inbox_id: int, user_id: int | None):
     return keys
 
 
+def wait_keys(slot: int, inbox_id: int, agent_id: int | None, late: bool):
+    """The counters an answered wait adds to: ``answered`` and, when it had passed its
+    response target first, ``late``; each also for the agent who answered."""
+    keys = []
+    for kind in ("answered", "late") if late else ("answered",):
+        keys += event_keys(kind, slot, inbox_id, agent_id)
+    return keys
+
+
 def _after_flush(session: Session, _context) -> None:
     """Messages added to a session are counted as they are inserted."""
     added = [obj for obj in session.new if isinstance(obj, Message)]
@@ -215,6 +224,7 @@ def answered(session: Session, conv: Conversation, at: datetime, by: User | None
     )
     schedule = conv.inbox.setting("business_hours")
     at = aware(at)
+    counts: Counter = Counter()
     for wait in waits:
         started = aware(wait.started_at)
         wait.answered_at = at
@@ -224,6 +234,9 @@ def answered(session: Session, conv: Conversation, at: datetime, by: User | None
         wait.business_s = hours.open_seconds(schedule, started, at)
         wait.first = before is None
         before = True
+        late = wait.breached_at is not None
+        counts.update(wait_keys(wait.answered_slot, wait.inbox_id, wait.agent_id, late))
+    add_counts(session, counts)
 
 
 def _mark_open_wait(session: Session, conv: Conversation, **values) -> None:
@@ -290,13 +303,17 @@ def on_agent_replied(conv: Conversation, *, at: datetime, by: User | None = None
 def on_reply_held(conv: Conversation, *, session: Session, message, **_) -> None:
     """Receiver of ``signals.reply_held``: the waits the held reply answered are open again."""
     sent = aware(message.created_at)
+    counts: Counter = Counter()
     for wait in session.scalars(
         sa.select(ReportWait).where(
             ReportWait.conversation_id == conv.id, ReportWait.answered_at >= sent
         )
     ):
+        late = wait.breached_at is not None
+        counts.subtract(wait_keys(wait.answered_slot, wait.inbox_id, wait.agent_id, late))
         wait.answered_at = wait.answered_slot = wait.wait_s = wait.business_s = None
         wait.first = False
+    add_counts(session, counts)
 
 
 def on_status_changed(conv: Conversation, *, session: Session, previous: str, **_) -> None:

@@ -198,11 +198,12 @@ def _targets(session: Session, p: Period) -> dict:
     """Missed reply windows, response-target breaches, and the share of targets met."""
     missed = _count(session, _waits(session, p, ReportWait.window_missed_at))
     breaches = _count(session, _waits(session, p, ReportWait.breached_at))
-    answered = _waits(session, p, ReportWait.answered_at).with_only_columns(
-        sa.func.count(), sa.func.count(ReportWait.breached_at)
-    )
-    total, late = session.execute(answered).one()  # one pass over the covering index
-    met = (total or 0) - (late or 0)
+    # waits answered in the period, and those of them that had passed their target first:
+    # counted as they were answered (report_facts.wait_keys), the agent's own with a filter
+    user = p.agent_id if p.agent_id is not None else NOBODY
+    kinds = ("answered_by", "late_by") if p.agent_id is not None else ("answered", "late")
+    counted = kind_totals(session, p, kinds, user)
+    met = counted.get((user, kinds[0]), 0) - counted.get((user, kinds[1]), 0)
     rate = met / (met + breaches) if met + breaches else None
     return {
         "reply_windows_missed": missed,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.inbox.report_facts import event_keys, message_keys
+from app.inbox.report_facts import event_keys, message_keys, wait_keys
 from app.models.report import slot_of
 
 EVENT_COLS = ("id", "kind", "at", "slot", "conversation_id", "inbox_id", "user_id", "seconds")
@@ -109,6 +109,9 @@ class SeedFacts:
     def _wait(self, conv_id, inbox_id, started, answered, agent, first) -> None:
         wait_s = None if answered is None else int((answered - started).total_seconds())
         late = wait_s is not None and wait_s > LATE.total_seconds()
+        if answered is not None:
+            for key in wait_keys(slot_of(answered), inbox_id, agent, late):
+                self.counts[key] += 1
         self.waits.append(
             (
                 self.next_id("report_waits"),

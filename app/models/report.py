@@ -98,7 +98,6 @@ class ReportWait(db.Model):
             "wait_s",
             "business_s",
         ),
-        sa.Index("ix_report_waits_met", "answered_at", "breached_at", "inbox_id", "agent_id"),
         sa.Index(
             "ix_report_waits_firsts", "first", "answered_slot", "inbox_id", "agent_id", "business_s"
         ),
@@ -138,8 +137,10 @@ class ReportCount(db.Model):
     """How many things of a kind happened in an inbox on a UTC day, per 15-minute slot.
 
     Kinds: messages stored (``inbound``, ``outbound``; per sender ``inbound_by``,
-    ``outbound_by``; an agent's own replies ``reply``) and conversation events (``new``,
-    ``closed``, ``reopened``, ``assigned``; per agent ``closed_by`` ...). ``user_id`` is
+    ``outbound_by``; an agent's own replies ``reply``), conversation events (``new``,
+    ``closed``, ``reopened``, ``assigned``; per agent ``closed_by`` ...) and answered waits
+    (``answered``, and ``late`` when it had passed its response target; per agent
+    ``answered_by``, ``late_by``). ``user_id`` is
     the user of the per-user kinds, else :data:`NOBODY` (no foreign key: counts outlive
     a deleted user, as the history does). Kept as things happen (insert-or-increment),
     one row per day and a column per slot, so a year's report reads a few thousand rows

@@ -51,6 +51,25 @@ def _events(session) -> Counter:
     return out
 
 
+def _answered(session) -> Counter:
+    """Answered waits, and those answered after their response target, per agent too."""
+    out: Counter = Counter()
+    rows = session.execute(
+        sa.select(
+            ReportWait.answered_slot,
+            ReportWait.inbox_id,
+            ReportWait.agent_id,
+            ReportWait.breached_at,
+        ).where(ReportWait.answered_slot.is_not(None))
+    )
+    for slot, inbox_id, agent, breached in rows:
+        for kind in ("answered", "late") if breached is not None else ("answered",):
+            out[(kind, NOBODY, slot, inbox_id)] += 1
+            if agent is not None:
+                out[(f"{kind}_by", agent, slot, inbox_id)] += 1
+    return out
+
+
 def _counters(session) -> Counter:
     """The counters, one key per kind, user, slot and inbox."""
     c = ReportCount.__table__.c
@@ -80,8 +99,10 @@ def test_counters_match_a_direct_count_of_the_messages(client, make, session, cl
     session.commit()
 
     counted = _counters(session)
-    assert counted == _direct(session) + _events(session)
+    assert counted == _direct(session) + _events(session) + _answered(session)
     slot = slot_of(datetime(2026, 3, 2, 9, 15, tzinfo=UTC))
+    assert counted[("answered", NOBODY, slot, inbox.id)] == 1  # the first reply answered
+    assert counted[("answered_by", agent.id, slot, inbox.id)] == 1
     assert (
         counted[("inbound", NOBODY, slot_of(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)), inbox.id)] == 2
     )

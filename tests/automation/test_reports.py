@@ -311,6 +311,7 @@ def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
     reply(session, conv, agent, "On it.")
     held = _report(client, make, lead, "overview", "2026-06-10")
     assert held["first_response_s"]["count"] == 0  # the customer has no answer yet
+    assert held["response_met"] == 0
     clock.shift(minutes=35)
     credentials.reconnect(session, inbox, {"page_token": "EAAG-fresh"})
     session.commit()
@@ -318,3 +319,7 @@ def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
     assert graph.texts() == ["On it."]
     sent = _report(client, make, lead, "overview", "2026-06-10")
     assert sent["first_response_s"] == {"median": 40 * 60, "p90": 40 * 60, "count": 1}
+    assert sent["response_met"] == 1  # answered once, when it went out
+    args = {"from": "2026-06-10", "to": "2026-06-10", "tz": "UTC", "agent": agent.id}
+    own = _get(client, make, lead, "/api/v1/reports/overview", **args).get_json()
+    assert own["response_met"] == 1 and own["response_met_rate"] == 1.0
