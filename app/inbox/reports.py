@@ -123,14 +123,16 @@ def _change(now_value, before_value) -> float | None:
 
 EVENTS = ("new", "closed", "reopened")
 MESSAGES = ("inbound", "outbound")
+#: Waits answered, and those answered after their response target (report_facts.wait_keys).
+ANSWERS = ("answered", "late")
 
 
 def _kinds(p: Period) -> tuple[tuple[str, ...], int]:
     """The counted kinds of conversation events and messages, and whose: everyone's, or
     with an agent filter that agent's own (``new_by`` ...)."""
     if p.agent_id is None:
-        return EVENTS + MESSAGES, NOBODY
-    return tuple(f"{k}_by" for k in EVENTS + MESSAGES), p.agent_id
+        return EVENTS + MESSAGES + ANSWERS, NOBODY
+    return tuple(f"{k}_by" for k in EVENTS + MESSAGES + ANSWERS), p.agent_id
 
 
 def _day_counts(session: Session, p: Period) -> tuple[list[tuple[str, int, int]], dict]:
@@ -194,16 +196,12 @@ def _count(session: Session, query: sa.Select) -> int:
     return session.scalar(query.with_only_columns(sa.func.count()).order_by(None)) or 0
 
 
-def _targets(session: Session, p: Period) -> dict:
-    """Missed reply windows, response-target breaches, and the share of targets met."""
+def _targets(session: Session, p: Period, totals: dict) -> dict:
+    """Missed reply windows, response-target breaches, and the share of targets met (from
+    the period's counted ``answered`` and ``late`` waits in ``totals``)."""
     missed = _count(session, _waits(session, p, ReportWait.window_missed_at))
     breaches = _count(session, _waits(session, p, ReportWait.breached_at))
-    # waits answered in the period, and those of them that had passed their target first:
-    # counted as they were answered (report_facts.wait_keys), the agent's own with a filter
-    user = p.agent_id if p.agent_id is not None else NOBODY
-    kinds = ("answered_by", "late_by") if p.agent_id is not None else ("answered", "late")
-    counted = kind_totals(session, p, kinds, user)
-    met = counted.get((user, kinds[0]), 0) - counted.get((user, kinds[1]), 0)
+    met = totals.get("answered", 0) - totals.get("late", 0)
     rate = met / (met + breaches) if met + breaches else None
     return {
         "reply_windows_missed": missed,
@@ -243,7 +241,7 @@ def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, d
         "messages": {k: totals.get(k, 0) for k in MESSAGES},
         "first_response_s": summary(first_seconds),
         "resolution_s": summary(close_seconds),
-        **_targets(session, p),
+        **_targets(session, p, totals),
     }
     parts = {"new_by_hour": new_by_hour, "days": days, "firsts": firsts, "grouped": grouped}
     return head, parts | {"first_seconds": first_seconds}

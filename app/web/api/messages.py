@@ -129,11 +129,12 @@ def _template(conv: Conversation, raw) -> dict | None:
             f"The template {found['name']} cannot be sent from the inbox: {why}. "
             "Send it from the platform's own tools.",
         )
-    wanted = (("params", params, found["params"]),)
-    wanted += (("header_params", header_params, found.get("header_params", 0)),)
-    for key, given, count in wanted:
+    wanted = (
+        ("body", params, found["params"]),
+        ("header", header_params, found.get("header_params", 0)),
+    )
+    for where, given, count in wanted:
         if len(given) != count or not all(given):
-            where = "header" if key == "header_params" else "body"
             raise ApiError(
                 422,
                 "invalid",
