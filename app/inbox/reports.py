@@ -14,15 +14,12 @@ them.
 
 from __future__ import annotations
 
-import bisect
-import itertools
-import math
 from collections import defaultdict
 from dataclasses import replace
 from datetime import date, timedelta
-from operator import itemgetter
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -35,7 +32,7 @@ from app.inbox.report_rollups import (
     local_hour,
     local_slot,
 )
-from app.inbox.rows import fetch
+from app.inbox.report_stats import counts_up_to, grouped, int_columns, merged, summary
 from app.models import Inbox, ReportEvent, ReportWait, User
 from app.models.report import NOBODY, slot_of
 
@@ -76,42 +73,6 @@ def make_period(
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def summary(ordered: list[int]) -> dict:
-    """``{median, p90, count}`` of whole seconds in ascending order (p90: nearest rank)."""
-    if not ordered:
-        return {"median": None, "p90": None, "count": 0}
-    n = len(ordered)
-    p90 = ordered[max(0, math.ceil(0.9 * n) - 1)]
-    middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return {"median": int(middle), "p90": int(p90), "count": n}
-
-
-def _ordered(rows: list[tuple]) -> list[int]:
-    """The seconds (first column) of ``rows``, ascending."""
-    return sorted(map(itemgetter(0), rows))
-
-
-def _merged(groups) -> list[int]:
-    """The values of groups each in ascending order, in one ascending list (a few sorted
-    runs: timsort merges them instead of sorting a hundred thousand values again)."""
-    out = list(itertools.chain.from_iterable(groups))
-    out.sort()
-    return out
-
-
-def _by(rows: list[tuple], column: int) -> dict:
-    """``{key: [seconds ascending]}``: the seconds (first column) of ``rows`` by one column.
-
-    Grouped first, then each group sorted: cheaper than sorting a hundred thousand rows.
-    """
-    out: dict = defaultdict(list)
-    for row in rows:
-        out[row[column]].append(row[0])
-    for values in out.values():
-        values.sort()
-    return out
 
 
 def _change(now_value, before_value) -> float | None:
@@ -155,14 +116,14 @@ def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
     return query
 
 
-def _first_responses(session: Session, p: Period, *keys: str) -> list[tuple]:
-    """Rows (seconds within hours, *keys) of the period's first responses; keys are
-    ``day`` (local day index), ``inbox`` and ``agent``."""
+def _first_responses(session: Session, p: Period, *keys: str) -> list[np.ndarray]:
+    """Columns (seconds within hours, *keys) of the period's first responses; keys are
+    ``day`` (local day index), ``inbox`` and ``agent`` (:data:`NOBODY` for none)."""
     W = ReportWait
     named = {
         "day": lambda: local_slot(W.answered_slot, p) // DAY,
         "inbox": lambda: W.inbox_id,
-        "agent": lambda: W.agent_id,
+        "agent": lambda: sa.func.coalesce(W.agent_id, NOBODY),
     }
     columns = (sa.func.coalesce(W.business_s, 0), *(named[k]() for k in keys))
     query = sa.select(*columns).where(
@@ -172,13 +133,13 @@ def _first_responses(session: Session, p: Period, *keys: str) -> list[tuple]:
         query = query.where(W.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(W.agent_id == p.agent_id)
-    return fetch(session, query)
+    return int_columns(session, query)
 
 
-def _resolutions(session: Session, p: Period, *keys: str) -> list[tuple]:
-    """Rows (seconds, *keys) of the period's closes; keys are ``inbox`` and ``agent``."""
+def _resolutions(session: Session, p: Period, *keys: str) -> list[np.ndarray]:
+    """Columns (seconds, *keys) of the period's closes; keys are ``inbox`` and ``agent``."""
     E = ReportEvent
-    named = {"inbox": E.inbox_id, "agent": E.user_id}
+    named = {"inbox": E.inbox_id, "agent": sa.func.coalesce(E.user_id, NOBODY)}
     columns = (sa.func.coalesce(E.seconds, 0), *(named[k] for k in keys))
     query = sa.select(*columns).where(
         ReportEvent.kind == "closed",
@@ -189,7 +150,7 @@ def _resolutions(session: Session, p: Period, *keys: str) -> list[tuple]:
         query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
     if p.agent_id is not None:
         query = query.where(ReportEvent.user_id == p.agent_id)
-    return fetch(session, query)
+    return int_columns(session, query)
 
 
 def _count(session: Session, query: sa.Select) -> int:
@@ -226,16 +187,15 @@ def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, d
         days, new_by_hour = [], {}
     firsts = _first_responses(session, p, *(("day", "inbox", "agent") if detail else ()))
     closes = _resolutions(session, p, *(("inbox", "agent") if detail else ()))
-    if detail:  # by inbox and agent; the whole period's values merged from the inboxes'
-        grouped = {
-            "first_response_s": (_by(firsts, 2), _by(firsts, 3)),
-            "resolution_s": (_by(closes, 1), _by(closes, 2)),
+    by_group = (
+        {  # by inbox and by agent
+            "first_response_s": (grouped(firsts[0], firsts[2]), grouped(firsts[0], firsts[3])),
+            "resolution_s": (grouped(closes[0], closes[1]), grouped(closes[0], closes[2])),
         }
-        first_seconds = _merged(grouped["first_response_s"][0].values())
-        close_seconds = _merged(grouped["resolution_s"][0].values())
-    else:
-        grouped = {}
-        first_seconds, close_seconds = _ordered(firsts), _ordered(closes)
+        if detail
+        else {}
+    )
+    first_seconds, close_seconds = np.sort(firsts[0]), np.sort(closes[0])
     head = {
         "conversations": {k: totals.get(k, 0) for k in EVENTS},
         "messages": {k: totals.get(k, 0) for k in MESSAGES},
@@ -243,7 +203,7 @@ def _headline(session: Session, p: Period, detail: bool = True) -> tuple[dict, d
         "resolution_s": summary(close_seconds),
         **_targets(session, p, totals),
     }
-    parts = {"new_by_hour": new_by_hour, "days": days, "firsts": firsts, "grouped": grouped}
+    parts = {"new_by_hour": new_by_hour, "days": days, "firsts": firsts, "grouped": by_group}
     return head, parts | {"first_seconds": first_seconds}
 
 
@@ -256,19 +216,19 @@ def _names(session: Session, model, ids) -> dict[int, object]:
     )
 
 
-def _breakdown(session: Session, grouped: dict) -> dict:
+def _breakdown(session: Session, groups: dict) -> dict:
     """First response and resolution (median, p90) by channel, inbox and agent, from
-    ``{"first_response_s": (by inbox, by agent), "resolution_s": (...)}`` (:func:`_by`)."""
-    inboxes = _names(session, Inbox, {k for g in grouped.values() for k in g[0]})
-    users = _names(session, User, {k for g in grouped.values() for k in g[1]})
+    ``{"first_response_s": (by inbox, by agent), "resolution_s": (...)}`` (:func:`grouped`;
+    :data:`NOBODY` for no agent)."""
+    inboxes = _names(session, Inbox, {k for g in groups.values() for k in g[0]})
+    users = _names(session, User, {k for g in groups.values() for k in g[1]})
     out = {}
-    for name, (inbox_groups, by_agent) in grouped.items():
+    for name, (inbox_groups, by_agent) in groups.items():
         by_inbox = {k: v for k, v in inbox_groups.items() if k in inboxes}
         by_channel: dict[str, list] = defaultdict(list)
         for k, v in by_inbox.items():
-            by_channel[inboxes[k].channel].extend(v)
-        for v in by_channel.values():
-            v.sort()  # a few sorted runs: merged in one pass
+            by_channel[inboxes[k].channel].append(v)
+        by_channel = {k: merged(v) for k, v in by_channel.items()}
         out[name] = {
             "channel": [{"channel": k, **summary(v)} for k, v in sorted(by_channel.items())],
             "inbox": [
@@ -276,7 +236,7 @@ def _breakdown(session: Session, grouped: dict) -> dict:
             ],
             "agent": [
                 {"user": {"id": k, "name": users[k].name} if k in users else None, **summary(v)}
-                for k, v in sorted(by_agent.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+                for k, v in sorted(by_agent.items(), key=lambda kv: (kv[0] == NOBODY, kv[0]))
             ],
         }
     return out
@@ -295,7 +255,8 @@ def overview(session: Session, p: Period) -> dict:
             by_day[day][kind] += n
     for index, n in parts["new_by_hour"].items():  # the epoch's day was a Thursday
         by_hour[(index // 24 + EPOCH.weekday()) % 7][index % 24] += n
-    day_firsts = {EPOCH + timedelta(days=day): v for day, v in _by(parts["firsts"], 1).items()}
+    firsts = parts["firsts"]
+    day_firsts = {EPOCH + timedelta(days=day): v for day, v in grouped(*firsts[:2]).items()}
     distribution = _distribution(parts["first_seconds"])
     return {
         **head,
@@ -342,10 +303,9 @@ def overview(session: Session, p: Period) -> dict:
 BUCKETS = (300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
-def _distribution(ordered: list[int]) -> list[dict]:
+def _distribution(ordered: np.ndarray) -> list[dict]:
     """How many first responses fell in each bucket: ``[{up_to_s, count}]`` (last: None)."""
-    ends = [bisect.bisect_right(ordered, b) for b in BUCKETS] + [len(ordered)]
-    counts = [end - start for start, end in zip([0, *ends], ends, strict=False)]
+    counts = counts_up_to(ordered, BUCKETS)
     return [
         {"up_to_s": BUCKETS[n] if n < len(BUCKETS) else None, "count": c}
         for n, c in enumerate(counts)
@@ -364,8 +324,8 @@ def agents(session: Session, p: Period) -> list[dict]:
     for row in counts.values():
         row["replies"] = row.pop("reply", 0)
     everyone = replace(p, agent_id=None)
-    firsts = _by(_first_responses(session, everyone, "agent"), 1)
-    closes = _by(_resolutions(session, everyone, "agent"), 1)
+    firsts = grouped(*_first_responses(session, everyone, "agent"))
+    closes = grouped(*_resolutions(session, everyone, "agent"))
     people = session.scalars(
         sa.select(User)
         .where(sa.or_(User.active.is_(True), User.id.in_(list(counts) or [0])))
