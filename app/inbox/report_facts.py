@@ -65,13 +65,15 @@ _UPSERT: dict[tuple[str, int | None], sa.Insert] = {}
 def _upsert(name: str, quarter: int | None) -> sa.Insert:
     """``INSERT ... ON CONFLICT DO UPDATE SET q<n> = q<n> + excluded.q<n>``, built once.
 
-    For one slot's column, or (``quarter`` None) for every column of the day.
+    For one slot's column, or (``quarter`` None) for every column of the day; the day's
+    ``total`` with them.
     """
     stmt = _UPSERT.get((name, quarter))
     if stmt is None:
         insert = postgresql.insert if name == "postgresql" else sqlite.insert
         table = ReportCount.__table__
         columns = [f"q{n}" for n in (range(QUARTERS) if quarter is None else (quarter,))]
+        columns.append("total")
         stmt = insert(table)
         stmt = _UPSERT[(name, quarter)] = stmt.on_conflict_do_update(
             index_elements=["kind", "user_id", "day", "inbox_id"],
@@ -107,14 +109,23 @@ def add_counts(session: Session, counts: Counter) -> None:
                     "day": day,
                     "inbox_id": inbox_id,
                     **{f"q{q}": 0 for q in range(QUARTERS)},
+                    "total": 0,
                 }
             row[f"q{quarter}"] += n
+            row["total"] += n
         stmt, rows = _upsert(name, None), list(days.values())
     else:  # as things happen: one slot's column
         (quarter,) = quarters
         stmt = _upsert(name, quarter)
         rows = [
-            {"kind": k, "user_id": u, "day": s // QUARTERS, "inbox_id": i, f"q{quarter}": n}
+            {
+                "kind": k,
+                "user_id": u,
+                "day": s // QUARTERS,
+                "inbox_id": i,
+                f"q{quarter}": n,
+                "total": n,
+            }
             for (k, u, s, i), n in sorted(counts.items())
         ]
     with session.no_autoflush:

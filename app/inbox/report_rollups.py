@@ -176,7 +176,7 @@ def _cut_query(by_inbox: bool, cuts: tuple[int, ...]) -> sa.Select:
         sa.select(
             c.kind,
             c.day,
-            sa.func.sum(sum(c[f"q{n}"] for n in range(QUARTERS))),
+            sa.func.sum(c.total),
             *(sa.func.sum(sum(c[f"q{n}"] for n in part)) for part in parts),
         )
         .where(
@@ -274,8 +274,7 @@ def _filtered(query: sa.Select, every_user: bool, by_inbox: bool) -> sa.Select:
 def _whole_days_query(every_user: bool, by_inbox: bool) -> sa.Select:
     """Per user and kind, the counts of the whole UTC days strictly between two days."""
     c = ReportCount.__table__.c
-    total = sa.func.sum(sum(c[f"q{n}"] for n in range(QUARTERS)))
-    query = sa.select(c.user_id, c.kind, total).where(
+    query = sa.select(c.user_id, c.kind, sa.func.sum(c.total)).where(
         c.day > sa.bindparam("after"), c.day < sa.bindparam("before")
     )
     return _filtered(query, every_user, by_inbox).group_by(c.user_id, c.kind)

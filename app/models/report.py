@@ -143,8 +143,9 @@ class ReportCount(db.Model):
     ``answered_by``, ``late_by``). ``user_id`` is
     the user of the per-user kinds, else :data:`NOBODY` (no foreign key: counts outlive
     a deleted user, as the history does). Kept as things happen (insert-or-increment),
-    one row per day and a column per slot, so a year's report reads a few thousand rows
-    and places each slot in the local day and hour of any time zone.
+    one row per day and a column per slot (and the day's ``total``), so a year's report
+    reads a few thousand rows and places each slot in the local day and hour of any time
+    zone.
     """
 
     __table__ = sa.Table(
@@ -157,5 +158,7 @@ class ReportCount(db.Model):
             "inbox_id", sa.Integer, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False
         ),
         *quarter_columns(),
+        # the day's count (the sum of its slots), kept with them
+        sa.Column("total", sa.Integer, nullable=False, default=0, server_default="0"),
         sa.PrimaryKeyConstraint("kind", "user_id", "day", "inbox_id"),
     )

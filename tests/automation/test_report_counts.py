@@ -71,13 +71,14 @@ def _answered(session) -> Counter:
 
 
 def _counters(session) -> Counter:
-    """The counters, one key per kind, user, slot and inbox."""
+    """The counters, one key per kind, user, slot and inbox (each row's total: its slots')."""
     c = ReportCount.__table__.c
     out: Counter = Counter()
     columns = [c[f"q{n}"] for n in range(QUARTERS)]
-    for kind, user, day, inbox_id, *quarters in session.execute(
-        sa.select(c.kind, c.user_id, c.day, c.inbox_id, *columns)
+    for kind, user, day, inbox_id, total, *quarters in session.execute(
+        sa.select(c.kind, c.user_id, c.day, c.inbox_id, c.total, *columns)
     ):
+        assert total == sum(quarters), (kind, user, day, inbox_id)
         for q, n in enumerate(quarters):
             if n:
                 out[(kind, user, day * QUARTERS + q, inbox_id)] += n

@@ -57,7 +57,8 @@ def test_provider_id_is_unique_per_inbox_in_the_schema(app, table):
 
 
 def test_answered_waits_stored_before_the_upgrade_are_counted(tmp_path, monkeypatch):
-    """0020 counts the answered waits already stored (and the late ones), per agent too."""
+    """0020 counts the answered waits already stored (and the late ones), per agent too;
+    0021 gives each counter row its day's total."""
     from datetime import datetime
 
     from flask_migrate import upgrade
@@ -94,14 +95,14 @@ def test_answered_waits_stored_before_the_upgrade_are_counted(tmp_path, monkeypa
         upgrade(directory=str(MIGRATIONS))
         with db.engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT kind, user_id, day, inbox_id, q37, q36 FROM report_counts")
+                sa.text("SELECT kind, user_id, day, inbox_id, q37, q36, total FROM report_counts")
             ).all()
         db.session.remove()
         db.engine.dispose()
     inbox_id, agent_id = ids
     assert sorted(tuple(r) for r in rows) == [
-        ("answered", 0, 20614, inbox_id, 3, 0),
-        ("answered_by", agent_id, 20614, inbox_id, 2, 0),
-        ("late", 0, 20614, inbox_id, 1, 0),
-        ("late_by", agent_id, 20614, inbox_id, 1, 0),
+        ("answered", 0, 20614, inbox_id, 3, 0, 3),
+        ("answered_by", agent_id, 20614, inbox_id, 2, 0, 2),
+        ("late", 0, 20614, inbox_id, 1, 0, 1),
+        ("late_by", agent_id, 20614, inbox_id, 1, 0, 1),
     ]
