@@ -24,17 +24,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.inbox.report_rollups import (
-    DAY,
     EPOCH,
     Period,
     kind_totals,
     local_days,
     local_hour,
-    local_slot,
 )
-from app.inbox.report_stats import counts_up_to, grouped, int_columns, merged, summary
-from app.models import Inbox, ReportEvent, ReportWait, User
-from app.models.report import NOBODY, slot_of
+from app.inbox.report_stats import counts_up_to, grouped, merged, summary
+from app.inbox.report_values import CLOSES, FIRSTS, local_day_of, period_columns
+from app.models import Inbox, ReportWait, User
+from app.models.report import NOBODY
 
 MAX_DAYS = 400  # a year and a little
 
@@ -119,38 +118,16 @@ def _waits(session: Session, p: Period, column, *conds) -> sa.Select:
 def _first_responses(session: Session, p: Period, *keys: str) -> list[np.ndarray]:
     """Columns (seconds within hours, *keys) of the period's first responses; keys are
     ``day`` (local day index), ``inbox`` and ``agent`` (:data:`NOBODY` for none)."""
-    W = ReportWait
-    named = {
-        "day": lambda: local_slot(W.answered_slot, p) // DAY,
-        "inbox": lambda: W.inbox_id,
-        "agent": lambda: sa.func.coalesce(W.agent_id, NOBODY),
-    }
-    columns = (sa.func.coalesce(W.business_s, 0), *(named[k]() for k in keys))
-    query = sa.select(*columns).where(
-        W.first.is_(True), W.answered_slot >= slot_of(p.lo), W.answered_slot < slot_of(p.hi)
-    )
-    if p.inbox_ids is not None:
-        query = query.where(W.inbox_id.in_(p.inbox_ids))
-    if p.agent_id is not None:
-        query = query.where(W.agent_id == p.agent_id)
-    return int_columns(session, query)
+    seconds, slots, inboxes, agents = period_columns(session, FIRSTS, p)
+    named = {"inbox": inboxes, "agent": agents}
+    return [seconds, *(local_day_of(slots, p) if k == "day" else named[k] for k in keys)]
 
 
 def _resolutions(session: Session, p: Period, *keys: str) -> list[np.ndarray]:
     """Columns (seconds, *keys) of the period's closes; keys are ``inbox`` and ``agent``."""
-    E = ReportEvent
-    named = {"inbox": E.inbox_id, "agent": sa.func.coalesce(E.user_id, NOBODY)}
-    columns = (sa.func.coalesce(E.seconds, 0), *(named[k] for k in keys))
-    query = sa.select(*columns).where(
-        ReportEvent.kind == "closed",
-        ReportEvent.slot >= slot_of(p.lo),
-        ReportEvent.slot < slot_of(p.hi),
-    )
-    if p.inbox_ids is not None:
-        query = query.where(ReportEvent.inbox_id.in_(p.inbox_ids))
-    if p.agent_id is not None:
-        query = query.where(ReportEvent.user_id == p.agent_id)
-    return int_columns(session, query)
+    seconds, _slots, inboxes, agents = period_columns(session, CLOSES, p)
+    named = {"inbox": inboxes, "agent": agents}
+    return [seconds, *(named[k] for k in keys)]
 
 
 def _count(session: Session, query: sa.Select) -> int:

@@ -7,7 +7,10 @@ import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 from app.inbox import conversations
+from app.models import Conversation, ReportWait
 from app.runtime.jobs import timers
 from tests.automation.helpers import conv_of, reply
 
@@ -323,3 +326,43 @@ def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
     args = {"from": "2026-06-10", "to": "2026-06-10", "tz": "UTC", "agent": agent.id}
     own = _get(client, make, lead, "/api/v1/reports/overview", **args).get_json()
     assert own["response_met"] == 1 and own["response_met_rate"] == 1.0
+
+
+def test_ended_days_follow_history_deleted_or_recorded_late(client, make, session, clock):
+    """Days that have ended are read once and kept between reports; a conversation deleted
+    since (its facts go with it), answers that lost their agent and an answer recorded
+    late for such a day all show in the next report."""
+    lead, ana, ben = make.user("lead"), make.user(name="Ana"), make.user(name="Ben")
+    inbox = make.inbox("sms", members=[ana, ben])
+    convs = []
+    for n, (agent, minutes) in enumerate(((ana, 10), (ana, 20), (ben, 30))):
+        clock.to(datetime(2026, 6, 10, 9 + n, 0, tzinfo=UTC))
+        conv = conv_of(session, make.inbound(inbox, contact=f"+3361234567{n}"))
+        clock.shift(minutes=minutes)
+        reply(session, conv, agent)
+        convs.append(conv)
+    session.commit()
+    clock.to(datetime(2026, 6, 12, 8, 0, tzinfo=UTC))  # the 10th has ended
+
+    def firsts():
+        report = _report(client, make, lead, "overview", "2026-06-10")
+        rows = report["breakdown"]["first_response_s"]["agent"]
+        return report["first_response_s"], {(r["user"] or {}).get("name"): r["count"] for r in rows}
+
+    assert firsts() == ({"median": 1200, "p90": 1800, "count": 3}, {"Ana": 2, "Ben": 1})
+    session.execute(sa.delete(Conversation).where(Conversation.id == convs[1].id))
+    session.commit()
+    assert firsts() == ({"median": 1200, "p90": 1800, "count": 2}, {"Ana": 1, "Ben": 1})
+    # what deleting Ben's account does to his answers (ON DELETE SET NULL)
+    session.execute(
+        sa.update(ReportWait).where(ReportWait.agent_id == ben.id).values(agent_id=None)
+    )
+    session.commit()
+    assert firsts()[1] == {"Ana": 1, None: 1}
+    clock.to(datetime(2026, 6, 10, 15, 0, tzinfo=UTC))  # recorded late, as a seed would
+    conv = conv_of(session, make.inbound(inbox, contact="+33612345679"))
+    clock.shift(minutes=5)
+    reply(session, conv, ana)
+    session.commit()
+    clock.to(datetime(2026, 6, 12, 8, 0, tzinfo=UTC))
+    assert firsts() == ({"median": 600, "p90": 1800, "count": 3}, {"Ana": 2, None: 1})
