@@ -15,22 +15,28 @@ says where the inbox stands, as the platform computes it:
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+import numpy as np
 
 from app.channels.base import N_
 
 
 @dataclass(frozen=True)
-class Wait:
-    """One customer's wait: when it began, when (and how fast) a person answered."""
+class Waits:
+    """Customers' waits, one per position in each array (numpy, as many as there are).
 
-    started_at: datetime
-    answered: bool
-    wait_s: int | None  # wall clock
-    business_s: int | None  # inside business hours
+    ``age_s``: seconds since the wait began; ``answered``: whether a person answered;
+    ``wait_s`` how long that took on the wall clock and ``business_s`` inside business
+    hours (0 when unanswered).
+    """
+
+    age_s: np.ndarray
+    answered: np.ndarray
+    wait_s: np.ndarray
+    business_s: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -43,17 +49,16 @@ class Responsiveness:
     label: str = N_("Very responsive")
     kind: str = "responsiveness"
 
-    def evaluate(self, waits: list[Wait], at: datetime) -> dict[str, Any]:
+    def evaluate(self, waits: Waits) -> dict[str, Any]:
         """The badge's figures over the waits that began in the last ``period``.
 
         A wait still open and younger than ``within`` can still be answered in time: it
         is not counted yet.
         """
         limit = self.within.total_seconds()
-        counted = [w for w in waits if w.answered or at - w.started_at >= self.within]
-        answered = [w.wait_s or 0 for w in counted if w.answered]
-        in_time = sum(1 for s in answered if s <= limit)
-        total = len(counted)
+        answered = waits.wait_s[waits.answered]
+        in_time = int(np.count_nonzero(answered <= limit))
+        total = int(np.count_nonzero(waits.answered | (waits.age_s >= limit)))
         rate = len(answered) / total if total else None
         within_rate = in_time / total if total else None
         return {
@@ -63,7 +68,7 @@ class Responsiveness:
             "customers": total,
             "answered": len(answered),
             "response_rate": None if rate is None else round(rate, 4),
-            "median_response_s": int(statistics.median(answered)) if answered else None,
+            "median_response_s": int(np.median(answered)) if len(answered) else None,
             "within_s": int(limit),
             "answered_within": in_time,
             "within_rate": None if within_rate is None else round(within_rate, 4),
@@ -84,28 +89,21 @@ class ResponseEstimate:
     label: str = N_("Estimated response time")
     kind: str = "estimate"
 
-    def evaluate(self, waits: list[Wait], at: datetime) -> dict[str, Any]:
+    def evaluate(self, waits: Waits) -> dict[str, Any]:
         """The estimate over the waits that began in the last ``period``."""
-        span = self.period.total_seconds()
-        total = weights = 0.0
-        answered = 0
-        late = 0
-        for w in waits:
-            if not w.answered:
-                late += at - w.started_at >= self.cutoff
-                continue
-            answered += 1
-            late += (w.wait_s or 0) >= self.cutoff.total_seconds()
-            weight = max(0.0, 1 - (at - w.started_at).total_seconds() / span)
-            total += weight * (w.business_s or 0)
-            weights += weight
+        cutoff = self.cutoff.total_seconds()
+        answered = waits.answered
+        late = np.where(answered, waits.wait_s, waits.age_s) >= cutoff
+        weight = np.maximum(0.0, 1 - waits.age_s[answered] / self.period.total_seconds())
+        weights = float(weight.sum())
+        total = float(weight @ waits.business_s[answered])
         return {
             "kind": self.kind,
             "label": self.label,
             "period_days": self.period.days,
-            "customers": len(waits),
-            "answered": answered,
+            "customers": len(answered),
+            "answered": int(np.count_nonzero(answered)),
             "estimated_response_s": int(round(total / weights)) if weights else None,
             "cutoff_s": int(self.cutoff.total_seconds()),
-            "over_cutoff": late,
+            "over_cutoff": int(np.count_nonzero(late)),
         }

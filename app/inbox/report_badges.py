@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import channels
-from app.channels.badges import Wait
-from app.clock import aware
-from app.inbox.rows import fetch
+from app.channels.badges import Waits
+from app.inbox.report_stats import epoch_seconds, int_columns
 from app.models import Inbox, ReportWait
 
 
@@ -28,29 +27,23 @@ def badges(session: Session, at: datetime, inbox_ids: tuple[int, ...] | None = N
         rule = _badge_rule(inbox)
         if rule is None or (inbox_ids is not None and inbox.id not in inbox_ids):
             continue
-        rows = fetch(
+        started, answered, wait_s, business_s = int_columns(
             session,
             sa.select(
-                ReportWait.started_at,
-                ReportWait.answered_at,
-                ReportWait.wait_s,
-                ReportWait.business_s,
+                epoch_seconds(ReportWait.started_at),
+                sa.case((ReportWait.answered_at.is_(None), 0), else_=1),
+                sa.func.coalesce(ReportWait.wait_s, 0),
+                sa.func.coalesce(ReportWait.business_s, 0),
             ).where(
                 ReportWait.inbox_id == inbox.id,
                 ReportWait.started_at >= at - rule.period,
                 ReportWait.started_at <= at,
             ),
         )
-        waits = [Wait(_instant(s), a is not None, w, b) for s, a, w, b in rows]
-        out.append({"inbox": inbox.ref(), **rule.evaluate(waits, at)})
+        age = int(at.timestamp()) - started
+        waits = Waits(age, answered.astype(bool), wait_s, business_s)
+        out.append({"inbox": inbox.ref(), **rule.evaluate(waits)})
     return out
-
-
-def _instant(value) -> datetime | None:
-    """A stored UTC time as the driver returns it (SQLite: ISO text) -> aware datetime."""
-    if value is None or isinstance(value, datetime):
-        return aware(value)
-    return aware(datetime.fromisoformat(value))
 
 
 def _badge_rule(inbox: Inbox):

@@ -38,6 +38,24 @@ def _int_list_default(element, compiler, **kw):  # PostgreSQL
     return f"string_agg(CAST({compiler.process(element.clauses, **kw)} AS TEXT), ',')"
 
 
+class epoch_seconds(FunctionElement):  # noqa: N801
+    """SQL: a stored (naive UTC) time as whole seconds since the epoch."""
+
+    type = sa.BigInteger()
+    name = "epoch_seconds"
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element, compiler, **kw):
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds)
+def _epoch_default(element, compiler, **kw):  # PostgreSQL
+    return f"CAST(floor(extract(epoch FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
 def int_columns(session: Session, query: sa.Select) -> list[np.ndarray]:
     """The columns of ``query``'s rows, as int64 arrays aligned row by row.
 
