@@ -6,15 +6,17 @@ change any more, unless history is deleted (an erased contact's conversations, a
 inbox: their rows go with them) or a user is (their rows lose the agent).
 
 Each process keeps the columns of the settled days it was last asked for
-(:class:`_Settled`) and, at every report, checks them with one count and a few sums
-over the same index: a deletion changes the count, a lost agent a sum. Only then are
-they used, with the rows of the current UTC day read in full. A year's report reads a
+(:class:`_Settled`) and, at every report, checks them with a count over the same index
+(a deletion, or a late insert, changes it), and at most once a minute with sums of their
+columns too (a lost agent changes one). Only then are they used, with the rows of the
+current UTC day read in full. A year's report reads a
 hundred thousand values once instead of at every request.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -71,12 +73,16 @@ def _read(session: Session, source: Source, lo: int, hi: int) -> list[np.ndarray
     return int_columns(session, query)
 
 
-def _fingerprint(columns: list[np.ndarray]) -> tuple[int, ...]:
+def _sums(columns: list[np.ndarray]) -> tuple[int, ...]:
     seconds, _slots, inboxes, agents = columns
     return (len(seconds), int(seconds.sum()), int(inboxes.sum()), int(agents.sum()))
 
 
-def _stored_fingerprint(session: Session, source: Source, lo: int, hi: int) -> tuple[int, ...]:
+def _stored_count(session: Session, source: Source, lo: int, hi: int) -> int:
+    return session.scalar(sa.select(sa.func.count()).where(*source.where(lo, hi))) or 0
+
+
+def _stored_sums(session: Session, source: Source, lo: int, hi: int) -> tuple[int, ...]:
     seconds, _slot, inbox, agent = source.columns()
     row = session.execute(
         sa.select(
@@ -89,29 +95,47 @@ def _stored_fingerprint(session: Session, source: Source, lo: int, hi: int) -> t
     return tuple(int(n) for n in row)
 
 
+@dataclass
+class _Kept:
+    columns: list[np.ndarray]
+    checked: float  # time.monotonic() of the last check of the sums
+
+
 class _Settled:
     """The columns of a few ranges of settled slots, per source (most recent last)."""
 
     KEEP = 6
+    #: How often the sums are checked too (a changed agent keeps the count).
+    CHECK_SECONDS = 60.0
 
     def __init__(self) -> None:
-        self.ranges: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self.ranges: OrderedDict[tuple, _Kept] = OrderedDict()
         self.lock = threading.Lock()
+
+    def _valid(self, session: Session, source: Source, lo: int, hi: int, kept: _Kept) -> bool:
+        if _stored_count(session, source, lo, hi) != len(kept.columns[0]):
+            return False
+        if time.monotonic() - kept.checked < self.CHECK_SECONDS:
+            return True
+        if _stored_sums(session, source, lo, hi) != _sums(kept.columns):
+            return False
+        kept.checked = time.monotonic()
+        return True
 
     def columns(self, session: Session, source: Source, lo: int, hi: int) -> list[np.ndarray]:
         key = (source.name, lo, hi)
         with self.lock:
             kept = self.ranges.get(key)
-        if kept is not None and _fingerprint(kept) == _stored_fingerprint(session, source, lo, hi):
+        if kept is not None and self._valid(session, source, lo, hi, kept):
             with self.lock:
                 self.ranges.move_to_end(key)
-            return kept
-        fresh = _read(session, source, lo, hi)
+            return kept.columns
+        fresh = _Kept(_read(session, source, lo, hi), time.monotonic())
         with self.lock:
             self.ranges[key] = fresh
             while len(self.ranges) > self.KEEP:
                 self.ranges.popitem(last=False)
-        return fresh
+        return fresh.columns
 
 
 _SETTLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
