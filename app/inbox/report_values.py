@@ -2,15 +2,16 @@
 
 Both are recorded as they happen, at the 15-minute slot they happen in (a first response
 at its answer, a close at the close), so the rows of a UTC day that has ended do not
-change any more, unless history is deleted (an erased contact's conversations, a removed
-inbox: their rows go with them) or a user is (their rows lose the agent).
+change any more, unless history is deleted (a deleted conversation's or inbox's rows go
+with it) or a user is (their rows lose the agent).
 
 Each process keeps the columns of the settled days it was last asked for
-(:class:`_Settled`) and, at every report, checks them with a count over the same index
-(a deletion, or a late insert, changes it), and at most once a minute with sums of their
-columns too (a lost agent changes one). Only then are they used, with the rows of the
-current UTC day read in full. A year's report reads a
-hundred thousand values once instead of at every request.
+(:class:`_Settled`), with the rows of the current UTC day read in full at every report.
+At most once a minute a report checks the kept columns against the database with a count
+and sums over the same index (a deletion or a late insert changes the count, a lost
+agent a sum) and reads them again if they differ: history deleted or recorded late (a
+seed) shows within a minute. A year's report reads a hundred thousand values once a
+minute at most instead of at every request.
 """
 
 from __future__ import annotations
@@ -78,10 +79,6 @@ def _sums(columns: list[np.ndarray]) -> tuple[int, ...]:
     return (len(seconds), int(seconds.sum()), int(inboxes.sum()), int(agents.sum()))
 
 
-def _stored_count(session: Session, source: Source, lo: int, hi: int) -> int:
-    return session.scalar(sa.select(sa.func.count()).where(*source.where(lo, hi))) or 0
-
-
 def _stored_sums(session: Session, source: Source, lo: int, hi: int) -> tuple[int, ...]:
     seconds, _slot, inbox, agent = source.columns()
     row = session.execute(
@@ -98,14 +95,14 @@ def _stored_sums(session: Session, source: Source, lo: int, hi: int) -> tuple[in
 @dataclass
 class _Kept:
     columns: list[np.ndarray]
-    checked: float  # time.monotonic() of the last check of the sums
+    checked: float  # time.monotonic() of the last check
 
 
 class _Settled:
     """The columns of a few ranges of settled slots, per source (most recent last)."""
 
-    KEEP = 6
-    #: How often the sums are checked too (a changed agent keeps the count).
+    KEEP = 4
+    #: How often kept columns are checked against the database.
     CHECK_SECONDS = 60.0
 
     def __init__(self) -> None:
@@ -113,8 +110,6 @@ class _Settled:
         self.lock = threading.Lock()
 
     def _valid(self, session: Session, source: Source, lo: int, hi: int, kept: _Kept) -> bool:
-        if _stored_count(session, source, lo, hi) != len(kept.columns[0]):
-            return False
         if time.monotonic() - kept.checked < self.CHECK_SECONDS:
             return True
         if _stored_sums(session, source, lo, hi) != _sums(kept.columns):

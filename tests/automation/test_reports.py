@@ -331,9 +331,11 @@ def test_a_reply_held_by_a_paused_inbox_answers_when_it_goes_out(
 def test_ended_days_follow_history_deleted_or_recorded_late(
     client, make, session, clock, monkeypatch
 ):
-    """Days that have ended are read once and kept between reports; a conversation deleted
-    since (its facts go with it), answers that lost their agent and an answer recorded
-    late for such a day all show in the next report."""
+    """Days that have ended are read once and kept between reports, checked against the
+    database at most once a minute (here at every report): a conversation deleted since
+    (its facts go with it), answers that lost their agent and an answer recorded late
+    for such a day all show."""
+    monkeypatch.setattr(report_values._Settled, "CHECK_SECONDS", 0.0)
     lead, ana, ben = make.user("lead"), make.user(name="Ana"), make.user(name="Ben")
     inbox = make.inbox("sms", members=[ana, ben])
     convs = []
@@ -355,9 +357,7 @@ def test_ended_days_follow_history_deleted_or_recorded_late(
     session.execute(sa.delete(Conversation).where(Conversation.id == convs[1].id))
     session.commit()
     assert firsts() == ({"median": 1200, "p90": 1800, "count": 2}, {"Ana": 1, "Ben": 1})
-    # what deleting Ben's account does to his answers (ON DELETE SET NULL): the count
-    # stays, the sums checked once a minute change
-    monkeypatch.setattr(report_values._Settled, "CHECK_SECONDS", 0.0)
+    # what deleting Ben's account does to his answers (ON DELETE SET NULL)
     session.execute(
         sa.update(ReportWait).where(ReportWait.agent_id == ben.id).values(agent_id=None)
     )
