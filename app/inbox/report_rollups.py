@@ -6,7 +6,7 @@ a local day is the end of one UTC day and the start of the next, cut where the l
 midnight falls (the zone's offset, which daylight saving changes). A year's volumes
 are read as a few sums per UTC day, cut in SQL at the period's local midnights; only
 the days whose offset changes, and the kinds the hourly heat map needs, are read slot
-by slot.
+by slot. What the days that have ended hold is kept between reports (:mod:`report_cache`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.inbox.report_cache import kept, settled_day
 from app.inbox.rows import fetch
 from app.models import ReportCount
 from app.models.report import QUARTERS, SLOT, slot_of
@@ -137,6 +138,64 @@ def _counted_query(by_inbox: bool, listed: bool) -> sa.Select:
     return query
 
 
+def _split(days: range | list[int]) -> tuple[range | list[int], range | list[int]]:
+    """``days`` as those that have ended and the others (today's, and any after it)."""
+    ended = settled_day()
+    if isinstance(days, range):
+        return range(days.start, min(days.stop, ended)), range(max(days.start, ended), days.stop)
+    return [d for d in days if d < ended], [d for d in days if d >= ended]
+
+
+def _day_params(p: Period, kinds, user: int, days: range | list[int]) -> dict:
+    params = {"kinds": list(kinds), "user": user}
+    if isinstance(days, range):
+        params.update(first_day=days.start, end_day=days.stop)
+    else:
+        params["days"] = list(days)
+    if p.inbox_ids is not None:
+        params["inboxes"] = list(p.inbox_ids)
+    return params
+
+
+@functools.cache
+def _total_query(by_inbox: bool, listed: bool) -> sa.Select:
+    """The sum of the counts of some kinds on some UTC days (a kept read's digest)."""
+    c = ReportCount.__table__.c
+    query = _filtered(sa.select(sa.func.coalesce(sa.func.sum(c.total), 0)), False, by_inbox)
+    if listed:
+        return query.where(c.day.in_(sa.bindparam("days", expanding=True)))
+    return query.where(c.day >= sa.bindparam("first_day"), c.day < sa.bindparam("end_day"))
+
+
+def _kept_rows(session: Session, p: Period, name, query: sa.Select, params: dict, total):
+    """The rows of ``query`` (``name``: what it reads) on ended days, kept between reports
+    (:mod:`report_cache`); ``total(rows)`` is the sum of their counts."""
+    days = (params.get("first_day"), params.get("end_day"), tuple(params.get("days", ())))
+    key = (name, tuple(params["kinds"]), params["user"], p.inbox_ids, days)
+    listed = "days" in params
+    return kept(
+        session,
+        key,
+        lambda: fetch(session, query.params(**params)),
+        total,
+        lambda: int(session.scalar(_total_query(p.inbox_ids is not None, listed).params(**params))),
+    )
+
+
+def _read_days(session: Session, p: Period, name, query_of, kinds, user, days, total):
+    """The rows of ``query_of(listed)`` for ``kinds`` and ``user`` on ``days``: those of
+    ended days kept (:func:`_kept_rows`), the others read."""
+    ended, live = _split(days)
+    rows: list[tuple] = []
+    if ended:
+        params = _day_params(p, kinds, user, ended)
+        rows += _kept_rows(session, p, name, query_of(isinstance(ended, list)), params, total)
+    if live:
+        params = _day_params(p, kinds, user, live)
+        rows += fetch(session, query_of(isinstance(live, list)).params(**params))
+    return rows
+
+
 def counted(
     session: Session, p: Period, kinds: tuple[str, ...], user: int, days: range | list[int]
 ) -> list[tuple[str, int, list[int]]]:
@@ -145,17 +204,18 @@ def counted(
     if not days or not kinds:
         return []
     lo, hi = slot_of(p.lo), slot_of(p.hi)
-    params = {"kinds": list(kinds), "user": user}
-    listed = not isinstance(days, range)
-    if listed:
-        params["days"] = list(days)
-    else:
-        params.update(first_day=days.start, end_day=days.stop)
-    if p.inbox_ids is not None:
-        params["inboxes"] = list(p.inbox_ids)
-    query = _counted_query(p.inbox_ids is not None, listed).params(**params)
+    rows = _read_days(
+        session,
+        p,
+        "counted",
+        lambda listed: _counted_query(p.inbox_ids is not None, listed),
+        kinds,
+        user,
+        days,
+        lambda rows: sum(sum(row[2:]) for row in rows),
+    )
     out = []
-    for kind, day, *counts in fetch(session, query):
+    for kind, day, *counts in rows:
         base = day * QUARTERS
         if base < lo:  # the period starts within this UTC day
             counts[: lo - base] = [0] * (lo - base)
@@ -183,7 +243,7 @@ def _cut_query(by_inbox: bool, cuts: tuple[int, ...]) -> sa.Select:
             c.kind.in_(sa.bindparam("kinds", expanding=True)),
             c.user_id == sa.bindparam("user"),
             c.day >= sa.bindparam("first_day"),
-            c.day <= sa.bindparam("last_day"),
+            c.day < sa.bindparam("end_day"),
         )
         .group_by(c.kind, c.day)
     )
@@ -228,13 +288,19 @@ def local_days(
     first_day, last_day = min([*steady, *changing]), max([*steady, *changing])
     cuts = tuple(sorted({(-off) % QUARTERS for off in steady.values()} - {0}))
     others = tuple(k for k in kinds if k != hourly)
-    params = {"kinds": list(others), "user": user, "first_day": first_day, "last_day": last_day}
-    if p.inbox_ids is not None:
-        params["inboxes"] = list(p.inbox_ids)
     out: dict[tuple[str, int], int] = defaultdict(int)
     rows: list = []
     if others:
-        rows = fetch(session, _cut_query(p.inbox_ids is not None, cuts).params(**params))
+        rows = _read_days(
+            session,
+            p,
+            ("cut", cuts),
+            lambda _listed: _cut_query(p.inbox_ids is not None, cuts),
+            others,
+            user,
+            range(first_day, last_day + 1),
+            lambda rows: sum(row[2] for row in rows),
+        )
     for kind, day, total, *before in rows:
         off = steady.get(day)
         if off is None:  # read slot by slot below
