@@ -45,7 +45,7 @@ class _Kept:
 class Kept:
     """The reads of one database, the most recently used last."""
 
-    KEEP = 16
+    KEEP = 8
     #: How often a kept read is checked against the database.
     CHECK_SECONDS = 60.0
 

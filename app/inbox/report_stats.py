@@ -90,6 +90,7 @@ def grouped(values: np.ndarray, keys: np.ndarray) -> dict[int, np.ndarray]:
     """
     if not len(values):
         return {}
+    values, keys = values.astype(np.int64, copy=False), keys.astype(np.int64, copy=False)
     low = int(keys.min())
     span = int(keys.max()) - low
     if span < _GROUPS and int(values.max()) < 1 << _SHIFT:

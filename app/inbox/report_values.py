@@ -55,9 +55,10 @@ CLOSES = Source(
 
 
 def _read(session: Session, source: Source, lo: int, hi: int) -> list[np.ndarray]:
-    """Seconds, slot, inbox and agent of the rows in slots ``[lo, hi)``."""
+    """Seconds, slot, inbox and agent of the rows in slots ``[lo, hi)`` (32-bit, as their
+    columns are: half the memory kept)."""
     query = sa.select(*source.columns()).where(*source.where(lo, hi))
-    return int_columns(session, query)
+    return [c.astype(np.int32) for c in int_columns(session, query)]
 
 
 def _sums(columns: list[np.ndarray]) -> tuple[int, ...]:
