@@ -20,40 +20,36 @@ from sqlalchemy.sql.functions import FunctionElement
 EMPTY = np.empty(0, dtype=np.int64)
 
 
-class int_list(FunctionElement):  # noqa: N801 (an SQL function, named like one)
-    """SQL aggregate: a column's integers as one comma-separated text (NULLs left out)."""
+def _sql_function(name: str, doc: str, type_, sqlite: str, postgresql: str) -> type:
+    """An SQL function of one argument written differently by each database; ``sqlite``
+    and ``postgresql`` are its SQL with ``{}`` for the argument."""
+    attributes = {"type": type_, "name": name, "__doc__": doc, "inherit_cache": True}
+    function = type(name, (FunctionElement,), attributes)
 
-    type = sa.Text()
-    name = "int_list"
-    inherit_cache = True
+    def render(template):
+        return lambda element, compiler, **kw: template.format(
+            compiler.process(element.clauses, **kw)
+        )
 
-
-@compiles(int_list, "sqlite")
-def _int_list_sqlite(element, compiler, **kw):
-    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
-
-
-@compiles(int_list)
-def _int_list_default(element, compiler, **kw):  # PostgreSQL
-    return f"string_agg(CAST({compiler.process(element.clauses, **kw)} AS TEXT), ',')"
+    compiles(function, "sqlite")(render(sqlite))
+    compiles(function)(render(postgresql))
+    return function
 
 
-class epoch_seconds(FunctionElement):  # noqa: N801
-    """SQL: a stored (naive UTC) time as whole seconds since the epoch."""
-
-    type = sa.BigInteger()
-    name = "epoch_seconds"
-    inherit_cache = True
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element, compiler, **kw):
-    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
-
-
-@compiles(epoch_seconds)
-def _epoch_default(element, compiler, **kw):  # PostgreSQL
-    return f"CAST(floor(extract(epoch FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+int_list = _sql_function(
+    "int_list",
+    "SQL aggregate: a column's integers as one comma-separated text (NULLs left out).",
+    sa.Text(),
+    "group_concat({}, ',')",
+    "string_agg(CAST({} AS TEXT), ',')",
+)
+epoch_seconds = _sql_function(
+    "epoch_seconds",
+    "SQL: a stored (naive UTC) time as whole seconds since the epoch.",
+    sa.BigInteger(),
+    "CAST(strftime('%s', {}) AS INTEGER)",
+    "CAST(floor(extract(epoch FROM {})) AS BIGINT)",
+)
 
 
 def int_columns(session: Session, query: sa.Select) -> list[np.ndarray]:
