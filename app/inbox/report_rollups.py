@@ -89,18 +89,6 @@ def offsets(p: Period) -> list[tuple[int, int]]:
     return out
 
 
-def local_slot(column, p: Period):
-    """SQL: the slot in local wall-clock time (UTC slot + the zone's offset at that slot)."""
-    spans = offsets(p)
-    if len(spans) == 1:
-        return column + spans[0][1]
-    whens = [
-        (column < start, column + before)
-        for (start, _), (_, before) in zip(spans[1:], spans, strict=False)
-    ]
-    return sa.case(*whens, else_=column + spans[-1][1])
-
-
 #: Slots in a local hour and in a local day.
 HOUR, DAY = 3600 // SLOT, 86400 // SLOT
 EPOCH = date(1970, 1, 1)
