@@ -3,10 +3,13 @@
 Under gevent (``python wsgi.py``, gunicorn) an event for a room is framed once and
 written to each socket by the emitting greenlet (``app.realtime.serving.AtOnce``);
 what a socket's buffer cannot take is left to that socket's writer. Here a real
-server holds three agents: two read as browsers do, the third has a tiny receive
-buffer, offers permessage-deflate as browsers do, and stops reading while a burst
-of long messages arrives. The readers get every message at once; the stalled one,
-once it reads again, finds every frame whole and in order.
+server holds three agents over raw WebSockets, read in wire order as a browser
+reads them (the python-socketio client runs each event's handler in a thread of
+its own, so the order its handlers run in says nothing of the wire): two read all
+the time, the third has a tiny receive buffer and stops reading while a burst of
+long messages arrives. All offer permessage-deflate as browsers do. The readers
+get every message at once; the stalled one, once it reads again, finds every
+frame whole and in order.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-import socketio
 from engineio import packet as eio_packet
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
@@ -83,16 +85,19 @@ def test_a_frame_made_once_reads_back_on_any_connection(size, deflate):
     assert event.data == text
 
 
-class StalledAgent:
-    """An agent's socket over raw TCP (a browser's handshake) that can stop reading."""
+class RawAgent:
+    """An agent's socket over raw TCP (a browser's handshake); ``small_buffer`` makes a
+    reader whose buffers fill at once when it stops reading."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, small_buffer: bool = False) -> None:
         parts = urlsplit(url)
         self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if small_buffer:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect((parts.hostname, parts.port))
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.texts: list[str] = []
+        self.bodies: list[str] = []  # of the message.created events, in wire order
         self._send(
             Request(
                 host=parts.netloc,
@@ -112,7 +117,7 @@ class StalledAgent:
         parts = ""
         deadline = time.monotonic() + timeout
         while not done():
-            assert time.monotonic() < deadline, f"only {len(self.texts)} messages arrived"
+            assert time.monotonic() < deadline, f"only {len(self.bodies)} messages arrived"
             data = self.sock.recv(65536)
             assert data, "the server closed the connection"
             self.ws.receive_data(data)
@@ -120,15 +125,29 @@ class StalledAgent:
                 if isinstance(event, TextMessage):
                     parts += event.data
                     if event.message_finished:
-                        self.texts.append(parts)
+                        self._received(parts)
                         parts = ""
 
-    def bodies(self) -> list[str]:
-        out = []
-        for text in self.texts:
-            if text.startswith('42["message.created"'):
-                out.append(json.loads(text[2:])[1]["body"])
-        return out
+    def _received(self, text: str) -> None:
+        if text == "2":  # Engine.IO ping: answered as a browser does
+            self._send(TextMessage(data="3"))
+        elif text.startswith('42["message.created"'):
+            self.bodies.append(json.loads(text[2:])[1]["body"])
+        self.texts.append(text)
+
+    def read_in_background(self, count: int) -> threading.Thread:
+        """Read until ``count`` messages arrived, in a thread; errors end up in ``self.error``."""
+        self.error: BaseException | None = None
+
+        def run():
+            try:
+                self.read_until(lambda: len(self.bodies) >= count)
+            except BaseException as exc:  # reported by the test
+                self.error = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
 
 
 @pytest.mark.slow
@@ -140,25 +159,14 @@ def test_every_socket_gets_every_event_whole_and_in_order_while_one_stalls(
     token = make.token(agent)
     proc, url = start_web(database_url, tmp_path, "web")
     assert "Using worker: gevent" in proc.output()
-    readers = [socketio.Client(reconnection=False) for _ in range(2)]
-    got: list[list[str]] = [[], []]
-    all_arrived = [threading.Event(), threading.Event()]
     expected = [f"burst-{n} {FILLER}" for n in range(BURST)]
-
-    def listen(i: int):
-        def on_message(data):
-            got[i].append(data["body"])
-            if len(got[i]) == BURST:
-                all_arrived[i].set()
-
-        return on_message
-
-    stalled = None
+    agents: list[RawAgent] = []
     try:
-        for i, client in enumerate(readers):
-            client.on("message.created", listen(i))
-            client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
-        stalled = StalledAgent(url, token)
+        readers = [RawAgent(url, token) for _ in range(2)]
+        agents += readers
+        stalled = RawAgent(url, token, small_buffer=True)
+        agents.append(stalled)
+        threads = [reader.read_in_background(BURST) for reader in readers]
         for start in range(0, BURST, PER_WEBHOOK):  # one customer, one conversation
             body, headers = _signed_batch(inbox, expected[start : start + PER_WEBHOOK])
             resp = requests.post(
@@ -167,16 +175,16 @@ def test_every_socket_gets_every_event_whole_and_in_order_while_one_stalls(
             assert resp.status_code == 200, resp.text
 
         # a socket that does not read holds nobody else up
-        for i in (0, 1):
-            assert all_arrived[i].wait(30), f"{len(got[i])} of {BURST}\n{proc.output()[-3000:]}"
-            assert got[i] == expected
+        for reader, thread in zip(readers, threads, strict=True):
+            thread.join(40)
+            assert reader.error is None and not thread.is_alive(), (
+                f"{len(reader.bodies)} of {BURST}: {reader.error!r}\n{proc.output()[-3000:]}"
+            )
+            assert reader.bodies == expected
 
-        stalled.read_until(lambda: len(stalled.bodies()) >= BURST)
-        assert stalled.bodies() == expected
+        stalled.read_until(lambda: len(stalled.bodies) >= BURST)
+        assert stalled.bodies == expected
     finally:
-        for client in readers:
-            if client.connected:
-                client.disconnect()
-        if stalled is not None:
-            stalled.sock.close()
+        for agent_socket in agents:
+            agent_socket.sock.close()
         proc.stop()
