@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy import event
 
-from app import urls
+from app import prepared, urls
 from app.db import sqlite_pragmas
 from config import BASE_DIR, CONFIGS, INSTANCE_DIR, env_bool
 
@@ -59,6 +59,16 @@ def create_app(config: dict[str, Any] | str | None = None) -> Flask:
 def _remember_base_url() -> None:
     """``before_request``: keep the URL we are called at, for the background worker."""
     urls.remember_seen(current_app.extensions, request.host_url)
+
+
+def _end_read_only(exc) -> None:
+    """An app context ends: a transaction that only read ends with COMMIT, keeping the
+    connection's prepared statements (``app.prepared``). Registered after Flask-SQLAlchemy,
+    so it runs before the session is closed (which rolls back what is left)."""
+    from app.extensions import db
+
+    if exc is None and db.session.registry.has():
+        prepared.end_read_only(db.session())
 
 
 def register_query_count(app: Flask) -> None:
@@ -131,6 +141,8 @@ def register_extensions(app: Flask) -> None:
         ):
             event.listen(engine, "connect", sqlite_pragmas)
             engine.dispose()
+        prepared.install(engine)
+    app.teardown_appcontext(_end_read_only)
     csrf.init_app(app)
     limiter.init_app(app)
     limiter.request_filter(_never_limited)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
+from app import prepared
 from app.clock import aware, now
 from app.inbox import search, window_sort
 from app.inbox.labels import name_key
@@ -306,7 +307,7 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
     ``col IS NULL`` in ORDER BY, so the ids come from two indexed sub-selects (with a
     value, without) and only those few rows are sorted.
     """
-    ids = sa.select(Conversation.id).where(*conds).limit(f.limit + 1)
+    ids = sa.select(Conversation.id).where(*conds).limit(prepared.limit(f.limit + 1))
     if f.sort == "created":
         order = (Conversation.id.desc(),)
     elif desc:
@@ -320,7 +321,11 @@ def _page(session: Session, f: ListFilter, conds: list, col, desc: bool) -> list
     if f.sort == "created" or desc:
         ids = ids.order_by(*order)
     q = sa.select(Conversation).options(*LISTED).where(Conversation.id.in_(ids)).order_by(*order)
-    return list(session.scalars(q.limit(f.limit + 1)).unique())
+    # kept prepared (app.prepared) but for a search, whose ids change with every text
+    options = {} if f.q else prepared.PREPARED
+    return list(
+        session.scalars(q.limit(prepared.limit(f.limit + 1)), execution_options=options).unique()
+    )
 
 
 def unread_conversations(session: Session, user: User) -> int:
@@ -383,7 +388,7 @@ def maintained_by_status(session: Session, user: User, f: ListFilter) -> dict | 
         q = q.where(cc.inbox_id == f.inbox)
     if f.channel:
         q = q.where(cc.inbox_id.in_(sa.select(Inbox.id).where(Inbox.channel == f.channel)))
-    rows = session.execute(q).all()
+    rows = session.execute(q, execution_options=prepared.PREPARED).all()
     return _by_status(rows)
 
 

@@ -27,6 +27,7 @@ from app.extensions import login as login_manager
 from app.inbox import signals
 from app.models import ApiToken, LoginSession, User
 from app.models.user import MIN_PASSWORD_LENGTH, check_login, hash_token, password_problem
+from app.prepared import PREPARED
 from connectors.email.address import normalize_address
 
 bp = Blueprint("auth", __name__)
@@ -45,7 +46,8 @@ def load_user(login_id: str) -> User | None:
             User.id == int(user_id),
             LoginSession.key_hash == hash_token(key),
             User.active.is_(True),
-        )
+        ),
+        execution_options=PREPARED,  # every request of a signed-in browser
     ).scalar()
     if user is not None:
         user.login_key = key
@@ -62,7 +64,8 @@ def user_for_token(token: str | None) -> User | None:
     found = db.session.execute(
         sa.select(User, ApiToken)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token), User.active.is_(True))
+        .where(ApiToken.token_hash == hash_token(token), User.active.is_(True)),
+        execution_options=PREPARED,  # every API request
     ).first()
     if found is None:
         return None
