@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -248,6 +249,15 @@ class Page:
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)
 
+    def in_thread_view(self, element) -> bool:
+        """``element`` lies wholly within the thread's visible area (not under the composer)."""
+        return self.js(
+            "const r = arguments[0].getBoundingClientRect();"
+            "const log = document.getElementById('thread-log').getBoundingClientRect();"
+            "return r.top >= log.top && r.bottom <= log.bottom;",
+            element,
+        )
+
     # evidence ---------------------------------------------------------------
     def screenshot(self, name: str) -> Path:
         """Save a PNG under ``test-artifacts/screenshots``."""
@@ -392,6 +402,21 @@ def post_messenger(base_url: str, inbox, psid: str, text: str, mid: str, at_ms: 
     )
     assert resp.status_code == 200, resp.text
     return resp.json()
+
+
+def quiet_now(customer: str) -> dict:
+    """Quiet-hours settings of an SMS inbox under which it is quiet hours for ``customer`` now
+    (three hours either side of their local time)."""
+    from zoneinfo import ZoneInfo
+
+    from app.clock import now
+    from connectors.sms.phone import customer_timezone
+
+    local = now().astimezone(ZoneInfo(customer_timezone(customer, "UTC")))
+    return {
+        "start": (local - timedelta(hours=3)).strftime("%H:%M"),
+        "end": (local + timedelta(hours=3)).strftime("%H:%M"),
+    }
 
 
 def run_worker(app) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from app.clock import now
-from tests.browser.conftest import post_messenger, run_worker
+from tests.browser.conftest import post_messenger, quiet_now, run_worker
 
 pytestmark = pytest.mark.browser
 
@@ -267,6 +268,39 @@ def test_sms_counter_and_quiet_hours(page, make, app):
     page.wait_text("#thread-log .msg.out", "which day suits you")
     page.wait_text("#thread-log .msg.out", "Scheduled for")
     page.screenshot("composer-quiet-hours-scheduled")
+
+
+def test_the_newest_message_stays_in_view_when_the_composer_shows_a_notice(page, make):
+    """The composer's notice (quiet hours here) is drawn after the messages and takes room from
+    the thread: the customer's newest message must stay in view, not slide under it."""
+    agent = make.user("agent", name="Lucas Martin")
+    customer = "+14155550123"
+    inbox = make.inbox("sms", members=[agent], settings={"quiet_hours": quiet_now(customer)})
+    start = now() - timedelta(hours=3)
+    for i in range(14):
+        make.inbound(
+            inbox, customer, text=f"Part {i} of my question", at=start + timedelta(minutes=i)
+        )
+    newest = make.inbound(
+        inbox, customer, text="Last: it is urgent", at=start + timedelta(minutes=30)
+    )
+
+    page.login(agent.email)
+    page.click(".conv-row", "it is urgent")
+    target = page.wait_css(f"#m{newest.id}")
+    page.wait_css(".composer-banner.amber")
+    page.wait(lambda d: page.in_thread_view(target), message="the newest message is in view")
+
+    # scrolled up to read, the agent stays there when the thread's room changes
+    top = "return document.getElementById('thread-log').scrollTop"
+    page.js("document.getElementById('thread-log').scrollTop = 0")
+    page.wait(lambda d: page.js(top) == 0)
+    page.driver.set_window_size(1280, 820)
+    try:
+        time.sleep(0.3)
+        assert page.js(top) == 0, "still at the top"
+    finally:
+        page.driver.set_window_size(1280, 900)
 
 
 def test_sensitive_data_warning(page, make):

@@ -10,6 +10,9 @@ import pytest
 from app.clock import now
 from app.extensions import db
 from app.models import Conversation
+from tests.browser.conftest import quiet_now
+
+CUSTOMER = "+14155550123"
 
 pytestmark = pytest.mark.browser
 
@@ -48,13 +51,7 @@ def test_a_word_from_an_old_message_of_a_closed_conversation_is_found_and_shown(
     page.click(".conv-row")
     target = page.wait_css(f"#m{found.id}.found")
     page.wait(
-        lambda d: page.js(
-            "const r = arguments[0].getBoundingClientRect();"
-            "const log = document.getElementById('thread-log').getBoundingClientRect();"
-            "return r.top >= log.top && r.bottom <= log.bottom;",
-            target,
-        ),
-        message="the matching message is scrolled into view",
+        lambda d: page.in_thread_view(target), message="the matching message is scrolled into view"
     )
     page.screenshot("search-opened-at-message")
     # read now: the hit stays listed, with the message it was found by
@@ -66,4 +63,28 @@ def test_a_word_from_an_old_message_of_a_closed_conversation_is_found_and_shown(
     page.wait(
         lambda d: "Noël Duarte" in (page.text(".conv-row") or "") and not page.all(".match-snippet")
     )
+    assert page.console_errors() == []
+
+
+def test_a_hit_in_the_newest_message_stays_in_view_above_the_composers_notice(page, make):
+    """The composer and its quiet-hours notice are drawn after the thread: the matching message
+    (the newest, at the bottom of the thread) must not end up under them."""
+    agent = make.user("agent", name="Lucas Martin")
+    inbox = make.inbox("sms", members=[agent], settings={"quiet_hours": quiet_now(CUSTOMER)})
+    start = now() - timedelta(hours=3)
+    for i in range(14):
+        make.inbound(
+            inbox, CUSTOMER, text=f"Part {i} of my question", at=start + timedelta(minutes=i)
+        )
+    newest = make.inbound(
+        inbox, CUSTOMER, text="And the parcel number is 8841", at=start + timedelta(minutes=30)
+    )
+
+    page.login(agent.email)
+    page.css("#search").send_keys("8841")
+    page.wait(lambda d: page.all(".conv-row mark"), message="found")
+    page.click(".conv-row")
+    target = page.wait_css(f"#m{newest.id}.found")
+    page.wait_css(".composer-banner.amber")  # the quiet-hours notice took its room
+    page.wait(lambda d: page.in_thread_view(target), message="the hit is in view")
     assert page.console_errors() == []

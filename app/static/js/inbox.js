@@ -224,9 +224,9 @@ async function openConversation(id, { focusList = false, messageId = null } = {}
     markSeen();
     renderHeader(T.conv);
     renderMessages();
-    showMessage(messageId);
     renderComposer(T.conv);
     renderContact(T.conv);
+    showMessage(messageId); // once the composer and its notices take their room
     emit("presence", { conversation_id: id, state: "viewing" });
     if (conv.unread_count > 0) {
       api(`/conversations/${id}/read`, { method: "POST" }).then((c) => { remember(c); placeInList(c); }).catch(() => {});

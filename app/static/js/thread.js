@@ -425,10 +425,38 @@ async function retry(msg, conv, btn) {
 
 const rendered = new Map(); // message id -> {msg, last, el}, for the open conversation
 
+/** Keep the thread at its newest message while things change height after it was drawn: the
+ * composer and its notices (quiet hours, a closed window) come after the messages, a live update
+ * may add or remove one, an email's frame or an image grows once loaded. Without this the newest
+ * messages ended up hidden below the composer. Scrolled up to read, the agent stays where they
+ * are. Whether the thread is "at its newest" is decided when it is scrolled (by the agent, or
+ * by renderMessages through placed()), never from a layout that already changed. */
+function keepNewestInView(log) {
+  let pinned = true;
+  let ours = null; // the scrollTop this code set: its scroll event says nothing of the agent
+  const atEnd = () => log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  log.addEventListener("scroll", () => { if (log.scrollTop !== ours) pinned = atEnd(); }, { passive: true });
+  const sizes = new ResizeObserver(() => {
+    if (!pinned) return;
+    log.scrollTop = log.scrollHeight;
+    ours = log.scrollTop;
+  });
+  return {
+    watch(els) {
+      sizes.disconnect();
+      sizes.observe(log);
+      for (const el of els) sizes.observe(el);
+    },
+    placed() { pinned = atEnd(); ours = log.scrollTop; },
+  };
+}
+let sticky = null;
+
 /** Render all messages, grouped by day. */
 export function renderMessages({ keepScroll = false } = {}) {
   const log = document.getElementById("thread-log");
   const conv = T.conv;
+  sticky ||= keepNewestInView(log);
   if (rendered.convId !== conv.id) { rendered.clear(); rendered.convId = conv.id; }
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   const prevHeight = log.scrollHeight;
@@ -454,8 +482,10 @@ export function renderMessages({ keepScroll = false } = {}) {
   }
   if (!T.messages.length) parts.push(h("div.thread-empty.muted", t("No messages yet")));
   log.replaceChildren(...parts);
+  sticky.watch(parts);
   if (keepScroll) log.scrollTop = log.scrollHeight - prevHeight;
   else if (atBottom || !log.dataset.ready) log.scrollTop = log.scrollHeight;
+  sticky.placed();
   log.dataset.ready = "1";
 }
 
