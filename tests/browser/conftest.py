@@ -404,19 +404,28 @@ def post_messenger(base_url: str, inbox, psid: str, text: str, mid: str, at_ms: 
     return resp.json()
 
 
-def quiet_now(customer: str) -> dict:
-    """Quiet-hours settings of an SMS inbox under which it is quiet hours for ``customer`` now
-    (three hours either side of their local time)."""
+def quiet_hours_thread(make, newest: str, customer: str = "+14155550123"):
+    """An agent and an SMS conversation of 15 messages in the customer's quiet hours (three
+    hours either side of their local time), so the composer shows its notice. Returns the
+    agent and the newest message, whose text is ``newest``."""
     from zoneinfo import ZoneInfo
 
     from app.clock import now
     from connectors.sms.phone import customer_timezone
 
     local = now().astimezone(ZoneInfo(customer_timezone(customer, "UTC")))
-    return {
+    quiet = {
         "start": (local - timedelta(hours=3)).strftime("%H:%M"),
         "end": (local + timedelta(hours=3)).strftime("%H:%M"),
     }
+    agent = make.user("agent", name="Lucas Martin")
+    inbox = make.inbox("sms", members=[agent], settings={"quiet_hours": quiet})
+    start = now() - timedelta(hours=3)
+    for i in range(14):
+        make.inbound(
+            inbox, customer, text=f"Part {i} of my question", at=start + timedelta(minutes=i)
+        )
+    return agent, make.inbound(inbox, customer, text=newest, at=start + timedelta(minutes=30))
 
 
 def run_worker(app) -> int:

@@ -10,7 +10,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from app.clock import now
-from tests.browser.conftest import post_messenger, quiet_now, run_worker
+from tests.browser.conftest import post_messenger, quiet_hours_thread, run_worker
 
 pytestmark = pytest.mark.browser
 
@@ -273,17 +273,7 @@ def test_sms_counter_and_quiet_hours(page, make, app):
 def test_the_newest_message_stays_in_view_when_the_composer_shows_a_notice(page, make):
     """The composer's notice (quiet hours here) is drawn after the messages and takes room from
     the thread: the customer's newest message must stay in view, not slide under it."""
-    agent = make.user("agent", name="Lucas Martin")
-    customer = "+14155550123"
-    inbox = make.inbox("sms", members=[agent], settings={"quiet_hours": quiet_now(customer)})
-    start = now() - timedelta(hours=3)
-    for i in range(14):
-        make.inbound(
-            inbox, customer, text=f"Part {i} of my question", at=start + timedelta(minutes=i)
-        )
-    newest = make.inbound(
-        inbox, customer, text="Last: it is urgent", at=start + timedelta(minutes=30)
-    )
+    agent, newest = quiet_hours_thread(make, "Last: it is urgent")
 
     page.login(agent.email)
     page.click(".conv-row", "it is urgent")

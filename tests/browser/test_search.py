@@ -10,9 +10,7 @@ import pytest
 from app.clock import now
 from app.extensions import db
 from app.models import Conversation
-from tests.browser.conftest import quiet_now
-
-CUSTOMER = "+14155550123"
+from tests.browser.conftest import quiet_hours_thread
 
 pytestmark = pytest.mark.browser
 
@@ -69,16 +67,7 @@ def test_a_word_from_an_old_message_of_a_closed_conversation_is_found_and_shown(
 def test_a_hit_in_the_newest_message_stays_in_view_above_the_composers_notice(page, make):
     """The composer and its quiet-hours notice are drawn after the thread: the matching message
     (the newest, at the bottom of the thread) must not end up under them."""
-    agent = make.user("agent", name="Lucas Martin")
-    inbox = make.inbox("sms", members=[agent], settings={"quiet_hours": quiet_now(CUSTOMER)})
-    start = now() - timedelta(hours=3)
-    for i in range(14):
-        make.inbound(
-            inbox, CUSTOMER, text=f"Part {i} of my question", at=start + timedelta(minutes=i)
-        )
-    newest = make.inbound(
-        inbox, CUSTOMER, text="And the parcel number is 8841", at=start + timedelta(minutes=30)
-    )
+    agent, newest = quiet_hours_thread(make, "And the parcel number is 8841")
 
     page.login(agent.email)
     page.css("#search").send_keys("8841")
