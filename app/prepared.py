@@ -69,12 +69,16 @@ def _execute(cursor, statement, parameters, context) -> bool:
 
 
 def end_read_only(session: Session) -> None:
-    """Commit ``session``'s transaction if it only read; otherwise leave it as it is."""
-    if not session.in_transaction() or session.new or session.dirty or session.deleted:
-        return
-    if session.connection().info.get(_WROTE, True):
-        return
+    """Commit ``session``'s transaction if it only read; otherwise leave it as it is.
+
+    A transaction that failed (a flush or a statement the view caught and answered) is
+    left as it is too: closing the session rolls it back, as it always did.
+    """
     try:
+        if not session.in_transaction() or session.new or session.dirty or session.deleted:
+            return
+        if session.connection().info.get(_WROTE, True):
+            return
         session.commit()
-    except sa.exc.SQLAlchemyError:  # a statement failed and the transaction with it
-        session.rollback()
+    except sa.exc.SQLAlchemyError:
+        return

@@ -55,12 +55,36 @@ def routes(app):
         db.session.execute(sa.insert(Label).values(name="core", name_key="core", color=COLOR))
         return {"error": "refused"}, 422
 
+    def failed_flush():  # a duplicate, caught and answered as views do
+        db.session.add(Label(name="Twice", name_key="billing", color=COLOR))
+        try:
+            db.session.flush()
+        except sa.exc.IntegrityError:
+            return {"error": "exists"}, 409
+        return {}, 200
+
+    def failed_read():  # a statement the database refuses, caught and answered
+        try:
+            db.session.execute(sa.text("SELECT * FROM no_such_table"))
+        except sa.exc.DBAPIError:
+            return {"error": "refused"}, 400
+        return {}, 200
+
     def read():
         count = db.session.scalar(sa.select(sa.func.count()).select_from(Label))
         return {"labels": count, "in_transaction": db.session().in_transaction()}
 
-    for name, view in (("flushed", flushed), ("pending", pending), ("core", core), ("read", read)):
+    views = {
+        "flushed": flushed,
+        "pending": pending,
+        "core": core,
+        "failed_flush": failed_flush,
+        "failed_read": failed_read,
+        "read": read,
+    }
+    for name, view in views.items():
         app.add_url_rule(f"/_test/{name}", f"test_{name}", view)
+    db.session.add(Label(name="Billing", name_key="billing", color=COLOR))
     db.session.commit()
     return app
 
@@ -69,12 +93,20 @@ def routes(app):
 def test_a_request_that_changed_rows_without_committing_loses_them(routes, session, kind):
     resp = _in_own_context(routes, f"/_test/{kind}")
     assert resp.status_code == 422
-    assert _labels(session) == []
+    assert _labels(session) == ["Billing"]
+
+
+@pytest.mark.parametrize(("kind", "status"), [("failed_flush", 409), ("failed_read", 400)])
+def test_a_request_whose_statement_failed_keeps_its_answer(routes, session, kind, status):
+    """The view caught the database's refusal and answered: that answer reaches the client
+    (ending the failed transaction does not turn it into a 500), and nothing is written."""
+    resp = _in_own_context(routes, f"/_test/{kind}")
+    assert resp.status_code == status
+    assert _labels(session) == ["Billing"]
+    assert _in_own_context(routes, "/_test/read").status_code == 200
 
 
 def test_a_request_that_only_read_answers_and_leaves_nothing_open(routes, session):
-    session.add(Label(name="Billing", name_key="billing", color=COLOR))
-    session.commit()
     resp = _in_own_context(routes, "/_test/read")
     assert resp.status_code == 200 and resp.get_json() == {"labels": 1, "in_transaction": True}
     assert _labels(session) == ["Billing"]
