@@ -237,10 +237,15 @@ def test_during_a_burst_the_drainer_gathers_what_arrives_into_one_transaction(
     app, client, session, inbox, busy
 ):
     """After a run that found rows, a wake-up waits ``INTAKE_GATHER_MS`` so the webhooks
-    arriving meanwhile are threaded together (one run each cost 2.7x the CPU a message)."""
+    arriving meanwhile are threaded together (one run each cost 2.7x the CPU a message).
+
+    The window is two seconds here, and B is sent half a second after A was threaded: by
+    then the drainer's run right after A's (a run that found rows is followed by another at
+    once) has found nothing and it waits to be woken, as during a burst. On a machine busy
+    with other tests, B sent at once was sometimes taken alone by that run, and C after it."""
     from app.inbox import events
 
-    app.config.update(INTAKE_DRAINER=True, INTAKE_SWEEP_SECONDS=60, INTAKE_GATHER_MS=500)
+    app.config.update(INTAKE_DRAINER=True, INTAKE_SWEEP_SECONDS=60, INTAKE_GATHER_MS=2000)
     commits: list[list[str]] = []
 
     def sink(batch):
@@ -253,6 +258,7 @@ def test_during_a_burst_the_drainer_gathers_what_arrives_into_one_transaction(
         deadline = time.monotonic() + 10
         while texts(session) != ["A"] and time.monotonic() < deadline:
             time.sleep(0.01)
+        time.sleep(0.5)
         with intake.receiving():  # another webhook is being received: these go to the drainer
             post(client, body(("7012", "m_gather_b", "B")))
             time.sleep(0.1)
