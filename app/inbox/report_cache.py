@@ -65,7 +65,8 @@ class Kept:
         if kept is not None:
             fresh = time.monotonic() - kept.checked < self.CHECK_SECONDS
             if fresh or stored() == kept.digest:
-                kept.checked = kept.checked if fresh else time.monotonic()
+                if not fresh:
+                    kept.checked = time.monotonic()
                 with self.lock:
                     self.reads.move_to_end(key)
                 return kept.value

@@ -448,6 +448,7 @@ function keepNewestInView(log) {
       for (const el of els) sizes.observe(el);
     },
     placed() { pinned = atEnd(); ours = log.scrollTop; },
+    atEnd,
   };
 }
 let sticky = null;
@@ -458,7 +459,7 @@ export function renderMessages({ keepScroll = false } = {}) {
   const conv = T.conv;
   sticky ||= keepNewestInView(log);
   if (rendered.convId !== conv.id) { rendered.clear(); rendered.convId = conv.id; }
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  const atBottom = sticky.atEnd();
   const prevHeight = log.scrollHeight;
   const parts = [];
   if (T.hasMore) parts.push(h("div.load-earlier", h("button.btn.sm", { type: "button", onclick: loadEarlier }, t("Load earlier messages"))));
